@@ -1,0 +1,189 @@
+"""Plain domain objects. Repositories turn table rows into these; services return only these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from core.errors import InvalidOrderState
+
+
+class DeliveryKind(StrEnum):
+    UNIQUE = "unique"  # one key from stock per unit, never sold twice
+    SHARED = "shared"  # one key given to every buyer (通用卡密)
+    MANUAL = "manual"  # an admin fulfils the order by hand (人工发货)
+
+
+class KeyStatus(StrEnum):
+    IMPORTING = "importing"  # written by an import that has not finished; invisible to buyers
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    SOLD = "sold"
+    VOID = "void"  # revealed to a buyer whose order was refunded: never sold again
+    SHARED = "shared"  # the current shared key of a shared-key product
+    RETIRED = "retired"  # a shared key that was replaced; orders that got it still show it
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    REFUND_DUE = "refund_due"
+    REFUNDED = "refunded"
+
+
+class PaymentStatus(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"  # amount/currency/order did not match: recorded, nothing delivered
+    REFUND_DUE = "refund_due"  # money taken that the shop must give back
+    REFUNDED = "refunded"
+
+
+# The order state machine. Every UPDATE of orders.status is guarded by the old status and checks the
+# row count, so a transition that lost a race changes nothing.
+ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset(
+        {OrderStatus.PAID, OrderStatus.DELIVERED, OrderStatus.EXPIRED, OrderStatus.CANCELLED}
+    ),
+    # A late payment for an expired or cancelled order re-reserves (-> paid/delivered) or is refunded.
+    OrderStatus.EXPIRED: frozenset({OrderStatus.PAID, OrderStatus.DELIVERED, OrderStatus.REFUND_DUE}),
+    OrderStatus.CANCELLED: frozenset({OrderStatus.PAID, OrderStatus.DELIVERED, OrderStatus.REFUND_DUE}),
+    OrderStatus.PAID: frozenset({OrderStatus.DELIVERED, OrderStatus.REFUND_DUE}),
+    OrderStatus.DELIVERED: frozenset({OrderStatus.REFUND_DUE}),
+    OrderStatus.REFUND_DUE: frozenset({OrderStatus.REFUNDED}),
+    OrderStatus.REFUNDED: frozenset(),
+}
+
+# States in which an order counts against purchase limits.
+LIMIT_COUNTED_STATUSES = frozenset(
+    {OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.DELIVERED}
+)
+
+
+def check_transition(old: OrderStatus, new: OrderStatus) -> None:
+    if new not in ORDER_TRANSITIONS[old]:
+        raise InvalidOrderState(f"order cannot go from {old} to {new}", old=str(old), new=str(new))
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    channel: str
+    external_id: str
+    language: str | None
+    phone: str | None
+    blocklisted: bool
+    bot_blocked: bool
+    referrer_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    id: int
+    name: str
+    description: str
+    position: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    id: int
+    category_id: int | None
+    name: str
+    description: str
+    price: int  # integer minor units of SHOP_CURRENCY
+    price_stars: int  # Telegram Stars
+    active: bool
+    delivery_kind: DeliveryKind
+    validity_days: int | None
+    min_qty: int
+    max_qty: int
+    low_stock_threshold: int
+    user_limit: int | None  # units per user within user_limit_hours
+    user_limit_hours: int | None
+    daily_limit: int | None  # units per product per shop-local calendar day
+    requires_phone: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    product_id: int
+    product_name: str
+    delivery_kind: DeliveryKind
+    available: int
+    reserved: int
+    sold: int
+    void: int
+    low_stock_threshold: int
+
+    @property
+    def is_low(self) -> bool:
+        return self.delivery_kind is DeliveryKind.UNIQUE and self.available <= self.low_stock_threshold
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: int
+    ref: str
+    user_id: int
+    product_id: int
+    quantity: int
+    currency: str
+    amount: int
+    status: OrderStatus
+    created_at: datetime
+    expires_at: datetime
+    paid_at: datetime | None
+    delivered_at: datetime | None
+    revealed_at: datetime | None
+    membership_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    """What a channel needs to know after reporting a payment."""
+
+    outcome: PaymentStatus
+    order: Order | None
+    replay: bool  # True when this (provider, charge id) had been seen before: nothing changed
+    reason: str | None = None  # why a payment was rejected or must be refunded
+
+    @property
+    def must_refund(self) -> bool:
+        return self.outcome in (PaymentStatus.REFUND_DUE, PaymentStatus.REJECTED)
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidLine:
+    line: int
+    reason: str  # blank | too_long | binary | undecodable | malformed
+
+
+@dataclass(slots=True)
+class ImportReport:
+    product_id: int
+    import_id: int
+    added: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    lines: int = 0
+    invalid_samples: list[InvalidLine] = field(default_factory=list)
+
+    MAX_SAMPLES = 100
+
+    def reject(self, line: int, reason: str) -> None:
+        self.invalid += 1
+        if len(self.invalid_samples) < self.MAX_SAMPLES:
+            self.invalid_samples.append(InvalidLine(line, reason))
+
+
+@dataclass(frozen=True, slots=True)
+class RevealedKeys:
+    order: Order
+    keys: list[str]

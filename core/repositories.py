@@ -1,0 +1,551 @@
+"""All SQL lives here. Repositories take a connection inside a transaction, never commit, and return
+domain dataclasses (``core.models``), never rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core import tables as t
+from core.models import (
+    LIMIT_COUNTED_STATUSES,
+    Category,
+    DeliveryKind,
+    KeyStatus,
+    Order,
+    OrderStatus,
+    PaymentStatus,
+    Product,
+    StockLevel,
+    User,
+)
+
+
+def _insert(dialect: str, table: Any) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _user(r: Row[Any]) -> User:
+    return User(
+        id=r.id,
+        channel=r.channel,
+        external_id=r.external_id,
+        language=r.language,
+        phone=r.phone,
+        blocklisted=r.blocklisted,
+        bot_blocked=r.bot_blocked,
+        referrer_id=r.referrer_id,
+        created_at=r.created_at,
+    )
+
+
+def _product(r: Row[Any]) -> Product:
+    return Product(
+        id=r.id,
+        category_id=r.category_id,
+        name=r.name,
+        description=r.description,
+        price=r.price,
+        price_stars=r.price_stars,
+        active=r.active,
+        delivery_kind=DeliveryKind(r.delivery_kind),
+        validity_days=r.validity_days,
+        min_qty=r.min_qty,
+        max_qty=r.max_qty,
+        low_stock_threshold=r.low_stock_threshold,
+        user_limit=r.user_limit,
+        user_limit_hours=r.user_limit_hours,
+        daily_limit=r.daily_limit,
+        requires_phone=r.requires_phone,
+        created_at=r.created_at,
+    )
+
+
+def _order(r: Row[Any]) -> Order:
+    return Order(
+        id=r.id,
+        ref=r.ref,
+        user_id=r.user_id,
+        product_id=r.product_id,
+        quantity=r.quantity,
+        currency=r.currency,
+        amount=r.amount,
+        status=OrderStatus(r.status),
+        created_at=r.created_at,
+        expires_at=r.expires_at,
+        paid_at=r.paid_at,
+        delivered_at=r.delivered_at,
+        revealed_at=r.revealed_at,
+        membership_expires_at=r.membership_expires_at,
+    )
+
+
+class UserRepo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    async def get(self, user_id: int, *, lock: bool = False) -> User | None:
+        q = select(t.users).where(t.users.c.id == user_id)
+        if lock:
+            q = q.with_for_update()
+        r = (await self.conn.execute(q)).first()
+        return _user(r) if r else None
+
+    async def get_by_external(self, channel: str, external_id: str) -> User | None:
+        q = select(t.users).where(t.users.c.channel == channel, t.users.c.external_id == external_id)
+        r = (await self.conn.execute(q)).first()
+        return _user(r) if r else None
+
+    async def insert_if_absent(
+        self, channel: str, external_id: str, language: str | None, referrer_id: int | None, now: datetime
+    ) -> None:
+        stmt = (
+            _insert(self.dialect, t.users)
+            .values(
+                channel=channel,
+                external_id=external_id,
+                language=language,
+                referrer_id=referrer_id,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        )
+        await self.conn.execute(stmt)
+
+    async def update(self, user_id: int, **values: Any) -> int:
+        res = await self.conn.execute(update(t.users).where(t.users.c.id == user_id).values(**values))
+        return res.rowcount
+
+
+class CatalogRepo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    async def add_category(self, **values: Any) -> int:
+        res = await self.conn.execute(insert(t.categories).values(**values).returning(t.categories.c.id))
+        return int(res.scalar_one())
+
+    async def categories(self, *, active_only: bool) -> list[Category]:
+        q = select(t.categories).order_by(t.categories.c.position, t.categories.c.id)
+        if active_only:
+            q = q.where(t.categories.c.active)
+        return [
+            Category(r.id, r.name, r.description, r.position, r.active)
+            for r in (await self.conn.execute(q)).all()
+        ]
+
+    async def category_exists(self, category_id: int) -> bool:
+        q = select(t.categories.c.id).where(t.categories.c.id == category_id)
+        return (await self.conn.execute(q)).first() is not None
+
+    async def add_product(self, **values: Any) -> int:
+        res = await self.conn.execute(insert(t.products).values(**values).returning(t.products.c.id))
+        return int(res.scalar_one())
+
+    async def update_product(self, product_id: int, **values: Any) -> int:
+        res = await self.conn.execute(
+            update(t.products).where(t.products.c.id == product_id).values(**values)
+        )
+        return res.rowcount
+
+    async def product(self, product_id: int, *, lock: bool = False) -> Product | None:
+        q = select(t.products).where(t.products.c.id == product_id)
+        if lock:
+            q = q.with_for_update()
+        r = (await self.conn.execute(q)).first()
+        return _product(r) if r else None
+
+    async def products(self, *, active_only: bool, category_id: int | None = None) -> list[Product]:
+        q = select(t.products).order_by(t.products.c.id)
+        if active_only:
+            q = q.where(t.products.c.active)
+        if category_id is not None:
+            q = q.where(t.products.c.category_id == category_id)
+        return [_product(r) for r in (await self.conn.execute(q)).all()]
+
+
+class KeyRepo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    async def reserve(self, product_id: int, order_id: int, n: int) -> list[int]:
+        """Move up to ``n`` available keys of the product to ``reserved`` for the order, oldest first.
+
+        On PostgreSQL the picked rows are locked with SKIP LOCKED, so concurrent buyers take different
+        keys instead of queueing; the status guard in the UPDATE makes a lost race change nothing. The
+        caller checks that exactly ``n`` ids came back.
+        """
+        k = t.keys
+        pick = (
+            select(k.c.id)
+            .where(k.c.product_id == product_id, k.c.status == KeyStatus.AVAILABLE)
+            .order_by(k.c.id)
+            .limit(n)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(k)
+            .where(k.c.id.in_(pick.scalar_subquery()), k.c.status == KeyStatus.AVAILABLE)
+            .values(status=KeyStatus.RESERVED, order_id=order_id)
+            .returning(k.c.id)
+        )
+        return list((await self.conn.execute(stmt)).scalars().all())
+
+    async def mark_sold(self, order_id: int, now: datetime) -> list[int]:
+        k = t.keys
+        stmt = (
+            update(k)
+            .where(k.c.order_id == order_id, k.c.status == KeyStatus.RESERVED)
+            .values(status=KeyStatus.SOLD, sold_at=now)
+            .returning(k.c.id)
+        )
+        return list((await self.conn.execute(stmt)).scalars().all())
+
+    async def release_for_orders(self, order_ids: Sequence[int]) -> list[int]:
+        """Return reserved keys of these orders to stock."""
+        if not order_ids:
+            return []
+        k = t.keys
+        stmt = (
+            update(k)
+            .where(k.c.order_id.in_(order_ids), k.c.status == KeyStatus.RESERVED)
+            .values(status=KeyStatus.AVAILABLE, order_id=None)
+            .returning(k.c.id)
+        )
+        return list((await self.conn.execute(stmt)).scalars().all())
+
+    async def take_back_sold(self, order_id: int, *, void: bool) -> list[int]:
+        """A refunded order's sold keys: back to stock if the buyer never saw them, else void forever."""
+        k = t.keys
+        values: dict[str, Any] = (
+            {"status": KeyStatus.VOID}
+            if void
+            else {"status": KeyStatus.AVAILABLE, "order_id": None, "sold_at": None}
+        )
+        stmt = (
+            update(k)
+            .where(k.c.order_id == order_id, k.c.status == KeyStatus.SOLD)
+            .values(**values)
+            .returning(k.c.id)
+        )
+        return list((await self.conn.execute(stmt)).scalars().all())
+
+    async def sealed_for_order(self, order_id: int) -> list[tuple[int, int, bytes, bytes]]:
+        """(id, product_id, blind_index, ciphertext) of the keys an order holds or was given."""
+        k = t.keys
+        own = select(k.c.id, k.c.product_id, k.c.blind_index, k.c.ciphertext).where(
+            k.c.order_id == order_id, k.c.status.in_((KeyStatus.SOLD, KeyStatus.VOID))
+        )
+        shared = (
+            select(k.c.id, k.c.product_id, k.c.blind_index, k.c.ciphertext)
+            .join(t.order_shared_keys, t.order_shared_keys.c.key_id == k.c.id)
+            .where(t.order_shared_keys.c.order_id == order_id)
+        )
+        rows = (await self.conn.execute(own.union_all(shared).order_by("id"))).all()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def current_shared_key(self, product_id: int) -> int | None:
+        k = t.keys
+        q = (
+            select(k.c.id)
+            .where(k.c.product_id == product_id, k.c.status == KeyStatus.SHARED)
+            .order_by(k.c.id.desc())
+            .limit(1)
+        )
+        return (await self.conn.execute(q)).scalar()
+
+    async def retire_shared(self, product_id: int) -> int:
+        k = t.keys
+        res = await self.conn.execute(
+            update(k)
+            .where(k.c.product_id == product_id, k.c.status == KeyStatus.SHARED)
+            .values(status=KeyStatus.RETIRED)
+        )
+        return res.rowcount
+
+    async def add_one(self, **values: Any) -> int:
+        res = await self.conn.execute(insert(t.keys).values(**values).returning(t.keys.c.id))
+        return int(res.scalar_one())
+
+    async def find_by_index(self, product_id: int, blind_index: bytes) -> tuple[int, str] | None:
+        k = t.keys
+        q = select(k.c.id, k.c.status).where(k.c.product_id == product_id, k.c.blind_index == blind_index)
+        r = (await self.conn.execute(q)).first()
+        return (r[0], r[1]) if r else None
+
+    async def link_shared(self, order_id: int, key_id: int) -> None:
+        await self.conn.execute(insert(t.order_shared_keys).values(order_id=order_id, key_id=key_id))
+
+    async def stage_import(self, rows: list[dict[str, Any]]) -> None:
+        """Insert a batch of staged (``importing``) keys; rows whose blind index already exists for the
+        product are skipped by the UNIQUE constraint."""
+        stmt = _insert(self.dialect, t.keys).on_conflict_do_nothing(
+            index_elements=["product_id", "blind_index"]
+        )
+        await self.conn.execute(stmt, rows)
+
+    async def count_import(self, import_id: int) -> int:
+        q = select(func.count()).select_from(t.keys).where(t.keys.c.import_id == import_id)
+        return int((await self.conn.execute(q)).scalar_one())
+
+    async def publish_import(self, import_id: int) -> int:
+        k = t.keys
+        res = await self.conn.execute(
+            update(k)
+            .where(k.c.import_id == import_id, k.c.status == KeyStatus.IMPORTING)
+            .values(status=KeyStatus.AVAILABLE)
+        )
+        return res.rowcount
+
+    async def discard_import(self, import_id: int) -> int:
+        k = t.keys
+        res = await self.conn.execute(
+            delete(k).where(k.c.import_id == import_id, k.c.status == KeyStatus.IMPORTING)
+        )
+        return res.rowcount
+
+    async def count_by_status(self, product_id: int | None = None) -> dict[tuple[int, str], int]:
+        k = t.keys
+        q = select(k.c.product_id, k.c.status, func.count()).group_by(k.c.product_id, k.c.status)
+        if product_id is not None:
+            q = q.where(k.c.product_id == product_id)
+        return {(r[0], r[1]): r[2] for r in (await self.conn.execute(q)).all()}
+
+    async def available(self, product_id: int) -> int:
+        k = t.keys
+        q = (
+            select(func.count())
+            .select_from(k)
+            .where(k.c.product_id == product_id, k.c.status == KeyStatus.AVAILABLE)
+        )
+        return int((await self.conn.execute(q)).scalar_one())
+
+    async def count_not_under(self, kid: str) -> int:
+        q = select(func.count()).select_from(t.keys).where(t.keys.c.kid != kid)
+        return int((await self.conn.execute(q)).scalar_one())
+
+    async def count_all(self) -> int:
+        return int((await self.conn.execute(select(func.count()).select_from(t.keys))).scalar_one())
+
+    async def batch_not_under(self, kid: str, after_id: int, limit: int) -> list[Row[Any]]:
+        k = t.keys
+        q = (
+            select(k.c.id, k.c.product_id, k.c.blind_index, k.c.ciphertext, k.c.kid)
+            .where(k.c.id > after_id, k.c.kid != kid)
+            .order_by(k.c.id)
+            .limit(limit)
+        )
+        return list((await self.conn.execute(q)).all())
+
+    async def reseal(self, key_id: int, old_kid: str, new_kid: str, ciphertext: bytes) -> int:
+        k = t.keys
+        res = await self.conn.execute(
+            update(k).where(k.c.id == key_id, k.c.kid == old_kid).values(kid=new_kid, ciphertext=ciphertext)
+        )
+        return res.rowcount
+
+
+class OrderRepo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    async def add(self, **values: Any) -> int:
+        res = await self.conn.execute(insert(t.orders).values(**values).returning(t.orders.c.id))
+        return int(res.scalar_one())
+
+    async def by_ref(self, ref: str, *, lock: bool = False) -> Order | None:
+        q = select(t.orders).where(t.orders.c.ref == ref)
+        if lock:
+            q = q.with_for_update()
+        r = (await self.conn.execute(q)).first()
+        return _order(r) if r else None
+
+    async def get(self, order_id: int) -> Order | None:
+        r = (await self.conn.execute(select(t.orders).where(t.orders.c.id == order_id))).first()
+        return _order(r) if r else None
+
+    async def set_status(self, order_id: int, old: OrderStatus, new: OrderStatus, **values: Any) -> int:
+        """Guarded transition: changes the row only if it is still in ``old``. Returns the row count."""
+        o = t.orders
+        res = await self.conn.execute(
+            update(o).where(o.c.id == order_id, o.c.status == old).values(status=new, **values)
+        )
+        return res.rowcount
+
+    async def mark_revealed(self, order_id: int, now: datetime) -> None:
+        o = t.orders
+        await self.conn.execute(
+            update(o).where(o.c.id == order_id, o.c.revealed_at.is_(None)).values(revealed_at=now)
+        )
+
+    async def units_since(self, product_id: int, since: datetime, user_id: int | None = None) -> int:
+        """Units in orders that count against limits (pending, paid, delivered) created since ``since``."""
+        o = t.orders
+        cond = [
+            o.c.product_id == product_id,
+            o.c.created_at >= since,
+            o.c.status.in_([s.value for s in LIMIT_COUNTED_STATUSES]),
+        ]
+        if user_id is not None:
+            cond.append(o.c.user_id == user_id)
+        q = select(func.coalesce(func.sum(o.c.quantity), 0)).where(and_(*cond))
+        return int((await self.conn.execute(q)).scalar_one())
+
+    async def due_to_expire(self, now: datetime, limit: int) -> list[tuple[int, str]]:
+        o = t.orders
+        q = (
+            select(o.c.id, o.c.ref)
+            .where(o.c.status == OrderStatus.PENDING, o.c.expires_at <= now)
+            .order_by(o.c.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [(r[0], r[1]) for r in (await self.conn.execute(q)).all()]
+
+    async def expire(self, order_ids: Sequence[int]) -> int:
+        o = t.orders
+        res = await self.conn.execute(
+            update(o)
+            .where(o.c.id.in_(order_ids), o.c.status == OrderStatus.PENDING)
+            .values(status=OrderStatus.EXPIRED)
+        )
+        return res.rowcount
+
+    async def for_user(self, user_id: int, limit: int, offset: int) -> list[Order]:
+        o = t.orders
+        q = (
+            select(o)
+            .where(o.c.user_id == user_id)
+            .order_by(o.c.created_at.desc(), o.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return [_order(r) for r in (await self.conn.execute(q)).all()]
+
+
+class PaymentRepo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    async def get(self, provider: str, charge_id: str) -> Row[Any] | None:
+        p = t.payments
+        q = select(p).where(p.c.provider == provider, p.c.charge_id == charge_id)
+        return (await self.conn.execute(q)).first()
+
+    async def add(self, **values: Any) -> int:
+        res = await self.conn.execute(insert(t.payments).values(**values).returning(t.payments.c.id))
+        return int(res.scalar_one())
+
+    async def set_status(
+        self, payment_id: int, old: Iterable[PaymentStatus], new: PaymentStatus, **values: Any
+    ) -> int:
+        p = t.payments
+        res = await self.conn.execute(
+            update(p)
+            .where(p.c.id == payment_id, p.c.status.in_([s.value for s in old]))
+            .values(status=new, **values)
+        )
+        return res.rowcount
+
+    async def for_order(self, order_id: int) -> list[Row[Any]]:
+        p = t.payments
+        return list((await self.conn.execute(select(p).where(p.c.order_id == order_id))).all())
+
+    async def mark_order_refund_due(self, order_id: int, reason: str) -> int:
+        p = t.payments
+        res = await self.conn.execute(
+            update(p)
+            .where(p.c.order_id == order_id, p.c.status == PaymentStatus.ACCEPTED)
+            .values(status=PaymentStatus.REFUND_DUE, reason=reason)
+        )
+        return res.rowcount
+
+
+class AuditRepo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    async def add(
+        self,
+        at: datetime,
+        actor: str,
+        action: str,
+        *,
+        product_id: int | None = None,
+        order_id: int | None = None,
+        **detail: Any,
+    ) -> None:
+        await self.conn.execute(
+            insert(t.audit_log).values(
+                at=at, actor=actor, action=action, product_id=product_id, order_id=order_id, detail=detail
+            )
+        )
+
+    async def for_order(self, order_id: int) -> list[tuple[str, dict[str, Any]]]:
+        a = t.audit_log
+        q = select(a.c.action, a.c.detail).where(a.c.order_id == order_id).order_by(a.c.id)
+        return [(r[0], r[1]) for r in (await self.conn.execute(q)).all()]
+
+
+class OutboxRepo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    async def add(self, user_id: int, kind: str, payload: dict[str, Any], now: datetime) -> int:
+        res = await self.conn.execute(
+            insert(t.outbox)
+            .values(
+                user_id=user_id, kind=kind, payload=payload, status="pending", next_attempt_at=now, created_at=now
+            )
+            .returning(t.outbox.c.id)
+        )
+        return int(res.scalar_one())
+
+    async def pending(self, limit: int = 100) -> list[Row[Any]]:
+        q = select(t.outbox).where(t.outbox.c.status == "pending").order_by(t.outbox.c.id).limit(limit)
+        return list((await self.conn.execute(q)).all())
+
+
+class ImportRepo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    async def start(self, product_id: int, actor: str, now: datetime) -> int:
+        res = await self.conn.execute(
+            insert(t.stock_imports)
+            .values(product_id=product_id, status="running", actor=actor, started_at=now, heartbeat_at=now)
+            .returning(t.stock_imports.c.id)
+        )
+        return int(res.scalar_one())
+
+    async def update(self, import_id: int, **values: Any) -> None:
+        await self.conn.execute(
+            update(t.stock_imports).where(t.stock_imports.c.id == import_id).values(**values)
+        )
+
+    async def stale(self, before: datetime) -> list[int]:
+        si = t.stock_imports
+        q = select(si.c.id).where(si.c.status == "running", si.c.heartbeat_at < before)
+        return list((await self.conn.execute(q)).scalars().all())
+
+
+class Repositories:
+    """Every repository, bound to the one connection of a unit of work."""
+
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn = conn
+        self.users = UserRepo(conn, dialect)
+        self.catalog = CatalogRepo(conn, dialect)
+        self.keys = KeyRepo(conn, dialect)
+        self.orders = OrderRepo(conn, dialect)
+        self.payments = PaymentRepo(conn, dialect)
+        self.audit = AuditRepo(conn, dialect)
+        self.outbox = OutboxRepo(conn, dialect)
+        self.imports = ImportRepo(conn, dialect)
+
+

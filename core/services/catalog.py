@@ -1,0 +1,131 @@
+"""Categories and products."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import InvalidInput, NotFound, ProductNotFound
+from core.models import Category, DeliveryKind, Product
+from core.services import Context
+
+MAX_QTY_PER_ORDER = 1000  # an order larger than this is a typo or an attack, whatever the product says
+MAX_PRICE = 10**12  # minor units
+MAX_VALIDITY_DAYS = 3650
+
+
+@dataclass(frozen=True, slots=True)
+class ProductDraft:
+    """The editable fields of a product, validated as a whole."""
+
+    name: str
+    price: int = 0
+    price_stars: int = 0
+    description: str = ""
+    category_id: int | None = None
+    active: bool = True
+    delivery_kind: DeliveryKind = DeliveryKind.UNIQUE
+    validity_days: int | None = None
+    min_qty: int = 1
+    max_qty: int = 10
+    low_stock_threshold: int = 0
+    user_limit: int | None = None
+    user_limit_hours: int | None = None
+    daily_limit: int | None = None
+    requires_phone: bool = False
+
+    @classmethod
+    def of(cls, product: Product) -> ProductDraft:
+        return cls(**{f.name: getattr(product, f.name) for f in dataclasses.fields(cls)})
+
+    def validate(self) -> ProductDraft:
+        name = " ".join(self.name.split())
+        if not 1 <= len(name) <= 64:
+            raise InvalidInput("name must be 1 to 64 characters", field="name")
+        if len(self.description) > 2000:
+            raise InvalidInput("description must be at most 2000 characters", field="description")
+        for fname in ("price", "price_stars"):
+            v = getattr(self, fname)
+            if type(v) is not int or not 0 <= v <= MAX_PRICE:
+                raise InvalidInput(f"{fname} must be a whole number from 0 to {MAX_PRICE}", field=fname)
+        if self.price == 0 and self.price_stars == 0:
+            raise InvalidInput("a product needs a price, in the shop currency or in Stars", field="price")
+        kind = DeliveryKind(self.delivery_kind)
+        if self.validity_days is not None and not 1 <= self.validity_days <= MAX_VALIDITY_DAYS:
+            raise InvalidInput(f"validity must be 1 to {MAX_VALIDITY_DAYS} days", field="validity_days")
+        if not 1 <= self.min_qty <= self.max_qty <= MAX_QTY_PER_ORDER:
+            raise InvalidInput(
+                f"need 1 <= min quantity <= max quantity <= {MAX_QTY_PER_ORDER}", field="max_qty"
+            )
+        if self.low_stock_threshold < 0:
+            raise InvalidInput("low-stock threshold must not be negative", field="low_stock_threshold")
+        if (self.user_limit is None) != (self.user_limit_hours is None):
+            raise InvalidInput("a per-user limit needs both a count and a window in hours", field="user_limit")
+        if self.user_limit is not None and (self.user_limit < 1 or not 1 <= (self.user_limit_hours or 0) <= 24 * 366):
+            raise InvalidInput("per-user limit must be >= 1 within 1 hour to 366 days", field="user_limit")
+        if self.daily_limit is not None and self.daily_limit < 1:
+            raise InvalidInput("daily limit must be at least 1", field="daily_limit")
+        return dataclasses.replace(self, name=name, delivery_kind=kind)
+
+
+class CatalogService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def add_category(self, name: str, description: str = "", position: int = 0) -> int:
+        name = " ".join(name.split())
+        if not 1 <= len(name) <= 64:
+            raise InvalidInput("name must be 1 to 64 characters", field="name")
+        async with self.ctx.uow() as uow:
+            cid = await uow.repo.catalog.add_category(
+                name=name, description=description, position=position, active=True
+            )
+            await uow.commit()
+        return cid
+
+    async def categories(self, *, active_only: bool = True) -> list[Category]:
+        async with self.ctx.uow(write=False) as uow:
+            return await uow.repo.catalog.categories(active_only=active_only)
+
+    async def add_product(self, draft: ProductDraft, *, actor: str = "system") -> int:
+        draft = draft.validate()
+        now = self.ctx.clock.now()
+        async with self.ctx.uow() as uow:
+            if draft.category_id is not None and not await uow.repo.catalog.category_exists(draft.category_id):
+                raise NotFound(f"no category {draft.category_id}", field="category_id")
+            pid = await uow.repo.catalog.add_product(**dataclasses.asdict(draft), created_at=now)
+            await uow.repo.audit.add(now, actor, "product_added", product_id=pid, name=draft.name)
+            await uow.commit()
+        return pid
+
+    async def update_product(self, product_id: int, *, actor: str = "system", **changes: Any) -> Product:
+        now = self.ctx.clock.now()
+        async with self.ctx.uow() as uow:
+            current = await uow.repo.catalog.product(product_id, lock=True)
+            if current is None:
+                raise ProductNotFound(f"no product {product_id}", product_id=product_id)
+            try:
+                draft = dataclasses.replace(ProductDraft.of(current), **changes).validate()
+            except TypeError as e:
+                raise InvalidInput(str(e)) from None
+            values = dataclasses.asdict(draft)
+            await uow.repo.catalog.update_product(product_id, **values)
+            await uow.repo.audit.add(
+                now, actor, "product_updated", product_id=product_id, fields=sorted(changes)
+            )
+            product = await uow.repo.catalog.product(product_id)
+            await uow.commit()
+        assert product is not None
+        return product
+
+    async def product(self, product_id: int) -> Product:
+        async with self.ctx.uow(write=False) as uow:
+            p = await uow.repo.catalog.product(product_id)
+        if p is None:
+            raise ProductNotFound(f"no product {product_id}", product_id=product_id)
+        return p
+
+    async def products(self, *, active_only: bool = False, category_id: int | None = None) -> list[Product]:
+        async with self.ctx.uow(write=False) as uow:
+            return await uow.repo.catalog.products(active_only=active_only, category_id=category_id)

@@ -1,0 +1,244 @@
+"""Stock: importing keys, shared keys, stock levels and re-encryption under a new vault key."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, BinaryIO
+
+from core import importer
+from core.errors import InvalidInput, ProductNotFound, VaultError
+from core.models import DeliveryKind, ImportReport, KeyStatus, StockLevel
+from core.services import Context
+from core.vault import normalize_key
+
+log = logging.getLogger(__name__)
+
+IMPORT_BATCH = 5000
+STALE_IMPORT_AFTER = timedelta(minutes=10)
+
+
+class StockService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def import_keys(
+        self,
+        product_id: int,
+        stream: BinaryIO,
+        *,
+        fmt: str = "txt",
+        column: str | int | None = None,
+        actor: str = "system",
+        progress: Callable[[ImportReport], Any] | None = None,
+        batch_size: int = IMPORT_BATCH,
+    ) -> ImportReport:
+        """Import keys into a unique-key product's stock, all or nothing.
+
+        Keys are written in batches (short transactions, so the shop keeps selling meanwhile) as
+        ``importing``, invisible to buyers; one final statement makes them all ``available`` at once. If
+        anything fails or the import is interrupted, the staged rows are deleted; if the process dies,
+        ``abandon_stale_imports`` (run by the sweeper and at start-up) deletes them later.
+        """
+        now = self.ctx.clock.now()
+        async with self.ctx.uow() as uow:
+            product = await uow.repo.catalog.product(product_id)
+            if product is None:
+                raise ProductNotFound(product_id=product_id)
+            if product.delivery_kind is not DeliveryKind.UNIQUE:
+                raise InvalidInput(
+                    "only unique-key products take imported stock (set a shared key instead)", field="product"
+                )
+            import_id = await uow.repo.imports.start(product_id, actor, now)
+            await uow.commit()
+
+        report = ImportReport(product_id=product_id, import_id=import_id)
+        vault, kid = self.ctx.vault, self.ctx.vault.current_kid
+        try:
+            batch: list[dict[str, Any]] = []
+            valid = 0
+            for parsed in importer.parse(stream, fmt, column):
+                report.lines = parsed.line
+                if parsed.key is None:
+                    report.reject(parsed.line, parsed.reason or "invalid")
+                    continue
+                bidx, blob = vault.seal_key(product_id, parsed.key)
+                batch.append(
+                    {
+                        "product_id": product_id,
+                        "status": KeyStatus.IMPORTING.value,
+                        "kid": kid,
+                        "blind_index": bidx,
+                        "ciphertext": blob,
+                        "import_id": import_id,
+                        "created_at": now,
+                    }
+                )
+                valid += 1
+                if len(batch) >= batch_size:
+                    await self._stage(import_id, batch, report)
+                    batch = []
+                    if progress:
+                        progress(report)
+            if batch:
+                await self._stage(import_id, batch, report)
+            async with self.ctx.uow() as uow:
+                r = uow.repo
+                staged = await r.keys.count_import(import_id)
+                published = await r.keys.publish_import(import_id)
+                if published != staged:
+                    raise RuntimeError(f"import {import_id}: staged {staged} keys but published {published}")
+                report.added = published
+                report.duplicates = valid - published
+                done = self.ctx.clock.now()
+                await r.imports.update(
+                    import_id,
+                    status="done",
+                    lines=report.lines,
+                    added=report.added,
+                    duplicates=report.duplicates,
+                    invalid=report.invalid,
+                    heartbeat_at=done,
+                    finished_at=done,
+                )
+                await r.audit.add(
+                    done,
+                    actor,
+                    "keys_imported",
+                    product_id=product_id,
+                    import_id=import_id,
+                    added=report.added,
+                    duplicates=report.duplicates,
+                    invalid=report.invalid,
+                )
+                await uow.commit()
+        except BaseException:
+            await asyncio.shield(self._discard(import_id))
+            raise
+        if progress:
+            progress(report)
+        return report
+
+    async def _stage(self, import_id: int, batch: list[dict[str, Any]], report: ImportReport) -> None:
+        async with self.ctx.uow() as uow:
+            await uow.repo.keys.stage_import(batch)
+            await uow.repo.imports.update(import_id, heartbeat_at=self.ctx.clock.now(), lines=report.lines)
+            await uow.commit()
+
+    async def _discard(self, import_id: int) -> None:
+        try:
+            async with self.ctx.uow() as uow:
+                removed = await uow.repo.keys.discard_import(import_id)
+                await uow.repo.imports.update(import_id, status="failed", finished_at=self.ctx.clock.now())
+                await uow.commit()
+            log.warning("import %s failed or was interrupted; %s staged keys removed", import_id, removed)
+        except Exception:
+            log.exception("import %s: could not remove staged keys; the sweeper will", import_id)
+
+    async def abandon_stale_imports(self) -> int:
+        """Delete keys staged by imports whose process died (no heartbeat for STALE_IMPORT_AFTER)."""
+        before = self.ctx.clock.now() - STALE_IMPORT_AFTER
+        async with self.ctx.uow(write=False) as uow:
+            stale = await uow.repo.imports.stale(before)
+        for import_id in stale:
+            await self._discard(import_id)
+        return len(stale)
+
+    async def set_shared_key(self, product_id: int, key: str, *, actor: str = "system") -> int:
+        """Give a shared-key product its key (replacing the previous one, which orders keep)."""
+        key = normalize_key(key)
+        if not 1 <= len(key) <= importer.MAX_KEY_CHARS:
+            raise InvalidInput(f"a key must be 1 to {importer.MAX_KEY_CHARS} characters", field="key")
+        now = self.ctx.clock.now()
+        vault = self.ctx.vault
+        async with self.ctx.uow() as uow:
+            r = uow.repo
+            product = await r.catalog.product(product_id)
+            if product is None:
+                raise ProductNotFound(product_id=product_id)
+            if product.delivery_kind is not DeliveryKind.SHARED:
+                raise InvalidInput("this product is not a shared-key product", field="product")
+            bidx, blob = vault.seal_key(product_id, key)
+            existing = await r.keys.find_by_index(product_id, bidx)
+            if existing is not None and existing[1] == KeyStatus.SHARED:
+                return existing[0]
+            if existing is not None:
+                raise InvalidInput("this key was used for this product before", field="key")
+            await r.keys.retire_shared(product_id)
+            key_id = await r.keys.add_one(
+                product_id=product_id,
+                status=KeyStatus.SHARED,
+                kid=vault.current_kid,
+                blind_index=bidx,
+                ciphertext=blob,
+                created_at=now,
+            )
+            await r.audit.add(now, actor, "shared_key_set", product_id=product_id, key=key_id)
+            await uow.commit()
+        return key_id
+
+    async def levels(self, product_id: int | None = None) -> list[StockLevel]:
+        async with self.ctx.uow(write=False) as uow:
+            r = uow.repo
+            products = await r.catalog.products(active_only=False)
+            counts = await r.keys.count_by_status(product_id)
+        out = []
+        for p in products:
+            if product_id is not None and p.id != product_id:
+                continue
+            c = {s: counts.get((p.id, s.value), 0) for s in KeyStatus}
+            out.append(
+                StockLevel(
+                    product_id=p.id,
+                    product_name=p.name,
+                    delivery_kind=p.delivery_kind,
+                    available=c[KeyStatus.AVAILABLE],
+                    reserved=c[KeyStatus.RESERVED],
+                    sold=c[KeyStatus.SOLD],
+                    void=c[KeyStatus.VOID],
+                    low_stock_threshold=p.low_stock_threshold,
+                )
+            )
+        if product_id is not None and not out:
+            raise ProductNotFound(product_id=product_id)
+        return out
+
+    async def available(self, product_id: int) -> int:
+        async with self.ctx.uow(write=False) as uow:
+            return await uow.repo.keys.available(product_id)
+
+    async def rotate_vault(
+        self, *, batch_size: int = 500, progress: Callable[[int, int], Any] | None = None
+    ) -> int:
+        """Re-encrypt every key not yet under the newest vault key. Each batch is its own transaction
+        and every row update is guarded by the key id it was read with, so an interrupted rotation is
+        simply run again. Returns how many keys were re-encrypted."""
+        vault = self.ctx.vault
+        new = vault.current_kid
+        async with self.ctx.uow(write=False) as uow:
+            total = await uow.repo.keys.count_not_under(new)
+        done, after = 0, 0
+        if progress:
+            progress(done, total)
+        while True:
+            async with self.ctx.uow() as uow:
+                rows = await uow.repo.keys.batch_not_under(new, after, batch_size)
+                if not rows:
+                    break
+                for row in rows:
+                    if row.kid not in vault.kids:
+                        raise VaultError(f"key {row.id} is under vault key {row.kid!r}, which is not configured")
+                    plain = vault.open_key(row.product_id, row.blind_index, row.ciphertext)
+                    blob = vault.encrypt(plain, vault.associated_data(row.product_id, row.blind_index))
+                    done += await uow.repo.keys.reseal(row.id, row.kid, new, blob)
+                after = rows[-1].id
+                await uow.commit()
+            if progress:
+                progress(done, total)
+        if done:
+            async with self.ctx.uow() as uow:
+                await uow.repo.audit.add(self.ctx.clock.now(), "system", "vault_rotated", kid=new, keys=done)
+                await uow.commit()
+        return done

@@ -1,0 +1,61 @@
+"""Users are channel identities: (channel, external id)."""
+
+from __future__ import annotations
+
+import re
+
+from core.errors import InvalidInput, NotFound
+from core.models import User
+from core.services import Context
+
+_PHONE_RE = re.compile(r"^\+?[0-9]{5,20}$")
+
+
+class UserService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def ensure(
+        self, channel: str, external_id: str, *, language: str | None = None, referrer_id: int | None = None
+    ) -> User:
+        """The user for this identity, created on first sight. Safe to call concurrently."""
+        async with self.ctx.uow(write=False) as uow:
+            found = await uow.repo.users.get_by_external(channel, external_id)
+        if found is not None:
+            return found
+        async with self.ctx.uow() as uow:
+            await uow.repo.users.insert_if_absent(
+                channel, external_id, language, referrer_id, self.ctx.clock.now()
+            )
+            user = await uow.repo.users.get_by_external(channel, external_id)
+            await uow.commit()
+        assert user is not None
+        return user
+
+    async def get(self, user_id: int) -> User:
+        async with self.ctx.uow(write=False) as uow:
+            user = await uow.repo.users.get(user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        return user
+
+    async def set_language(self, user_id: int, language: str) -> None:
+        await self._update(user_id, language=language[:16])
+
+    async def set_phone(self, user_id: int, phone: str) -> None:
+        phone = re.sub(r"[\s()-]", "", phone)
+        if not _PHONE_RE.match(phone):
+            raise InvalidInput("not a phone number", field="phone")
+        await self._update(user_id, phone=phone)
+
+    async def set_blocklisted(self, user_id: int, blocklisted: bool) -> None:
+        await self._update(user_id, blocklisted=blocklisted)
+
+    async def set_bot_blocked(self, user_id: int, blocked: bool) -> None:
+        await self._update(user_id, bot_blocked=blocked)
+
+    async def _update(self, user_id: int, **values: object) -> None:
+        async with self.ctx.uow() as uow:
+            if await uow.repo.users.update(user_id, **values) != 1:
+                raise NotFound(f"no user {user_id}")
+            await uow.commit()

@@ -1,0 +1,224 @@
+"""Table definitions (SQLAlchemy Core). The domain objects in ``core.models`` know nothing of these.
+
+Migrations in ``migrations/`` create exactly this schema; a test compares them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite has no 64-bit "BIGSERIAL"; INTEGER PRIMARY KEY is its rowid (already 64-bit).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are always timezone-aware UTC in Python; stored as timestamptz on PostgreSQL and as
+    naive UTC text on SQLite (so that string comparison is time comparison)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("external_id", String(64), nullable=False),
+    Column("language", String(16)),
+    Column("phone", String(32)),
+    Column("blocklisted", Boolean, nullable=False, server_default=text("false")),
+    Column("bot_blocked", Boolean, nullable=False, server_default=text("false")),
+    Column("referrer_id", Id, ForeignKey("users.id")),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("channel", "external_id", name="uq_users_channel_external_id"),
+)
+
+categories = Table(
+    "categories",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("position", Integer, nullable=False, server_default=text("0")),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("category_id", Id, ForeignKey("categories.id")),
+    Column("name", String(64), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("price", BigInteger, nullable=False),
+    Column("price_stars", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("delivery_kind", String(16), nullable=False),
+    Column("validity_days", Integer),
+    Column("min_qty", Integer, nullable=False, server_default=text("1")),
+    Column("max_qty", Integer, nullable=False, server_default=text("10")),
+    Column("low_stock_threshold", Integer, nullable=False, server_default=text("0")),
+    Column("user_limit", Integer),
+    Column("user_limit_hours", Integer),
+    Column("daily_limit", Integer),
+    Column("requires_phone", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+stock_imports = Table(
+    "stock_imports",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("product_id", Id, ForeignKey("products.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("actor", String(64), nullable=False),
+    Column("lines", BigInteger, nullable=False, server_default=text("0")),
+    Column("added", BigInteger, nullable=False, server_default=text("0")),
+    Column("duplicates", BigInteger, nullable=False, server_default=text("0")),
+    Column("invalid", BigInteger, nullable=False, server_default=text("0")),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("ref", String(24), nullable=False, unique=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("product_id", Id, ForeignKey("products.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("paid_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("revealed_at", UTCDateTime),
+    Column("membership_expires_at", UTCDateTime),
+    Index("ix_orders_user_product_created", "user_id", "product_id", "created_at"),
+    Index("ix_orders_product_created", "product_id", "created_at"),
+    Index("ix_orders_status_expires", "status", "expires_at"),
+)
+
+keys = Table(
+    "keys",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("product_id", Id, ForeignKey("products.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("order_id", Id, ForeignKey("orders.id")),
+    Column("kid", String(32), nullable=False),
+    Column("blind_index", LargeBinary(16), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("import_id", Id, ForeignKey("stock_imports.id")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sold_at", UTCDateTime),
+    UniqueConstraint("product_id", "blind_index", name="uq_keys_product_blind_index"),
+    Index("ix_keys_product_status_id", "product_id", "status", "id"),
+    Index("ix_keys_order", "order_id"),
+    Index("ix_keys_import", "import_id"),
+)
+
+# Shared-key orders point at the one key they were given (unique-key orders are found through keys.order_id).
+order_shared_keys = Table(
+    "order_shared_keys",
+    metadata,
+    Column("order_id", Id, ForeignKey("orders.id"), primary_key=True),
+    Column("key_id", Id, ForeignKey("keys.id"), nullable=False),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("provider", String(16), nullable=False),
+    Column("charge_id", String(128), nullable=False),
+    Column("order_id", Id, ForeignKey("orders.id")),
+    Column("order_ref", String(128), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("refunded_at", UTCDateTime),
+    UniqueConstraint("provider", "charge_id", name="uq_payments_provider_charge"),
+    Index("ix_payments_order", "order_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("product_id", Id),
+    Column("order_id", Id),
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_order", "order_id"),
+    Index("ix_audit_at", "at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),  # never a key: messages with keys are rendered at send time
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", String(255)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+)

@@ -1,0 +1,78 @@
+"""The unit of work: one transaction, rolled back unless ``commit()`` was called. Repositories never commit."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.db import WRITE_OPTION, Database
+from core.repositories import Repositories
+
+
+class UnitOfWork:
+    """``async with UnitOfWork(db) as uow: ...; await uow.commit()``.
+
+    ``write=True`` (the default) opens a write transaction: ``BEGIN IMMEDIATE`` on SQLite, behind the
+    process-wide writer lock. Read-only work should pass ``write=False`` so it never waits for writers.
+    """
+
+    def __init__(self, db: Database, *, write: bool = True) -> None:
+        self.db = db
+        self.write = write
+        self._conn: AsyncConnection | None = None
+        self._locked = False
+        self._committed = False
+        self._repo: Repositories | None = None
+
+    @property
+    def repo(self) -> Repositories:
+        assert self._repo is not None, "unit of work used outside 'async with'"
+        return self._repo
+
+    async def __aenter__(self) -> Self:
+        lock = self.db.write_lock if self.write else None
+        if lock is not None:
+            await lock.acquire()
+            self._locked = True
+        try:
+            conn = await self.db.engine.connect()
+            try:
+                if self.write:
+                    await conn.execution_options(**{WRITE_OPTION: True})
+                await conn.begin()
+            except BaseException:
+                await conn.close()
+                raise
+        except BaseException:
+            self._release()
+            raise
+        self._conn = conn
+        self._repo = Repositories(conn, self.db.dialect)
+        return self
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        await self._conn.commit()
+        self._committed = True
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, self._conn = self._conn, None
+        try:
+            if conn is not None:
+                try:
+                    if not self._committed:
+                        await conn.rollback()
+                finally:
+                    await conn.close()
+        finally:
+            self._release()
+            self._repo = None
+
+    def _release(self) -> None:
+        if self._locked and self.db.write_lock is not None:
+            self.db.write_lock.release()
+            self._locked = False
