@@ -12,82 +12,103 @@ class ShopError(Exception):
     """
 
     key = "error-generic"
+    template = "the request was refused"
 
     def __init__(self, message: str = "", **params: Any) -> None:
         self.params = params
-        super().__init__(message or self.key)
+        super().__init__(message or self.template.format_map(_Blank(params)))
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, name: str) -> str:
+        return "?"
 
 
 class NotFound(ShopError):
     key = "error-not-found"
+    template = "not found"
 
 
 class ProductNotFound(NotFound):
     key = "error-product-not-found"
+    template = "no product {product_id}"
 
 
 class OrderNotFound(NotFound):
     key = "error-order-not-found"
+    template = "no order {ref}"
 
 
 class ProductUnavailable(ShopError):
     """The product exists but is switched off."""
 
     key = "error-product-unavailable"
+    template = "product {name} is not on sale"
 
 
 class OutOfStock(ShopError):
     key = "error-out-of-stock"
+    template = "not enough stock of {name} (available: {available})"
 
 
 class QuantityOutOfRange(ShopError):
     key = "error-quantity-out-of-range"
+    template = "quantity must be from {min} to {max}"
 
 
 class LimitExceeded(ShopError):
     """The buyer's own purchase limit for this product within its rolling window."""
 
     key = "error-user-limit"
+    template = "purchase limit reached: {limit} per {hours} h (remaining {remaining})"
 
 
 class DailyLimitReached(ShopError):
     """The product's sales for today are used up."""
 
     key = "error-daily-limit"
+    template = "today's sales limit of this product is reached (remaining {remaining})"
 
 
 class PhoneRequired(ShopError):
     key = "error-phone-required"
+    template = "share a phone number first"
 
 
 class UserBlocklisted(ShopError):
     key = "error-user-blocklisted"
+    template = "this account may not buy"
 
 
 class ReservationExpired(ShopError):
     key = "error-reservation-expired"
+    template = "the reservation of order {ref} has expired"
 
 
 class InvalidOrderState(ShopError):
     """The order is not in a state that allows this action (e.g. paying a cancelled order twice)."""
 
     key = "error-order-state"
+    template = "the order is {status}, which does not allow this"
 
 
 class CurrencyNotAccepted(ShopError):
     key = "error-currency"
+    template = "this product is not sold in {currency}"
 
 
 class InvalidInput(ShopError):
     """A value that fails validation (a name too long, a negative price, a malformed file...)."""
 
     key = "error-invalid-input"
+    template = "invalid input"
 
 
 class VaultError(ShopError):
     """A ciphertext that cannot be opened: wrong key, unknown key id, or a tampered row."""
 
     key = "error-vault"
+    template = "a stored key could not be decrypted"
 
 
 class IntegrityViolation(RuntimeError):

@@ -1,0 +1,1 @@
+"""Composition root: settings, wiring, the ``keyshop`` command line."""

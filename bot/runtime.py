@@ -1,0 +1,83 @@
+"""Wiring: from settings to a migrated database and the services, including the vault key file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from bot.settings import Settings, SettingsError
+from core import migrate
+from core.db import Database
+from core.services import Context, Services, ShopConfig
+from core.uow import UnitOfWork
+from core.vault import Vault, new_key_spec, parse_keys
+
+log = logging.getLogger("keyshop")
+
+_BANNER = "!" * 78
+
+
+def shop_config(settings: Settings) -> ShopConfig:
+    return ShopConfig(
+        currency=settings.shop_currency,
+        reservation_ttl=timedelta(minutes=settings.reservation_ttl_minutes),
+        timezone=ZoneInfo(settings.shop_timezone),
+    )
+
+
+async def _db_holds_keys(db: Database) -> bool:
+    async with UnitOfWork(db, write=False) as uow:
+        return await uow.repo.keys.count_all() > 0
+
+
+async def load_vault(settings: Settings, db: Database) -> Vault:
+    """VAULT_KEYS if set; else DATA_DIR/vault.keys; else generate that file (mode 0600) with a loud
+    warning, unless the database already holds keys that some other vault key must have sealed."""
+    if settings.vault_keys is not None:
+        return Vault(parse_keys(settings.vault_keys.get_secret_value()))
+    path = settings.vault_key_file
+    if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("%s is readable by other users (mode %o); run: chmod 600 %s", path, mode, path)
+        try:
+            return Vault(parse_keys(path.read_text()))
+        except ValueError as e:
+            raise SettingsError(f"vault key file {path}: {e}") from None
+    if await _db_holds_keys(db):
+        raise SettingsError(
+            f"setting VAULT_KEYS: the database holds encrypted keys but no vault key was found "
+            f"(neither VAULT_KEYS nor {path}); restore your vault key backup"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(new_key_spec() + "\n")
+    log.warning(
+        "\n%s\nA new vault key was generated in %s.\nBACK IT UP NOW. Without it, every card key in the "
+        "database is lost for good.\n%s",
+        _BANNER,
+        path.resolve(),
+        _BANNER,
+    )
+    return Vault(parse_keys(path.read_text()))
+
+
+async def open_shop(settings: Settings, *, upgrade: bool = True) -> Services:
+    """A migrated database, the vault and the services. Close with ``close_shop``."""
+    db = Database(settings.database_url_resolved)
+    try:
+        if upgrade:
+            await migrate.upgrade(db)
+        vault = await load_vault(settings, db)
+    except BaseException:
+        await db.dispose()
+        raise
+    return Services(Context(db=db, vault=vault, config=shop_config(settings)))
+
+
+async def close_shop(services: Services) -> None:
+    await services.ctx.db.dispose()

@@ -1,0 +1,34 @@
+"""Money is integer minor units (cents, fen) or whole Stars. Decimal appears only at the edges: parsing
+what an admin typed and formatting for display."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from babel.numbers import format_currency, get_currency_precision
+
+from core.errors import InvalidInput
+
+
+def exponent(currency: str) -> int:
+    return 0 if currency == "XTR" else int(get_currency_precision(currency))
+
+
+def parse_amount(text: str, currency: str) -> int:
+    """``"9.90"`` in USD -> 990. Refuses more decimals than the currency has, negatives and non-numbers."""
+    try:
+        value = Decimal(text.strip().replace(",", ""))
+    except InvalidOperation:
+        raise InvalidInput(f"{text!r} is not an amount", field="price") from None
+    if not value.is_finite() or value < 0:
+        raise InvalidInput(f"{text!r} is not an amount", field="price")
+    minor = value.scaleb(exponent(currency))
+    if minor != minor.to_integral_value():
+        raise InvalidInput(f"{text!r} has more decimals than {currency} allows", field="price")
+    return int(minor)
+
+
+def format_amount(minor: int, currency: str, locale: str = "en") -> str:
+    if currency == "XTR":
+        return f"{minor} ⭐"
+    return str(format_currency(Decimal(minor).scaleb(-exponent(currency)), currency, locale=locale.replace("-", "_")))

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import io
+import tracemalloc
+
+import pytest
+
+from core.errors import InvalidInput
+from core.importer import MAX_LINE_BYTES, parse
+
+
+def run(data: bytes, fmt: str = "txt", column: str | int | None = None) -> list[tuple[int, str | None, str | None]]:
+    return [(p.line, p.key, p.reason) for p in parse(io.BytesIO(data), fmt, column)]
+
+
+def test_each_bad_line_is_rejected_with_its_line_number_and_reason() -> None:
+    data = b"GOOD-1\n\n   \nBAD\xff\xfe\nNUL\x00X\nBELL\x07\n" + b"L" * 1001 + b"\nGOOD-2"
+    assert run(data) == [
+        (1, "GOOD-1", None),
+        (2, None, "blank"),
+        (3, None, "blank"),
+        (4, None, "undecodable"),
+        (5, None, "binary"),
+        (6, None, "binary"),
+        (7, None, "too_long"),
+        (8, "GOOD-2", None),
+    ]
+
+
+def test_whitespace_is_normalized_and_line_endings_and_bom_ignored() -> None:
+    assert run("\ufeff  AB \t CD  \r\nEF\r\n卡密-三\n".encode()) == [
+        (1, "AB CD", None),
+        (2, "EF", None),
+        (3, "卡密-三", None),
+    ]
+
+
+def test_a_gigantic_line_is_rejected_without_holding_it_in_memory() -> None:
+    data = io.BytesIO(b"A" * (20 * 1024 * 1024) + b"\nOK\n")
+    tracemalloc.start()
+    out = [(p.line, p.key, p.reason) for p in parse(data)]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out == [(1, None, "too_long"), (2, "OK", None)]
+    assert peak < 1024 * 1024
+
+
+def test_a_line_just_under_the_byte_cap_is_read_whole() -> None:
+    line = b"x" * (MAX_LINE_BYTES - 1)
+    assert run(line + b"\n")[0][2] == "too_long"  # over MAX_KEY_CHARS, but measured, not truncated
+    assert run(b"x" * 999 + b"\n") == [(1, "x" * 999, None)]
+
+
+def test_csv_takes_the_key_column_named_in_the_header() -> None:
+    data = "id,卡密,note\n1,KEY-A,first\n2,\"KEY,B\",second\n3,,empty\n".encode()
+    assert run(data, "csv") == [(2, "KEY-A", None), (3, "KEY,B", None), (4, None, "blank")]
+
+
+def test_csv_without_header_uses_the_first_column_or_the_one_asked_for() -> None:
+    assert run(b"K1,x\nK2,y\n", "csv") == [(1, "K1", None), (2, "K2", None)]
+    assert run(b"K1,x\nK2\n", "csv", 1) == [(1, "x", None), (2, None, "malformed")]
+
+
+def test_csv_with_a_named_column_missing_from_the_header_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        run(b"a,b\n1,2\n", "csv", "serial")
+
+
+def test_an_unknown_format_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        run(b"x", "xlsx")
