@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
 from tqdm import tqdm
 
 from bot.runtime import close_shop, open_shop
@@ -286,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(handler=cmd_stock)
 
-    vault = sub.add_parser("vault", help="encryption keys").add_subparsers(dest="vault_command", metavar="ACTION")
+    vault = sub.add_parser("vault", help="encryption keys").add_subparsers(
+        dest="vault_command", metavar="ACTION"
+    )
     rot = vault.add_parser("rotate", help="re-encrypt all keys under the newest vault key (resumable)")
     rot.set_defaults(handler=cmd_vault_rotate)
     nk = vault.add_parser("new-key", help="print a new KID:BASE64 entry to append to VAULT_KEYS")
@@ -322,5 +325,3 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("unexpected error", exc_info=True)
         sys.stderr.write(f"error: {type(e).__name__}: {e}\n")
         return 1
-
-

@@ -21,9 +21,13 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    data_dir: Path = Field(Path("./data"), description="Where the SQLite file and the generated vault key live.")
+    data_dir: Path = Field(
+        Path("./data"), description="Where the SQLite file and the generated vault key live."
+    )
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in DATA_DIR.")
-    vault_keys: SecretStr | None = Field(None, description="KID:BASE64 entries, comma separated; last encrypts.")
+    vault_keys: SecretStr | None = Field(
+        None, description="KID:BASE64 entries, comma separated; last encrypts."
+    )
     bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)

@@ -16,7 +16,6 @@ class DeliveryKind(StrEnum):
 
 
 class KeyStatus(StrEnum):
-    IMPORTING = "importing"  # written by an import that has not finished; invisible to buyers
     AVAILABLE = "available"
     RESERVED = "reserved"
     SOLD = "sold"
@@ -58,9 +57,7 @@ ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 # States in which an order counts against purchase limits.
-LIMIT_COUNTED_STATUSES = frozenset(
-    {OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.DELIVERED}
-)
+LIMIT_COUNTED_STATUSES = frozenset({OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.DELIVERED})
 
 
 def check_transition(old: OrderStatus, new: OrderStatus) -> None:

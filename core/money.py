@@ -31,4 +31,6 @@ def parse_amount(text: str, currency: str) -> int:
 def format_amount(minor: int, currency: str, locale: str = "en") -> str:
     if currency == "XTR":
         return f"{minor} ⭐"
-    return str(format_currency(Decimal(minor).scaleb(-exponent(currency)), currency, locale=locale.replace("-", "_")))
+    return str(
+        format_currency(Decimal(minor).scaleb(-exponent(currency)), currency, locale=locale.replace("-", "_"))
+    )

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, insert, select, update
+from sqlalchemy import Row, String, and_, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,9 +21,9 @@ from core.models import (
     OrderStatus,
     PaymentStatus,
     Product,
-    StockLevel,
     User,
 )
+from core.tables import Id
 
 
 def _insert(dialect: str, table: Any) -> Any:
@@ -281,34 +281,6 @@ class KeyRepo:
     async def link_shared(self, order_id: int, key_id: int) -> None:
         await self.conn.execute(insert(t.order_shared_keys).values(order_id=order_id, key_id=key_id))
 
-    async def stage_import(self, rows: list[dict[str, Any]]) -> None:
-        """Insert a batch of staged (``importing``) keys; rows whose blind index already exists for the
-        product are skipped by the UNIQUE constraint."""
-        stmt = _insert(self.dialect, t.keys).on_conflict_do_nothing(
-            index_elements=["product_id", "blind_index"]
-        )
-        await self.conn.execute(stmt, rows)
-
-    async def count_import(self, import_id: int) -> int:
-        q = select(func.count()).select_from(t.keys).where(t.keys.c.import_id == import_id)
-        return int((await self.conn.execute(q)).scalar_one())
-
-    async def publish_import(self, import_id: int) -> int:
-        k = t.keys
-        res = await self.conn.execute(
-            update(k)
-            .where(k.c.import_id == import_id, k.c.status == KeyStatus.IMPORTING)
-            .values(status=KeyStatus.AVAILABLE)
-        )
-        return res.rowcount
-
-    async def discard_import(self, import_id: int) -> int:
-        k = t.keys
-        res = await self.conn.execute(
-            delete(k).where(k.c.import_id == import_id, k.c.status == KeyStatus.IMPORTING)
-        )
-        return res.rowcount
-
     async def count_by_status(self, product_id: int | None = None) -> dict[tuple[int, str], int]:
         k = t.keys
         q = select(k.c.product_id, k.c.status, func.count()).group_by(k.c.product_id, k.c.status)
@@ -500,7 +472,12 @@ class OutboxRepo:
         res = await self.conn.execute(
             insert(t.outbox)
             .values(
-                user_id=user_id, kind=kind, payload=payload, status="pending", next_attempt_at=now, created_at=now
+                user_id=user_id,
+                kind=kind,
+                payload=payload,
+                status="pending",
+                next_attempt_at=now,
+                created_at=now,
             )
             .returning(t.outbox.c.id)
         )
@@ -528,6 +505,58 @@ class ImportRepo:
             update(t.stock_imports).where(t.stock_imports.c.id == import_id).values(**values)
         )
 
+    async def stage(self, import_id: int, kid: str, sealed: list[tuple[bytes, bytes]]) -> None:
+        """Write a batch of (blind_index, ciphertext) to the staging table.
+
+        The one bulk path that goes below SQLAlchemy to the driver (executemany on SQLite, COPY on
+        PostgreSQL), on the unit of work's own connection and transaction: per-row parameter processing
+        would otherwise cost more than encrypting the key.
+        """
+        raw = (await self.conn.get_raw_connection()).driver_connection
+        if self.dialect == "sqlite":
+            await raw.executemany(
+                "INSERT INTO stock_import_rows (import_id, kid, blind_index, ciphertext) VALUES (?, ?, ?, ?)",
+                [(import_id, kid, b, c) for b, c in sealed],
+            )
+        else:
+            await raw.copy_records_to_table(
+                "stock_import_rows",
+                records=[(import_id, kid, b, c) for b, c in sealed],
+                columns=["import_id", "kid", "blind_index", "ciphertext"],
+            )
+
+    async def publish(self, import_id: int, product_id: int, now: datetime) -> int:
+        """Move the staged keys into stock, skipping any the product already has (or that repeat within
+        the import). Sorted by blind index so the UNIQUE index is filled in order. Returns how many."""
+        s = t.stock_import_rows
+        rows = (
+            select(
+                literal(product_id, Id),
+                literal(KeyStatus.AVAILABLE.value, String(16)),
+                s.c.kid,
+                s.c.blind_index,
+                s.c.ciphertext,
+                s.c.import_id,
+                literal(now, t.UTCDateTime()),
+            )
+            .where(s.c.import_id == import_id)
+            .order_by(s.c.blind_index)
+        )
+        stmt = (
+            _insert(self.dialect, t.keys)
+            .from_select(
+                ["product_id", "status", "kid", "blind_index", "ciphertext", "import_id", "created_at"], rows
+            )
+            .on_conflict_do_nothing(index_elements=["product_id", "blind_index"])
+        )
+        added = (await self.conn.execute(stmt)).rowcount
+        await self.discard(import_id)
+        return added
+
+    async def discard(self, import_id: int) -> int:
+        s = t.stock_import_rows
+        return (await self.conn.execute(delete(s).where(s.c.import_id == import_id))).rowcount
+
     async def stale(self, before: datetime) -> list[int]:
         si = t.stock_imports
         q = select(si.c.id).where(si.c.status == "running", si.c.heartbeat_at < before)
@@ -547,5 +576,3 @@ class Repositories:
         self.audit = AuditRepo(conn, dialect)
         self.outbox = OutboxRepo(conn, dialect)
         self.imports = ImportRepo(conn, dialect)
-
-

@@ -126,6 +126,19 @@ stock_imports = Table(
     Column("finished_at", UTCDateTime),
 )
 
+# Keys of an import in progress, encrypted, not yet checked for duplicates. Publishing moves them into
+# ``keys`` with one INSERT ... SELECT sorted by blind index, so stock changes all at once (or not at all).
+stock_import_rows = Table(
+    "stock_import_rows",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("import_id", Id, ForeignKey("stock_imports.id"), nullable=False),
+    Column("kid", String(32), nullable=False),
+    Column("blind_index", LargeBinary(16), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Index("ix_stock_import_rows_import", "import_id"),
+)
+
 orders = Table(
     "orders",
     metadata,
@@ -164,7 +177,6 @@ keys = Table(
     UniqueConstraint("product_id", "blind_index", name="uq_keys_product_blind_index"),
     Index("ix_keys_product_status_id", "product_id", "status", "id"),
     Index("ix_keys_order", "order_id"),
-    Index("ix_keys_import", "import_id"),
 )
 
 # Shared-key orders point at the one key they were given (unique-key orders are found through keys.order_id).

@@ -1,4 +1,6 @@
-"""The unit of work: one transaction, rolled back unless ``commit()`` was called. Repositories never commit."""
+"""The unit of work: one transaction, rolled back unless ``commit()`` was called.
+
+Repositories never commit."""
 
 from __future__ import annotations
 

@@ -20,7 +20,9 @@ PG_SKIP_REASON = "TEST_DATABASE_URL is not set: PostgreSQL variant skipped (.ci/
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param(
-        "postgresql", id="postgresql", marks=[pytest.mark.postgres, pytest.mark.skipif(not PG_URL, reason=PG_SKIP_REASON)]
+        "postgresql",
+        id="postgresql",
+        marks=[pytest.mark.postgres, pytest.mark.skipif(not PG_URL, reason=PG_SKIP_REASON)],
     ),
 ]
 

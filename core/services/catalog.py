@@ -61,8 +61,12 @@ class ProductDraft:
         if self.low_stock_threshold < 0:
             raise InvalidInput("low-stock threshold must not be negative", field="low_stock_threshold")
         if (self.user_limit is None) != (self.user_limit_hours is None):
-            raise InvalidInput("a per-user limit needs both a count and a window in hours", field="user_limit")
-        if self.user_limit is not None and (self.user_limit < 1 or not 1 <= (self.user_limit_hours or 0) <= 24 * 366):
+            raise InvalidInput(
+                "a per-user limit needs both a count and a window in hours", field="user_limit"
+            )
+        if self.user_limit is not None and (
+            self.user_limit < 1 or not 1 <= (self.user_limit_hours or 0) <= 24 * 366
+        ):
             raise InvalidInput("per-user limit must be >= 1 within 1 hour to 366 days", field="user_limit")
         if self.daily_limit is not None and self.daily_limit < 1:
             raise InvalidInput("daily limit must be at least 1", field="daily_limit")
@@ -92,7 +96,9 @@ class CatalogService:
         draft = draft.validate()
         now = self.ctx.clock.now()
         async with self.ctx.uow() as uow:
-            if draft.category_id is not None and not await uow.repo.catalog.category_exists(draft.category_id):
+            if draft.category_id is not None and not await uow.repo.catalog.category_exists(
+                draft.category_id
+            ):
                 raise NotFound(f"no category {draft.category_id}", field="category_id")
             pid = await uow.repo.catalog.add_product(**dataclasses.asdict(draft), created_at=now)
             await uow.repo.audit.add(now, actor, "product_added", product_id=pid, name=draft.name)

@@ -113,9 +113,11 @@ class OrderService:
                 if len(key_ids) != quantity:
                     # Not enough: raising rolls back the partial reservation and the order with it.
                     raise OutOfStock(product_id=product_id, name=product.name, available=len(key_ids))
-            elif product.delivery_kind is DeliveryKind.SHARED:
-                if await r.keys.current_shared_key(product_id) is None:
-                    raise OutOfStock(product_id=product_id, name=product.name, available=0)
+            elif (
+                product.delivery_kind is DeliveryKind.SHARED
+                and await r.keys.current_shared_key(product_id) is None
+            ):
+                raise OutOfStock(product_id=product_id, name=product.name, available=0)
             await r.audit.add(
                 now,
                 f"user:{user_id}",
@@ -163,7 +165,9 @@ class OrderService:
             day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
             used = await r.orders.units_since(product.id, day_start)
             if used + quantity > product.daily_limit:
-                raise DailyLimitReached(limit=product.daily_limit, remaining=max(0, product.daily_limit - used))
+                raise DailyLimitReached(
+                    limit=product.daily_limit, remaining=max(0, product.daily_limit - used)
+                )
 
     # ------------------------------------------------------------------ pre-checkout
 
@@ -274,7 +278,9 @@ class OrderService:
                 await self._fulfil(r, order, product, now, actor)
             elif reason == "out_of_stock":
                 await self._transition(r, order, OrderStatus.REFUND_DUE)
-                await r.outbox.add(order.user_id, MSG_REFUND_DUE, {"order_ref": order.ref, "reason": reason}, now)
+                await r.outbox.add(
+                    order.user_id, MSG_REFUND_DUE, {"order_ref": order.ref, "reason": reason}, now
+                )
             updated = await r.orders.get(order.id)
             await uow.commit()
         return PaymentResult(status, updated, replay=False, reason=reason)
@@ -295,7 +301,9 @@ class OrderService:
         if await r.orders.set_status(order.id, order.status, new, **values) != 1:
             raise IntegrityViolation(f"order {order.id} left {order.status} under us")
 
-    async def _fulfil(self, r: Repositories, order: Order, product: Product, now: datetime, actor: str) -> None:
+    async def _fulfil(
+        self, r: Repositories, order: Order, product: Product, now: datetime, actor: str
+    ) -> None:
         """Paid: hand over the keys (or queue a manual delivery) and write the buyer's message."""
         if product.delivery_kind is DeliveryKind.MANUAL:
             await self._transition(r, order, OrderStatus.PAID, paid_at=now)
@@ -304,7 +312,9 @@ class OrderService:
         if product.delivery_kind is DeliveryKind.UNIQUE:
             sold = await r.keys.mark_sold(order.id, now)
             if len(sold) != order.quantity:
-                raise IntegrityViolation(f"order {order.id} holds {len(sold)} keys, paid for {order.quantity}")
+                raise IntegrityViolation(
+                    f"order {order.id} holds {len(sold)} keys, paid for {order.quantity}"
+                )
         else:
             shared = await r.keys.current_shared_key(product.id)
             if shared is None:
@@ -360,7 +370,9 @@ class OrderService:
                 delivered_at=now,
                 membership_expires_at=self._membership_end(product, now),
             )
-            await r.audit.add(now, actor, "keys_delivered", product_id=product.id, order_id=order.id, keys=[key_id])
+            await r.audit.add(
+                now, actor, "keys_delivered", product_id=product.id, order_id=order.id, keys=[key_id]
+            )
             await r.outbox.add(order.user_id, MSG_DELIVERED, {"order_ref": order.ref}, now)
             updated = await r.orders.get(order.id)
             await uow.commit()
@@ -401,7 +413,12 @@ class OrderService:
             await self._transition(r, order, OrderStatus.CANCELLED)
             released = await r.keys.release_for_orders([order.id])
             await r.audit.add(
-                now, actor, "order_cancelled", product_id=order.product_id, order_id=order.id, released=released
+                now,
+                actor,
+                "order_cancelled",
+                product_id=order.product_id,
+                order_id=order.id,
+                released=released,
             )
             updated = await r.orders.get(order.id)
             await uow.commit()
@@ -462,7 +479,9 @@ class OrderService:
             if await r.payments.set_status(pay.id, due, PaymentStatus.REFUNDED, refunded_at=now) != 1:
                 raise InvalidOrderState(status=str(pay.status))
             if order is not None and order.status is OrderStatus.REFUND_DUE:
-                owed = [p for p in await r.payments.for_order(order.id) if p.status == PaymentStatus.REFUND_DUE]
+                owed = [
+                    p for p in await r.payments.for_order(order.id) if p.status == PaymentStatus.REFUND_DUE
+                ]
                 if not owed:
                     await self._transition(r, order, OrderStatus.REFUNDED)
             await r.audit.add(
@@ -512,10 +531,10 @@ class OrderService:
         assert updated is not None
         return RevealedKeys(updated, plain)
 
-    async def _order_for_update(self, r: Repositories, order_ref: str, *, user_id: int | None = None) -> Order:
+    async def _order_for_update(
+        self, r: Repositories, order_ref: str, *, user_id: int | None = None
+    ) -> Order:
         order = await r.orders.by_ref(order_ref, lock=True)
         if order is None or (user_id is not None and order.user_id != user_id):
             raise OrderNotFound(ref=order_ref)
         return order
-
-

@@ -16,7 +16,7 @@ from core.vault import normalize_key
 
 log = logging.getLogger(__name__)
 
-IMPORT_BATCH = 5000
+IMPORT_BATCH = 10000  # keys per staging transaction
 STALE_IMPORT_AFTER = timedelta(minutes=10)
 
 
@@ -37,10 +37,11 @@ class StockService:
     ) -> ImportReport:
         """Import keys into a unique-key product's stock, all or nothing.
 
-        Keys are written in batches (short transactions, so the shop keeps selling meanwhile) as
-        ``importing``, invisible to buyers; one final statement makes them all ``available`` at once. If
-        anything fails or the import is interrupted, the staged rows are deleted; if the process dies,
-        ``abandon_stale_imports`` (run by the sweeper and at start-up) deletes them later.
+        Encrypted keys are written in batches (short transactions, so the shop keeps selling meanwhile)
+        to a staging table buyers never see; one final statement moves them into stock, skipping
+        duplicates, so stock changes all at once. If anything fails or the import is interrupted, the
+        staged rows are deleted; if the process dies, ``abandon_stale_imports`` (run by the sweeper and at
+        start-up) deletes them later.
         """
         now = self.ctx.clock.now()
         async with self.ctx.uow() as uow:
@@ -55,44 +56,29 @@ class StockService:
             await uow.commit()
 
         report = ImportReport(product_id=product_id, import_id=import_id)
-        vault, kid = self.ctx.vault, self.ctx.vault.current_kid
+        vault = self.ctx.vault
         try:
-            batch: list[dict[str, Any]] = []
+            batch: list[tuple[bytes, bytes]] = []
             valid = 0
             for parsed in importer.parse(stream, fmt, column):
                 report.lines = parsed.line
                 if parsed.key is None:
                     report.reject(parsed.line, parsed.reason or "invalid")
                     continue
-                bidx, blob = vault.seal_key(product_id, parsed.key)
-                batch.append(
-                    {
-                        "product_id": product_id,
-                        "status": KeyStatus.IMPORTING.value,
-                        "kid": kid,
-                        "blind_index": bidx,
-                        "ciphertext": blob,
-                        "import_id": import_id,
-                        "created_at": now,
-                    }
-                )
+                batch.append(vault.seal_key(product_id, parsed.key))
                 valid += 1
                 if len(batch) >= batch_size:
-                    await self._stage(import_id, batch, report)
+                    await self._stage(import_id, vault.current_kid, batch, report)
                     batch = []
                     if progress:
                         progress(report)
             if batch:
-                await self._stage(import_id, batch, report)
+                await self._stage(import_id, vault.current_kid, batch, report)
             async with self.ctx.uow() as uow:
                 r = uow.repo
-                staged = await r.keys.count_import(import_id)
-                published = await r.keys.publish_import(import_id)
-                if published != staged:
-                    raise RuntimeError(f"import {import_id}: staged {staged} keys but published {published}")
-                report.added = published
-                report.duplicates = valid - published
                 done = self.ctx.clock.now()
+                report.added = await r.imports.publish(import_id, product_id, done)
+                report.duplicates = valid - report.added
                 await r.imports.update(
                     import_id,
                     status="done",
@@ -121,16 +107,18 @@ class StockService:
             progress(report)
         return report
 
-    async def _stage(self, import_id: int, batch: list[dict[str, Any]], report: ImportReport) -> None:
+    async def _stage(
+        self, import_id: int, kid: str, batch: list[tuple[bytes, bytes]], report: ImportReport
+    ) -> None:
         async with self.ctx.uow() as uow:
-            await uow.repo.keys.stage_import(batch)
+            await uow.repo.imports.stage(import_id, kid, batch)
             await uow.repo.imports.update(import_id, heartbeat_at=self.ctx.clock.now(), lines=report.lines)
             await uow.commit()
 
     async def _discard(self, import_id: int) -> None:
         try:
             async with self.ctx.uow() as uow:
-                removed = await uow.repo.keys.discard_import(import_id)
+                removed = await uow.repo.imports.discard(import_id)
                 await uow.repo.imports.update(import_id, status="failed", finished_at=self.ctx.clock.now())
                 await uow.commit()
             log.warning("import %s failed or was interrupted; %s staged keys removed", import_id, removed)
@@ -229,7 +217,9 @@ class StockService:
                     break
                 for row in rows:
                     if row.kid not in vault.kids:
-                        raise VaultError(f"key {row.id} is under vault key {row.kid!r}, which is not configured")
+                        raise VaultError(
+                            f"key {row.id} is under vault key {row.kid!r}, which is not configured"
+                        )
                     plain = vault.open_key(row.product_id, row.blind_index, row.ciphertext)
                     blob = vault.encrypt(plain, vault.associated_data(row.product_id, row.blind_index))
                     done += await uow.repo.keys.reseal(row.id, row.kid, new, blob)

@@ -47,7 +47,9 @@ async def test_the_last_keys_go_to_exactly_one_buyer_each_and_no_order_is_short(
         c = uow.repo.conn
         sold = (
             await c.execute(
-                select(t.keys.c.id, t.keys.c.order_id).where(t.keys.c.product_id == pid, t.keys.c.status == "sold")
+                select(t.keys.c.id, t.keys.c.order_id).where(
+                    t.keys.c.product_id == pid, t.keys.c.status == "sold"
+                )
             )
         ).all()
         orders = (await c.execute(select(t.orders).where(t.orders.c.product_id == pid))).all()

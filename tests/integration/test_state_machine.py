@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import shutil
 import tempfile
@@ -62,9 +63,13 @@ class OrderLifecycle(RuleBasedStateMachine):
     async def snapshot(self) -> tuple[Any, ...]:
         async with self.shop.ctx.uow(write=False) as uow:
             c = uow.repo.conn
-            keys = (await c.execute(select(t.keys.c.id, t.keys.c.status, t.keys.c.order_id).order_by(t.keys.c.id))).all()
+            keys = (
+                await c.execute(select(t.keys.c.id, t.keys.c.status, t.keys.c.order_id).order_by(t.keys.c.id))
+            ).all()
             orders = (await c.execute(select(t.orders.c.id, t.orders.c.status).order_by(t.orders.c.id))).all()
-            pays = (await c.execute(select(t.payments.c.charge_id, t.payments.c.status).order_by(t.payments.c.id))).all()
+            pays = (
+                await c.execute(select(t.payments.c.charge_id, t.payments.c.status).order_by(t.payments.c.id))
+            ).all()
             outbox = (await c.execute(select(t.outbox.c.id))).all()
         return (tuple(keys), tuple(orders), tuple(pays), len(outbox))
 
@@ -103,7 +108,11 @@ class OrderLifecycle(RuleBasedStateMachine):
     def pay_wrong_amount(self, i: int, delta: int) -> None:
         order = self.orders[i % len(self.orders)]
         before = self.run(self.snapshot())
-        res = self.run(self.shop.orders.confirm_payment("telegram", self.charge(), order.ref, order.amount + delta, STARS))
+        res = self.run(
+            self.shop.orders.confirm_payment(
+                "telegram", self.charge(), order.ref, order.amount + delta, STARS
+            )
+        )
         assert res.outcome is PaymentStatus.REJECTED
         after = self.run(self.snapshot())
         assert after[0] == before[0] and after[1] == before[1]  # keys and orders untouched
@@ -117,17 +126,17 @@ class OrderLifecycle(RuleBasedStateMachine):
     @rule(i=st.integers(0, 50))
     def cancel(self, i: int) -> None:
         order = self.orders[i % len(self.orders)]
-        try:
+        with contextlib.suppress(ShopError):
             self.run(self.shop.orders.cancel(order.ref, user_id=order.user_id, actor="user"))
-        except ShopError:
-            pass
 
     @precondition(lambda self: self.orders)
     @rule(i=st.integers(0, 50))
     def reveal(self, i: int) -> None:
         order = self.orders[i % len(self.orders)]
         try:
-            got = self.run(self.shop.orders.reveal(order.ref, user_id=order.user_id, actor="user", reason="t"))
+            got = self.run(
+                self.shop.orders.reveal(order.ref, user_id=order.user_id, actor="user", reason="t")
+            )
         except ShopError:
             return
         assert len(got.keys) == order.quantity
@@ -136,10 +145,8 @@ class OrderLifecycle(RuleBasedStateMachine):
     @rule(i=st.integers(0, 50))
     def refund(self, i: int) -> None:
         order = self.orders[i % len(self.orders)]
-        try:
+        with contextlib.suppress(ShopError):
             self.run(self.shop.orders.request_refund(order.ref, actor="admin"))
-        except ShopError:
-            pass
         for provider, charge_id, _, _ in self.run(self.shop.orders.refunds_due(order.ref)):
             self.run(self.shop.orders.complete_refund(provider, charge_id, actor="admin"))
 
@@ -157,9 +164,11 @@ class OrderLifecycle(RuleBasedStateMachine):
             else:
                 assert oid is not None
                 held[(oid, kstatus)] += 1
+
         async def load() -> list[Any]:
             async with self.shop.ctx.uow(write=False) as uow:
                 return list((await uow.repo.conn.execute(select(t.orders))).all())
+
         for o in self.run(load()):
             reserved, sold, void = held[(o.id, "reserved")], held[(o.id, "sold")], held[(o.id, "void")]
             if o.status == OrderStatus.PENDING:
@@ -182,6 +191,7 @@ class OrderLifecycle(RuleBasedStateMachine):
             async with self.shop.ctx.uow(write=False) as uow:
                 rows = (await uow.repo.conn.execute(select(t.payments.c.order_id, t.payments.c.status))).all()
             return [(r[0], r[1]) for r in rows]
+
         return self.run(go())
 
 

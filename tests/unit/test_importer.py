@@ -9,7 +9,9 @@ from core.errors import InvalidInput
 from core.importer import MAX_LINE_BYTES, parse
 
 
-def run(data: bytes, fmt: str = "txt", column: str | int | None = None) -> list[tuple[int, str | None, str | None]]:
+def run(
+    data: bytes, fmt: str = "txt", column: str | int | None = None
+) -> list[tuple[int, str | None, str | None]]:
     return [(p.line, p.key, p.reason) for p in parse(io.BytesIO(data), fmt, column)]
 
 
@@ -52,7 +54,7 @@ def test_a_line_just_under_the_byte_cap_is_read_whole() -> None:
 
 
 def test_csv_takes_the_key_column_named_in_the_header() -> None:
-    data = "id,卡密,note\n1,KEY-A,first\n2,\"KEY,B\",second\n3,,empty\n".encode()
+    data = 'id,卡密,note\n1,KEY-A,first\n2,"KEY,B",second\n3,,empty\n'.encode()
     assert run(data, "csv") == [(2, "KEY-A", None), (3, "KEY,B", None), (4, None, "blank")]
 
 

@@ -5,7 +5,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
+from core import tables as t
 from core.clock import FrozenClock
 from core.errors import InvalidInput, ProductNotFound
 from core.models import DeliveryKind, ImportReport
@@ -30,6 +32,17 @@ class ExplodingStream(io.RawIOBase):
         return True
 
 
+async def staged_rows(shop: Services) -> int:
+    async with shop.ctx.uow(write=False) as uow:
+        q = select(func.count()).select_from(t.stock_import_rows)
+        return int((await uow.repo.conn.execute(q)).scalar_one())
+
+
+async def total_keys(shop: Services) -> int:
+    async with shop.ctx.uow(write=False) as uow:
+        return await uow.repo.keys.count_all()
+
+
 async def test_import_reports_added_duplicate_and_invalid_lines(shop: Services) -> None:
     pid = await stocked(shop, 0)
     rep = await shop.stock.import_keys(pid, io.BytesIO(b"A\nB\nA\n\nC\xff\nB\nD\n"))
@@ -48,6 +61,17 @@ async def test_duplicates_are_found_among_sold_keys_too(shop: Services) -> None:
     assert (rep.added, rep.duplicates) == (0, 1)
 
 
+async def test_keys_of_an_earlier_import_are_sold_before_those_of_a_later_one(shop: Services) -> None:
+    pid = await stocked(shop, 0)
+    await shop.stock.import_keys(pid, io.BytesIO(b"OLD-1\nOLD-2\n"))
+    await shop.stock.import_keys(pid, io.BytesIO(b"NEW-1\nNEW-2\n"))
+    uid = await buyer(shop)
+    o = await shop.orders.checkout(uid, pid, 2, STARS)
+    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    got = (await shop.orders.reveal(o.ref, user_id=uid, actor="u", reason="t")).keys
+    assert sorted(got) == ["OLD-1", "OLD-2"]
+
+
 async def test_the_same_key_may_be_stocked_by_two_products(shop: Services) -> None:
     p1, p2 = await stocked(shop, 0), await stocked(shop, 0)
     for pid in (p1, p2):
@@ -60,8 +84,7 @@ async def test_an_import_that_fails_halfway_leaves_stock_as_it_was(shop: Service
         await shop.stock.import_keys(pid, ExplodingStream(after=25), batch_size=10)
     levels = (await shop.stock.levels(pid))[0]
     assert (levels.available, levels.reserved, levels.sold) == (3, 0, 0)
-    async with shop.ctx.uow(write=False) as uow:
-        assert await uow.repo.keys.count_all() == 3  # no staged rows left behind
+    assert await staged_rows(shop) == 0 and await total_keys(shop) == 3  # nothing left behind
     # and the same keys can be imported afterwards
     rep = await shop.stock.import_keys(pid, io.BytesIO(b"".join(f"K{i}\n".encode() for i in range(25))))
     assert rep.added == 25
@@ -88,21 +111,21 @@ async def test_staged_keys_are_invisible_to_buyers_until_the_import_finishes(sho
     assert all(n in (0, 50) for n in seen)
 
 
-async def test_keys_staged_by_a_process_that_died_are_removed_by_the_sweeper(shop: Services, clock: FrozenClock) -> None:
+async def test_keys_staged_by_a_process_that_died_are_removed_by_the_sweeper(
+    shop: Services, clock: FrozenClock
+) -> None:
     pid = await stocked(shop, 0)
-    # a process that died mid-import: its import row stays 'running' and its rows 'importing'
+    # a process that died mid-import: its import row stays 'running' and its rows stay staged
     async with shop.ctx.uow() as uow:
         iid = await uow.repo.imports.start(pid, "cli", clock.now())
         bidx, blob = shop.ctx.vault.seal_key(pid, "ORPHAN")
-        await uow.repo.keys.stage_import(
-            [{"product_id": pid, "status": "importing", "kid": "k1", "blind_index": bidx, "ciphertext": blob,
-              "import_id": iid, "created_at": clock.now()}]
-        )
+        await uow.repo.imports.stage(iid, "k1", [(bidx, blob)])
         await uow.commit()
     assert await shop.stock.abandon_stale_imports() == 0  # still fresh: could be running right now
+    assert await staged_rows(shop) == 1
     clock.advance(minutes=11)
     assert await shop.stock.abandon_stale_imports() == 1
-    assert (await shop.stock.import_keys(pid, io.BytesIO(b"ORPHAN\n"))).added == 1
+    assert await staged_rows(shop) == 0 and await total_keys(shop) == 0
 
 
 async def test_import_into_a_missing_or_non_unique_product_is_refused(shop: Services) -> None:
@@ -153,4 +176,5 @@ async def test_vault_rotation_reencrypts_everything_and_resumes_after_interrupti
     # every ciphertext now opens with the new key alone
     only_new = Vault.from_spec(new_spec)
     s3 = Services(Context(shop.ctx.db, only_new, shop.ctx.config, clock))
-    assert (await s3.orders.reveal(o.ref, user_id=uid, actor="u", reason="t")).keys == ["KEY-0000", "KEY-0001"]
+    got = (await s3.orders.reveal(o.ref, user_id=uid, actor="u", reason="t")).keys
+    assert len(got) == 2 and all(k.startswith("KEY-") for k in got)

@@ -60,7 +60,14 @@ def test_an_unknown_key_id_is_a_clear_vault_error(vault: Vault) -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["", "nokey", "a:notbase64!!", "a:" + "QUJD", "bad id:" + "A" * 44, f"{new_key_spec('a')},{new_key_spec('a')}"],
+    [
+        "",
+        "nokey",
+        "a:notbase64!!",
+        "a:" + "QUJD",
+        "bad id:" + "A" * 44,
+        f"{new_key_spec('a')},{new_key_spec('a')}",
+    ],
 )
 def test_malformed_vault_key_settings_are_refused(spec: str) -> None:
     with pytest.raises(ValueError):

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from core.vault import new_key_spec
+
+
+@pytest.fixture(autouse=True)
+def shop_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in ("DATABASE_URL", "VAULT_KEYS", "BOT_TOKEN", "ADMIN_IDS", "SHOP_CURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_product_add_prints_the_new_id_and_list_shows_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "product", "add", "--name", "Steam 10", "--price", "9.90", "--stars", "50")[:2] == (
+        0,
+        "1\n",
+    )
+    code, out, _ = run(capsys, "product", "list", "--json")
+    rows = json.loads(out)
+    assert (
+        code == 0 and rows[0]["price"] == 990 and rows[0]["price_stars"] == 50 and rows[0]["available"] == 0
+    )
+    code, out, _ = run(capsys, "product", "list")
+    assert "Steam 10" in out and "$9.90" in out
+
+
+def test_keys_import_reports_and_stock_shows_the_new_keys(
+    capsys: pytest.CaptureFixture[str], shop_dir: Path
+) -> None:
+    run(capsys, "product", "add", "--name", "VPN", "--stars", "20")
+    (shop_dir / "keys.txt").write_bytes(b"A1\nA2\nA1\n\n\xff\n")
+    code, out, _ = run(capsys, "keys", "import", "1", "keys.txt")
+    assert code == 0
+    assert "added      2" in out and "duplicate  1" in out and "invalid    2" in out
+    assert "line 4: blank" in out and "line 5: undecodable" in out
+    code, out, _ = run(capsys, "stock", "--json")
+    assert json.loads(out)[0]["available"] == 2
+
+
+def test_keys_import_reads_csv_by_extension(capsys: pytest.CaptureFixture[str], shop_dir: Path) -> None:
+    run(capsys, "product", "add", "--name", "VPN", "--stars", "20")
+    (shop_dir / "keys.csv").write_text("serial,卡密\n1,X-1\n2,X-2\n", encoding="utf-8")
+    code, out, _ = run(capsys, "keys", "import", "1", "keys.csv")
+    assert code == 0 and "added      2" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("keys", "import", "99", "nofile.txt"),
+        ("stock", "42"),
+        ("product", "add", "--name", "X", "--price", "1.234"),
+        ("product", "add", "--name", "X", "--stars", "5", "--min-qty", "5", "--max-qty", "2"),
+        ("product", "add", "--name", "", "--stars", "5"),
+    ],
+)
+def test_errors_are_one_line_and_a_nonzero_exit(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 1
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_bad_setting_is_reported_by_name(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_CURRENCY", "NOPE")
+    code, _, err = run(capsys, "stock")
+    assert code == 1 and err.startswith("error: setting SHOP_CURRENCY:")
+
+
+def test_first_run_generates_a_private_vault_key_file_and_warns(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, shop_dir: Path
+) -> None:
+    code, _, _ = run(capsys, "stock")
+    key_file = shop_dir / "data" / "vault.keys"
+    assert code == 0 and key_file.exists()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert "BACK IT UP" in caplog.text
+
+
+def test_a_database_with_keys_but_no_vault_key_refuses_to_start(
+    capsys: pytest.CaptureFixture[str], shop_dir: Path
+) -> None:
+    run(capsys, "product", "add", "--name", "VPN", "--stars", "20")
+    (shop_dir / "k.txt").write_text("SECRET\n")
+    run(capsys, "keys", "import", "1", "k.txt")
+    (shop_dir / "data" / "vault.keys").unlink()
+    code, _, err = run(capsys, "stock")
+    assert code == 1 and "no vault key was found" in err
+    assert not (shop_dir / "data" / "vault.keys").exists()  # no new key silently generated
+
+
+def test_vault_rotate_moves_every_key_to_the_newest_vault_key(
+    capsys: pytest.CaptureFixture[str], shop_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = new_key_spec("one")
+    monkeypatch.setenv("VAULT_KEYS", first)
+    run(capsys, "product", "add", "--name", "VPN", "--stars", "20")
+    (shop_dir / "k.txt").write_text("K1\nK2\nK3\n")
+    run(capsys, "keys", "import", "1", "k.txt")
+    monkeypatch.setenv("VAULT_KEYS", f"{first},{new_key_spec('two')}")
+    code, out, _ = run(capsys, "vault", "rotate")
+    assert code == 0 and out.startswith("3 keys re-encrypted under vault key 'two'")
+    assert run(capsys, "vault", "rotate")[1].startswith("0 keys")
+
+
+def test_db_upgrade_reports_the_revision(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "db", "upgrade")
+    assert code == 0 and out.startswith("database at revision 0001")
+
+
+def test_python_dash_m_bot_is_the_same_command() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0 and "keys" in proc.stdout and "vault" in proc.stdout
