@@ -21,6 +21,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from core import sqlite_driver
+
 _WRITE_OPTION = "keyshop_write"
 
 
@@ -47,13 +49,23 @@ class Database:
                 raise ValueError("an in-memory SQLite database cannot be shared by connections; use a file")
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine: AsyncEngine = create_async_engine(
-                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": 30}
+                self.url,
+                echo=echo,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                connect_args={"timeout": 30},
+                module=sqlite_driver.dbapi(),
+                # Every unit of work ends its transaction itself; the pool's own rollback would be a
+                # wasted trip to the driver thread on every return.
+                pool_reset_on_return=None,
             )
             _install_sqlite_discipline(self.engine)
             self.write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
+            # No pre-ping (a round trip on every checkout): a connection the server dropped fails its
+            # statement, SQLAlchemy invalidates the pool, and the caller's retry gets a fresh one.
             self.engine = create_async_engine(
-                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
             )
             self.write_lock = None
 
@@ -82,7 +94,12 @@ def _install_sqlite_discipline(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         write = conn.get_execution_options().get(_WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Straight to the driver's cursor: this runs once per transaction, on every purchase.
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        finally:
+            cursor.close()
 
 
 WRITE_OPTION = _WRITE_OPTION

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Row, String, and_, delete, func, insert, literal, select, update
+from sqlalchemy import Row, String, and_, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,7 +31,13 @@ def _insert(dialect: str, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def _user(r: Row[Any]) -> User:
+def _part(row: Row[Any], table: Any) -> Any:
+    """The columns of one table out of a joined row, by attribute, as the mappers below read them."""
+    m = row._mapping
+    return SimpleNamespace(**{c.name: m[c] for c in table.c})
+
+
+def _user(r: Any) -> User:
     return User(
         id=r.id,
         channel=r.channel,
@@ -44,7 +51,7 @@ def _user(r: Row[Any]) -> User:
     )
 
 
-def _product(r: Row[Any]) -> Product:
+def _product(r: Any) -> Product:
     return Product(
         id=r.id,
         category_id=r.category_id,
@@ -66,7 +73,7 @@ def _product(r: Row[Any]) -> Product:
     )
 
 
-def _order(r: Row[Any]) -> Order:
+def _order(r: Any) -> Order:
     return Order(
         id=r.id,
         ref=r.ref,
@@ -85,16 +92,86 @@ def _order(r: Row[Any]) -> Order:
     )
 
 
+# Statements on the purchase path are built once: executing a prebuilt statement skips SQLAlchemy's
+# construction and cache-key work, which on SQLite cost as much as running the statement itself.
+_k, _o = t.keys, t.orders
+_Q_USER = select(t.users).where(t.users.c.id == bindparam("b_id"))
+_Q_USER_LOCK = _Q_USER.with_for_update()
+_Q_PRODUCT = select(t.products).where(t.products.c.id == bindparam("b_id"))
+_Q_PRODUCT_LOCK = _Q_PRODUCT.with_for_update()
+_Q_RESERVE = (
+    update(_k)
+    .where(
+        _k.c.id.in_(
+            select(_k.c.id)
+            .where(_k.c.product_id == bindparam("b_pid"), _k.c.status == KeyStatus.AVAILABLE.value)
+            .order_by(_k.c.id)
+            .limit(bindparam("b_n"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        ),
+        _k.c.status == KeyStatus.AVAILABLE.value,
+    )
+    .values(status=KeyStatus.RESERVED.value, order_id=bindparam("b_oid"))
+    .returning(_k.c.id)
+)
+_Q_MARK_SOLD = (
+    update(_k)
+    .where(_k.c.order_id == bindparam("b_oid"), _k.c.status == KeyStatus.RESERVED.value)
+    .values(status=KeyStatus.SOLD.value, sold_at=bindparam("b_now"))
+    .returning(_k.c.id)
+)
+_Q_ORDER_INSERT = insert(_o).returning(*_o.c)
+_Q_ORDER_BY_REF = select(_o).where(_o.c.ref == bindparam("b_ref"))
+_Q_ORDER_BY_REF_LOCK = _Q_ORDER_BY_REF.with_for_update()
+_Q_ORDER_BY_ID = select(_o).where(_o.c.id == bindparam("b_id"))
+# SET columns come from the parameters given with each execution.
+_Q_ORDER_TRANSITION = (
+    update(_o).where(_o.c.id == bindparam("b_id"), _o.c.status == bindparam("b_old")).returning(*_o.c)
+)
+# Checkout: the buyer (locked, so one buyer's checkouts queue behind each other) and the product, in one trip.
+_Q_BUYER_AND_PRODUCT = (
+    select(t.users, t.products)
+    .select_from(t.users.outerjoin(t.products, t.products.c.id == bindparam("b_pid")))
+    .where(t.users.c.id == bindparam("b_uid"))
+    .with_for_update(of=t.users)
+)
+# Payment: the order (locked) and its product, in one trip.
+_Q_ORDER_AND_PRODUCT = (
+    select(_o, t.products)
+    .join_from(_o, t.products, t.products.c.id == _o.c.product_id)
+    .where(_o.c.ref == bindparam("b_ref"))
+    .with_for_update(of=_o)
+)
+_Q_PAYMENT = select(t.payments).where(
+    t.payments.c.provider == bindparam("b_provider"), t.payments.c.charge_id == bindparam("b_charge")
+)
+_Q_PAYMENT_INSERT = insert(t.payments)
+_Q_AUDIT_INSERT = insert(t.audit_log)
+_Q_OUTBOX_INSERT = insert(t.outbox)
+_Q_CURRENT_SHARED = (
+    select(_k.c.id)
+    .where(_k.c.product_id == bindparam("b_pid"), _k.c.status == KeyStatus.SHARED.value)
+    .order_by(_k.c.id.desc())
+    .limit(1)
+)
+
+
 class UserRepo:
     def __init__(self, conn: AsyncConnection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
     async def get(self, user_id: int, *, lock: bool = False) -> User | None:
-        q = select(t.users).where(t.users.c.id == user_id)
-        if lock:
-            q = q.with_for_update()
-        r = (await self.conn.execute(q)).first()
+        r = (await self.conn.execute(_Q_USER_LOCK if lock else _Q_USER, {"b_id": user_id})).first()
         return _user(r) if r else None
+
+    async def with_product(self, user_id: int, product_id: int) -> tuple[User | None, Product | None]:
+        """The buyer, locked for this transaction, and the product (None for either that does not exist)."""
+        r = (await self.conn.execute(_Q_BUYER_AND_PRODUCT, {"b_uid": user_id, "b_pid": product_id})).first()
+        if r is None:
+            return None, None
+        product = _part(r, t.products)
+        return _user(_part(r, t.users)), (_product(product) if product.id is not None else None)
 
     async def get_by_external(self, channel: str, external_id: str) -> User | None:
         q = select(t.users).where(t.users.c.channel == channel, t.users.c.external_id == external_id)
@@ -154,10 +231,7 @@ class CatalogRepo:
         return res.rowcount
 
     async def product(self, product_id: int, *, lock: bool = False) -> Product | None:
-        q = select(t.products).where(t.products.c.id == product_id)
-        if lock:
-            q = q.with_for_update()
-        r = (await self.conn.execute(q)).first()
+        r = (await self.conn.execute(_Q_PRODUCT_LOCK if lock else _Q_PRODUCT, {"b_id": product_id})).first()
         return _product(r) if r else None
 
     async def products(self, *, active_only: bool, category_id: int | None = None) -> list[Product]:
@@ -180,31 +254,13 @@ class KeyRepo:
         keys instead of queueing; the status guard in the UPDATE makes a lost race change nothing. The
         caller checks that exactly ``n`` ids came back.
         """
-        k = t.keys
-        pick = (
-            select(k.c.id)
-            .where(k.c.product_id == product_id, k.c.status == KeyStatus.AVAILABLE)
-            .order_by(k.c.id)
-            .limit(n)
-            .with_for_update(skip_locked=True)
-        )
-        stmt = (
-            update(k)
-            .where(k.c.id.in_(pick.scalar_subquery()), k.c.status == KeyStatus.AVAILABLE)
-            .values(status=KeyStatus.RESERVED, order_id=order_id)
-            .returning(k.c.id)
-        )
-        return list((await self.conn.execute(stmt)).scalars().all())
+        res = await self.conn.execute(_Q_RESERVE, {"b_pid": product_id, "b_n": n, "b_oid": order_id})
+        return list(res.scalars().all())
 
     async def mark_sold(self, order_id: int, now: datetime) -> list[int]:
-        k = t.keys
-        stmt = (
-            update(k)
-            .where(k.c.order_id == order_id, k.c.status == KeyStatus.RESERVED)
-            .values(status=KeyStatus.SOLD, sold_at=now)
-            .returning(k.c.id)
+        return list(
+            (await self.conn.execute(_Q_MARK_SOLD, {"b_oid": order_id, "b_now": now})).scalars().all()
         )
-        return list((await self.conn.execute(stmt)).scalars().all())
 
     async def release_for_orders(self, order_ids: Sequence[int]) -> list[int]:
         """Return reserved keys of these orders to stock."""
@@ -250,14 +306,7 @@ class KeyRepo:
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def current_shared_key(self, product_id: int) -> int | None:
-        k = t.keys
-        q = (
-            select(k.c.id)
-            .where(k.c.product_id == product_id, k.c.status == KeyStatus.SHARED)
-            .order_by(k.c.id.desc())
-            .limit(1)
-        )
-        return (await self.conn.execute(q)).scalar()
+        return (await self.conn.execute(_Q_CURRENT_SHARED, {"b_pid": product_id})).scalar()
 
     async def retire_shared(self, product_id: int) -> int:
         k = t.keys
@@ -326,28 +375,32 @@ class OrderRepo:
     def __init__(self, conn: AsyncConnection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    async def add(self, **values: Any) -> int:
-        res = await self.conn.execute(insert(t.orders).values(**values).returning(t.orders.c.id))
-        return int(res.scalar_one())
+    async def add(self, **values: Any) -> Order:
+        return _order((await self.conn.execute(_Q_ORDER_INSERT, values)).one())
 
     async def by_ref(self, ref: str, *, lock: bool = False) -> Order | None:
-        q = select(t.orders).where(t.orders.c.ref == ref)
-        if lock:
-            q = q.with_for_update()
-        r = (await self.conn.execute(q)).first()
+        r = (
+            await self.conn.execute(_Q_ORDER_BY_REF_LOCK if lock else _Q_ORDER_BY_REF, {"b_ref": ref})
+        ).first()
         return _order(r) if r else None
+
+    async def with_product(self, ref: str) -> tuple[Order, Product] | None:
+        """The order, locked for this transaction, with its product."""
+        r = (await self.conn.execute(_Q_ORDER_AND_PRODUCT, {"b_ref": ref})).first()
+        return (_order(_part(r, _o)), _product(_part(r, t.products))) if r else None
 
     async def get(self, order_id: int) -> Order | None:
-        r = (await self.conn.execute(select(t.orders).where(t.orders.c.id == order_id))).first()
+        r = (await self.conn.execute(_Q_ORDER_BY_ID, {"b_id": order_id})).first()
         return _order(r) if r else None
 
-    async def set_status(self, order_id: int, old: OrderStatus, new: OrderStatus, **values: Any) -> int:
-        """Guarded transition: changes the row only if it is still in ``old``. Returns the row count."""
-        o = t.orders
-        res = await self.conn.execute(
-            update(o).where(o.c.id == order_id, o.c.status == old).values(status=new, **values)
-        )
-        return res.rowcount
+    async def set_status(
+        self, order_id: int, old: OrderStatus, new: OrderStatus, **values: Any
+    ) -> Order | None:
+        """Guarded transition: changes the row only if it is still in ``old``. Returns the updated order,
+        or None when it was not in ``old`` (nothing changed)."""
+        params = {"b_id": order_id, "b_old": old.value, "status": new.value, **values}
+        r = (await self.conn.execute(_Q_ORDER_TRANSITION, params)).first()
+        return _order(r) if r else None
 
     async def mark_revealed(self, order_id: int, now: datetime) -> None:
         o = t.orders
@@ -405,13 +458,10 @@ class PaymentRepo:
         self.conn, self.dialect = conn, dialect
 
     async def get(self, provider: str, charge_id: str) -> Row[Any] | None:
-        p = t.payments
-        q = select(p).where(p.c.provider == provider, p.c.charge_id == charge_id)
-        return (await self.conn.execute(q)).first()
+        return (await self.conn.execute(_Q_PAYMENT, {"b_provider": provider, "b_charge": charge_id})).first()
 
-    async def add(self, **values: Any) -> int:
-        res = await self.conn.execute(insert(t.payments).values(**values).returning(t.payments.c.id))
-        return int(res.scalar_one())
+    async def add(self, **values: Any) -> None:
+        await self.conn.execute(_Q_PAYMENT_INSERT, values)
 
     async def set_status(
         self, payment_id: int, old: Iterable[PaymentStatus], new: PaymentStatus, **values: Any
@@ -439,8 +489,12 @@ class PaymentRepo:
 
 
 class AuditRepo:
+    """Audit rows are collected and written together (one round trip) before the unit of work commits;
+    a rollback discards them with everything else."""
+
     def __init__(self, conn: AsyncConnection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
+        self._pending: list[dict[str, Any]] = []
 
     async def add(
         self,
@@ -452,13 +506,24 @@ class AuditRepo:
         order_id: int | None = None,
         **detail: Any,
     ) -> None:
-        await self.conn.execute(
-            insert(t.audit_log).values(
-                at=at, actor=actor, action=action, product_id=product_id, order_id=order_id, detail=detail
-            )
+        self._pending.append(
+            {
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "product_id": product_id,
+                "order_id": order_id,
+                "detail": detail,
+            }
         )
 
+    async def flush(self) -> None:
+        if self._pending:
+            rows, self._pending = self._pending, []
+            await self.conn.execute(_Q_AUDIT_INSERT, rows)
+
     async def for_order(self, order_id: int) -> list[tuple[str, dict[str, Any]]]:
+        await self.flush()
         a = t.audit_log
         q = select(a.c.action, a.c.detail).where(a.c.order_id == order_id).order_by(a.c.id)
         return [(r[0], r[1]) for r in (await self.conn.execute(q)).all()]
@@ -576,3 +641,7 @@ class Repositories:
         self.audit = AuditRepo(conn, dialect)
         self.outbox = OutboxRepo(conn, dialect)
         self.imports = ImportRepo(conn, dialect)
+
+    async def flush(self) -> None:
+        """Write what repositories hold back until commit (audit rows)."""
+        await self.audit.flush()

@@ -56,6 +56,7 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         assert self._conn is not None
+        await self.repo.flush()
         await self._conn.commit()
         self._committed = True
 

@@ -78,12 +78,11 @@ class OrderService:
         now = self.ctx.clock.now()
         async with self.ctx.uow() as uow:
             r = uow.repo
-            user = await r.users.get(user_id, lock=True)
+            user, product = await r.users.with_product(user_id, product_id)
             if user is None:
                 raise InvalidInput(f"no user {user_id}", field="user_id")
             if user.blocklisted:
                 raise UserBlocklisted()
-            product = await r.catalog.product(product_id)
             if product is None:
                 raise ProductNotFound(product_id=product_id)
             if not product.active:
@@ -95,9 +94,8 @@ class OrderService:
                 raise PhoneRequired()
             await self._check_limits(r, product, user_id, quantity, now)
 
-            ref = new_order_ref()
-            order_id = await r.orders.add(
-                ref=ref,
+            order = await r.orders.add(
+                ref=new_order_ref(),
                 user_id=user_id,
                 product_id=product_id,
                 quantity=quantity,
@@ -109,7 +107,7 @@ class OrderService:
             )
             key_ids: list[int] = []
             if product.delivery_kind is DeliveryKind.UNIQUE:
-                key_ids = await r.keys.reserve(product_id, order_id, quantity)
+                key_ids = await r.keys.reserve(product_id, order.id, quantity)
                 if len(key_ids) != quantity:
                     # Not enough: raising rolls back the partial reservation and the order with it.
                     raise OutOfStock(product_id=product_id, name=product.name, available=len(key_ids))
@@ -123,15 +121,13 @@ class OrderService:
                 f"user:{user_id}",
                 "order_created",
                 product_id=product_id,
-                order_id=order_id,
+                order_id=order.id,
                 quantity=quantity,
                 amount=amount,
                 currency=currency,
                 reserved=key_ids,
             )
-            order = await r.orders.get(order_id)
             await uow.commit()
-        assert order is not None
         return order
 
     def _price(self, product: Product, currency: str) -> int:
@@ -215,7 +211,8 @@ class OrderService:
         now = self.ctx.clock.now()
         async with self.ctx.uow() as uow:
             r = uow.repo
-            order = await r.orders.by_ref(order_ref[:128], lock=True)
+            found = await r.orders.with_product(order_ref[:128])
+            order, product = found if found else (None, None)
             seen = await r.payments.get(provider, charge_id)
             if seen is not None:
                 prior = await r.orders.get(seen.order_id) if seen.order_id is not None else None
@@ -252,7 +249,6 @@ class OrderService:
                 log.warning("payment %s/%s rejected: %s", provider, charge_id, reason)
                 return PaymentResult(PaymentStatus.REJECTED, order, replay=False, reason=reason)
 
-            product = await r.catalog.product(order.product_id)
             assert product is not None
             status, reason = PaymentStatus.ACCEPTED, None
             if order.status in (OrderStatus.PENDING, OrderStatus.EXPIRED, OrderStatus.CANCELLED):
@@ -274,14 +270,14 @@ class OrderService:
                 currency=currency,
                 reason=reason,
             )
+            updated = order
             if status is PaymentStatus.ACCEPTED:
-                await self._fulfil(r, order, product, now, actor)
+                updated = await self._fulfil(r, order, product, now, actor)
             elif reason == "out_of_stock":
-                await self._transition(r, order, OrderStatus.REFUND_DUE)
+                updated = await self._transition(r, order, OrderStatus.REFUND_DUE)
                 await r.outbox.add(
                     order.user_id, MSG_REFUND_DUE, {"order_ref": order.ref, "reason": reason}, now
                 )
-            updated = await r.orders.get(order.id)
             await uow.commit()
         return PaymentResult(status, updated, replay=False, reason=reason)
 
@@ -296,19 +292,21 @@ class OrderService:
             return await r.keys.current_shared_key(product.id) is not None
         return True
 
-    async def _transition(self, r: Repositories, order: Order, new: OrderStatus, **values: Any) -> None:
+    async def _transition(self, r: Repositories, order: Order, new: OrderStatus, **values: Any) -> Order:
         check_transition(order.status, new)
-        if await r.orders.set_status(order.id, order.status, new, **values) != 1:
+        updated = await r.orders.set_status(order.id, order.status, new, **values)
+        if updated is None:
             raise IntegrityViolation(f"order {order.id} left {order.status} under us")
+        return updated
 
     async def _fulfil(
         self, r: Repositories, order: Order, product: Product, now: datetime, actor: str
-    ) -> None:
+    ) -> Order:
         """Paid: hand over the keys (or queue a manual delivery) and write the buyer's message."""
         if product.delivery_kind is DeliveryKind.MANUAL:
-            await self._transition(r, order, OrderStatus.PAID, paid_at=now)
+            paid = await self._transition(r, order, OrderStatus.PAID, paid_at=now)
             await r.outbox.add(order.user_id, MSG_AWAITING_MANUAL, {"order_ref": order.ref}, now)
-            return
+            return paid
         if product.delivery_kind is DeliveryKind.UNIQUE:
             sold = await r.keys.mark_sold(order.id, now)
             if len(sold) != order.quantity:
@@ -321,7 +319,7 @@ class OrderService:
                 raise IntegrityViolation(f"shared product {product.id} lost its key")
             await r.keys.link_shared(order.id, shared)
             sold = [shared]
-        await self._transition(
+        delivered = await self._transition(
             r,
             order,
             OrderStatus.DELIVERED,
@@ -331,6 +329,7 @@ class OrderService:
         )
         await r.audit.add(now, actor, "keys_delivered", product_id=product.id, order_id=order.id, keys=sold)
         await r.outbox.add(order.user_id, MSG_DELIVERED, {"order_ref": order.ref}, now)
+        return delivered
 
     @staticmethod
     def _membership_end(product: Product, delivered_at: datetime) -> datetime | None:
@@ -363,7 +362,7 @@ class OrderService:
                 created_at=now,
                 sold_at=now,
             )
-            await self._transition(
+            updated = await self._transition(
                 r,
                 order,
                 OrderStatus.DELIVERED,
@@ -374,9 +373,7 @@ class OrderService:
                 now, actor, "keys_delivered", product_id=product.id, order_id=order.id, keys=[key_id]
             )
             await r.outbox.add(order.user_id, MSG_DELIVERED, {"order_ref": order.ref}, now)
-            updated = await r.orders.get(order.id)
             await uow.commit()
-        assert updated is not None
         return updated
 
     # ------------------------------------------------------------------ expiry and cancellation
@@ -410,7 +407,7 @@ class OrderService:
         async with self.ctx.uow() as uow:
             r = uow.repo
             order = await self._order_for_update(r, order_ref, user_id=user_id)
-            await self._transition(r, order, OrderStatus.CANCELLED)
+            updated = await self._transition(r, order, OrderStatus.CANCELLED)
             released = await r.keys.release_for_orders([order.id])
             await r.audit.add(
                 now,
@@ -420,9 +417,7 @@ class OrderService:
                 order_id=order.id,
                 released=released,
             )
-            updated = await r.orders.get(order.id)
             await uow.commit()
-        assert updated is not None
         return updated
 
     # ------------------------------------------------------------------ refunds
@@ -438,7 +433,7 @@ class OrderService:
                 raise InvalidOrderState(status=str(order.status))
             revealed = order.revealed_at is not None
             keys = await r.keys.take_back_sold(order.id, void=revealed)
-            await self._transition(r, order, OrderStatus.REFUND_DUE)
+            updated = await self._transition(r, order, OrderStatus.REFUND_DUE)
             await r.payments.mark_order_refund_due(order.id, reason[:64])
             await r.audit.add(
                 now,
@@ -449,9 +444,7 @@ class OrderService:
                 keys=keys,
             )
             await r.audit.add(now, actor, "refund_requested", order_id=order.id, reason=reason[:64])
-            updated = await r.orders.get(order.id)
             await uow.commit()
-        assert updated is not None
         return updated
 
     async def refunds_due(self, order_ref: str) -> list[tuple[str, str, int, str]]:
@@ -483,13 +476,12 @@ class OrderService:
                     p for p in await r.payments.for_order(order.id) if p.status == PaymentStatus.REFUND_DUE
                 ]
                 if not owed:
-                    await self._transition(r, order, OrderStatus.REFUNDED)
+                    order = await self._transition(r, order, OrderStatus.REFUNDED)
             await r.audit.add(
                 now, actor, "payment_refunded", order_id=order.id if order else None, charge_id=charge_id
             )
-            updated = await r.orders.get(order.id) if order else None
             await uow.commit()
-        return PaymentResult(PaymentStatus.REFUNDED, updated, replay=False, reason=pay.reason)
+        return PaymentResult(PaymentStatus.REFUNDED, order, replay=False, reason=pay.reason)
 
     # ------------------------------------------------------------------ reading and revealing
 
