@@ -132,7 +132,9 @@ stock_import_rows = Table(
     "stock_import_rows",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("import_id", Id, ForeignKey("stock_imports.id"), nullable=False),
+    # No foreign keys on import ids: PostgreSQL checks each with a per-row trigger (seconds per million
+    # keys), and these are bookkeeping, not integrity.
+    Column("import_id", Id, nullable=False),
     Column("kid", String(32), nullable=False),
     Column("blind_index", LargeBinary(16), nullable=False),
     Column("ciphertext", LargeBinary, nullable=False),
@@ -171,7 +173,7 @@ keys = Table(
     Column("kid", String(32), nullable=False),
     Column("blind_index", LargeBinary(16), nullable=False),
     Column("ciphertext", LargeBinary, nullable=False),
-    Column("import_id", Id, ForeignKey("stock_imports.id")),
+    Column("import_id", Id),  # provenance: which stock_imports row brought this key (no FK, see above)
     Column("created_at", UTCDateTime, nullable=False),
     Column("sold_at", UTCDateTime),
     UniqueConstraint("product_id", "blind_index", name="uq_keys_product_blind_index"),
