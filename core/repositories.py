@@ -146,7 +146,12 @@ _Q_ORDER_AND_PRODUCT = (
 _Q_PAYMENT = select(t.payments).where(
     t.payments.c.provider == bindparam("b_provider"), t.payments.c.charge_id == bindparam("b_charge")
 )
-_Q_PAYMENT_INSERT = insert(t.payments)
+_Q_PAYMENT_INSERT_ONCE = {
+    d: _insert(d, t.payments)
+    .on_conflict_do_nothing(index_elements=["provider", "charge_id"])
+    .returning(t.payments.c.id)
+    for d in ("sqlite", "postgresql")
+}
 _Q_AUDIT_INSERT = insert(t.audit_log)
 _Q_OUTBOX_INSERT = insert(t.outbox)
 _Q_CURRENT_SHARED = (
@@ -460,8 +465,12 @@ class PaymentRepo:
     async def get(self, provider: str, charge_id: str) -> Row[Any] | None:
         return (await self.conn.execute(_Q_PAYMENT, {"b_provider": provider, "b_charge": charge_id})).first()
 
-    async def add(self, **values: Any) -> None:
-        await self.conn.execute(_Q_PAYMENT_INSERT, values)
+    async def add_once(self, **values: Any) -> bool:
+        """Insert a payment unless its (provider, charge_id) exists. True if inserted.
+
+        A concurrent twin waits on the UNIQUE index until the first commits, then inserts nothing."""
+        stmt = _Q_PAYMENT_INSERT_ONCE[self.dialect]
+        return (await self.conn.execute(stmt, values)).first() is not None
 
     async def set_status(
         self, payment_id: int, old: Iterable[PaymentStatus], new: PaymentStatus, **values: Any

@@ -1,1 +1,1 @@
-"""See ARCHITECTURE.md."""
+"""APScheduler set-up and the sweeper jobs: thin wrappers around core services."""

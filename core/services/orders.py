@@ -13,8 +13,6 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from core.errors import (
     CurrencyNotAccepted,
     DailyLimitReached,
@@ -194,32 +192,16 @@ class OrderService:
         """
         if not provider or not charge_id or len(charge_id) > 128 or len(provider) > 16:
             raise InvalidInput("provider and charge id are required", field="charge_id")
-        for attempt in range(3):
-            try:
-                return await self._confirm_once(provider, charge_id, order_ref, amount, currency)
-            except IntegrityError:
-                # Two deliveries of the same notice raced on PostgreSQL; the UNIQUE constraint stopped the
-                # second. Run again: it now finds the first one's payment and reports a replay.
-                if attempt == 2:
-                    raise
-                log.info("payment %s/%s raced with a twin; retrying as a replay", provider, charge_id)
-        raise AssertionError("unreachable")
-
-    async def _confirm_once(
-        self, provider: str, charge_id: str, order_ref: str, amount: int, currency: str
-    ) -> PaymentResult:
         now = self.ctx.clock.now()
         async with self.ctx.uow() as uow:
             r = uow.repo
             found = await r.orders.with_product(order_ref[:128])
             order, product = found if found else (None, None)
-            seen = await r.payments.get(provider, charge_id)
-            if seen is not None:
-                prior = await r.orders.get(seen.order_id) if seen.order_id is not None else None
-                return PaymentResult(PaymentStatus(seen.status), prior, replay=True, reason=seen.reason)
 
-            def record(status: PaymentStatus, reason: str | None) -> Any:
-                return r.payments.add(
+            async def record(status: PaymentStatus, reason: str | None) -> bool:
+                """Insert the payment once. False means (provider, charge_id) was recorded before: a replay,
+                and leaving without commit rolls back everything this transaction did."""
+                return await r.payments.add_once(
                     provider=provider,
                     charge_id=charge_id,
                     order_id=order.id if order else None,
@@ -231,10 +213,17 @@ class OrderService:
                     created_at=now,
                 )
 
+            async def replay() -> PaymentResult:
+                seen = await r.payments.get(provider, charge_id)
+                assert seen is not None
+                prior = await r.orders.get(seen.order_id) if seen.order_id is not None else None
+                return PaymentResult(PaymentStatus(seen.status), prior, replay=True, reason=seen.reason)
+
             actor = f"payment:{provider}"
             if order is None or amount != order.amount or currency != order.currency:
                 reason = "unknown_order" if order is None else "amount_mismatch"
-                await record(PaymentStatus.REJECTED, reason)
+                if not await record(PaymentStatus.REJECTED, reason):
+                    return await replay()
                 await r.audit.add(
                     now,
                     actor,
@@ -258,7 +247,8 @@ class OrderService:
                 # This order was already paid (or is being refunded): a second charge is given back.
                 status, reason = PaymentStatus.REFUND_DUE, "already_paid"
 
-            await record(status, reason)
+            if not await record(status, reason):
+                return await replay()  # leaving without commit also undoes a re-reservation made above
             await r.audit.add(
                 now,
                 actor,
