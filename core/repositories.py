@@ -587,6 +587,7 @@ class ImportRepo:
         would otherwise cost more than encrypting the key.
         """
         raw = (await self.conn.get_raw_connection()).driver_connection
+        assert raw is not None
         if self.dialect == "sqlite":
             await raw.executemany(
                 "INSERT INTO stock_import_rows (import_id, kid, blind_index, ciphertext) VALUES (?, ?, ?, ?)",

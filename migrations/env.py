@@ -55,9 +55,9 @@ def run_migrations_online() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from bot.settings import Settings
+        from bot.settings import load_settings
 
-        url = Settings().database_url_resolved
+        url = load_settings().database_url_resolved
     asyncio.run(_run_standalone(url))
 
 

@@ -221,8 +221,8 @@ class OrderService:
 
             actor = f"payment:{provider}"
             if order is None or amount != order.amount or currency != order.currency:
-                reason = "unknown_order" if order is None else "amount_mismatch"
-                if not await record(PaymentStatus.REJECTED, reason):
+                rejection = "unknown_order" if order is None else "amount_mismatch"
+                if not await record(PaymentStatus.REJECTED, rejection):
                     return await replay()
                 await r.audit.add(
                     now,
@@ -232,14 +232,15 @@ class OrderService:
                     charge_id=charge_id,
                     amount=amount,
                     currency=currency[:8],
-                    reason=reason,
+                    reason=rejection,
                 )
                 await uow.commit()
-                log.warning("payment %s/%s rejected: %s", provider, charge_id, reason)
-                return PaymentResult(PaymentStatus.REJECTED, order, replay=False, reason=reason)
+                log.warning("payment %s/%s rejected: %s", provider, charge_id, rejection)
+                return PaymentResult(PaymentStatus.REJECTED, order, replay=False, reason=rejection)
 
             assert product is not None
-            status, reason = PaymentStatus.ACCEPTED, None
+            status: PaymentStatus = PaymentStatus.ACCEPTED
+            reason: str | None = None
             if order.status in (OrderStatus.PENDING, OrderStatus.EXPIRED, OrderStatus.CANCELLED):
                 if order.status is not OrderStatus.PENDING and not await self._re_reserve(r, order, product):
                     status, reason = PaymentStatus.REFUND_DUE, "out_of_stock"
