@@ -3,10 +3,11 @@ domain dataclasses (``core.models``), never rows."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Row, String, and_, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,59 +38,28 @@ def _part(row: Row[Any], table: Any) -> Any:
     return SimpleNamespace(**{c.name: m[c] for c in table.c})
 
 
+_T = TypeVar("_T")
+
+
+def _dto(cls: type[_T], r: Any, **convert: Any) -> _T:
+    """A domain dataclass from a row (or ``_part``): same field names; ``convert`` maps a field to the
+    type that rebuilds it (enums)."""
+    values = {f.name: getattr(r, f.name) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for name, typ in convert.items():
+        values[name] = typ(values[name])
+    return cls(**values)
+
+
 def _user(r: Any) -> User:
-    return User(
-        id=r.id,
-        channel=r.channel,
-        external_id=r.external_id,
-        language=r.language,
-        phone=r.phone,
-        blocklisted=r.blocklisted,
-        bot_blocked=r.bot_blocked,
-        referrer_id=r.referrer_id,
-        created_at=r.created_at,
-    )
+    return _dto(User, r)
 
 
 def _product(r: Any) -> Product:
-    return Product(
-        id=r.id,
-        category_id=r.category_id,
-        name=r.name,
-        description=r.description,
-        price=r.price,
-        price_stars=r.price_stars,
-        active=r.active,
-        delivery_kind=DeliveryKind(r.delivery_kind),
-        validity_days=r.validity_days,
-        min_qty=r.min_qty,
-        max_qty=r.max_qty,
-        low_stock_threshold=r.low_stock_threshold,
-        user_limit=r.user_limit,
-        user_limit_hours=r.user_limit_hours,
-        daily_limit=r.daily_limit,
-        requires_phone=r.requires_phone,
-        created_at=r.created_at,
-    )
+    return _dto(Product, r, delivery_kind=DeliveryKind)
 
 
 def _order(r: Any) -> Order:
-    return Order(
-        id=r.id,
-        ref=r.ref,
-        user_id=r.user_id,
-        product_id=r.product_id,
-        quantity=r.quantity,
-        currency=r.currency,
-        amount=r.amount,
-        status=OrderStatus(r.status),
-        created_at=r.created_at,
-        expires_at=r.expires_at,
-        paid_at=r.paid_at,
-        delivered_at=r.delivered_at,
-        revealed_at=r.revealed_at,
-        membership_expires_at=r.membership_expires_at,
-    )
+    return _dto(Order, r, status=OrderStatus)
 
 
 # Statements on the purchase path are built once: executing a prebuilt statement skips SQLAlchemy's
