@@ -125,6 +125,30 @@ async def cmd_product_list(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_shop(settings, go)
 
 
+# ---------------------------------------------------------------- categories
+
+
+async def cmd_category_add(args: argparse.Namespace, settings: Settings) -> int:
+    async def go(s: Services) -> int:
+        _out(str(await s.catalog.add_category(args.name, args.description, args.position)))
+        return 0
+
+    return await _with_shop(settings, go)
+
+
+async def cmd_category_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def go(s: Services) -> int:
+        cats = await s.catalog.categories(active_only=False)
+        if args.json:
+            rows = [{"id": c.id, "name": c.name, "position": c.position, "active": c.active} for c in cats]
+            _out(json.dumps(rows, ensure_ascii=False, indent=2))
+        for c in [] if args.json else cats:
+            _out(f"{c.id:>4}  {c.name}")
+        return 0
+
+    return await _with_shop(settings, go)
+
+
 # ---------------------------------------------------------------- keys and stock
 
 
@@ -274,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     ls = prod.add_parser("list", help="list products")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(handler=cmd_product_list)
+
+    cat = sub.add_parser("category", help="categories").add_subparsers(
+        dest="category_command", metavar="ACTION"
+    )
+    cadd = cat.add_parser("add", help="add a category; prints its id")
+    cadd.add_argument("name")
+    cadd.add_argument("--description", default="")
+    cadd.add_argument("--position", type=int, default=0, help="lower comes first in the catalog")
+    cadd.set_defaults(handler=cmd_category_add)
+    clist = cat.add_parser("list", help="list categories")
+    clist.add_argument("--json", action="store_true")
+    clist.set_defaults(handler=cmd_category_list)
 
     keys = sub.add_parser("keys", help="card keys").add_subparsers(dest="keys_command", metavar="ACTION")
     imp = keys.add_parser("import", help="import keys from a text file (one per line) or CSV")

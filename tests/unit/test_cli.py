@@ -41,6 +41,15 @@ def test_product_add_prints_the_new_id_and_list_shows_it(capsys: pytest.CaptureF
     assert "Steam 10" in out and "$9.90" in out
 
 
+def test_categories_are_added_and_products_filed_under_them(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "category", "add", "游戏点卡", "--position", "1")[:2] == (0, "1\n")
+    assert run(capsys, "product", "add", "--name", "Steam", "--stars", "5", "--category", "1")[0] == 0
+    assert json.loads(run(capsys, "product", "list", "--json")[1])[0]["category_id"] == 1
+    assert json.loads(run(capsys, "category", "list", "--json")[1])[0]["name"] == "游戏点卡"
+    code, _, err = run(capsys, "product", "add", "--name", "X", "--stars", "5", "--category", "9")
+    assert code == 1 and err.startswith("error:")
+
+
 def test_keys_import_reports_and_stock_shows_the_new_keys(
     capsys: pytest.CaptureFixture[str], shop_dir: Path
 ) -> None:
