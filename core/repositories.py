@@ -457,14 +457,16 @@ class PaymentRepo:
         p = t.payments
         return list((await self.conn.execute(select(p).where(p.c.order_id == order_id))).all())
 
-    async def mark_order_refund_due(self, order_id: int, reason: str) -> int:
+    async def mark_order_refund_due(self, order_id: int, reason: str) -> list[tuple[str, str]]:
+        """The order's accepted payments become refund_due; returns their (provider, charge_id)."""
         p = t.payments
         res = await self.conn.execute(
             update(p)
             .where(p.c.order_id == order_id, p.c.status == PaymentStatus.ACCEPTED)
             .values(status=PaymentStatus.REFUND_DUE, reason=reason)
+            .returning(p.c.provider, p.c.charge_id)
         )
-        return res.rowcount
+        return [(r[0], r[1]) for r in res.all()]
 
 
 class AuditRepo:
@@ -530,6 +532,47 @@ class OutboxRepo:
     async def pending(self, limit: int = 100) -> list[Row[Any]]:
         q = select(t.outbox).where(t.outbox.c.status == "pending").order_by(t.outbox.c.id).limit(limit)
         return list((await self.conn.execute(q)).all())
+
+    async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[Row[Any]]:
+        """Take due messages for sending: their next attempt moves to ``lease_until``, so another sender
+        (or this one after a crash) picks them up only once the lease has run out."""
+        o, u = t.outbox, t.users
+        pick = (
+            select(o.c.id)
+            .where(o.c.status == "pending", o.c.next_attempt_at <= now)
+            .order_by(o.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list((await self.conn.execute(pick)).scalars())
+        if not ids:
+            return []
+        await self.conn.execute(update(o).where(o.c.id.in_(ids)).values(next_attempt_at=lease_until))
+        q = (
+            select(o, u.c.channel, u.c.external_id, u.c.language)
+            .join_from(o, u, u.c.id == o.c.user_id)
+            .where(o.c.id.in_(ids))
+            .order_by(o.c.id)
+        )
+        return list((await self.conn.execute(q)).all())
+
+    async def finish(self, message_id: int, status: str, now: datetime, error: str | None = None) -> None:
+        o = t.outbox
+        values: dict[str, Any] = {"status": status, "last_error": error[:255] if error else None}
+        if status == "sent":
+            values["sent_at"] = now
+        await self.conn.execute(update(o).where(o.c.id == message_id).values(**values))
+
+    async def reschedule(self, message_id: int, at: datetime, error: str) -> int:
+        """Try again at ``at``; returns the number of attempts so far."""
+        o = t.outbox
+        res = await self.conn.execute(
+            update(o)
+            .where(o.c.id == message_id)
+            .values(attempts=o.c.attempts + 1, next_attempt_at=at, last_error=error[:255])
+            .returning(o.c.attempts)
+        )
+        return int(res.scalar_one())
 
 
 class ImportRepo:

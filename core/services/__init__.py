@@ -40,6 +40,7 @@ class Services:
     def __init__(self, ctx: Context) -> None:
         from core.services.catalog import CatalogService
         from core.services.orders import OrderService
+        from core.services.outbox import OutboxService
         from core.services.stock import StockService
         from core.services.users import UserService
 
@@ -48,3 +49,4 @@ class Services:
         self.users = UserService(ctx)
         self.stock = StockService(ctx)
         self.orders = OrderService(ctx)
+        self.outbox = OutboxService(ctx)

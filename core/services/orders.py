@@ -48,9 +48,13 @@ log = logging.getLogger(__name__)
 # Outbox message kinds. Payloads carry references, never keys: a key is decrypted when it is sent.
 MSG_DELIVERED = "order_delivered"
 MSG_AWAITING_MANUAL = "order_awaiting_manual"
-MSG_REFUND_DUE = "order_refund_due"
+MSG_REFUND = "payment_refund"  # the channel pays a charge back, then tells the buyer
 
 MAX_MANUAL_CONTENT = 4000
+
+
+def _refund_payload(provider: str, charge_id: str, order_ref: str, reason: str | None) -> dict[str, Any]:
+    return {"provider": provider, "charge_id": charge_id, "order_ref": order_ref[:128], "reason": reason}
 
 
 def new_order_ref() -> str:
@@ -184,11 +188,21 @@ class OrderService:
     # ------------------------------------------------------------------ payment
 
     async def confirm_payment(
-        self, provider: str, charge_id: str, order_ref: str, amount: int, currency: str
+        self,
+        provider: str,
+        charge_id: str,
+        order_ref: str,
+        amount: int,
+        currency: str,
+        *,
+        payer_id: int | None = None,
     ) -> PaymentResult:
         """Record a payment and deliver the order it pays for, in one transaction.
 
         Idempotent on ``(provider, charge_id)``: a replay returns the first outcome and changes nothing.
+        Money that cannot be kept (a wrong amount, an unknown order, no stock left for a late payment, a
+        second charge) is queued for refund in the same transaction: an outbox row the channel acts on.
+        ``payer_id`` (our user id of whoever paid) is who hears about a refund when the order is unknown.
         """
         if not provider or not charge_id or len(charge_id) > 128 or len(provider) > 16:
             raise InvalidInput("provider and charge id are required", field="charge_id")
@@ -234,6 +248,11 @@ class OrderService:
                     currency=currency[:8],
                     reason=rejection,
                 )
+                refund_to = order.user_id if order else payer_id
+                if refund_to is not None:
+                    await r.outbox.add(
+                        refund_to, MSG_REFUND, _refund_payload(provider, charge_id, order_ref, rejection), now
+                    )
                 await uow.commit()
                 log.warning("payment %s/%s rejected: %s", provider, charge_id, rejection)
                 return PaymentResult(PaymentStatus.REJECTED, order, replay=False, reason=rejection)
@@ -264,10 +283,11 @@ class OrderService:
             updated = order
             if status is PaymentStatus.ACCEPTED:
                 updated = await self._fulfil(r, order, product, now, actor)
-            elif reason == "out_of_stock":
-                updated = await self._transition(r, order, OrderStatus.REFUND_DUE)
+            else:
+                if reason == "out_of_stock":
+                    updated = await self._transition(r, order, OrderStatus.REFUND_DUE)
                 await r.outbox.add(
-                    order.user_id, MSG_REFUND_DUE, {"order_ref": order.ref, "reason": reason}, now
+                    order.user_id, MSG_REFUND, _refund_payload(provider, charge_id, order.ref, reason), now
                 )
             await uow.commit()
         return PaymentResult(status, updated, replay=False, reason=reason)
@@ -425,7 +445,10 @@ class OrderService:
             revealed = order.revealed_at is not None
             keys = await r.keys.take_back_sold(order.id, void=revealed)
             updated = await self._transition(r, order, OrderStatus.REFUND_DUE)
-            await r.payments.mark_order_refund_due(order.id, reason[:64])
+            for pay in await r.payments.mark_order_refund_due(order.id, reason[:64]):
+                await r.outbox.add(
+                    order.user_id, MSG_REFUND, _refund_payload(pay[0], pay[1], order.ref, reason), now
+                )
             await r.audit.add(
                 now,
                 actor,

@@ -26,7 +26,7 @@ from core.errors import (
 )
 from core.models import DeliveryKind, KeyStatus, OrderStatus, PaymentStatus, check_transition
 from core.services import STARS, Services
-from core.services.orders import MSG_AWAITING_MANUAL, MSG_DELIVERED, MSG_REFUND_DUE
+from core.services.orders import MSG_AWAITING_MANUAL, MSG_DELIVERED, MSG_REFUND
 from tests.conftest import buyer, draft, stocked
 
 
@@ -257,7 +257,7 @@ async def test_late_payment_without_stock_marks_the_order_refund_due(
     assert res.outcome is PaymentStatus.REFUND_DUE and res.reason == "out_of_stock"
     assert res.order is not None and res.order.status is OrderStatus.REFUND_DUE
     assert await key_statuses(shop, pid) == {"available": 1, "sold": 1}  # the partial re-reservation undone
-    assert MSG_REFUND_DUE in await outbox_kinds(shop)
+    assert MSG_REFUND in await outbox_kinds(shop)
 
 
 async def test_payment_for_a_pending_order_past_its_ttl_but_not_yet_swept_still_delivers(

@@ -1,0 +1,65 @@
+"""The outbox: messages that must reach a user, written in the same transaction as the state change they
+report. A channel's sender claims due messages, sends them, and reports back here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from core.services import Context
+
+MAX_ATTEMPTS = 12
+LEASE = timedelta(minutes=2)  # a claimed message is offered again after this, if its sender vanished
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    user_id: int
+    channel: str
+    external_id: str  # the chat to send to
+    language: str | None
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+class OutboxService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def claim(self, channel: str, limit: int = 50) -> list[OutboxMessage]:
+        now = self.ctx.clock.now()
+        async with self.ctx.uow() as uow:
+            rows = await uow.repo.outbox.claim(now, now + LEASE, limit)
+            await uow.commit()
+        return [
+            OutboxMessage(
+                r.id, r.user_id, r.channel, r.external_id, r.language, r.kind, r.payload, r.attempts
+            )
+            for r in rows
+            if r.channel == channel
+        ]
+
+    async def sent(self, message_id: int) -> None:
+        await self._finish(message_id, "sent", None)
+
+    async def undeliverable(self, message_id: int, error: str) -> None:
+        """Never to be sent (the user blocked the bot, the chat is gone): kept for the record."""
+        await self._finish(message_id, "failed", error)
+
+    async def retry(self, message_id: int, *, after: timedelta, error: str) -> bool:
+        """Send again later. Returns False (and gives up) after MAX_ATTEMPTS."""
+        now = self.ctx.clock.now()
+        async with self.ctx.uow() as uow:
+            attempts = await uow.repo.outbox.reschedule(message_id, now + after, error)
+            if attempts >= MAX_ATTEMPTS:
+                await uow.repo.outbox.finish(message_id, "failed", now, f"gave up: {error}")
+            await uow.commit()
+        return attempts < MAX_ATTEMPTS
+
+    async def _finish(self, message_id: int, status: str, error: str | None) -> None:
+        async with self.ctx.uow() as uow:
+            await uow.repo.outbox.finish(message_id, status, self.ctx.clock.now(), error)
+            await uow.commit()

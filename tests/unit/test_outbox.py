@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from core.clock import FrozenClock
+from core.services import STARS, Services
+from core.services.orders import MSG_DELIVERED, MSG_REFUND
+from core.services.outbox import MAX_ATTEMPTS
+from tests.conftest import buyer, stocked
+
+
+async def test_a_claimed_message_is_not_offered_again_until_its_lease_runs_out(
+    shop: Services, clock: FrozenClock
+) -> None:
+    pid = await stocked(shop, 1)
+    o = await shop.orders.checkout(await buyer(shop, "77"), pid, 1, STARS)
+    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    first = await shop.outbox.claim("telegram")
+    assert [(m.kind, m.external_id, m.payload) for m in first] == [(MSG_DELIVERED, "77", {"order_ref": o.ref})]
+    assert await shop.outbox.claim("telegram") == []  # leased to the first sender
+    clock.advance(minutes=3)  # that sender died without reporting
+    assert [m.id for m in await shop.outbox.claim("telegram")] == [first[0].id]
+    await shop.outbox.sent(first[0].id)
+    clock.advance(minutes=3)
+    assert await shop.outbox.claim("telegram") == []
+
+
+async def test_a_message_that_keeps_failing_is_retried_then_given_up(shop: Services, clock: FrozenClock) -> None:
+    pid = await stocked(shop, 1)
+    o = await shop.orders.checkout(await buyer(shop), pid, 1, STARS)
+    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    (msg,) = await shop.outbox.claim("telegram")
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        keep = await shop.outbox.retry(msg.id, after=timedelta(seconds=5), error="500")
+        assert keep is (attempt < MAX_ATTEMPTS)
+        clock.advance(seconds=6)
+        again = await shop.outbox.claim("telegram")
+        assert [m.id for m in again] == ([msg.id] if keep else [])
+
+
+async def test_every_payment_the_shop_cannot_keep_is_queued_for_refund(shop: Services) -> None:
+    pid = await stocked(shop, 2)
+    uid = await buyer(shop)
+    o = await shop.orders.checkout(uid, pid, 1, STARS)
+    await shop.orders.confirm_payment("telegram", "wrong", o.ref, o.amount + 1, STARS)  # rejected
+    await shop.orders.confirm_payment("telegram", "good", o.ref, o.amount, STARS)
+    await shop.orders.confirm_payment("telegram", "twice", o.ref, o.amount, STARS)  # second charge
+    await shop.orders.confirm_payment("telegram", "nobody", "NOSUCH", 5, STARS, payer_id=uid)  # unknown order
+    await shop.orders.request_refund(o.ref, actor="admin:1")  # the good one, refunded by an admin
+    refunds = [m.payload["charge_id"] for m in await shop.outbox.claim("telegram") if m.kind == MSG_REFUND]
+    assert refunds == ["wrong", "twice", "nobody", "good"]
