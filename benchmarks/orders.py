@@ -244,20 +244,31 @@ async def run_raw_postgres(db: Database, pid: int, users: list[int], concurrency
             oid = await c.fetchval(
                 "INSERT INTO orders (ref, user_id, product_id, quantity, currency, amount, status, created_at, "
                 "expires_at) VALUES ($1, $2, $3, 1, 'XTR', $4, 'pending', $5, $6) RETURNING id",
-                ref, uid, pid, p[0], now, now + timedelta(minutes=15),
-            )  # fmt: skip
+                ref,
+                uid,
+                pid,
+                p[0],
+                now,
+                now + timedelta(minutes=15),
+            )
             got = await c.fetch(
                 "UPDATE keys SET status = 'reserved', order_id = $1 WHERE id IN (SELECT id FROM keys "
                 "WHERE product_id = $2 AND status = 'available' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
                 "AND status = 'available' RETURNING id",
-                oid, pid,
-            )  # fmt: skip
+                oid,
+                pid,
+            )
             if len(got) != 1:
                 raise LookupError("out of stock")
             await c.execute(
                 "INSERT INTO audit_log (at, actor, action, product_id, order_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-                now, f"user:{uid}", "order_created", pid, oid, json.dumps({"reserved": [got[0][0]]}),
-            )  # fmt: skip
+                now,
+                f"user:{uid}",
+                "order_created",
+                pid,
+                oid,
+                json.dumps({"reserved": [got[0][0]]}),
+            )
         async with pool.acquire() as c, c.transaction():
             o = await c.fetchrow(
                 "SELECT id, amount, currency, status, user_id FROM orders WHERE ref = $1 FOR UPDATE", ref
@@ -270,31 +281,44 @@ async def run_raw_postgres(db: Database, pid: int, users: list[int], concurrency
             await c.execute(
                 "INSERT INTO payments (provider, charge_id, order_id, order_ref, amount, currency, status, created_at) "
                 "VALUES ('telegram', $1, $2, $3, $4, 'XTR', 'accepted', $5)",
-                f"c{uid}", o[0], ref, o[1], now,
-            )  # fmt: skip
+                f"c{uid}",
+                o[0],
+                ref,
+                o[1],
+                now,
+            )
             sold = await c.fetch(
                 "UPDATE keys SET status = 'sold', sold_at = $1 WHERE order_id = $2 AND status = 'reserved' RETURNING id",
-                now, o[0],
-            )  # fmt: skip
+                now,
+                o[0],
+            )
             if len(sold) != 1:
                 raise RuntimeError("short delivery")
             res = await c.execute(
                 "UPDATE orders SET status = 'delivered', paid_at = $1, delivered_at = $1 WHERE id = $2 AND status = 'pending'",
-                now, o[0],
-            )  # fmt: skip
+                now,
+                o[0],
+            )
             if res != "UPDATE 1":
                 raise RuntimeError("order changed")
             for action in ("payment_confirmed", "keys_delivered"):
                 await c.execute(
                     "INSERT INTO audit_log (at, actor, action, product_id, order_id, detail) "
                     "VALUES ($1, $2, $3, $4, $5, $6)",
-                    now, "payment:telegram", action, pid, o[0], json.dumps({"keys": [sold[0][0]]}),
-                )  # fmt: skip
+                    now,
+                    "payment:telegram",
+                    action,
+                    pid,
+                    o[0],
+                    json.dumps({"keys": [sold[0][0]]}),
+                )
             await c.execute(
                 "INSERT INTO outbox (user_id, kind, payload, status, attempts, next_attempt_at, created_at) "
                 "VALUES ($1, 'order_delivered', $2, 'pending', 0, $3, $3)",
-                o[4], json.dumps({"order_ref": ref}), now,
-            )  # fmt: skip
+                o[4],
+                json.dumps({"order_ref": ref}),
+                now,
+            )
         return True
 
     try:

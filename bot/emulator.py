@@ -9,6 +9,7 @@ nothing here ever reaches Telegram.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html.parser
 import itertools
 import json
@@ -24,10 +25,35 @@ from typing import Any
 from aiohttp import web
 
 TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
-ALLOWED_HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
-                     "tg-spoiler", "span", "blockquote", "tg-emoji"}  # fmt: skip
-JSON_FIELDS = {"reply_markup", "entities", "caption_entities", "prices", "commands", "scope", "allowed_updates",
-               "link_preview_options", "reply_parameters"}  # fmt: skip
+ALLOWED_HTML_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "a",
+    "code",
+    "pre",
+    "tg-spoiler",
+    "span",
+    "blockquote",
+    "tg-emoji",
+}
+JSON_FIELDS = {
+    "reply_markup",
+    "entities",
+    "caption_entities",
+    "prices",
+    "commands",
+    "scope",
+    "allowed_updates",
+    "link_preview_options",
+    "reply_parameters",
+}
 
 
 class ApiError(Exception):
@@ -142,7 +168,7 @@ class Sent:
 
 @dataclass
 class Emulator:
-    """The server's state. One instance serves one bot token (any well-formed token when ``token`` is None)."""
+    """The server's state. It serves one bot token (any well-formed one when ``token`` is None)."""
 
     token: str | None = None
     flood_limits: bool = True
@@ -306,7 +332,7 @@ class Emulator:
         self.user(user_id).blocked_bot = blocked
 
     def fail_next(self, method: str, code: int, retry_after: int | None = None, times: int = 1) -> None:
-        """Make the next ``times`` calls of ``method`` fail with ``code`` (429 with ``retry_after``, 500...)."""
+        """Make the next ``times`` calls of ``method`` fail with ``code`` (429 + ``retry_after``, 500...)."""
         for _ in range(times):
             self.faults.append((method, code, retry_after))
 
@@ -319,7 +345,7 @@ class Emulator:
         predicate: Callable[[Sent], bool] = lambda s: True,
         *,
         after: int = 0,
-        timeout: float = 5.0,
+        within: float = 5.0,
     ) -> Sent:
         """The first message to ``user_id`` (from index ``after``) matching ``predicate``, waiting for it."""
 
@@ -327,7 +353,7 @@ class Emulator:
             return next((s for s in self.sent.get(user_id, [])[after:] if predicate(s)), None)
 
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: find() is not None), timeout)
+            await asyncio.wait_for(self._changed.wait_for(lambda: find() is not None), within)
         found = find()
         assert found is not None
         return found
@@ -335,7 +361,7 @@ class Emulator:
     # ------------------------------------------------------------------ the Bot API
 
     def _check_token(self, token: str) -> None:
-        if self.token is not None and token != self.token or not TOKEN_RE.match(token):
+        if (self.token is not None and token != self.token) or not TOKEN_RE.match(token):
             raise ApiError(401, "Unauthorized")
 
     def _flood(self, chat_id: int) -> None:
@@ -421,8 +447,15 @@ class Emulator:
         return result
 
     def m_getme(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"id": self.bot_id, "is_bot": True, "first_name": "keyshop", "username": self.bot_username,
-                "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}  # fmt: skip
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": "keyshop",
+            "username": self.bot_username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
 
     def m_deletewebhook(self, p: dict[str, Any]) -> bool:
         return True
@@ -438,10 +471,8 @@ class Emulator:
             if offset:
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
             if not self._updates and timeout:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._updates)), timeout)
-                except TimeoutError:
-                    pass
             return self._updates[:limit]
 
     def m_setmycommands(self, p: dict[str, Any]) -> bool:
@@ -617,7 +648,7 @@ class Emulator:
         file_id = str(p.get("file_id") or "")
         if file_id not in self.files:
             raise _bad("invalid file_id")
-        name, data = self.files[file_id]
+        _, data = self.files[file_id]
         return {
             "file_id": file_id,
             "file_unique_id": file_id[3:15],

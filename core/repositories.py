@@ -457,16 +457,16 @@ class PaymentRepo:
         p = t.payments
         return list((await self.conn.execute(select(p).where(p.c.order_id == order_id))).all())
 
-    async def mark_order_refund_due(self, order_id: int, reason: str) -> list[tuple[str, str]]:
-        """The order's accepted payments become refund_due; returns their (provider, charge_id)."""
+    async def mark_order_refund_due(self, order_id: int, reason: str) -> list[tuple[str, str, int, str]]:
+        """Accepted payments of the order become refund_due; returns (provider, charge, amount, currency)."""
         p = t.payments
         res = await self.conn.execute(
             update(p)
             .where(p.c.order_id == order_id, p.c.status == PaymentStatus.ACCEPTED)
             .values(status=PaymentStatus.REFUND_DUE, reason=reason)
-            .returning(p.c.provider, p.c.charge_id)
+            .returning(p.c.provider, p.c.charge_id, p.c.amount, p.c.currency)
         )
-        return [(r[0], r[1]) for r in res.all()]
+        return [(r[0], r[1], r[2], r[3]) for r in res.all()]
 
 
 class AuditRepo:

@@ -53,8 +53,17 @@ MSG_REFUND = "payment_refund"  # the channel pays a charge back, then tells the 
 MAX_MANUAL_CONTENT = 4000
 
 
-def _refund_payload(provider: str, charge_id: str, order_ref: str, reason: str | None) -> dict[str, Any]:
-    return {"provider": provider, "charge_id": charge_id, "order_ref": order_ref[:128], "reason": reason}
+def _refund_payload(
+    provider: str, charge_id: str, order_ref: str, reason: str | None, amount: int, currency: str
+) -> dict[str, Any]:
+    return {
+        "provider": provider,
+        "charge_id": charge_id,
+        "order_ref": order_ref[:128],
+        "reason": reason,
+        "amount": amount,
+        "currency": currency[:8],
+    }
 
 
 def new_order_ref() -> str:
@@ -251,7 +260,10 @@ class OrderService:
                 refund_to = order.user_id if order else payer_id
                 if refund_to is not None:
                     await r.outbox.add(
-                        refund_to, MSG_REFUND, _refund_payload(provider, charge_id, order_ref, rejection), now
+                        refund_to,
+                        MSG_REFUND,
+                        _refund_payload(provider, charge_id, order_ref, rejection, amount, currency),
+                        now,
                     )
                 await uow.commit()
                 log.warning("payment %s/%s rejected: %s", provider, charge_id, rejection)
@@ -287,7 +299,10 @@ class OrderService:
                 if reason == "out_of_stock":
                     updated = await self._transition(r, order, OrderStatus.REFUND_DUE)
                 await r.outbox.add(
-                    order.user_id, MSG_REFUND, _refund_payload(provider, charge_id, order.ref, reason), now
+                    order.user_id,
+                    MSG_REFUND,
+                    _refund_payload(provider, charge_id, order.ref, reason, amount, currency),
+                    now,
                 )
             await uow.commit()
         return PaymentResult(status, updated, replay=False, reason=reason)
@@ -447,7 +462,10 @@ class OrderService:
             updated = await self._transition(r, order, OrderStatus.REFUND_DUE)
             for pay in await r.payments.mark_order_refund_due(order.id, reason[:64]):
                 await r.outbox.add(
-                    order.user_id, MSG_REFUND, _refund_payload(pay[0], pay[1], order.ref, reason), now
+                    order.user_id,
+                    MSG_REFUND,
+                    _refund_payload(pay[0], pay[1], order.ref, reason, pay[2], pay[3]),
+                    now,
                 )
             await r.audit.add(
                 now,

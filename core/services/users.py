@@ -48,6 +48,19 @@ class UserService:
             raise InvalidInput("not a phone number", field="phone")
         await self._update(user_id, phone=phone)
 
+    async def set_referrer_once(self, user_id: int, referrer_id: int) -> bool:
+        """Record who referred a user, once, and never the user themself. True if recorded."""
+        if referrer_id == user_id:
+            return False
+        async with self.ctx.uow() as uow:
+            referrer = await uow.repo.users.get(referrer_id)
+            user = await uow.repo.users.get(user_id, lock=True)
+            if referrer is None or user is None or user.referrer_id is not None:
+                return False
+            await uow.repo.users.update(user_id, referrer_id=referrer_id)
+            await uow.commit()
+        return True
+
     async def set_blocklisted(self, user_id: int, blocklisted: bool) -> None:
         await self._update(user_id, blocklisted=blocklisted)
 

@@ -1,1 +1,58 @@
-"""See ARCHITECTURE.md."""
+"""The Telegram storefront: aiogram routers, one per feature, and the dispatcher that wires them."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.types import BotCommand
+from aiogram.utils.i18n import I18n
+
+from core.errors import ShopError
+from core.services import Services
+from handlers.telegram import catalog, checkout, errors, language, orders, start
+from handlers.telegram.middlewares import ShopI18nMiddleware, ShopUserMiddleware, ThrottleMiddleware
+from handlers.telegram.outbox import OutboxSender
+
+COMMANDS = ("start", "catalog", "orders", "language", "help")
+
+
+def build_dispatcher(
+    services: Services,
+    *,
+    i18n: I18n,
+    outbox: OutboxSender,
+    admin_ids: list[int],
+    reservation_minutes: int,
+    fiat_currency: str | None = None,
+    payment_provider_token: str | None = None,
+    storage: BaseStorage | None = None,
+    throttle: ThrottleMiddleware | None = None,
+) -> Dispatcher:
+    dp = Dispatcher(storage=storage) if storage is not None else Dispatcher()
+    dp.workflow_data.update(
+        services=services,
+        outbox=outbox,
+        admin_ids=admin_ids,
+        reservation_minutes=reservation_minutes,
+        fiat_currency=fiat_currency if payment_provider_token else None,
+        payment_provider_token=payment_provider_token,
+    )
+    dp.update.outer_middleware(ShopUserMiddleware())
+    dp.update.outer_middleware(throttle or ThrottleMiddleware(i18n))
+    ShopI18nMiddleware(i18n).setup(dp)
+    dp.errors.register(errors.shop_error, ExceptionTypeFilter(ShopError))
+    dp.errors.register(errors.unexpected_error)
+    # start last: it holds the catch-alls (unknown commands, free text, unparseable buttons)
+    dp.include_routers(checkout.router, catalog.router, orders.router, language.router, start.router)
+    return dp
+
+
+async def set_commands(bot: Bot, i18n: I18n) -> None:
+    """The command menu in every language we have (English also as the default for everyone else)."""
+    for locale in i18n.available_locales:
+        with i18n.use_locale(locale):
+            cmds = [BotCommand(command=c, description=i18n.gettext(f"cmd-{c}")) for c in COMMANDS]
+        await bot.set_my_commands(cmds, language_code=None if locale == "en" else locale.split("_")[0])
+        if locale == "en":
+            await bot.set_my_commands(cmds, language_code="en")

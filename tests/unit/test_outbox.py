@@ -16,7 +16,9 @@ async def test_a_claimed_message_is_not_offered_again_until_its_lease_runs_out(
     o = await shop.orders.checkout(await buyer(shop, "77"), pid, 1, STARS)
     await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     first = await shop.outbox.claim("telegram")
-    assert [(m.kind, m.external_id, m.payload) for m in first] == [(MSG_DELIVERED, "77", {"order_ref": o.ref})]
+    assert [(m.kind, m.external_id, m.payload) for m in first] == [
+        (MSG_DELIVERED, "77", {"order_ref": o.ref})
+    ]
     assert await shop.outbox.claim("telegram") == []  # leased to the first sender
     clock.advance(minutes=3)  # that sender died without reporting
     assert [m.id for m in await shop.outbox.claim("telegram")] == [first[0].id]
@@ -25,7 +27,9 @@ async def test_a_claimed_message_is_not_offered_again_until_its_lease_runs_out(
     assert await shop.outbox.claim("telegram") == []
 
 
-async def test_a_message_that_keeps_failing_is_retried_then_given_up(shop: Services, clock: FrozenClock) -> None:
+async def test_a_message_that_keeps_failing_is_retried_then_given_up(
+    shop: Services, clock: FrozenClock
+) -> None:
     pid = await stocked(shop, 1)
     o = await shop.orders.checkout(await buyer(shop), pid, 1, STARS)
     await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)

@@ -1,0 +1,52 @@
+"""Translations: gettext catalogs in ``locales/``, compiled with Babel when the shop starts."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from aiogram.utils.i18n import I18n
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+import locales
+
+SOURCE = Path(locales.__file__).resolve().parent
+DOMAIN = "messages"
+DEFAULT_LOCALE = "en"
+
+
+def compile_catalogs(source: Path = SOURCE, target: Path | None = None) -> Path:
+    """Compile every ``<lang>/LC_MESSAGES/messages.po`` to ``.mo`` under ``target`` (by default a cache
+    directory named after the catalogs' content, so unchanged catalogs are compiled once)."""
+    pos = sorted(source.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in pos)).hexdigest()[:16]
+    target = target or Path(tempfile.gettempdir()) / f"keyshop-locales-{digest}"
+    for po in pos:
+        lang = po.parent.parent.name
+        mo = target / lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
+        if mo.exists():
+            continue
+        mo.parent.mkdir(parents=True, exist_ok=True)
+        with po.open("rb") as f:
+            catalog = read_po(f, locale=lang, domain=DOMAIN)
+        tmp = mo.with_suffix(".tmp")
+        with tmp.open("wb") as f:
+            write_mo(f, catalog)
+        tmp.replace(mo)  # atomic: two shops starting at once never read half a file
+    return target
+
+
+def build_i18n() -> I18n:
+    return I18n(path=compile_catalogs(), default_locale=DEFAULT_LOCALE, domain=DOMAIN)
+
+
+def pick_locale(language_code: str | None, available: tuple[str, ...] = ("en", "zh_CN")) -> str:
+    """Telegram's language_code (an IETF tag such as ``zh-hans`` or ``en-US``) to one of our locales."""
+    code = (language_code or "").lower().replace("_", "-")
+    if code.startswith("zh") and "zh_CN" in available:
+        return "zh_CN"
+    if code in ("zh_cn",):
+        return "zh_CN"
+    return DEFAULT_LOCALE

@@ -1,0 +1,44 @@
+"""/language: the buyer picks English or Simplified Chinese."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import I18n
+
+from core.models import User
+from core.services import Services
+from handlers.telegram import keyboards
+from handlers.telegram.callbacks import LanguageCb, MenuCb
+from handlers.telegram.text import tr
+
+router = Router(name=__name__)
+
+
+@router.message(Command("language"))
+@router.callback_query(MenuCb.filter(F.action == "language"))
+async def choose(event: Message | CallbackQuery) -> None:
+    """Receives: /language and the Language button."""
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+        if event.message is not None:
+            await event.message.answer(tr("language-choose"), reply_markup=keyboards.languages())
+        return
+    await event.answer(tr("language-choose"), reply_markup=keyboards.languages())
+
+
+@router.callback_query(LanguageCb.filter())
+async def chosen(
+    query: CallbackQuery, callback_data: LanguageCb, shop_user: User, services: Services, i18n: I18n
+) -> None:
+    """Receives: a language button. Unknown codes (forged data) are refused."""
+    code = callback_data.code
+    if code not in i18n.available_locales:
+        await query.answer(tr("error-stale-button"), show_alert=True)
+        return
+    await services.users.set_language(shop_user.id, code)
+    with i18n.use_locale(code):
+        await query.answer()
+        if query.message is not None:
+            await query.message.answer(tr("language-set"), reply_markup=keyboards.main_menu())

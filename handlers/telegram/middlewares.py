@@ -1,0 +1,98 @@
+"""Middlewares: the shop user behind every update, per-user throttling, and the user's language."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, Update
+from aiogram.types import User as TgUser
+from aiogram.utils.i18n import I18n, I18nMiddleware
+
+from bot.i18n import pick_locale
+from core.models import User
+from core.services import Services
+
+log = logging.getLogger(__name__)
+CHANNEL = "telegram"
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class ShopUserMiddleware(BaseMiddleware):
+    """Loads (creating on first sight) the shop user for the Telegram user behind the update, as
+    ``data["shop_user"]``. Someone who writes to the bot has evidently unblocked it."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        tg: TgUser | None = data.get("event_from_user")
+        services: Services = data["services"]
+        if tg is not None and not tg.is_bot:
+            user = await services.users.ensure(CHANNEL, str(tg.id), language=pick_locale(tg.language_code))
+            if user.bot_blocked:
+                await services.users.set_bot_blocked(user.id, False)
+            data["shop_user"] = user
+        return await handler(event, data)
+
+
+def _is_payment(update: Update) -> bool:
+    return update.pre_checkout_query is not None or (
+        update.message is not None and update.message.successful_payment is not None
+    )
+
+
+class ThrottleMiddleware(BaseMiddleware):
+    """Per-user token bucket. Payments are never throttled: Telegram needs an answer, and money moved."""
+
+    def __init__(self, i18n: I18n, rate: float = 2.0, burst: float = 8.0) -> None:
+        self.i18n, self.rate, self.burst = i18n, rate, burst
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._warned: set[int] = set()
+
+    def _allow(self, user_id: int) -> bool:
+        now = time.monotonic()
+        tokens, at = self._buckets.get(user_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if len(self._buckets) > 100_000:
+            self._buckets.clear()  # bounded memory; worst case someone gets a fresh burst
+        if tokens < 1:
+            self._buckets[user_id] = (tokens, now)
+            return False
+        self._buckets[user_id] = (tokens - 1, now)
+        self._warned.discard(user_id)
+        return True
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        tg: TgUser | None = data.get("event_from_user")
+        if tg is None or not isinstance(event, Update) or _is_payment(event) or self._allow(tg.id):
+            return await handler(event, data)
+        log.info("throttled user %s", tg.id)
+        i18n = self.i18n
+        shop_user: User | None = data.get("shop_user")
+        with i18n.use_locale(
+            shop_user.language if shop_user and shop_user.language else pick_locale(tg.language_code)
+        ):
+            text = i18n.gettext("error-throttled")
+        if event.callback_query is not None:
+            await event.callback_query.answer(text)
+        elif event.message is not None and tg.id not in self._warned:
+            self._warned.add(tg.id)
+            await event.message.answer(text)
+        return None
+
+
+class ShopI18nMiddleware(I18nMiddleware):
+    """The user's chosen language, else Telegram's language_code, else English (also ``data["locale"]``)."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        data["locale"] = await self.get_locale(event, data)
+        return await super().__call__(handler, event, data)
+
+    async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
+        user: User | None = data.get("shop_user")
+        if user is not None and user.language in self.i18n.available_locales:
+            return user.language
+        tg: TgUser | None = data.get("event_from_user")
+        return pick_locale(tg.language_code if tg else None)

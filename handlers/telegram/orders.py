@@ -1,0 +1,68 @@
+"""My orders: the list, keys shown again (audited), and cancelling an unpaid order."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, Message
+
+from core.models import User
+from core.money import format_amount
+from core.services import Services
+from handlers.telegram import keyboards
+from handlers.telegram.callbacks import CancelCb, MenuCb, RevealCb
+from handlers.telegram.delivery import send_keys
+from handlers.telegram.text import order_status, tr
+
+router = Router(name=__name__)
+
+
+@router.message(Command("orders"))
+@router.callback_query(MenuCb.filter(F.action == "orders"))
+async def my_orders(event: Message | CallbackQuery, shop_user: User, services: Services, locale: str) -> None:
+    """Receives: /orders and the My orders button."""
+    orders = await services.orders.for_user(shop_user.id, limit=10)
+    if not orders:
+        text, markup = tr("orders-empty"), None
+    else:
+        names = {p.id: p.name for p in await services.catalog.products()}
+        lines = [tr("orders-title")] + [
+            tr(
+                "order-line",
+                ref=o.ref,
+                name=names.get(o.product_id, "?"),
+                qty=o.quantity,
+                amount=format_amount(o.amount, o.currency, locale),
+                status=order_status(o),
+            )
+            for o in orders
+        ]
+        text, markup = "\n".join(lines), keyboards.orders(orders)
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+        if event.message is not None:
+            await event.message.answer(text, reply_markup=markup)
+        return
+    await event.answer(text, reply_markup=markup)
+
+
+@router.callback_query(RevealCb.filter())
+async def reveal(
+    query: CallbackQuery, callback_data: RevealCb, bot: Bot, shop_user: User, services: Services
+) -> None:
+    """Receives: "Keys of <ref>". Only the buyer's own delivered orders; every reveal is audited."""
+    shown = await services.orders.reveal(
+        callback_data.ref, user_id=shop_user.id, actor=f"user:{shop_user.id}", reason="my_orders"
+    )
+    product = await services.catalog.product(shown.order.product_id)
+    await query.answer()
+    await send_keys(bot, query.from_user.id, shown.order, product, shown.keys)
+
+
+@router.callback_query(CancelCb.filter())
+async def cancel(query: CallbackQuery, callback_data: CancelCb, shop_user: User, services: Services) -> None:
+    """Receives: "Cancel order <ref>" on a pending order: the reserved stock returns."""
+    order = await services.orders.cancel(
+        callback_data.ref, user_id=shop_user.id, actor=f"user:{shop_user.id}"
+    )
+    await query.answer(tr("order-cancelled", ref=order.ref), show_alert=True)

@@ -1,0 +1,171 @@
+"""The outbox sender: delivers every message written to the outbox (keys, refunds, notices).
+
+Limits kept: at most 30 messages a second overall, one a second per private chat, 20 a minute per group.
+A 429 is honoured (that chat waits ``retry_after``); network errors and 5xx are retried with backoff; a user
+who blocked the bot (403) is marked so and not retried. A message is marked sent only after Telegram
+accepted it, so a crash means a resend, never a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from datetime import timedelta
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.utils.i18n import I18n
+
+from core.errors import ShopError
+from core.money import format_amount
+from core.services import Services
+from core.services.orders import MSG_AWAITING_MANUAL, MSG_DELIVERED, MSG_REFUND
+from core.services.outbox import OutboxMessage
+from handlers.telegram.delivery import send_keys
+from handlers.telegram.text import tr
+
+log = logging.getLogger(__name__)
+CHANNEL = "telegram"
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(300, 2 ** min(attempts, 9)))
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        bot: Bot,
+        services: Services,
+        i18n: I18n,
+        *,
+        admin_ids: list[int] | None = None,
+        per_second: float = 30.0,
+        private_interval: float = 1.0,
+        group_interval: float = 3.0,
+        idle_poll: float = 1.0,
+    ) -> None:
+        self.bot, self.services, self.i18n = bot, services, i18n
+        self.admin_ids = admin_ids or []
+        self.global_interval = 1.0 / per_second
+        self.private_interval, self.group_interval = private_interval, group_interval
+        self.idle_poll = idle_poll
+        self._wake = asyncio.Event()
+        self._next_global = 0.0
+        self._global_lock = asyncio.Lock()
+        self._next_chat: dict[str, float] = defaultdict(float)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                sent = await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox: a round failed; trying again")
+                sent = 0
+            if not sent:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+
+    async def drain(self) -> int:
+        """Send what is due now; returns how many messages were handled."""
+        batch = await self.services.outbox.claim(CHANNEL, limit=100)
+        by_chat: dict[str, list[OutboxMessage]] = defaultdict(list)
+        for m in batch:
+            by_chat[m.external_id].append(m)
+        await asyncio.gather(*(self._chat(chat, msgs) for chat, msgs in by_chat.items()))
+        return len(batch)
+
+    async def _chat(self, chat: str, msgs: list[OutboxMessage]) -> None:
+        for m in msgs:
+            await self._pace(chat)
+            await self._send(m)
+
+    async def _pace(self, chat: str) -> None:
+        now = time.monotonic()
+        wait = self._next_chat[chat] - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+        interval = self.group_interval if chat.startswith("-") else self.private_interval
+        self._next_chat[chat] = max(now, self._next_chat[chat]) + interval
+        async with self._global_lock:
+            now = time.monotonic()
+            if self._next_global > now:
+                await asyncio.sleep(self._next_global - now)
+            self._next_global = max(now, self._next_global) + self.global_interval
+
+    async def _send(self, m: OutboxMessage) -> None:
+        outbox = self.services.outbox
+        try:
+            with self.i18n.use_locale(m.language if m.language in self.i18n.available_locales else "en"):
+                await self._deliver(m)
+        except TelegramRetryAfter as e:
+            self._next_chat[m.external_id] = time.monotonic() + e.retry_after
+            await outbox.retry(m.id, after=timedelta(seconds=e.retry_after), error="429 retry_after")
+        except TelegramForbiddenError as e:
+            log.info("outbox %s: user %s blocked the bot", m.id, m.user_id)
+            await self.services.users.set_bot_blocked(m.user_id, True)
+            await outbox.undeliverable(m.id, f"403 {e.message}")
+        except TelegramBadRequest as e:
+            log.warning("outbox %s (%s) refused by Telegram: %s", m.id, m.kind, e.message)
+            await outbox.undeliverable(m.id, f"400 {e.message}")
+        except (TelegramNetworkError, TelegramServerError, OSError) as e:
+            if not await outbox.retry(m.id, after=backoff(m.attempts), error=type(e).__name__):
+                log.error("outbox %s: giving up after repeated %s", m.id, type(e).__name__)
+        except ShopError as e:  # the order changed meanwhile (e.g. refunded): nothing left to say
+            log.info("outbox %s (%s) no longer applies: %s", m.id, m.kind, e.key)
+            await outbox.undeliverable(m.id, e.key)
+        except Exception as e:
+            log.exception("outbox %s (%s) failed", m.id, m.kind)
+            await outbox.retry(m.id, after=backoff(m.attempts), error=type(e).__name__)
+        else:
+            await outbox.sent(m.id)
+
+    async def _deliver(self, m: OutboxMessage) -> None:
+        chat = int(m.external_id)
+        if m.kind == MSG_DELIVERED:
+            shown = await self.services.orders.reveal(
+                m.payload["order_ref"], user_id=m.user_id, actor="outbox", reason="delivery"
+            )
+            product = await self.services.catalog.product(shown.order.product_id)
+            await send_keys(self.bot, chat, shown.order, product, shown.keys)
+        elif m.kind == MSG_AWAITING_MANUAL:
+            await self.bot.send_message(chat, tr("delivery-awaiting-manual", ref=m.payload["order_ref"]))
+            for admin in self.admin_ids:
+                await self.bot.send_message(admin, f"🧾 manual order {m.payload['order_ref']} is paid")
+        elif m.kind == MSG_REFUND:
+            await self._refund(chat, m)
+        else:
+            raise ValueError(f"unknown outbox message kind {m.kind!r}")
+
+    async def _refund(self, chat: int, m: OutboxMessage) -> None:
+        p = m.payload
+        if p["provider"] != "telegram" or p["currency"] != "XTR":
+            for admin in self.admin_ids:  # fiat refunds go through the provider's dashboard
+                await self.bot.send_message(
+                    admin, f"↩️ refund {p['amount']} {p['currency']}: charge {p['charge_id']}"
+                )
+            return
+        try:
+            await self.bot.refund_star_payment(user_id=chat, telegram_payment_charge_id=p["charge_id"])
+        except TelegramBadRequest as e:
+            if "ALREADY_REFUNDED" not in e.message:  # a retry after the refund went through
+                raise
+        await self.services.orders.complete_refund(p["provider"], p["charge_id"], actor="telegram")
+        reason = tr(f"refund-reason-{p.get('reason') or 'admin'}")
+        amount = format_amount(p["amount"], p["currency"])
+        await self.bot.send_message(chat, tr("refund-done", amount=amount, ref=p["order_ref"], reason=reason))

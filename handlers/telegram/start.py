@@ -1,0 +1,64 @@
+"""/start (with an optional referral deep link), /help, the main menu, and anything unrecognised."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import CallbackQuery, Message
+
+from core.models import User
+from core.services import Services
+from handlers.telegram import keyboards
+from handlers.telegram.callbacks import MenuCb
+from handlers.telegram.text import tr
+
+router = Router(name=__name__)
+log = logging.getLogger(__name__)
+
+
+@router.message(CommandStart())
+async def start(message: Message, command: CommandObject, shop_user: User, services: Services) -> None:
+    """Receives: /start and /start <payload> (a referral link ``r<user id>``)."""
+    payload = (command.args or "").strip()
+    if payload.startswith("r") and payload[1:].isdigit():
+        await services.users.set_referrer_once(shop_user.id, int(payload[1:]))
+    name = message.from_user.first_name if message.from_user else ""
+    await message.answer(tr("start-welcome", name=name), reply_markup=keyboards.main_menu())
+
+
+@router.message(Command("help"))
+@router.callback_query(MenuCb.filter(F.action == "help"))
+async def help_(event: Message | CallbackQuery, reservation_minutes: int) -> None:
+    """Receives: /help, and the Help button of the main menu."""
+    text = tr("help-text", minutes=reservation_minutes)
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+        if event.message is not None:
+            await event.message.answer(text)
+        return
+    await event.answer(text)
+
+
+@router.message(F.text.startswith("/"))
+async def unknown_command(message: Message) -> None:
+    """Receives: any command no other handler took."""
+    log.info("unknown command %r", (message.text or "")[:32])
+    await message.answer(tr("unknown-command"))
+
+
+@router.message(F.text)
+async def free_text(message: Message) -> None:
+    """Receives: plain text that is not a command: show the menu."""
+    await message.answer(
+        tr("start-welcome", name=message.from_user.first_name if message.from_user else ""),
+        reply_markup=keyboards.main_menu(),
+    )
+
+
+@router.callback_query()
+async def stale_button(query: CallbackQuery) -> None:
+    """Receives: callback data no other handler parses (forged, or from an old version of the bot)."""
+    log.info("unparseable callback data %r", (query.data or "")[:64])
+    await query.answer(tr("error-stale-button"), show_alert=True)
