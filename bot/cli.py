@@ -40,6 +40,41 @@ async def _with_shop(settings: Settings, fn: Callable[[Services], Awaitable[int]
         await close_shop(services)
 
 
+# ---------------------------------------------------------------- running the shop
+
+
+NO_TOKEN = """no BOT_TOKEN is set, so there is no bot to run.
+  - to run your shop: get a token from @BotFather and set BOT_TOKEN (in .env or the environment)
+  - to try keyshop without a token: keyshop sandbox"""
+
+
+async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import Storefront, make_bot, run_polling, run_webhook
+
+    if settings.bot_token is None:
+        sys.stderr.write(NO_TOKEN + "\n")
+        return 2
+    services = await open_shop(settings)
+    front = Storefront.build(
+        services, settings, make_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
+    )
+    try:
+        if settings.webhook_url:
+            await run_webhook(front, settings)
+        else:
+            await run_polling(front)
+    finally:
+        await front.stop()
+        await close_shop(services)
+    return 0
+
+
+async def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.sandbox import run_sandbox
+
+    return await run_sandbox(settings, language=args.language)
+
+
 # ---------------------------------------------------------------- db
 
 
@@ -270,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="keyshop", description="keyshop: sell card keys inside chat apps.")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the Telegram shop (long polling, or a webhook with WEBHOOK_URL)")
+    run.set_defaults(handler=cmd_run)
+    sandbox = sub.add_parser("sandbox", help="try the shop in this terminal: no token, a local Bot API")
+    sandbox.add_argument("--language", default="en", help="your Telegram language_code, e.g. en or zh-hans")
+    sandbox.set_defaults(handler=cmd_sandbox)
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", metavar="ACTION")
     up = db.add_parser("upgrade", help="apply migrations (the shop also does this when it starts)")

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    payment_provider_token: SecretStr | None = None
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_listen: str = "0.0.0.0:8080"
+    redis_url: str | None = None
     shop_currency: str = "USD"
     shop_timezone: str = "UTC"
     reservation_ttl_minutes: int = Field(15, ge=1, le=24 * 60)
@@ -78,6 +83,39 @@ class Settings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return v.rstrip("/")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook(cls, v: str | None) -> str | None:
+        if v and not v.startswith("https://"):
+            raise ValueError("must be an https:// URL (Telegram only calls https webhooks)")
+        return v or None
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _check_listen(cls, v: str) -> str:
+        host, _, port = v.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:8080")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return v or None
+
+    @field_validator("bot_token")
+    @classmethod
+    def _check_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value().strip():
+            return None
+        import re
+
+        if not re.fullmatch(r"\d{1,20}:[A-Za-z0-9_-]{20,}", v.get_secret_value().strip()):
+            raise ValueError("does not look like a bot token (123456:ABC...) from @BotFather")
+        return SecretStr(v.get_secret_value().strip())
 
     @field_validator("log_level")
     @classmethod

@@ -111,7 +111,8 @@ class OutboxSender:
     async def _send(self, m: OutboxMessage) -> None:
         outbox = self.services.outbox
         try:
-            with self.i18n.use_locale(m.language if m.language in self.i18n.available_locales else "en"):
+            locale = m.language if m.language in self.i18n.available_locales else "en"
+            with self.i18n.context(), self.i18n.use_locale(locale):
                 await self._deliver(m)
         except TelegramRetryAfter as e:
             self._next_chat[m.external_id] = time.monotonic() + e.retry_after

@@ -1,0 +1,141 @@
+"""The Telegram storefront as one object: bot, dispatcher, outbox sender and scheduler, started and
+stopped together. ``keyshop run`` and ``keyshop sandbox`` both build it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.utils.i18n import I18n
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.i18n import build_i18n
+from bot.settings import Settings
+from core.services import Services
+from handlers.telegram import build_dispatcher, set_commands
+from handlers.telegram.middlewares import ThrottleMiddleware
+from handlers.telegram.outbox import OutboxSender
+from scheduler.jobs import build_scheduler
+
+log = logging.getLogger("keyshop")
+
+
+def make_bot(token: str, api_url: str) -> Bot:
+    """A bot talking to ``api_url``: Telegram's, a self-hosted telegram-bot-api, or the emulator."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url))
+    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def make_storage(settings: Settings) -> BaseStorage | None:
+    if not settings.redis_url:
+        return None  # aiogram's in-memory storage
+    from aiogram.fsm.storage.redis import RedisStorage
+
+    return RedisStorage.from_url(settings.redis_url)
+
+
+@dataclass
+class Storefront:
+    services: Services
+    bot: Bot
+    dp: Dispatcher
+    outbox: OutboxSender
+    scheduler: AsyncIOScheduler
+    i18n: I18n
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        services: Services,
+        settings: Settings,
+        bot: Bot,
+        *,
+        sender: dict[str, float] | None = None,
+        throttle: ThrottleMiddleware | None = None,
+    ) -> Storefront:
+        i18n = build_i18n()
+        outbox = OutboxSender(bot, services, i18n, admin_ids=settings.admin_ids, **(sender or {}))
+        token = settings.payment_provider_token
+        dp = build_dispatcher(
+            services,
+            i18n=i18n,
+            outbox=outbox,
+            admin_ids=settings.admin_ids,
+            reservation_minutes=settings.reservation_ttl_minutes,
+            fiat_currency=settings.shop_currency,
+            payment_provider_token=token.get_secret_value() if token else None,
+            storage=make_storage(settings),
+            throttle=throttle,
+        )
+        return cls(services, bot, dp, outbox, build_scheduler(services), i18n)
+
+    async def start_background(self) -> None:
+        """Outbox sender and sweeper jobs; the command menu; stale imports cleared."""
+        await set_commands(self.bot, self.i18n)
+        await self.services.stock.abandon_stale_imports()
+        self.scheduler.start()
+        self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+
+    async def start_polling(self) -> None:
+        """Long polling in the background (tests, sandbox)."""
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        self._tasks.append(
+            asyncio.create_task(
+                self.dp.start_polling(self.bot, handle_signals=False, polling_timeout=10), name="polling"
+            )
+        )
+
+    async def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            await self.dp.stop_polling()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self.dp.storage.close()
+        await self.bot.session.close()
+
+
+async def run_polling(front: Storefront) -> None:
+    await front.start_background()
+    await front.bot.delete_webhook(drop_pending_updates=False)
+    log.info("polling for updates; Ctrl+C stops")
+    await front.dp.start_polling(front.bot, polling_timeout=30)
+
+
+async def run_webhook(front: Storefront, settings: Settings) -> None:
+    """Serve Telegram's webhook calls. Requests without the secret token are refused with 401."""
+    from aiohttp import web
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+
+    assert settings.webhook_url
+    secret = (
+        settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
+    )
+    app = web.Application()
+    path = "/" + settings.webhook_url.split("://", 1)[1].partition("/")[2]
+    SimpleRequestHandler(dispatcher=front.dp, bot=front.bot, secret_token=secret).register(app, path=path)
+    setup_application(app, front.dp, bot=front.bot)
+    await front.start_background()
+    await front.bot.set_webhook(settings.webhook_url, secret_token=secret, drop_pending_updates=False)
+    host, _, port = settings.webhook_listen.rpartition(":")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, int(port)).start()
+    log.info("webhook listening on %s for %s", settings.webhook_listen, settings.webhook_url)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,199 @@
+"""``keyshop sandbox``: the whole shop with no Telegram token. The Bot API emulator, the real bot and a
+demo catalog run in this process; you chat with the bot in the terminal.
+
+Type text or commands (/start, /catalog, /orders, /language, /help) to send them; a number taps that
+button of the latest message with buttons; ``pay`` pays the latest invoice; ``quit`` leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+import sys
+from pathlib import Path
+
+from bot.app import Storefront, make_bot
+from bot.emulator import Emulator, Sent, serve
+from bot.runtime import close_shop, open_shop
+from bot.settings import Settings
+from core.models import DeliveryKind
+from core.services import Services
+from core.services.catalog import ProductDraft
+
+log = logging.getLogger("keyshop.sandbox")
+SANDBOX_TOKEN = "1000000001:SANDBOX-keyshop-local-emulator-token"
+YOU = 10_001
+HELP = (
+    "Sandbox / 沙盒: type a message or /command to send it · a number taps that button (数字=点按钮) · "
+    "'pay' pays the latest invoice (支付) · 'quit' leaves (退出)"
+)
+
+
+async def seed_demo(services: Services) -> None:
+    """A small catalog with keys, once (the sandbox keeps its own database between runs)."""
+    if await services.catalog.products():
+        return
+    games = await services.catalog.add_category("Games 游戏")
+    memberships = await services.catalog.add_category("Memberships 会员")
+    steam = await services.catalog.add_product(
+        ProductDraft(
+            name="Steam Wallet 10 USD",
+            description="Redeem on Steam. 在 Steam 兑换。",
+            price=990,
+            price_stars=50,
+            category_id=games,
+            max_qty=5,
+            low_stock_threshold=3,
+        )
+    )
+    vpn = await services.catalog.add_product(
+        ProductDraft(
+            name="VPN 30 days",
+            description="Membership code. 会员激活码。",
+            price=490,
+            price_stars=25,
+            category_id=memberships,
+            validity_days=30,
+            user_limit=2,
+            user_limit_hours=24,
+        )
+    )
+    wifi = await services.catalog.add_product(
+        ProductDraft(
+            name="Lounge Wi-Fi",
+            description="Shared password. 通用卡密。",
+            price=100,
+            price_stars=5,
+            category_id=memberships,
+            delivery_kind=DeliveryKind.SHARED,
+            max_qty=1,
+        )
+    )
+    await services.stock.import_keys(
+        steam, io.BytesIO("".join(f"STEAM-DEMO-{i:04d}-KEY\n" for i in range(25)).encode())
+    )
+    await services.stock.import_keys(
+        vpn, io.BytesIO("".join(f"VPN-DEMO-{i:04d}\n" for i in range(10)).encode())
+    )
+    await services.stock.set_shared_key(wifi, "lounge-2026-demo")
+
+
+def render(sent: Sent) -> str:
+    m = sent.message
+    lines = ["", f"🤖 [{sent.method}]"]
+    if m.get("invoice"):
+        inv = m["invoice"]
+        lines.append(
+            f"   🧾 {inv['title']}: {inv['description']}  —  {inv['total_amount']} {inv['currency']}  (type 'pay')"
+        )
+    if m.get("document"):
+        lines.append(f"   📎 {m['document']['file_name']} ({m['document']['file_size']} bytes)")
+    text = m.get("text") or m.get("caption") or ""
+    lines += [f"   {line}" for line in text.splitlines()]
+    for i, b in enumerate(sent.buttons, 1):
+        lines.append(f"   [{i}] {b['text']}")
+    return "\n".join(lines)
+
+
+class Terminal:
+    def __init__(self, emulator: Emulator) -> None:
+        self.emu = emulator
+        self.last_buttons: Sent | None = None
+        self.last_invoice: Sent | None = None
+        emulator.on_send.append(self._shown)
+
+    def _shown(self, chat_id: int, sent: Sent) -> None:
+        if chat_id != YOU:
+            return
+        if sent.buttons:
+            self.last_buttons = sent
+        if sent.message.get("invoice"):
+            self.last_invoice = sent
+        print(render(sent), flush=True)
+
+    async def settle(self, quiet: float = 0.6, limit: float = 8.0) -> None:
+        """Wait until the bot has stopped answering for a moment."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        last_change = start
+        last_count = len(self.emu.messages(YOU))
+        while loop.time() - start < limit:
+            await asyncio.sleep(0.1)
+            n = len(self.emu.messages(YOU))
+            if n != last_count:
+                last_count, last_change = n, loop.time()
+            elif loop.time() - last_change >= quiet:
+                return
+
+    async def handle(self, line: str) -> bool:
+        line = line.strip()
+        if not line:
+            return True
+        if line.lower() in ("quit", "exit", "q", "退出"):
+            return False
+        if line.lower() in ("help", "?", "帮助"):
+            print(HELP)
+            return True
+        if line.lower() in ("pay", "支付"):
+            if self.last_invoice is None:
+                print("(no invoice yet / 还没有账单)")
+                return True
+            result = await self.emu.pay(YOU, self.last_invoice)
+            print(
+                f"💳 {'paid / 已支付' if result['paid'] else 'not paid / 未支付: ' + str(result.get('error'))}"
+            )
+        elif re.fullmatch(r"\d{1,2}", line):
+            if self.last_buttons is None or not 1 <= int(line) <= len(self.last_buttons.buttons):
+                print("(no such button / 没有这个按钮)")
+                return True
+            button = self.last_buttons.buttons[int(line) - 1]
+            await self.emu.tap(YOU, self.last_buttons, button["callback_data"])
+        else:
+            await self.emu.send_text(YOU, line)
+        await self.settle()
+        return True
+
+
+async def run_sandbox(settings: Settings, *, language: str = "en") -> int:
+    for noisy in ("aiogram.event", "aiogram.dispatcher", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    sandbox_dir = Path(settings.data_dir) / "sandbox"
+    sb = settings.model_copy(
+        update={
+            "data_dir": sandbox_dir,
+            "database_url": None,
+            "vault_keys": None,
+            "webhook_url": None,
+            "redis_url": None,
+            "payment_provider_token": None,
+        }
+    )
+    emulator = Emulator(token=SANDBOX_TOKEN)
+    emulator.user(YOU, "You", language_code=language)
+    runner, url = await serve(emulator)
+    services = await open_shop(sb)
+    front = Storefront.build(services, sb, make_bot(SANDBOX_TOKEN, url))
+    term = Terminal(emulator)
+    try:
+        await seed_demo(services)
+        await front.start_background()
+        await front.start_polling()
+        print(f"keyshop sandbox — a local Bot API at {url}, data in {sandbox_dir}")
+        print(HELP)
+        await term.handle("/start")
+        loop = asyncio.get_running_loop()
+        while True:
+            if sys.stdin.isatty():
+                print("› ", end="", flush=True)
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:  # end of input
+                break
+            if not await term.handle(line):
+                break
+    finally:
+        await front.stop()
+        await close_shop(services)
+        await runner.cleanup()
+    return 0
