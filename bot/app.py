@@ -117,8 +117,8 @@ async def run_polling(front: Storefront) -> None:
 
 async def run_webhook(front: Storefront, settings: Settings) -> None:
     """Serve Telegram's webhook calls. Requests without the secret token are refused with 401."""
-    from aiohttp import web
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
 
     assert settings.webhook_url
     secret = (

@@ -43,7 +43,7 @@ async def _with_shop(settings: Settings, fn: Callable[[Services], Awaitable[int]
 # ---------------------------------------------------------------- running the shop
 
 
-NO_TOKEN = """no BOT_TOKEN is set, so there is no bot to run.
+MISSING_BOT_SETTING = """no BOT_TOKEN is set, so there is no bot to run.
   - to run your shop: get a token from @BotFather and set BOT_TOKEN (in .env or the environment)
   - to try keyshop without a token: keyshop sandbox"""
 
@@ -52,7 +52,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import Storefront, make_bot, run_polling, run_webhook
 
     if settings.bot_token is None:
-        sys.stderr.write(NO_TOKEN + "\n")
+        sys.stderr.write(MISSING_BOT_SETTING + "\n")
         return 2
     services = await open_shop(settings)
     front = Storefront.build(

@@ -715,6 +715,6 @@ async def serve(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> t
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    sockets = getattr(site._server, "sockets", None) or []
     bound = sockets[0].getsockname()[1] if sockets else port
     return runner, f"http://{host}:{bound}"

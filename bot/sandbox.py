@@ -23,7 +23,8 @@ from core.services import Services
 from core.services.catalog import ProductDraft
 
 log = logging.getLogger("keyshop.sandbox")
-SANDBOX_TOKEN = "1000000001:SANDBOX-keyshop-local-emulator-token"
+# Not a secret: the emulator in this process accepts only this token, and it reaches nothing else.
+SANDBOX_TOKEN = "1000000001:SANDBOX-keyshop-local-emulator-token"  # noqa: S105
 YOU = 10_001
 HELP = (
     "Sandbox / 沙盒: type a message or /command to send it · a number taps that button (数字=点按钮) · "
@@ -85,9 +86,8 @@ def render(sent: Sent) -> str:
     lines = ["", f"🤖 [{sent.method}]"]
     if m.get("invoice"):
         inv = m["invoice"]
-        lines.append(
-            f"   🧾 {inv['title']}: {inv['description']}  —  {inv['total_amount']} {inv['currency']}  (type 'pay')"
-        )
+        total = f"{inv['total_amount']} {inv['currency']}"
+        lines.append(f"   🧾 {inv['title']}: {inv['description']}  —  {total}  (type 'pay')")
     if m.get("document"):
         lines.append(f"   📎 {m['document']['file_name']} ({m['document']['file_size']} bytes)")
     text = m.get("text") or m.get("caption") or ""
@@ -141,9 +141,8 @@ class Terminal:
                 print("(no invoice yet / 还没有账单)")
                 return True
             result = await self.emu.pay(YOU, self.last_invoice)
-            print(
-                f"💳 {'paid / 已支付' if result['paid'] else 'not paid / 未支付: ' + str(result.get('error'))}"
-            )
+            outcome = "paid / 已支付" if result["paid"] else f"not paid / 未支付: {result.get('error')}"
+            print(f"💳 {outcome}")
         elif re.fullmatch(r"\d{1,2}", line):
             if self.last_buttons is None or not 1 <= int(line) <= len(self.last_buttons.buttons):
                 print("(no such button / 没有这个按钮)")
