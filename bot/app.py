@@ -8,6 +8,7 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -115,19 +116,26 @@ async def run_polling(front: Storefront) -> None:
     await front.dp.start_polling(front.bot, polling_timeout=30)
 
 
-async def run_webhook(front: Storefront, settings: Settings) -> None:
-    """Serve Telegram's webhook calls. Requests without the secret token are refused with 401."""
+def webhook_app(front: Storefront, secret: str, path: str) -> Any:
+    """The aiohttp application Telegram calls. Requests without the secret token get 401."""
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
+
+    app = web.Application()
+    SimpleRequestHandler(dispatcher=front.dp, bot=front.bot, secret_token=secret).register(app, path=path)
+    setup_application(app, front.dp, bot=front.bot)
+    return app
+
+
+async def run_webhook(front: Storefront, settings: Settings) -> None:
     from aiohttp import web
 
     assert settings.webhook_url
     secret = (
         settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
     )
-    app = web.Application()
     path = "/" + settings.webhook_url.split("://", 1)[1].partition("/")[2]
-    SimpleRequestHandler(dispatcher=front.dp, bot=front.bot, secret_token=secret).register(app, path=path)
-    setup_application(app, front.dp, bot=front.bot)
+    app = webhook_app(front, secret, path)
     await front.start_background()
     await front.bot.set_webhook(settings.webhook_url, secret_token=secret, drop_pending_updates=False)
     host, _, port = settings.webhook_listen.rpartition(":")

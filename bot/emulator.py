@@ -197,6 +197,13 @@ class Emulator:
         self._chat_buckets: dict[int, _Bucket] = {}
         self._global = _Bucket(self.global_rate, self.global_rate)
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self._closing = False
+
+    async def shutdown(self) -> None:
+        """Answer pending long polls now, so the HTTP server can stop without waiting them out."""
+        self._closing = True
+        async with self._changed:
+            self._changed.notify_all()
 
     # ------------------------------------------------------------------ playing users
 
@@ -470,9 +477,11 @@ class Emulator:
         async with self._changed:
             if offset:
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
-            if not self._updates and timeout:
+            if not self._updates and timeout and not self._closing:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._updates)), timeout)
+                    await asyncio.wait_for(
+                        self._changed.wait_for(lambda: bool(self._updates) or self._closing), timeout
+                    )
             return self._updates[:limit]
 
     def m_setmycommands(self, p: dict[str, Any]) -> bool:
@@ -711,7 +720,13 @@ class Emulator:
 
 async def serve(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
     """Start the emulator's HTTP server; returns the runner (to ``cleanup()``) and its base URL."""
-    runner = web.AppRunner(emulator.app(), access_log=None)
+    app = emulator.app()
+
+    async def wake_long_polls(_: web.Application) -> None:
+        await emulator.shutdown()
+
+    app.on_shutdown.append(wake_long_polls)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

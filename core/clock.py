@@ -27,3 +27,18 @@ class FrozenClock:
     def advance(self, **delta: float) -> datetime:
         self._now += timedelta(**delta)
         return self._now
+
+
+class ShiftedClock:
+    """Real time, plus whatever it was told to skip (end-to-end tests: retries still come due on their own,
+    and a reservation can be made to expire without waiting 15 minutes)."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, **delta: float) -> datetime:
+        self._offset += timedelta(**delta)
+        return self.now()

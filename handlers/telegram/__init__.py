@@ -44,7 +44,7 @@ def build_dispatcher(
     dp.errors.register(errors.shop_error, ExceptionTypeFilter(ShopError))
     dp.errors.register(errors.unexpected_error)
     # start last: it holds the catch-alls (unknown commands, free text, unparseable buttons)
-    dp.include_routers(checkout.router, catalog.router, orders.router, language.router, start.router)
+    dp.include_routers(checkout.build(), catalog.build(), orders.build(), language.build(), start.build())
     return dp
 
 

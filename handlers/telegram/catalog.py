@@ -12,8 +12,6 @@ from handlers.telegram import keyboards
 from handlers.telegram.callbacks import CategoryCb, MenuCb, ProductCb, QuantityCb
 from handlers.telegram.text import price, tr
 
-router = Router(name=__name__)
-
 
 async def _show(event: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
     """Edit the message the button belongs to (no chat clutter), or answer a command."""
@@ -30,8 +28,6 @@ async def _with_stock(services: Services, items: list[Product]) -> list[tuple[Pr
     return [(p, keyboards.stock_of(p, levels.get(p.id, 0))) for p in items]
 
 
-@router.message(Command("catalog"))
-@router.callback_query(MenuCb.filter(F.action == "catalog"))
 async def catalog(event: Message | CallbackQuery, services: Services) -> None:
     """Receives: /catalog and the Catalog button: categories, or the products when there are none."""
     cats = await services.catalog.categories()
@@ -49,7 +45,6 @@ async def catalog(event: Message | CallbackQuery, services: Services) -> None:
     )
 
 
-@router.callback_query(CategoryCb.filter())
 async def category(query: CallbackQuery, callback_data: CategoryCb, services: Services) -> None:
     """Receives: a tap on a category (0: all products)."""
     cid = callback_data.category_id or None
@@ -95,7 +90,6 @@ def card_text(p: Product, stock: int | None) -> str:
     return "\n".join(lines)
 
 
-@router.callback_query(ProductCb.filter())
 async def product(
     query: CallbackQuery, callback_data: ProductCb, services: Services, fiat_currency: str | None, locale: str
 ) -> None:
@@ -112,9 +106,19 @@ async def product(
     )
 
 
-@router.callback_query(QuantityCb.filter())
 async def quantity(query: CallbackQuery, callback_data: QuantityCb, services: Services) -> None:
     """Receives: "Choose quantity": the quantities the product's limits and stock allow."""
     p = await services.catalog.product(callback_data.product_id)
     stock = keyboards.stock_of(p, await services.stock.available(p.id))
     await _show(query, tr("quantity-title", name=p.name), keyboards.quantities(p, stock))
+
+
+def build() -> Router:
+    """A fresh router with this feature's handlers (one per dispatcher)."""
+    router = Router(name=__name__)
+    router.message.register(catalog, Command("catalog"))
+    router.callback_query.register(catalog, MenuCb.filter(F.action == "catalog"))
+    router.callback_query.register(category, CategoryCb.filter())
+    router.callback_query.register(product, ProductCb.filter())
+    router.callback_query.register(quantity, QuantityCb.filter())
+    return router

@@ -15,12 +15,10 @@ from handlers.telegram.callbacks import BuyCb
 from handlers.telegram.outbox import OutboxSender
 from handlers.telegram.text import tr
 
-router = Router(name=__name__)
 log = logging.getLogger(__name__)
 PROVIDER = "telegram"
 
 
-@router.callback_query(BuyCb.filter())
 async def buy(
     query: CallbackQuery,
     callback_data: BuyCb,
@@ -61,7 +59,6 @@ async def buy(
     )
 
 
-@router.pre_checkout_query()
 async def pre_checkout(query: PreCheckoutQuery, services: Services) -> None:
     """Receives: Telegram's question just before charging. Answered ok only while the reservation holds;
     one indexed read, far inside Telegram's 10 seconds."""
@@ -76,7 +73,6 @@ async def pre_checkout(query: PreCheckoutQuery, services: Services) -> None:
         await query.answer(ok=True)
 
 
-@router.message(F.successful_payment)
 async def paid(message: Message, shop_user: User, services: Services, outbox: OutboxSender) -> None:
     """Receives: the payment. Confirms and delivers in one transaction (idempotent on the charge id); the
     keys, or a refund, reach the buyer through the outbox, which is woken at once."""
@@ -95,7 +91,6 @@ async def paid(message: Message, shop_user: User, services: Services, outbox: Ou
     outbox.wake()
 
 
-@router.message(F.contact)
 async def contact(message: Message, shop_user: User, services: Services) -> None:
     """Receives: a shared contact. Only the user's own number is accepted."""
     c = message.contact
@@ -105,3 +100,13 @@ async def contact(message: Message, shop_user: User, services: Services) -> None
         return
     await services.users.set_phone(shop_user.id, c.phone_number)
     await message.answer(tr("phone-saved"), reply_markup=keyboards.main_menu())
+
+
+def build() -> Router:
+    """A fresh router with this feature's handlers (one per dispatcher)."""
+    router = Router(name=__name__)
+    router.callback_query.register(buy, BuyCb.filter())
+    router.pre_checkout_query.register(pre_checkout)
+    router.message.register(paid, F.successful_payment)
+    router.message.register(contact, F.contact)
+    return router

@@ -13,11 +13,7 @@ from handlers.telegram import keyboards
 from handlers.telegram.callbacks import LanguageCb, MenuCb
 from handlers.telegram.text import tr
 
-router = Router(name=__name__)
 
-
-@router.message(Command("language"))
-@router.callback_query(MenuCb.filter(F.action == "language"))
 async def choose(event: Message | CallbackQuery) -> None:
     """Receives: /language and the Language button."""
     if isinstance(event, CallbackQuery):
@@ -28,7 +24,6 @@ async def choose(event: Message | CallbackQuery) -> None:
     await event.answer(tr("language-choose"), reply_markup=keyboards.languages())
 
 
-@router.callback_query(LanguageCb.filter())
 async def chosen(
     query: CallbackQuery, callback_data: LanguageCb, shop_user: User, services: Services, i18n: I18n
 ) -> None:
@@ -42,3 +37,12 @@ async def chosen(
         await query.answer()
         if query.message is not None:
             await query.message.answer(tr("language-set"), reply_markup=keyboards.main_menu())
+
+
+def build() -> Router:
+    """A fresh router with this feature's handlers (one per dispatcher)."""
+    router = Router(name=__name__)
+    router.message.register(choose, Command("language"))
+    router.callback_query.register(choose, MenuCb.filter(F.action == "language"))
+    router.callback_query.register(chosen, LanguageCb.filter())
+    return router

@@ -14,11 +14,7 @@ from handlers.telegram.callbacks import CancelCb, MenuCb, RevealCb
 from handlers.telegram.delivery import send_keys
 from handlers.telegram.text import order_status, tr
 
-router = Router(name=__name__)
 
-
-@router.message(Command("orders"))
-@router.callback_query(MenuCb.filter(F.action == "orders"))
 async def my_orders(event: Message | CallbackQuery, shop_user: User, services: Services, locale: str) -> None:
     """Receives: /orders and the My orders button."""
     orders = await services.orders.for_user(shop_user.id, limit=10)
@@ -46,7 +42,6 @@ async def my_orders(event: Message | CallbackQuery, shop_user: User, services: S
     await event.answer(text, reply_markup=markup)
 
 
-@router.callback_query(RevealCb.filter())
 async def reveal(
     query: CallbackQuery, callback_data: RevealCb, bot: Bot, shop_user: User, services: Services
 ) -> None:
@@ -59,10 +54,19 @@ async def reveal(
     await send_keys(bot, query.from_user.id, shown.order, product, shown.keys)
 
 
-@router.callback_query(CancelCb.filter())
 async def cancel(query: CallbackQuery, callback_data: CancelCb, shop_user: User, services: Services) -> None:
     """Receives: "Cancel order <ref>" on a pending order: the reserved stock returns."""
     order = await services.orders.cancel(
         callback_data.ref, user_id=shop_user.id, actor=f"user:{shop_user.id}"
     )
     await query.answer(tr("order-cancelled", ref=order.ref), show_alert=True)
+
+
+def build() -> Router:
+    """A fresh router with this feature's handlers (one per dispatcher)."""
+    router = Router(name=__name__)
+    router.message.register(my_orders, Command("orders"))
+    router.callback_query.register(my_orders, MenuCb.filter(F.action == "orders"))
+    router.callback_query.register(reveal, RevealCb.filter())
+    router.callback_query.register(cancel, CancelCb.filter())
+    return router

@@ -14,11 +14,9 @@ from handlers.telegram import keyboards
 from handlers.telegram.callbacks import MenuCb
 from handlers.telegram.text import tr
 
-router = Router(name=__name__)
 log = logging.getLogger(__name__)
 
 
-@router.message(CommandStart())
 async def start(message: Message, command: CommandObject, shop_user: User, services: Services) -> None:
     """Receives: /start and /start <payload> (a referral link ``r<user id>``)."""
     payload = (command.args or "").strip()
@@ -28,8 +26,6 @@ async def start(message: Message, command: CommandObject, shop_user: User, servi
     await message.answer(tr("start-welcome", name=name), reply_markup=keyboards.main_menu())
 
 
-@router.message(Command("help"))
-@router.callback_query(MenuCb.filter(F.action == "help"))
 async def help_(event: Message | CallbackQuery, reservation_minutes: int) -> None:
     """Receives: /help, and the Help button of the main menu."""
     text = tr("help-text", minutes=reservation_minutes)
@@ -41,14 +37,12 @@ async def help_(event: Message | CallbackQuery, reservation_minutes: int) -> Non
     await event.answer(text)
 
 
-@router.message(F.text.startswith("/"))
 async def unknown_command(message: Message) -> None:
     """Receives: any command no other handler took."""
     log.info("unknown command %r", (message.text or "")[:32])
     await message.answer(tr("unknown-command"))
 
 
-@router.message(F.text)
 async def free_text(message: Message) -> None:
     """Receives: plain text that is not a command: show the menu."""
     await message.answer(
@@ -57,8 +51,19 @@ async def free_text(message: Message) -> None:
     )
 
 
-@router.callback_query()
 async def stale_button(query: CallbackQuery) -> None:
     """Receives: callback data no other handler parses (forged, or from an old version of the bot)."""
     log.info("unparseable callback data %r", (query.data or "")[:64])
     await query.answer(tr("error-stale-button"), show_alert=True)
+
+
+def build() -> Router:
+    """A fresh router with this feature's handlers (one per dispatcher)."""
+    router = Router(name=__name__)
+    router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
+    router.callback_query.register(help_, MenuCb.filter(F.action == "help"))
+    router.message.register(unknown_command, F.text.startswith("/"))
+    router.message.register(free_text, F.text)
+    router.callback_query.register(stale_button)
+    return router

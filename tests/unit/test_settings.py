@@ -21,6 +21,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "SHOP_TIMEZONE",
         "RESERVATION_TTL_MINUTES",
         "LOG_LEVEL",
+        "WEBHOOK_URL",
+        "WEBHOOK_SECRET",
+        "WEBHOOK_LISTEN",
+        "REDIS_URL",
+        "PAYMENT_PROVIDER_TOKEN",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
@@ -48,7 +53,7 @@ def test_settings_come_from_the_environment_and_dot_env(
 def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = new_key_spec("k")
     monkeypatch.setenv("VAULT_KEYS", spec)
-    monkeypatch.setenv("BOT_TOKEN", "123:SECRET-TOKEN")
+    monkeypatch.setenv("BOT_TOKEN", "123:SECRET-TOKEN-abcdefghijklmnop")
     shown = repr(load_settings())
     assert "SECRET-TOKEN" not in shown and spec.split(":")[1] not in shown
 
@@ -64,6 +69,10 @@ def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
         ("TELEGRAM_API_URL", "ftp://x"),
         ("RESERVATION_TTL_MINUTES", "0"),
         ("LOG_LEVEL", "LOUD"),
+        ("BOT_TOKEN", "not-a-token"),
+        ("WEBHOOK_URL", "http://insecure.example/hook"),
+        ("WEBHOOK_LISTEN", "8080"),
+        ("REDIS_URL", "localhost:6379"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_setting(

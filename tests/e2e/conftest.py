@@ -1,0 +1,96 @@
+"""The real aiogram bot, long-polling the project's Bot API emulator over HTTP, against a fresh shop."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.app import Storefront, make_bot
+from bot.emulator import Emulator, Sent, serve
+from bot.settings import Settings
+from core.clock import ShiftedClock
+from core.services import Context, Services, ShopConfig
+from core.services.catalog import ProductDraft
+from core.vault import Vault, new_key_spec
+from tests.conftest import make_db
+
+TOKEN = "4242424242:E2E-test-token-for-the-emulator"
+ADMIN = 900_001
+
+
+@dataclass
+class Shop:
+    emu: Emulator
+    front: Storefront
+    services: Services
+    clock: ShiftedClock
+    url: str
+
+    async def product(self, keys: int = 0, **draft: object) -> int:
+        fields: dict[str, object] = {"name": "Steam 10", "price": 990, "price_stars": 50, "max_qty": 5}
+        fields.update(draft)
+        pid = await self.services.catalog.add_product(ProductDraft(**fields))  # type: ignore[arg-type]
+        if keys:
+            data = "".join(f"KEY-{pid}-{i:04d}\n" for i in range(keys)).encode()
+            await self.services.stock.import_keys(pid, io.BytesIO(data))
+        return pid
+
+    async def say(self, user: int, text: str) -> Sent:
+        """Send text as the user; the bot's first reply."""
+        before = len(self.emu.messages(user))
+        await self.emu.send_text(user, text)
+        return await self.emu.wait_for(user, after=before)
+
+    async def tap(self, user: int, sent: Sent, label: str) -> Sent:
+        """Tap the button whose label contains ``label``; the bot's next message or edit."""
+        before = len(self.emu.messages(user))
+        await self.emu.tap(user, sent, sent.button(label)["callback_data"])
+        return await self.emu.wait_for(user, after=before)
+
+    async def tap_data(self, user: int, sent: Sent, data: str) -> str:
+        """Send arbitrary callback data (a forged or stale button); returns the query id."""
+        return await self.emu.tap(user, sent, data)
+
+    async def answer_to(self, qid: str, within: float = 5.0) -> dict[str, object]:
+        import asyncio
+
+        for _ in range(int(within / 0.02)):
+            if qid in self.emu.callback_answers:
+                return self.emu.callback_answers[qid]
+            await asyncio.sleep(0.02)
+        raise AssertionError("the bot never answered the callback query")
+
+    async def buy_one(self, user: int, product_name: str = "Steam") -> Sent:
+        """/catalog → product → Buy 1: two taps from the list to the invoice."""
+        listing = await self.say(user, "/catalog")
+        card = await self.tap(user, listing, product_name)
+        return await self.tap(user, card, "Buy")
+
+
+async def shop_emulator_shutdown(emu: Emulator) -> None:
+    await emu.shutdown()
+
+
+@pytest.fixture
+async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
+    db = await make_db("sqlite", tmp_path)
+    clock = ShiftedClock()
+    services = Services(Context(db, Vault.from_spec(new_key_spec()), ShopConfig(currency="USD"), clock))
+    emu = Emulator(token=TOKEN, per_chat_burst=50)
+    runner, url = await serve(emu)
+    emu.user(ADMIN, "Admin")
+    settings = Settings(_env_file=None, admin_ids=[ADMIN], data_dir=tmp_path)  # type: ignore[call-arg]
+    front = Storefront.build(services, settings, make_bot(TOKEN, url), sender={"private_interval": 0.05})
+    await front.start_background()
+    await front.start_polling()
+    try:
+        yield Shop(emu, front, services, clock, url)
+    finally:
+        await shop_emulator_shutdown(emu)
+        await front.stop()
+        await runner.cleanup()
+        await db.dispose()

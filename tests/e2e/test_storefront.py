@@ -1,0 +1,260 @@
+"""Every storefront flow, end to end: real aiogram over HTTP against the Bot API emulator."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from core import tables as t
+from core.models import OrderStatus
+from tests.e2e.conftest import ADMIN, Shop
+
+BUYER, OTHER = 501, 502
+
+
+async def count(shop: Shop, table: t.Table) -> int:  # type: ignore[name-defined]
+    async with shop.services.ctx.uow(write=False) as uow:
+        return int((await uow.repo.conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_start_greets_in_the_users_language_with_the_main_menu(shop: Shop) -> None:
+    shop.emu.user(BUYER, "Ann", "en")
+    shop.emu.user(OTHER, "李雷", "zh-hans")
+    en = await shop.say(BUYER, "/start")
+    zh = await shop.say(OTHER, "/start")
+    assert "Welcome, Ann" in en.text and en.buttons[0]["text"] == "🛍 Catalog"
+    assert "欢迎，李雷" in zh.text and zh.buttons[0]["text"] == "🛍 商品"
+
+
+async def test_commands_are_registered_in_both_languages(shop: Shop) -> None:
+    assert [c["command"] for c in shop.emu.commands[""]] == ["start", "catalog", "orders", "language", "help"]
+    assert shop.emu.commands["zh"][1]["description"] == "浏览商品"
+
+
+async def test_a_buyer_pays_with_stars_and_receives_the_key_behind_a_spoiler(shop: Shop) -> None:
+    pid = await shop.product(keys=3, validity_days=30)
+    shop.emu.user(BUYER, "Ann")
+    invoice = await shop.buy_one(BUYER)  # /catalog, then two taps: product, Buy 1
+    inv = invoice.message["invoice"]
+    assert (inv["currency"], inv["total_amount"]) == ("XTR", 50)
+    paid = await shop.emu.pay(BUYER, invoice)
+    assert paid["paid"]
+    keys = await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text)
+    assert "<tg-spoiler><code>KEY-" in keys.message["_html"] and "Valid until" in keys.text
+    assert await shop.services.stock.available(pid) == 2
+
+
+async def test_many_keys_arrive_as_a_text_file(shop: Shop) -> None:
+    await shop.product(keys=30, max_qty=20)
+    shop.emu.user(BUYER, "Ann")
+    listing = await shop.say(BUYER, "/catalog")
+    card = await shop.tap(BUYER, listing, "Steam")
+    qty = await shop.tap(BUYER, card, "Choose quantity")
+    invoice = await shop.tap(BUYER, qty, "20")
+    await shop.emu.pay(BUYER, invoice)
+    doc = await shop.emu.wait_for(BUYER, lambda s: s.method == "sendDocument")
+    name, data = shop.emu.files[doc.message["document"]["file_id"]]
+    lines = data.decode().split()
+    assert name.endswith(".txt") and len(lines) == len(set(lines)) == 20
+    assert "20 keys" in doc.text
+
+
+async def test_two_buyers_race_for_the_last_key_and_the_loser_is_never_charged(shop: Shop) -> None:
+    await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann")
+    shop.emu.user(OTHER, "Bob")
+    cards = []
+    for who in (BUYER, OTHER):
+        listing = await shop.say(who, "/catalog")
+        cards.append(await shop.tap(who, listing, "Steam"))
+    qids = await asyncio.gather(
+        *(
+            shop.emu.tap(who, card, card.button("Buy")["callback_data"])
+            for who, card in zip((BUYER, OTHER), cards, strict=True)
+        )
+    )
+    answers = [await shop.answer_to(q) for q in qids]
+    invoices = {
+        who: [s for s in shop.emu.messages(who) if s.method == "sendInvoice"] for who in (BUYER, OTHER)
+    }
+    winner = BUYER if invoices[BUYER] else OTHER
+    loser = OTHER if winner == BUYER else BUYER
+    assert len(invoices[winner]) == 1 and invoices[loser] == []
+    assert any("not enough stock" in str(a["text"]) for a in answers)
+    assert (await shop.emu.pay(winner, invoices[winner][0]))["paid"]
+    await shop.emu.wait_for(winner, lambda s: "delivered" in s.text)
+    assert [p.user_id for p in shop.emu.payments.values()] == [winner]
+
+
+async def test_a_replayed_successful_payment_delivers_once(shop: Shop) -> None:
+    await shop.product(keys=2)
+    shop.emu.user(BUYER, "Ann")
+    invoice = await shop.buy_one(BUYER)
+    charge = (await shop.emu.pay(BUYER, invoice))["charge_id"]
+    await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text)
+    await shop.emu.deliver_payment(BUYER, charge)  # Telegram sends the same update again
+    await asyncio.sleep(0.5)
+    assert sum("delivered" in s.text for s in shop.emu.messages(BUYER)) == 1
+    assert await count(shop, t.payments) == 1
+
+
+async def test_forged_and_stale_buttons_are_refused_and_change_nothing(shop: Shop) -> None:
+    pid = await shop.product(keys=2)
+    shop.emu.user(BUYER, "Ann")
+    menu = await shop.say(BUYER, "/start")
+    for data, expected in [
+        ("b:999:1:0", "no longer exists"),  # a product that does not exist
+        ("b:abc:1:0", "out of date"),  # not even a number
+        ("zz:1", "out of date"),  # no such button at all
+        (f"b:{pid}:50:0", "between 1 and 5"),  # more than the product allows
+        (f"b:{pid}:-1:0", "between 1 and 5"),
+        ("l:fr", "out of date"),  # a language we do not have
+        ("k:NOTYOURORDER", "Order not found"),  # someone else's (or no) order
+    ]:
+        qid = await shop.tap_data(BUYER, menu, data)
+        answer = await shop.answer_to(qid)
+        assert expected in str(answer["text"]), (data, answer)
+    assert await count(shop, t.orders) == 0
+    assert await shop.services.stock.available(pid) == 2
+
+
+async def test_pre_checkout_after_the_reservation_expired_is_refused_and_nothing_is_charged(
+    shop: Shop,
+) -> None:
+    pid = await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann")
+    invoice = await shop.buy_one(BUYER)
+    shop.clock.advance(minutes=16)
+    result = await shop.emu.pay(BUYER, invoice)
+    assert result == {"paid": False, "error": "This order has expired. Please order again."}
+    assert shop.emu.payments == {}
+    await shop.services.orders.expire_due()
+    assert await shop.services.stock.available(pid) == 1
+
+
+async def test_a_payment_that_cannot_be_fulfilled_is_refunded_and_the_buyer_told(shop: Shop) -> None:
+    await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann")
+    shop.emu.user(OTHER, "Bob")
+    late = await shop.buy_one(BUYER)
+    # Ann's payment arrives after the sweeper took the key back and Bob bought it.
+    invoice_ref = late.message["_payload"]
+    shop.clock.advance(minutes=16)
+    await shop.services.orders.expire_due()
+    quick = await shop.buy_one(OTHER)
+    await shop.emu.pay(OTHER, quick)
+    await shop.emu.wait_for(OTHER, lambda s: "delivered" in s.text)
+    charge = "stxLATE0001"
+    from bot.emulator import Payment
+
+    shop.emu.payments[charge] = Payment(charge, BUYER, "XTR", 50, invoice_ref)
+    await shop.emu.deliver_payment(BUYER, charge)
+    told = await shop.emu.wait_for(BUYER, lambda s: "refunded" in s.text)
+    assert "sold out" in told.text and shop.emu.payments[charge].refunded
+    order = await shop.services.orders.get(invoice_ref)
+    assert order.status is OrderStatus.REFUNDED
+
+
+async def test_telegram_answering_429_and_500_during_delivery_only_delays_it(shop: Shop) -> None:
+    await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann")
+    invoice = await shop.buy_one(BUYER)
+    shop.emu.fail_next("sendMessage", 429, retry_after=1)
+    shop.emu.fail_next("sendMessage", 500)
+    await shop.emu.pay(BUYER, invoice)
+    keys = await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text, within=10)
+    assert "KEY-" in keys.text
+    async with shop.services.ctx.uow(write=False) as uow:
+        row = (await uow.repo.conn.execute(select(t.outbox.c.status, t.outbox.c.attempts))).one()
+    assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_a_buyer_who_blocked_the_bot_is_marked_and_finds_the_keys_in_my_orders_later(
+    shop: Shop,
+) -> None:
+    await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann")
+    invoice = await shop.buy_one(BUYER)
+    shop.emu.block(BUYER)
+    await shop.emu.pay(BUYER, invoice)
+    for _ in range(100):
+        if (await shop.services.users.ensure("telegram", str(BUYER))).bot_blocked:
+            break
+        await asyncio.sleep(0.05)
+    async with shop.services.ctx.uow(write=False) as uow:
+        assert (await uow.repo.conn.execute(select(t.outbox.c.status))).scalar_one() == "failed"
+    shop.emu.block(BUYER, False)
+    orders = await shop.say(BUYER, "/orders")
+    assert "delivered" in orders.text
+    keys = await shop.tap(BUYER, orders, "Keys of")
+    assert "KEY-" in keys.text
+    assert not (await shop.services.users.ensure("telegram", str(BUYER))).bot_blocked
+
+
+async def test_my_orders_shows_keys_again_and_every_reveal_is_audited(shop: Shop) -> None:
+    await shop.product(keys=2)
+    shop.emu.user(BUYER, "Ann")
+    await shop.emu.pay(BUYER, await shop.buy_one(BUYER))
+    first = await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text)
+    orders = await shop.say(BUYER, "/orders")
+    again = await shop.tap(BUYER, orders, "Keys of")
+    assert again.text == first.text
+    async with shop.services.ctx.uow(write=False) as uow:
+        q = select(t.audit_log.c.detail).where(t.audit_log.c.action == "keys_revealed")
+        reasons = [d["reason"] for d in (await uow.repo.conn.execute(q)).scalars()]
+    assert reasons == ["delivery", "my_orders"]
+
+
+async def test_a_pending_order_can_be_cancelled_from_my_orders(shop: Shop) -> None:
+    pid = await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann")
+    await shop.buy_one(BUYER)
+    assert await shop.services.stock.available(pid) == 0
+    orders = await shop.say(BUYER, "/orders")
+    qid = await shop.emu.tap(BUYER, orders, orders.button("Cancel")["callback_data"])
+    assert "cancelled" in str((await shop.answer_to(qid))["text"])
+    assert await shop.services.stock.available(pid) == 1
+
+
+async def test_language_command_switches_to_chinese(shop: Shop) -> None:
+    shop.emu.user(BUYER, "Ann", "en")
+    choose = await shop.say(BUYER, "/language")
+    done = await shop.tap(BUYER, choose, "简体中文")
+    assert done.text == "已切换为简体中文。"
+    helped = await shop.say(BUYER, "/help")
+    assert "购买流程" in helped.text
+
+
+async def test_unknown_commands_and_out_of_stock_cards_get_clear_answers(shop: Shop) -> None:
+    await shop.product(keys=0)
+    shop.emu.user(BUYER, "Ann")
+    assert "don't know that command" in (await shop.say(BUYER, "/frobnicate")).text
+    listing = await shop.say(BUYER, "/catalog")
+    card = await shop.tap(BUYER, listing, "Steam")
+    assert "Out of stock" in card.text and not any("Buy" in b["text"] for b in card.buttons)
+
+
+async def test_a_product_that_needs_a_phone_asks_for_it_and_accepts_only_the_users_own(shop: Shop) -> None:
+    await shop.product(keys=2, requires_phone=True)
+    shop.emu.user(BUYER, "Ann")
+    ask = await shop.buy_one(BUYER)
+    assert "phone number" in ask.text
+    await shop.emu.share_contact(BUYER, "+8613800000000")
+    await shop.emu.wait_for(BUYER, lambda s: "saved" in s.text)
+    invoice = await shop.buy_one(BUYER)
+    assert invoice.method == "sendInvoice"
+
+
+async def test_unexpected_errors_get_an_apology_and_reach_the_admins_without_secrets(shop: Shop) -> None:
+    await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann")
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database on fire: SECRET-KEY-123")
+
+    shop.services.orders.for_user = broken  # type: ignore[method-assign]
+    reply = await shop.say(BUYER, "/orders")
+    assert "went wrong" in reply.text
+    report = await shop.emu.wait_for(ADMIN, lambda s: "RuntimeError" in s.text)
+    assert "SECRET" not in report.text
