@@ -47,6 +47,4 @@ def pick_locale(language_code: str | None, available: tuple[str, ...] = ("en", "
     code = (language_code or "").lower().replace("_", "-")
     if code.startswith("zh") and "zh_CN" in available:
         return "zh_CN"
-    if code in ("zh_cn",):
-        return "zh_CN"
     return DEFAULT_LOCALE

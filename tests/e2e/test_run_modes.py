@@ -1,0 +1,71 @@
+"""Run modes: the webhook refuses strangers; `keyshop run` without a token explains; the sandbox works."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import webhook_app
+from tests.e2e.conftest import Shop
+
+
+async def test_the_webhook_refuses_requests_without_the_secret_token(shop: Shop) -> None:
+    app = webhook_app(shop.front, "s3cret-token", "/tg/hook")
+    update = {
+        "update_id": 1,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": {"id": 501, "type": "private"},
+            "from": {"id": 501, "is_bot": False, "first_name": "Ann"},
+            "text": "/start",
+        },
+    }
+    shop.emu.user(501, "Ann")
+    async with TestClient(TestServer(app)) as client:
+        for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "guess"}):
+            resp = await client.post("/tg/hook", data=json.dumps(update), headers=headers)
+            assert resp.status == 401
+        assert shop.emu.messages(501) == []
+        ok = await client.post(
+            "/tg/hook", data=json.dumps(update), headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"}
+        )
+        assert ok.status == 200
+    welcome = await shop.emu.wait_for(501, lambda s: "Welcome" in s.text)
+    assert welcome.buttons
+
+
+def _cli(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("BOT_TOKEN", "DATABASE_URL", "VAULT_KEYS")}
+    env["DATA_DIR"] = str(tmp_path / "data")
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_run_without_a_token_says_how_to_get_one_or_try_the_sandbox(tmp_path: Path) -> None:
+    proc = _cli(tmp_path, "run")
+    assert proc.returncode == 2
+    assert "BOT_TOKEN" in proc.stderr and "keyshop sandbox" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_sandbox_lets_someone_without_a_token_buy_a_key_in_the_terminal(tmp_path: Path) -> None:
+    # /start is sent for you; then: Catalog, category "Games", product, Buy 1, pay, My orders.
+    proc = _cli(tmp_path, "sandbox", stdin="1\n1\n1\n1\npay\n/orders\nquit\n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "Welcome" in out and "Steam Wallet 10 USD" in out and "paid / 已支付" in out
+    assert "delivered: Steam Wallet 10 USD × 1" in out and "STEAM-DEMO-" in out
+    assert "Traceback" not in proc.stderr
