@@ -302,7 +302,11 @@ async def cmd_vault_new_key(args: argparse.Namespace, settings: Settings) -> int
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="keyshop", description="keyshop: sell card keys inside chat apps.")
+    p = argparse.ArgumentParser(
+        prog="keyshop",
+        description="keyshop: sell card keys inside chat apps. Without a command: run the shop "
+        "(keyshop run) when BOT_TOKEN is set, else the sandbox.",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -380,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
+    if handler is None and args.command is not None:  # e.g. `keyshop keys` without an action
         parser.print_help()
         return 2
     try:
@@ -392,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not args.verbose:
             logging.getLogger("alembic").setLevel(logging.WARNING)
+        if handler is None:  # bare `keyshop`: the shop if there is a token, else the sandbox to try it
+            if settings.bot_token is None:
+                sys.stderr.write("no BOT_TOKEN set: starting the sandbox (a local Telegram stand-in)\n")
+                args.language = "en"
+            handler = cmd_run if settings.bot_token is not None else cmd_sandbox
         return asyncio.run(handler(args, settings))
     except (SettingsError, ShopError) as e:
         sys.stderr.write(f"error: {e}\n")

@@ -61,6 +61,16 @@ def test_run_without_a_token_says_how_to_get_one_or_try_the_sandbox(tmp_path: Pa
     assert "BOT_TOKEN" in proc.stderr and "keyshop sandbox" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_keyshop_alone_without_a_token_starts_the_sandbox(tmp_path: Path) -> None:
+    proc = _cli(tmp_path, stdin="quit\n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (
+        "starting the sandbox" in proc.stderr
+        and "keyshop sandbox" in proc.stdout
+        and "Welcome" in proc.stdout
+    )
+
+
 def test_the_sandbox_lets_someone_without_a_token_buy_a_key_in_the_terminal(tmp_path: Path) -> None:
     # /start is sent for you; then: Catalog, category "Games", product, Buy 1, pay, My orders.
     proc = _cli(tmp_path, "sandbox", stdin="1\n1\n1\n1\npay\n/orders\nquit\n")
