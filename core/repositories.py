@@ -321,6 +321,15 @@ class KeyRepo:
         )
         return int((await self.conn.execute(q)).scalar_one())
 
+    async def available_by_product(self) -> dict[int, int]:
+        k = t.keys
+        q = (
+            select(k.c.product_id, func.count())
+            .where(k.c.status == KeyStatus.AVAILABLE.value)
+            .group_by(k.c.product_id)
+        )
+        return {r[0]: r[1] for r in (await self.conn.execute(q)).all()}
+
     async def count_not_under(self, kid: str) -> int:
         q = select(func.count()).select_from(t.keys).where(t.keys.c.kid != kid)
         return int((await self.conn.execute(q)).scalar_one())

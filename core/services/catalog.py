@@ -132,6 +132,22 @@ class CatalogService:
             raise ProductNotFound(f"no product {product_id}", product_id=product_id)
         return p
 
+    async def shelf(self, category_id: int | None = None) -> list[tuple[Product, int]]:
+        """Products on sale (in a category, or all) with their available unique-key stock, in one read."""
+        async with self.ctx.uow(write=False) as uow:
+            items = await uow.repo.catalog.products(active_only=True, category_id=category_id)
+            counts = await uow.repo.keys.available_by_product()
+        return [(p, counts.get(p.id, 0)) for p in items]
+
+    async def card(self, product_id: int) -> tuple[Product, int]:
+        """One product and its available unique-key stock, in one read."""
+        async with self.ctx.uow(write=False) as uow:
+            p = await uow.repo.catalog.product(product_id)
+            available = await uow.repo.keys.available(product_id) if p is not None else 0
+        if p is None:
+            raise ProductNotFound(f"no product {product_id}", product_id=product_id)
+        return p, available
+
     async def products(self, *, active_only: bool = False, category_id: int | None = None) -> list[Product]:
         async with self.ctx.uow(write=False) as uow:
             return await uow.repo.catalog.products(active_only=active_only, category_id=category_id)

@@ -11,7 +11,11 @@ from aiogram.utils.i18n import I18n
 from core.errors import ShopError
 from core.services import Services
 from handlers.telegram import catalog, checkout, errors, language, orders, start
-from handlers.telegram.middlewares import ShopI18nMiddleware, ShopUserMiddleware, ThrottleMiddleware
+from handlers.telegram.middlewares import (
+    ShopI18nMiddleware,
+    ShopUserMiddleware,
+    ThrottleMiddleware,
+)
 from handlers.telegram.outbox import OutboxSender
 
 COMMANDS = ("start", "catalog", "orders", "language", "help")
@@ -30,15 +34,17 @@ def build_dispatcher(
     throttle: ThrottleMiddleware | None = None,
 ) -> Dispatcher:
     dp = Dispatcher(storage=storage) if storage is not None else Dispatcher()
+    user_cache = outbox.user_cache
     dp.workflow_data.update(
         services=services,
+        user_cache=user_cache,
         outbox=outbox,
         admin_ids=admin_ids,
         reservation_minutes=reservation_minutes,
         fiat_currency=fiat_currency if payment_provider_token else None,
         payment_provider_token=payment_provider_token,
     )
-    dp.update.outer_middleware(ShopUserMiddleware())
+    dp.update.outer_middleware(ShopUserMiddleware(user_cache))
     dp.update.outer_middleware(throttle or ThrottleMiddleware(i18n))
     ShopI18nMiddleware(i18n).setup(dp)
     dp.errors.register(errors.shop_error, ExceptionTypeFilter(ShopError))

@@ -23,9 +23,8 @@ async def _show(event: Message | CallbackQuery, text: str, markup: InlineKeyboar
     await event.answer(text, reply_markup=markup)
 
 
-async def _with_stock(services: Services, items: list[Product]) -> list[tuple[Product, int | None]]:
-    levels = {lv.product_id: lv.available for lv in await services.stock.levels()}
-    return [(p, keyboards.stock_of(p, levels.get(p.id, 0))) for p in items]
+async def _shelf(services: Services, category_id: int | None) -> list[tuple[Product, int | None]]:
+    return [(p, keyboards.stock_of(p, n)) for p, n in await services.catalog.shelf(category_id)]
 
 
 async def catalog(event: Message | CallbackQuery, services: Services) -> None:
@@ -34,32 +33,28 @@ async def catalog(event: Message | CallbackQuery, services: Services) -> None:
     if cats:
         await _show(event, tr("catalog-title"), keyboards.categories(cats))
         return
-    items = await services.catalog.products(active_only=True)
+    items = await _shelf(services, None)
     if not items:
         await _show(event, tr("catalog-empty"), None)
         return
     await _show(
         event,
         tr("catalog-products", category=tr("catalog-all")),
-        keyboards.products(await _with_stock(services, items), back_to_categories=False),
+        keyboards.products(items, back_to_categories=False),
     )
 
 
 async def category(query: CallbackQuery, callback_data: CategoryCb, services: Services) -> None:
     """Receives: a tap on a category (0: all products)."""
     cid = callback_data.category_id or None
-    items = await services.catalog.products(active_only=True, category_id=cid)
-    name = tr("catalog-all")
-    if cid is not None:
-        name = next((c.name for c in await services.catalog.categories() if c.id == cid), name)
-    has_categories = bool(await services.catalog.categories())
+    items = await _shelf(services, cid)
+    cats = await services.catalog.categories()
+    name = next((c.name for c in cats if c.id == cid), tr("catalog-all"))
     if not items:
-        await _show(query, tr("catalog-empty"), keyboards.categories(await services.catalog.categories()))
+        await _show(query, tr("catalog-empty"), keyboards.categories(cats))
         return
     await _show(
-        query,
-        tr("catalog-products", category=name),
-        keyboards.products(await _with_stock(services, items), back_to_categories=has_categories),
+        query, tr("catalog-products", category=name), keyboards.products(items, back_to_categories=bool(cats))
     )
 
 
@@ -94,11 +89,11 @@ async def product(
     query: CallbackQuery, callback_data: ProductCb, services: Services, fiat_currency: str | None, locale: str
 ) -> None:
     """Receives: a tap on a product: its card, with Buy buttons when it is in stock."""
-    p = await services.catalog.product(callback_data.product_id)
+    p, available = await services.catalog.card(callback_data.product_id)
     if not p.active:
         await query.answer(tr("error-product-unavailable", name=p.name), show_alert=True)
         return
-    stock = keyboards.stock_of(p, await services.stock.available(p.id))
+    stock = keyboards.stock_of(p, available)
     await _show(
         query,
         card_text(p, stock),
@@ -108,9 +103,10 @@ async def product(
 
 async def quantity(query: CallbackQuery, callback_data: QuantityCb, services: Services) -> None:
     """Receives: "Choose quantity": the quantities the product's limits and stock allow."""
-    p = await services.catalog.product(callback_data.product_id)
-    stock = keyboards.stock_of(p, await services.stock.available(p.id))
-    await _show(query, tr("quantity-title", name=p.name), keyboards.quantities(p, stock))
+    p, available = await services.catalog.card(callback_data.product_id)
+    await _show(
+        query, tr("quantity-title", name=p.name), keyboards.quantities(p, keyboards.stock_of(p, available))
+    )
 
 
 def build() -> Router:

@@ -12,6 +12,7 @@ from core.models import User
 from core.services import STARS, Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import BuyCb
+from handlers.telegram.middlewares import UserCache
 from handlers.telegram.outbox import OutboxSender
 from handlers.telegram.text import tr
 
@@ -91,7 +92,7 @@ async def paid(message: Message, shop_user: User, services: Services, outbox: Ou
     outbox.wake()
 
 
-async def contact(message: Message, shop_user: User, services: Services) -> None:
+async def contact(message: Message, shop_user: User, services: Services, user_cache: UserCache) -> None:
     """Receives: a shared contact. Only the user's own number is accepted."""
     c = message.contact
     assert c is not None
@@ -99,6 +100,7 @@ async def contact(message: Message, shop_user: User, services: Services) -> None
         await message.answer(tr("error-invalid-input"))
         return
     await services.users.set_phone(shop_user.id, c.phone_number)
+    user_cache.forget(message.from_user.id)
     await message.answer(tr("phone-saved"), reply_markup=keyboards.main_menu())
 
 

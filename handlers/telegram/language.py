@@ -11,6 +11,7 @@ from core.models import User
 from core.services import Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import LanguageCb, MenuCb
+from handlers.telegram.middlewares import UserCache
 from handlers.telegram.text import tr
 
 
@@ -25,7 +26,12 @@ async def choose(event: Message | CallbackQuery) -> None:
 
 
 async def chosen(
-    query: CallbackQuery, callback_data: LanguageCb, shop_user: User, services: Services, i18n: I18n
+    query: CallbackQuery,
+    callback_data: LanguageCb,
+    shop_user: User,
+    services: Services,
+    i18n: I18n,
+    user_cache: UserCache,
 ) -> None:
     """Receives: a language button. Unknown codes (forged data) are refused."""
     code = callback_data.code
@@ -33,6 +39,7 @@ async def chosen(
         await query.answer(tr("error-stale-button"), show_alert=True)
         return
     await services.users.set_language(shop_user.id, code)
+    user_cache.forget(query.from_user.id)
     with i18n.use_locale(code):
         await query.answer()
         if query.message is not None:

@@ -22,17 +22,52 @@ CHANNEL = "telegram"
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
+class UserCache:
+    """Shop users by Telegram id, for a few seconds: every update needs its user, and users rarely change.
+
+    The core re-reads the user inside every purchase transaction (blocklist, phone), so a stale copy here
+    can at worst answer in the previous language for ``ttl`` seconds; changes made in this process
+    (language, phone, blocked-the-bot) forget the entry at once."""
+
+    def __init__(self, ttl: float = 30.0, max_size: int = 50_000) -> None:
+        self.ttl, self.max_size = ttl, max_size
+        self._users: dict[int, tuple[User, float]] = {}
+
+    def get(self, tg_id: int) -> User | None:
+        hit = self._users.get(tg_id)
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, tg_id: int, user: User) -> None:
+        if len(self._users) >= self.max_size:
+            self._users.clear()
+        self._users[tg_id] = (user, time.monotonic() + self.ttl)
+
+    def forget(self, tg_id: int | str) -> None:
+        self._users.pop(int(tg_id), None)
+
+
 class ShopUserMiddleware(BaseMiddleware):
     """Loads (creating on first sight) the shop user for the Telegram user behind the update, as
     ``data["shop_user"]``. Someone who writes to the bot has evidently unblocked it."""
+
+    def __init__(self, cache: UserCache) -> None:
+        self.cache = cache
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         tg: TgUser | None = data.get("event_from_user")
         services: Services = data["services"]
         if tg is not None and not tg.is_bot:
-            user = await services.users.ensure(CHANNEL, str(tg.id), language=pick_locale(tg.language_code))
-            if user.bot_blocked:
-                await services.users.set_bot_blocked(user.id, False)
+            user = self.cache.get(tg.id)
+            if user is None:
+                user = await services.users.ensure(
+                    CHANNEL, str(tg.id), language=pick_locale(tg.language_code)
+                )
+                if user.bot_blocked:
+                    await services.users.set_bot_blocked(user.id, False)
+                    user = await services.users.get(user.id)
+                self.cache.put(tg.id, user)
             data["shop_user"] = user
         return await handler(event, data)
 

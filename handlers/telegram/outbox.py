@@ -31,6 +31,7 @@ from core.services import Services
 from core.services.orders import MSG_AWAITING_MANUAL, MSG_DELIVERED, MSG_REFUND
 from core.services.outbox import OutboxMessage
 from handlers.telegram.delivery import send_keys
+from handlers.telegram.middlewares import UserCache
 from handlers.telegram.text import tr
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,10 @@ class OutboxSender:
         private_interval: float = 1.0,
         group_interval: float = 3.0,
         idle_poll: float = 1.0,
+        user_cache: UserCache | None = None,
     ) -> None:
         self.bot, self.services, self.i18n = bot, services, i18n
+        self.user_cache = user_cache or UserCache()
         self.admin_ids = admin_ids or []
         self.global_interval = 1.0 / per_second
         self.private_interval, self.group_interval = private_interval, group_interval
@@ -120,6 +123,7 @@ class OutboxSender:
         except TelegramForbiddenError as e:
             log.info("outbox %s: user %s blocked the bot", m.id, m.user_id)
             await self.services.users.set_bot_blocked(m.user_id, True)
+            self.user_cache.forget(m.external_id)
             await outbox.undeliverable(m.id, f"403 {e.message}")
         except TelegramBadRequest as e:
             log.warning("outbox %s (%s) refused by Telegram: %s", m.id, m.kind, e.message)
