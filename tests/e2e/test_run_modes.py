@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import webhook_app
@@ -79,3 +80,45 @@ def test_the_sandbox_lets_someone_without_a_token_buy_a_key_in_the_terminal(tmp_
     assert "Welcome" in out and "Steam Wallet 10 USD" in out and "paid / 已支付" in out
     assert "delivered: Steam Wallet 10 USD × 1" in out and "STEAM-DEMO-" in out
     assert "Traceback" not in proc.stderr
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+
+@pytest.mark.skipif(
+    not REDIS_URL, reason="TEST_REDIS_URL is not set: Redis variant skipped (.ci/run sets it)"
+)
+async def test_with_redis_url_conversation_state_lives_in_redis(tmp_path: Path) -> None:
+    from aiogram.fsm.storage.base import StorageKey
+    from aiogram.fsm.storage.redis import RedisStorage
+
+    from bot.app import Storefront, make_bot
+    from bot.emulator import Emulator, serve
+    from bot.settings import Settings
+    from core.services import Context, Services
+    from core.vault import Vault, new_key_spec
+    from tests.conftest import make_db
+    from tests.e2e.conftest import TOKEN
+
+    db = await make_db("sqlite", tmp_path)
+    emu = Emulator(token=TOKEN)
+    runner, url = await serve(emu)
+    settings = Settings(_env_file=None, redis_url=REDIS_URL, data_dir=tmp_path)  # type: ignore[call-arg]
+    front = Storefront.build(
+        Services(Context(db, Vault.from_spec(new_key_spec()))), settings, make_bot(TOKEN, url)
+    )
+    try:
+        assert isinstance(front.dp.storage, RedisStorage)
+        key = StorageKey(bot_id=1, chat_id=501, user_id=501)
+        await front.dp.storage.set_data(key, {"probe": "keyshop"})
+        assert await front.dp.storage.get_data(key) == {"probe": "keyshop"}
+        await front.dp.storage.set_data(key, {})
+        await front.start_polling()
+        emu.user(501, "Ann")
+        await emu.send_text(501, "/start")
+        assert "Welcome" in (await emu.wait_for(501)).text
+    finally:
+        await emu.shutdown()
+        await front.stop()
+        await runner.cleanup()
+        await db.dispose()
