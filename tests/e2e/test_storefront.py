@@ -258,3 +258,27 @@ async def test_unexpected_errors_get_an_apology_and_reach_the_admins_without_sec
     assert "went wrong" in reply.text
     report = await shop.emu.wait_for(ADMIN, lambda s: "RuntimeError" in s.text)
     assert "SECRET" not in report.text
+
+
+async def test_with_a_fiat_provider_token_the_same_flow_takes_the_shop_currency(shop: Shop) -> None:
+    from bot.app import Storefront, make_bot
+    from bot.settings import Settings
+    from tests.e2e.conftest import TOKEN
+
+    await shop.front.stop()  # replace the fixture's bot with one that has a provider token
+    settings = Settings(_env_file=None, payment_provider_token="PROVIDER:TEST", shop_currency="USD")  # type: ignore[call-arg]
+    shop.front = Storefront.build(shop.services, settings, make_bot(TOKEN, shop.url))
+    await shop.front.start_background()
+    await shop.front.start_polling()
+    pid = await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann")
+    listing = await shop.say(BUYER, "/catalog")
+    card = await shop.tap(BUYER, listing, "Steam")
+    invoice = await shop.tap(BUYER, card, "💳")
+    inv = invoice.message["invoice"]
+    assert (inv["currency"], inv["total_amount"]) == ("USD", 990)
+    provider_tokens = [p.get("provider_token") for m, p in shop.emu.calls if m == "sendInvoice"]
+    assert provider_tokens == ["PROVIDER:TEST"]
+    await shop.emu.pay(BUYER, invoice)
+    await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text)
+    assert await shop.services.stock.available(pid) == 0
