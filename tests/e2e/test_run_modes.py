@@ -122,3 +122,43 @@ async def test_with_redis_url_conversation_state_lives_in_redis(tmp_path: Path) 
         await front.stop()
         await runner.cleanup()
         await db.dispose()
+
+
+async def test_keyshop_run_serves_buyers_through_any_bot_api_server_and_stops_cleanly(tmp_path: Path) -> None:
+    import asyncio
+    import signal
+
+    from bot.emulator import Emulator, serve
+    from tests.e2e.conftest import TOKEN
+
+    emu = Emulator(token=TOKEN)
+    runner, url = await serve(emu)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "VAULT_KEYS", "WEBHOOK_URL", "REDIS_URL")
+    }
+    env.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=url, DATA_DIR=str(tmp_path / "data"), ADMIN_IDS="1")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        emu.user(501, "Ann", "zh-hans")
+        await emu.send_text(501, "/start")
+        reply = await emu.wait_for(501, within=30)
+        assert "欢迎" in reply.text
+        assert "zh" in emu.commands  # the command menu was registered at start-up
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        await emu.shutdown()
+        await runner.cleanup()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"Traceback" not in err
