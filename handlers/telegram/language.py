@@ -12,17 +12,12 @@ from core.services import Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import LanguageCb, MenuCb
 from handlers.telegram.middlewares import UserCache
-from handlers.telegram.text import tr
+from handlers.telegram.text import reply, tr
 
 
 async def choose(event: Message | CallbackQuery) -> None:
     """Receives: /language and the Language button."""
-    if isinstance(event, CallbackQuery):
-        await event.answer()
-        if event.message is not None:
-            await event.message.answer(tr("language-choose"), reply_markup=keyboards.languages())
-        return
-    await event.answer(tr("language-choose"), reply_markup=keyboards.languages())
+    await reply(event, tr("language-choose"), keyboards.languages())
 
 
 async def chosen(

@@ -12,7 +12,7 @@ from core.services import Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import CancelCb, MenuCb, RevealCb
 from handlers.telegram.delivery import send_keys
-from handlers.telegram.text import order_status, tr
+from handlers.telegram.text import order_status, reply, tr
 
 
 async def my_orders(event: Message | CallbackQuery, shop_user: User, services: Services, locale: str) -> None:
@@ -34,12 +34,7 @@ async def my_orders(event: Message | CallbackQuery, shop_user: User, services: S
             for o in orders
         ]
         text, markup = "\n".join(lines), keyboards.orders(orders)
-    if isinstance(event, CallbackQuery):
-        await event.answer()
-        if event.message is not None:
-            await event.message.answer(text, reply_markup=markup)
-        return
-    await event.answer(text, reply_markup=markup)
+    await reply(event, text, markup)
 
 
 async def reveal(

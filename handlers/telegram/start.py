@@ -12,7 +12,7 @@ from core.models import User
 from core.services import Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import MenuCb
-from handlers.telegram.text import tr
+from handlers.telegram.text import reply, tr
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +28,7 @@ async def start(message: Message, command: CommandObject, shop_user: User, servi
 
 async def help_(event: Message | CallbackQuery, reservation_minutes: int) -> None:
     """Receives: /help, and the Help button of the main menu."""
-    text = tr("help-text", minutes=reservation_minutes)
-    if isinstance(event, CallbackQuery):
-        await event.answer()
-        if event.message is not None:
-            await event.message.answer(text)
-        return
-    await event.answer(text)
+    await reply(event, tr("help-text", minutes=reservation_minutes))
 
 
 async def unknown_command(message: Message) -> None:

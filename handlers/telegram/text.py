@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext
 
 from core.models import Order, Product
@@ -36,3 +37,15 @@ def price(
 
 def order_status(order: Order) -> str:
     return tr(f"status-{order.status.value}")
+
+
+async def reply(
+    event: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Answer a command, or acknowledge a menu button and post the answer as a new message."""
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+        if event.message is not None:
+            await event.message.answer(text, reply_markup=markup)
+        return
+    await event.answer(text, reply_markup=markup)
