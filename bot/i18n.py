@@ -40,11 +40,3 @@ def compile_catalogs(source: Path = SOURCE, target: Path | None = None) -> Path:
 
 def build_i18n() -> I18n:
     return I18n(path=compile_catalogs(), default_locale=DEFAULT_LOCALE, domain=DOMAIN)
-
-
-def pick_locale(language_code: str | None, available: tuple[str, ...] = ("en", "zh_CN")) -> str:
-    """Telegram's language_code (an IETF tag such as ``zh-hans`` or ``en-US``) to one of our locales."""
-    code = (language_code or "").lower().replace("_", "-")
-    if code.startswith("zh") and "zh_CN" in available:
-        return "zh_CN"
-    return DEFAULT_LOCALE

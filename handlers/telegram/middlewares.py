@@ -12,9 +12,9 @@ from aiogram.types import TelegramObject, Update
 from aiogram.types import User as TgUser
 from aiogram.utils.i18n import I18n, I18nMiddleware
 
-from bot.i18n import pick_locale
 from core.models import User
 from core.services import Services
+from handlers.telegram.text import pick_locale
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"

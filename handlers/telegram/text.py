@@ -49,3 +49,11 @@ async def reply(
             await event.message.answer(text, reply_markup=markup)
         return
     await event.answer(text, reply_markup=markup)
+
+
+def pick_locale(language_code: str | None, available: tuple[str, ...] = ("en", "zh_CN")) -> str:
+    """Telegram's language_code (an IETF tag such as ``zh-hans`` or ``en-US``) to one of our locales."""
+    code = (language_code or "").lower().replace("_", "-")
+    if code.startswith("zh") and "zh_CN" in available:
+        return "zh_CN"
+    return "en"
