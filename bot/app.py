@@ -8,6 +8,7 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiogram import Bot, Dispatcher, methods
@@ -26,6 +27,7 @@ from core.services import Services
 from handlers.telegram import build_dispatcher, set_commands
 from handlers.telegram.middlewares import ThrottleMiddleware
 from handlers.telegram.outbox import OutboxSender
+from handlers.telegram.reconcile import StarLedger
 from scheduler.jobs import build_scheduler
 
 log = logging.getLogger("keyshop")
@@ -53,6 +55,7 @@ _RESPONSE_TYPES = [
         methods.DeleteWebhook,
         methods.SetWebhook,
         methods.DeleteMessage,
+        methods.GetStarTransactions,
     )
 ]
 
@@ -79,6 +82,7 @@ class Storefront:
     outbox: OutboxSender
     scheduler: AsyncIOScheduler
     i18n: I18n
+    ledger: StarLedger
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -105,7 +109,19 @@ class Storefront:
             storage=make_storage(settings),
             throttle=throttle,
         )
-        return cls(services, bot, dp, outbox, build_scheduler(services), i18n)
+        ledger = StarLedger(bot, services, outbox)
+        scheduler = build_scheduler(services)
+        # Every 5 minutes, and once right after start: payments made while the shop was down are found.
+        scheduler.add_job(
+            ledger.reconcile,
+            "interval",
+            minutes=5,
+            id="reconcile_stars",
+            coalesce=True,
+            max_instances=1,
+            next_run_time=datetime.now(UTC),
+        )
+        return cls(services, bot, dp, outbox, scheduler, i18n, ledger)
 
     async def start_background(self) -> None:
         """Outbox sender and sweeper jobs; the command menu; stale imports cleared."""

@@ -141,6 +141,7 @@ class Payment:
     amount: int
     payload: str
     refunded: bool = False
+    date: int = field(default_factory=lambda: int(time.time()))
 
 
 @dataclass
@@ -187,6 +188,7 @@ class Emulator:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     faults: deque[tuple[str, int, int | None]] = field(default_factory=deque)
     on_send: list[Callable[[int, Sent], None]] = field(default_factory=list)
+    star_ledger: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -292,10 +294,29 @@ class Emulator:
             self._pre_checkout.pop(qid, None)
         if not answer.get("ok"):
             return {"paid": False, "error": answer.get("error_message", "")}
-        charge = f"stxEMU{secrets.token_hex(12)}"
-        self.payments[charge] = Payment(charge, user.id, inv["currency"], total, payload)
-        await self.deliver_payment(user_id, charge)
-        return {"paid": True, "charge_id": charge}
+        charge = self.charge(user_id, inv["currency"], total, payload)
+        await self.deliver_payment(user_id, charge.charge_id)
+        return {"paid": True, "charge_id": charge.charge_id}
+
+    def charge(self, user_id: int, currency: str, amount: int, payload: str) -> Payment:
+        """Take the money (the part of paying the bot does not see until the update arrives)."""
+        p = Payment(f"stxEMU{secrets.token_hex(12)}", user_id, currency, amount, payload)
+        self.payments[p.charge_id] = p
+        if currency == "XTR":
+            self.star_ledger.append(
+                {
+                    "id": p.charge_id,
+                    "amount": amount,
+                    "date": p.date,
+                    "source": {
+                        "type": "user",
+                        "transaction_type": "invoice_payment",
+                        "user": self.user(user_id).as_tg(),
+                        "invoice_payload": payload,
+                    },
+                }
+            )
+        return p
 
     async def deliver_payment(self, user_id: int, charge_id: str) -> None:
         """(Re)send the successful_payment message of a charge, as Telegram may do more than once."""
@@ -620,7 +641,27 @@ class Emulator:
         if charge.refunded:
             raise _bad("CHARGE_ALREADY_REFUNDED")
         charge.refunded = True
+        self.star_ledger.append(
+            {
+                "id": charge.charge_id,
+                "amount": charge.amount,
+                "date": int(time.time()),
+                "receiver": {
+                    "type": "user",
+                    "transaction_type": "invoice_payment",
+                    "user": self.user(charge.user_id).as_tg(),
+                },
+            }
+        )
         return True
+
+    def m_getstartransactions(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The bot's Stars ledger in the order things happened: payments in, refunds out."""
+        offset = int(p.get("offset") or 0)
+        limit = int(p.get("limit") or 100)
+        if offset < 0 or not 1 <= limit <= 100:
+            raise _bad("offset must be >= 0 and limit 1 to 100")
+        return {"transactions": self.star_ledger[offset : offset + limit]}
 
     async def _send_file(self, p: dict[str, Any], kind: str, method: str) -> dict[str, Any]:
         user = self._target(p)

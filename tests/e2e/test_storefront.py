@@ -145,10 +145,7 @@ async def test_a_payment_that_cannot_be_fulfilled_is_refunded_and_the_buyer_told
     quick = await shop.buy_one(OTHER)
     await shop.emu.pay(OTHER, quick)
     await shop.emu.wait_for(OTHER, lambda s: "delivered" in s.text)
-    charge = "stxLATE0001"
-    from bot.emulator import Payment
-
-    shop.emu.payments[charge] = Payment(charge, BUYER, "XTR", 50, invoice_ref)
+    charge = shop.emu.charge(BUYER, "XTR", 50, invoice_ref).charge_id
     await shop.emu.deliver_payment(BUYER, charge)
     told = await shop.emu.wait_for(BUYER, lambda s: "refunded" in s.text)
     assert "sold out" in told.text and shop.emu.payments[charge].refunded
@@ -282,3 +279,17 @@ async def test_with_a_fiat_provider_token_the_same_flow_takes_the_shop_currency(
     await shop.emu.pay(BUYER, invoice)
     await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text)
     assert await shop.services.stock.available(pid) == 0
+
+
+async def test_a_payment_whose_update_was_lost_is_found_in_the_stars_ledger_and_delivered(shop: Shop) -> None:
+    await shop.product(keys=2)
+    shop.emu.user(BUYER, "Ann")
+    invoice = await shop.buy_one(BUYER)
+    # The charge happens, but the successful_payment update never reaches the bot (it crashed meanwhile).
+    shop.emu.charge(BUYER, "XTR", invoice.message["invoice"]["total_amount"], invoice.message["_payload"])
+    assert await shop.front.ledger.reconcile() == 1
+    keys = await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text)
+    assert "KEY-" in keys.text
+    assert await shop.front.ledger.reconcile() == 0  # nothing new; nothing delivered twice
+    await asyncio.sleep(0.3)
+    assert sum("delivered" in s.text for s in shop.emu.messages(BUYER)) == 1

@@ -93,15 +93,15 @@ async def test_a_user_who_blocked_the_bot_gets_403() -> None:
 
 
 async def test_a_charge_is_refunded_once_and_only_to_its_payer() -> None:
-    from bot.emulator import Payment
-
     emu = Emulator()
-    emu.payments["ch"] = Payment("ch", 1, "XTR", 50, "REF")
+    ch = emu.charge(1, "XTR", 50, "REF").charge_id
     with pytest.raises(ApiError, match="CHARGE_NOT_FOUND"):
-        await call(emu, "refundStarPayment", user_id=2, telegram_payment_charge_id="ch")
-    assert await call(emu, "refundStarPayment", user_id=1, telegram_payment_charge_id="ch") is True
+        await call(emu, "refundStarPayment", user_id=2, telegram_payment_charge_id=ch)
+    assert await call(emu, "refundStarPayment", user_id=1, telegram_payment_charge_id=ch) is True
     with pytest.raises(ApiError, match="ALREADY_REFUNDED"):
-        await call(emu, "refundStarPayment", user_id=1, telegram_payment_charge_id="ch")
+        await call(emu, "refundStarPayment", user_id=1, telegram_payment_charge_id=ch)
+    ledger = (await call(emu, "getStarTransactions", offset=0, limit=10))["transactions"]  # type: ignore[index]
+    assert [("source" in t, "receiver" in t) for t in ledger] == [(True, False), (False, True)]
 
 
 async def test_an_unchanged_edit_is_refused_as_telegram_does() -> None:
