@@ -542,16 +542,17 @@ class OutboxRepo:
         q = select(t.outbox).where(t.outbox.c.status == "pending").order_by(t.outbox.c.id).limit(limit)
         return list((await self.conn.execute(q)).all())
 
-    async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[Row[Any]]:
-        """Take due messages for sending: their next attempt moves to ``lease_until``, so another sender
-        (or this one after a crash) picks them up only once the lease has run out."""
+    async def claim(self, channel: str, now: datetime, lease_until: datetime, limit: int) -> list[Row[Any]]:
+        """Take a channel's due messages for sending: their next attempt moves to ``lease_until``, so
+        another sender (or this one after a crash) picks them up only once the lease has run out."""
         o, u = t.outbox, t.users
         pick = (
             select(o.c.id)
-            .where(o.c.status == "pending", o.c.next_attempt_at <= now)
+            .join_from(o, u, u.c.id == o.c.user_id)
+            .where(o.c.status == "pending", o.c.next_attempt_at <= now, u.c.channel == channel)
             .order_by(o.c.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=o, skip_locked=True)
         )
         ids = list((await self.conn.execute(pick)).scalars())
         if not ids:

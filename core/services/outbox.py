@@ -32,14 +32,13 @@ class OutboxService:
     async def claim(self, channel: str, limit: int = 50) -> list[OutboxMessage]:
         now = self.ctx.clock.now()
         async with self.ctx.uow() as uow:
-            rows = await uow.repo.outbox.claim(now, now + LEASE, limit)
+            rows = await uow.repo.outbox.claim(channel, now, now + LEASE, limit)
             await uow.commit()
         return [
             OutboxMessage(
                 r.id, r.user_id, r.channel, r.external_id, r.language, r.kind, r.payload, r.attempts
             )
             for r in rows
-            if r.channel == channel
         ]
 
     async def sent(self, message_id: int) -> None:

@@ -53,3 +53,12 @@ async def test_every_payment_the_shop_cannot_keep_is_queued_for_refund(shop: Ser
     await shop.orders.request_refund(o.ref, actor="admin:1")  # the good one, refunded by an admin
     refunds = [m.payload["charge_id"] for m in await shop.outbox.claim("telegram") if m.kind == MSG_REFUND]
     assert refunds == ["wrong", "twice", "nobody", "good"]
+
+
+async def test_a_channel_claims_only_its_own_users_messages(shop: Services) -> None:
+    pid = await stocked(shop, 2)
+    wechat = (await shop.users.ensure("wechat", "oOPENID")).id
+    o = await shop.orders.checkout(wechat, pid, 1, STARS)
+    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    assert await shop.outbox.claim("telegram") == []
+    assert [m.external_id for m in await shop.outbox.claim("wechat")] == ["oOPENID"]

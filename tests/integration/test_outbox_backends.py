@@ -1,0 +1,20 @@
+"""The outbox's claim locks with SKIP LOCKED on PostgreSQL: two senders never take the same message."""
+
+from __future__ import annotations
+
+import asyncio
+
+from core.services import STARS, Services
+from tests.conftest import buyer, stocked
+
+
+async def test_concurrent_senders_split_the_due_messages_without_overlap(any_shop: Services) -> None:
+    shop = any_shop
+    pid = await stocked(shop, 12)
+    for i in range(12):
+        o = await shop.orders.checkout(await buyer(shop, f"b{i}"), pid, 1, STARS)
+        await shop.orders.confirm_payment("telegram", f"c{i}", o.ref, o.amount, STARS)
+    batches = await asyncio.gather(*(shop.outbox.claim("telegram", limit=5) for _ in range(4)))
+    ids = [m.id for batch in batches for m in batch]
+    assert len(ids) == len(set(ids)) == 12
+    assert await shop.outbox.claim("telegram") == []
