@@ -74,6 +74,15 @@ def make_storage(settings: Settings) -> BaseStorage | None:
     return RedisStorage.from_url(settings.redis_url)
 
 
+async def _reconcile_job(ledger: StarLedger) -> None:
+    try:
+        await ledger.reconcile()
+    except asyncio.CancelledError:
+        # Shutting down mid-run: nothing is half-done (each payment is its own transaction) and the next
+        # start reconciles again from the stored cursor. Ending quietly keeps a clean stop clean.
+        log.info("Stars reconciliation interrupted by shutdown")
+
+
 @dataclass
 class Storefront:
     services: Services
@@ -113,8 +122,9 @@ class Storefront:
         scheduler = build_scheduler(services)
         # Every 5 minutes, and once right after start: payments made while the shop was down are found.
         scheduler.add_job(
-            ledger.reconcile,
+            _reconcile_job,
             "interval",
+            args=[ledger],
             minutes=5,
             id="reconcile_stars",
             coalesce=True,
@@ -135,19 +145,23 @@ class Storefront:
         await self.bot.delete_webhook(drop_pending_updates=False)
         self._tasks.append(
             asyncio.create_task(
-                self.dp.start_polling(self.bot, handle_signals=False, polling_timeout=10), name="polling"
+                self.dp.start_polling(
+                    self.bot, handle_signals=False, polling_timeout=10, close_bot_session=False
+                ),
+                name="polling",
             )
         )
 
     async def stop(self) -> None:
+        """Jobs first, then polling and the sender, and the HTTP session last (nothing is mid-request)."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         with contextlib.suppress(RuntimeError):
             await self.dp.stop_polling()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
         await self.dp.storage.close()
         await self.bot.session.close()
 
@@ -156,7 +170,7 @@ async def run_polling(front: Storefront) -> None:
     await front.start_background()
     await front.bot.delete_webhook(drop_pending_updates=False)
     log.info("polling for updates; Ctrl+C stops")
-    await front.dp.start_polling(front.bot, polling_timeout=30)
+    await front.dp.start_polling(front.bot, polling_timeout=30, close_bot_session=False)
 
 
 def webhook_app(front: Storefront, secret: str, path: str) -> Any:

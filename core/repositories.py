@@ -661,6 +661,30 @@ class ImportRepo:
         return list((await self.conn.execute(q)).scalars().all())
 
 
+class CursorRepo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    async def get(self, name: str) -> int | None:
+        q = select(t.cursors.c.position).where(t.cursors.c.name == name)
+        return (await self.conn.execute(q)).scalar()
+
+    async def advance(self, name: str, position: int, now: datetime) -> None:
+        """Move the cursor forward (never back: two instances may reconcile at once)."""
+        c = t.cursors
+        stmt = _insert(self.dialect, c).values(name=name, position=position, updated_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={
+                "position": func.max(c.c.position, stmt.excluded.position)
+                if self.dialect == "sqlite"
+                else func.greatest(c.c.position, stmt.excluded.position),
+                "updated_at": now,
+            },
+        )
+        await self.conn.execute(stmt)
+
+
 class Repositories:
     """Every repository, bound to the one connection of a unit of work."""
 
@@ -674,6 +698,7 @@ class Repositories:
         self.audit = AuditRepo(conn, dialect)
         self.outbox = OutboxRepo(conn, dialect)
         self.imports = ImportRepo(conn, dialect)
+        self.cursors = CursorRepo(conn, dialect)
 
     async def flush(self) -> None:
         """Write what repositories hold back until commit (audit rows)."""

@@ -236,3 +236,13 @@ outbox = Table(
     Column("sent_at", UTCDateTime),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
 )
+
+
+# Small named positions that must survive restarts (e.g. how far Telegram's Stars ledger was reconciled).
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

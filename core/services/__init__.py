@@ -40,7 +40,7 @@ class Services:
     def __init__(self, ctx: Context) -> None:
         from core.services.catalog import CatalogService
         from core.services.orders import OrderService
-        from core.services.outbox import OutboxService
+        from core.services.outbox import CursorService, OutboxService
         from core.services.stock import StockService
         from core.services.users import UserService
 
@@ -50,3 +50,4 @@ class Services:
         self.stock = StockService(ctx)
         self.orders = OrderService(ctx)
         self.outbox = OutboxService(ctx)
+        self.cursors = CursorService(ctx)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 
 from core.services import STARS, Services
 from handlers.telegram.middlewares import CHANNEL
@@ -14,18 +15,26 @@ from handlers.telegram.outbox import OutboxSender
 
 log = logging.getLogger(__name__)
 PAGE = 100
+CURSOR = "telegram.star_transactions"
 
 
 class StarLedger:
     def __init__(self, bot: Bot, services: Services, outbox: OutboxSender) -> None:
         self.bot, self.services, self.outbox = bot, services, outbox
-        self.offset = 0  # transactions before this were reconciled by this process
 
     async def reconcile(self) -> int:
         """Confirm every incoming Stars payment not yet recorded. Returns how many were new."""
+        try:
+            return await self._reconcile()
+        except (TelegramNetworkError, TelegramServerError) as e:
+            log.warning("Stars ledger not reachable (%s); trying again at the next run", e.message)
+            return 0
+
+    async def _reconcile(self) -> int:
         found = 0
+        offset = await self.services.cursors.get(CURSOR)  # everything before it was reconciled already
         while True:
-            page = (await self.bot.get_star_transactions(offset=self.offset, limit=PAGE)).transactions
+            page = (await self.bot.get_star_transactions(offset=offset, limit=PAGE)).transactions
             for tx in page:
                 source = tx.source
                 payload = getattr(source, "invoice_payload", None)
@@ -41,7 +50,8 @@ class StarLedger:
                     log.warning(
                         "reconciled Stars payment %s for order %s that no update had reported", tx.id, payload
                     )
-            self.offset += len(page)
+            offset += len(page)
+            await self.services.cursors.advance(CURSOR, offset)
             if len(page) < PAGE:
                 break
         if found:

@@ -18,3 +18,11 @@ async def test_concurrent_senders_split_the_due_messages_without_overlap(any_sho
     ids = [m.id for batch in batches for m in batch]
     assert len(ids) == len(set(ids)) == 12
     assert await shop.outbox.claim("telegram") == []
+
+
+async def test_a_cursor_survives_and_only_moves_forward(any_shop: Services) -> None:
+    cursors = any_shop.cursors
+    assert await cursors.get("ledger") == 0
+    await cursors.advance("ledger", 200)
+    await cursors.advance("ledger", 100)  # a slower instance reporting late
+    assert await cursors.get("ledger") == 200
