@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.numbers import get_currency_precision, list_currencies
+from babel.numbers import list_currencies
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -132,10 +132,6 @@ class Settings(BaseSettings):
     @property
     def vault_key_file(self) -> Path:
         return self.data_dir / "vault.keys"
-
-    @property
-    def currency_exponent(self) -> int:
-        return int(get_currency_precision(self.shop_currency))
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -183,4 +183,5 @@ class ImportReport:
 @dataclass(frozen=True, slots=True)
 class RevealedKeys:
     order: Order
+    product: Product
     keys: list[str]

@@ -523,20 +523,9 @@ class OutboxRepo:
     def __init__(self, conn: AsyncConnection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    async def add(self, user_id: int, kind: str, payload: dict[str, Any], now: datetime) -> int:
-        res = await self.conn.execute(
-            insert(t.outbox)
-            .values(
-                user_id=user_id,
-                kind=kind,
-                payload=payload,
-                status="pending",
-                next_attempt_at=now,
-                created_at=now,
-            )
-            .returning(t.outbox.c.id)
-        )
-        return int(res.scalar_one())
+    async def add(self, user_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:
+        values = {"user_id": user_id, "kind": kind, "payload": payload, "status": "pending"}
+        await self.conn.execute(_Q_OUTBOX_INSERT, {**values, "next_attempt_at": now, "created_at": now})
 
     async def pending(self, limit: int = 100) -> list[Row[Any]]:
         q = select(t.outbox).where(t.outbox.c.status == "pending").order_by(t.outbox.c.id).limit(limit)

@@ -39,8 +39,9 @@ class Services:
 
     def __init__(self, ctx: Context) -> None:
         from core.services.catalog import CatalogService
+        from core.services.cursors import CursorService
         from core.services.orders import OrderService
-        from core.services.outbox import CursorService, OutboxService
+        from core.services.outbox import OutboxService
         from core.services.stock import StockService
         from core.services.users import UserService
 

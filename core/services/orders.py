@@ -8,6 +8,7 @@ and the unit of work rolls the whole transaction back.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import secrets
 from datetime import datetime, timedelta
@@ -535,7 +536,10 @@ class OrderService:
         now = self.ctx.clock.now()
         async with self.ctx.uow() as uow:
             r = uow.repo
-            order = await self._order_for_update(r, order_ref, user_id=user_id)
+            found = await r.orders.with_product(order_ref[:128])  # the order locked, with its product
+            if found is None or (user_id is not None and found[0].user_id != user_id):
+                raise OrderNotFound(ref=order_ref)
+            order, product = found
             if order.status is not OrderStatus.DELIVERED:
                 raise InvalidOrderState(status=str(order.status))
             sealed = await r.keys.sealed_for_order(order.id)
@@ -550,10 +554,8 @@ class OrderService:
                 keys=[kid for kid, *_ in sealed],
                 reason=reason[:32],
             )
-            updated = await r.orders.get(order.id)
             await uow.commit()
-        assert updated is not None
-        return RevealedKeys(updated, plain)
+        return RevealedKeys(dataclasses.replace(order, revealed_at=order.revealed_at or now), product, plain)
 
     async def _order_for_update(
         self, r: Repositories, order_ref: str, *, user_id: int | None = None

@@ -62,19 +62,3 @@ class OutboxService:
         async with self.ctx.uow() as uow:
             await uow.repo.outbox.finish(message_id, status, self.ctx.clock.now(), error)
             await uow.commit()
-
-
-class CursorService:
-    """Named positions that survive restarts, moved only forward."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    async def get(self, name: str) -> int:
-        async with self.ctx.uow(write=False) as uow:
-            return await uow.repo.cursors.get(name) or 0
-
-    async def advance(self, name: str, position: int) -> None:
-        async with self.ctx.uow() as uow:
-            await uow.repo.cursors.advance(name, position, self.ctx.clock.now())
-            await uow.commit()

@@ -170,12 +170,14 @@ class StockService:
     async def levels(self, product_id: int | None = None) -> list[StockLevel]:
         async with self.ctx.uow(write=False) as uow:
             r = uow.repo
-            products = await r.catalog.products(active_only=False)
+            if product_id is None:
+                products = await r.catalog.products(active_only=False)
+            else:
+                one = await r.catalog.product(product_id)
+                products = [one] if one is not None else []
             counts = await r.keys.count_by_status(product_id)
         out = []
         for p in products:
-            if product_id is not None and p.id != product_id:
-                continue
             c = {s: counts.get((p.id, s.value), 0) for s in KeyStatus}
             out.append(
                 StockLevel(

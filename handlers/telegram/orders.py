@@ -44,9 +44,8 @@ async def reveal(
     shown = await services.orders.reveal(
         callback_data.ref, user_id=shop_user.id, actor=f"user:{shop_user.id}", reason="my_orders"
     )
-    product = await services.catalog.product(shown.order.product_id)
     await query.answer()
-    await send_keys(bot, query.from_user.id, shown.order, product, shown.keys)
+    await send_keys(bot, query.from_user.id, shown.order, shown.product, shown.keys)
 
 
 async def cancel(query: CallbackQuery, callback_data: CancelCb, shop_user: User, services: Services) -> None:

@@ -146,8 +146,7 @@ class OutboxSender:
             shown = await self.services.orders.reveal(
                 m.payload["order_ref"], user_id=m.user_id, actor="outbox", reason="delivery"
             )
-            product = await self.services.catalog.product(shown.order.product_id)
-            await send_keys(self.bot, chat, shown.order, product, shown.keys)
+            await send_keys(self.bot, chat, shown.order, shown.product, shown.keys)
         elif m.kind == MSG_AWAITING_MANUAL:
             await self.bot.send_message(chat, tr("delivery-awaiting-manual", ref=m.payload["order_ref"]))
             for admin in self.admin_ids:

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import SettingsError, load_settings
+from core.money import exponent
 from core.vault import new_key_spec
 
 
@@ -47,7 +48,7 @@ def test_settings_come_from_the_environment_and_dot_env(
     monkeypatch.setenv("SHOP_TIMEZONE", "Asia/Shanghai")
     s = load_settings()
     assert (s.shop_currency, s.admin_ids, s.shop_timezone) == ("CNY", [11, 22], "Asia/Shanghai")
-    assert s.currency_exponent == 2
+    assert exponent(s.shop_currency) == 2
 
 
 def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
