@@ -425,16 +425,18 @@ class OrderRepo:
         )
         return res.rowcount
 
-    async def for_user(self, user_id: int, limit: int, offset: int) -> list[Order]:
+    async def for_user(self, user_id: int, limit: int, offset: int) -> list[tuple[Order, str]]:
+        """The user's orders, newest first, each with its product's name."""
         o = t.orders
         q = (
-            select(o)
+            select(o, t.products.c.name.label("product_name"))
+            .join_from(o, t.products, t.products.c.id == o.c.product_id)
             .where(o.c.user_id == user_id)
             .order_by(o.c.created_at.desc(), o.c.id.desc())
             .limit(limit)
             .offset(offset)
         )
-        return [_order(r) for r in (await self.conn.execute(q)).all()]
+        return [(_order(r), r.product_name) for r in (await self.conn.execute(q)).all()]
 
 
 class PaymentRepo:

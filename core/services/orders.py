@@ -526,6 +526,10 @@ class OrderService:
         return order
 
     async def for_user(self, user_id: int, *, limit: int = 10, offset: int = 0) -> list[Order]:
+        return [o for o, _ in await self.history(user_id, limit=limit, offset=offset)]
+
+    async def history(self, user_id: int, *, limit: int = 10, offset: int = 0) -> list[tuple[Order, str]]:
+        """The user's orders, newest first, with product names: what "My orders" shows."""
         async with self.ctx.uow(write=False) as uow:
             return await uow.repo.orders.for_user(user_id, min(max(limit, 1), 100), max(offset, 0))
 

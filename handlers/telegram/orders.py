@@ -17,23 +17,22 @@ from handlers.telegram.text import order_status, reply, tr
 
 async def my_orders(event: Message | CallbackQuery, shop_user: User, services: Services, locale: str) -> None:
     """Receives: /orders and the My orders button."""
-    orders = await services.orders.for_user(shop_user.id, limit=10)
-    if not orders:
+    history = await services.orders.history(shop_user.id, limit=10)
+    if not history:
         text, markup = tr("orders-empty"), None
     else:
-        names = {p.id: p.name for p in await services.catalog.products()}
         lines = [tr("orders-title")] + [
             tr(
                 "order-line",
                 ref=o.ref,
-                name=names.get(o.product_id, "?"),
+                name=name,
                 qty=o.quantity,
                 amount=format_amount(o.amount, o.currency, locale),
                 status=order_status(o),
             )
-            for o in orders
+            for o, name in history
         ]
-        text, markup = "\n".join(lines), keyboards.orders(orders)
+        text, markup = "\n".join(lines), keyboards.orders([o for o, _ in history])
     await reply(event, text, markup)
 
 
