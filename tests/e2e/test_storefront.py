@@ -254,7 +254,7 @@ async def test_unexpected_errors_get_an_apology_and_reach_the_admins_without_sec
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database on fire: SECRET-KEY-123")
 
-    shop.services.orders.for_user = broken  # type: ignore[method-assign]
+    shop.services.orders.history = broken  # type: ignore[method-assign]
     reply = await shop.say(BUYER, "/orders")
     assert "went wrong" in reply.text
     report = await shop.emu.wait_for(ADMIN, lambda s: "RuntimeError" in s.text)
