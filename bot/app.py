@@ -25,6 +25,7 @@ from bot.i18n import build_i18n
 from bot.settings import Settings
 from core.services import Services
 from handlers.telegram import build_dispatcher, set_commands
+from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import ThrottleMiddleware
 from handlers.telegram.outbox import OutboxSender
 from handlers.telegram.reconcile import StarLedger
@@ -105,13 +106,17 @@ class Storefront:
         throttle: ThrottleMiddleware | None = None,
     ) -> Storefront:
         i18n = build_i18n()
-        outbox = OutboxSender(bot, services, i18n, admin_ids=settings.admin_ids, **(sender or {}))
+        alerts = AdminAlerts(bot, settings.admin_ids)
+        outbox = OutboxSender(
+            bot, services, i18n, admin_ids=settings.admin_ids, alerts=alerts, **(sender or {})
+        )
         token = settings.payment_provider_token
         dp = build_dispatcher(
             services,
             i18n=i18n,
             outbox=outbox,
             admin_ids=settings.admin_ids,
+            alerts=alerts,
             reservation_minutes=settings.reservation_ttl_minutes,
             fiat_currency=settings.shop_currency,
             payment_provider_token=token.get_secret_value() if token else None,

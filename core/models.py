@@ -71,6 +71,7 @@ class User:
     channel: str
     external_id: str
     language: str | None
+    language_chosen: bool  # picked with /language; else the channel's current language is followed
     phone: str | None
     blocklisted: bool
     bot_blocked: bool

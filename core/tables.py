@@ -70,6 +70,9 @@ users = Table(
     Column("channel", String(16), nullable=False),
     Column("external_id", String(64), nullable=False),
     Column("language", String(16)),
+    # True once the user picked a language with /language; until then the channel's current language
+    # (Telegram's language_code) is followed and stored here as it changes.
+    Column("language_chosen", Boolean, nullable=False, server_default=text("false")),
     Column("phone", String(32)),
     Column("blocklisted", Boolean, nullable=False, server_default=text("false")),
     Column("bot_blocked", Boolean, nullable=False, server_default=text("false")),
@@ -197,6 +200,9 @@ payments = Table(
     Column("charge_id", String(128), nullable=False),
     Column("order_id", Id, ForeignKey("orders.id")),
     Column("order_ref", String(128), nullable=False),
+    # Whoever paid (not necessarily the order's owner: a forwarded invoice can be paid by anyone). A refund
+    # goes back to this user's charge.
+    Column("payer_id", Id, ForeignKey("users.id")),
     Column("amount", BigInteger, nullable=False),
     Column("currency", String(8), nullable=False),
     Column("status", String(16), nullable=False),
@@ -205,6 +211,30 @@ payments = Table(
     Column("refunded_at", UTCDateTime),
     UniqueConstraint("provider", "charge_id", name="uq_payments_provider_charge"),
     Index("ix_payments_order", "order_id"),
+)
+
+# Every payment notice a channel receives (Telegram successful_payment, a Stars ledger entry, a WeChat Pay
+# notify), written durably before it is processed. Processing is retried until it succeeds, so a charge is
+# never lost because handling it failed once (database locked, a crash half-way).
+payment_notices = Table(
+    "payment_notices",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("provider", String(16), nullable=False),
+    Column("charge_id", String(128), nullable=False),
+    Column("payer_id", Id, ForeignKey("users.id")),
+    Column("order_ref", String(128), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("raw", JSON, nullable=False),  # the notice as received (never a key: payments carry none)
+    Column("status", String(16), nullable=False, server_default="pending"),  # pending | done
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", String(255)),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("processed_at", UTCDateTime),
+    UniqueConstraint("provider", "charge_id", name="uq_payment_notices_provider_charge"),
+    Index("ix_payment_notices_status_next", "status", "next_attempt_at"),
 )
 
 audit_log = Table(

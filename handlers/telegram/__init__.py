@@ -11,6 +11,7 @@ from aiogram.utils.i18n import I18n
 from core.errors import ShopError
 from core.services import Services
 from handlers.telegram import catalog, checkout, errors, language, orders, start
+from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import (
     ShopI18nMiddleware,
     ShopUserMiddleware,
@@ -28,6 +29,7 @@ def build_dispatcher(
     outbox: OutboxSender,
     admin_ids: list[int],
     reservation_minutes: int,
+    alerts: AdminAlerts | None = None,
     fiat_currency: str | None = None,
     payment_provider_token: str | None = None,
     storage: BaseStorage | None = None,
@@ -40,6 +42,7 @@ def build_dispatcher(
         user_cache=user_cache,
         outbox=outbox,
         admin_ids=admin_ids,
+        alerts=alerts or outbox.alerts,
         reservation_minutes=reservation_minutes,
         fiat_currency=fiat_currency if payment_provider_token else None,
         payment_provider_token=payment_provider_token,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import html
 import logging
 
-from aiogram import Bot
 from aiogram.types import ErrorEvent
 
 from core.errors import ShopError
+from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.text import tr
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,9 @@ async def shop_error(event: ErrorEvent) -> None:
     await _reply(event, tr(exc.key, **exc.params) if exc.params else tr(exc.key), alert=True)
 
 
-async def unexpected_error(event: ErrorEvent, bot: Bot, admin_ids: list[int]) -> None:
+async def unexpected_error(event: ErrorEvent, alerts: AdminAlerts) -> None:
     """Receives: every other exception raised by a handler."""
     log.error("update %s failed", event.update.update_id, exc_info=event.exception)
     await _reply(event, tr("error-unexpected"), alert=True)
-    report = f"⚠️ update {event.update.update_id}: {html.escape(type(event.exception).__name__)}"
-    for admin in admin_ids:
-        try:
-            await bot.send_message(admin, report)
-        except Exception:
-            log.warning("could not report the error to admin %s", admin)
+    name = type(event.exception).__name__
+    await alerts.notify(f"⚠️ update {event.update.update_id}: {html.escape(name)}", kind=f"error:{name}")

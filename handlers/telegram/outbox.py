@@ -30,6 +30,7 @@ from core.money import format_amount
 from core.services import Services
 from core.services.orders import MSG_AWAITING_MANUAL, MSG_DELIVERED, MSG_REFUND
 from core.services.outbox import OutboxMessage
+from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.delivery import send_keys
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.text import tr
@@ -55,10 +56,12 @@ class OutboxSender:
         group_interval: float = 3.0,
         idle_poll: float = 1.0,
         user_cache: UserCache | None = None,
+        alerts: AdminAlerts | None = None,
     ) -> None:
         self.bot, self.services, self.i18n = bot, services, i18n
         self.user_cache = user_cache or UserCache()
         self.admin_ids = admin_ids or []
+        self.alerts = alerts or AdminAlerts(bot, self.admin_ids)
         self.global_interval = 1.0 / per_second
         self.private_interval, self.group_interval = private_interval, group_interval
         self.idle_poll = idle_poll
