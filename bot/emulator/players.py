@@ -69,7 +69,7 @@ class Players(EmulatorState):
         """A post in a channel the bot is in: a ``channel_post`` update, with no ``from``."""
         if chat.type != "channel":
             raise ValueError("channel_post needs a channel")
-        msg = {
+        msg: dict[str, Any] = {
             "message_id": next(self._message_ids[chat.id]),
             "date": int(time.time()),
             "chat": chat.chat(),
