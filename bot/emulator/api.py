@@ -86,8 +86,13 @@ class BotApi(EmulatorState):
             if not self._pending() and timeout and not self._closing:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
-                        self._changed.wait_for(lambda: bool(self._pending()) or self._closing), timeout
+                        self._changed.wait_for(
+                            lambda: bool(self._pending()) or self._closing or self._webhook is not None
+                        ),
+                        timeout,
                     )
+            if self._webhook is not None:
+                raise conflict("terminated by setWebhook request")
             return self._pending()[:limit]
 
     async def m_setwebhook(self, p: dict[str, Any]) -> bool:
@@ -107,6 +112,8 @@ class BotApi(EmulatorState):
             self._updates.clear()
         self._webhook = webhook.Webhook(url, secret, self._last_token, max_connections)
         self._webhook_task = asyncio.create_task(self._deliver(self._webhook), name="emulator-webhook")
+        async with self._changed:
+            self._changed.notify_all()  # a long poll under way ends with a conflict
         return True
 
     async def m_deletewebhook(self, p: dict[str, Any]) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.emulator import Emulator
+from bot.emulator import ApiError, Emulator
 from tests.unit.emulator.conftest import USER, call, refused
 
 
@@ -171,3 +171,12 @@ async def test_only_the_update_types_the_bot_asked_for_are_delivered(hooked: Emu
     updates = await call(hooked, "getUpdates", allowed_updates=["message", "callback_query"])
     assert [u["message"]["text"] for u in updates] == ["wanted"]
     assert json.dumps(updates)  # plain JSON, as the wire needs
+
+
+async def test_setting_a_webhook_ends_a_long_poll_under_way_with_a_conflict(hooked: Emulator) -> None:
+    poll = asyncio.create_task(call(hooked, "getUpdates", timeout=5))
+    await asyncio.sleep(0.05)
+    await call(hooked, "setWebhook", url="https://unreachable.example.com/hook")
+    with pytest.raises(ApiError) as e:
+        await asyncio.wait_for(poll, 1)
+    assert e.value.code == 409 and "terminated by setWebhook request" in e.value.description
