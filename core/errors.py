@@ -149,3 +149,24 @@ class DeliveryKindChangeRefused(ShopError):
         "{name} has {orders} open orders (pending or paid); change its delivery kind once they are "
         "delivered, expired, cancelled or refunded"
     )
+
+
+class ImportAbandoned(ShopError):
+    """The import stopped sending heartbeats long enough to be swept as abandoned (its staged keys were
+    removed), so it must not publish what is left."""
+
+    key = "error-import-abandoned"
+    template = (
+        "import #{import_id} was taken for abandoned (no heartbeat for too long) and stopped; "
+        "nothing was added to stock: import the file again"
+    )
+
+
+class ImportIncomplete(ShopError):
+    """Publishing found fewer (or more) staged keys than the import wrote: something removed them."""
+
+    key = "error-import-incomplete"
+    template = (
+        "import #{import_id} staged {expected} keys but {staged} are left; nothing was added to stock: "
+        "import the file again"
+    )
