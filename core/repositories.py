@@ -209,6 +209,22 @@ class CatalogRepo:
         r = (await self.conn.execute(_Q_PRODUCT_LOCK if lock else _Q_PRODUCT, {"b_id": product_id})).first()
         return _product(r) if r else None
 
+    async def open_orders(self, product_id: int) -> int:
+        """Orders of the product still in flight: pending or paid, or holding reserved keys."""
+        o, k = t.orders, t.keys
+        holds_reserved = (
+            select(k.c.id).where(k.c.order_id == o.c.id, k.c.status == KeyStatus.RESERVED.value).exists()
+        )
+        q = (
+            select(func.count())
+            .select_from(o)
+            .where(
+                o.c.product_id == product_id,
+                o.c.status.in_([OrderStatus.PENDING.value, OrderStatus.PAID.value]) | holds_reserved,
+            )
+        )
+        return int((await self.conn.execute(q)).scalar_one())
+
     async def products(self, *, active_only: bool, category_id: int | None = None) -> list[Product]:
         q = select(t.products).order_by(t.products.c.id)
         if active_only:
