@@ -160,7 +160,7 @@ class PaymentResult:
 @dataclass(frozen=True, slots=True)
 class InvalidLine:
     line: int
-    reason: str  # blank | too_long | binary | undecodable | malformed
+    reason: str  # blank | too_long | control | bidi | undecodable | malformed
 
 
 @dataclass(slots=True)
