@@ -439,6 +439,9 @@ class Emulator:
         return message
 
     def _bot_message(self, user: EmuUser, **content: Any) -> dict[str, Any]:
+        markup = content.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" not in markup:
+            content["reply_markup"] = None  # a real Message carries only an inline keyboard
         msg = {
             "message_id": next(self._message_ids[user.id]),
             "date": int(time.time()),
