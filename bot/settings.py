@@ -15,7 +15,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.vault import parse_keys
 
-
 # What Telegram accepts as setWebhook's secret_token (and sends back in X-Telegram-Bot-Api-Secret-Token)
 WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
@@ -108,7 +107,7 @@ class Settings(BaseSettings):
         if v is None or not v.get_secret_value():
             return None
         if not WEBHOOK_SECRET_RE.fullmatch(v.get_secret_value()):
-            raise ValueError("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and - (Telegram refuses others)")
+            raise ValueError("must be 1 to 256 characters of A-Z a-z 0-9 _ - (Telegram refuses others)")
         return v
 
     @field_validator("webhook_listen")

@@ -76,8 +76,10 @@ class ShopUserMiddleware(BaseMiddleware):
                     user = await services.users.get(user.id)
                 self.cache.put(tg.id, user)
             if not user.language_chosen and user.language != current:
-                await services.users.follow_language(user.id, current)
-                user = dataclasses.replace(user, language=current)
+                if await services.users.follow_language(user.id, current):
+                    user = dataclasses.replace(user, language=current)
+                else:  # chosen meanwhile (another process): the stored choice wins
+                    user = await services.users.get(user.id)
                 self.cache.put(tg.id, user)
             data["shop_user"] = user
         return await handler(event, data)

@@ -13,6 +13,7 @@ from bot.i18n import build_i18n
 from bot.settings import WEBHOOK_SECRET_RE, SettingsError, generate_webhook_secret, load_settings
 from core.errors import InvalidOrderState
 from core.models import Category, DeliveryKind, OrderStatus, Product, check_transition
+from core.services import Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import BuyCb, CategoryCb, OrdersCb, ProductCb, RevealCb
 from handlers.telegram.catalog import card_text
@@ -168,3 +169,14 @@ def test_an_order_state_refusal_names_the_status_translated(locale: str) -> None
             for plain in (True, False):
                 text = refusal(exc, plain=plain)
                 assert f"{delivered}" in text and "()" not in text and "（）" not in text, text
+
+
+async def test_a_chosen_language_sticks_and_an_unchosen_one_follows_the_channel(shop: Services) -> None:
+    user = await shop.users.ensure("telegram", "42", language="en")
+    assert await shop.users.follow_language(user.id, "zh_CN")
+    assert (await shop.users.get(user.id)).language == "zh_CN"
+    assert not await shop.users.follow_language(user.id, "zh_CN")  # nothing to change
+    await shop.users.set_language(user.id, "en")
+    assert not await shop.users.follow_language(user.id, "zh_CN")
+    chosen = await shop.users.get(user.id)
+    assert (chosen.language, chosen.language_chosen) == ("en", True)
