@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,11 +21,13 @@ from tests.e2e.conftest import ADMIN, TOKEN, Shop
 BUYER, OTHER = 601, 602
 
 
-async def with_fiat(shop: Shop) -> None:
+@pytest.fixture
+async def fiat(shop: Shop) -> AsyncIterator[Shop]:
+    """The same shop, its bot replaced by one with a fiat provider token (stopped again afterwards)."""
     from bot.app import Storefront, make_bot
     from bot.settings import Settings
 
-    await shop.front.stop()  # replace the fixture's bot with one that has a provider token
+    await shop.front.stop()
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, payment_provider_token="PROVIDER:TEST", shop_currency="USD", admin_ids=[ADMIN]
     )
@@ -33,6 +36,10 @@ async def with_fiat(shop: Shop) -> None:
     )
     await shop.front.start_background()
     await shop.front.start_polling()
+    try:
+        yield shop
+    finally:
+        await shop.front.stop()
 
 
 async def outbox_statuses(shop: Shop) -> list[tuple[str, str]]:
@@ -42,9 +49,9 @@ async def outbox_statuses(shop: Shop) -> list[tuple[str, str]]:
 
 
 async def test_a_fiat_payment_whose_processing_fails_once_is_delivered_by_the_retry_job(
-    shop: Shop, monkeypatch: pytest.MonkeyPatch
+    fiat: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await with_fiat(shop)
+    shop = fiat
     await shop.product(keys=1)
     shop.emu.user(BUYER, "Ann")
     listing = await shop.say(BUYER, "/catalog")
@@ -187,8 +194,8 @@ async def test_a_stars_refund_telegram_refuses_for_good_is_failed_and_reported_t
     assert not shop.emu.payments[charge].refunded
 
 
-async def test_a_fiat_refund_is_handed_to_the_admins(shop: Shop) -> None:
-    await with_fiat(shop)
+async def test_a_fiat_refund_is_handed_to_the_admins(fiat: Shop) -> None:
+    shop = fiat
     await shop.product(keys=1)
     shop.emu.user(BUYER, "Ann")
     listing = await shop.say(BUYER, "/catalog")

@@ -211,7 +211,9 @@ async def _expired(shop: Services, clock: FrozenClock, **kw: object) -> tuple[in
     return pid, uid, o
 
 
-async def test_a_late_payment_from_a_blocklisted_buyer_is_refunded(shop: Services, clock: FrozenClock) -> None:
+async def test_a_late_payment_from_a_blocklisted_buyer_is_refunded(
+    shop: Services, clock: FrozenClock
+) -> None:
     _, uid, o = await _expired(shop, clock)
     await shop.users.set_blocklisted(uid, True)
     res = await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS, payer_id=uid)
