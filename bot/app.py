@@ -27,7 +27,7 @@ from handlers.telegram import build_dispatcher, set_commands
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import ThrottleMiddleware
 from handlers.telegram.outbox import OutboxSender
-from handlers.telegram.reconcile import StarLedger
+from handlers.telegram.reconcile import NoticeReporter, StarLedger
 from scheduler.jobs import build_scheduler
 
 log = logging.getLogger("keyshop")
@@ -122,8 +122,8 @@ class Storefront:
             storage=make_storage(settings),
             throttle=throttle,
         )
-        ledger = StarLedger(bot, services, outbox)
-        scheduler = build_scheduler(services)
+        ledger = StarLedger(bot, services, outbox, alerts)
+        scheduler = build_scheduler(services, notice_report=NoticeReporter(outbox, alerts))
         # Every 5 minutes, and once right after start: payments made while the shop was down are found.
         scheduler.add_job(
             _reconcile_job,

@@ -92,6 +92,13 @@ class InvalidOrderState(ShopError):
     template = "the order is {status}, which does not allow this"
 
 
+class NotOrderOwner(ShopError):
+    """Someone other than the buyer tries to pay an order (a forwarded invoice)."""
+
+    key = "precheckout-not-owner"
+    template = "order {ref} belongs to another buyer"
+
+
 class CurrencyNotAccepted(ShopError):
     key = "error-currency"
     template = "this product is not sold in {currency}"

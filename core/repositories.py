@@ -95,6 +95,7 @@ _Q_ORDER_INSERT = insert(_o).returning(*_o.c)
 _Q_ORDER_BY_REF = select(_o).where(_o.c.ref == bindparam("b_ref"))
 _Q_ORDER_BY_REF_LOCK = _Q_ORDER_BY_REF.with_for_update()
 _Q_ORDER_BY_ID = select(_o).where(_o.c.id == bindparam("b_id"))
+_Q_ORDER_BY_ID_LOCK = _Q_ORDER_BY_ID.with_for_update()
 # SET columns come from the parameters given with each execution.
 _Q_ORDER_TRANSITION = (
     update(_o).where(_o.c.id == bindparam("b_id"), _o.c.status == bindparam("b_old")).returning(*_o.c)
@@ -389,8 +390,9 @@ class OrderRepo:
         r = (await self.conn.execute(_Q_ORDER_AND_PRODUCT, {"b_ref": ref})).first()
         return (_order(_part(r, _o)), _product(_part(r, t.products))) if r else None
 
-    async def get(self, order_id: int) -> Order | None:
-        r = (await self.conn.execute(_Q_ORDER_BY_ID, {"b_id": order_id})).first()
+    async def get(self, order_id: int, *, lock: bool = False) -> Order | None:
+        q = _Q_ORDER_BY_ID_LOCK if lock else _Q_ORDER_BY_ID
+        r = (await self.conn.execute(q, {"b_id": order_id})).first()
         return _order(r) if r else None
 
     async def set_status(
@@ -484,16 +486,17 @@ class PaymentRepo:
         p = t.payments
         return list((await self.conn.execute(select(p).where(p.c.order_id == order_id))).all())
 
-    async def mark_order_refund_due(self, order_id: int, reason: str) -> list[tuple[str, str, int, str]]:
-        """Accepted payments of the order become refund_due; returns (provider, charge, amount, currency)."""
+    async def mark_order_refund_due(self, order_id: int, reason: str) -> list[Row[Any]]:
+        """Accepted payments of the order become refund_due; returns their rows (provider, charge_id,
+        amount, currency, payer_id)."""
         p = t.payments
         res = await self.conn.execute(
             update(p)
             .where(p.c.order_id == order_id, p.c.status == PaymentStatus.ACCEPTED)
             .values(status=PaymentStatus.REFUND_DUE, reason=reason)
-            .returning(p.c.provider, p.c.charge_id, p.c.amount, p.c.currency)
+            .returning(p.c.provider, p.c.charge_id, p.c.amount, p.c.currency, p.c.payer_id)
         )
-        return [(r[0], r[1], r[2], r[3]) for r in res.all()]
+        return list(res.all())
 
 
 class AuditRepo:
@@ -778,7 +781,65 @@ class Repositories:
         self.outbox = OutboxRepo(conn, dialect)
         self.imports = ImportRepo(conn, dialect)
         self.cursors = CursorRepo(conn, dialect)
+        self.notices = PaymentNoticeRepo(conn, dialect)
 
     async def flush(self) -> None:
         """Write what repositories hold back until commit (audit rows)."""
         await self.audit.flush()
+
+
+class PaymentNoticeRepo:
+    """Payment notices as received, before (and until) they are processed."""
+
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    async def add_once(self, **values: Any) -> int | None:
+        """Insert a notice unless its (provider, charge_id) exists. Its id if inserted, else None."""
+        n = t.payment_notices
+        stmt = (
+            _insert(self.dialect, n)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["provider", "charge_id"])
+            .returning(n.c.id)
+        )
+        return (await self.conn.execute(stmt)).scalar()
+
+    async def id_of(self, provider: str, charge_id: str) -> int | None:
+        n = t.payment_notices
+        q = select(n.c.id).where(n.c.provider == provider, n.c.charge_id == charge_id)
+        return (await self.conn.execute(q)).scalar()
+
+    async def get(self, notice_id: int, *, lock: bool = False) -> Row[Any] | None:
+        q = select(t.payment_notices).where(t.payment_notices.c.id == notice_id)
+        return (await self.conn.execute(q.with_for_update() if lock else q)).first()
+
+    async def due(self, now: datetime, limit: int) -> list[int]:
+        n = t.payment_notices
+        q = (
+            select(n.c.id)
+            .where(n.c.status == "pending", n.c.next_attempt_at <= now)
+            .order_by(n.c.next_attempt_at, n.c.id)
+            .limit(limit)
+        )
+        return list((await self.conn.execute(q)).scalars().all())
+
+    async def mark_done(self, notice_id: int, now: datetime) -> int:
+        n = t.payment_notices
+        res = await self.conn.execute(
+            update(n)
+            .where(n.c.id == notice_id, n.c.status == "pending")
+            .values(status="done", processed_at=now)
+        )
+        return res.rowcount
+
+    async def reschedule(self, notice_id: int, at: datetime, error: str) -> int:
+        """A failed attempt: try again at ``at``. Returns the attempts so far (0 if no longer pending)."""
+        n = t.payment_notices
+        res = await self.conn.execute(
+            update(n)
+            .where(n.c.id == notice_id, n.c.status == "pending")
+            .values(attempts=n.c.attempts + 1, next_attempt_at=at, last_error=error[:255])
+            .returning(n.c.attempts)
+        )
+        return int(res.scalar() or 0)

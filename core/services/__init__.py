@@ -42,6 +42,8 @@ class Services:
         from core.services.cursors import CursorService
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
+        from core.services.payments import PaymentService
+        from core.services.refunds import RefundService
         from core.services.stock import StockService
         from core.services.users import UserService
 
@@ -49,6 +51,8 @@ class Services:
         self.catalog = CatalogService(ctx)
         self.users = UserService(ctx)
         self.stock = StockService(ctx)
-        self.orders = OrderService(ctx)
+        self.payments = PaymentService(ctx)
+        self.refunds = RefundService(ctx)
+        self.orders = OrderService(ctx, payments=self.payments, refunds=self.refunds)
         self.outbox = OutboxService(ctx)
         self.cursors = CursorService(ctx)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 
 from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 
-from core.errors import PhoneRequired, ReservationExpired, ShopError
+from core.errors import NotOrderOwner, PhoneRequired, ReservationExpired, ShopError
 from core.models import User
 from core.services import STARS, Services
 from handlers.telegram import keyboards
@@ -19,6 +21,12 @@ from handlers.telegram.text import INVOICE_DESCRIPTION_MAX, INVOICE_TITLE_MAX, c
 
 log = logging.getLogger(__name__)
 PROVIDER = "telegram"
+
+
+def start_parameter(order_ref: str) -> str:
+    """The invoice's deep-link parameter: unique per order and never empty, so a forwarded copy of the
+    invoice shows a link to the bot instead of a Pay button (Telegram: 1-64 of ``A-Za-z0-9_-``)."""
+    return "order-" + re.sub(r"[^A-Za-z0-9_-]", "", order_ref)[:58]
 
 
 async def buy(
@@ -56,19 +64,25 @@ async def buy(
             limit=INVOICE_DESCRIPTION_MAX,
         ),
         payload=order.ref,
+        start_parameter=start_parameter(order.ref),
         currency=order.currency,
         prices=[LabeledPrice(label=f"{clip(product.name, 28)} × {order.quantity}", amount=order.amount)],
         provider_token=payment_provider_token if fiat else None,
     )
 
 
-async def pre_checkout(query: PreCheckoutQuery, services: Services) -> None:
-    """Receives: Telegram's question just before charging. Answered ok only while the reservation holds;
-    one indexed read, far inside Telegram's 10 seconds."""
+async def pre_checkout(query: PreCheckoutQuery, shop_user: User, services: Services) -> None:
+    """Receives: Telegram's question just before charging. Answered ok only to the order's own buyer while
+    the reservation holds; one indexed read, far inside Telegram's 10 seconds."""
     try:
-        await services.orders.check_payable(query.invoice_payload, query.total_amount, query.currency)
+        await services.payments.check_payable(
+            query.invoice_payload, query.total_amount, query.currency, payer_id=shop_user.id
+        )
     except ReservationExpired:
         await query.answer(ok=False, error_message=tr("precheckout-expired"))
+    except NotOrderOwner:
+        log.info("pre-checkout refused for %s: not the buyer", query.invoice_payload[:32])
+        await query.answer(ok=False, error_message=tr("precheckout-not-owner"))
     except ShopError as e:
         log.info("pre-checkout refused for %s: %s", query.invoice_payload[:32], e.key)
         await query.answer(ok=False, error_message=tr("precheckout-invalid"))
@@ -77,21 +91,34 @@ async def pre_checkout(query: PreCheckoutQuery, services: Services) -> None:
 
 
 async def paid(message: Message, shop_user: User, services: Services, outbox: OutboxSender) -> None:
-    """Receives: the payment. Confirms and delivers in one transaction (idempotent on the charge id); the
-    keys, or a refund, reach the buyer through the outbox, which is woken at once."""
+    """Receives: the payment (Stars or fiat). The notice is recorded durably first, then confirmed and
+    delivered in one transaction (idempotent on the charge id); the keys, or a refund to whoever paid,
+    reach them through the outbox, which is woken at once. If confirming fails, the notice is retried by
+    the payment-notices job and the payer is told their payment is being processed."""
     sp = message.successful_payment
     assert sp is not None
-    result = await services.orders.confirm_payment(
-        PROVIDER,
-        sp.telegram_payment_charge_id,
-        sp.invoice_payload,
-        sp.total_amount,
-        sp.currency,
-        payer_id=shop_user.id,
-    )
-    if result.replay:
-        log.info("payment %s seen before: nothing to do", sp.telegram_payment_charge_id)
-    outbox.wake()
+    raw = sp.model_dump(mode="json", exclude_none=True)
+    try:
+        notice = await services.payments.record_notice(
+            PROVIDER,
+            sp.telegram_payment_charge_id,
+            payer_id=shop_user.id,
+            order_ref=sp.invoice_payload,
+            amount=sp.total_amount,
+            currency=sp.currency,
+            raw=raw,
+        )
+    except Exception:
+        # The one copy left is this log line: it has what is needed to deliver or refund by hand.
+        log.critical("payment notice NOT recorded (payer %s): %s", shop_user.id, json.dumps(raw))
+        raise
+    outcome = await services.payments.process_notice(notice)
+    if outcome.ok:
+        if outcome.result is not None and outcome.result.replay:
+            log.info("payment %s seen before: nothing to do", sp.telegram_payment_charge_id)
+        outbox.wake()
+        return
+    await message.answer(tr("payment-processing", ref=sp.invoice_payload[:32]))
 
 
 async def contact(message: Message, shop_user: User, services: Services, user_cache: UserCache) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import time
 from collections import defaultdict
@@ -122,7 +123,8 @@ class OutboxSender:
                 await self._deliver(m)
         except TelegramRetryAfter as e:
             self._next_chat[m.external_id] = time.monotonic() + e.retry_after
-            await outbox.retry(m.id, after=timedelta(seconds=e.retry_after), error="429 retry_after")
+            if not await outbox.retry(m.id, after=timedelta(seconds=e.retry_after), error="429 retry_after"):
+                await self._gave_up(m, "429 retry_after")
         except TelegramForbiddenError as e:
             log.info("outbox %s: user %s blocked the bot", m.id, m.user_id)
             await self.services.users.set_bot_blocked(m.user_id, True)
@@ -133,15 +135,21 @@ class OutboxSender:
             await outbox.undeliverable(m.id, f"400 {e.message}")
         except (TelegramNetworkError, TelegramServerError, OSError) as e:
             if not await outbox.retry(m.id, after=backoff(m.attempts), error=type(e).__name__):
-                log.error("outbox %s: giving up after repeated %s", m.id, type(e).__name__)
+                await self._gave_up(m, type(e).__name__)
         except ShopError as e:  # the order changed meanwhile (e.g. refunded): nothing left to say
             log.info("outbox %s (%s) no longer applies: %s", m.id, m.kind, e.key)
             await outbox.undeliverable(m.id, e.key)
         except Exception as e:
             log.exception("outbox %s (%s) failed", m.id, m.kind)
-            await outbox.retry(m.id, after=backoff(m.attempts), error=type(e).__name__)
+            if not await outbox.retry(m.id, after=backoff(m.attempts), error=type(e).__name__):
+                await self._gave_up(m, type(e).__name__)
         else:
             await outbox.sent(m.id)
+
+    async def _gave_up(self, m: OutboxMessage, error: str) -> None:
+        log.error("outbox %s (%s): giving up after repeated %s", m.id, m.kind, error)
+        if m.kind == MSG_REFUND:
+            await self._refund_alert(m, f"kept failing ({error}); retries gave up: refund it by hand")
 
     async def _deliver(self, m: OutboxMessage) -> None:
         chat = int(m.external_id)
@@ -160,19 +168,33 @@ class OutboxSender:
             raise ValueError(f"unknown outbox message kind {m.kind!r}")
 
     async def _refund(self, chat: int, m: OutboxMessage) -> None:
+        """Pay a charge back to whoever paid it (this message is addressed to the payer), then tell them.
+
+        Temporary failures (network, 5xx, 429) propagate to ``_send``, which retries with backoff; a
+        permanent refusal marks the message failed and goes to the admins. Fiat charges cannot be
+        refunded through the Bot API: the admins get the details to do it in the provider's dashboard."""
         p = m.payload
         if p["provider"] != "telegram" or p["currency"] != "XTR":
-            for admin in self.admin_ids:  # fiat refunds go through the provider's dashboard
-                await self.bot.send_message(
-                    admin, f"↩️ refund {p['amount']} {p['currency']}: charge {p['charge_id']}"
-                )
+            await self._refund_alert(m, "must be refunded by hand in the payment provider's dashboard")
             return
         try:
             await self.bot.refund_star_payment(user_id=chat, telegram_payment_charge_id=p["charge_id"])
         except TelegramBadRequest as e:
-            if "ALREADY_REFUNDED" not in e.message:  # a retry after the refund went through
+            if "ALREADY_REFUNDED" not in e.message:  # a retry after the refund went through is fine
+                await self._refund_alert(m, f"was refused by Telegram ({e.message})")
                 raise
         await self.services.orders.complete_refund(p["provider"], p["charge_id"], actor="telegram")
         reason = tr(f"refund-reason-{p.get('reason') or 'admin'}")
         amount = format_amount(p["amount"], p["currency"])
         await self.bot.send_message(chat, tr("refund-done", amount=amount, ref=p["order_ref"], reason=reason))
+
+    async def _refund_alert(self, m: OutboxMessage, what: str) -> None:
+        """Tell the admins about a refund that needs a hand: order, amount, charge and payer (never a key)."""
+        p = m.payload
+        amount = format_amount(int(p["amount"]), str(p["currency"]))
+        await self.alerts.notify(
+            f"↩️ Refund of {html.escape(amount)} for order {html.escape(str(p['order_ref'])[:32])}"
+            f" (charge {html.escape(str(p['charge_id']))}, {html.escape(str(p['provider']))},"
+            f" payer chat {html.escape(m.external_id)}) {html.escape(what)}.",
+            kind=f"refund:{p['charge_id']}",
+        )

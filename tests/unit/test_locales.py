@@ -59,7 +59,21 @@ def test_every_message_key_the_telegram_handlers_use_exists() -> None:
     used |= {f"menu-{a}" for a in ("catalog", "orders", "language", "help")}
     used |= {
         f"refund-reason-{r}"
-        for r in ("out_of_stock", "already_paid", "amount_mismatch", "unknown_order", "admin")
+        for r in (
+            "out_of_stock",
+            "already_paid",
+            "amount_mismatch",
+            "unknown_order",
+            "admin",
+            "not_owner",
+            "blocklisted",
+            "product_unavailable",
+            "user_limit",
+            "daily_limit",
+            "bad_payload",
+            "unconfirmable",
+            "refused",
+        )
     }
     assert used - set(catalog("en")) == set()
 

@@ -292,15 +292,16 @@ async def test_pre_checkout_accepts_only_a_pending_unexpired_order_for_its_exact
     shop: Services, clock: FrozenClock
 ) -> None:
     pid = await stocked(shop, 2)
-    order = await shop.orders.checkout(await buyer(shop), pid, 1, STARS)
-    assert (await shop.orders.check_payable(order.ref, order.amount, STARS)).id == order.id
+    uid = await buyer(shop)
+    order = await shop.orders.checkout(uid, pid, 1, STARS)
+    assert (await shop.orders.check_payable(order.ref, order.amount, STARS, payer_id=uid)).id == order.id
     with pytest.raises(InvalidInput):
-        await shop.orders.check_payable(order.ref, order.amount + 1, STARS)
+        await shop.orders.check_payable(order.ref, order.amount + 1, STARS, payer_id=uid)
     with pytest.raises(OrderNotFound):
-        await shop.orders.check_payable("FORGED", order.amount, STARS)
+        await shop.orders.check_payable("FORGED", order.amount, STARS, payer_id=uid)
     clock.advance(minutes=15)
     with pytest.raises(ReservationExpired):
-        await shop.orders.check_payable(order.ref, order.amount, STARS)
+        await shop.orders.check_payable(order.ref, order.amount, STARS, payer_id=uid)
 
 
 # ---------------------------------------------------------------- expiry, cancellation

@@ -21,5 +21,5 @@ async def test_the_sweeper_job_expires_unpaid_orders_and_restocks(shop: Services
 async def test_the_scheduler_runs_every_sweeper_job_one_at_a_time(shop: Services) -> None:
     sched = build_scheduler(shop)
     jobs = {j.id: j for j in sched.get_jobs()}
-    assert set(jobs) == {"expire_reservations", "clear_abandoned_imports"}
+    assert set(jobs) == {"expire_reservations", "clear_abandoned_imports", "process_payment_notices"}
     assert all(j.max_instances == 1 and j.coalesce for j in jobs.values())

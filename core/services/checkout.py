@@ -1,0 +1,158 @@
+"""Checkout: the purchase rules and the reservation of stock for a new order.
+
+The rules (blocklist, product on sale, per-buyer and daily limits) are one function, applied both at
+checkout and to a payment that arrives late for an expired or cancelled order."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import datetime, timedelta
+
+from core.errors import (
+    CurrencyNotAccepted,
+    DailyLimitReached,
+    InvalidInput,
+    LimitExceeded,
+    OutOfStock,
+    PhoneRequired,
+    ProductNotFound,
+    ProductUnavailable,
+    QuantityOutOfRange,
+    ShopError,
+    UserBlocklisted,
+)
+from core.models import DeliveryKind, Order, OrderStatus, Product, User
+from core.repositories import Repositories
+from core.services import STARS, Context, ShopConfig
+
+# Why a late payment was refused, as the refund reason the buyer reads (``refund-reason-<reason>``).
+_REFUSALS: tuple[tuple[type[ShopError], str], ...] = (
+    (UserBlocklisted, "blocklisted"),
+    (ProductUnavailable, "product_unavailable"),
+    (LimitExceeded, "user_limit"),
+    (DailyLimitReached, "daily_limit"),
+    (OutOfStock, "out_of_stock"),
+)
+
+
+def refusal_reason(error: ShopError) -> str:
+    return next((reason for cls, reason in _REFUSALS if isinstance(error, cls)), "refused")
+
+
+def new_order_ref() -> str:
+    """An unguessable order reference: 80 random bits, base32, easy to read out to support."""
+    return base64.b32encode(secrets.token_bytes(10)).decode("ascii")
+
+
+async def check_purchase_rules(
+    r: Repositories, config: ShopConfig, user: User, product: Product, quantity: int, now: datetime
+) -> None:
+    """May ``user`` buy ``quantity`` of ``product`` now? Raises the ShopError that says why not.
+
+    Call inside a write transaction with the buyer's row locked (PostgreSQL) or the write lock held
+    (SQLite), so two purchases of one buyer cannot both slip under a limit."""
+    check_buyer_and_product(user, product)
+    await check_limits(r, config, user, product, quantity, now)
+
+
+def check_buyer_and_product(user: User, product: Product) -> None:
+    if user.blocklisted:
+        raise UserBlocklisted()
+    if not product.active:
+        raise ProductUnavailable(product_id=product.id, name=product.name)
+
+
+async def check_limits(
+    r: Repositories, config: ShopConfig, user: User, product: Product, quantity: int, now: datetime
+) -> None:
+    """The buyer's own limit in its rolling window, and the product's per-day limit."""
+    if product.user_limit is not None and product.user_limit_hours is not None:
+        since = now - timedelta(hours=product.user_limit_hours)
+        used = await r.orders.units_since(product.id, since, user_id=user.id)
+        if used + quantity > product.user_limit:
+            raise LimitExceeded(
+                limit=product.user_limit,
+                hours=product.user_limit_hours,
+                remaining=max(0, product.user_limit - used),
+            )
+    if product.daily_limit is not None:
+        # Serialise purchases of a day-limited product (PostgreSQL); SQLite is serial already.
+        await r.catalog.product(product.id, lock=True)
+        local = now.astimezone(config.timezone)
+        day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        used = await r.orders.units_since(product.id, day_start)
+        if used + quantity > product.daily_limit:
+            raise DailyLimitReached(limit=product.daily_limit, remaining=max(0, product.daily_limit - used))
+
+
+class CheckoutService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def checkout(self, user_id: int, product_id: int, quantity: int, currency: str) -> Order:
+        """Create a pending order and reserve its stock: exactly ``quantity`` keys or nothing at all."""
+        if type(quantity) is not int:
+            raise InvalidInput("quantity must be a whole number", field="quantity")
+        now = self.ctx.clock.now()
+        async with self.ctx.uow() as uow:
+            r = uow.repo
+            user, product = await r.users.with_product(user_id, product_id)
+            if user is None:
+                raise InvalidInput(f"no user {user_id}", field="user_id")
+            if product is None:
+                raise ProductNotFound(product_id=product_id)
+            check_buyer_and_product(user, product)
+            amount = self._price(product, currency) * quantity
+            if not product.min_qty <= quantity <= product.max_qty:
+                raise QuantityOutOfRange(min=product.min_qty, max=product.max_qty, quantity=quantity)
+            if product.requires_phone and not user.phone:
+                raise PhoneRequired()
+            await check_limits(r, self.ctx.config, user, product, quantity, now)
+
+            order = await r.orders.add(
+                ref=new_order_ref(),
+                user_id=user_id,
+                product_id=product_id,
+                quantity=quantity,
+                currency=currency,
+                amount=amount,
+                status=OrderStatus.PENDING,
+                created_at=now,
+                expires_at=now + self.ctx.config.reservation_ttl,
+            )
+            key_ids: list[int] = []
+            if product.delivery_kind is DeliveryKind.UNIQUE:
+                key_ids = await r.keys.reserve(product_id, order.id, quantity)
+                if len(key_ids) != quantity:
+                    # Not enough: raising rolls back the partial reservation and the order with it.
+                    raise OutOfStock(product_id=product_id, name=product.name, available=len(key_ids))
+            elif (
+                product.delivery_kind is DeliveryKind.SHARED
+                and await r.keys.current_shared_key(product_id) is None
+            ):
+                raise OutOfStock(product_id=product_id, name=product.name, available=0)
+            await r.audit.add(
+                now,
+                f"user:{user_id}",
+                "order_created",
+                product_id=product_id,
+                order_id=order.id,
+                quantity=quantity,
+                amount=amount,
+                currency=currency,
+                reserved=key_ids,
+            )
+            await uow.commit()
+        return order
+
+    def _price(self, product: Product, currency: str) -> int:
+        if currency == STARS:
+            unit = product.price_stars
+        elif currency == self.ctx.config.currency:
+            unit = product.price
+        else:
+            raise CurrencyNotAccepted(currency=currency)
+        if unit <= 0:
+            raise CurrencyNotAccepted(currency=currency)
+        return unit

@@ -1,0 +1,419 @@
+"""Payments: pre-checkout, durable payment notices, and the one idempotent confirmation.
+
+A channel first records what it was told (``record_notice``, its own small transaction), then processes
+it (``process_notice``): the confirmation and "this notice is done" commit together. A notice whose
+processing failed stays pending and is retried with backoff by ``process_due_notices`` until it
+succeeds, so a charge is never lost because handling it failed once.
+
+Every charge ends delivered or refunded to whoever paid it: money the shop cannot keep (an unknown
+order, a wrong amount, a payer who does not own the order, a late payment the purchase rules refuse, a
+second charge) is recorded and queued for refund to the payer in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from core.errors import (
+    IntegrityViolation,
+    InvalidInput,
+    InvalidOrderState,
+    NotOrderOwner,
+    OrderNotFound,
+    ReservationExpired,
+    ShopError,
+)
+from core.models import Order, OrderStatus, PaymentResult, PaymentStatus, Product
+from core.repositories import Repositories
+from core.services import Context
+from core.services.checkout import check_purchase_rules, refusal_reason
+from core.services.fulfilment import fulfil, queue_refund, re_reserve, transition
+
+log = logging.getLogger(__name__)
+
+# Errors worth retrying at once: SQLite's "database is locked", a dropped PostgreSQL connection.
+TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+NOTICE_WRITE_TRIES = 5  # recording a notice: a few quick tries over about a second and a half
+NOTICE_ALERT_AFTER = 3  # failed attempts after which admins hear about a notice (retrying goes on)
+
+_T = TypeVar("_T")
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT_DB_ERRORS)
+
+
+def notice_backoff(attempts: int) -> timedelta:
+    """15 s after the first failure, doubling, at most 5 minutes apart."""
+    return timedelta(seconds=min(300, 15 * 2 ** min(max(attempts - 1, 0), 5)))
+
+
+def _describe(error: BaseException) -> str:
+    """What went wrong, without the SQL statement and its parameters."""
+    return f"{type(error).__name__}: {getattr(error, 'orig', None) or error}"[:255]
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    provider: str
+    charge_id: str
+    order_ref: str
+    amount: int
+    currency: str
+    payer_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeOutcome:
+    """How processing one payment notice went."""
+
+    notice_id: int
+    charge_id: str
+    order_ref: str
+    result: PaymentResult | None  # None: it failed and stays pending
+    attempts: int = 0  # failed attempts so far
+    error: str | None = None
+    transient: bool = False  # the failure was a database hiccup (locked, connection lost)
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+class _LostRace(Exception):
+    """A twin of this charge committed between our check and our insert: start again (it is a replay)."""
+
+
+def _check_charge(provider: str, charge_id: str) -> None:
+    if not provider or not charge_id or len(charge_id) > 128 or len(provider) > 16:
+        raise InvalidInput("provider and charge id are required", field="charge_id")
+
+
+class PaymentService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # ------------------------------------------------------------------ pre-checkout
+
+    async def check_payable(self, order_ref: str, amount: int, currency: str, *, payer_id: int) -> Order:
+        """What a channel asks just before the payer is charged (Telegram's pre_checkout_query): does
+        the payer own this order, is it still pending, unexpired, for exactly this amount? Raises a
+        ShopError when not."""
+        now = self.ctx.clock.now()
+        async with self.ctx.uow(write=False) as uow:
+            order = await uow.repo.orders.by_ref(order_ref[:128])
+        if order is None:
+            raise OrderNotFound(ref=order_ref)
+        if order.user_id != payer_id:
+            raise NotOrderOwner(ref=order_ref)
+        if order.status is not OrderStatus.PENDING:
+            raise InvalidOrderState(status=str(order.status))
+        if now >= order.expires_at:
+            raise ReservationExpired(ref=order_ref)
+        if amount != order.amount or currency != order.currency:
+            raise InvalidInput("amount or currency differs from the order", field="amount")
+        return order
+
+    # ------------------------------------------------------------------ confirmation
+
+    async def confirm_payment(
+        self,
+        provider: str,
+        charge_id: str,
+        order_ref: str,
+        amount: int,
+        currency: str,
+        *,
+        payer_id: int | None = None,
+    ) -> PaymentResult:
+        """Record a payment and deliver the order it pays for, in one transaction.
+
+        Idempotent on ``(provider, charge_id)``: a replay returns the first outcome and changes nothing.
+        ``payer_id`` is our user id of whoever paid; without it the order's owner is taken to be the payer.
+        """
+        _check_charge(provider, charge_id)
+        charge = Charge(provider, charge_id, order_ref, amount, currency, payer_id)
+
+        async def work(r: Repositories, now: datetime) -> PaymentResult:
+            return await self._confirm(r, charge, now)
+
+        return await self._transaction(work)
+
+    async def _transaction(self, work: Callable[[Repositories, datetime], Awaitable[_T]]) -> _T:
+        """Run ``work`` in one write transaction and commit; once more if it lost a race to a twin."""
+        for attempt in (1, 2):
+            try:
+                async with self.ctx.uow() as uow:
+                    out = await work(uow.repo, self.ctx.clock.now())
+                    await uow.commit()
+                return out
+            except _LostRace:
+                if attempt == 2:
+                    raise IntegrityViolation("a payment kept changing under us") from None
+        raise AssertionError("unreachable")
+
+    async def _confirm(self, r: Repositories, c: Charge, now: datetime) -> PaymentResult:
+        found = await r.orders.with_product(c.order_ref[:128])  # the order locked: order → payments
+        order, product = found if found else (None, None)
+        seen = await r.payments.get(c.provider, c.charge_id)
+        if seen is not None:  # a replay: report the first outcome, change nothing
+            prior = await r.orders.get(seen.order_id) if seen.order_id is not None else None
+            return PaymentResult(PaymentStatus(seen.status), prior, replay=True, reason=seen.reason)
+        payer = c.payer_id if c.payer_id is not None else (order.user_id if order else None)
+
+        async def record(status: PaymentStatus, reason: str | None) -> None:
+            inserted = await r.payments.add_once(
+                provider=c.provider,
+                charge_id=c.charge_id,
+                order_id=order.id if order else None,
+                order_ref=c.order_ref[:128],
+                payer_id=payer,
+                amount=c.amount,
+                currency=c.currency[:8],
+                status=status,
+                reason=reason,
+                created_at=now,
+            )
+            if not inserted:
+                raise _LostRace()
+
+        async def refund(reason: str | None, ref: str) -> None:
+            if payer is not None:
+                await queue_refund(r, payer, c.provider, c.charge_id, ref, reason, c.amount, c.currency, now)
+
+        actor = f"payment:{c.provider}"
+        rejection: str | None = None
+        if order is None:
+            rejection = "unknown_order"
+        elif payer != order.user_id:
+            rejection = "not_owner"  # a forwarded invoice paid by someone else: never delivered to anybody
+        elif c.amount != order.amount or c.currency != order.currency:
+            rejection = "amount_mismatch"
+        if rejection is not None:
+            await record(PaymentStatus.REJECTED, rejection)
+            await r.audit.add(
+                now,
+                actor,
+                "payment_rejected",
+                order_id=order.id if order else None,
+                charge_id=c.charge_id,
+                amount=c.amount,
+                currency=c.currency[:8],
+                payer_id=payer,
+                reason=rejection,
+            )
+            await refund(rejection, c.order_ref)
+            log.warning("payment %s/%s rejected: %s", c.provider, c.charge_id, rejection)
+            return PaymentResult(PaymentStatus.REJECTED, order, replay=False, reason=rejection)
+
+        assert order is not None and product is not None
+        status, reason = PaymentStatus.ACCEPTED, None
+        if order.status is OrderStatus.PENDING:
+            pass
+        elif order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
+            reason = await self._late(r, order, product, now)
+            if reason is not None:
+                status = PaymentStatus.REFUND_DUE
+        else:
+            # This order was already paid (or is being refunded): a second charge is given back.
+            status, reason = PaymentStatus.REFUND_DUE, "already_paid"
+
+        await record(status, reason)  # a lost race rolls back everything, the re-reservation included
+        await r.audit.add(
+            now,
+            actor,
+            "payment_confirmed" if status is PaymentStatus.ACCEPTED else "payment_refund_due",
+            product_id=order.product_id,
+            order_id=order.id,
+            charge_id=c.charge_id,
+            amount=c.amount,
+            currency=c.currency,
+            reason=reason,
+        )
+        updated = order
+        if status is PaymentStatus.ACCEPTED:
+            updated = await fulfil(r, order, product, now, actor)
+        else:
+            if reason != "already_paid":
+                updated = await transition(r, order, OrderStatus.REFUND_DUE)
+            await refund(reason, order.ref)
+        return PaymentResult(status, updated, replay=False, reason=reason)
+
+    async def _late(self, r: Repositories, order: Order, product: Product, now: datetime) -> str | None:
+        """A payment for an expired or cancelled order: the purchase rules of checkout apply again, then
+        stock is taken again. Returns why it must be refunded, or None when the order can go ahead."""
+        user = await r.users.get(order.user_id, lock=True)
+        if user is None:
+            raise IntegrityViolation(f"order {order.id} has no buyer")
+        try:
+            await check_purchase_rules(r, self.ctx.config, user, product, order.quantity, now)
+        except ShopError as e:
+            return refusal_reason(e)
+        if not await re_reserve(r, order, product):
+            return "out_of_stock"
+        return None
+
+    # ------------------------------------------------------------------ durable notices
+
+    async def record_notice(
+        self,
+        provider: str,
+        charge_id: str,
+        *,
+        payer_id: int | None,
+        order_ref: str,
+        amount: int,
+        currency: str,
+        raw: dict[str, Any],
+    ) -> int:
+        """Write a payment notice as received, in its own small transaction, before anything is done
+        with it. Idempotent on ``(provider, charge_id)``: returns the id of the notice either way. A
+        briefly locked database is retried a few times before giving up."""
+        _check_charge(provider, charge_id)
+        for attempt in range(NOTICE_WRITE_TRIES):
+            now = self.ctx.clock.now()
+            try:
+                async with self.ctx.uow() as uow:
+                    notices = uow.repo.notices
+                    nid = await notices.add_once(
+                        provider=provider,
+                        charge_id=charge_id,
+                        payer_id=payer_id,
+                        order_ref=order_ref[:128],
+                        amount=amount,
+                        currency=currency[:8],
+                        raw=raw,
+                        status="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        received_at=now,
+                    )
+                    if nid is None:
+                        nid = await notices.id_of(provider, charge_id)
+                    await uow.commit()
+                if nid is None:
+                    raise IntegrityViolation(f"payment notice {provider}/{charge_id} vanished")
+                return nid
+            except TRANSIENT_DB_ERRORS as e:
+                if attempt == NOTICE_WRITE_TRIES - 1:
+                    raise
+                log.warning("recording payment notice %s/%s: %s; retrying", provider, charge_id, _describe(e))
+                await asyncio.sleep(0.1 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def process_notice(self, notice_id: int) -> NoticeOutcome:
+        """Confirm the payment a notice reports and mark the notice done, in one transaction. On failure
+        the notice stays pending for a later attempt (``next_attempt_at`` backs off); never raises."""
+        head: list[Any] = []
+
+        async def work(r: Repositories, now: datetime) -> PaymentResult:
+            n = await r.notices.get(notice_id, lock=True)
+            if n is None:
+                raise InvalidInput(f"no payment notice {notice_id}", field="notice_id")
+            head[:] = [n.charge_id, n.order_ref]
+            charge = Charge(n.provider, n.charge_id, n.order_ref, n.amount, n.currency, n.payer_id)
+            result = await self._confirm(r, charge, now)
+            await r.notices.mark_done(notice_id, now)
+            return result
+
+        try:
+            result = await self._transaction(work)
+        except Exception as e:
+            charge_id, order_ref = head if head else ("?", "?")
+            if is_transient(e):
+                log.warning("payment notice %s (%s) failed: %s", notice_id, charge_id, _describe(e))
+            else:
+                log.exception("payment notice %s (%s) failed", notice_id, charge_id)
+            attempts = await self._reschedule(notice_id, _describe(e))
+            return NoticeOutcome(
+                notice_id, charge_id, order_ref, None, attempts, _describe(e), transient=is_transient(e)
+            )
+        charge_id, order_ref = head
+        return NoticeOutcome(notice_id, charge_id, order_ref, result)
+
+    async def _reschedule(self, notice_id: int, error: str) -> int:
+        """Push a failed notice's next attempt back. Returns its failed attempts (0 if unknown)."""
+        try:
+            async with self.ctx.uow() as uow:
+                n = await uow.repo.notices.get(notice_id, lock=True)
+                if n is None or n.status != "pending":
+                    return 0
+                at = self.ctx.clock.now() + notice_backoff(n.attempts + 1)
+                attempts = await uow.repo.notices.reschedule(notice_id, at, error)
+                await uow.commit()
+            return attempts
+        except Exception as e:  # it stays due as it was: the next run tries again
+            log.warning("could not reschedule payment notice %s: %s", notice_id, _describe(e))
+            return 0
+
+    async def process_due_notices(self, *, limit: int = 100) -> list[NoticeOutcome]:
+        """Process every pending notice whose next attempt is due (what the retry job runs)."""
+        async with self.ctx.uow(write=False) as uow:
+            due = await uow.repo.notices.due(self.ctx.clock.now(), limit)
+        return [await self.process_notice(nid) for nid in due]
+
+    async def refund_unconfirmable(
+        self,
+        provider: str,
+        charge_id: str,
+        *,
+        payer_id: int | None,
+        order_ref: str,
+        amount: int,
+        currency: str,
+        reason: str,
+        notice_id: int | None = None,
+    ) -> PaymentResult:
+        """A charge that cannot be confirmed (a garbage payload, processing that keeps failing): record it
+        as ``refund_due`` and queue its refund to the payer, marking its notice done. Idempotent: a charge
+        already recorded (delivered, rejected, refunded) is left as it is."""
+        _check_charge(provider, charge_id)
+
+        async def work(r: Repositories, now: datetime) -> PaymentResult:
+            if notice_id is not None:
+                await r.notices.get(notice_id, lock=True)  # notice → payments, as process_notice
+            seen = await r.payments.get(provider, charge_id)
+            if seen is not None:
+                result = PaymentResult(PaymentStatus(seen.status), None, replay=True, reason=seen.reason)
+            else:
+                inserted = await r.payments.add_once(
+                    provider=provider,
+                    charge_id=charge_id,
+                    order_id=None,
+                    order_ref=order_ref[:128],
+                    payer_id=payer_id,
+                    amount=amount,
+                    currency=currency[:8],
+                    status=PaymentStatus.REFUND_DUE,
+                    reason=reason[:64],
+                    created_at=now,
+                )
+                if not inserted:
+                    raise _LostRace()
+                await r.audit.add(
+                    now,
+                    f"payment:{provider}",
+                    "payment_refund_due",
+                    charge_id=charge_id,
+                    amount=amount,
+                    currency=currency[:8],
+                    payer_id=payer_id,
+                    reason=reason[:64],
+                )
+                if payer_id is not None:
+                    await queue_refund(
+                        r, payer_id, provider, charge_id, order_ref, reason, amount, currency, now
+                    )
+                result = PaymentResult(PaymentStatus.REFUND_DUE, None, replay=False, reason=reason)
+            if notice_id is not None:
+                await r.notices.mark_done(notice_id, now)
+            return result
+
+        return await self._transaction(work)

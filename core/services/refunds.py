@@ -1,0 +1,90 @@
+"""Refunds: an admin refunds an order, the channel reports each charge it paid back.
+
+Locks are taken in one order everywhere: the order row first, then its payments."""
+
+from __future__ import annotations
+
+from core.errors import InvalidInput, InvalidOrderState, OrderNotFound
+from core.models import DeliveryKind, Order, OrderStatus, PaymentResult, PaymentStatus
+from core.services import Context
+from core.services.fulfilment import queue_refund, transition
+
+_OWED = (PaymentStatus.REFUND_DUE, PaymentStatus.REJECTED)
+
+
+class RefundService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def request_refund(self, order_ref: str, *, actor: str, reason: str = "admin") -> Order:
+        """Refund a paid or delivered order: keys the buyer never saw go back to stock; revealed keys, and
+        anything an admin delivered by hand, are voided (never sellable). Its accepted payments become
+        ``refund_due``, each queued for refund to whoever paid it."""
+        now = self.ctx.clock.now()
+        async with self.ctx.uow() as uow:
+            r = uow.repo
+            found = await r.orders.with_product(order_ref[:128])  # the order locked, then its payments
+            if found is None:
+                raise OrderNotFound(ref=order_ref)
+            order, product = found
+            if order.status not in (OrderStatus.PAID, OrderStatus.DELIVERED):
+                raise InvalidOrderState(status=str(order.status))
+            # Manual content is the admin's answer to this one order, not stock anyone else may buy.
+            void = order.revealed_at is not None or product.delivery_kind is DeliveryKind.MANUAL
+            keys = await r.keys.take_back_sold(order.id, void=void)
+            updated = await transition(r, order, OrderStatus.REFUND_DUE)
+            for pay in await r.payments.mark_order_refund_due(order.id, reason[:64]):
+                payer = pay.payer_id if pay.payer_id is not None else order.user_id  # legacy: the owner
+                await queue_refund(
+                    r, payer, pay.provider, pay.charge_id, order.ref, reason, pay.amount, pay.currency, now
+                )
+            await r.audit.add(
+                now,
+                actor,
+                "keys_voided" if void else "keys_restocked",
+                product_id=order.product_id,
+                order_id=order.id,
+                keys=keys,
+            )
+            await r.audit.add(now, actor, "refund_requested", order_id=order.id, reason=reason[:64])
+            await uow.commit()
+        return updated
+
+    async def refunds_due(self, order_ref: str) -> list[tuple[str, str, int, str]]:
+        """(provider, charge id, amount, currency) of this order's payments still to be paid back."""
+        async with self.ctx.uow(write=False) as uow:
+            order = await uow.repo.orders.by_ref(order_ref)
+            if order is None:
+                raise OrderNotFound(ref=order_ref)
+            rows = await uow.repo.payments.for_order(order.id)
+        return [(p.provider, p.charge_id, p.amount, p.currency) for p in rows if p.status in _OWED]
+
+    async def complete_refund(self, provider: str, charge_id: str, *, actor: str) -> PaymentResult:
+        """The channel paid a payment back: mark it, and the order once nothing more is owed.
+
+        The order row is locked before the payment changes and before the owed payments are counted, so
+        two completions for one order queue behind each other and the second sees what the first did."""
+        now = self.ctx.clock.now()
+        async with self.ctx.uow() as uow:
+            r = uow.repo
+            pay = await r.payments.get(provider, charge_id)
+            if pay is None:
+                raise InvalidInput("unknown payment", field="charge_id")
+            order = await r.orders.get(pay.order_id, lock=True) if pay.order_id is not None else None
+            pay = await r.payments.get(provider, charge_id)  # as it is now that its order is ours
+            assert pay is not None
+            if pay.status == PaymentStatus.REFUNDED:
+                return PaymentResult(PaymentStatus.REFUNDED, order, replay=True, reason=pay.reason)
+            if await r.payments.set_status(pay.id, _OWED, PaymentStatus.REFUNDED, refunded_at=now) != 1:
+                raise InvalidOrderState(status=str(pay.status))
+            if order is not None and order.status is OrderStatus.REFUND_DUE:
+                owed = [
+                    p for p in await r.payments.for_order(order.id) if p.status == PaymentStatus.REFUND_DUE
+                ]
+                if not owed:
+                    order = await transition(r, order, OrderStatus.REFUNDED)
+            await r.audit.add(
+                now, actor, "payment_refunded", order_id=order.id if order else None, charge_id=charge_id
+            )
+            await uow.commit()
+        return PaymentResult(PaymentStatus.REFUNDED, order, replay=False, reason=pay.reason)
