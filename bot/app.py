@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +21,7 @@ from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.i18n import build_i18n
-from bot.settings import Settings
+from bot.settings import Settings, generate_webhook_secret
 from core.services import Services
 from handlers.telegram import build_dispatcher, set_commands
 from handlers.telegram.alerts import AdminAlerts
@@ -194,7 +193,7 @@ async def run_webhook(front: Storefront, settings: Settings) -> None:
 
     assert settings.webhook_url
     secret = (
-        settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
+        settings.webhook_secret.get_secret_value() if settings.webhook_secret else generate_webhook_secret()
     )
     path = "/" + settings.webhook_url.split("://", 1)[1].partition("/")[2]
     app = webhook_app(front, secret, path)

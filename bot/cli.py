@@ -160,6 +160,14 @@ async def cmd_product_list(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_shop(settings, go)
 
 
+async def cmd_product_set_kind(args: argparse.Namespace, settings: Settings) -> int:
+    async def go(s: Services) -> int:
+        await s.catalog.update_product(args.product, actor="cli", delivery_kind=DeliveryKind(args.kind))
+        return 0
+
+    return await _with_shop(settings, go)
+
+
 # ---------------------------------------------------------------- categories
 
 
@@ -185,6 +193,16 @@ async def cmd_category_list(args: argparse.Namespace, settings: Settings) -> int
 
 
 # ---------------------------------------------------------------- keys and stock
+
+
+REJECT_REASONS = {
+    "blank": "empty",
+    "too_long": "longer than 1000 characters",
+    "undecodable": "not UTF-8 text",
+    "malformed": "not a CSV record with the key column",
+    "control": "holds a control character",
+    "bidi": "holds a bidirectional formatting character, which reorders how a key is shown",
+}
 
 
 async def cmd_keys_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -223,7 +241,7 @@ async def cmd_keys_import(args: argparse.Namespace, settings: Settings) -> int:
         _out(f"  duplicate  {rep.duplicates}")
         _out(f"  invalid    {rep.invalid}")
         for bad in rep.invalid_samples[:20]:
-            _out(f"    line {bad.line}: {bad.reason}")
+            _out(f"    line {bad.line}: {bad.reason} ({REJECT_REASONS.get(bad.reason, 'invalid')})")
         if rep.invalid > 20:
             _out(f"    ... and {rep.invalid - 20} more")
         return 0
@@ -343,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls = prod.add_parser("list", help="list products")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(handler=cmd_product_list)
+    kind = prod.add_parser(
+        "set-kind", help="change a product's delivery kind (refused while orders are open)"
+    )
+    kind.add_argument("product", type=int, help="product id")
+    kind.add_argument("kind", choices=[k.value for k in DeliveryKind])
+    kind.set_defaults(handler=cmd_product_set_kind)
 
     cat = sub.add_parser("category", help="categories").add_subparsers(
         dest="category_command", metavar="ACTION"

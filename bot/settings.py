@@ -3,6 +3,8 @@ generated or connected here (see ``bot.runtime`` for that)."""
 
 from __future__ import annotations
 
+import re
+import secrets
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,6 +14,14 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.vault import parse_keys
+
+# What Telegram accepts as setWebhook's secret_token (and sends back in X-Telegram-Bot-Api-Secret-Token)
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def generate_webhook_secret() -> str:
+    """A fresh secret token for one run: 43 characters of A-Z a-z 0-9 _ - (what Telegram accepts)."""
+    return secrets.token_urlsafe(32)
 
 
 class SettingsError(Exception):
@@ -91,6 +101,15 @@ class Settings(BaseSettings):
             raise ValueError("must be an https:// URL (Telegram only calls https webhooks)")
         return v or None
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        if not WEBHOOK_SECRET_RE.fullmatch(v.get_secret_value()):
+            raise ValueError("must be 1 to 256 characters of A-Z a-z 0-9 _ - (Telegram refuses others)")
+        return v
+
     @field_validator("webhook_listen")
     @classmethod
     def _check_listen(cls, v: str) -> str:
@@ -111,8 +130,6 @@ class Settings(BaseSettings):
     def _check_token(cls, v: SecretStr | None) -> SecretStr | None:
         if v is None or not v.get_secret_value().strip():
             return None
-        import re
-
         if not re.fullmatch(r"\d{1,20}:[A-Za-z0-9_-]{20,}", v.get_secret_value().strip()):
             raise ValueError("does not look like a bot token (123456:ABC...) from @BotFather")
         return SecretStr(v.get_secret_value().strip())

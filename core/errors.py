@@ -114,3 +114,59 @@ class VaultError(ShopError):
 class IntegrityViolation(RuntimeError):
     """An invariant check failed inside a transaction. This is a bug, never a user's fault; the
     transaction is rolled back."""
+
+
+class KeyRefused(InvalidInput):
+    """A card key (or manual delivery content) holding a character that could make the key on screen
+    differ from the key to type. ``reason`` is the importer's name for it."""
+
+    reason = "invalid"
+
+    @staticmethod
+    def for_reason(reason: str) -> KeyRefused:
+        cls = {"control": KeyHasControlCharacter, "bidi": KeyHasBidiControl}.get(reason, KeyRefused)
+        return cls(field="key")
+
+
+class KeyHasControlCharacter(KeyRefused):
+    key = "error-key-control"
+    template = "a key must not hold control characters"
+    reason = "control"
+
+
+class KeyHasBidiControl(KeyRefused):
+    key = "error-key-bidi"
+    template = "a key must not hold bidirectional formatting characters (they reorder what is shown)"
+    reason = "bidi"
+
+
+class DeliveryKindChangeRefused(ShopError):
+    """A product's delivery kind cannot change while orders of it are open: their reserved keys (or the
+    admin's pending manual delivery) belong to the old kind and would be stranded."""
+
+    key = "error-kind-change-open-orders"
+    template = (
+        "{name} has {orders} open orders (pending or paid); change its delivery kind once they are "
+        "delivered, expired, cancelled or refunded"
+    )
+
+
+class ImportAbandoned(ShopError):
+    """The import stopped sending heartbeats long enough to be swept as abandoned (its staged keys were
+    removed), so it must not publish what is left."""
+
+    key = "error-import-abandoned"
+    template = (
+        "import #{import_id} was taken for abandoned (no heartbeat for too long) and stopped; "
+        "nothing was added to stock: import the file again"
+    )
+
+
+class ImportIncomplete(ShopError):
+    """Publishing found fewer (or more) staged keys than the import wrote: something removed them."""
+
+    key = "error-import-incomplete"
+    template = (
+        "import #{import_id} staged {expected} keys but {staged} are left; nothing was added to stock: "
+        "import the file again"
+    )

@@ -1,9 +1,13 @@
 """Reading card keys from a text or CSV file: streaming, bounded memory, every bad line named.
 
 Lines are read as bytes with a length cap, so a file with a gigabyte-long "line" costs no more memory than
-a normal one. Each line is decoded strictly as UTF-8 (a BOM on the first line is dropped), rejected if it
-holds control characters (a binary file), normalized (see ``core.vault.normalize_key``) and rejected if
-blank or longer than ``MAX_KEY_CHARS``.
+a normal one. Each line is decoded strictly as UTF-8, rejected if it holds a control character (``control``:
+C0, DEL or C1, as in a binary file) or a bidirectional formatting character (``bidi``), normalized (see
+``core.vault.normalize_key``: a BOM or other invisible character anywhere is removed) and rejected if blank
+or longer than ``MAX_KEY_CHARS``.
+
+An ASCII line takes a fast path: ASCII has no invisible, bidi or C1 characters, its C0 controls are found
+in the raw bytes, and it is already NFC, so folding whitespace is all its normalization.
 """
 
 from __future__ import annotations
@@ -14,12 +18,12 @@ from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
 from core.errors import InvalidInput
-from core.vault import normalize_key
+from core.vault import fold_key, key_fault
 
 MAX_KEY_CHARS = 1000
 MAX_LINE_BYTES = 4096
 # In UTF-8 no byte below 0x80 is part of a multi-byte sequence, so searching the raw bytes finds exactly the
-# control characters of the decoded text.
+# C0 controls and DEL of the decoded text (C1 controls are two bytes: ``key_fault`` finds those).
 _CONTROL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HEADER_NAMES = {"key", "keys", "card", "code", "卡密", "激活码", "兑换码", "cdk", "cdkey"}
 
@@ -52,7 +56,7 @@ def _decode(n: int, raw: bytes) -> str | ParsedLine:
     if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if _CONTROL_RE.search(raw):
-        return ParsedLine(n, None, "binary")
+        return ParsedLine(n, None, "control")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -60,7 +64,10 @@ def _decode(n: int, raw: bytes) -> str | ParsedLine:
 
 
 def _check(n: int, value: str) -> ParsedLine:
-    key = normalize_key(value)
+    fault = None if value.isascii() else key_fault(value)
+    if fault is not None:
+        return ParsedLine(n, None, fault)
+    key = fold_key(value)
     if not key:
         return ParsedLine(n, None, "blank")
     if len(key) > MAX_KEY_CHARS:
@@ -78,14 +85,21 @@ def parse_text(stream: BinaryIO) -> Iterator[ParsedLine]:
         if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         if control(raw):
-            yield ParsedLine(n, None, "binary")
+            yield ParsedLine(n, None, "control")
             continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             yield ParsedLine(n, None, "undecodable")
             continue
-        key = " ".join(text.split()) if text.isascii() else normalize_key(text)
+        if text.isascii():
+            key = " ".join(text.split())
+        else:
+            fault = key_fault(text)
+            if fault is not None:
+                yield ParsedLine(n, None, fault)
+                continue
+            key = fold_key(text)
         if not key:
             yield ParsedLine(n, None, "blank")
         elif len(key) > MAX_KEY_CHARS:
@@ -112,7 +126,7 @@ def parse_csv(stream: BinaryIO, column: str | int | None = None) -> Iterator[Par
             yield ParsedLine(n, None, "malformed")
             continue
         if n == 1 and index is None:
-            names = [normalize_key(c).lower() for c in row]
+            names = [fold_key(c).lower() for c in row]
             wanted = {column.lower()} if isinstance(column, str) else _HEADER_NAMES
             hit = next((i for i, name in enumerate(names) if name in wanted), None)
             if hit is not None:

@@ -62,7 +62,9 @@ LIMIT_COUNTED_STATUSES = frozenset({OrderStatus.PENDING, OrderStatus.PAID, Order
 
 def check_transition(old: OrderStatus, new: OrderStatus) -> None:
     if new not in ORDER_TRANSITIONS[old]:
-        raise InvalidOrderState(f"order cannot go from {old} to {new}", old=str(old), new=str(new))
+        raise InvalidOrderState(
+            f"order cannot go from {old} to {new}", status=str(old), old=str(old), new=str(new)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,7 @@ class PaymentResult:
 @dataclass(frozen=True, slots=True)
 class InvalidLine:
     line: int
-    reason: str  # blank | too_long | binary | undecodable | malformed
+    reason: str  # blank | too_long | control | bidi | undecodable | malformed
 
 
 @dataclass(slots=True)

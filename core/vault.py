@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from core.errors import VaultError
+from core.errors import KeyRefused, VaultError
 
 VERSION = 1
 NONCE_LEN = 12
@@ -84,12 +84,102 @@ def new_key_spec(kid: str | None = None) -> str:
     return f"{kid}:{base64.b64encode(os.urandom(32)).decode()}"
 
 
+# ---------------------------------------------------------------- what makes two keys the same key
+#
+# Two keys are the same key exactly when a buyer could not tell them apart on screen. Wrongly merging two
+# keys costs one key refused as a duplicate at import (the report counts it); wrongly keeping them apart
+# sells one key to two buyers. So whatever is invisible is removed, and whatever could make the visible
+# text lie about the key it stands for is refused. Visible differences stay: case, fullwidth vs ASCII
+# ("Ａ" vs "A"), letters of different scripts that look alike (the redeeming service sees different
+# characters too). The README has the table.
+
+# Removed wherever they appear: Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode
+# 15.1; the bidi controls among them are refused instead, see below), plus the interlinear annotation
+# characters (format characters no plain-text renderer shows). Reserved code points in these ranges are
+# reserved *as* default-ignorable, so they go too.
+INVISIBLE_RANGES: tuple[tuple[int, int, str], ...] = (
+    (0x00AD, 0x00AD, "soft hyphen"),
+    (0x034F, 0x034F, "combining grapheme joiner"),
+    (0x115F, 0x1160, "Hangul choseong/jungseong fillers"),
+    (0x17B4, 0x17B5, "Khmer inherent vowels"),
+    (0x180B, 0x180F, "Mongolian free variation selectors, vowel separator"),
+    (0x200B, 0x200D, "zero width space, non-joiner, joiner"),
+    (0x2060, 0x2065, "word joiner, invisible operators"),
+    (0x206A, 0x206F, "deprecated format characters"),
+    (0x3164, 0x3164, "Hangul filler"),
+    (0xFE00, 0xFE0F, "variation selectors 1-16"),
+    (0xFEFF, 0xFEFF, "zero width no-break space (BOM), anywhere in a line"),
+    (0xFFA0, 0xFFA0, "halfwidth Hangul filler"),
+    (0xFFF0, 0xFFF8, "reserved default-ignorable"),
+    (0xFFF9, 0xFFFB, "interlinear annotation anchor, separator, terminator"),
+    (0x1BCA0, 0x1BCA3, "shorthand format controls"),
+    (0x1D173, 0x1D17A, "musical symbol format controls"),
+    (0xE0000, 0xE0FFF, "tags, variation selectors 17-256, reserved default-ignorable"),
+)
+# Refused: bidirectional formatting characters. Embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069) reorder what is shown, so the key on screen is not the key to type ("Trojan Source").
+# The marks (U+200E, U+200F, U+061C) are invisible but move neighbouring punctuation and digits about in
+# the same way; a key file has no business holding them, so they are refused too rather than silently
+# dropped.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# Refused: control characters (Unicode category Cc: C0, DEL and C1), except tab, CR and LF, which are
+# whitespace and folded like it. Lone surrogates (only possible in text that did not come from a file)
+# are refused the same way.
+# Kept: the visible format characters (Arabic and Kaithi number signs, Syriac abbreviation mark, Egyptian
+# hieroglyph format controls), which show.
+VISIBLE_FORMAT_CHARS = (
+    "\u0600\u0601\u0602\u0603\u0604\u0605\u06dd\u070f\u0890\u0891\u08e2\U000110bd\U000110cd"
+    + "".join(chr(c) for c in range(0x13430, 0x13440))
+)
+
+
+def _class(ranges: Iterable[tuple[int, int]]) -> str:
+    return "".join(
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges
+    )
+
+
+_INVISIBLE_RE = re.compile(f"[{_class((a, b) for a, b, _ in INVISIBLE_RANGES)}]+")
+_REFUSED_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff" + re.escape(BIDI_CONTROLS) + "]")
+
+
+def key_fault(text: str) -> str | None:
+    """Why ``text`` cannot be a key (``control`` or ``bidi``, see above), or None if it can."""
+    m = _REFUSED_RE.search(text)
+    if m is None:
+        return None
+    return "bidi" if m.group() in BIDI_CONTROLS else "control"
+
+
+def fold_key(text: str) -> str:
+    """``normalize_key`` without the check, for text ``key_fault`` passed (the importer's per-line path)."""
+    if text.isascii():  # nothing to remove or compose
+        return " ".join(text.split())
+    return " ".join(unicodedata.normalize("NFC", _INVISIBLE_RE.sub("", text)).split())
+
+
 def normalize_key(text: str) -> str:
-    """The canonical form of a card key: Unicode NFC, outer whitespace stripped, inner runs of
-    whitespace folded to one space. Two lines that differ only in this are the same key."""
+    """The canonical form of a card key: two keys are the same key exactly when these are equal.
+
+    Invisible characters removed, Unicode NFC (so ``e`` + U+0301 equals ``é``), outer whitespace stripped
+    and inner runs of whitespace (``str.isspace``) folded to one space. Raises ``KeyRefused`` if the text
+    holds a control or bidi character.
+    """
+    fault = key_fault(text)
+    if fault is not None:
+        raise KeyRefused.for_reason(fault)
+    return fold_key(text)
+
+
+def clean_text(text: str) -> str:
+    """Free text stored like a key (manual delivery content): the same characters removed and refused as
+    in a key, NFC, outer whitespace stripped, but its lines and spacing kept."""
+    fault = key_fault(text)
+    if fault is not None:
+        raise KeyRefused.for_reason(fault)
     if not text.isascii():
-        text = unicodedata.normalize("NFC", text)
-    return " ".join(text.split())  # split() and re's \s agree: both follow str.isspace()
+        text = unicodedata.normalize("NFC", _INVISIBLE_RE.sub("", text))
+    return text.strip()
 
 
 def mask(text: str) -> str:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import InvalidInput, NotFound, ProductNotFound
+from core.errors import DeliveryKindChangeRefused, InvalidInput, NotFound, ProductNotFound
 from core.models import Category, DeliveryKind, Product
 from core.services import Context
 
@@ -115,6 +115,17 @@ class CatalogService:
                 draft = dataclasses.replace(ProductDraft.of(current), **changes).validate()
             except TypeError as e:
                 raise InvalidInput(str(e)) from None
+            if draft.delivery_kind is not current.delivery_kind:
+                # Open orders were made for the old kind (reserved keys, an awaited manual delivery):
+                # under the new one they would never be delivered or released. On SQLite this write
+                # transaction excludes checkouts; on PostgreSQL a checkout that read the product just
+                # before the lock above can still commit an order of the old kind (checkout does not
+                # lock the product row).
+                open_orders = await uow.repo.catalog.open_orders(product_id)
+                if open_orders:
+                    raise DeliveryKindChangeRefused(
+                        product_id=product_id, name=current.name, orders=open_orders
+                    )
             values = dataclasses.asdict(draft)
             await uow.repo.catalog.update_product(product_id, **values)
             await uow.repo.audit.add(

@@ -43,6 +43,7 @@ from core.models import (
 )
 from core.repositories import Repositories
 from core.services import STARS, Context
+from core.vault import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +367,7 @@ class OrderService:
 
     async def deliver_manually(self, order_ref: str, content: str, *, actor: str) -> Order:
         """An admin fulfils a paid manual-delivery order; the content is stored in the vault like a key."""
-        content = content.strip()
+        content = clean_text(content)  # invisible characters removed, control/bidi refused, like a key
         if not 1 <= len(content) <= MAX_MANUAL_CONTENT:
             raise InvalidInput(f"content must be 1 to {MAX_MANUAL_CONTENT} characters", field="content")
         now = self.ctx.clock.now()

@@ -6,10 +6,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from time import monotonic
 from typing import Any, BinaryIO
 
 from core import importer
-from core.errors import InvalidInput, ProductNotFound, VaultError
+from core.errors import ImportAbandoned, ImportIncomplete, InvalidInput, ProductNotFound, VaultError
 from core.models import DeliveryKind, ImportReport, KeyStatus, StockLevel
 from core.services import Context
 from core.vault import normalize_key
@@ -17,7 +18,8 @@ from core.vault import normalize_key
 log = logging.getLogger(__name__)
 
 IMPORT_BATCH = 10000  # keys per staging transaction
-STALE_IMPORT_AFTER = timedelta(minutes=10)
+HEARTBEAT_EVERY = 30.0  # seconds: an import beats at least this often while it reads its stream
+STALE_IMPORT_AFTER = timedelta(minutes=10)  # no heartbeat for this long (database clock): abandoned
 
 
 class StockService:
@@ -42,6 +44,12 @@ class StockService:
         duplicates, so stock changes all at once. If anything fails or the import is interrupted, the
         staged rows are deleted; if the process dies, ``abandon_stale_imports`` (run by the sweeper and at
         start-up) deletes them later.
+
+        Liveness: the import beats (database time) with every batch and at least every
+        ``HEARTBEAT_EVERY`` while its stream is read, however slowly lines arrive. Should it be swept
+        anyway, it fails with ``ImportAbandoned`` at its next beat or when publishing; publishing also
+        checks that every key it staged is still staged (``ImportIncomplete``). Either way nothing is
+        published: an import never reports success with keys missing.
         """
         now = self.ctx.clock.now()
         async with self.ctx.uow() as uow:
@@ -60,34 +68,44 @@ class StockService:
         try:
             batch: list[tuple[bytes, bytes]] = []
             valid = 0
+            next_beat = monotonic() + HEARTBEAT_EVERY
             for parsed in importer.parse(stream, fmt, column):
                 report.lines = parsed.line
                 if parsed.key is None:
                     report.reject(parsed.line, parsed.reason or "invalid")
-                    continue
-                batch.append(vault.seal_key(product_id, parsed.key))
-                valid += 1
-                if len(batch) >= batch_size:
-                    await self._stage(import_id, vault.current_kid, batch, report)
-                    batch = []
-                    if progress:
-                        progress(report)
+                else:
+                    batch.append(vault.seal_key(product_id, parsed.key))
+                    valid += 1
+                    if len(batch) >= batch_size:
+                        await self._stage(import_id, vault.current_kid, batch, report)
+                        batch = []
+                        next_beat = monotonic() + HEARTBEAT_EVERY
+                        if progress:
+                            progress(report)
+                        continue
+                if monotonic() >= next_beat:  # a slow stream: beat between batches
+                    await self._beat(import_id, report.lines)
+                    next_beat = monotonic() + HEARTBEAT_EVERY
             if batch:
                 await self._stage(import_id, vault.current_kid, batch, report)
             async with self.ctx.uow() as uow:
                 r = uow.repo
+                if not await r.imports.lock_running(import_id):
+                    raise ImportAbandoned(import_id=import_id)
+                staged = await r.imports.staged_count(import_id)
+                if staged != valid:
+                    raise ImportIncomplete(import_id=import_id, expected=valid, staged=staged)
                 done = self.ctx.clock.now()
                 report.added = await r.imports.publish(import_id, product_id, done)
                 report.duplicates = valid - report.added
-                await r.imports.update(
+                await r.imports.finish(
                     import_id,
-                    status="done",
+                    "done",
+                    done,
                     lines=report.lines,
                     added=report.added,
                     duplicates=report.duplicates,
                     invalid=report.invalid,
-                    heartbeat_at=done,
-                    finished_at=done,
                 )
                 await r.audit.add(
                     done,
@@ -111,28 +129,41 @@ class StockService:
         self, import_id: int, kid: str, batch: list[tuple[bytes, bytes]], report: ImportReport
     ) -> None:
         async with self.ctx.uow() as uow:
+            if not await uow.repo.imports.heartbeat(import_id, report.lines):
+                raise ImportAbandoned(import_id=import_id)
             await uow.repo.imports.stage(import_id, kid, batch)
-            await uow.repo.imports.update(import_id, heartbeat_at=self.ctx.clock.now(), lines=report.lines)
+            await uow.commit()
+
+    async def _beat(self, import_id: int, lines: int) -> None:
+        async with self.ctx.uow() as uow:
+            if not await uow.repo.imports.heartbeat(import_id, lines):
+                raise ImportAbandoned(import_id=import_id)
             await uow.commit()
 
     async def _discard(self, import_id: int) -> None:
         try:
             async with self.ctx.uow() as uow:
                 removed = await uow.repo.imports.discard(import_id)
-                await uow.repo.imports.update(import_id, status="failed", finished_at=self.ctx.clock.now())
+                await uow.repo.imports.finish(import_id, "failed", self.ctx.clock.now())
                 await uow.commit()
             log.warning("import %s failed or was interrupted; %s staged keys removed", import_id, removed)
         except Exception:
             log.exception("import %s: could not remove staged keys; the sweeper will", import_id)
 
     async def abandon_stale_imports(self) -> int:
-        """Delete keys staged by imports whose process died (no heartbeat for STALE_IMPORT_AFTER)."""
-        before = self.ctx.clock.now() - STALE_IMPORT_AFTER
+        """Delete keys staged by imports whose process died: no heartbeat for STALE_IMPORT_AFTER by the
+        database's clock. Each is re-checked as it is abandoned, so one that beat meanwhile is kept."""
         async with self.ctx.uow(write=False) as uow:
-            stale = await uow.repo.imports.stale(before)
+            stale = await uow.repo.imports.stale(STALE_IMPORT_AFTER)
+        abandoned = 0
         for import_id in stale:
-            await self._discard(import_id)
-        return len(stale)
+            async with self.ctx.uow() as uow:
+                removed = await uow.repo.imports.abandon(import_id, STALE_IMPORT_AFTER, self.ctx.clock.now())
+                await uow.commit()
+            if removed >= 0:
+                abandoned += 1
+                log.warning("import %s was abandoned; %s staged keys removed", import_id, removed)
+        return abandoned
 
     async def set_shared_key(self, product_id: int, key: str, *, actor: str = "system") -> int:
         """Give a shared-key product its key (replacing the previous one, which orders keep)."""

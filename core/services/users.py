@@ -40,7 +40,19 @@ class UserService:
         return user
 
     async def set_language(self, user_id: int, language: str) -> None:
-        await self._update(user_id, language=language[:16])
+        """The user picked a language (``/language``): it sticks, whatever their app's language."""
+        await self._update(user_id, language=language[:16], language_chosen=True)
+
+    async def follow_language(self, user_id: int, language: str) -> bool:
+        """The channel reports the user's current app language: a user who never picked one follows it,
+        so messages sent later (deliveries, refunds) use it too. True if the stored language changed."""
+        async with self.ctx.uow() as uow:
+            user = await uow.repo.users.get(user_id, lock=True)
+            if user is None or user.language_chosen or user.language == language[:16]:
+                return False
+            await uow.repo.users.update(user_id, language=language[:16])
+            await uow.commit()
+        return True
 
     async def set_phone(self, user_id: int, phone: str) -> None:
         phone = re.sub(r"[\s()-]", "", phone)

@@ -10,7 +10,7 @@ from aiogram.utils.i18n import I18n
 
 from core.errors import ShopError
 from core.services import Services
-from handlers.telegram import catalog, checkout, errors, language, orders, start
+from handlers.telegram import catalog, chats, checkout, errors, language, orders, start
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import (
     ShopI18nMiddleware,
@@ -18,6 +18,7 @@ from handlers.telegram.middlewares import (
     ThrottleMiddleware,
 )
 from handlers.telegram.outbox import OutboxSender
+from handlers.telegram.session import AnsweredQueries, BotRequests, InUpdateMiddleware
 
 COMMANDS = ("start", "catalog", "orders", "language", "help")
 
@@ -37,6 +38,8 @@ def build_dispatcher(
 ) -> Dispatcher:
     dp = Dispatcher(storage=storage) if storage is not None else Dispatcher()
     user_cache = outbox.user_cache
+    answered = AnsweredQueries()
+    requests = BotRequests(answered)
     dp.workflow_data.update(
         services=services,
         user_cache=user_cache,
@@ -46,14 +49,26 @@ def build_dispatcher(
         reservation_minutes=reservation_minutes,
         fiat_currency=fiat_currency if payment_provider_token else None,
         payment_provider_token=payment_provider_token,
+        answered=answered,
     )
+
+    async def install_session_middleware(bot: Bot) -> None:
+        requests.install(bot)
+
+    dp.startup.register(install_session_middleware)
+    # order matters: drop what no person sent, before a user is loaded or anyone is answered
+    dp.update.outer_middleware(chats.SendersMiddleware())
+    dp.update.outer_middleware(InUpdateMiddleware())
     dp.update.outer_middleware(ShopUserMiddleware(user_cache))
     dp.update.outer_middleware(throttle or ThrottleMiddleware(i18n))
     ShopI18nMiddleware(i18n).setup(dp)
     dp.errors.register(errors.shop_error, ExceptionTypeFilter(ShopError))
     dp.errors.register(errors.unexpected_error)
-    # start last: it holds the catch-alls (unknown commands, free text, unparseable buttons)
-    dp.include_routers(checkout.build(), catalog.build(), orders.build(), language.build(), start.build())
+    # groups first (buyer flows are private-only); start last: it holds the private catch-alls (unknown
+    # commands, free text, unparseable buttons)
+    dp.include_routers(
+        chats.build(), checkout.build(), catalog.build(), orders.build(), language.build(), start.build()
+    )
     return dp
 
 

@@ -1,44 +1,79 @@
 """Typed callback data: every button's payload is parsed and validated by aiogram, never split by hand.
-Telegram caps callback data at 64 bytes; each of these stays far below."""
+Telegram caps callback data at 64 bytes; each of these stays far below.
+
+Anyone can send any callback data, so every field is bounded: a value out of range (or not plain ASCII
+digits, e.g. ``²`` or ``１２``) makes aiogram's filter refuse the data, and the tap gets the "stale button"
+answer instead of reaching a handler (or the database) with an integer it cannot store."""
 
 from __future__ import annotations
 
+import re
+from typing import Annotated, Literal
+
 from aiogram.filters.callback_data import CallbackData
+from pydantic import BeforeValidator, Field
+
+MAX_ID = 2**63 - 1  # the largest id a BIGINT column holds
+MAX_PAGE = 10_000
+MAX_QTY = 10_000
+_ASCII_INT = re.compile(r"0|[1-9][0-9]{0,18}")
+_REF = r"^[A-Za-z0-9_-]{1,32}$"
+
+
+def _ascii_int(value: object) -> object:
+    """Only what ``str(int)`` produces: no signs, spaces, underscores, other scripts' digits."""
+    if isinstance(value, str) and not _ASCII_INT.fullmatch(value):
+        raise ValueError("not a plain decimal number")
+    return value
+
+
+Id = Annotated[int, BeforeValidator(_ascii_int), Field(ge=1, le=MAX_ID)]
+IdOrZero = Annotated[int, BeforeValidator(_ascii_int), Field(ge=0, le=MAX_ID)]
+Page = Annotated[int, BeforeValidator(_ascii_int), Field(ge=0, le=MAX_PAGE)]
+Qty = Annotated[int, BeforeValidator(_ascii_int), Field(ge=1, le=MAX_QTY)]
+Ref = Annotated[str, Field(pattern=_REF)]
 
 
 class MenuCb(CallbackData, prefix="m"):
-    action: str  # catalog | orders | language | help
+    action: Literal["catalog", "orders", "language", "help"]
+
+
+class CatalogCb(CallbackData, prefix="cp"):
+    """A page of the category list."""
+
+    page: Page = 0
 
 
 class CategoryCb(CallbackData, prefix="c"):
-    category_id: int  # 0: all products
+    category_id: IdOrZero  # 0: all products
+    page: Page = 0
 
 
 class ProductCb(CallbackData, prefix="p"):
-    product_id: int
+    product_id: Id
 
 
 class QuantityCb(CallbackData, prefix="q"):
-    product_id: int
+    product_id: Id
 
 
 class BuyCb(CallbackData, prefix="b"):
-    product_id: int
-    qty: int
+    product_id: Id
+    qty: Qty
     fiat: bool = False  # pay in SHOP_CURRENCY through the configured provider instead of Stars
 
 
 class OrdersCb(CallbackData, prefix="o"):
-    page: int
+    page: Page
 
 
 class RevealCb(CallbackData, prefix="k"):
-    ref: str
+    ref: Ref
 
 
 class CancelCb(CallbackData, prefix="x"):
-    ref: str
+    ref: Ref
 
 
 class LanguageCb(CallbackData, prefix="l"):
-    code: str
+    code: Annotated[str, Field(max_length=16)]

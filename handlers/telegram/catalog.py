@@ -1,67 +1,75 @@
-"""Catalog: categories, product lists and product cards."""
+"""Catalog: categories, product lists and product cards, a page at a time."""
 
 from __future__ import annotations
 
+import html
+
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 
 from core.models import Product
 from core.services import Services
 from handlers.telegram import keyboards
-from handlers.telegram.callbacks import CategoryCb, MenuCb, ProductCb, QuantityCb
-from handlers.telegram.text import price, tr
-
-
-async def _show(event: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Edit the message the button belongs to (no chat clutter), or answer a command."""
-    if isinstance(event, CallbackQuery):
-        await event.answer()
-        if event.message is not None and hasattr(event.message, "edit_text"):
-            await event.message.edit_text(text, reply_markup=markup)
-        return
-    await event.answer(text, reply_markup=markup)
+from handlers.telegram.callbacks import CatalogCb, CategoryCb, MenuCb, ProductCb, QuantityCb
+from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
+from handlers.telegram.text import CALLBACK_ANSWER_MAX, price, show, tr, tr_plain
 
 
 async def _shelf(services: Services, category_id: int | None) -> list[tuple[Product, int | None]]:
     return [(p, keyboards.stock_of(p, n)) for p, n in await services.catalog.shelf(category_id)]
 
 
+def _with_page(text: str, page: int, pages: int) -> str:
+    return text if pages <= 1 else f"{text}\n{tr('page-indicator', page=page + 1, pages=pages)}"
+
+
 async def catalog(event: Message | CallbackQuery, services: Services) -> None:
     """Receives: /catalog and the Catalog button: categories, or the products when there are none."""
+    await _catalog_page(event, services, 0)
+
+
+async def catalog_page(query: CallbackQuery, callback_data: CatalogCb, services: Services) -> None:
+    """Receives: ◀️/▶️ on the category list."""
+    await _catalog_page(query, services, callback_data.page)
+
+
+async def _catalog_page(event: Message | CallbackQuery, services: Services, page: int) -> None:
     cats = await services.catalog.categories()
     if cats:
-        await _show(event, tr("catalog-title"), keyboards.categories(cats))
+        _, page, pages = keyboards.page_of(cats, page)
+        await show(event, _with_page(tr("catalog-title"), page, pages), keyboards.categories(cats, page))
         return
-    items = await _shelf(services, None)
-    if not items:
-        await _show(event, tr("catalog-empty"), None)
-        return
-    await _show(
-        event,
-        tr("catalog-products", category=tr("catalog-all")),
-        keyboards.products(items, back_to_categories=False),
-    )
+    await _products_page(event, services, 0, page)
 
 
 async def category(query: CallbackQuery, callback_data: CategoryCb, services: Services) -> None:
-    """Receives: a tap on a category (0: all products)."""
-    cid = callback_data.category_id or None
-    items = await _shelf(services, cid)
+    """Receives: a tap on a category (0: all products), or ◀️/▶️ on its product list."""
+    await _products_page(query, services, callback_data.category_id, callback_data.page)
+
+
+async def _products_page(
+    event: Message | CallbackQuery, services: Services, category_id: int, page: int
+) -> None:
+    items = await _shelf(services, category_id or None)
     cats = await services.catalog.categories()
-    name = next((c.name for c in cats if c.id == cid), tr("catalog-all"))
     if not items:
-        await _show(query, tr("catalog-empty"), keyboards.categories(cats))
+        await show(event, tr("catalog-empty"), keyboards.categories(cats) if cats else None)
         return
-    await _show(
-        query, tr("catalog-products", category=name), keyboards.products(items, back_to_categories=bool(cats))
+    name = next((c.name for c in cats if c.id == category_id), None) or tr_plain("catalog-all")
+    _, page, pages = keyboards.page_of(items, page)
+    await show(
+        event,
+        _with_page(tr("catalog-products", category=name), page, pages),
+        keyboards.products(items, back_to_categories=bool(cats), category_id=category_id, page=page),
     )
 
 
 def card_text(p: Product, stock: int | None) -> str:
-    lines = [f"<b>{p.name}</b>"]
+    """The product card (HTML): the admin's name and description are escaped, never markup."""
+    lines = [f"<b>{html.escape(p.name, quote=False)}</b>"]
     if p.description:
-        lines.append(p.description)
+        lines.append(html.escape(p.description, quote=False))
     lines.append("")
     lines.append(tr("product-price", price=price(p)))
     if stock == 0:
@@ -91,10 +99,11 @@ async def product(
     """Receives: a tap on a product: its card, with Buy buttons when it is in stock."""
     p, available = await services.catalog.card(callback_data.product_id)
     if not p.active:
-        await query.answer(tr("error-product-unavailable", name=p.name), show_alert=True)
+        text = tr_plain("error-product-unavailable", name=p.name, limit=CALLBACK_ANSWER_MAX)
+        await query.answer(text, show_alert=True)
         return
     stock = keyboards.stock_of(p, available)
-    await _show(
+    await show(
         query,
         card_text(p, stock),
         keyboards.product_card(p, stock, fiat_currency=fiat_currency, locale=locale),
@@ -104,16 +113,19 @@ async def product(
 async def quantity(query: CallbackQuery, callback_data: QuantityCb, services: Services) -> None:
     """Receives: "Choose quantity": the quantities the product's limits and stock allow."""
     p, available = await services.catalog.card(callback_data.product_id)
-    await _show(
+    await show(
         query, tr("quantity-title", name=p.name), keyboards.quantities(p, keyboards.stock_of(p, available))
     )
 
 
 def build() -> Router:
-    """A fresh router with this feature's handlers (one per dispatcher)."""
+    """A fresh router with this feature's handlers (one per dispatcher); private chats only."""
     router = Router(name=__name__)
+    router.message.filter(PRIVATE)
+    router.callback_query.filter(PRIVATE_CALLBACK)
     router.message.register(catalog, Command("catalog"))
     router.callback_query.register(catalog, MenuCb.filter(F.action == "catalog"))
+    router.callback_query.register(catalog_page, CatalogCb.filter())
     router.callback_query.register(category, CategoryCb.filter())
     router.callback_query.register(product, ProductCb.filter())
     router.callback_query.register(quantity, QuantityCb.filter())

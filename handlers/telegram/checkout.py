@@ -12,9 +12,10 @@ from core.models import User
 from core.services import STARS, Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import BuyCb
+from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.outbox import OutboxSender
-from handlers.telegram.text import tr
+from handlers.telegram.text import INVOICE_DESCRIPTION_MAX, INVOICE_TITLE_MAX, clip, tr, tr_plain
 
 log = logging.getLogger(__name__)
 PROVIDER = "telegram"
@@ -45,17 +46,18 @@ async def buy(
     await query.answer()
     await bot.send_invoice(
         chat_id=query.from_user.id,
-        title=product.name[:32],
-        description=tr(
+        title=clip(product.name, INVOICE_TITLE_MAX),  # plain-text fields: never HTML-escaped
+        description=tr_plain(
             "invoice-description",
             qty=order.quantity,
             name=product.name,
             ref=order.ref,
             minutes=reservation_minutes,
-        )[:255],
+            limit=INVOICE_DESCRIPTION_MAX,
+        ),
         payload=order.ref,
         currency=order.currency,
-        prices=[LabeledPrice(label=f"{product.name[:28]} × {order.quantity}", amount=order.amount)],
+        prices=[LabeledPrice(label=f"{clip(product.name, 28)} × {order.quantity}", amount=order.amount)],
         provider_token=payment_provider_token if fiat else None,
     )
 
@@ -107,8 +109,8 @@ async def contact(message: Message, shop_user: User, services: Services, user_ca
 def build() -> Router:
     """A fresh router with this feature's handlers (one per dispatcher)."""
     router = Router(name=__name__)
-    router.callback_query.register(buy, BuyCb.filter())
+    router.callback_query.register(buy, BuyCb.filter(), PRIVATE_CALLBACK)
     router.pre_checkout_query.register(pre_checkout)
     router.message.register(paid, F.successful_payment)
-    router.message.register(contact, F.contact)
+    router.message.register(contact, F.contact, PRIVATE)
     return router

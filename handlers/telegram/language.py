@@ -11,8 +11,9 @@ from core.models import User
 from core.services import Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import LanguageCb, MenuCb
+from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.middlewares import UserCache
-from handlers.telegram.text import reply, tr
+from handlers.telegram.text import CALLBACK_ANSWER_MAX, reply, tr, tr_plain
 
 
 async def choose(event: Message | CallbackQuery) -> None:
@@ -31,7 +32,7 @@ async def chosen(
     """Receives: a language button. Unknown codes (forged data) are refused."""
     code = callback_data.code
     if code not in i18n.available_locales:
-        await query.answer(tr("error-stale-button"), show_alert=True)
+        await query.answer(tr_plain("error-stale-button", limit=CALLBACK_ANSWER_MAX), show_alert=True)
         return
     await services.users.set_language(shop_user.id, code)
     user_cache.forget(query.from_user.id)
@@ -42,8 +43,10 @@ async def chosen(
 
 
 def build() -> Router:
-    """A fresh router with this feature's handlers (one per dispatcher)."""
+    """A fresh router with this feature's handlers (one per dispatcher); private chats only."""
     router = Router(name=__name__)
+    router.message.filter(PRIVATE)
+    router.callback_query.filter(PRIVATE_CALLBACK)
     router.message.register(choose, Command("language"))
     router.callback_query.register(choose, MenuCb.filter(F.action == "language"))
     router.callback_query.register(chosen, LanguageCb.filter())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, Update
+from aiogram.enums import ChatType
+from aiogram.types import Chat, TelegramObject, Update
 from aiogram.types import User as TgUser
 from aiogram.utils.i18n import I18n, I18nMiddleware
 
@@ -50,22 +52,33 @@ class UserCache:
 
 class ShopUserMiddleware(BaseMiddleware):
     """Loads (creating on first sight) the shop user for the Telegram user behind the update, as
-    ``data["shop_user"]``. Someone who writes to the bot has evidently unblocked it."""
+    ``data["shop_user"]``. Someone who writes to the bot has evidently unblocked it.
+
+    Only private chats (and queries without a chat, such as pre-checkout) make a shop user: group chatter
+    creates nobody. A user who never picked a language with /language follows Telegram's current
+    ``language_code`` on every update, cached or not, and the stored language follows too (the outbox
+    writes to them in it)."""
 
     def __init__(self, cache: UserCache) -> None:
         self.cache = cache
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         tg: TgUser | None = data.get("event_from_user")
+        chat: Chat | None = data.get("event_chat")
         services: Services = data["services"]
-        if tg is not None and not tg.is_bot:
+        if tg is not None and not tg.is_bot and (chat is None or chat.type == ChatType.PRIVATE):
+            current = pick_locale(tg.language_code)
             user = self.cache.get(tg.id)
             if user is None:
-                user = await services.users.ensure(
-                    CHANNEL, str(tg.id), language=pick_locale(tg.language_code)
-                )
+                user = await services.users.ensure(CHANNEL, str(tg.id), language=current)
                 if user.bot_blocked:
                     await services.users.set_bot_blocked(user.id, False)
+                    user = await services.users.get(user.id)
+                self.cache.put(tg.id, user)
+            if not user.language_chosen and user.language != current:
+                if await services.users.follow_language(user.id, current):
+                    user = dataclasses.replace(user, language=current)
+                else:  # chosen meanwhile (another process): the stored choice wins
                     user = await services.users.get(user.id)
                 self.cache.put(tg.id, user)
             data["shop_user"] = user
@@ -112,7 +125,11 @@ class ThrottleMiddleware(BaseMiddleware):
             text = i18n.gettext("error-throttled")
         if event.callback_query is not None:
             await event.callback_query.answer(text)
-        elif event.message is not None and tg.id not in self._warned:
+        elif (
+            event.message is not None
+            and event.message.chat.type == ChatType.PRIVATE
+            and tg.id not in self._warned
+        ):
             self._warned.add(tg.id)
             await event.message.answer(text)
         return None

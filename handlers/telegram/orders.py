@@ -11,8 +11,9 @@ from core.money import format_amount
 from core.services import Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import CancelCb, MenuCb, RevealCb
+from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.delivery import send_keys
-from handlers.telegram.text import order_status, reply, tr
+from handlers.telegram.text import CALLBACK_ANSWER_MAX, order_status, reply, tr, tr_plain
 
 
 async def my_orders(event: Message | CallbackQuery, shop_user: User, services: Services, locale: str) -> None:
@@ -52,12 +53,15 @@ async def cancel(query: CallbackQuery, callback_data: CancelCb, shop_user: User,
     order = await services.orders.cancel(
         callback_data.ref, user_id=shop_user.id, actor=f"user:{shop_user.id}"
     )
-    await query.answer(tr("order-cancelled", ref=order.ref), show_alert=True)
+    await query.answer(tr_plain("order-cancelled", ref=order.ref, limit=CALLBACK_ANSWER_MAX), show_alert=True)
 
 
 def build() -> Router:
-    """A fresh router with this feature's handlers (one per dispatcher)."""
+    """A fresh router with this feature's handlers (one per dispatcher); private chats only: orders and
+    keys are never shown in a group."""
     router = Router(name=__name__)
+    router.message.filter(PRIVATE)
+    router.callback_query.filter(PRIVATE_CALLBACK)
     router.message.register(my_orders, Command("orders"))
     router.callback_query.register(my_orders, MenuCb.filter(F.action == "orders"))
     router.callback_query.register(reveal, RevealCb.filter())

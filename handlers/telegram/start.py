@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
@@ -11,17 +12,34 @@ from aiogram.types import CallbackQuery, Message
 from core.models import User
 from core.services import Services
 from handlers.telegram import keyboards
-from handlers.telegram.callbacks import MenuCb
-from handlers.telegram.text import reply, tr
+from handlers.telegram.callbacks import MAX_ID, MenuCb
+from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
+from handlers.telegram.text import CALLBACK_ANSWER_MAX, reply, tr, tr_plain
 
 log = logging.getLogger(__name__)
 
+# Telegram's deep-link payload: up to 64 characters of A-Z a-z 0-9 _ -
+_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_REFERRAL = re.compile(r"r([1-9][0-9]{0,18})")
+
+
+def referrer_of(payload: str | None) -> int | None:
+    """The referrer's user id in a ``/start r<id>`` payload; None for anything else (another kind of
+    link such as an invoice's ``order-<REF>``, or something forged), which is then a plain /start."""
+    if not payload or not _PAYLOAD.fullmatch(payload):
+        return None
+    m = _REFERRAL.fullmatch(payload)
+    if m is None:
+        return None
+    referrer = int(m.group(1))
+    return referrer if referrer <= MAX_ID else None
+
 
 async def start(message: Message, command: CommandObject, shop_user: User, services: Services) -> None:
-    """Receives: /start and /start <payload> (a referral link ``r<user id>``)."""
-    payload = (command.args or "").strip()
-    if payload.startswith("r") and payload[1:].isdigit():
-        await services.users.set_referrer_once(shop_user.id, int(payload[1:]))
+    """Receives: /start and /start <payload> (a referral link ``r<user id>``; others are a plain /start)."""
+    referrer = referrer_of(command.args)
+    if referrer is not None:
+        await services.users.set_referrer_once(shop_user.id, referrer)
     name = message.from_user.first_name if message.from_user else ""
     await message.answer(tr("start-welcome", name=name), reply_markup=keyboards.main_menu())
 
@@ -48,12 +66,14 @@ async def free_text(message: Message) -> None:
 async def stale_button(query: CallbackQuery) -> None:
     """Receives: callback data no other handler parses (forged, or from an old version of the bot)."""
     log.info("unparseable callback data %r", (query.data or "")[:64])
-    await query.answer(tr("error-stale-button"), show_alert=True)
+    await query.answer(tr_plain("error-stale-button", limit=CALLBACK_ANSWER_MAX), show_alert=True)
 
 
 def build() -> Router:
-    """A fresh router with this feature's handlers (one per dispatcher)."""
+    """A fresh router with this feature's handlers (one per dispatcher); private chats only."""
     router = Router(name=__name__)
+    router.message.filter(PRIVATE)
+    router.callback_query.filter(PRIVATE_CALLBACK)
     router.message.register(start, CommandStart())
     router.message.register(help_, Command("help"))
     router.callback_query.register(help_, MenuCb.filter(F.action == "help"))

@@ -1,28 +1,80 @@
-"""Rendering through locale keys only: every user-facing string comes from the gettext catalogs."""
+"""Rendering through locale keys only: every user-facing string comes from the gettext catalogs.
+
+Two paths, because Telegram has two kinds of text fields:
+- ``tr`` renders for HTML messages (``sendMessage``, ``editMessageText``, captions): every parameter is
+  HTML-escaped, so a product called ``Tom & Jerry <3`` cannot break the message.
+- ``tr_plain`` renders for plain-text fields Telegram never parses (button texts, invoice title,
+  description and price label, callback-query answers and alerts): nothing is escaped, or ``&amp;``
+  would show literally. ``clip`` cuts such a text to a field's limit, in characters, after rendering.
+"""
 
 from __future__ import annotations
 
 import html
+import logging
+import re
 from typing import Any
 
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext
 
+from core.errors import ShopError
 from core.models import Order, Product
 from core.money import format_amount
 
+log = logging.getLogger(__name__)
+
+# Telegram's limits for plain-text fields, in characters (see TELEGRAM_LIMITS.md)
+CALLBACK_ANSWER_MAX = 200
+INVOICE_TITLE_MAX = 32
+INVOICE_DESCRIPTION_MAX = 255
+BUTTON_TEXT_MAX = 64  # undocumented; long labels are cut by clients anyway
+
 
 def tr(key: str, /, **params: Any) -> str:
-    """The current user's translation of ``key`` with ``params`` filled in (HTML-escaped)."""
+    """The current user's translation of ``key`` for an HTML message (``params`` are HTML-escaped)."""
+    return _render(key, {k: html.escape(str(v), quote=False) for k, v in params.items()})
+
+
+def tr_plain(key: str, /, *, limit: int | None = None, **params: Any) -> str:
+    """The current user's translation of ``key`` for a plain-text field (``params`` as they are), cut to
+    ``limit`` characters when given."""
+    text = _render(key, {k: str(v) for k, v in params.items()})
+    return clip(text, limit) if limit else text
+
+
+def _render(key: str, params: dict[str, str]) -> str:
     text = gettext(key)
     if "{" not in text:
         return text
-    return text.format_map(_Params({k: html.escape(str(v)) for k, v in params.items()}))
+    return text.format_map(_Params(params))
 
 
 class _Params(dict[str, str]):
     def __missing__(self, name: str) -> str:  # a placeholder the caller did not fill: show it, never crash
         return "…"
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis when something was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def refusal(exc: ShopError, *, plain: bool) -> str:
+    """A shop refusal in the user's language. An order's status is shown translated (``status-*``)."""
+    params = dict(exc.params)
+    status = params.get("status") or params.get("old")
+    if status:
+        params["status"] = tr_plain(f"status-{status}")
+    return tr_plain(exc.key, **params) if plain else tr(exc.key, **params)
+
+
+def visible(html_text: str) -> str:
+    """What a user sees of an HTML text we rendered (our own tags removed, entities decoded): to compare
+    with a message's ``text`` before editing it. Only for texts built by ``tr``, where every ``<`` that
+    is not our markup is escaped."""
+    return html.unescape(re.sub(r"<[^>]*>", "", html_text)).strip()
 
 
 def price(
@@ -36,7 +88,7 @@ def price(
 
 
 def order_status(order: Order) -> str:
-    return tr(f"status-{order.status.value}")
+    return tr_plain(f"status-{order.status.value}")
 
 
 async def reply(
@@ -49,6 +101,39 @@ async def reply(
             await event.message.answer(text, reply_markup=markup)
         return
     await event.answer(text, reply_markup=markup)
+
+
+async def show(event: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Edit the message the button belongs to (no chat clutter), or answer a command.
+
+    Telegram refuses an edit that changes nothing ("message is not modified"), which a second tap on the
+    same button would ask for: the edit is made only when the text or the keyboard differs, and a refusal
+    that still slips through (two taps racing) is no error."""
+    if not isinstance(event, CallbackQuery):
+        await event.answer(text, reply_markup=markup)
+        return
+    await event.answer()
+    msg = event.message
+    if not isinstance(msg, Message):  # too old to be edited (InaccessibleMessage): send a new one
+        if event.bot is not None:
+            await event.bot.send_message(event.from_user.id, text, reply_markup=markup)
+        return
+    if _unchanged(msg, text, markup):
+        return
+    try:
+        await msg.edit_text(text, reply_markup=markup)
+    except TelegramBadRequest as e:
+        if "message is not modified" not in e.message:
+            raise
+        log.info("edit of message %s changed nothing", msg.message_id)
+
+
+def _unchanged(msg: Message, text: str, markup: InlineKeyboardMarkup | None) -> bool:
+    def dump(m: InlineKeyboardMarkup | None) -> object:
+        return m.model_dump(exclude_none=True) if m is not None else None
+
+    old_markup = msg.reply_markup if isinstance(msg.reply_markup, InlineKeyboardMarkup) else None
+    return visible(text) == (msg.text or "").strip() and dump(markup) == dump(old_markup)
 
 
 def pick_locale(language_code: str | None, available: tuple[str, ...] = ("en", "zh_CN")) -> str:

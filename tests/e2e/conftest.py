@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,22 +76,52 @@ async def shop_emulator_shutdown(emu: Emulator) -> None:
     await emu.shutdown()
 
 
+class _Errors(logging.Handler):
+    """Every ERROR (or worse) logged anywhere while a test runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
+def logged_errors() -> Iterator[_Errors]:
+    handler = _Errors()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+
+
+@pytest.fixture
+async def shop(tmp_path: Path, request: pytest.FixtureRequest, logged_errors: _Errors) -> AsyncIterator[Shop]:
+    """The shop, with Telegram's flood limits on (the emulator's defaults). The test fails if the bot
+    logged an error or alerted the admins, unless it is marked ``expect_errors``."""
     db = await make_db("sqlite", tmp_path)
     clock = ShiftedClock()
     services = Services(Context(db, Vault.from_spec(new_key_spec()), ShopConfig(currency="USD"), clock))
-    emu = Emulator(token=TOKEN, per_chat_burst=50)
+    emu = Emulator(token=TOKEN)
     runner, url = await serve(emu)
     emu.user(ADMIN, "Admin")
     settings = Settings(_env_file=None, admin_ids=[ADMIN], data_dir=tmp_path)  # type: ignore[call-arg]
     front = Storefront.build(services, settings, make_bot(TOKEN, url), sender={"private_interval": 0.05})
     await front.start_background()
     await front.start_polling()
+    shop = Shop(emu, front, services, clock, url)
     try:
-        yield Shop(emu, front, services, clock, url)
+        yield shop
     finally:
         await shop_emulator_shutdown(emu)
-        await front.stop()
+        await shop.front.stop()
         await runner.cleanup()
         await db.dispose()
+    if request.node.get_closest_marker("expect_errors") is None:
+        errors = [f"{r.name}: {r.getMessage()}" for r in logged_errors.records]
+        alerts = [s.text for s in emu.messages(ADMIN)]
+        assert not errors, f"the bot logged errors: {errors}"
+        assert not alerts, f"the admins were alerted: {alerts}"

@@ -54,11 +54,12 @@ def test_keys_import_reports_and_stock_shows_the_new_keys(
     capsys: pytest.CaptureFixture[str], shop_dir: Path
 ) -> None:
     run(capsys, "product", "add", "--name", "VPN", "--stars", "20")
-    (shop_dir / "keys.txt").write_bytes(b"A1\nA2\nA1\n\n\xff\n")
+    (shop_dir / "keys.txt").write_bytes(b"A1\nA2\nA1\n\n\xff\n" + "A\u202e3\nA\u200b1\n".encode())
     code, out, _ = run(capsys, "keys", "import", "1", "keys.txt")
     assert code == 0
-    assert "added      2" in out and "duplicate  1" in out and "invalid    2" in out
+    assert "added      2" in out and "duplicate  2" in out and "invalid    3" in out
     assert "line 4: blank" in out and "line 5: undecodable" in out
+    assert "line 6: bidi (holds a bidirectional formatting character" in out
     code, out, _ = run(capsys, "stock", "--json")
     assert json.loads(out)[0]["available"] == 2
 
@@ -147,3 +148,33 @@ def test_python_dash_m_bot_is_the_same_command() -> None:
         [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and "keys" in proc.stdout and "vault" in proc.stdout
+
+
+def test_product_set_kind_is_refused_while_the_product_has_open_orders(
+    capsys: pytest.CaptureFixture[str], shop_dir: Path
+) -> None:
+    import asyncio
+
+    from bot.runtime import close_shop, open_shop
+    from bot.settings import load_settings
+    from core.services import STARS
+
+    run(capsys, "product", "add", "--name", "VPN", "--stars", "20")
+    (shop_dir / "keys.txt").write_bytes(b"A1\nA2\n")
+    run(capsys, "keys", "import", "1", "keys.txt")
+
+    async def checkout() -> None:
+        s = await open_shop(load_settings())
+        try:
+            user = await s.users.ensure("telegram", "42", language="en")
+            await s.orders.checkout(user.id, 1, 1, STARS)
+        finally:
+            await close_shop(s)
+
+    asyncio.run(checkout())
+    code, _, err = run(capsys, "product", "set-kind", "1", "manual")
+    assert code == 1 and "VPN has 1 open orders" in err and "Traceback" not in err
+    assert json.loads(run(capsys, "product", "list", "--json")[1])[0]["delivery_kind"] == "unique"
+    run(capsys, "product", "add", "--name", "Idle", "--stars", "5")
+    assert run(capsys, "product", "set-kind", "2", "shared")[:2] == (0, "")
+    assert json.loads(run(capsys, "product", "list", "--json")[1])[1]["delivery_kind"] == "shared"

@@ -22,8 +22,8 @@ def test_each_bad_line_is_rejected_with_its_line_number_and_reason() -> None:
         (2, None, "blank"),
         (3, None, "blank"),
         (4, None, "undecodable"),
-        (5, None, "binary"),
-        (6, None, "binary"),
+        (5, None, "control"),
+        (6, None, "control"),
         (7, None, "too_long"),
         (8, "GOOD-2", None),
     ]
@@ -71,3 +71,31 @@ def test_csv_with_a_named_column_missing_from_the_header_is_refused() -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(InvalidInput):
         run(b"x", "xlsx")
+
+
+def test_lines_with_control_or_bidi_characters_are_refused_with_their_line_number() -> None:
+    data = "OK-1\nC1\u0085X\nCSI\u009b31m\nRLO-\u202eCBA\nLRM\u200e-1\nISO\u2066X\u2069\nOK-2\n".encode()
+    expected = [
+        (1, "OK-1", None),
+        (2, None, "control"),
+        (3, None, "control"),
+        (4, None, "bidi"),
+        (5, None, "bidi"),
+        (6, None, "bidi"),
+        (7, "OK-2", None),
+    ]
+    assert run(data) == expected
+    csv_data = b"code,note\n" + b"".join(f'"{line.decode()}",x\n'.encode() for line in data.splitlines())
+    assert run(csv_data, "csv") == [(n + 1, key, reason) for n, key, reason in expected]
+
+
+def test_a_bom_or_invisible_character_inside_a_line_is_removed_not_kept() -> None:
+    data = "\ufeffKEY-1\n\ufeffKEY-2\nKEY\u200b-3\nKEY-4\u2060\u00ad\ncafe\u0301\n".encode()
+    assert run(data) == [
+        (1, "KEY-1", None),
+        (2, "KEY-2", None),
+        (3, "KEY-3", None),
+        (4, "KEY-4", None),
+        (5, "caf\u00e9", None),
+    ]
+    assert run(b"\xef\xbb\xbfkey,n\n\xe2\x80\x8bK1,x\n", "csv") == [(2, "K1", None)]

@@ -50,7 +50,7 @@ def test_every_refusal_the_core_can_raise_has_a_message() -> None:
 def test_every_message_key_the_telegram_handlers_use_exists() -> None:
     used: set[str] = set()
     for path in (ROOT / "handlers").rglob("*.py"):
-        used |= set(re.findall(r"""\btr\(\s*["']([a-z0-9_-]+)["']""", path.read_text()))
+        used |= set(re.findall(r"""\btr(?:_plain)?\(\s*["']([a-z0-9_-]+)["']""", path.read_text()))
     used |= {
         f"status-{s}"
         for s in ("pending", "paid", "delivered", "expired", "cancelled", "refund_due", "refunded")

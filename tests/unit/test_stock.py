@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from core import tables as t
 from core.clock import FrozenClock
@@ -123,7 +124,11 @@ async def test_keys_staged_by_a_process_that_died_are_removed_by_the_sweeper(
         await uow.commit()
     assert await shop.stock.abandon_stale_imports() == 0  # still fresh: could be running right now
     assert await staged_rows(shop) == 1
-    clock.advance(minutes=11)
+    async with shop.ctx.uow() as uow:  # its last heartbeat, 11 minutes ago by the database's clock
+        si = t.stock_imports
+        old = datetime.now(UTC) - timedelta(minutes=11)
+        await uow.repo.conn.execute(update(si).where(si.c.id == iid).values(heartbeat_at=old))
+        await uow.commit()
     assert await shop.stock.abandon_stale_imports() == 1
     assert await staged_rows(shop) == 0 and await total_keys(shop) == 0
 

@@ -28,7 +28,7 @@ async def test_an_unknown_or_malformed_token_is_unauthorized() -> None:
         ({"chat_id": 1, "text": "x" * 4097}, "message is too long"),
         ({"chat_id": 99, "text": "hi"}, "chat not found"),
         ({"chat_id": 1, "text": "<b>bold"}, "can't parse entities"),
-        ({"chat_id": 1, "text": "<script>x</script>"}, "unsupported start tag"),
+        ({"chat_id": 1, "text": "<script>x</script>"}, "Unsupported start tag"),
         (
             {
                 "chat_id": 1,

@@ -1,0 +1,35 @@
+"""A local Telegram Bot API server that holds the bot to Telegram's rules, plus an API to play users (send
+text, tap a button, pay or forward an invoice, upload a file, block the bot, write in groups and channels).
+
+``keyshop sandbox`` and the end-to-end tests use it; nothing here ever reaches Telegram. By concern:
+
+* ``html``      – tdlib's HTML parse mode (tags, attributes, entities, UTF-16 offsets)
+* ``limits``    – text lengths, keyboards and buttons, commands, flood-control buckets
+* ``chats``     – users, groups/supergroups/channels, GroupAnonymousBot, what the bot sent (``Sent``)
+* ``payments``  – invoice fields, currencies and their bounds, Stars, charges
+* ``webhook``   – setWebhook validation and delivery
+* ``state``     – the shared state; ``players`` – playing users; ``api`` – the Bot API methods
+* ``server``    – ``Emulator`` and its HTTP server (``serve``)
+
+The rules and where they come from are gathered in ``../shared/TELEGRAM_LIMITS.md``; each has a test in
+``tests/unit/emulator/``.
+"""
+
+from bot.emulator.chats import GROUP_ANONYMOUS_BOT, EmuChat, EmuUser, Sent
+from bot.emulator.errors import ApiError
+from bot.emulator.html import parse_html, visible_text
+from bot.emulator.payments import Payment
+from bot.emulator.server import Emulator, serve
+
+__all__ = [
+    "GROUP_ANONYMOUS_BOT",
+    "ApiError",
+    "EmuChat",
+    "EmuUser",
+    "Emulator",
+    "Payment",
+    "Sent",
+    "parse_html",
+    "serve",
+    "visible_text",
+]

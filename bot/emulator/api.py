@@ -1,0 +1,367 @@
+"""The Bot API methods keyshop uses, each validated as Telegram validates it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+import time
+from typing import Any
+
+import aiohttp
+
+from bot.emulator import webhook
+from bot.emulator.errors import ApiError, bad, conflict
+from bot.emulator.html import formatted
+from bot.emulator.limits import CALLBACK_ANSWER_MAX, check_caption, check_commands, check_markup, check_text
+from bot.emulator.payments import check_invoice
+from bot.emulator.state import EmulatorState
+
+TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
+_NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are exactly the same as a "
+    "current content and reply markup of the message"
+)
+_QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
+
+
+def _is_private(chat: dict[str, Any]) -> bool:
+    return chat["type"] == "private"
+
+
+class BotApi(EmulatorState):
+    def _check_token(self, token: str) -> None:
+        if (self.token is not None and token != self.token) or not TOKEN_RE.match(token):
+            raise ApiError(401, "Unauthorized")
+
+    async def call(self, token: str, method: str, params: dict[str, Any]) -> Any:
+        self._check_token(token)
+        self._last_token = token
+        name = method.lower()
+        self.calls.append((method, params))
+        for i, (m, code, retry) in enumerate(self.faults):
+            if m.lower() == name:
+                del self.faults[i]
+                if code == 429:
+                    raise ApiError(
+                        429, f"Too Many Requests: retry after {retry or 1}", retry_after=retry or 1
+                    )
+                raise ApiError(code, "Internal Server Error" if code >= 500 else "Bad Request: injected")
+        handler = getattr(self, f"m_{name}", None)
+        if handler is None:
+            raise ApiError(404, "Not Found: method not found")
+        result = handler(params)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+
+    def m_getme(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": "keyshop",
+            "username": self.bot_username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    # ------------------------------------------------------------------ updates: polling or webhook
+
+    async def m_getupdates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
+        if self._webhook is not None:
+            raise conflict(
+                "can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first"
+            )
+        offset = int(p.get("offset") or 0)
+        limit = min(100, max(1, int(p.get("limit") or 100)))
+        timeout = min(50.0, float(p.get("timeout") or 0))
+        if isinstance(p.get("allowed_updates"), list):
+            self._allowed_updates = p["allowed_updates"]
+        async with self._changed:
+            if offset:
+                self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            if not self._pending() and timeout and not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._changed.wait_for(
+                            lambda: bool(self._pending()) or self._closing or self._webhook is not None
+                        ),
+                        timeout,
+                    )
+            if self._webhook is not None:
+                raise conflict("terminated by setWebhook request")
+            return self._pending()[:limit]
+
+    async def m_setwebhook(self, p: dict[str, Any]) -> bool:
+        url = str(p.get("url") or "")
+        if not url:
+            return await self.m_deletewebhook(p)
+        webhook.check_url(url)
+        secret = str(p.get("secret_token") or "")
+        webhook.check_secret(secret)
+        max_connections = int(p.get("max_connections") or 40)
+        if not 1 <= max_connections <= 100:
+            raise bad("max_connections must be between 1 and 100")
+        if isinstance(p.get("allowed_updates"), list):
+            self._allowed_updates = p["allowed_updates"]
+        await self._stop_webhook()
+        if p.get("drop_pending_updates") in (True, "true", "True", 1):
+            self._updates.clear()
+        self._webhook = webhook.Webhook(url, secret, self._last_token, max_connections)
+        self._webhook_task = asyncio.create_task(self._deliver(self._webhook), name="emulator-webhook")
+        async with self._changed:
+            self._changed.notify_all()  # a long poll under way ends with a conflict
+        return True
+
+    async def m_deletewebhook(self, p: dict[str, Any]) -> bool:
+        await self._stop_webhook()
+        self._webhook = None
+        if p.get("drop_pending_updates") in (True, "true", "True", 1):
+            self._updates.clear()
+        async with self._changed:
+            self._changed.notify_all()  # pollers may poll again
+        return True
+
+    def m_getwebhookinfo(self, p: dict[str, Any]) -> dict[str, Any]:
+        if self._webhook is None:
+            return {"url": "", "has_custom_certificate": False, "pending_update_count": len(self._pending())}
+        return self._webhook.info(len(self._pending()), self._allowed_updates)
+
+    async def _deliver(self, hook: webhook.Webhook) -> None:
+        """POST pending updates to the webhook in order, each until it is answered with 2xx."""
+        failures = 0
+        async with aiohttp.ClientSession() as session:
+            while not self._closing:
+                async with self._changed:
+                    await self._changed.wait_for(lambda: bool(self._pending()) or self._closing)
+                    if self._closing:
+                        return
+                    update = self._pending()[0]
+                ok, reply = await hook.post(session, update, self.webhook_timeout)
+                if not ok:
+                    delays = self.webhook_retry_delays
+                    await asyncio.sleep(delays[min(failures, len(delays) - 1)])
+                    failures += 1
+                    continue
+                failures = 0
+                async with self._changed:
+                    self._updates = [u for u in self._updates if u["update_id"] != update["update_id"]]
+                    self._changed.notify_all()
+                if reply is not None:
+                    params = {k: v for k, v in reply.items() if k != "method"}
+                    with contextlib.suppress(ApiError):  # Telegram drops a failing reply-call silently
+                        await self.call(hook.token, str(reply["method"]), params)
+
+    # ------------------------------------------------------------------ sending and editing
+
+    def m_setmycommands(self, p: dict[str, Any]) -> bool:
+        cmds = check_commands(p.get("commands"), p.get("language_code"))
+        self.commands[str(p.get("language_code") or "")] = cmds
+        return True
+
+    async def m_sendmessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id, chat = self._target(p)
+        text = str(p.get("text") or "")
+        if not text:
+            raise bad("message text is empty")
+        shown, entities = formatted(text, p.get("parse_mode"))
+        check_text(shown)
+        kind = check_markup(p.get("reply_markup"), private=_is_private(chat))
+        self._flood(chat_id)
+        msg = self._bot_message(chat_id, chat, text=shown, entities=entities)
+        keyboard = self._apply_markup(chat_id, msg, p.get("reply_markup"), kind)
+        msg["_html"] = text
+        return await self._notify(self._record(chat_id, "sendMessage", msg, keyboard))
+
+    def _editable(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if p.get("inline_message_id"):
+            raise bad("inline messages are not supported by the emulator")
+        chat_id, _ = self._target(p)
+        msg = self._messages.get((chat_id, int(p.get("message_id") or 0)))
+        if msg is None or msg.get("_deleted"):
+            raise bad("message to edit not found")
+        if not msg.get("_by_bot"):
+            raise bad("message can't be edited")
+        return chat_id, msg
+
+    def _set_inline(self, msg: dict[str, Any], markup: Any) -> None:
+        if markup:
+            msg["reply_markup"] = markup
+        else:
+            msg.pop("reply_markup", None)  # an edit without reply_markup removes the inline keyboard
+
+    async def m_editmessagetext(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id, msg = self._editable(p)
+        text = str(p.get("text") or "")
+        if not text:
+            raise bad("message text is empty")
+        shown, entities = formatted(text, p.get("parse_mode"))
+        check_text(shown)
+        markup = p.get("reply_markup")
+        check_markup(markup, inline_only=True)
+        if "text" not in msg:
+            raise bad("there is no text in the message to edit")
+        if (shown, entities, markup) == (msg.get("text"), msg.get("entities", []), msg.get("reply_markup")):
+            raise bad(_NOT_MODIFIED)
+        msg["text"], msg["_html"], msg["edit_date"] = shown, text, int(time.time())
+        msg["entities"] = entities
+        if not entities:
+            msg.pop("entities")
+        self._set_inline(msg, markup)
+        return await self._notify(self._record(chat_id, "editMessageText", dict(msg)))
+
+    async def m_editmessagecaption(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id, msg = self._editable(p)
+        if "text" in msg or "invoice" in msg:
+            raise bad("there is no caption in the message to edit")
+        shown, entities = formatted(str(p.get("caption") or ""), p.get("parse_mode"))
+        check_caption(shown)
+        markup = p.get("reply_markup")
+        check_markup(markup, inline_only=True)
+        old = (msg.get("caption", ""), msg.get("caption_entities", []), msg.get("reply_markup"))
+        if (shown, entities, markup) == old:
+            raise bad(_NOT_MODIFIED)
+        msg["caption"], msg["caption_entities"], msg["edit_date"] = shown, entities, int(time.time())
+        for key in ("caption", "caption_entities"):
+            if not msg[key]:
+                msg.pop(key)
+        self._set_inline(msg, markup)
+        return await self._notify(self._record(chat_id, "editMessageCaption", dict(msg)))
+
+    async def m_editmessagereplymarkup(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id, msg = self._editable(p)
+        markup = p.get("reply_markup")
+        check_markup(markup, inline_only=True)
+        if (markup or None) == msg.get("reply_markup"):
+            raise bad(_NOT_MODIFIED)
+        self._set_inline(msg, markup)
+        return await self._notify(self._record(chat_id, "editMessageReplyMarkup", dict(msg)))
+
+    def m_deletemessage(self, p: dict[str, Any]) -> bool:
+        """The bot's own messages, and in private chats the user's too."""
+        chat_id, chat = self._target(p)
+        msg = self._messages.get((chat_id, int(p.get("message_id") or 0)))
+        if msg is None or msg.get("_deleted"):
+            raise bad("message to delete not found")
+        if not msg.get("_by_bot") and not _is_private(chat):
+            raise bad("message can't be deleted")
+        msg["_deleted"] = True
+        return True
+
+    def m_answercallbackquery(self, p: dict[str, Any]) -> bool:
+        """Only ids the emulator issued, once each, within ``callback_ttl`` seconds of the tap."""
+        qid = str(p.get("callback_query_id") or "")
+        issued = self._queries.get(qid)
+        if issued is None or qid in self.callback_answers or time.monotonic() - issued > self.callback_ttl:
+            raise bad(_QUERY_INVALID)
+        text = str(p.get("text") or "")
+        if len(text) > CALLBACK_ANSWER_MAX:
+            raise bad("MESSAGE_TOO_LONG")
+        if p.get("url"):
+            raise bad("URL_INVALID")  # only game and t.me/bot?start= links; keyshop uses neither
+        show_alert = p.get("show_alert") in (True, "true")
+        self.callback_answers[qid] = {"text": p.get("text"), "show_alert": show_alert}
+        return True
+
+    # ------------------------------------------------------------------ payments
+
+    async def m_sendinvoice(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id, chat = self._target(p)
+        inv = check_invoice(p, self.stars_max)
+        markup = p.get("reply_markup")
+        check_markup(markup, inline_only=True)
+        if markup and not markup["inline_keyboard"][0][0].get("pay"):
+            raise bad("the first button of an invoice's keyboard must be a Pay button")
+        self._flood(chat_id)
+        msg = self._bot_message(chat_id, chat, invoice=inv)
+        self._set_inline(msg, markup)
+        msg["_payload"] = str(p["payload"])
+        return await self._notify(self._record(chat_id, "sendInvoice", msg))
+
+    def m_answerprecheckoutquery(self, p: dict[str, Any]) -> bool:
+        qid = str(p.get("pre_checkout_query_id") or "")
+        fut = self._pre_checkout.get(qid)
+        if fut is None or fut.done():
+            raise bad("QUERY_ID_INVALID")
+        ok = p.get("ok") in (True, "true", "True", 1)
+        if not ok and not p.get("error_message"):
+            raise bad("error_message is required when ok is false")
+        fut.set_result({"ok": ok, "error_message": p.get("error_message")})
+        return True
+
+    def m_refundstarpayment(self, p: dict[str, Any]) -> bool:
+        charge = self.payments.get(str(p.get("telegram_payment_charge_id") or ""))
+        if charge is None or str(charge.user_id) != str(p.get("user_id")):
+            raise bad("CHARGE_NOT_FOUND")
+        if charge.refunded:
+            raise bad("CHARGE_ALREADY_REFUNDED")
+        charge.refunded = True
+        self.star_ledger.append(
+            {
+                "id": charge.charge_id,
+                "amount": charge.amount,
+                "date": int(time.time()),
+                "receiver": {
+                    "type": "user",
+                    "transaction_type": "invoice_payment",
+                    "user": self.user(charge.user_id).as_tg(),
+                },
+            }
+        )
+        return True
+
+    def m_getstartransactions(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The bot's Stars ledger in the order things happened: payments in, refunds out."""
+        offset = int(p.get("offset") or 0)
+        limit = int(p.get("limit") or 100)
+        if offset < 0 or not 1 <= limit <= 100:
+            raise bad("offset must be >= 0 and limit 1 to 100")
+        return {"transactions": self.star_ledger[offset : offset + limit]}
+
+    # ------------------------------------------------------------------ files
+
+    async def _send_file(self, p: dict[str, Any], kind: str, method: str) -> dict[str, Any]:
+        chat_id, chat = self._target(p)
+        upload = p.get(kind)
+        if not isinstance(upload, tuple):
+            raise bad(f"there is no {kind} in the request")
+        name, data = upload
+        if not data:
+            raise bad("file must be non-empty")
+        shown, entities = formatted(str(p.get("caption") or ""), p.get("parse_mode"))
+        check_caption(shown)
+        markup = p.get("reply_markup")
+        markup_kind = check_markup(markup, private=_is_private(chat))
+        self._flood(chat_id)
+        file_id = f"{kind[:3].upper()}{secrets.token_hex(10)}"
+        self.files[file_id] = (name, data)
+        meta = {"file_id": file_id, "file_unique_id": file_id[3:15], "file_size": len(data)}
+        content = (
+            {"document": {**meta, "file_name": name}}
+            if kind == "document"
+            else {"photo": [{**meta, "width": 1, "height": 1}]}
+        )
+        msg = self._bot_message(chat_id, chat, caption=shown or None, caption_entities=entities, **content)
+        keyboard = self._apply_markup(chat_id, msg, markup, markup_kind)
+        return await self._notify(self._record(chat_id, method, msg, keyboard))
+
+    async def m_senddocument(self, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._send_file(p, "document", "sendDocument")
+
+    async def m_sendphoto(self, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._send_file(p, "photo", "sendPhoto")
+
+    def m_getfile(self, p: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(p.get("file_id") or "")
+        if file_id not in self.files:
+            raise bad("invalid file_id")
+        _, data = self.files[file_id]
+        return {
+            "file_id": file_id,
+            "file_unique_id": file_id[3:15],
+            "file_size": len(data),
+            "file_path": f"documents/{file_id}",
+        }

@@ -1,0 +1,95 @@
+"""Which chats and senders the storefront talks to.
+
+Buying is personal (orders, keys, the buttons that reveal them), so every buyer flow runs in the private
+chat only. In a group or supergroup, a command addressed to the bot gets one short "open me in private"
+reply with a deep link; anything else said there is ignored. Updates without a person behind them, an
+anonymous group admin (posting as the group, through ``GroupAnonymousBot``), a channel post, another bot,
+are dropped before any handler sees them: no reply, no error, no user created.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot, F, Router
+from aiogram.enums import ChatType
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    TelegramObject,
+    Update,
+)
+
+from handlers.telegram.text import BUTTON_TEXT_MAX, CALLBACK_ANSWER_MAX, tr, tr_plain
+
+log = logging.getLogger(__name__)
+
+PRIVATE = F.chat.type == ChatType.PRIVATE
+PRIVATE_CALLBACK = F.message.chat.type == ChatType.PRIVATE
+GROUPS = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
+DEEP_LINK_PAYLOAD = "group"
+
+
+def _from_a_person(message: Message) -> bool:
+    sender = message.from_user
+    return sender is not None and not sender.is_bot and message.sender_chat is None
+
+
+class SendersMiddleware(BaseMiddleware):
+    """Drops messages that no person sent (see the module docstring). Payments always come from one."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if isinstance(event, Update):
+            message = event.message or event.edited_message
+            if message is not None and not _from_a_person(message):
+                log.debug("ignored update %s: not sent by a person", event.update_id)
+                return None
+            if event.channel_post is not None or event.edited_channel_post is not None:
+                return None
+        return await handler(event, data)
+
+
+async def _addressed_to_me(message: Message, bot: Bot) -> bool:
+    """A command for this bot: ``/orders`` or ``/orders@this_bot``, not ``/orders@another_bot``."""
+    command = (message.text or "").split(maxsplit=1)[0]
+    if not command.startswith("/") or len(command) < 2:
+        return False
+    _, at, username = command.partition("@")
+    if not at:
+        return True
+    me = await bot.me()
+    return username.lower() == (me.username or "").lower()
+
+
+async def deep_link(bot: Bot) -> InlineKeyboardMarkup:
+    me = await bot.me()
+    url = f"https://t.me/{me.username}?start={DEEP_LINK_PAYLOAD}"
+    button = InlineKeyboardButton(text=tr_plain("group-open-button", limit=BUTTON_TEXT_MAX), url=url)
+    return InlineKeyboardMarkup(inline_keyboard=[[button]])
+
+
+async def open_in_private(message: Message, bot: Bot) -> None:
+    """Receives: a command addressed to the bot in a group or supergroup."""
+    await message.reply(tr("group-open-private"), reply_markup=await deep_link(bot))
+
+
+async def group_button(query: CallbackQuery) -> None:
+    """Receives: a callback query from a message outside a private chat (none of ours has buttons)."""
+    await query.answer(tr_plain("group-open-private", limit=CALLBACK_ANSWER_MAX), show_alert=True)
+
+
+def build() -> Router:
+    """A fresh router for groups and supergroups (one per dispatcher)."""
+    router = Router(name=__name__)
+    router.message.register(open_in_private, GROUPS, F.text, _addressed_to_me)
+    router.callback_query.register(group_button, ~PRIVATE_CALLBACK)
+    return router
