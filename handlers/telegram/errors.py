@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import logging
 
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import ErrorEvent
 
 from core.errors import ShopError
@@ -53,6 +53,15 @@ async def unexpected_error(event: ErrorEvent, alerts: AdminAlerts, answered: Ans
     exc = event.exception
     if isinstance(exc, TelegramBadRequest) and any(h in exc.message.lower() for h in _HARMLESS):
         log.info("update %s: Telegram refused: %s", event.update.update_id, exc.message)
+        return
+    if isinstance(exc, TelegramRetryAfter):
+        # A buyer faster than Telegram's flood limit (the session already waited once): the reply is
+        # dropped, nothing is broken. A tap still gets its answer (answers are not flood-limited); a
+        # message to the same chat would only meet the limit again.
+        log.info("update %s: flood limit outlasted the wait (%s s)", event.update.update_id, exc.retry_after)
+        query = event.update.callback_query
+        if query is not None and query.id not in answered:
+            await _reply(event, answered, "", tr_plain("error-throttled"))
         return
     log.error("update %s failed", event.update.update_id, exc_info=exc)
     await _reply(event, answered, tr("error-unexpected"), tr_plain("error-unexpected"))

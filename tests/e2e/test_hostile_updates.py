@@ -209,3 +209,21 @@ async def test_a_buyer_who_never_picked_a_language_follows_telegrams_language_co
     assert "Welcome, Ann" in (await shop.say(BUYER, "/start")).text
     stored = await shop.services.users.ensure("telegram", str(BUYER))
     assert (stored.language, stored.language_chosen) == ("en", True)
+
+
+async def test_a_flood_limit_that_outlasts_the_one_wait_is_no_error_and_alerts_nobody(shop: Shop) -> None:
+    """A buyer who writes and taps faster than Telegram lets the bot answer (one message a second per
+    chat) meets 429 twice: the reply is dropped, the tap still gets exactly one answer, and nothing is
+    logged as an error or reported to the admins (the fixture checks)."""
+    await shop.product(keys=2)
+    shop.emu.user(BUYER, "Ann")
+    listing = await shop.say(BUYER, "/catalog")
+    shop.emu.fail_next("sendMessage", 429, retry_after=1, times=2)
+    await shop.emu.send_text(BUYER, "hello?")
+    shop.emu.fail_next("editMessageText", 429, retry_after=1, times=2)
+    qid = await shop.tap_data(BUYER, listing, listing.button("Steam")["callback_data"])
+    await shop.answer_to(qid, within=8.0)
+    await _quiet(shop, 2.5)
+    answers = [p for m, p in shop.emu.calls if m == "answerCallbackQuery" and p["callback_query_id"] == qid]
+    assert len(answers) == 1
+    assert not [f for f in shop.emu.faults if f[0] == "sendMessage"]  # both 429s were met
