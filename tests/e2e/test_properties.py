@@ -187,7 +187,8 @@ async def _pay(w: World, payer: int, invoice: Sent, tamper: bool) -> None:
 @dataclass(frozen=True)
 class Pay:
     """``payer`` pays an invoice they can see: their own, or a copy someone forwarded to them; sometimes
-    with a tampered amount."""
+    with a tampered amount. A payer without any invoice buys something first, so that most examples move
+    money (the invariants about charges are the point)."""
 
     payer: int
     pick: int
@@ -195,6 +196,9 @@ class Pay:
 
     async def run(self, w: World) -> None:
         payer = w.user(self.payer)
+        if not w.invoices(payer):
+            await Browse(self.payer, self.pick, 0).run(w)
+            await w.quiesce()
         invoices = w.invoices(payer)
         if invoices:
             await _pay(w, payer, invoices[self.pick % len(invoices)], self.tamper)
