@@ -80,6 +80,13 @@ class UserBlocklisted(ShopError):
     template = "this account may not buy"
 
 
+class TooManyPendingOrders(ShopError):
+    """The buyer already holds the most unpaid reservations one buyer may hold at a time."""
+
+    key = "error-too-many-pending"
+    template = "{count} unpaid orders already hold stock: pay or cancel one first"
+
+
 class ReservationExpired(ShopError):
     key = "error-reservation-expired"
     template = "the reservation of order {ref} has expired"

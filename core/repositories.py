@@ -423,6 +423,16 @@ class OrderRepo:
         q = select(func.coalesce(func.sum(o.c.quantity), 0)).where(and_(*cond))
         return int((await self.conn.execute(q)).scalar_one())
 
+    async def pending_for_user(self, user_id: int, now: datetime) -> list[Order]:
+        """The user's unpaid orders whose reservation still holds, newest first."""
+        o = t.orders
+        q = (
+            select(o)
+            .where(o.c.user_id == user_id, o.c.status == OrderStatus.PENDING, o.c.expires_at > now)
+            .order_by(o.c.created_at.desc(), o.c.id.desc())
+        )
+        return [_order(r) for r in (await self.conn.execute(q)).all()]
+
     async def due_to_expire(self, now: datetime, limit: int) -> list[tuple[int, str]]:
         o = t.orders
         q = (

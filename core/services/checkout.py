@@ -20,6 +20,7 @@ from core.errors import (
     ProductUnavailable,
     QuantityOutOfRange,
     ShopError,
+    TooManyPendingOrders,
     UserBlocklisted,
 )
 from core.models import DeliveryKind, Order, OrderStatus, Product, User
@@ -34,6 +35,11 @@ _REFUSALS: tuple[tuple[type[ShopError], str], ...] = (
     (DailyLimitReached, "daily_limit"),
     (OutOfStock, "out_of_stock"),
 )
+
+
+# How many unpaid orders one buyer may hold at a time. Each holds stock for the reservation TTL, so without a
+# cap one buyer who never pays (or replays Buy taps) could hold every key while others see "sold out".
+MAX_PENDING_ORDERS = 3
 
 
 def refusal_reason(error: ShopError) -> str:
@@ -91,7 +97,11 @@ class CheckoutService:
         self.ctx = ctx
 
     async def checkout(self, user_id: int, product_id: int, quantity: int, currency: str) -> Order:
-        """Create a pending order and reserve its stock: exactly ``quantity`` keys or nothing at all."""
+        """Create a pending order and reserve its stock: exactly ``quantity`` keys or nothing at all.
+
+        A buyer's unpaid order for the same product, quantity and currency whose reservation still has at
+        least a third of its time is returned instead (a double tap, or Buy again after losing the invoice,
+        holds no more stock); and a buyer holds at most ``MAX_PENDING_ORDERS`` unpaid orders."""
         if type(quantity) is not int:
             raise InvalidInput("quantity must be a whole number", field="quantity")
         now = self.ctx.clock.now()
@@ -108,6 +118,15 @@ class CheckoutService:
                 raise QuantityOutOfRange(min=product.min_qty, max=product.max_qty, quantity=quantity)
             if product.requires_phone and not user.phone:
                 raise PhoneRequired()
+            pending = await r.orders.pending_for_user(user_id, now)
+            fresh = now + self.ctx.config.reservation_ttl / 3
+            for o in pending:
+                if (o.product_id, o.quantity, o.currency) == (product_id, quantity, currency) and (
+                    o.expires_at >= fresh
+                ):
+                    return o  # nothing written: leaving the unit of work without commit is fine
+            if len(pending) >= MAX_PENDING_ORDERS:
+                raise TooManyPendingOrders(count=len(pending))
             await check_limits(r, self.ctx.config, user, product, quantity, now)
 
             order = await r.orders.add(

@@ -78,9 +78,10 @@ async def test_a_fiat_payment_whose_processing_fails_once_is_delivered_by_the_re
 
 async def test_invoices_carry_a_unique_start_parameter_so_forwarded_copies_cannot_be_paid(shop: Shop) -> None:
     await shop.product(keys=2)
+    await shop.product(keys=2, name="Netflix")
     shop.emu.user(BUYER, "Ann")
-    await shop.buy_one(BUYER)
-    await shop.buy_one(BUYER)
+    await shop.buy_one(BUYER, "Steam")
+    await shop.buy_one(BUYER, "Netflix")
     # a call the flood limit refused is sent again with the same parameters: count distinct invoices
     params = {p.get("start_parameter") for m, p in shop.emu.calls if m == "sendInvoice"}
     assert len(params) == 2

@@ -22,6 +22,7 @@ from core.errors import (
     ProductUnavailable,
     QuantityOutOfRange,
     ReservationExpired,
+    TooManyPendingOrders,
     UserBlocklisted,
 )
 from core.models import DeliveryKind, KeyStatus, OrderStatus, PaymentStatus, check_transition
@@ -128,7 +129,7 @@ async def test_per_user_limit_counts_pending_and_paid_orders_in_the_rolling_wind
     await pay(shop, first)
     await shop.orders.checkout(uid, pid, 1, STARS)  # pending, still counts
     with pytest.raises(LimitExceeded) as e:
-        await shop.orders.checkout(uid, pid, 1, STARS)
+        await shop.orders.checkout(uid, pid, 2, STARS)  # (the same 1 again would be the pending order)
     assert e.value.params["remaining"] == 0
     # another buyer is not affected
     await shop.orders.checkout(await buyer(shop, "other"), pid, 2, STARS)
@@ -438,8 +439,7 @@ async def test_a_membership_code_expires_its_validity_days_after_delivery(
 
 async def test_order_references_are_unguessable_and_distinct(shop: Services) -> None:
     pid = await stocked(shop, 50)
-    uid = await buyer(shop)
-    refs = {(await shop.orders.checkout(uid, pid, 1, STARS)).ref for _ in range(50)}
+    refs = {(await shop.orders.checkout(await buyer(shop, f"b{i}"), pid, 1, STARS)).ref for i in range(50)}
     assert len(refs) == 50
     assert all(len(r) == 16 and r.isalnum() and r.isupper() for r in refs)
 
@@ -462,3 +462,29 @@ def test_the_order_state_machine_forbids_backward_and_skipping_moves(
 
 def test_key_status_values_fit_their_column() -> None:
     assert max(len(s.value) for s in KeyStatus) <= t.keys.c.status.type.length  # type: ignore[attr-defined]
+
+
+async def test_buying_the_same_again_while_unpaid_returns_the_same_order_and_holds_no_more_stock(
+    shop: Services, clock: FrozenClock
+) -> None:
+    pid = await stocked(shop, 5)
+    uid = await buyer(shop)
+    first = await shop.orders.checkout(uid, pid, 2, STARS)
+    again = await shop.orders.checkout(uid, pid, 2, STARS)  # a double tap, or Buy after losing the invoice
+    assert again.ref == first.ref and await shop.stock.available(pid) == 3
+    other_qty = await shop.orders.checkout(uid, pid, 1, STARS)  # a different purchase is a new order
+    assert other_qty.ref != first.ref and await shop.stock.available(pid) == 2
+    clock.advance(minutes=11)  # less than a third of the reservation left: a fresh order, not a dying one
+    fresh = await shop.orders.checkout(uid, pid, 2, STARS)
+    assert fresh.ref != first.ref
+
+
+async def test_a_buyer_holds_at_most_three_unpaid_orders_at_a_time(shop: Services) -> None:
+    pids = [await stocked(shop, 5, name=f"P{i}") for i in range(4)]
+    uid = await buyer(shop)
+    for pid in pids[:3]:
+        await shop.orders.checkout(uid, pid, 1, STARS)
+    with pytest.raises(TooManyPendingOrders) as e:
+        await shop.orders.checkout(uid, pids[3], 1, STARS)
+    assert e.value.params["count"] == 3 and await shop.stock.available(pids[3]) == 5
+    await shop.orders.checkout(await buyer(shop, "other"), pids[3], 1, STARS)  # others are not affected
