@@ -158,7 +158,7 @@ async def test_choose_quantity_on_a_product_taken_off_sale_says_it_is_unavailabl
     await asyncio.sleep(0.5)
     last = shop.emu.messages(BUYER)[-1]
     assert "no longer" in str(answer.get("text")) or "available" in str(answer.get("text")), (
-        f"answer {answer!r}; the message now shows {last.text!r} with buttons {[b['text'] for b in last.buttons]}"
+        f"answer {answer!r}; now shows {last.text!r}, buttons {[b['text'] for b in last.buttons]}"
     )
 
 
@@ -174,8 +174,20 @@ async def test_a_buyer_who_blocks_the_bot_right_after_writing_alerts_nobody(shop
     await asyncio.sleep(1)
 
 
-async def test_names_with_html_and_invisible_characters_are_shown_literally_in_the_welcome(shop: Shop) -> None:
+async def test_names_with_html_and_invisible_characters_are_shown_literally_in_the_welcome(
+    shop: Shop,
+) -> None:
     name = "<b>Eve</b> & \u202eevil\u200b"
     shop.emu.user(BUYER, name)
     reply = await shop.say(BUYER, "/start")
     assert name in reply.text
+
+
+async def test_an_empty_category_says_so_rather_than_that_nothing_is_for_sale(shop: Shop) -> None:
+    await shop.services.catalog.add_category("Empty")
+    full = await shop.services.catalog.add_category("Games")
+    await shop.product(keys=1, category_id=full)
+    shop.emu.user(BUYER, "Ann")
+    cats = await shop.say(BUYER, "/catalog")
+    empty = await shop.tap(BUYER, cats, "Empty")
+    assert "Nothing is for sale" not in empty.text, empty.text
