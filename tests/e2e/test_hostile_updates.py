@@ -209,3 +209,12 @@ async def test_a_buyer_who_never_picked_a_language_follows_telegrams_language_co
     assert "Welcome, Ann" in (await shop.say(BUYER, "/start")).text
     stored = await shop.services.users.ensure("telegram", str(BUYER))
     assert (stored.language, stored.language_chosen) == ("en", True)
+
+
+async def test_names_with_html_and_invisible_characters_are_shown_literally_in_the_welcome(
+    shop: Shop,
+) -> None:
+    name = "<b>Eve</b> & \u202eevil\u200b"
+    shop.emu.user(BUYER, name)
+    reply = await shop.say(BUYER, "/start")
+    assert name in reply.text
