@@ -52,7 +52,15 @@ def _raw_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | str]]:
     stays bounded (a block plus one line) however long a "line" is. A UTF-16 file (a UTF-16 BOM, or NUL
     bytes in its first characters, as in UTF-16 text or a binary file) is one ``undecodable`` line 1, not
     a control character on every line."""
-    first = stream.read(_BLOCK)
+    # read1: whatever has arrived (one raw read), so a file that trickles in (a pipe, a slow share) yields its
+    # lines as they come and the import keeps its heartbeat, rather than waiting for a whole block
+    read = getattr(stream, "read1", stream.read)
+    first = read(_BLOCK)
+    while 0 < len(first) < 64:  # enough to tell UTF-16 (a trickle may come a few bytes at a time)
+        more = read(_BLOCK)
+        if not more:
+            break
+        first += more
     if first.startswith(_UTF16_BOMS) or first.count(b"\x00", 0, 64) * 4 >= min(len(first), 64) > 0:
         yield 1, "undecodable"
         return
@@ -83,7 +91,7 @@ def _raw_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | str]]:
             carry += tail
             if len(carry) > MAX_LINE_BYTES:
                 carry, skipping = b"", True
-        block = stream.read(_BLOCK)
+        block = read(_BLOCK)
     if skipping or carry:
         yield n + 1, "too_long" if skipping else carry
 

@@ -172,3 +172,25 @@ def test_csv_quoting_done_right_is_read() -> None:
 def test_a_utf16_file_says_once_it_is_not_utf8_rather_than_control_characters(encoding: str) -> None:
     for fmt in ("txt", "csv"):
         assert run("KEY-1\nKEY-2\nKEY-3\n".encode(encoding), fmt) == [(1, None, "undecodable")]
+
+
+class Trickle(io.RawIOBase):
+    """A file arriving a line at a time (a pipe, a slow share): ``read1`` returns what has arrived."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.lines, self.reads = lines, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, size: int = -1) -> bytes:
+        self.reads += 1
+        return self.lines.pop(0) if self.lines else b""
+
+
+def test_lines_of_a_file_that_trickles_in_are_parsed_as_they_arrive() -> None:
+    # the import's heartbeat is written between lines: a reader waiting for a whole block would starve it
+    stream = Trickle([b"KEY-%03d-%s\n" % (i, b"x" * 30) for i in range(100)])
+    lines = parse(stream)
+    assert next(lines).key == "KEY-000-" + "x" * 30
+    assert stream.reads <= 3
