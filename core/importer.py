@@ -1,10 +1,12 @@
 """Reading card keys from a text or CSV file: streaming, bounded memory, every bad line named.
 
-Lines are read as bytes with a length cap, so a file with a gigabyte-long "line" costs no more memory than
-a normal one. Each line is decoded strictly as UTF-8, rejected if it holds a control character (``control``:
-C0, DEL or C1, as in a binary file) or a bidirectional formatting character (``bidi``), normalized (see
-``core.vault.normalize_key``: a BOM or other invisible character anywhere is removed) and rejected if blank
-or longer than ``MAX_KEY_CHARS``.
+Lines are read as bytes in blocks with a length cap, so a file with a gigabyte-long "line" costs no more
+memory than a normal one; a line ends at LF, CRLF or a lone CR. A UTF-16 file is refused as a whole
+(``undecodable``: save it as UTF-8). Each line is decoded strictly as UTF-8, rejected if it holds a control
+character (``control``: C0, DEL or C1, as in a binary file) or a bidirectional formatting character
+(``bidi``), normalized (see ``core.vault.normalize_key``: a BOM or other invisible character anywhere is
+removed) and rejected if blank or longer than ``MAX_KEY_CHARS``. A CSV line must be one well-quoted record
+(``malformed`` otherwise).
 
 An ASCII line takes a fast path: ASCII has no invisible, bidi or C1 characters, its C0 controls are found
 in the raw bytes, and it is already NFC, so folding whitespace is all its normalization.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
+from itertools import islice
 from typing import BinaryIO, NamedTuple
 
 from core.errors import InvalidInput
@@ -22,9 +25,15 @@ from core.vault import fold_key, key_fault
 
 MAX_KEY_CHARS = 1000
 MAX_LINE_BYTES = 4096
+_BLOCK = 64 * 1024
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # (and UTF-32 LE, which starts like UTF-16 LE)
 # In UTF-8 no byte below 0x80 is part of a multi-byte sequence, so searching the raw bytes finds exactly the
 # C0 controls and DEL of the decoded text (C1 controls are two bytes: ``key_fault`` finds those).
-_CONTROL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_RE = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")  # CR too, should one ever get here
+# One CSV record on one line (RFC 4180): a quote only opens and closes a whole field, inside which ``""`` is a
+# quote. A field quoted across lines (a spreadsheet cell with a line break) makes both lines ``malformed``:
+# read line by line, its halves would otherwise become keys.
+_CSV_RECORD_RE = re.compile(r'(?:"(?:[^"]|"")*"|[^",]*)(?:,(?:"(?:[^"]|"")*"|[^",]*))*')
 _HEADER_NAMES = {"key", "keys", "card", "code", "卡密", "激活码", "兑换码", "cdk", "cdkey"}
 
 
@@ -34,22 +43,57 @@ class ParsedLine(NamedTuple):  # a tuple: built a million times per import, so i
     reason: str | None = None
 
 
-def _raw_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, bytes without the line break), or None for a line longer than MAX_LINE_BYTES."""
+def _raw_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | str]]:
+    """(line number, bytes without the line break), or a reason (``too_long``, ``undecodable``) for a line
+    refused while reading.
+
+    A line ends at LF, CRLF or a lone CR (classic Mac files, some spreadsheet exports): ``bytes.splitlines``
+    splits on exactly these three, so no CR is ever left inside a line. The file is read in blocks, so memory
+    stays bounded (a block plus one line) however long a "line" is. A UTF-16 file (a UTF-16 BOM, or NUL
+    bytes in its first characters, as in UTF-16 text or a binary file) is one ``undecodable`` line 1, not
+    a control character on every line."""
+    # read1: whatever has arrived (one raw read), so a file that trickles in (a pipe, a slow share) yields its
+    # lines as they come and the import keeps its heartbeat, rather than waiting for a whole block
+    read = getattr(stream, "read1", stream.read)
+    first = read(_BLOCK)
+    while 0 < len(first) < 64:  # enough to tell UTF-16 (a trickle may come a few bytes at a time)
+        more = read(_BLOCK)
+        if not more:
+            break
+        first += more
+    if first.startswith(_UTF16_BOMS) or first.count(b"\x00", 0, 64) * 4 >= min(len(first), 64) > 0:
+        yield 1, "undecodable"
+        return
     n = 0
-    while True:
-        chunk = stream.readline(MAX_LINE_BYTES + 2)
-        if not chunk:
-            return
-        n += 1
-        if not chunk.endswith(b"\n") and len(chunk) >= MAX_LINE_BYTES + 2:
-            while True:  # skip the rest of the oversized line without holding it
-                more = stream.readline(64 * 1024)
-                if not more or more.endswith(b"\n"):
-                    break
-            yield n, None
-            continue
-        yield n, chunk.rstrip(b"\r\n")
+    carry = b""  # the start of a line the previous block cut
+    skipping = False  # inside an oversized line: drop bytes up to its end
+    lf_pending = False  # the previous block ended with CR: an LF starting this one completes a CRLF
+    block = first
+    while block:
+        if lf_pending and block.startswith(b"\n"):
+            block = block[1:]
+        lf_pending = block.endswith(b"\r")
+        lines = block.splitlines()
+        tail = None if not block or block.endswith((b"\n", b"\r")) else lines.pop()
+        if lines:
+            n += 1
+            if skipping:  # the end of an oversized line
+                skipping = False
+                yield n, "too_long"
+            else:
+                head = carry + lines[0] if carry else lines[0]
+                yield n, head if len(head) <= MAX_LINE_BYTES else "too_long"
+            carry = b""
+            for raw in islice(lines, 1, None):
+                n += 1
+                yield n, raw if len(raw) <= MAX_LINE_BYTES else "too_long"
+        if tail is not None and not skipping:
+            carry += tail
+            if len(carry) > MAX_LINE_BYTES:
+                carry, skipping = b"", True
+        block = read(_BLOCK)
+    if skipping or carry:
+        yield n + 1, "too_long" if skipping else carry
 
 
 def _decode(n: int, raw: bytes) -> str | ParsedLine:
@@ -79,8 +123,8 @@ def parse_text(stream: BinaryIO) -> Iterator[ParsedLine]:
     """One key per line. (The steps of ``_decode`` and ``_check``, inlined: this loop runs per key.)"""
     control = _CONTROL_RE.search
     for n, raw in _raw_lines(stream):
-        if raw is None:
-            yield ParsedLine(n, None, "too_long")
+        if isinstance(raw, str):
+            yield ParsedLine(n, None, raw)
             continue
         if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
@@ -109,20 +153,23 @@ def parse_text(stream: BinaryIO) -> Iterator[ParsedLine]:
 
 
 def parse_csv(stream: BinaryIO, column: str | int | None = None) -> Iterator[ParsedLine]:
-    """CSV, one record per line. The key is taken from ``column`` (a header name or 0-based index); by
-    default from a column headed key/code/卡密… if the first row is a header, else the first column."""
+    """CSV, one record per line (strict quoting, see ``_CSV_RECORD_RE``). The key is taken from ``column``
+    (a header name or 0-based index); by default from a column headed key/code/卡密… if the first row is a
+    header, else the first column."""
     index: int | None = column if isinstance(column, int) else None
     for n, raw in _raw_lines(stream):
-        if raw is None:
-            yield ParsedLine(n, None, "too_long")
+        if isinstance(raw, str):
+            yield ParsedLine(n, None, raw)
             continue
         text = _decode(n, raw)
         if isinstance(text, ParsedLine):
             yield text
             continue
-        try:
-            row = next(csv.reader([text]), [])
-        except csv.Error:
+        if '"' not in text:
+            row = text.split(",")  # what csv.reader makes of a line without quotes, faster
+        elif _CSV_RECORD_RE.fullmatch(text):
+            row = next(csv.reader([text], strict=True))
+        else:  # an unclosed quote, text after a closing one, a quote in an unquoted field
             yield ParsedLine(n, None, "malformed")
             continue
         if n == 1 and index is None:

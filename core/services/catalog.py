@@ -8,11 +8,37 @@ from typing import Any
 
 from core.errors import DeliveryKindChangeRefused, InvalidInput, NotFound, ProductNotFound
 from core.models import Category, DeliveryKind, Product
-from core.services import Context
+from core.money import exponent
+from core.services import STARS, Context
 
 MAX_QTY_PER_ORDER = 1000  # an order larger than this is a typo or an attack, whatever the product says
 MAX_PRICE = 10**12  # minor units
 MAX_VALIDITY_DAYS = 3650
+# Telegram refuses a Stars invoice of more than 10,000 Stars (the per-payment bound bots are held to; the
+# emulator enforces the same, ``bot.emulator.payments.STARS_MAX``). Raise it if Telegram lifts it.
+STARS_MAX_PER_INVOICE = 10_000
+# Telegram refuses a fiat invoice above about US$10,000 in its currency (``max_amount`` in
+# core.telegram.org/bots/payments/currencies.json, which moves with exchange rates). The core knows no rates,
+# only the currency's exponent, so it refuses what no supported currency allows: even the weakest (about
+# 25,000 units per US dollar) stays under 10^9 units for US$10,000.
+FIAT_MAX_UNITS_PER_INVOICE = 10**9
+
+
+def invoice_max(currency: str) -> int:
+    """The largest total one invoice in ``currency`` may ask for, in its smallest unit (Stars: whole)."""
+    if currency == STARS:
+        return STARS_MAX_PER_INVOICE
+    return FIAT_MAX_UNITS_PER_INVOICE * 10 ** exponent(currency)
+
+
+def largest_qty(product: Product, currency: str = STARS) -> int:
+    """The largest quantity of ``product`` one invoice in ``currency`` can take: its ``max_qty``, or less
+    when price × quantity would exceed what Telegram accepts (never below ``min_qty``: saving a product
+    refuses a price whose smallest order is too large already)."""
+    unit = product.price_stars if currency == STARS else product.price
+    if unit <= 0:
+        return product.max_qty
+    return max(product.min_qty, min(product.max_qty, invoice_max(currency) // unit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +65,9 @@ class ProductDraft:
     def of(cls, product: Product) -> ProductDraft:
         return cls(**{f.name: getattr(product, f.name) for f in dataclasses.fields(cls)})
 
-    def validate(self) -> ProductDraft:
+    def validate(self, currency: str = "USD") -> ProductDraft:
+        """The draft, normalized, if it is a product the shop can sell (prices in ``currency``, the shop's
+        currency, and Stars); else ``InvalidInput`` naming the field."""
         name = " ".join(self.name.split())
         if not 1 <= len(name) <= 64:
             raise InvalidInput("name must be 1 to 64 characters", field="name")
@@ -58,6 +86,13 @@ class ProductDraft:
             raise InvalidInput(
                 f"need 1 <= min quantity <= max quantity <= {MAX_QTY_PER_ORDER}", field="max_qty"
             )
+        for fname, cur in (("price_stars", STARS), ("price", currency)):
+            unit, most = getattr(self, fname), invoice_max(cur)
+            if unit * self.min_qty > most:
+                raise InvalidInput(
+                    f"{fname} × min quantity must be at most {most} (Telegram refuses a larger invoice)",
+                    field=fname,
+                )
         if self.low_stock_threshold < 0:
             raise InvalidInput("low-stock threshold must not be negative", field="low_stock_threshold")
         if (self.user_limit is None) != (self.user_limit_hours is None):
@@ -93,7 +128,7 @@ class CatalogService:
             return await uow.repo.catalog.categories(active_only=active_only)
 
     async def add_product(self, draft: ProductDraft, *, actor: str = "system") -> int:
-        draft = draft.validate()
+        draft = draft.validate(self.ctx.config.currency)
         now = self.ctx.clock.now()
         async with self.ctx.uow() as uow:
             if draft.category_id is not None and not await uow.repo.catalog.category_exists(
@@ -112,7 +147,9 @@ class CatalogService:
             if current is None:
                 raise ProductNotFound(f"no product {product_id}", product_id=product_id)
             try:
-                draft = dataclasses.replace(ProductDraft.of(current), **changes).validate()
+                draft = dataclasses.replace(ProductDraft.of(current), **changes).validate(
+                    self.ctx.config.currency
+                )
             except TypeError as e:
                 raise InvalidInput(str(e)) from None
             if draft.delivery_kind is not current.delivery_kind:

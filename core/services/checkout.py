@@ -26,6 +26,7 @@ from core.errors import (
 from core.models import DeliveryKind, Order, OrderStatus, Product, User
 from core.repositories import Repositories
 from core.services import STARS, Context, ShopConfig
+from core.services.catalog import invoice_max, largest_qty
 
 # Why a late payment was refused, as the refund reason the buyer reads (``refund-reason-<reason>``).
 _REFUSALS: tuple[tuple[type[ShopError], str], ...] = (
@@ -97,7 +98,14 @@ class CheckoutService:
         self.ctx = ctx
 
     async def checkout(self, user_id: int, product_id: int, quantity: int, currency: str) -> Order:
+        """The order to pay (see ``checkout_or_reuse``)."""
+        return (await self.checkout_or_reuse(user_id, product_id, quantity, currency))[0]
+
+    async def checkout_or_reuse(
+        self, user_id: int, product_id: int, quantity: int, currency: str
+    ) -> tuple[Order, bool]:
         """Create a pending order and reserve its stock: exactly ``quantity`` keys or nothing at all.
+        Returns the order and whether it was created now (False: an unpaid one was reused).
 
         A buyer's unpaid order for the same product, quantity and currency whose reservation still has at
         least a third of its time is returned instead (a double tap, or Buy again after losing the invoice,
@@ -114,8 +122,9 @@ class CheckoutService:
                 raise ProductNotFound(product_id=product_id)
             check_buyer_and_product(user, product)
             amount = self._price(product, currency) * quantity
-            if not product.min_qty <= quantity <= product.max_qty:
-                raise QuantityOutOfRange(min=product.min_qty, max=product.max_qty, quantity=quantity)
+            top = largest_qty(product, currency)  # max_qty, or less where one invoice cannot take more
+            if not product.min_qty <= quantity <= top or amount > invoice_max(currency):
+                raise QuantityOutOfRange(min=product.min_qty, max=top, quantity=quantity)
             if product.requires_phone and not user.phone:
                 raise PhoneRequired()
             pending = await r.orders.pending_for_user(user_id, now)
@@ -124,7 +133,7 @@ class CheckoutService:
                 if (o.product_id, o.quantity, o.currency) == (product_id, quantity, currency) and (
                     o.expires_at >= fresh
                 ):
-                    return o  # nothing written: leaving the unit of work without commit is fine
+                    return o, False  # nothing written: leaving the unit of work without commit is fine
             if len(pending) >= MAX_PENDING_ORDERS:
                 raise TooManyPendingOrders(count=len(pending))
             await check_limits(r, self.ctx.config, user, product, quantity, now)
@@ -163,7 +172,7 @@ class CheckoutService:
                 reserved=key_ids,
             )
             await uow.commit()
-        return order
+        return order, True
 
     def _price(self, product: Product, currency: str) -> int:
         if currency == STARS:

@@ -57,6 +57,11 @@ class OrderService:
     async def checkout(self, user_id: int, product_id: int, quantity: int, currency: str) -> Order:
         return await self._checkout.checkout(user_id, product_id, quantity, currency)
 
+    async def checkout_or_reuse(
+        self, user_id: int, product_id: int, quantity: int, currency: str
+    ) -> tuple[Order, bool]:
+        return await self._checkout.checkout_or_reuse(user_id, product_id, quantity, currency)
+
     async def check_payable(self, order_ref: str, amount: int, currency: str, *, payer_id: int) -> Order:
         return await self._payments.check_payable(order_ref, amount, currency, payer_id=payer_id)
 

@@ -13,7 +13,7 @@ from core.services import Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import CatalogCb, CategoryCb, MenuCb, ProductCb, QuantityCb
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
-from handlers.telegram.text import CALLBACK_ANSWER_MAX, price, show, tr, tr_plain
+from handlers.telegram.text import CALLBACK_ANSWER_MAX, acknowledge, price, show, tr, tr_plain
 
 
 async def _shelf(services: Services, category_id: int | None) -> list[tuple[Product, int | None]]:
@@ -53,10 +53,13 @@ async def _products_page(
 ) -> None:
     items = await _shelf(services, category_id or None)
     cats = await services.catalog.categories()
+    name = next((c.name for c in cats if c.id == category_id), None)
     if not items:
-        await show(event, tr("catalog-empty"), keyboards.categories(cats) if cats else None)
+        # a category with nothing on sale says so; "nothing is for sale" only when that is true
+        text = tr("catalog-category-empty", category=name) if name else tr("catalog-empty")
+        await show(event, text, keyboards.categories(cats) if cats else None)
         return
-    name = next((c.name for c in cats if c.id == category_id), None) or tr_plain("catalog-all")
+    name = name or tr_plain("catalog-all")
     _, page, pages = keyboards.page_of(items, page)
     await show(
         event,
@@ -93,14 +96,18 @@ def card_text(p: Product, stock: int | None) -> str:
     return "\n".join(lines)
 
 
+async def _unavailable(query: CallbackQuery, p: Product) -> None:
+    text = tr_plain("error-product-unavailable", name=p.name, limit=CALLBACK_ANSWER_MAX)
+    await acknowledge(query, text, show_alert=True)
+
+
 async def product(
     query: CallbackQuery, callback_data: ProductCb, services: Services, fiat_currency: str | None, locale: str
 ) -> None:
     """Receives: a tap on a product: its card, with Buy buttons when it is in stock."""
     p, available = await services.catalog.card(callback_data.product_id)
     if not p.active:
-        text = tr_plain("error-product-unavailable", name=p.name, limit=CALLBACK_ANSWER_MAX)
-        await query.answer(text, show_alert=True)
+        await _unavailable(query, p)
         return
     stock = keyboards.stock_of(p, available)
     await show(
@@ -113,6 +120,9 @@ async def product(
 async def quantity(query: CallbackQuery, callback_data: QuantityCb, services: Services) -> None:
     """Receives: "Choose quantity": the quantities the product's limits and stock allow."""
     p, available = await services.catalog.card(callback_data.product_id)
+    if not p.active:  # taken off sale since its card was shown
+        await _unavailable(query, p)
+        return
     await show(
         query, tr("quantity-title", name=p.name), keyboards.quantities(p, keyboards.stock_of(p, available))
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -10,14 +11,14 @@ from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 
 from core.errors import NotOrderOwner, PhoneRequired, ReservationExpired, ShopError
-from core.models import User
+from core.models import Order, Product, User
 from core.services import STARS, Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import BuyCb
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.outbox import OutboxSender
-from handlers.telegram.text import INVOICE_DESCRIPTION_MAX, INVOICE_TITLE_MAX, clip, tr, tr_plain
+from handlers.telegram.text import INVOICE_DESCRIPTION_MAX, INVOICE_TITLE_MAX, acknowledge, clip, tr, tr_plain
 
 log = logging.getLogger(__name__)
 PROVIDER = "telegram"
@@ -43,17 +44,39 @@ async def buy(
     fiat = callback_data.fiat and fiat_currency is not None and payment_provider_token is not None
     currency = fiat_currency if fiat and fiat_currency else STARS
     try:
-        order = await services.orders.checkout(
+        order, created = await services.orders.checkout_or_reuse(
             shop_user.id, callback_data.product_id, callback_data.qty, currency
         )
     except PhoneRequired:
-        await query.answer()
+        await acknowledge(query)
         await bot.send_message(query.from_user.id, tr("phone-ask"), reply_markup=keyboards.share_phone())
         return
     product = await services.catalog.product(order.product_id)
-    await query.answer()
+    await acknowledge(query)  # a query too old to answer still gets its invoice
+    try:
+        await _send_invoice(
+            bot, query.from_user.id, order, product, reservation_minutes, fiat, payment_provider_token
+        )
+    except Exception:
+        # No invoice, no reason to hold stock: the reservation made for it goes back at once (a reused
+        # order keeps its earlier invoice, so it stays). The error handler then tells the buyer, or not.
+        if created:
+            with contextlib.suppress(ShopError):
+                await services.orders.cancel(order.ref, user_id=None, actor="system:invoice_not_sent")
+        raise
+
+
+async def _send_invoice(
+    bot: Bot,
+    chat_id: int,
+    order: Order,
+    product: Product,
+    reservation_minutes: int,
+    fiat: bool,
+    payment_provider_token: str | None,
+) -> None:
     await bot.send_invoice(
-        chat_id=query.from_user.id,
+        chat_id=chat_id,
         title=clip(product.name, INVOICE_TITLE_MAX),  # plain-text fields: never HTML-escaped
         description=tr_plain(
             "invoice-description",

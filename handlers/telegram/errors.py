@@ -9,11 +9,14 @@ from __future__ import annotations
 import html
 import logging
 
-from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import ErrorEvent
 
 from core.errors import ShopError
+from core.models import User
+from core.services import Services
 from handlers.telegram.alerts import AdminAlerts
+from handlers.telegram.middlewares import UserCache
 from handlers.telegram.session import AnsweredQueries, replying
 from handlers.telegram.text import CALLBACK_ANSWER_MAX, clip, refusal, tr, tr_plain
 
@@ -48,22 +51,47 @@ async def shop_error(event: ErrorEvent, answered: AnsweredQueries) -> None:
     await _reply(event, answered, refusal(exc, plain=False), refusal(exc, plain=True))
 
 
-async def unexpected_error(event: ErrorEvent, alerts: AdminAlerts, answered: AnsweredQueries) -> None:
+async def unexpected_error(
+    event: ErrorEvent,
+    alerts: AdminAlerts,
+    answered: AnsweredQueries,
+    services: Services,
+    user_cache: UserCache,
+    shop_user: User | None = None,
+) -> None:
     """Receives: every other exception raised by a handler."""
     exc = event.exception
+    update_id = event.update.update_id
     if isinstance(exc, TelegramBadRequest) and any(h in exc.message.lower() for h in _HARMLESS):
-        log.info("update %s: Telegram refused: %s", event.update.update_id, exc.message)
+        log.info("update %s: Telegram refused: %s", update_id, exc.message)
         return
     if isinstance(exc, TelegramRetryAfter):
-        # A buyer faster than Telegram's flood limit (the session already waited once): the reply is
-        # dropped, nothing is broken. A tap still gets its answer (answers are not flood-limited); a
-        # message to the same chat would only meet the limit again.
-        log.info("update %s: flood limit outlasted the wait (%s s)", event.update.update_id, exc.retry_after)
+        # A user writing faster than Telegram's per-chat limit (the throttle slows them first; the session
+        # already waited once): they simply get fewer replies; a message to the same chat would only meet
+        # the limit again. A tap still gets its answer (answers are not flood-limited).
+        log.info("update %s: flood limit, reply dropped (retry after %s s)", update_id, exc.retry_after)
         query = event.update.callback_query
         if query is not None and query.id not in answered:
             await _reply(event, answered, "", tr_plain("error-throttled"))
+        return
+    if isinstance(exc, TelegramForbiddenError):
+        await _forbidden(exc, update_id, services, user_cache, shop_user)
         return
     log.error("update %s failed", event.update.update_id, exc_info=exc)
     await _reply(event, answered, tr("error-unexpected"), tr_plain("error-unexpected"))
     name = type(exc).__name__
     await alerts.notify(f"⚠️ update {event.update.update_id}: {html.escape(name)}", kind=f"error:{name}")
+
+
+async def _forbidden(
+    exc: TelegramForbiddenError, update_id: int, services: Services, cache: UserCache, user: User | None
+) -> None:
+    """The user blocked the bot while a reply was on its way (403 in their private chat): marked as such,
+    like the outbox does, until they write again. Nothing is broken and nobody can be told."""
+    chat_id = getattr(exc.method, "chat_id", None)
+    if user is not None and user.external_id == str(chat_id):
+        await services.users.set_bot_blocked(user.id, True)
+        cache.forget(user.external_id)
+        log.info("update %s: user %s blocked the bot", update_id, user.id)
+    else:
+        log.info("update %s: Telegram refused: %s", update_id, exc.message)

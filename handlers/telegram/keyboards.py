@@ -10,6 +10,8 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardBu
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from core.models import Category, DeliveryKind, Order, OrderStatus, Product
+from core.services import STARS
+from core.services.catalog import invoice_max, largest_qty
 from handlers.telegram.callbacks import (
     BuyCb,
     CancelCb,
@@ -99,17 +101,17 @@ def product_card(
     kb = InlineKeyboardBuilder()
     if stock != 0:
         first = p.min_qty
-        if p.price_stars > 0:
+        if p.price_stars > 0 and p.price_stars * first <= invoice_max(STARS):  # (saved before the rule)
             label = (
                 tr_plain("button-buy-one", price=price(p))
                 if first == 1
                 else tr_plain("button-buy-qty", qty=first)
             )
             kb.button(text=label, callback_data=BuyCb(product_id=p.id, qty=first))
-        if fiat_currency and p.price > 0:
+        if fiat_currency and 0 < p.price * first <= invoice_max(fiat_currency):
             label = price(p, fiat=True, currency=fiat_currency, qty=first, locale=locale)
             kb.button(text=f"💳 {label}", callback_data=BuyCb(product_id=p.id, qty=first, fiat=True))
-        if p.max_qty > p.min_qty:
+        if largest_qty(p) > p.min_qty:
             kb.button(text=tr_plain("button-choose-qty"), callback_data=QuantityCb(product_id=p.id))
     kb.button(text=tr_plain("button-back"), callback_data=CategoryCb(category_id=p.category_id or 0))
     kb.adjust(1)
@@ -117,8 +119,10 @@ def product_card(
 
 
 def quantities(p: Product, stock: int | None) -> InlineKeyboardMarkup:
+    """Stars quantities the product's limits and stock allow, and Telegram: price × quantity stays within
+    one invoice's maximum."""
     kb = InlineKeyboardBuilder()
-    top = p.max_qty if stock is None else min(p.max_qty, stock)
+    top = largest_qty(p) if stock is None else min(largest_qty(p), stock)
     choices = [q for q in QUANTITY_CHOICES if p.min_qty <= q <= top] or [p.min_qty]
     for q in choices:
         kb.button(text=str(q), callback_data=BuyCb(product_id=p.id, qty=q))

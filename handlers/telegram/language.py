@@ -13,7 +13,7 @@ from handlers.telegram import keyboards
 from handlers.telegram.callbacks import LanguageCb, MenuCb
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.middlewares import UserCache
-from handlers.telegram.text import CALLBACK_ANSWER_MAX, reply, tr, tr_plain
+from handlers.telegram.text import CALLBACK_ANSWER_MAX, acknowledge, reply, tr, tr_plain
 
 
 async def choose(event: Message | CallbackQuery) -> None:
@@ -32,12 +32,12 @@ async def chosen(
     """Receives: a language button. Unknown codes (forged data) are refused."""
     code = callback_data.code
     if code not in i18n.available_locales:
-        await query.answer(tr_plain("error-stale-button", limit=CALLBACK_ANSWER_MAX), show_alert=True)
+        await acknowledge(query, tr_plain("error-stale-button", limit=CALLBACK_ANSWER_MAX), show_alert=True)
         return
     await services.users.set_language(shop_user.id, code)
     user_cache.forget(query.from_user.id)
     with i18n.use_locale(code):
-        await query.answer()
+        await acknowledge(query)
         if query.message is not None:
             await query.message.answer(tr("language-set"), reply_markup=keyboards.main_menu())
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -92,29 +94,55 @@ def _is_payment(update: Update) -> bool:
 
 
 class ThrottleMiddleware(BaseMiddleware):
-    """Per-user token bucket. Payments are never throttled: Telegram needs an answer, and money moved."""
+    """Per-user token buckets. Payments are never throttled: Telegram needs an answer, and money moved.
 
-    def __init__(self, i18n: I18n, rate: float = 2.0, burst: float = 8.0) -> None:
-        self.i18n, self.rate, self.burst = i18n, rate, burst
-        self._buckets: dict[int, tuple[float, float]] = {}
+    A message in the private chat is answered with a new message, and Telegram takes about one message a
+    second per chat, in short bursts of a few (TELEGRAM_LIMITS.md). So private messages get a bucket of
+    Telegram's own per-chat rate and burst (``message_rate``, ``message_burst``) and the bot slows a user
+    who writes faster before Telegram slows the bot: a message over the burst waits for its turn (up to
+    ``message_wait`` seconds), one further ahead is dropped with a "slow down" notice. Replies therefore
+    leave at the rate Telegram accepts instead of meeting 429s. Button taps (which mostly edit a message and
+    answer the query, neither counted by Telegram) and group messages get a more generous bucket (``rate``,
+    ``burst``) that only drops a flood."""
+
+    def __init__(
+        self,
+        i18n: I18n,
+        rate: float = 2.0,
+        burst: float = 8.0,
+        *,
+        message_rate: float = 1.0,
+        message_burst: float = 3.0,
+        message_wait: float = 3.0,
+    ) -> None:
+        self.i18n = i18n
+        self._taps = _Buckets(rate, burst)
+        self._messages = _Buckets(message_rate, message_burst)
+        self.message_wait = message_wait
         self._warned: set[int] = set()
 
-    def _allow(self, user_id: int) -> bool:
-        now = time.monotonic()
-        tokens, at = self._buckets.get(user_id, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        if len(self._buckets) > 100_000:
-            self._buckets.clear()  # bounded memory; worst case someone gets a fresh burst
-        if tokens < 1:
-            self._buckets[user_id] = (tokens, now)
+    async def _allow(self, user_id: int, event: Update) -> bool:
+        msg = event.message
+        if msg is not None and msg.chat.type == ChatType.PRIVATE:
+            wait = self._messages.reserve(user_id, self.message_wait)
+            if wait:
+                log.info("user %s writes faster than Telegram takes: waiting %.1f s", user_id, wait)
+                await asyncio.sleep(wait)
+        else:
+            wait = self._taps.reserve(user_id, 0.0)
+        if wait is None:
             return False
-        self._buckets[user_id] = (tokens - 1, now)
         self._warned.discard(user_id)
         return True
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         tg: TgUser | None = data.get("event_from_user")
-        if tg is None or not isinstance(event, Update) or _is_payment(event) or self._allow(tg.id):
+        if (
+            tg is None
+            or not isinstance(event, Update)
+            or _is_payment(event)
+            or await self._allow(tg.id, event)
+        ):
             return await handler(event, data)
         log.info("throttled user %s", tg.id)
         i18n = self.i18n
@@ -131,8 +159,35 @@ class ThrottleMiddleware(BaseMiddleware):
             and tg.id not in self._warned
         ):
             self._warned.add(tg.id)
+            # the notice is a message too: it takes its turn after the replies already on their way
+            turn = self._messages.reserve(tg.id, math.inf)
+            if turn:
+                await asyncio.sleep(turn)
             await event.message.answer(text)
         return None
+
+
+class _Buckets:
+    """A token bucket per user: ``rate`` tokens a second, at most ``burst`` saved up. A token may be
+    reserved ahead of time (the bucket goes below zero), for an update that waits its turn."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[int, tuple[float, float]] = {}
+
+    def reserve(self, user_id: int, max_wait: float) -> float | None:
+        """Seconds until the user's next token (0: now), taken; None if that is more than ``max_wait``."""
+        now = time.monotonic()
+        tokens, at = self._buckets.get(user_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if len(self._buckets) > 100_000:
+            self._buckets.clear()  # bounded memory; worst case someone gets a fresh burst
+        wait = max(0.0, (1 - tokens) / self.rate)
+        if wait > max_wait:
+            self._buckets[user_id] = (tokens, now)
+            return None
+        self._buckets[user_id] = (tokens - 1, now)
+        return wait
 
 
 class ShopI18nMiddleware(I18nMiddleware):

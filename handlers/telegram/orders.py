@@ -13,7 +13,7 @@ from handlers.telegram import keyboards
 from handlers.telegram.callbacks import CancelCb, MenuCb, RevealCb
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.delivery import send_keys
-from handlers.telegram.text import CALLBACK_ANSWER_MAX, order_status, reply, tr, tr_plain
+from handlers.telegram.text import CALLBACK_ANSWER_MAX, acknowledge, order_status, reply, tr, tr_plain
 
 
 async def my_orders(event: Message | CallbackQuery, shop_user: User, services: Services, locale: str) -> None:
@@ -44,7 +44,7 @@ async def reveal(
     shown = await services.orders.reveal(
         callback_data.ref, user_id=shop_user.id, actor=f"user:{shop_user.id}", reason="my_orders"
     )
-    await query.answer()
+    await acknowledge(query)
     await send_keys(bot, query.from_user.id, shown.order, shown.product, shown.keys)
 
 
@@ -53,7 +53,8 @@ async def cancel(query: CallbackQuery, callback_data: CancelCb, shop_user: User,
     order = await services.orders.cancel(
         callback_data.ref, user_id=shop_user.id, actor=f"user:{shop_user.id}"
     )
-    await query.answer(tr_plain("order-cancelled", ref=order.ref, limit=CALLBACK_ANSWER_MAX), show_alert=True)
+    text = tr_plain("order-cancelled", ref=order.ref, limit=CALLBACK_ANSWER_MAX)
+    await acknowledge(query, text, show_alert=True)
 
 
 def build() -> Router:

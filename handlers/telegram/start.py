@@ -14,7 +14,7 @@ from core.services import Services
 from handlers.telegram import keyboards
 from handlers.telegram.callbacks import MAX_ID, MenuCb
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
-from handlers.telegram.text import CALLBACK_ANSWER_MAX, reply, tr, tr_plain
+from handlers.telegram.text import CALLBACK_ANSWER_MAX, acknowledge, reply, tr, tr_plain
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ async def free_text(message: Message) -> None:
 async def stale_button(query: CallbackQuery) -> None:
     """Receives: callback data no other handler parses (forged, or from an old version of the bot)."""
     log.info("unparseable callback data %r", (query.data or "")[:64])
-    await query.answer(tr_plain("error-stale-button", limit=CALLBACK_ANSWER_MAX), show_alert=True)
+    await acknowledge(query, tr_plain("error-stale-button", limit=CALLBACK_ANSWER_MAX), show_alert=True)
 
 
 def build() -> Router:

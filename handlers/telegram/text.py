@@ -91,12 +91,33 @@ def order_status(order: Order) -> str:
     return tr_plain(f"status-{order.status.value}")
 
 
+# Telegram refusing to answer a callback query it no longer takes: the buyer tapped ~15 s before we got to
+# it (a backlog after a restart, a slow database). The tap itself is still to be served.
+_QUERY_GONE = ("query is too old", "query id is invalid")
+# Telegram refusing to edit a message that is gone (the buyer deleted it) or can no longer be edited.
+_MESSAGE_GONE = ("message to edit not found", "message can't be edited")
+
+
+async def acknowledge(query: CallbackQuery, text: str | None = None, *, show_alert: bool = False) -> None:
+    """Answer a callback query (``text``: a plain-text notice or alert). A query too old to be answered is
+    no reason to stop serving the tap: a notice is then sent as a message instead, anything else is left
+    to the caller (showing the card, sending the invoice...)."""
+    try:
+        await query.answer(text, show_alert=show_alert)
+    except TelegramBadRequest as e:
+        if not any(g in e.message.lower() for g in _QUERY_GONE):
+            raise
+        log.info("callback query %s expired before it was answered", query.id)
+        if text and query.bot is not None:
+            await query.bot.send_message(query.from_user.id, html.escape(text, quote=False))
+
+
 async def reply(
     event: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
 ) -> None:
     """Answer a command, or acknowledge a menu button and post the answer as a new message."""
     if isinstance(event, CallbackQuery):
-        await event.answer()
+        await acknowledge(event)
         if event.message is not None:
             await event.message.answer(text, reply_markup=markup)
         return
@@ -108,11 +129,12 @@ async def show(event: Message | CallbackQuery, text: str, markup: InlineKeyboard
 
     Telegram refuses an edit that changes nothing ("message is not modified"), which a second tap on the
     same button would ask for: the edit is made only when the text or the keyboard differs, and a refusal
-    that still slips through (two taps racing) is no error."""
+    that still slips through (two taps racing) is no error. A message that is gone (deleted by the buyer
+    while the tap was on its way) or can no longer be edited is replaced by a new one."""
     if not isinstance(event, CallbackQuery):
         await event.answer(text, reply_markup=markup)
         return
-    await event.answer()
+    await acknowledge(event)
     msg = event.message
     if not isinstance(msg, Message):  # too old to be edited (InaccessibleMessage): send a new one
         if event.bot is not None:
@@ -123,9 +145,14 @@ async def show(event: Message | CallbackQuery, text: str, markup: InlineKeyboard
     try:
         await msg.edit_text(text, reply_markup=markup)
     except TelegramBadRequest as e:
-        if "message is not modified" not in e.message:
+        reason = e.message.lower()
+        if "message is not modified" in reason:
+            log.info("edit of message %s changed nothing", msg.message_id)
+        elif any(g in reason for g in _MESSAGE_GONE):
+            log.info("message %s cannot be edited (%s): sending a new one", msg.message_id, e.message)
+            await msg.answer(text, reply_markup=markup)
+        else:
             raise
-        log.info("edit of message %s changed nothing", msg.message_id)
 
 
 def _unchanged(msg: Message, text: str, markup: InlineKeyboardMarkup | None) -> bool:

@@ -227,3 +227,12 @@ async def test_a_flood_limit_that_outlasts_the_one_wait_is_no_error_and_alerts_n
     answers = [p for m, p in shop.emu.calls if m == "answerCallbackQuery" and p["callback_query_id"] == qid]
     assert len(answers) == 1
     assert not [f for f in shop.emu.faults if f[0] == "sendMessage"]  # both 429s were met
+
+
+async def test_names_with_html_and_invisible_characters_are_shown_literally_in_the_welcome(
+    shop: Shop,
+) -> None:
+    name = "<b>Eve</b> & \u202eevil\u200b"
+    shop.emu.user(BUYER, name)
+    reply = await shop.say(BUYER, "/start")
+    assert name in reply.text

@@ -306,3 +306,42 @@ async def test_a_payment_whose_update_was_lost_is_found_in_the_stars_ledger_and_
     await restarted.reconcile()
     offsets = [int(p.get("offset") or 0) for m, p in shop.emu.calls if m == "getStarTransactions"]
     assert offsets[-1] == 1
+
+
+async def test_an_empty_category_says_so_rather_than_that_nothing_is_for_sale(shop: Shop) -> None:
+    await shop.services.catalog.add_category("Empty")
+    full = await shop.services.catalog.add_category("Games")
+    await shop.product(keys=1, category_id=full)
+    shop.emu.user(BUYER, "Ann", "zh-hans")
+    cats = await shop.say(BUYER, "/catalog")
+    empty = await shop.tap(BUYER, cats, "Empty")
+    assert empty.text == "📭 Empty 分类下暂无在售商品。" and empty.button("Games")
+    shop.emu.user(OTHER, "Bob")
+    cats = await shop.say(OTHER, "/catalog")
+    assert (await shop.tap(OTHER, cats, "Empty")).text == "📭 Empty has no products on sale at the moment."
+
+
+async def test_choose_quantity_on_a_product_taken_off_sale_says_it_is_unavailable(shop: Shop) -> None:
+    """As the product card does (the same alert), rather than offering quantities to buy."""
+    pid = await shop.product(keys=5)
+    shop.emu.user(BUYER, "Ann")
+    listing = await shop.say(BUYER, "/catalog")
+    card = await shop.tap(BUYER, listing, "Steam")
+    await shop.services.catalog.update_product(pid, active=False)
+    qid = await shop.tap_data(BUYER, card, card.button("Choose quantity")["callback_data"])
+    answer = await shop.answer_to(qid)
+    await asyncio.sleep(0.3)
+    assert answer == {"text": "Steam 10 is not on sale at the moment.", "show_alert": True}
+    assert shop.emu.messages(BUYER)[-1].text == card.text  # no quantities offered
+
+
+async def test_quantities_offered_keep_the_stars_total_within_one_telegram_invoice(shop: Shop) -> None:
+    """Telegram refuses a Stars invoice over 10,000 Stars: at 3,000 Stars each, at most 3 per order."""
+    await shop.product(keys=10, price_stars=3_000, max_qty=10)
+    shop.emu.user(BUYER, "Ann")
+    listing = await shop.say(BUYER, "/catalog")
+    card = await shop.tap(BUYER, listing, "Steam")
+    choose = await shop.tap(BUYER, card, "Choose quantity")
+    assert [b["text"] for b in choose.buttons] == ["1", "2", "3", "« Back"]
+    invoice = await shop.tap(BUYER, choose, "3")
+    assert invoice.message["invoice"]["total_amount"] == 9_000

@@ -488,3 +488,12 @@ async def test_a_buyer_holds_at_most_three_unpaid_orders_at_a_time(shop: Service
         await shop.orders.checkout(uid, pids[3], 1, STARS)
     assert e.value.params["count"] == 3 and await shop.stock.available(pids[3]) == 5
     await shop.orders.checkout(await buyer(shop, "other"), pids[3], 1, STARS)  # others are not affected
+
+
+async def test_a_forged_quantity_whose_total_one_invoice_cannot_take_reserves_nothing(shop: Services) -> None:
+    pid = await stocked(shop, 10, price_stars=4000, max_qty=5)  # 3 x 4000 Stars > one invoice's 10,000
+    uid = await buyer(shop)
+    with pytest.raises(QuantityOutOfRange) as e:
+        await shop.orders.checkout(uid, pid, 3, STARS)
+    assert e.value.params["max"] == 2 and await shop.stock.available(pid) == 10
+    await shop.orders.checkout(uid, pid, 2, STARS)
