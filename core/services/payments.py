@@ -12,14 +12,11 @@ second charge) is recorded and queued for refund to the payer in the same transa
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from core.errors import (
     IntegrityViolation,
@@ -35,29 +32,18 @@ from core.repositories import Repositories
 from core.services import Context
 from core.services.checkout import check_purchase_rules, refusal_reason
 from core.services.fulfilment import fulfil, queue_refund, re_reserve, transition
+from core.services.transient import describe, is_transient, retry_transient
 
 log = logging.getLogger(__name__)
 
-# Errors worth retrying at once: SQLite's "database is locked", a dropped PostgreSQL connection.
-TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
-NOTICE_WRITE_TRIES = 5  # recording a notice: a few quick tries over about a second and a half
 NOTICE_ALERT_AFTER = 3  # failed attempts after which admins hear about a notice (retrying goes on)
 
 _T = TypeVar("_T")
 
 
-def is_transient(error: BaseException) -> bool:
-    return isinstance(error, TRANSIENT_DB_ERRORS)
-
-
 def notice_backoff(attempts: int) -> timedelta:
     """15 s after the first failure, doubling, at most 5 minutes apart."""
     return timedelta(seconds=min(300, 15 * 2 ** min(max(attempts - 1, 0), 5)))
-
-
-def _describe(error: BaseException) -> str:
-    """What went wrong, without the SQL statement and its parameters."""
-    return f"{type(error).__name__}: {getattr(error, 'orig', None) or error}"[:255]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,36 +263,32 @@ class PaymentService:
         with it. Idempotent on ``(provider, charge_id)``: returns the id of the notice either way. A
         briefly locked database is retried a few times before giving up."""
         _check_charge(provider, charge_id)
-        for attempt in range(NOTICE_WRITE_TRIES):
+
+        async def write() -> int:
             now = self.ctx.clock.now()
-            try:
-                async with self.ctx.uow() as uow:
-                    notices = uow.repo.notices
-                    nid = await notices.add_once(
-                        provider=provider,
-                        charge_id=charge_id,
-                        payer_id=payer_id,
-                        order_ref=order_ref[:128],
-                        amount=amount,
-                        currency=currency[:8],
-                        raw=raw,
-                        status="pending",
-                        attempts=0,
-                        next_attempt_at=now,
-                        received_at=now,
-                    )
-                    if nid is None:
-                        nid = await notices.id_of(provider, charge_id)
-                    await uow.commit()
+            async with self.ctx.uow() as uow:
+                notices = uow.repo.notices
+                nid = await notices.add_once(
+                    provider=provider,
+                    charge_id=charge_id,
+                    payer_id=payer_id,
+                    order_ref=order_ref[:128],
+                    amount=amount,
+                    currency=currency[:8],
+                    raw=raw,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    received_at=now,
+                )
                 if nid is None:
-                    raise IntegrityViolation(f"payment notice {provider}/{charge_id} vanished")
-                return nid
-            except TRANSIENT_DB_ERRORS as e:
-                if attempt == NOTICE_WRITE_TRIES - 1:
-                    raise
-                log.warning("recording payment notice %s/%s: %s; retrying", provider, charge_id, _describe(e))
-                await asyncio.sleep(0.1 * 2**attempt)
-        raise AssertionError("unreachable")
+                    nid = await notices.id_of(provider, charge_id)
+                await uow.commit()
+            if nid is None:
+                raise IntegrityViolation(f"payment notice {provider}/{charge_id} vanished")
+            return nid
+
+        return await retry_transient(write, f"recording payment notice {provider}/{charge_id}")
 
     async def process_notice(self, notice_id: int) -> NoticeOutcome:
         """Confirm the payment a notice reports and mark the notice done, in one transaction. On failure
@@ -328,12 +310,12 @@ class PaymentService:
         except Exception as e:
             charge_id, order_ref = head if head else ("?", "?")
             if is_transient(e):
-                log.warning("payment notice %s (%s) failed: %s", notice_id, charge_id, _describe(e))
+                log.warning("payment notice %s (%s) failed: %s", notice_id, charge_id, describe(e))
             else:
                 log.exception("payment notice %s (%s) failed", notice_id, charge_id)
-            attempts = await self._reschedule(notice_id, _describe(e))
+            attempts = await self._reschedule(notice_id, describe(e))
             return NoticeOutcome(
-                notice_id, charge_id, order_ref, None, attempts, _describe(e), transient=is_transient(e)
+                notice_id, charge_id, order_ref, None, attempts, describe(e), transient=is_transient(e)
             )
         charge_id, order_ref = head
         return NoticeOutcome(notice_id, charge_id, order_ref, result)
@@ -350,7 +332,7 @@ class PaymentService:
                 await uow.commit()
             return attempts
         except Exception as e:  # it stays due as it was: the next run tries again
-            log.warning("could not reschedule payment notice %s: %s", notice_id, _describe(e))
+            log.warning("could not reschedule payment notice %s: %s", notice_id, describe(e))
             return 0
 
     async def process_due_notices(self, *, limit: int = 100) -> list[NoticeOutcome]:

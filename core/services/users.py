@@ -7,6 +7,7 @@ import re
 from core.errors import InvalidInput, NotFound
 from core.models import User
 from core.services import Context
+from core.services.transient import retry_transient
 
 _PHONE_RE = re.compile(r"^\+?[0-9]{5,20}$")
 
@@ -18,19 +19,24 @@ class UserService:
     async def ensure(
         self, channel: str, external_id: str, *, language: str | None = None, referrer_id: int | None = None
     ) -> User:
-        """The user for this identity, created on first sight. Safe to call concurrently."""
-        async with self.ctx.uow(write=False) as uow:
-            found = await uow.repo.users.get_by_external(channel, external_id)
-        if found is not None:
-            return found
-        async with self.ctx.uow() as uow:
-            await uow.repo.users.insert_if_absent(
-                channel, external_id, language, referrer_id, self.ctx.clock.now()
-            )
-            user = await uow.repo.users.get_by_external(channel, external_id)
-            await uow.commit()
-        assert user is not None
-        return user
+        """The user for this identity, created on first sight. Safe to call concurrently. Every update
+        needs its user first (a payment needs its payer), so a briefly locked database is retried."""
+
+        async def find_or_create() -> User:
+            async with self.ctx.uow(write=False) as uow:
+                found = await uow.repo.users.get_by_external(channel, external_id)
+            if found is not None:
+                return found
+            async with self.ctx.uow() as uow:
+                await uow.repo.users.insert_if_absent(
+                    channel, external_id, language, referrer_id, self.ctx.clock.now()
+                )
+                user = await uow.repo.users.get_by_external(channel, external_id)
+                await uow.commit()
+            assert user is not None
+            return user
+
+        return await retry_transient(find_or_create, f"finding user {channel}/{external_id}")
 
     async def get(self, user_id: int) -> User:
         async with self.ctx.uow(write=False) as uow:

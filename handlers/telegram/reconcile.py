@@ -17,7 +17,8 @@ from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 from aiogram.types import StarTransaction
 
 from core.services import STARS, Services
-from core.services.payments import NoticeOutcome, is_transient
+from core.services.payments import NoticeOutcome
+from core.services.transient import is_transient
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import CHANNEL
 from handlers.telegram.outbox import OutboxSender

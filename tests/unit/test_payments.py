@@ -13,7 +13,7 @@ from core import tables as t
 from core.clock import FrozenClock
 from core.errors import NotOrderOwner
 from core.models import DeliveryKind, OrderStatus, PaymentStatus
-from core.repositories import PaymentNoticeRepo, PaymentRepo
+from core.repositories import PaymentNoticeRepo, PaymentRepo, UserRepo
 from core.services import STARS, Services
 from core.services.orders import MSG_DELIVERED, MSG_REFUND
 from tests.conftest import buyer, draft, stocked
@@ -140,6 +140,24 @@ async def test_recording_a_notice_retries_a_briefly_locked_database(
 
     monkeypatch.setattr(PaymentNoticeRepo, "add_once", flaky)
     assert await notice(shop, o, "c1", uid) > 0
+
+
+async def test_the_payer_behind_a_payment_is_found_even_while_the_database_is_briefly_locked(
+    shop: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every update needs its user before its handler runs; for a payment that is the payer, and a lookup
+    that failed once would lose the update (and the charge) before the notice could be written."""
+    real = UserRepo.get_by_external
+    fails = [locked(), locked()]
+
+    async def flaky(self: UserRepo, channel: str, external_id: str) -> Any:
+        if fails:
+            raise fails.pop()
+        return await real(self, channel, external_id)
+
+    monkeypatch.setattr(UserRepo, "get_by_external", flaky)
+    user = await shop.users.ensure("telegram", "777")
+    assert user.external_id == "777" and not fails
 
 
 async def test_a_notice_whose_processing_fails_stays_pending_and_the_retry_job_delivers_it(
