@@ -96,3 +96,23 @@ async def test_an_admin_who_blocked_the_bot_does_not_mark_the_buyer_as_blocked(t
     await asyncio.sleep(1)
     user = await shop.services.users.ensure("telegram", str(BUYER))
     assert not user.bot_blocked
+
+
+@pytest.mark.expect_errors
+async def test_a_busy_admin_chat_does_not_repeat_the_buyers_payment_received_message(shop: Shop) -> None:
+    """The admins' "manual order is paid" notice rides in the buyer's outbox row after the buyer's own
+    message: when the admin chat is rate-limited (429), the whole row is retried and the buyer is told
+    "payment received" again."""
+    await shop.product(keys=0, delivery_kind=DeliveryKind.MANUAL)
+    buyers = [811, 812, 813, 814]
+    invoices = []
+    for b in buyers:
+        shop.emu.user(b, f"B{b}")
+        invoices.append(await shop.buy_one(b))
+    await asyncio.gather(*(shop.emu.pay(b, inv) for b, inv in zip(buyers, invoices, strict=True)))
+    for _ in range(80):
+        if len([s for s in shop.emu.messages(ADMIN) if "manual order" in s.text]) >= len(buyers):
+            break
+        await asyncio.sleep(0.1)
+    counts = {b: sum("Payment received" in s.text for s in shop.emu.messages(b)) for b in buyers}
+    assert all(n == 1 for n in counts.values()), counts
