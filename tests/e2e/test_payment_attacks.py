@@ -116,3 +116,22 @@ async def test_a_busy_admin_chat_does_not_repeat_the_buyers_payment_received_mes
         await asyncio.sleep(0.1)
     counts = {b: sum("Payment received" in s.text for s in shop.emu.messages(b)) for b in buyers}
     assert all(n == 1 for n in counts.values()), counts
+
+
+@pytest.mark.expect_errors
+async def test_the_admins_hear_of_a_paid_manual_order_even_if_the_buyer_blocked_the_bot(shop: Shop) -> None:
+    """The admins' notice is sent only after the buyer's own message succeeds: a buyer who blocked the bot
+    (403) or whose message Telegram refuses makes the row undeliverable, and no admin ever learns the order
+    is paid. It stays paid, neither delivered nor refunded."""
+    await shop.product(delivery_kind=DeliveryKind.MANUAL)
+    shop.emu.user(BUYER, "Ann")
+    invoice = await shop.buy_one(BUYER)
+    ref = invoice.message["_payload"]
+    shop.emu.block(BUYER)
+    assert (await shop.emu.pay(BUYER, invoice))["paid"]
+    for _ in range(60):
+        if any(ref in s.text for s in shop.emu.messages(ADMIN)):
+            break
+        await asyncio.sleep(0.05)
+    assert (await shop.services.orders.get(ref)).status is OrderStatus.PAID
+    assert any(ref in s.text for s in shop.emu.messages(ADMIN)), "no admin was told of the paid manual order"
