@@ -44,8 +44,15 @@ class PaymentStatus(StrEnum):
 # The order state machine. Every UPDATE of orders.status is guarded by the old status and checks the
 # row count, so a transition that lost a race changes nothing.
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    # A payment the rules refuse on time (buyer blocklisted, product taken off sale since checkout) -> refund.
     OrderStatus.PENDING: frozenset(
-        {OrderStatus.PAID, OrderStatus.DELIVERED, OrderStatus.EXPIRED, OrderStatus.CANCELLED}
+        {
+            OrderStatus.PAID,
+            OrderStatus.DELIVERED,
+            OrderStatus.EXPIRED,
+            OrderStatus.CANCELLED,
+            OrderStatus.REFUND_DUE,
+        }
     ),
     # A late payment for an expired or cancelled order re-reserves (-> paid/delivered) or is refunded.
     OrderStatus.EXPIRED: frozenset({OrderStatus.PAID, OrderStatus.DELIVERED, OrderStatus.REFUND_DUE}),

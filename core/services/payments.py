@@ -30,7 +30,7 @@ from core.errors import (
 from core.models import Order, OrderStatus, PaymentResult, PaymentStatus, Product
 from core.repositories import Repositories
 from core.services import Context
-from core.services.checkout import check_purchase_rules, refusal_reason
+from core.services.checkout import check_buyer_and_product, check_purchase_rules, refusal_reason
 from core.services.fulfilment import fulfil, queue_refund, re_reserve, transition
 from core.services.transient import describe, is_transient, retry_transient
 
@@ -95,10 +95,14 @@ class PaymentService:
         now = self.ctx.clock.now()
         async with self.ctx.uow(write=False) as uow:
             order = await uow.repo.orders.by_ref(order_ref[:128])
-        if order is None:
+            if order is None:
+                raise OrderNotFound(ref=order_ref)
+            if order.user_id != payer_id:
+                raise NotOrderOwner(ref=order_ref)
+            user, product = await uow.repo.users.with_product(order.user_id, order.product_id)
+        if user is None or product is None:
             raise OrderNotFound(ref=order_ref)
-        if order.user_id != payer_id:
-            raise NotOrderOwner(ref=order_ref)
+        check_buyer_and_product(user, product)  # blocklisted or taken off sale since checkout
         if order.status is not OrderStatus.PENDING:
             raise InvalidOrderState(status=str(order.status))
         if now >= order.expires_at:
@@ -202,7 +206,9 @@ class PaymentService:
         assert order is not None and product is not None
         status, reason = PaymentStatus.ACCEPTED, None
         if order.status is OrderStatus.PENDING:
-            pass
+            reason = await self._on_time(r, order, product)
+            if reason is not None:
+                status = PaymentStatus.REFUND_DUE
         elif order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
             reason = await self._late(r, order, product, now)
             if reason is not None:
@@ -228,9 +234,23 @@ class PaymentService:
             updated = await fulfil(r, order, product, now, actor)
         else:
             if reason != "already_paid":
+                if order.status is OrderStatus.PENDING:
+                    await r.keys.release_for_orders([order.id])  # reserved for it: back to stock
                 updated = await transition(r, order, OrderStatus.REFUND_DUE)
             await refund(reason, order.ref)
         return PaymentResult(status, updated, replay=False, reason=reason)
+
+    async def _on_time(self, r: Repositories, order: Order, product: Product) -> str | None:
+        """A payment for a pending order: the buyer may have been blocklisted, or the product taken off
+        sale, while the invoice was open. Returns why it must be refunded, or None."""
+        user = await r.users.get(order.user_id)
+        if user is None:
+            raise IntegrityViolation(f"order {order.id} has no buyer")
+        try:
+            check_buyer_and_product(user, product)
+        except ShopError as e:
+            return refusal_reason(e)
+        return None
 
     async def _late(self, r: Repositories, order: Order, product: Product, now: datetime) -> str | None:
         """A payment for an expired or cancelled order: the purchase rules of checkout apply again, then

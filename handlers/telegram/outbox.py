@@ -159,9 +159,12 @@ class OutboxSender:
             )
             await send_keys(self.bot, chat, shown.order, shown.product, shown.keys)
         elif m.kind == MSG_AWAITING_MANUAL:
-            await self.bot.send_message(chat, tr("delivery-awaiting-manual", ref=m.payload["order_ref"]))
-            for admin in self.admin_ids:
-                await self.bot.send_message(admin, f"🧾 manual order {m.payload['order_ref']} is paid")
+            ref = str(m.payload["order_ref"])
+            # The admins first, on their own path: a buyer who blocked the bot, an admin who did, or a busy
+            # admin chat must neither hide a paid order from the shop nor repeat the buyer's message.
+            if m.attempts == 0:
+                await self.alerts.notify(f"🧾 manual order {html.escape(ref)} is paid", kind=f"manual:{ref}")
+            await self.bot.send_message(chat, tr("delivery-awaiting-manual", ref=ref))
         elif m.kind == MSG_REFUND:
             await self._refund(chat, m)
         else:
@@ -183,6 +186,11 @@ class OutboxSender:
             if "ALREADY_REFUNDED" not in e.message:  # a retry after the refund went through is fine
                 await self._refund_alert(m, f"was refused by Telegram ({e.message})")
                 raise
+        except TelegramForbiddenError as e:
+            # Refusing a refund says nothing about the payer having blocked the bot: a permanent refusal
+            # like any other (the admins refund by hand), and the payer is not marked as blocked.
+            await self._refund_alert(m, f"was refused by Telegram ({e.message})")
+            raise TelegramBadRequest(method=e.method, message=e.message) from e
         await self.services.orders.complete_refund(p["provider"], p["charge_id"], actor="telegram")
         reason = tr(f"refund-reason-{p.get('reason') or 'admin'}")
         amount = format_amount(p["amount"], p["currency"])
