@@ -1,7 +1,8 @@
 """Checkout: the purchase rules and the reservation of stock for a new order.
 
-The rules (blocklist, product on sale, per-buyer and daily limits) are one function, applied both at
-checkout and to a payment that arrives late for an expired or cancelled order."""
+The rules (blocklist, product on sale, per-buyer and daily limits) are one function, applied at checkout,
+again to a payment for a pending order (``refusal_on_time``: blocklisted or taken off sale meanwhile), and
+to a payment that arrives late for an expired or cancelled order (``refusal_late``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 from core.errors import (
     CurrencyNotAccepted,
     DailyLimitReached,
+    IntegrityViolation,
     InvalidInput,
     LimitExceeded,
     OutOfStock,
@@ -27,6 +29,7 @@ from core.models import DeliveryKind, Order, OrderStatus, Product, User
 from core.repositories import Repositories
 from core.services import STARS, Context, ShopConfig
 from core.services.catalog import invoice_max, largest_qty
+from core.services.fulfilment import re_reserve
 
 # Why a late payment was refused, as the refund reason the buyer reads (``refund-reason-<reason>``).
 _REFUSALS: tuple[tuple[type[ShopError], str], ...] = (
@@ -91,6 +94,36 @@ async def check_limits(
         used = await r.orders.units_since(product.id, day_start)
         if used + quantity > product.daily_limit:
             raise DailyLimitReached(limit=product.daily_limit, remaining=max(0, product.daily_limit - used))
+
+
+async def refusal_on_time(r: Repositories, order: Order, product: Product) -> str | None:
+    """A payment for a pending order: the buyer may have been blocklisted, or the product taken off sale,
+    while the invoice was open. Returns why it must be refunded, or None."""
+    user = await r.users.get(order.user_id)
+    if user is None:
+        raise IntegrityViolation(f"order {order.id} has no buyer")
+    try:
+        check_buyer_and_product(user, product)
+    except ShopError as e:
+        return refusal_reason(e)
+    return None
+
+
+async def refusal_late(
+    r: Repositories, config: ShopConfig, order: Order, product: Product, now: datetime
+) -> str | None:
+    """A payment for an expired or cancelled order: the purchase rules of checkout apply again, then stock
+    is taken again. Returns why it must be refunded, or None when the order can go ahead."""
+    user = await r.users.get(order.user_id, lock=True)
+    if user is None:
+        raise IntegrityViolation(f"order {order.id} has no buyer")
+    try:
+        await check_purchase_rules(r, config, user, product, order.quantity, now)
+    except ShopError as e:
+        return refusal_reason(e)
+    if not await re_reserve(r, order, product):
+        return "out_of_stock"
+    return None
 
 
 class CheckoutService:

@@ -25,13 +25,12 @@ from core.errors import (
     NotOrderOwner,
     OrderNotFound,
     ReservationExpired,
-    ShopError,
 )
-from core.models import Order, OrderStatus, PaymentResult, PaymentStatus, Product
+from core.models import Order, OrderStatus, PaymentResult, PaymentStatus
 from core.repositories import Repositories
 from core.services import Context
-from core.services.checkout import check_buyer_and_product, check_purchase_rules, refusal_reason
-from core.services.fulfilment import fulfil, queue_refund, re_reserve, transition
+from core.services.checkout import check_buyer_and_product, refusal_late, refusal_on_time
+from core.services.fulfilment import fulfil, queue_refund, transition
 from core.services.transient import describe, is_transient, retry_transient
 
 log = logging.getLogger(__name__)
@@ -206,11 +205,11 @@ class PaymentService:
         assert order is not None and product is not None
         status, reason = PaymentStatus.ACCEPTED, None
         if order.status is OrderStatus.PENDING:
-            reason = await self._on_time(r, order, product)
+            reason = await refusal_on_time(r, order, product)
             if reason is not None:
                 status = PaymentStatus.REFUND_DUE
         elif order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
-            reason = await self._late(r, order, product, now)
+            reason = await refusal_late(r, self.ctx.config, order, product, now)
             if reason is not None:
                 status = PaymentStatus.REFUND_DUE
         else:
@@ -239,32 +238,6 @@ class PaymentService:
                 updated = await transition(r, order, OrderStatus.REFUND_DUE)
             await refund(reason, order.ref)
         return PaymentResult(status, updated, replay=False, reason=reason)
-
-    async def _on_time(self, r: Repositories, order: Order, product: Product) -> str | None:
-        """A payment for a pending order: the buyer may have been blocklisted, or the product taken off
-        sale, while the invoice was open. Returns why it must be refunded, or None."""
-        user = await r.users.get(order.user_id)
-        if user is None:
-            raise IntegrityViolation(f"order {order.id} has no buyer")
-        try:
-            check_buyer_and_product(user, product)
-        except ShopError as e:
-            return refusal_reason(e)
-        return None
-
-    async def _late(self, r: Repositories, order: Order, product: Product, now: datetime) -> str | None:
-        """A payment for an expired or cancelled order: the purchase rules of checkout apply again, then
-        stock is taken again. Returns why it must be refunded, or None when the order can go ahead."""
-        user = await r.users.get(order.user_id, lock=True)
-        if user is None:
-            raise IntegrityViolation(f"order {order.id} has no buyer")
-        try:
-            await check_purchase_rules(r, self.ctx.config, user, product, order.quantity, now)
-        except ShopError as e:
-            return refusal_reason(e)
-        if not await re_reserve(r, order, product):
-            return "out_of_stock"
-        return None
 
     # ------------------------------------------------------------------ durable notices
 
