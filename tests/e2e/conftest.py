@@ -31,6 +31,17 @@ class Shop:
     clock: ShiftedClock
     url: str
 
+    async def rebuild(self, **settings: object) -> None:
+        """Replace the bot with one built from other settings (the fixture stops whichever runs last)."""
+        await self.front.stop()
+        values: dict[str, object] = {"admin_ids": [ADMIN], **settings}
+        config = Settings(_env_file=None, **values)  # type: ignore[call-arg,arg-type]
+        self.front = Storefront.build(
+            self.services, config, make_bot(TOKEN, self.url), sender={"private_interval": 0.05}
+        )
+        await self.front.start_background()
+        await self.front.start_polling()
+
     async def product(self, keys: int = 0, **draft: object) -> int:
         fields: dict[str, object] = {"name": "Steam 10", "price": 990, "price_stars": 50, "max_qty": 5}
         fields.update(draft)

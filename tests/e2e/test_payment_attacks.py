@@ -6,35 +6,22 @@ suggested fix. Production code is untouched here."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from core.models import DeliveryKind, OrderStatus
-from tests.e2e.conftest import ADMIN, TOKEN, Shop
+from tests.e2e.conftest import ADMIN, Shop
 
 BUYER = 801
 ADMIN2 = 900_002
 
 
 @pytest.fixture
-async def two_admins(shop: Shop) -> AsyncIterator[Shop]:
+async def two_admins(shop: Shop) -> Shop:
     """The same shop, its bot rebuilt with two admins."""
-    from bot.app import Storefront, make_bot
-    from bot.settings import Settings
-
-    await shop.front.stop()
     shop.emu.user(ADMIN2, "Admin2")
-    settings = Settings(_env_file=None, admin_ids=[ADMIN, ADMIN2])  # type: ignore[call-arg]
-    shop.front = Storefront.build(
-        shop.services, settings, make_bot(TOKEN, shop.url), sender={"private_interval": 0.05}
-    )
-    await shop.front.start_background()
-    await shop.front.start_polling()
-    try:
-        yield shop
-    finally:
-        await shop.front.stop()
+    await shop.rebuild(admin_ids=[ADMIN, ADMIN2])
+    return shop
 
 
 @pytest.mark.expect_errors

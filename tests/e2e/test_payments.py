@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,30 +16,16 @@ from core import tables as t
 from core.models import OrderStatus
 from core.repositories import OrderRepo, PaymentRepo
 from scheduler.jobs import process_payment_notices
-from tests.e2e.conftest import ADMIN, TOKEN, Shop
+from tests.e2e.conftest import ADMIN, Shop
 
 BUYER, OTHER = 601, 602
 
 
 @pytest.fixture
-async def fiat(shop: Shop) -> AsyncIterator[Shop]:
-    """The same shop, its bot replaced by one with a fiat provider token (stopped again afterwards)."""
-    from bot.app import Storefront, make_bot
-    from bot.settings import Settings
-
-    await shop.front.stop()
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, payment_provider_token="PROVIDER:TEST", shop_currency="USD", admin_ids=[ADMIN]
-    )
-    shop.front = Storefront.build(
-        shop.services, settings, make_bot(TOKEN, shop.url), sender={"private_interval": 0.05}
-    )
-    await shop.front.start_background()
-    await shop.front.start_polling()
-    try:
-        yield shop
-    finally:
-        await shop.front.stop()
+async def fiat(shop: Shop) -> Shop:
+    """The same shop, its bot replaced by one with a fiat provider token."""
+    await shop.rebuild(payment_provider_token="PROVIDER:TEST", shop_currency="USD")
+    return shop
 
 
 async def outbox_statuses(shop: Shop) -> list[tuple[str, str]]:

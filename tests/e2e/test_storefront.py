@@ -264,15 +264,8 @@ async def test_unexpected_errors_get_an_apology_and_reach_the_admins_without_sec
 
 
 async def test_with_a_fiat_provider_token_the_same_flow_takes_the_shop_currency(shop: Shop) -> None:
-    from bot.app import Storefront, make_bot
-    from bot.settings import Settings
-    from tests.e2e.conftest import TOKEN
-
-    await shop.front.stop()  # replace the fixture's bot with one that has a provider token
-    settings = Settings(_env_file=None, payment_provider_token="PROVIDER:TEST", shop_currency="USD")  # type: ignore[call-arg]
-    shop.front = Storefront.build(shop.services, settings, make_bot(TOKEN, shop.url))
-    await shop.front.start_background()
-    await shop.front.start_polling()
+    # replace the fixture's bot with one that has a provider token
+    await shop.rebuild(payment_provider_token="PROVIDER:TEST", shop_currency="USD")
     pid = await shop.product(keys=1)
     shop.emu.user(BUYER, "Ann")
     listing = await shop.say(BUYER, "/catalog")
