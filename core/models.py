@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from core.errors import InvalidOrderState
+
+STARS = "XTR"  # Telegram Stars: the ISO-4217-style code Telegram uses
 
 
 class DeliveryKind(StrEnum):
@@ -32,6 +34,10 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
     REFUND_DUE = "refund_due"
     REFUNDED = "refunded"
+
+    def can_become(self, new: OrderStatus) -> bool:
+        """May an order go from this status to ``new`` (``ORDER_TRANSITIONS``)?"""
+        return new in ORDER_TRANSITIONS[self]
 
 
 class PaymentStatus(StrEnum):
@@ -68,7 +74,7 @@ LIMIT_COUNTED_STATUSES = frozenset({OrderStatus.PENDING, OrderStatus.PAID, Order
 
 
 def check_transition(old: OrderStatus, new: OrderStatus) -> None:
-    if new not in ORDER_TRANSITIONS[old]:
+    if not old.can_become(new):
         raise InvalidOrderState(
             f"order cannot go from {old} to {new}", status=str(old), old=str(old), new=str(new)
         )
@@ -117,6 +123,21 @@ class Product:
     requires_phone: bool
     created_at: datetime
 
+    def unit_price(self, currency: str, shop_currency: str) -> int | None:
+        """The price of one unit in ``currency`` (Stars, or the shop's currency), or None when the product
+        is not sold in it."""
+        if currency == STARS:
+            unit = self.price_stars
+        elif currency == shop_currency:
+            unit = self.price
+        else:
+            return None
+        return unit if unit > 0 else None
+
+    def membership_end(self, delivered_at: datetime) -> datetime | None:
+        """When a membership code delivered at ``delivered_at`` expires (None: it does not)."""
+        return delivered_at + timedelta(days=self.validity_days) if self.validity_days else None
+
 
 @dataclass(frozen=True, slots=True)
 class StockLevel:
@@ -150,6 +171,19 @@ class Order:
     delivered_at: datetime | None
     revealed_at: datetime | None
     membership_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """Money a payment provider reports as taken: who paid (our user id, None when unknown) how much,
+    for which order reference."""
+
+    provider: str
+    charge_id: str
+    order_ref: str
+    amount: int
+    currency: str
+    payer_id: int | None
 
 
 @dataclass(frozen=True, slots=True)

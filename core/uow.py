@@ -1,6 +1,9 @@
 """The unit of work: one transaction, rolled back unless ``commit()`` was called.
 
-Repositories never commit."""
+Repositories never commit. Services ``emit`` domain events into it; ``commit()`` first runs every handler
+registered for them (``core.events``), in the order they were emitted, inside this transaction, then
+commits. A handler that raises makes ``commit()`` raise before anything is committed, so the whole
+transaction rolls back."""
 
 from __future__ import annotations
 
@@ -10,7 +13,11 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db import WRITE_OPTION, Database
+from core.events import Event, EventHandlers
 from core.repositories import Repositories
+
+# Handlers may emit events of their own; a chain longer than this is a loop between handlers.
+MAX_EVENTS_PER_TRANSACTION = 10_000
 
 
 class UnitOfWork:
@@ -20,9 +27,11 @@ class UnitOfWork:
     process-wide writer lock. Read-only work should pass ``write=False`` so it never waits for writers.
     """
 
-    def __init__(self, db: Database, *, write: bool = True) -> None:
+    def __init__(self, db: Database, *, write: bool = True, events: EventHandlers | None = None) -> None:
         self.db = db
         self.write = write
+        self.events = events if events is not None else EventHandlers()
+        self._emitted: list[Event] = []
         self._conn: AsyncConnection | None = None
         self._locked = False
         self._committed = False
@@ -54,8 +63,24 @@ class UnitOfWork:
         self._repo = Repositories(conn, self.db.dialect)
         return self
 
+    def emit(self, event: Event) -> None:
+        """Something happened in this transaction: its handlers run before COMMIT."""
+        assert self._conn is not None, "event emitted outside 'async with'"
+        self._emitted.append(event)
+
+    async def _dispatch(self) -> None:
+        done = 0
+        while self._emitted:
+            event = self._emitted.pop(0)
+            done += 1
+            if done > MAX_EVENTS_PER_TRANSACTION:
+                raise RuntimeError("event handlers keep emitting events: a loop between handlers?")
+            for handler in self.events.for_event(event):
+                await handler(self, event)
+
     async def commit(self) -> None:
         assert self._conn is not None
+        await self._dispatch()
         await self.repo.flush()
         await self._conn.commit()
         self._committed = True
@@ -74,6 +99,7 @@ class UnitOfWork:
         finally:
             self._release()
             self._repo = None
+            self._emitted.clear()
 
     def _release(self) -> None:
         if self._locked and self.db.write_lock is not None:

@@ -2,36 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
-from zoneinfo import ZoneInfo
+from core.context import STARS, Context, ShopConfig
 
-from core.clock import Clock, SystemClock
-from core.db import Database
-from core.uow import UnitOfWork
-from core.vault import Vault
-
-STARS = "XTR"  # Telegram Stars: the ISO-4217-style code Telegram uses
-
-
-@dataclass(frozen=True, slots=True)
-class ShopConfig:
-    currency: str = "USD"  # SHOP_CURRENCY: prices are integer minor units of this
-    reservation_ttl: timedelta = timedelta(minutes=15)
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # for "per day" limits
-
-
-@dataclass
-class Context:
-    """What every service needs; built once by the composition root."""
-
-    db: Database
-    vault: Vault
-    config: ShopConfig = field(default_factory=ShopConfig)
-    clock: Clock = field(default_factory=SystemClock)
-
-    def uow(self, *, write: bool = True) -> UnitOfWork:
-        return UnitOfWork(self.db, write=write)
+__all__ = ["STARS", "Context", "Services", "ShopConfig"]  # until every caller imports core.context
 
 
 class Services:
@@ -39,6 +12,7 @@ class Services:
 
     def __init__(self, ctx: Context) -> None:
         from core.services.catalog import CatalogService
+        from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
@@ -49,10 +23,11 @@ class Services:
 
         self.ctx = ctx
         self.catalog = CatalogService(ctx)
+        self.checkout = CheckoutService(ctx)
         self.users = UserService(ctx)
         self.stock = StockService(ctx)
         self.payments = PaymentService(ctx)
         self.refunds = RefundService(ctx)
-        self.orders = OrderService(ctx, payments=self.payments, refunds=self.refunds)
+        self.orders = OrderService(ctx, checkout=self.checkout, payments=self.payments, refunds=self.refunds)
         self.outbox = OutboxService(ctx)
         self.cursors = CursorService(ctx)

@@ -1,51 +1,18 @@
-"""What every order path shares: guarded transitions, handing over keys, and queueing refunds.
+"""What every order path shares: guarded transitions, taking stock again, and handing over keys.
 
-These run inside the caller's unit of work (repositories in, nothing committed here)."""
+These run inside the caller's unit of work (nothing committed here). What the buyer is told, and any other
+reaction, follows from the events emitted here (``core.reactions``)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from core.errors import IntegrityViolation
+from core.events import OrderDelivered, OrderPaid
 from core.models import DeliveryKind, Order, OrderStatus, Product, check_transition
 from core.repositories import Repositories
-
-# Outbox message kinds. Payloads carry references, never keys: a key is decrypted when it is sent.
-MSG_DELIVERED = "order_delivered"
-MSG_AWAITING_MANUAL = "order_awaiting_manual"
-MSG_REFUND = "payment_refund"  # the channel pays a charge back to whoever paid it, then tells them
-
-
-def refund_payload(
-    provider: str, charge_id: str, order_ref: str, reason: str | None, amount: int, currency: str
-) -> dict[str, Any]:
-    return {
-        "provider": provider,
-        "charge_id": charge_id,
-        "order_ref": order_ref[:128],
-        "reason": reason,
-        "amount": amount,
-        "currency": currency[:8],
-    }
-
-
-async def queue_refund(
-    r: Repositories,
-    payer_id: int,
-    provider: str,
-    charge_id: str,
-    order_ref: str,
-    reason: str | None,
-    amount: int,
-    currency: str,
-    now: datetime,
-) -> None:
-    """The outbox row that pays a charge back. It is addressed to the payer: the channel refunds the
-    payer's own charge (Telegram refuses a refund to anyone else) and tells them why."""
-    await r.outbox.add(
-        payer_id, MSG_REFUND, refund_payload(provider, charge_id, order_ref, reason, amount, currency), now
-    )
+from core.uow import UnitOfWork
 
 
 async def transition(r: Repositories, order: Order, new: OrderStatus, **values: Any) -> Order:
@@ -54,10 +21,6 @@ async def transition(r: Repositories, order: Order, new: OrderStatus, **values: 
     if updated is None:
         raise IntegrityViolation(f"order {order.id} left {order.status} under us")
     return updated
-
-
-def membership_end(product: Product, delivered_at: datetime) -> datetime | None:
-    return delivered_at + timedelta(days=product.validity_days) if product.validity_days else None
 
 
 async def re_reserve(r: Repositories, order: Order, product: Product) -> bool:
@@ -72,11 +35,14 @@ async def re_reserve(r: Repositories, order: Order, product: Product) -> bool:
     return True
 
 
-async def fulfil(r: Repositories, order: Order, product: Product, now: datetime, actor: str) -> Order:
-    """Paid: hand over the keys (or queue a manual delivery) and write the buyer's message."""
+async def fulfil(uow: UnitOfWork, order: Order, product: Product, now: datetime, actor: str) -> Order:
+    """Paid: hand over the keys, or leave the order ``paid`` for an admin (manual delivery).
+
+    Emits ``OrderPaid``, and ``OrderDelivered`` when the keys were handed over."""
+    r = uow.repo
     if product.delivery_kind is DeliveryKind.MANUAL:
         paid = await transition(r, order, OrderStatus.PAID, paid_at=now)
-        await r.outbox.add(order.user_id, MSG_AWAITING_MANUAL, {"order_ref": order.ref}, now)
+        uow.emit(OrderPaid(at=now, actor=actor, order=paid, product=product))
         return paid
     if product.delivery_kind is DeliveryKind.UNIQUE:
         sold = await r.keys.mark_sold(order.id, now)
@@ -94,8 +60,9 @@ async def fulfil(r: Repositories, order: Order, product: Product, now: datetime,
         OrderStatus.DELIVERED,
         paid_at=now,
         delivered_at=now,
-        membership_expires_at=membership_end(product, now),
+        membership_expires_at=product.membership_end(now),
     )
     await r.audit.add(now, actor, "keys_delivered", product_id=product.id, order_id=order.id, keys=sold)
-    await r.outbox.add(order.user_id, MSG_DELIVERED, {"order_ref": order.ref}, now)
+    uow.emit(OrderPaid(at=now, actor=actor, order=delivered, product=product))
+    uow.emit(OrderDelivered(at=now, actor=actor, order=delivered, product=product, key_ids=tuple(sold)))
     return delivered

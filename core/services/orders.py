@@ -13,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from core.context import Context
 from core.errors import IntegrityViolation, InvalidInput, InvalidOrderState, OrderNotFound
+from core.events import OrderDelivered
 from core.models import (
     DeliveryKind,
     KeyStatus,
@@ -23,20 +25,11 @@ from core.models import (
     RevealedKeys,
 )
 from core.repositories import Repositories
-from core.services import Context
-from core.services.checkout import CheckoutService, new_order_ref
-from core.services.fulfilment import (
-    MSG_AWAITING_MANUAL,
-    MSG_DELIVERED,
-    MSG_REFUND,
-    membership_end,
-    transition,
-)
+from core.services.checkout import CheckoutService
+from core.services.fulfilment import transition
 from core.services.payments import PaymentService
 from core.services.refunds import RefundService
 from core.vault import clean_text
-
-__all__ = ["MSG_AWAITING_MANUAL", "MSG_DELIVERED", "MSG_REFUND", "OrderService", "new_order_ref"]
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +38,15 @@ MAX_MANUAL_CONTENT = 4000
 
 class OrderService:
     def __init__(
-        self, ctx: Context, *, payments: PaymentService | None = None, refunds: RefundService | None = None
+        self,
+        ctx: Context,
+        *,
+        checkout: CheckoutService | None = None,
+        payments: PaymentService | None = None,
+        refunds: RefundService | None = None,
     ) -> None:
         self.ctx = ctx
-        self._checkout = CheckoutService(ctx)
+        self._checkout = checkout or CheckoutService(ctx)
         self._payments = payments or PaymentService(ctx)
         self._refunds = refunds or RefundService(ctx)
 
@@ -120,12 +118,12 @@ class OrderService:
                 order,
                 OrderStatus.DELIVERED,
                 delivered_at=now,
-                membership_expires_at=membership_end(product, now),
+                membership_expires_at=product.membership_end(now),
             )
             await r.audit.add(
                 now, actor, "keys_delivered", product_id=product.id, order_id=order.id, keys=[key_id]
             )
-            await r.outbox.add(order.user_id, MSG_DELIVERED, {"order_ref": order.ref}, now)
+            uow.emit(OrderDelivered(at=now, actor=actor, order=updated, product=product, key_ids=(key_id,)))
             await uow.commit()
         return updated
 

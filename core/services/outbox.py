@@ -3,11 +3,14 @@ report. A channel's sender claims due messages, sends them, and reports back her
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from core.services import Context
+from core.context import Context
+from core.messages import Message, UnknownMessage, decode
+
+log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
 LEASE = timedelta(minutes=2)  # a claimed message is offered again after this, if its sender vanished
@@ -20,9 +23,12 @@ class OutboxMessage:
     channel: str
     external_id: str  # the chat to send to
     language: str | None
-    kind: str
-    payload: dict[str, Any]
+    message: Message
     attempts: int
+
+    @property
+    def kind(self) -> str:
+        return self.message.KIND
 
 
 class OutboxService:
@@ -34,12 +40,18 @@ class OutboxService:
         async with self.ctx.uow() as uow:
             rows = await uow.repo.outbox.claim(channel, now, now + LEASE, limit)
             await uow.commit()
-        return [
-            OutboxMessage(
-                r.id, r.user_id, r.channel, r.external_id, r.language, r.kind, r.payload, r.attempts
+        out = []
+        for r in rows:
+            try:
+                message = decode(r.kind, r.payload)
+            except UnknownMessage as e:  # nothing can send it: kept for the record, never offered again
+                log.error("outbox %s cannot be read: %s", r.id, e)
+                await self._finish(r.id, "failed", f"unreadable: {e}"[:200])
+                continue
+            out.append(
+                OutboxMessage(r.id, r.user_id, r.channel, r.external_id, r.language, message, r.attempts)
             )
-            for r in rows
-        ]
+        return out
 
     async def sent(self, message_id: int) -> None:
         await self._finish(message_id, "sent", None)

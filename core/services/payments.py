@@ -12,12 +12,14 @@ second charge) is recorded and queued for refund to the payer in the same transa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from core.context import Context
 from core.errors import (
     IntegrityViolation,
     InvalidInput,
@@ -26,12 +28,13 @@ from core.errors import (
     OrderNotFound,
     ReservationExpired,
 )
-from core.models import Order, OrderStatus, PaymentResult, PaymentStatus
+from core.events import PaymentRejected, RefundOwed
+from core.models import Charge, Order, OrderStatus, PaymentResult, PaymentStatus, Product
 from core.repositories import Repositories
-from core.services import Context
 from core.services.checkout import check_buyer_and_product, refusal_late, refusal_on_time
-from core.services.fulfilment import fulfil, queue_refund, transition
+from core.services.fulfilment import fulfil, transition
 from core.services.transient import describe, is_transient, retry_transient
+from core.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +46,6 @@ _T = TypeVar("_T")
 def notice_backoff(attempts: int) -> timedelta:
     """15 s after the first failure, doubling, at most 5 minutes apart."""
     return timedelta(seconds=min(300, 15 * 2 ** min(max(attempts - 1, 0), 5)))
-
-
-@dataclass(frozen=True, slots=True)
-class Charge:
-    provider: str
-    charge_id: str
-    order_ref: str
-    amount: int
-    currency: str
-    payer_id: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +72,41 @@ class _LostRace(Exception):
 def _check_charge(provider: str, charge_id: str) -> None:
     if not provider or not charge_id or len(charge_id) > 128 or len(provider) > 16:
         raise InvalidInput("provider and charge id are required", field="charge_id")
+
+
+def _actor(c: Charge) -> str:
+    return f"payment:{c.provider}"
+
+
+def _mismatch(c: Charge, order: Order | None) -> str | None:
+    """Why a charge pays for nothing the shop sells, or None."""
+    if order is None:
+        return "unknown_order"
+    if c.payer_id != order.user_id:
+        return "not_owner"  # a forwarded invoice paid by someone else: never delivered to anybody
+    if c.amount != order.amount or c.currency != order.currency:
+        return "amount_mismatch"
+    return None
+
+
+async def _record(
+    r: Repositories, c: Charge, order: Order | None, status: PaymentStatus, reason: str | None, now: datetime
+) -> None:
+    """The payment row, once per (provider, charge id); a twin that committed first is a lost race."""
+    inserted = await r.payments.add_once(
+        provider=c.provider,
+        charge_id=c.charge_id,
+        order_id=order.id if order else None,
+        order_ref=c.order_ref[:128],
+        payer_id=c.payer_id,
+        amount=c.amount,
+        currency=c.currency[:8],
+        status=status,
+        reason=reason,
+        created_at=now,
+    )
+    if not inserted:
+        raise _LostRace()
 
 
 class PaymentService:
@@ -130,17 +158,17 @@ class PaymentService:
         _check_charge(provider, charge_id)
         charge = Charge(provider, charge_id, order_ref, amount, currency, payer_id)
 
-        async def work(r: Repositories, now: datetime) -> PaymentResult:
-            return await self._confirm(r, charge, now)
+        async def work(uow: UnitOfWork, now: datetime) -> PaymentResult:
+            return await self._confirm(uow, charge, now)
 
         return await self._transaction(work)
 
-    async def _transaction(self, work: Callable[[Repositories, datetime], Awaitable[_T]]) -> _T:
+    async def _transaction(self, work: Callable[[UnitOfWork, datetime], Awaitable[_T]]) -> _T:
         """Run ``work`` in one write transaction and commit; once more if it lost a race to a twin."""
         for attempt in (1, 2):
             try:
                 async with self.ctx.uow() as uow:
-                    out = await work(uow.repo, self.ctx.clock.now())
+                    out = await work(uow, self.ctx.clock.now())
                     await uow.commit()
                 return out
             except _LostRace:
@@ -148,78 +176,25 @@ class PaymentService:
                     raise IntegrityViolation("a payment kept changing under us") from None
         raise AssertionError("unreachable")
 
-    async def _confirm(self, r: Repositories, c: Charge, now: datetime) -> PaymentResult:
+    async def _confirm(self, uow: UnitOfWork, c: Charge, now: datetime) -> PaymentResult:
+        r = uow.repo
         found = await r.orders.with_product(c.order_ref[:128])  # the order locked: order → payments
         order, product = found if found else (None, None)
         seen = await r.payments.get(c.provider, c.charge_id)
         if seen is not None:  # a replay: report the first outcome, change nothing
             prior = await r.orders.get(seen.order_id) if seen.order_id is not None else None
             return PaymentResult(PaymentStatus(seen.status), prior, replay=True, reason=seen.reason)
-        payer = c.payer_id if c.payer_id is not None else (order.user_id if order else None)
-
-        async def record(status: PaymentStatus, reason: str | None) -> None:
-            inserted = await r.payments.add_once(
-                provider=c.provider,
-                charge_id=c.charge_id,
-                order_id=order.id if order else None,
-                order_ref=c.order_ref[:128],
-                payer_id=payer,
-                amount=c.amount,
-                currency=c.currency[:8],
-                status=status,
-                reason=reason,
-                created_at=now,
-            )
-            if not inserted:
-                raise _LostRace()
-
-        async def refund(reason: str | None, ref: str) -> None:
-            if payer is not None:
-                await queue_refund(r, payer, c.provider, c.charge_id, ref, reason, c.amount, c.currency, now)
-
-        actor = f"payment:{c.provider}"
-        rejection: str | None = None
-        if order is None:
-            rejection = "unknown_order"
-        elif payer != order.user_id:
-            rejection = "not_owner"  # a forwarded invoice paid by someone else: never delivered to anybody
-        elif c.amount != order.amount or c.currency != order.currency:
-            rejection = "amount_mismatch"
+        if c.payer_id is None and order is not None:
+            c = dataclasses.replace(c, payer_id=order.user_id)  # no payer given: the owner paid
+        rejection = _mismatch(c, order)
         if rejection is not None:
-            await record(PaymentStatus.REJECTED, rejection)
-            await r.audit.add(
-                now,
-                actor,
-                "payment_rejected",
-                order_id=order.id if order else None,
-                charge_id=c.charge_id,
-                amount=c.amount,
-                currency=c.currency[:8],
-                payer_id=payer,
-                reason=rejection,
-            )
-            await refund(rejection, c.order_ref)
-            log.warning("payment %s/%s rejected: %s", c.provider, c.charge_id, rejection)
-            return PaymentResult(PaymentStatus.REJECTED, order, replay=False, reason=rejection)
-
+            return await self._reject(uow, c, order, rejection, now)
         assert order is not None and product is not None
-        status, reason = PaymentStatus.ACCEPTED, None
-        if order.status is OrderStatus.PENDING:
-            reason = await refusal_on_time(r, order, product)
-            if reason is not None:
-                status = PaymentStatus.REFUND_DUE
-        elif order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
-            reason = await refusal_late(r, self.ctx.config, order, product, now)
-            if reason is not None:
-                status = PaymentStatus.REFUND_DUE
-        else:
-            # This order was already paid (or is being refunded): a second charge is given back.
-            status, reason = PaymentStatus.REFUND_DUE, "already_paid"
-
-        await record(status, reason)  # a lost race rolls back everything, the re-reservation included
+        status, reason = await self._judge(r, order, product, now)
+        await _record(r, c, order, status, reason, now)  # a lost race rolls back the re-reservation too
         await r.audit.add(
             now,
-            actor,
+            _actor(c),
             "payment_confirmed" if status is PaymentStatus.ACCEPTED else "payment_refund_due",
             product_id=order.product_id,
             order_id=order.id,
@@ -228,16 +203,57 @@ class PaymentService:
             currency=c.currency,
             reason=reason,
         )
-        updated = order
         if status is PaymentStatus.ACCEPTED:
-            updated = await fulfil(r, order, product, now, actor)
+            updated = await fulfil(uow, order, product, now, _actor(c))
         else:
-            if reason != "already_paid":
-                if order.status is OrderStatus.PENDING:
-                    await r.keys.release_for_orders([order.id])  # reserved for it: back to stock
-                updated = await transition(r, order, OrderStatus.REFUND_DUE)
-            await refund(reason, order.ref)
+            updated = await self._give_back(uow, c, order, reason, now)
         return PaymentResult(status, updated, replay=False, reason=reason)
+
+    async def _judge(
+        self, r: Repositories, order: Order, product: Product, now: datetime
+    ) -> tuple[PaymentStatus, str | None]:
+        """May the shop keep this payment for ``order``? ``(ACCEPTED, None)`` or ``(REFUND_DUE, why)``."""
+        if order.status is OrderStatus.PENDING:
+            reason = await refusal_on_time(r, order, product)
+        elif order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
+            reason = await refusal_late(r, self.ctx.config, order, product, now)  # takes stock again
+        else:  # already paid (or being refunded): a second charge is given back
+            reason = "already_paid"
+        return (PaymentStatus.ACCEPTED, None) if reason is None else (PaymentStatus.REFUND_DUE, reason)
+
+    async def _reject(
+        self, uow: UnitOfWork, c: Charge, order: Order | None, reason: str, now: datetime
+    ) -> PaymentResult:
+        """A charge that pays for nothing: recorded, nothing delivered, the money owed back to the payer."""
+        await _record(uow.repo, c, order, PaymentStatus.REJECTED, reason, now)
+        await uow.repo.audit.add(
+            now,
+            _actor(c),
+            "payment_rejected",
+            order_id=order.id if order else None,
+            charge_id=c.charge_id,
+            amount=c.amount,
+            currency=c.currency[:8],
+            payer_id=c.payer_id,
+            reason=reason,
+        )
+        uow.emit(PaymentRejected(at=now, actor=_actor(c), charge=c, order=order, reason=reason))
+        log.warning("payment %s/%s rejected: %s", c.provider, c.charge_id, reason)
+        return PaymentResult(PaymentStatus.REJECTED, order, replay=False, reason=reason)
+
+    async def _give_back(
+        self, uow: UnitOfWork, c: Charge, order: Order, reason: str | None, now: datetime
+    ) -> Order:
+        """A payment the purchase rules refuse, or a second charge: the money is owed back. A refused
+        payment's order gives its stock back and waits for the refund; a paid order stays as it is."""
+        updated = order
+        if reason != "already_paid":
+            if order.status is OrderStatus.PENDING:
+                await uow.repo.keys.release_for_orders([order.id])  # reserved for it: back to stock
+            updated = await transition(uow.repo, order, OrderStatus.REFUND_DUE)
+        owed = dataclasses.replace(c, order_ref=order.ref)
+        uow.emit(RefundOwed(at=now, actor=_actor(c), charge=owed, reason=reason))
+        return updated
 
     # ------------------------------------------------------------------ durable notices
 
@@ -288,14 +304,14 @@ class PaymentService:
         the notice stays pending for a later attempt (``next_attempt_at`` backs off); never raises."""
         head: list[Any] = []
 
-        async def work(r: Repositories, now: datetime) -> PaymentResult:
-            n = await r.notices.get(notice_id, lock=True)
+        async def work(uow: UnitOfWork, now: datetime) -> PaymentResult:
+            n = await uow.repo.notices.get(notice_id, lock=True)
             if n is None:
                 raise InvalidInput(f"no payment notice {notice_id}", field="notice_id")
             head[:] = [n.charge_id, n.order_ref]
             charge = Charge(n.provider, n.charge_id, n.order_ref, n.amount, n.currency, n.payer_id)
-            result = await self._confirm(r, charge, now)
-            await r.notices.mark_done(notice_id, now)
+            result = await self._confirm(uow, charge, now)
+            await uow.repo.notices.mark_done(notice_id, now)
             return result
 
         try:
@@ -351,30 +367,20 @@ class PaymentService:
         already recorded (delivered, rejected, refunded) is left as it is."""
         _check_charge(provider, charge_id)
 
-        async def work(r: Repositories, now: datetime) -> PaymentResult:
+        charge = Charge(provider, charge_id, order_ref, amount, currency, payer_id)
+
+        async def work(uow: UnitOfWork, now: datetime) -> PaymentResult:
+            r = uow.repo
             if notice_id is not None:
                 await r.notices.get(notice_id, lock=True)  # notice → payments, as process_notice
             seen = await r.payments.get(provider, charge_id)
             if seen is not None:
                 result = PaymentResult(PaymentStatus(seen.status), None, replay=True, reason=seen.reason)
             else:
-                inserted = await r.payments.add_once(
-                    provider=provider,
-                    charge_id=charge_id,
-                    order_id=None,
-                    order_ref=order_ref[:128],
-                    payer_id=payer_id,
-                    amount=amount,
-                    currency=currency[:8],
-                    status=PaymentStatus.REFUND_DUE,
-                    reason=reason[:64],
-                    created_at=now,
-                )
-                if not inserted:
-                    raise _LostRace()
+                await _record(r, charge, None, PaymentStatus.REFUND_DUE, reason[:64], now)
                 await r.audit.add(
                     now,
-                    f"payment:{provider}",
+                    _actor(charge),
                     "payment_refund_due",
                     charge_id=charge_id,
                     amount=amount,
@@ -382,10 +388,7 @@ class PaymentService:
                     payer_id=payer_id,
                     reason=reason[:64],
                 )
-                if payer_id is not None:
-                    await queue_refund(
-                        r, payer_id, provider, charge_id, order_ref, reason, amount, currency, now
-                    )
+                uow.emit(RefundOwed(at=now, actor=_actor(charge), charge=charge, reason=reason))
                 result = PaymentResult(PaymentStatus.REFUND_DUE, None, replay=False, reason=reason)
             if notice_id is not None:
                 await r.notices.mark_done(notice_id, now)

@@ -4,10 +4,11 @@ Locks are taken in one order everywhere: the order row first, then its payments.
 
 from __future__ import annotations
 
+from core.context import Context
 from core.errors import InvalidInput, InvalidOrderState, OrderNotFound
-from core.models import DeliveryKind, Order, OrderStatus, PaymentResult, PaymentStatus
-from core.services import Context
-from core.services.fulfilment import queue_refund, transition
+from core.events import OrderRefunded, OrderRefundRequested, RefundOwed
+from core.models import Charge, DeliveryKind, Order, OrderStatus, PaymentResult, PaymentStatus
+from core.services.fulfilment import transition
 
 _OWED = (PaymentStatus.REFUND_DUE, PaymentStatus.REJECTED)
 
@@ -33,11 +34,15 @@ class RefundService:
             void = order.revealed_at is not None or product.delivery_kind is DeliveryKind.MANUAL
             keys = await r.keys.take_back_sold(order.id, void=void)
             updated = await transition(r, order, OrderStatus.REFUND_DUE)
+            uow.emit(
+                OrderRefundRequested(
+                    at=now, actor=actor, order=updated, product=product, reason=reason[:64], voided=void
+                )
+            )
             for pay in await r.payments.mark_order_refund_due(order.id, reason[:64]):
                 payer = pay.payer_id if pay.payer_id is not None else order.user_id  # legacy: the owner
-                await queue_refund(
-                    r, payer, pay.provider, pay.charge_id, order.ref, reason, pay.amount, pay.currency, now
-                )
+                charge = Charge(pay.provider, pay.charge_id, order.ref, pay.amount, pay.currency, payer)
+                uow.emit(RefundOwed(at=now, actor=actor, charge=charge, reason=reason))
             await r.audit.add(
                 now,
                 actor,
@@ -83,6 +88,7 @@ class RefundService:
                 ]
                 if not owed:
                     order = await transition(r, order, OrderStatus.REFUNDED)
+                    uow.emit(OrderRefunded(at=now, actor=actor, order=order))
             await r.audit.add(
                 now, actor, "payment_refunded", order_id=order.id if order else None, charge_id=charge_id
             )

@@ -25,9 +25,9 @@ from core.errors import (
     TooManyPendingOrders,
     UserBlocklisted,
 )
+from core.messages import AwaitingManual, KeysDelivered, RefundDue
 from core.models import DeliveryKind, KeyStatus, OrderStatus, PaymentStatus, check_transition
 from core.services import STARS, Services
-from core.services.orders import MSG_AWAITING_MANUAL, MSG_DELIVERED, MSG_REFUND
 from tests.conftest import buyer, draft, stocked
 
 
@@ -178,7 +178,7 @@ async def test_payment_delivers_the_reserved_keys_and_queues_the_buyers_message(
     assert res.outcome is PaymentStatus.ACCEPTED and not res.replay
     assert res.order is not None and res.order.status is OrderStatus.DELIVERED
     assert await key_statuses(shop, pid) == {"available": 1, "sold": 2}
-    assert await outbox_kinds(shop) == [MSG_DELIVERED]
+    assert await outbox_kinds(shop) == [KeysDelivered.KIND]
     keys = (await shop.orders.reveal(order.ref, user_id=uid, actor="user", reason="test")).keys
     assert len(set(keys)) == 2 and all(k.startswith("KEY-") for k in keys)
 
@@ -190,7 +190,7 @@ async def test_replayed_payment_changes_nothing_and_reports_the_first_outcome(sh
     again = await pay(shop, order)
     assert again.replay and again.outcome is first.outcome
     assert await key_statuses(shop, pid) == {"available": 2, "sold": 1}
-    assert await outbox_kinds(shop) == [MSG_DELIVERED]
+    assert await outbox_kinds(shop) == [KeysDelivered.KIND]
     async with shop.ctx.uow(write=False) as uow:
         n = (await uow.repo.conn.execute(select(func.count()).select_from(t.payments))).scalar_one()
     assert n == 1
@@ -258,7 +258,7 @@ async def test_late_payment_without_stock_marks_the_order_refund_due(
     assert res.outcome is PaymentStatus.REFUND_DUE and res.reason == "out_of_stock"
     assert res.order is not None and res.order.status is OrderStatus.REFUND_DUE
     assert await key_statuses(shop, pid) == {"available": 1, "sold": 1}  # the partial re-reservation undone
-    assert MSG_REFUND in await outbox_kinds(shop)
+    assert RefundDue.KIND in await outbox_kinds(shop)
 
 
 async def test_payment_for_a_pending_order_past_its_ttl_but_not_yet_swept_still_delivers(
@@ -411,7 +411,7 @@ async def test_a_manual_product_waits_for_the_admin_and_then_delivers(shop: Serv
     o = await shop.orders.checkout(uid, pid, 1, STARS)
     res = await pay(shop, o)
     assert res.order is not None and res.order.status is OrderStatus.PAID
-    assert await outbox_kinds(shop) == [MSG_AWAITING_MANUAL]
+    assert await outbox_kinds(shop) == [AwaitingManual.KIND]
     with pytest.raises(InvalidInput):
         await shop.orders.deliver_manually(o.ref, "   ", actor="admin:1")
     done = await shop.orders.deliver_manually(o.ref, "account: a@b.c / pass: x", actor="admin:1")

@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core.clock import FrozenClock
+from core.messages import KeysDelivered, RefundDue
 from core.services import STARS, Services
-from core.services.orders import MSG_DELIVERED, MSG_REFUND
 from core.services.outbox import MAX_ATTEMPTS
 from tests.conftest import buyer, stocked
 
@@ -16,9 +16,7 @@ async def test_a_claimed_message_is_not_offered_again_until_its_lease_runs_out(
     o = await shop.orders.checkout(await buyer(shop, "77"), pid, 1, STARS)
     await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     first = await shop.outbox.claim("telegram")
-    assert [(m.kind, m.external_id, m.payload) for m in first] == [
-        (MSG_DELIVERED, "77", {"order_ref": o.ref})
-    ]
+    assert [(m.external_id, m.message) for m in first] == [("77", KeysDelivered(o.ref))]
     assert await shop.outbox.claim("telegram") == []  # leased to the first sender
     clock.advance(minutes=3)  # that sender died without reporting
     assert [m.id for m in await shop.outbox.claim("telegram")] == [first[0].id]
@@ -51,7 +49,8 @@ async def test_every_payment_the_shop_cannot_keep_is_queued_for_refund(shop: Ser
     await shop.orders.confirm_payment("telegram", "twice", o.ref, o.amount, STARS)  # second charge
     await shop.orders.confirm_payment("telegram", "nobody", "NOSUCH", 5, STARS, payer_id=uid)  # unknown order
     await shop.orders.request_refund(o.ref, actor="admin:1")  # the good one, refunded by an admin
-    refunds = [m.payload["charge_id"] for m in await shop.outbox.claim("telegram") if m.kind == MSG_REFUND]
+    claimed = await shop.outbox.claim("telegram")
+    refunds = [m.message.charge_id for m in claimed if isinstance(m.message, RefundDue)]
     assert refunds == ["wrong", "twice", "nobody", "good"]
 
 

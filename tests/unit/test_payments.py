@@ -12,10 +12,10 @@ from sqlalchemy.exc import OperationalError
 from core import tables as t
 from core.clock import FrozenClock
 from core.errors import NotOrderOwner
+from core.messages import KeysDelivered, RefundDue
 from core.models import DeliveryKind, OrderStatus, PaymentStatus
 from core.repositories import PaymentNoticeRepo, PaymentRepo, UserRepo
 from core.services import STARS, Services
-from core.services.orders import MSG_DELIVERED, MSG_REFUND
 from tests.conftest import buyer, draft, stocked
 
 
@@ -74,9 +74,8 @@ async def test_a_payment_from_someone_who_does_not_own_the_order_is_refunded_to_
     res = await shop.payments.confirm_payment("telegram", "fwd", o.ref, o.amount, STARS, payer_id=other)
     assert res.must_refund and res.reason == "not_owner"
     assert (await shop.orders.get(o.ref)).status is OrderStatus.PENDING  # nothing delivered to anybody
-    assert await outbox_rows(shop) == [
-        (other, MSG_REFUND, {**(await outbox_rows(shop))[0][2], "charge_id": "fwd", "reason": "not_owner"})
-    ]
+    fields = {**(await outbox_rows(shop))[0][2], "charge_id": "fwd", "reason": "not_owner"}
+    assert await outbox_rows(shop) == [(other, RefundDue.KIND, fields)]
     assert (await payment_row(shop, "fwd")).payer_id == other
     # The owner can still pay their own order.
     ok = await shop.payments.confirm_payment("telegram", "own", o.ref, o.amount, STARS, payer_id=owner)
@@ -89,7 +88,7 @@ async def test_a_second_charge_is_refunded_to_whoever_paid_it(shop: Services) ->
     o = await shop.orders.checkout(owner, pid, 1, STARS)
     await shop.payments.confirm_payment("telegram", "a", o.ref, o.amount, STARS, payer_id=owner)
     await shop.payments.confirm_payment("telegram", "b", o.ref, o.amount, STARS, payer_id=owner)
-    refunds = [(u, p["charge_id"]) for u, k, p in await outbox_rows(shop) if k == MSG_REFUND]
+    refunds = [(u, p["charge_id"]) for u, k, p in await outbox_rows(shop) if k == RefundDue.KIND]
     assert refunds == [(owner, "b")]
 
 
@@ -104,7 +103,7 @@ async def test_an_admin_refund_goes_to_whoever_paid_and_legacy_payments_to_the_o
         await uow.repo.conn.execute(t.payments.update().values(payer_id=None))
         await uow.commit()
     await shop.refunds.request_refund(o.ref, actor="admin:1")
-    refunds = [(u, p["charge_id"]) for u, k, p in await outbox_rows(shop) if k == MSG_REFUND]
+    refunds = [(u, p["charge_id"]) for u, k, p in await outbox_rows(shop) if k == RefundDue.KIND]
     assert refunds == [(owner, "a")]
 
 
@@ -201,7 +200,7 @@ async def test_a_replayed_notice_changes_nothing(shop: Services) -> None:
     before = await outbox_rows(shop)
     again = await shop.payments.process_notice(await notice(shop, o, "c1", uid))
     assert again.ok and again.result is not None and again.result.replay
-    assert await outbox_rows(shop) == before == [(uid, MSG_DELIVERED, {"order_ref": o.ref})]
+    assert await outbox_rows(shop) == before == [(uid, KeysDelivered.KIND, {"order_ref": o.ref})]
 
 
 async def test_an_unconfirmable_charge_becomes_refund_due_to_its_payer_once(shop: Services) -> None:
@@ -214,7 +213,7 @@ async def test_an_unconfirmable_charge_becomes_refund_due_to_its_payer_once(shop
         "telegram", "bad", payer_id=uid, order_ref="x", amount=7, currency=STARS, reason="bad_payload"
     )
     assert again.replay
-    assert [(u, k, p["charge_id"]) for u, k, p in await outbox_rows(shop)] == [(uid, MSG_REFUND, "bad")]
+    assert [(u, k, p["charge_id"]) for u, k, p in await outbox_rows(shop)] == [(uid, RefundDue.KIND, "bad")]
 
 
 # ---------------------------------------------------------------- late payments keep the purchase rules

@@ -1,0 +1,65 @@
+"""Typed outbox messages: stored as a type and its fields, read back as the same object."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from core.clock import FrozenClock
+from core.messages import MESSAGE_TYPES, AwaitingManual, KeysDelivered, RefundDue, UnknownMessage, decode
+from core.services import Services
+from tests.conftest import buyer
+
+SAMPLES = [
+    KeysDelivered("REF1"),
+    AwaitingManual("REF2"),
+    RefundDue(provider="telegram", charge_id="ch", order_ref="REF3", reason=None, amount=50, currency="XTR"),
+]
+
+
+def test_every_message_type_has_a_sample_here() -> None:
+    assert {type(m) for m in SAMPLES} == set(MESSAGE_TYPES.values())
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: m.KIND)
+def test_a_message_read_back_from_its_stored_fields_is_the_same_message(message: object) -> None:
+    assert decode(message.KIND, message.fields()) == message  # type: ignore[attr-defined]
+
+
+def test_message_kinds_are_the_names_stored_in_existing_outbox_rows() -> None:
+    # Renaming a kind would make rows already in the outbox unreadable.
+    assert set(MESSAGE_TYPES) == {"order_delivered", "order_awaiting_manual", "payment_refund"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields"),
+    [("mystery", {}), ("order_delivered", {}), ("order_delivered", ["x"]), ("payment_refund", {"amount": 1})],
+)
+def test_a_message_no_code_can_read_is_refused(kind: str, fields: object) -> None:
+    with pytest.raises(UnknownMessage):
+        decode(kind, fields)  # type: ignore[arg-type]
+
+
+def test_a_refund_message_keeps_what_the_outbox_stores_bounded() -> None:
+    m = RefundDue(
+        provider="p", charge_id="c", order_ref="R" * 500, reason="x", amount=1, currency="LONGCURRENCY"
+    )
+    assert len(m.order_ref) == 128 and m.currency == "LONGCURR"
+
+
+async def test_an_unreadable_outbox_row_is_set_aside_and_logged_not_sent(
+    shop: Services, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    uid = await buyer(shop, "77")
+    async with shop.ctx.uow() as uow:
+        await uow.repo.outbox.add(uid, "from_a_newer_version", {"x": 1}, clock.now())
+        await uow.repo.outbox.add(uid, KeysDelivered.KIND, {"order_ref": "R1"}, clock.now())
+        await uow.commit()
+    with caplog.at_level(logging.ERROR, logger="core.services.outbox"):
+        claimed = await shop.outbox.claim("telegram")
+    assert [m.message for m in claimed] == [KeysDelivered("R1")]
+    assert "from_a_newer_version" in caplog.text
+    clock.advance(minutes=10)  # past any lease: it is never offered again
+    await shop.outbox.sent(claimed[0].id)
+    assert await shop.outbox.claim("telegram") == []
