@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 from bot.app import Storefront, make_bot
-from bot.emulator import Emulator, Sent, serve
 from bot.runtime import close_shop, open_shop
 from bot.settings import Settings
 from core.models import DeliveryKind
 from core.services import Services
 from core.services.catalog import ProductDraft
+from sandbox.telegram import Emulator, Sent, serve
 
 log = logging.getLogger("keyshop.sandbox")
 # Not a secret: the emulator in this process accepts only this token, and it reaches nothing else.
