@@ -30,12 +30,12 @@ from aiogram.types import Message
 
 from benchmarks.common import fresh_database
 from bot.app import Storefront, make_bot
-from bot.emulator import Emulator, serve
 from bot.settings import Settings
 from core.services import Context, Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
 from handlers.telegram.middlewares import ThrottleMiddleware
+from sandbox.telegram import Emulator, serve
 
 TOKEN = "5555555555:BENCHMARK-token-for-the-emulator"
 UPDATES_PER_JOURNEY = 5

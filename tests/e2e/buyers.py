@@ -32,7 +32,6 @@ from aiogram.types import Update
 from sqlalchemy import func, select
 
 from bot.app import Storefront, make_bot
-from bot.emulator import GROUP_ANONYMOUS_BOT, EmuChat, Emulator, Sent, serve
 from bot.settings import Settings
 from core import tables as t
 from core.clock import ShiftedClock
@@ -40,6 +39,7 @@ from core.models import DeliveryKind, KeyStatus, OrderStatus
 from core.services import Context, Services, ShopConfig
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
+from sandbox.telegram import GROUP_ANONYMOUS_BOT, EmuChat, Emulator, Sent, serve
 from tests.conftest import make_db
 from tests.e2e.conftest import ADMIN, TOKEN, Shop
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from bot.app import Storefront, make_bot
-from bot.emulator import Emulator, Sent, serve
 from bot.settings import Settings
 from core.clock import ShiftedClock
 from core.services import Context, Services, ShopConfig
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
+from sandbox.telegram import Emulator, Sent, serve
 from tests.conftest import make_db
 
 TOKEN = "4242424242:E2E-test-token-for-the-emulator"

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from bot.emulator import Sent
 from core import tables as t
 from core.models import OrderStatus
 from core.repositories import OrderRepo, PaymentRepo
+from sandbox.telegram import Sent
 from scheduler.jobs import process_payment_notices
 from tests.e2e.conftest import ADMIN, Shop
 

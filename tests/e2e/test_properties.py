@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from bot.emulator import Sent
+from sandbox.telegram import Sent
 from tests.e2e.buyers import (
     USERS,
     Catalog,

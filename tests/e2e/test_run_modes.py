@@ -94,10 +94,10 @@ async def test_with_redis_url_conversation_state_lives_in_redis(tmp_path: Path) 
     from aiogram.fsm.storage.redis import RedisStorage
 
     from bot.app import Storefront, make_bot
-    from bot.emulator import Emulator, serve
     from bot.settings import Settings
     from core.services import Context, Services
     from core.vault import Vault, new_key_spec
+    from sandbox.telegram import Emulator, serve
     from tests.conftest import make_db
     from tests.e2e.conftest import TOKEN
 
@@ -129,7 +129,7 @@ async def test_keyshop_run_serves_buyers_through_any_bot_api_server_and_stops_cl
     import asyncio
     import signal
 
-    from bot.emulator import Emulator, serve
+    from sandbox.telegram import Emulator, serve
     from tests.e2e.conftest import TOKEN
 
     emu = Emulator(token=TOKEN)

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import ApiError, Emulator, Sent
-from bot.emulator.payments import CURRENCIES, bounds
-from tests.unit.emulator.conftest import TOKEN, USER, call, refused
+from sandbox.telegram import ApiError, Emulator, Sent
+from sandbox.telegram.payments import CURRENCIES, bounds
+from tests.unit.sandbox.telegram.conftest import TOKEN, USER, call, refused
 
 OTHER = 2
 STARS: dict[str, Any] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.emulator import ApiError, Emulator, parse_html, visible_text
-from tests.unit.emulator.conftest import USER, call, refused
+from sandbox.telegram import ApiError, Emulator, parse_html, visible_text
+from tests.unit.sandbox.telegram.conftest import USER, call, refused
 
 
 def html_error(text: str) -> str:

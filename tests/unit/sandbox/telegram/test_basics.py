@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.emulator import ApiError, Emulator, visible_text
+from sandbox.telegram import ApiError, Emulator, visible_text
 
 TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.emulator import ApiError, Emulator
-from tests.unit.emulator.conftest import USER, call, refused
+from sandbox.telegram import ApiError, Emulator
+from tests.unit.sandbox.telegram.conftest import USER, call, refused
 
 
 @dataclass

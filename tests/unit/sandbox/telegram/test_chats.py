@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.emulator import GROUP_ANONYMOUS_BOT, Emulator
-from tests.unit.emulator.conftest import USER, call, refused
+from sandbox.telegram import GROUP_ANONYMOUS_BOT, Emulator
+from tests.unit.sandbox.telegram.conftest import USER, call, refused
 
 GROUP, CHANNEL = -1001, -1002
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.emulator.chats import CHAT_TYPES, EmuChat, EmuUser, Sent
-from bot.emulator.errors import bad, forbidden
-from bot.emulator.limits import Bucket, too_many
-from bot.emulator.payments import STARS_MAX, Payment
-from bot.emulator.webhook import Webhook
+from sandbox.telegram.chats import CHAT_TYPES, EmuChat, EmuUser, Sent
+from sandbox.telegram.errors import bad, forbidden
+from sandbox.telegram.limits import Bucket, too_many
+from sandbox.telegram.payments import STARS_MAX, Payment
+from sandbox.telegram.webhook import Webhook
 
 # Telegram's default when a bot never chose: every update type but these.
 NOT_BY_DEFAULT = {"chat_member", "message_reaction", "message_reaction_count"}

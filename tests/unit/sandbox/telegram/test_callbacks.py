@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from bot.emulator import Emulator
-from tests.unit.emulator.conftest import USER, call, refused
+from sandbox.telegram import Emulator
+from tests.unit.sandbox.telegram.conftest import USER, call, refused
 
 TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 

@@ -12,14 +12,14 @@ text, tap a button, pay or forward an invoice, upload a file, block the bot, wri
 * ``server``    – ``Emulator`` and its HTTP server (``serve``)
 
 The rules and where they come from are gathered in ``../shared/TELEGRAM_LIMITS.md``; each has a test in
-``tests/unit/emulator/``.
+``tests/unit/sandbox/telegram/``.
 """
 
-from bot.emulator.chats import GROUP_ANONYMOUS_BOT, EmuChat, EmuUser, Sent
-from bot.emulator.errors import ApiError
-from bot.emulator.html import parse_html, visible_text
-from bot.emulator.payments import Payment
-from bot.emulator.server import Emulator, serve
+from sandbox.telegram.chats import GROUP_ANONYMOUS_BOT, EmuChat, EmuUser, Sent
+from sandbox.telegram.errors import ApiError
+from sandbox.telegram.html import parse_html, visible_text
+from sandbox.telegram.payments import Payment
+from sandbox.telegram.server import Emulator, serve
 
 __all__ = [
     "GROUP_ANONYMOUS_BOT",

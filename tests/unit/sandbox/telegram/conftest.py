@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import ApiError, Emulator
+from sandbox.telegram import ApiError, Emulator
 
 TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 USER = 1

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.emulator.errors import ApiError, bad
+from sandbox.telegram.errors import ApiError, bad
 
 TAGS = frozenset(
     {"a", "b", "strong", "i", "em", "s", "strike", "del", "u", "ins"}

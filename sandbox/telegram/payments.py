@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.emulator.errors import bad
-from bot.emulator.limits import DEEP_LINK_RE
+from sandbox.telegram.errors import bad
+from sandbox.telegram.limits import DEEP_LINK_RE
 
 STARS_MAX = 10_000
 # code: (exp, rounded units of the currency per US dollar)

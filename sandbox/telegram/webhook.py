@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.emulator.errors import bad
+from sandbox.telegram.errors import bad
 
 SECRET_RE = re.compile(r"[A-Za-z0-9_-]*")
 HTTPS_PORTS = {443, 80, 88, 8443}

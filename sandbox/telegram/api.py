@@ -11,12 +11,18 @@ from typing import Any
 
 import aiohttp
 
-from bot.emulator import webhook
-from bot.emulator.errors import ApiError, bad, conflict
-from bot.emulator.html import formatted
-from bot.emulator.limits import CALLBACK_ANSWER_MAX, check_caption, check_commands, check_markup, check_text
-from bot.emulator.payments import check_invoice
-from bot.emulator.state import EmulatorState
+from sandbox.telegram import webhook
+from sandbox.telegram.errors import ApiError, bad, conflict
+from sandbox.telegram.html import formatted
+from sandbox.telegram.limits import (
+    CALLBACK_ANSWER_MAX,
+    check_caption,
+    check_commands,
+    check_markup,
+    check_text,
+)
+from sandbox.telegram.payments import check_invoice
+from sandbox.telegram.state import EmulatorState
 
 TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 _NOT_MODIFIED = (

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.emulator.api import BotApi
-from bot.emulator.errors import ApiError, bad
-from bot.emulator.players import Players
+from sandbox.telegram.api import BotApi
+from sandbox.telegram.errors import ApiError, bad
+from sandbox.telegram.players import Players
 
 JSON_FIELDS = {
     "reply_markup",

@@ -13,7 +13,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.emulator.errors import ApiError, bad
+from sandbox.telegram.errors import ApiError, bad
 
 TEXT_MAX = 4096
 CAPTION_MAX = 1024

@@ -8,9 +8,9 @@ import secrets
 import time
 from typing import Any
 
-from bot.emulator.chats import GROUP_ANONYMOUS_BOT, EmuChat, EmuUser, Sent
-from bot.emulator.payments import Payment
-from bot.emulator.state import EmulatorState
+from sandbox.telegram.chats import GROUP_ANONYMOUS_BOT, EmuChat, EmuUser, Sent
+from sandbox.telegram.payments import Payment
+from sandbox.telegram.state import EmulatorState
 
 
 def _public(message: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import Emulator
-from tests.unit.emulator.conftest import USER, call, refused
+from sandbox.telegram import Emulator
+from tests.unit.sandbox.telegram.conftest import USER, call, refused
 
 
 def inline(*rows: list[dict[str, Any]]) -> dict[str, Any]:
