@@ -15,7 +15,7 @@ MAX_QTY_PER_ORDER = 1000  # an order larger than this is a typo or an attack, wh
 MAX_PRICE = 10**12  # minor units
 MAX_VALIDITY_DAYS = 3650
 # Telegram refuses a Stars invoice of more than 10,000 Stars (the per-payment bound bots are held to; the
-# emulator enforces the same, ``bot.emulator.payments.STARS_MAX``). Raise it if Telegram lifts it.
+# emulator enforces the same, ``sandbox.telegram.payments.STARS_MAX``). Raise it if Telegram lifts it.
 STARS_MAX_PER_INVOICE = 10_000
 # Telegram refuses a fiat invoice above about US$10,000 in its currency (``max_amount`` in
 # core.telegram.org/bots/payments/currencies.json, which moves with exchange rates). The core knows no rates,
