@@ -10,6 +10,7 @@ import base64
 import secrets
 from datetime import datetime, timedelta
 
+from core.context import Context, ShopConfig
 from core.errors import (
     CurrencyNotAccepted,
     DailyLimitReached,
@@ -27,7 +28,6 @@ from core.errors import (
 )
 from core.models import DeliveryKind, Order, OrderStatus, Product, User
 from core.repositories import Repositories
-from core.services import STARS, Context, ShopConfig
 from core.services.catalog import invoice_max, largest_qty
 from core.services.fulfilment import re_reserve
 
@@ -208,12 +208,7 @@ class CheckoutService:
         return order, True
 
     def _price(self, product: Product, currency: str) -> int:
-        if currency == STARS:
-            unit = product.price_stars
-        elif currency == self.ctx.config.currency:
-            unit = product.price
-        else:
-            raise CurrencyNotAccepted(currency=currency)
-        if unit <= 0:
+        unit = product.unit_price(currency, self.ctx.config.currency)
+        if unit is None:
             raise CurrencyNotAccepted(currency=currency)
         return unit
