@@ -26,8 +26,8 @@ from core.services import Services
 from handlers.telegram import build_dispatcher, set_commands
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import ThrottleMiddleware
-from handlers.telegram.outbox import OutboxSender
-from handlers.telegram.reconcile import NoticeReporter, StarLedger
+from handlers.telegram.workers.outbox import OutboxSender
+from handlers.telegram.workers.reconcile import NoticeReporter, StarLedger
 from scheduler.jobs import build_scheduler
 
 log = logging.getLogger("keyshop")

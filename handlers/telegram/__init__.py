@@ -17,8 +17,8 @@ from handlers.telegram.middlewares import (
     ShopUserMiddleware,
     ThrottleMiddleware,
 )
-from handlers.telegram.outbox import OutboxSender
 from handlers.telegram.session import AnsweredQueries, BotRequests, InUpdateMiddleware
+from handlers.telegram.workers.outbox import OutboxSender
 
 COMMANDS = ("start", "catalog", "orders", "language", "help")
 

@@ -15,7 +15,6 @@ from core.models import Order, Product, User
 from core.services import STARS, Services
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.middlewares import UserCache
-from handlers.telegram.outbox import OutboxSender
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import BuyCb
 from handlers.telegram.ui.text import (
@@ -26,6 +25,7 @@ from handlers.telegram.ui.text import (
     tr,
     tr_plain,
 )
+from handlers.telegram.workers.outbox import OutboxSender
 
 log = logging.getLogger(__name__)
 PROVIDER = "telegram"
