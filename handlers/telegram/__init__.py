@@ -10,8 +10,9 @@ from aiogram.utils.i18n import I18n
 
 from core.errors import ShopError
 from core.services import Services
-from handlers.telegram import catalog, chats, checkout, errors, language, orders, start
+from handlers.telegram import chats, errors
 from handlers.telegram.alerts import AdminAlerts
+from handlers.telegram.buyer import catalog, checkout, language, orders, start
 from handlers.telegram.middlewares import (
     ShopI18nMiddleware,
     ShopUserMiddleware,
