@@ -10,7 +10,7 @@ from aiogram.utils.i18n import I18n
 
 from core.errors import ShopError
 from core.services import Services
-from handlers.telegram import chats, errors
+from handlers.telegram import admin, chats, errors
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.buyer import catalog, checkout, language, orders, start
 from handlers.telegram.middlewares import (
@@ -65,10 +65,16 @@ def build_dispatcher(
     ShopI18nMiddleware(i18n).setup(dp)
     dp.errors.register(errors.shop_error, ExceptionTypeFilter(ShopError))
     dp.errors.register(errors.unexpected_error)
-    # groups first (buyer flows are private-only); start last: it holds the private catch-alls (unknown
-    # commands, free text, unparseable buttons)
+    # groups first (buyer flows are private-only); then the admins' screens (their filter passes everyone
+    # else on); start last: it holds the private catch-alls (unknown commands, free text, unparseable buttons)
     dp.include_routers(
-        chats.build(), checkout.build(), catalog.build(), orders.build(), language.build(), start.build()
+        chats.build(),
+        admin.build(),
+        checkout.build(),
+        catalog.build(),
+        orders.build(),
+        language.build(),
+        start.build(),
     )
     return dp
 
