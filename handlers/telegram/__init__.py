@@ -1,4 +1,16 @@
-"""The Telegram storefront: aiogram routers, one per feature, and the dispatcher that wires them."""
+"""The Telegram storefront: the dispatcher that wires it (``build_dispatcher``), and its rooms.
+
+- ``buyer/``: the buyer's routers, one per feature (start, catalog, checkout, orders, language).
+- ``admin/``: the admins' routers, reached only by an admin in a private chat.
+- ``ui/``: what a user sees: locale-keyed text, typed callback data, keyboards, key delivery.
+- ``workers/``: what runs without an update: the outbox sender, the Stars ledger reconciliation (which
+  ``scheduler/`` runs).
+
+At this level stays what every room shares and none owns: ``chats`` (which chats and senders the bot
+serves, and the group router), ``middlewares`` (the shop user, throttling, language), ``session`` (Bot API
+calls made while handling an update), ``errors`` (the one error handler) and ``alerts`` (rate-limited
+admin alerts). Five small modules the dispatcher wires in; a subpackage would only add a level.
+"""
 
 from __future__ import annotations
 
