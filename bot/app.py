@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aiogram import Bot, Dispatcher, methods
@@ -26,8 +25,8 @@ from core.services import Services
 from handlers.telegram import build_dispatcher, set_commands
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import ThrottleMiddleware
-from handlers.telegram.outbox import OutboxSender
-from handlers.telegram.reconcile import NoticeReporter, StarLedger
+from handlers.telegram.workers.outbox import OutboxSender
+from handlers.telegram.workers.reconcile import NoticeReporter, StarLedger
 from scheduler.jobs import build_scheduler
 
 log = logging.getLogger("keyshop")
@@ -74,15 +73,6 @@ def make_storage(settings: Settings) -> BaseStorage | None:
     return RedisStorage.from_url(settings.redis_url)
 
 
-async def _reconcile_job(ledger: StarLedger) -> None:
-    try:
-        await ledger.reconcile()
-    except asyncio.CancelledError:
-        # Shutting down mid-run: nothing is half-done (each payment is its own transaction) and the next
-        # start reconciles again from the stored cursor. Ending quietly keeps a clean stop clean.
-        log.info("Stars reconciliation interrupted by shutdown")
-
-
 @dataclass
 class Storefront:
     services: Services
@@ -123,18 +113,7 @@ class Storefront:
             throttle=throttle,
         )
         ledger = StarLedger(bot, services, outbox, alerts)
-        scheduler = build_scheduler(services, notice_report=NoticeReporter(outbox, alerts))
-        # Every 5 minutes, and once right after start: payments made while the shop was down are found.
-        scheduler.add_job(
-            _reconcile_job,
-            "interval",
-            args=[ledger],
-            minutes=5,
-            id="reconcile_stars",
-            coalesce=True,
-            max_instances=1,
-            next_run_time=datetime.now(UTC),
-        )
+        scheduler = build_scheduler(services, notice_report=NoticeReporter(outbox, alerts), reconciler=ledger)
         return cls(services, bot, dp, outbox, scheduler, i18n, ledger)
 
     async def start_background(self) -> None:

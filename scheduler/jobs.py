@@ -1,10 +1,14 @@
-"""Periodic jobs. Each is a thin wrapper around one core service call; a failure is logged and the job
-runs again at its next tick (APScheduler keeps going)."""
+"""Periodic jobs, every one the shop runs. Each is a thin wrapper around one call, to a core service or to
+a channel's payment ledger (reached through the ``Reconciler`` protocol, so no bot framework is imported
+here); a failure is logged and the job runs again at its next tick (APScheduler keeps going)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -16,10 +20,18 @@ log = logging.getLogger(__name__)
 EXPIRE_EVERY_SECONDS = 30
 STALE_IMPORTS_EVERY_SECONDS = 300
 PAYMENT_NOTICES_EVERY_SECONDS = 30
+RECONCILE_EVERY_MINUTES = 5
 
 # Told how a round of payment notices went: how many were processed now, and those still failing after
 # NOTICE_ALERT_AFTER attempts (the channel wakes its sender and alerts the admins).
 NoticeReport = Callable[[int, list[NoticeOutcome]], Awaitable[None]]
+
+
+class Reconciler(Protocol):
+    """A channel's payment ledger (Telegram's Stars ledger today): ``reconcile`` confirms every payment it
+    holds that the shop has not recorded yet and returns how many were new."""
+
+    async def reconcile(self) -> int: ...
 
 
 async def expire_reservations(services: Services) -> int:
@@ -52,8 +64,24 @@ async def process_payment_notices(services: Services, report: NoticeReport | Non
     return done
 
 
-def build_scheduler(services: Services, *, notice_report: NoticeReport | None = None) -> AsyncIOScheduler:
-    """A scheduler with every sweeper job; the caller starts and shuts it down."""
+async def reconcile_payments(reconciler: Reconciler) -> None:
+    """Find payments the channel took but never reported (the process was down, an update was lost)."""
+    try:
+        await reconciler.reconcile()
+    except asyncio.CancelledError:
+        # Shutting down mid-run: nothing is half-done (each payment is its own transaction) and the next
+        # start reconciles again from the stored cursor. Ending quietly keeps a clean stop clean.
+        log.info("Stars reconciliation interrupted by shutdown")
+
+
+def build_scheduler(
+    services: Services,
+    *,
+    notice_report: NoticeReport | None = None,
+    reconciler: Reconciler | None = None,
+) -> AsyncIOScheduler:
+    """A scheduler with every periodic job (the sweepers, and with a ``reconciler`` the payment ledger's
+    reconciliation); the caller starts and shuts it down."""
     sched = AsyncIOScheduler(timezone="UTC")
     common = {"args": [services], "coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
     sched.add_job(
@@ -74,4 +102,16 @@ def build_scheduler(services: Services, *, notice_report: NoticeReport | None = 
         id="clear_abandoned_imports",
         **common,
     )
+    if reconciler is not None:
+        # Every 5 minutes, and once right after start: payments made while the shop was down are found.
+        sched.add_job(
+            reconcile_payments,
+            "interval",
+            args=[reconciler],
+            minutes=RECONCILE_EVERY_MINUTES,
+            id="reconcile_stars",
+            coalesce=True,
+            max_instances=1,
+            next_run_time=datetime.now(UTC),
+        )
     return sched

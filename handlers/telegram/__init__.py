@@ -1,4 +1,16 @@
-"""The Telegram storefront: aiogram routers, one per feature, and the dispatcher that wires them."""
+"""The Telegram storefront: the dispatcher that wires it (``build_dispatcher``), and its rooms.
+
+- ``buyer/``: the buyer's routers, one per feature (start, catalog, checkout, orders, language).
+- ``admin/``: the admins' routers, reached only by an admin in a private chat.
+- ``ui/``: what a user sees: locale-keyed text, typed callback data, keyboards, key delivery.
+- ``workers/``: what runs without an update: the outbox sender, the Stars ledger reconciliation (which
+  ``scheduler/`` runs).
+
+At this level stays what every room shares and none owns: ``chats`` (which chats and senders the bot
+serves, and the group router), ``middlewares`` (the shop user, throttling, language), ``session`` (Bot API
+calls made while handling an update), ``errors`` (the one error handler) and ``alerts`` (rate-limited
+admin alerts). Five small modules the dispatcher wires in; a subpackage would only add a level.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +22,16 @@ from aiogram.utils.i18n import I18n
 
 from core.errors import ShopError
 from core.services import Services
-from handlers.telegram import catalog, chats, checkout, errors, language, orders, start
+from handlers.telegram import admin, chats, errors
 from handlers.telegram.alerts import AdminAlerts
+from handlers.telegram.buyer import catalog, checkout, language, orders, start
 from handlers.telegram.middlewares import (
     ShopI18nMiddleware,
     ShopUserMiddleware,
     ThrottleMiddleware,
 )
-from handlers.telegram.outbox import OutboxSender
 from handlers.telegram.session import AnsweredQueries, BotRequests, InUpdateMiddleware
+from handlers.telegram.workers.outbox import OutboxSender
 
 COMMANDS = ("start", "catalog", "orders", "language", "help")
 
@@ -64,10 +77,16 @@ def build_dispatcher(
     ShopI18nMiddleware(i18n).setup(dp)
     dp.errors.register(errors.shop_error, ExceptionTypeFilter(ShopError))
     dp.errors.register(errors.unexpected_error)
-    # groups first (buyer flows are private-only); start last: it holds the private catch-alls (unknown
-    # commands, free text, unparseable buttons)
+    # groups first (buyer flows are private-only); then the admins' screens (their filter passes everyone
+    # else on); start last: it holds the private catch-alls (unknown commands, free text, unparseable buttons)
     dp.include_routers(
-        chats.build(), checkout.build(), catalog.build(), orders.build(), language.build(), start.build()
+        chats.build(),
+        admin.build(),
+        checkout.build(),
+        catalog.build(),
+        orders.build(),
+        language.build(),
+        start.build(),
     )
     return dp
 

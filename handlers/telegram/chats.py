@@ -24,7 +24,7 @@ from aiogram.types import (
     Update,
 )
 
-from handlers.telegram.text import BUTTON_TEXT_MAX, CALLBACK_ANSWER_MAX, tr, tr_plain
+from handlers.telegram.ui.text import BUTTON_TEXT_MAX, CALLBACK_ANSWER_MAX, tr, tr_plain
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from core.services import Services
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.session import AnsweredQueries, replying
-from handlers.telegram.text import CALLBACK_ANSWER_MAX, clip, refusal, tr, tr_plain
+from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, clip, refusal, tr, tr_plain
 
 log = logging.getLogger(__name__)
 

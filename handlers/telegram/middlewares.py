@@ -18,7 +18,7 @@ from aiogram.utils.i18n import I18n, I18nMiddleware
 
 from core.models import User
 from core.services import Services
-from handlers.telegram.text import pick_locale
+from handlers.telegram.ui.text import pick_locale
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"

@@ -293,7 +293,7 @@ async def test_a_payment_whose_update_was_lost_is_found_in_the_stars_ledger_and_
     await asyncio.sleep(0.3)
     assert sum("delivered" in s.text for s in shop.emu.messages(BUYER)) == 1
     # After a restart the ledger is read from where it was left, not from the beginning.
-    from handlers.telegram.reconcile import StarLedger
+    from handlers.telegram.workers.reconcile import StarLedger
 
     restarted = StarLedger(shop.front.bot, shop.services, shop.front.outbox)
     await restarted.reconcile()

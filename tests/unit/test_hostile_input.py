@@ -14,11 +14,11 @@ from bot.settings import WEBHOOK_SECRET_RE, SettingsError, generate_webhook_secr
 from core.errors import InvalidOrderState
 from core.models import Category, DeliveryKind, OrderStatus, Product, check_transition
 from core.services import Services
-from handlers.telegram import keyboards
-from handlers.telegram.callbacks import BuyCb, CategoryCb, OrdersCb, ProductCb, RevealCb
-from handlers.telegram.catalog import card_text
-from handlers.telegram.start import referrer_of
-from handlers.telegram.text import refusal, tr, tr_plain, visible
+from handlers.telegram.buyer.catalog import card_text
+from handlers.telegram.buyer.start import referrer_of
+from handlers.telegram.ui import keyboards
+from handlers.telegram.ui.callbacks import BuyCb, CategoryCb, OrdersCb, ProductCb, RevealCb
+from handlers.telegram.ui.text import refusal, tr, tr_plain, visible
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from babel.messages.pofile import read_po
 
 import core.errors
 from bot.i18n import SOURCE, build_i18n, compile_catalogs
-from handlers.telegram.text import pick_locale
+from handlers.telegram.ui.text import pick_locale
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGS = ("en", "zh_CN")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from handlers.telegram.outbox import OutboxSender, backoff
+from handlers.telegram.workers.outbox import OutboxSender, backoff
 
 
 async def test_messages_to_one_private_chat_are_spaced_a_second_apart() -> None:

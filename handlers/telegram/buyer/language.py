@@ -9,11 +9,11 @@ from aiogram.utils.i18n import I18n
 
 from core.models import User
 from core.services import Services
-from handlers.telegram import keyboards
-from handlers.telegram.callbacks import LanguageCb, MenuCb
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.middlewares import UserCache
-from handlers.telegram.text import CALLBACK_ANSWER_MAX, acknowledge, reply, tr, tr_plain
+from handlers.telegram.ui import keyboards
+from handlers.telegram.ui.callbacks import LanguageCb, MenuCb
+from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, reply, tr, tr_plain
 
 
 async def choose(event: Message | CallbackQuery) -> None:

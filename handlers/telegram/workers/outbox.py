@@ -32,9 +32,9 @@ from core.money import format_amount
 from core.services import Services
 from core.services.outbox import OutboxMessage
 from handlers.telegram.alerts import AdminAlerts
-from handlers.telegram.delivery import send_keys
 from handlers.telegram.middlewares import UserCache
-from handlers.telegram.text import tr
+from handlers.telegram.ui.delivery import send_keys
+from handlers.telegram.ui.text import tr
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"

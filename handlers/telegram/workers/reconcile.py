@@ -21,7 +21,7 @@ from core.services.payments import NoticeOutcome
 from core.services.transient import is_transient
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import CHANNEL
-from handlers.telegram.outbox import OutboxSender
+from handlers.telegram.workers.outbox import OutboxSender
 
 log = logging.getLogger(__name__)
 PAGE = 100

@@ -13,12 +13,19 @@ from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 from core.errors import NotOrderOwner, PhoneRequired, ReservationExpired, ShopError
 from core.models import Order, Product, User
 from core.services import STARS, Services
-from handlers.telegram import keyboards
-from handlers.telegram.callbacks import BuyCb
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.middlewares import UserCache
-from handlers.telegram.outbox import OutboxSender
-from handlers.telegram.text import INVOICE_DESCRIPTION_MAX, INVOICE_TITLE_MAX, acknowledge, clip, tr, tr_plain
+from handlers.telegram.ui import keyboards
+from handlers.telegram.ui.callbacks import BuyCb
+from handlers.telegram.ui.text import (
+    INVOICE_DESCRIPTION_MAX,
+    INVOICE_TITLE_MAX,
+    acknowledge,
+    clip,
+    tr,
+    tr_plain,
+)
+from handlers.telegram.workers.outbox import OutboxSender
 
 log = logging.getLogger(__name__)
 PROVIDER = "telegram"

@@ -11,10 +11,10 @@ from aiogram.types import CallbackQuery, Message
 
 from core.models import User
 from core.services import Services
-from handlers.telegram import keyboards
-from handlers.telegram.callbacks import MAX_ID, MenuCb
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
-from handlers.telegram.text import CALLBACK_ANSWER_MAX, acknowledge, reply, tr, tr_plain
+from handlers.telegram.ui import keyboards
+from handlers.telegram.ui.callbacks import MAX_ID, MenuCb
+from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, reply, tr, tr_plain
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from aiogram.types import CallbackQuery, Message
 
 from core.models import Product
 from core.services import Services
-from handlers.telegram import keyboards
-from handlers.telegram.callbacks import CatalogCb, CategoryCb, MenuCb, ProductCb, QuantityCb
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
-from handlers.telegram.text import CALLBACK_ANSWER_MAX, acknowledge, price, show, tr, tr_plain
+from handlers.telegram.ui import keyboards
+from handlers.telegram.ui.callbacks import CatalogCb, CategoryCb, MenuCb, ProductCb, QuantityCb
+from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, price, show, tr, tr_plain
 
 
 async def _shelf(services: Services, category_id: int | None) -> list[tuple[Product, int | None]]:

@@ -9,11 +9,11 @@ from aiogram.types import CallbackQuery, Message
 from core.models import User
 from core.money import format_amount
 from core.services import Services
-from handlers.telegram import keyboards
-from handlers.telegram.callbacks import CancelCb, MenuCb, RevealCb
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
-from handlers.telegram.delivery import send_keys
-from handlers.telegram.text import CALLBACK_ANSWER_MAX, acknowledge, order_status, reply, tr, tr_plain
+from handlers.telegram.ui import keyboards
+from handlers.telegram.ui.callbacks import CancelCb, MenuCb, RevealCb
+from handlers.telegram.ui.delivery import send_keys
+from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, order_status, reply, tr, tr_plain
 
 
 async def my_orders(event: Message | CallbackQuery, shop_user: User, services: Services, locale: str) -> None:

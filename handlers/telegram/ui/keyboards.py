@@ -12,7 +12,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from core.models import Category, DeliveryKind, Order, OrderStatus, Product
 from core.services import STARS
 from core.services.catalog import invoice_max, largest_qty
-from handlers.telegram.callbacks import (
+from handlers.telegram.ui.callbacks import (
     BuyCb,
     CancelCb,
     CatalogCb,
@@ -23,7 +23,7 @@ from handlers.telegram.callbacks import (
     QuantityCb,
     RevealCb,
 )
-from handlers.telegram.text import BUTTON_TEXT_MAX, clip, price, tr_plain
+from handlers.telegram.ui.text import BUTTON_TEXT_MAX, clip, price, tr_plain
 
 # Button texts are plain text (Telegram does not parse them): rendered with tr_plain, never escaped.
 LANGUAGES = {"en": "English", "zh_CN": "简体中文"}

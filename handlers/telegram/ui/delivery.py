@@ -8,7 +8,7 @@ from aiogram import Bot
 from aiogram.types import BufferedInputFile
 
 from core.models import Order, Product
-from handlers.telegram.text import tr
+from handlers.telegram.ui.text import tr
 
 MAX_KEYS_IN_MESSAGE = 10
 MAX_MESSAGE_CHARS = 3500
