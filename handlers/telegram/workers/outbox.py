@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import time
 from collections import defaultdict
@@ -27,14 +26,11 @@ from aiogram.exceptions import (
 from aiogram.utils.i18n import I18n
 
 from core.errors import ShopError
-from core.messages import AwaitingManual, KeysDelivered, RefundDue
-from core.money import format_amount
 from core.services import Services
 from core.services.outbox import OutboxMessage
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import UserCache
-from handlers.telegram.ui.delivery import send_keys
-from handlers.telegram.ui.text import tr
+from handlers.telegram.workers.messages import Outgoing, deliver, gave_up
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
@@ -148,61 +144,10 @@ class OutboxSender:
 
     async def _gave_up(self, m: OutboxMessage, error: str) -> None:
         log.error("outbox %s (%s): giving up after repeated %s", m.id, m.kind, error)
-        if isinstance(m.message, RefundDue):
-            what = f"kept failing ({error}); retries gave up: refund it by hand"
-            await self._refund_alert(m, m.message, what)
+        await gave_up(self._outgoing(m), error)
 
     async def _deliver(self, m: OutboxMessage) -> None:
-        chat = int(m.external_id)
-        msg = m.message
-        if isinstance(msg, KeysDelivered):
-            shown = await self.services.orders.reveal(
-                msg.order_ref, user_id=m.user_id, actor="outbox", reason="delivery"
-            )
-            await send_keys(self.bot, chat, shown.order, shown.product, shown.keys)
-        elif isinstance(msg, AwaitingManual):
-            ref = msg.order_ref
-            # The admins first, on their own path: a buyer who blocked the bot, an admin who did, or a busy
-            # admin chat must neither hide a paid order from the shop nor repeat the buyer's message.
-            if m.attempts == 0:
-                await self.alerts.notify(f"🧾 manual order {html.escape(ref)} is paid", kind=f"manual:{ref}")
-            await self.bot.send_message(chat, tr("delivery-awaiting-manual", ref=ref))
-        elif isinstance(msg, RefundDue):
-            await self._refund(chat, m, msg)
-        else:
-            raise ValueError(f"unknown outbox message kind {m.kind!r}")
+        await deliver(self._outgoing(m))
 
-    async def _refund(self, chat: int, m: OutboxMessage, p: RefundDue) -> None:
-        """Pay a charge back to whoever paid it (this message is addressed to the payer), then tell them.
-
-        Temporary failures (network, 5xx, 429) propagate to ``_send``, which retries with backoff; a
-        permanent refusal marks the message failed and goes to the admins. Fiat charges cannot be
-        refunded through the Bot API: the admins get the details to do it in the provider's dashboard."""
-        if p.provider != "telegram" or p.currency != "XTR":
-            await self._refund_alert(m, p, "must be refunded by hand in the payment provider's dashboard")
-            return
-        try:
-            await self.bot.refund_star_payment(user_id=chat, telegram_payment_charge_id=p.charge_id)
-        except TelegramBadRequest as e:
-            if "ALREADY_REFUNDED" not in e.message:  # a retry after the refund went through is fine
-                await self._refund_alert(m, p, f"was refused by Telegram ({e.message})")
-                raise
-        except TelegramForbiddenError as e:
-            # Refusing a refund says nothing about the payer having blocked the bot: a permanent refusal
-            # like any other (the admins refund by hand), and the payer is not marked as blocked.
-            await self._refund_alert(m, p, f"was refused by Telegram ({e.message})")
-            raise TelegramBadRequest(method=e.method, message=e.message) from e
-        await self.services.orders.complete_refund(p.provider, p.charge_id, actor="telegram")
-        reason = tr(f"refund-reason-{p.reason or 'admin'}")
-        amount = format_amount(p.amount, p.currency)
-        await self.bot.send_message(chat, tr("refund-done", amount=amount, ref=p.order_ref, reason=reason))
-
-    async def _refund_alert(self, m: OutboxMessage, p: RefundDue, what: str) -> None:
-        """Tell the admins about a refund that needs a hand: order, amount, charge and payer (never a key)."""
-        amount = format_amount(p.amount, p.currency)
-        await self.alerts.notify(
-            f"↩️ Refund of {html.escape(amount)} for order {html.escape(p.order_ref[:32])}"
-            f" (charge {html.escape(p.charge_id)}, {html.escape(p.provider)},"
-            f" payer chat {html.escape(m.external_id)}) {html.escape(what)}.",
-            kind=f"refund:{p.charge_id}",
-        )
+    def _outgoing(self, m: OutboxMessage) -> Outgoing:
+        return Outgoing(self.bot, self.services, self.alerts, m)

@@ -1,0 +1,114 @@
+"""How each typed outbox message (``core.messages``) reaches a Telegram user: one function per type, all
+in ``DELIVERERS``. A type without one fails ``tests/unit/test_telegram_messages.py``, never a buyer.
+
+A deliverer raises what Telegram raised: the outbox sender (``workers.outbox``) decides what a failure
+means (retry, blocked user, refused request)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+
+from core.messages import AwaitingManual, KeysDelivered, Message, RefundDue
+from core.money import format_amount
+from core.services import Services
+from core.services.outbox import OutboxMessage
+from handlers.telegram.alerts import AdminAlerts
+from handlers.telegram.ui.delivery import send_keys
+from handlers.telegram.ui.text import tr
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One claimed outbox row on its way out, with what delivering it needs."""
+
+    bot: Bot
+    services: Services
+    alerts: AdminAlerts
+    item: OutboxMessage
+
+    @property
+    def chat(self) -> int:
+        return int(self.item.external_id)
+
+
+async def keys_delivered(out: Outgoing, m: KeysDelivered) -> None:
+    shown = await out.services.orders.reveal(
+        m.order_ref, user_id=out.item.user_id, actor="outbox", reason="delivery"
+    )
+    await send_keys(out.bot, out.chat, shown.order, shown.product, shown.keys)
+
+
+async def awaiting_manual(out: Outgoing, m: AwaitingManual) -> None:
+    ref = m.order_ref
+    # The admins first, on their own path: a buyer who blocked the bot, an admin who did, or a busy admin
+    # chat must neither hide a paid order from the shop nor repeat the buyer's message.
+    if out.item.attempts == 0:
+        await out.alerts.notify(f"🧾 manual order {html.escape(ref)} is paid", kind=f"manual:{ref}")
+    await out.bot.send_message(out.chat, tr("delivery-awaiting-manual", ref=ref))
+
+
+async def refund_due(out: Outgoing, m: RefundDue) -> None:
+    """Pay a charge back to whoever paid it (this message is addressed to the payer), then tell them.
+
+    Temporary failures (network, 5xx, 429) propagate to the sender, which retries with backoff; a permanent
+    refusal marks the message failed and goes to the admins. Fiat charges cannot be refunded through the
+    Bot API: the admins get the details to do it in the provider's dashboard."""
+    if m.provider != "telegram" or m.currency != "XTR":
+        await refund_alert(out, m, "must be refunded by hand in the payment provider's dashboard")
+        return
+    try:
+        await out.bot.refund_star_payment(user_id=out.chat, telegram_payment_charge_id=m.charge_id)
+    except TelegramBadRequest as e:
+        if "ALREADY_REFUNDED" not in e.message:  # a retry after the refund went through is fine
+            await refund_alert(out, m, f"was refused by Telegram ({e.message})")
+            raise
+    except TelegramForbiddenError as e:
+        # Refusing a refund says nothing about the payer having blocked the bot: a permanent refusal like
+        # any other (the admins refund by hand), and the payer is not marked as blocked.
+        await refund_alert(out, m, f"was refused by Telegram ({e.message})")
+        raise TelegramBadRequest(method=e.method, message=e.message) from e
+    await out.services.refunds.complete_refund(m.provider, m.charge_id, actor="telegram")
+    reason = tr(f"refund-reason-{m.reason or 'admin'}")
+    amount = format_amount(m.amount, m.currency)
+    await out.bot.send_message(out.chat, tr("refund-done", amount=amount, ref=m.order_ref, reason=reason))
+
+
+async def refund_alert(out: Outgoing, m: RefundDue, what: str) -> None:
+    """Tell the admins about a refund that needs a hand: order, amount, charge and payer (never a key)."""
+    amount = format_amount(m.amount, m.currency)
+    await out.alerts.notify(
+        f"↩️ Refund of {html.escape(amount)} for order {html.escape(m.order_ref[:32])}"
+        f" (charge {html.escape(m.charge_id)}, {html.escape(m.provider)},"
+        f" payer chat {html.escape(out.item.external_id)}) {html.escape(what)}.",
+        kind=f"refund:{m.charge_id}",
+    )
+
+
+Deliverer = Callable[[Outgoing, Any], Awaitable[None]]
+
+DELIVERERS: dict[type[Message], Deliverer] = {
+    KeysDelivered: keys_delivered,
+    AwaitingManual: awaiting_manual,
+    RefundDue: refund_due,
+}
+
+
+async def deliver(out: Outgoing) -> None:
+    deliverer = DELIVERERS.get(type(out.item.message))
+    if deliverer is None:
+        raise LookupError(f"no Telegram deliverer for outbox message type {out.item.kind!r}")
+    await deliverer(out, out.item.message)
+
+
+async def gave_up(out: Outgoing, error: str) -> None:
+    """The sender stopped retrying a message: what the admins must hear, if anything."""
+    if isinstance(out.item.message, RefundDue):
+        await refund_alert(
+            out, out.item.message, f"kept failing ({error}); retries gave up: refund it by hand"
+        )
