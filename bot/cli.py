@@ -19,9 +19,9 @@ from core import migrate
 from core.db import Database
 from core.errors import ShopError
 from core.models import DeliveryKind, ImportReport
-from core.money import format_amount, parse_amount
 from core.services import Services
 from core.services.catalog import ProductDraft
+from handlers.money import format_amount, parse_amount
 
 log = logging.getLogger("keyshop")
 

@@ -14,6 +14,7 @@ from core.db import Database
 from core.services import Context, Services, ShopConfig
 from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec, parse_keys
+from handlers.money import exponent
 
 log = logging.getLogger("keyshop")
 
@@ -23,6 +24,7 @@ _BANNER = "!" * 78
 def shop_config(settings: Settings) -> ShopConfig:
     return ShopConfig(
         currency=settings.shop_currency,
+        currency_exponent=exponent(settings.shop_currency),
         reservation_ttl=timedelta(minutes=settings.reservation_ttl_minutes),
         timezone=ZoneInfo(settings.shop_timezone),
     )

@@ -20,6 +20,7 @@ __all__ = ["STARS", "Context", "ShopConfig"]
 @dataclass(frozen=True, slots=True)
 class ShopConfig:
     currency: str = "USD"  # SHOP_CURRENCY: prices are integer minor units of this
+    currency_exponent: int = 2  # one minor unit is 10^-exponent of the currency (USD, CNY: 2; JPY: 0)
     reservation_ttl: timedelta = timedelta(minutes=15)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # for "per day" limits
 

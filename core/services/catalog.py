@@ -8,7 +8,6 @@ from typing import Any
 
 from core.errors import DeliveryKindChangeRefused, InvalidInput, NotFound, ProductNotFound
 from core.models import Category, DeliveryKind, Product
-from core.money import exponent
 from core.services import STARS, Context
 
 MAX_QTY_PER_ORDER = 1000  # an order larger than this is a typo or an attack, whatever the product says
@@ -24,21 +23,22 @@ STARS_MAX_PER_INVOICE = 10_000
 FIAT_MAX_UNITS_PER_INVOICE = 10**9
 
 
-def invoice_max(currency: str) -> int:
-    """The largest total one invoice in ``currency`` may ask for, in its smallest unit (Stars: whole)."""
+def invoice_max(currency: str, exponent: int = 0) -> int:
+    """The largest total one invoice in ``currency`` (whose minor unit is 10^-``exponent``) may ask for,
+    in its smallest unit (Stars: whole)."""
     if currency == STARS:
         return STARS_MAX_PER_INVOICE
-    return FIAT_MAX_UNITS_PER_INVOICE * 10 ** exponent(currency)
+    return FIAT_MAX_UNITS_PER_INVOICE * 10**exponent
 
 
-def largest_qty(product: Product, currency: str = STARS) -> int:
+def largest_qty(product: Product, currency: str = STARS, exponent: int = 0) -> int:
     """The largest quantity of ``product`` one invoice in ``currency`` can take: its ``max_qty``, or less
     when price × quantity would exceed what Telegram accepts (never below ``min_qty``: saving a product
     refuses a price whose smallest order is too large already)."""
     unit = product.price_stars if currency == STARS else product.price
     if unit <= 0:
         return product.max_qty
-    return max(product.min_qty, min(product.max_qty, invoice_max(currency) // unit))
+    return max(product.min_qty, min(product.max_qty, invoice_max(currency, exponent) // unit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +65,9 @@ class ProductDraft:
     def of(cls, product: Product) -> ProductDraft:
         return cls(**{f.name: getattr(product, f.name) for f in dataclasses.fields(cls)})
 
-    def validate(self, currency: str = "USD") -> ProductDraft:
+    def validate(self, currency: str = "USD", exponent: int = 2) -> ProductDraft:
         """The draft, normalized, if it is a product the shop can sell (prices in ``currency``, the shop's
-        currency, and Stars); else ``InvalidInput`` naming the field."""
+        currency with minor unit 10^-``exponent``, and Stars); else ``InvalidInput`` naming the field."""
         name = " ".join(self.name.split())
         if not 1 <= len(name) <= 64:
             raise InvalidInput("name must be 1 to 64 characters", field="name")
@@ -86,8 +86,8 @@ class ProductDraft:
             raise InvalidInput(
                 f"need 1 <= min quantity <= max quantity <= {MAX_QTY_PER_ORDER}", field="max_qty"
             )
-        for fname, cur in (("price_stars", STARS), ("price", currency)):
-            unit, most = getattr(self, fname), invoice_max(cur)
+        for fname, cur, exp in (("price_stars", STARS, 0), ("price", currency, exponent)):
+            unit, most = getattr(self, fname), invoice_max(cur, exp)
             if unit * self.min_qty > most:
                 raise InvalidInput(
                     f"{fname} × min quantity must be at most {most} (Telegram refuses a larger invoice)",
@@ -128,7 +128,7 @@ class CatalogService:
             return await uow.repo.catalog.categories(active_only=active_only)
 
     async def add_product(self, draft: ProductDraft, *, actor: str = "system") -> int:
-        draft = draft.validate(self.ctx.config.currency)
+        draft = draft.validate(self.ctx.config.currency, self.ctx.config.currency_exponent)
         now = self.ctx.clock.now()
         async with self.ctx.uow() as uow:
             if draft.category_id is not None and not await uow.repo.catalog.category_exists(
@@ -148,7 +148,7 @@ class CatalogService:
                 raise ProductNotFound(f"no product {product_id}", product_id=product_id)
             try:
                 draft = dataclasses.replace(ProductDraft.of(current), **changes).validate(
-                    self.ctx.config.currency
+                    self.ctx.config.currency, self.ctx.config.currency_exponent
                 )
             except TypeError as e:
                 raise InvalidInput(str(e)) from None

@@ -26,7 +26,7 @@ from core.errors import (
     TooManyPendingOrders,
     UserBlocklisted,
 )
-from core.models import DeliveryKind, Order, OrderStatus, Product, User
+from core.models import STARS, DeliveryKind, Order, OrderStatus, Product, User
 from core.repositories import Repositories
 from core.services.catalog import invoice_max, largest_qty
 from core.services.fulfilment import re_reserve
@@ -155,8 +155,9 @@ class CheckoutService:
                 raise ProductNotFound(product_id=product_id)
             check_buyer_and_product(user, product)
             amount = self._price(product, currency) * quantity
-            top = largest_qty(product, currency)  # max_qty, or less where one invoice cannot take more
-            if not product.min_qty <= quantity <= top or amount > invoice_max(currency):
+            exp = 0 if currency == STARS else self.ctx.config.currency_exponent
+            top = largest_qty(product, currency, exp)  # max_qty, or less where one invoice cannot take more
+            if not product.min_qty <= quantity <= top or amount > invoice_max(currency, exp):
                 raise QuantityOutOfRange(min=product.min_qty, max=top, quantity=quantity)
             if product.requires_phone and not user.phone:
                 raise PhoneRequired()

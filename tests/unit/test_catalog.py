@@ -41,3 +41,14 @@ async def test_the_quantities_offered_keep_price_times_quantity_within_one_invoi
     assert largest_qty(p) == 3
     assert largest_qty(dataclasses.replace(p, price_stars=1)) == 10
     assert largest_qty(dataclasses.replace(p, price_stars=0)) == 10  # not sold in Stars
+
+
+def test_the_fiat_invoice_cap_follows_the_minor_unit_of_the_shop_currency() -> None:
+    from bot.runtime import shop_config
+    from bot.settings import Settings
+    from core.services.catalog import FIAT_MAX_UNITS_PER_INVOICE, invoice_max
+
+    for currency, exp in (("USD", 2), ("JPY", 0), ("CNY", 2)):
+        config = shop_config(Settings(_env_file=None, shop_currency=currency))  # type: ignore[call-arg]
+        assert config.currency_exponent == exp
+        assert invoice_max(currency, config.currency_exponent) == FIAT_MAX_UNITS_PER_INVOICE * 10**exp

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import InvalidInput
-from core.money import format_amount, parse_amount
+from handlers.money import format_amount, parse_amount
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from bot.settings import SettingsError, load_settings
-from core.money import exponent
 from core.vault import new_key_spec
+from handlers.money import exponent
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
 from core.models import User
-from core.money import format_amount
 from core.services import Services
+from handlers.money import format_amount
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import CancelCb, MenuCb, RevealCb

@@ -12,6 +12,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from core.models import Category, DeliveryKind, Order, OrderStatus, Product
 from core.services import STARS
 from core.services.catalog import invoice_max, largest_qty
+from handlers.money import exponent
 from handlers.telegram.ui.callbacks import (
     BuyCb,
     CancelCb,
@@ -108,7 +109,7 @@ def product_card(
                 else tr_plain("button-buy-qty", qty=first)
             )
             kb.button(text=label, callback_data=BuyCb(product_id=p.id, qty=first))
-        if fiat_currency and 0 < p.price * first <= invoice_max(fiat_currency):
+        if fiat_currency and 0 < p.price * first <= invoice_max(fiat_currency, exponent(fiat_currency)):
             label = price(p, fiat=True, currency=fiat_currency, qty=first, locale=locale)
             kb.button(text=f"💳 {label}", callback_data=BuyCb(product_id=p.id, qty=first, fiat=True))
         if largest_qty(p) > p.min_qty:

@@ -21,7 +21,7 @@ from aiogram.utils.i18n import gettext
 
 from core.errors import ShopError
 from core.models import Order, Product
-from core.money import format_amount
+from handlers.money import format_amount
 
 log = logging.getLogger(__name__)
 

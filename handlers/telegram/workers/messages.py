@@ -15,9 +15,9 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 
 from core.messages import AwaitingManual, KeysDelivered, Message, RefundDue
-from core.money import format_amount
 from core.services import Services
 from core.services.outbox import OutboxMessage
+from handlers.money import format_amount
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.ui.delivery import send_keys
 from handlers.telegram.ui.text import tr

@@ -1,5 +1,8 @@
-"""Money is integer minor units (cents, fen) or whole Stars. Decimal appears only at the edges: parsing
-what an admin typed and formatting for display."""
+"""Money at the edges: parsing what an admin typed and formatting for display, with Babel's currency data.
+
+The core keeps money as integer minor units (cents, fen) or whole Stars and never formats it; it learns
+the shop currency's exponent from ``ShopConfig.currency_exponent``, which the composition root fills from
+``exponent`` here. Shared by every channel and the CLI."""
 
 from __future__ import annotations
 
