@@ -51,15 +51,15 @@ MISSING_BOT_SETTING = """no BOT_TOKEN is set, so there is no bot to run.
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import Storefront, make_bot, run_polling, run_webhook
 
-    if settings.bot_token is None:
+    tg = settings.telegram
+    if tg.bot_token is None:
         sys.stderr.write(MISSING_BOT_SETTING + "\n")
         return 2
     services = await open_shop(settings)
-    front = Storefront.build(
-        services, settings, make_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
-    )
+    bot = make_bot(tg.bot_token.get_secret_value(), tg.telegram_api_url)
+    front = Storefront.build(services, settings, bot)
     try:
-        if settings.webhook_url:
+        if settings.webhook.webhook_url:
             await run_webhook(front, settings)
         else:
             await run_polling(front)
@@ -79,7 +79,7 @@ async def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database(settings.database_url_resolved)
+    db = Database(settings.database.url)
     try:
         await migrate.upgrade(db, args.revision)
         _out(f"database at revision {await migrate.current_revision(db)}")
@@ -95,7 +95,7 @@ async def cmd_product_add(args: argparse.Namespace, settings: Settings) -> int:
     draft = ProductDraft(
         name=args.name,
         description=args.description,
-        price=parse_amount(args.price, settings.shop_currency) if args.price else 0,
+        price=parse_amount(args.price, settings.shop.shop_currency) if args.price else 0,
         price_stars=args.stars,
         category_id=args.category,
         active=not args.inactive,
@@ -124,7 +124,7 @@ async def cmd_product_list(args: argparse.Namespace, settings: Settings) -> int:
     async def go(s: Services) -> int:
         products = await s.catalog.products()
         levels = {lv.product_id: lv for lv in await s.stock.levels()}
-        cur = settings.shop_currency
+        cur = settings.shop.shop_currency
         if args.json:
             rows = [
                 {
@@ -414,17 +414,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         logging.basicConfig(
-            level="DEBUG" if args.verbose else settings.log_level,
+            level="DEBUG" if args.verbose else settings.log.log_level,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
         if not args.verbose:
             logging.getLogger("alembic").setLevel(logging.WARNING)
         if handler is None:  # bare `keyshop`: the shop if there is a token, else the sandbox to try it
-            if settings.bot_token is None:
+            if settings.telegram.bot_token is None:
                 sys.stderr.write("no BOT_TOKEN set: starting the sandbox (a local Telegram stand-in)\n")
                 args.language = "en"
-            handler = cmd_run if settings.bot_token is not None else cmd_sandbox
+            handler = cmd_run if settings.telegram.bot_token is not None else cmd_sandbox
         return asyncio.run(handler(args, settings))
     except (SettingsError, ShopError) as e:
         sys.stderr.write(f"error: {e}\n")
