@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,20 @@ def test_a_new_concern_is_one_class_with_a_prefix_and_one_field(
     with pytest.raises(SettingsError) as e:
         _SettingsWithWechat.load()
     assert str(e.value).startswith("setting WECHAT_APP_ID:") and "\n" not in str(e.value)
+
+
+def test_env_example_and_the_readme_document_every_setting_in_its_group() -> None:
+    root = Path(__file__).resolve().parents[2]
+    example = (root / ".env.example").read_text()
+    readme = (root / "README.md").read_text()
+    for name, concern, *_ in VARIABLES:
+        assert re.search(rf"^#?{name}=", example, re.MULTILINE), name
+        assert f"| `{concern}` | `{name}` |" in readme, name
+    example_groups = re.findall(r"^# --- (\w+) \(bot/settings/(\w+)\.py\)", example, re.MULTILINE)
+    assert [g for g, _ in example_groups] == list(Settings.model_fields)
+    assert all(g == module for g, module in example_groups)
+
+
+def test_env_example_loads_as_it_is() -> None:
+    s = load_settings(_env_file=Path(__file__).resolve().parents[2] / ".env.example")
+    assert (s.shop.shop_currency, s.log.log_level, s.telegram.bot_token) == ("USD", "INFO", None)
