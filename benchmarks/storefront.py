@@ -65,7 +65,7 @@ async def run_keyshop(n: int, concurrency: int, url: str | None = None) -> tuple
     await services.stock.import_keys(pid, io.BytesIO("".join(f"BENCH-{i:06d}\n" for i in range(n)).encode()))
     emu = Emulator(token=TOKEN, flood_limits=False, pre_checkout_timeout=30)
     runner, url = await serve(emu)
-    settings = Settings(_env_file=None, data_dir=Path(tempfile.mkdtemp()))  # type: ignore[call-arg]
+    settings = Settings.load(_env_file=None, data_dir=Path(tempfile.mkdtemp()))
     front = Storefront.build(
         services, settings, make_bot(TOKEN, url), throttle=ThrottleMiddleware(None, rate=1e9)
     )  # type: ignore[arg-type]

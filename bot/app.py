@@ -66,11 +66,11 @@ def make_bot(token: str, api_url: str) -> Bot:
 
 
 def make_storage(settings: Settings) -> BaseStorage | None:
-    if not settings.redis_url:
+    if not settings.redis.redis_url:
         return None  # aiogram's in-memory storage
     from aiogram.fsm.storage.redis import RedisStorage
 
-    return RedisStorage.from_url(settings.redis_url)
+    return RedisStorage.from_url(settings.redis.redis_url)
 
 
 @dataclass
@@ -95,19 +95,19 @@ class Storefront:
         throttle: ThrottleMiddleware | None = None,
     ) -> Storefront:
         i18n = build_i18n()
-        alerts = AdminAlerts(bot, settings.admin_ids)
+        alerts = AdminAlerts(bot, settings.telegram.admin_ids)
         outbox = OutboxSender(
-            bot, services, i18n, admin_ids=settings.admin_ids, alerts=alerts, **(sender or {})
+            bot, services, i18n, admin_ids=settings.telegram.admin_ids, alerts=alerts, **(sender or {})
         )
-        token = settings.payment_provider_token
+        token = settings.telegram.payment_provider_token
         dp = build_dispatcher(
             services,
             i18n=i18n,
             outbox=outbox,
-            admin_ids=settings.admin_ids,
+            admin_ids=settings.telegram.admin_ids,
             alerts=alerts,
-            reservation_minutes=settings.reservation_ttl_minutes,
-            fiat_currency=settings.shop_currency,
+            reservation_minutes=settings.shop.reservation_ttl_minutes,
+            fiat_currency=settings.shop.shop_currency,
             payment_provider_token=token.get_secret_value() if token else None,
             storage=make_storage(settings),
             throttle=throttle,
@@ -170,19 +170,18 @@ def webhook_app(front: Storefront, secret: str, path: str) -> Any:
 async def run_webhook(front: Storefront, settings: Settings) -> None:
     from aiohttp import web
 
-    assert settings.webhook_url
-    secret = (
-        settings.webhook_secret.get_secret_value() if settings.webhook_secret else generate_webhook_secret()
-    )
-    path = "/" + settings.webhook_url.split("://", 1)[1].partition("/")[2]
+    hook = settings.webhook
+    assert hook.webhook_url
+    secret = hook.webhook_secret.get_secret_value() if hook.webhook_secret else generate_webhook_secret()
+    path = "/" + hook.webhook_url.split("://", 1)[1].partition("/")[2]
     app = webhook_app(front, secret, path)
     await front.start_background()
-    await front.bot.set_webhook(settings.webhook_url, secret_token=secret, drop_pending_updates=False)
-    host, _, port = settings.webhook_listen.rpartition(":")
+    await front.bot.set_webhook(hook.webhook_url, secret_token=secret, drop_pending_updates=False)
+    host, _, port = hook.webhook_listen.rpartition(":")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, int(port)).start()
-    log.info("webhook listening on %s for %s", settings.webhook_listen, settings.webhook_url)
+    log.info("webhook listening on %s for %s", hook.webhook_listen, hook.webhook_url)
     try:
         await asyncio.Event().wait()
     finally:

@@ -23,10 +23,10 @@ _BANNER = "!" * 78
 
 def shop_config(settings: Settings) -> ShopConfig:
     return ShopConfig(
-        currency=settings.shop_currency,
-        currency_exponent=exponent(settings.shop_currency),
-        reservation_ttl=timedelta(minutes=settings.reservation_ttl_minutes),
-        timezone=ZoneInfo(settings.shop_timezone),
+        currency=settings.shop.shop_currency,
+        currency_exponent=exponent(settings.shop.shop_currency),
+        reservation_ttl=timedelta(minutes=settings.shop.reservation_ttl_minutes),
+        timezone=ZoneInfo(settings.shop.shop_timezone),
     )
 
 
@@ -38,8 +38,8 @@ async def _db_holds_keys(db: Database) -> bool:
 async def load_vault(settings: Settings, db: Database) -> Vault:
     """VAULT_KEYS if set; else DATA_DIR/vault.keys; else generate that file (mode 0600) with a loud
     warning, unless the database already holds keys that some other vault key must have sealed."""
-    if settings.vault_keys is not None:
-        return Vault(parse_keys(settings.vault_keys.get_secret_value()))
+    if settings.vault.vault_keys is not None:
+        return Vault(parse_keys(settings.vault.vault_keys.get_secret_value()))
     path = settings.vault_key_file
     if path.exists():
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -70,7 +70,7 @@ async def load_vault(settings: Settings, db: Database) -> Vault:
 
 async def open_shop(settings: Settings, *, upgrade: bool = True) -> Services:
     """A migrated database, the vault and the services. Close with ``close_shop``."""
-    db = Database(settings.database_url_resolved)
+    db = Database(settings.database.url)
     try:
         if upgrade:
             await migrate.upgrade(db)

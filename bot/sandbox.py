@@ -106,16 +106,14 @@ class Terminal:
 async def run_sandbox(settings: Settings, *, language: str = "en") -> int:
     for noisy in ("aiogram.event", "aiogram.dispatcher", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    sandbox_dir = Path(settings.data_dir) / "sandbox"
-    sb = settings.model_copy(
-        update={
-            "data_dir": sandbox_dir,
-            "database_url": None,
-            "vault_keys": None,
-            "webhook_url": None,
-            "redis_url": None,
-            "payment_provider_token": None,
-        }
+    sandbox_dir = Path(settings.database.data_dir) / "sandbox"
+    sb = settings.replace(
+        data_dir=sandbox_dir,
+        database_url=None,
+        vault_keys=None,
+        webhook_url=None,
+        redis_url=None,
+        payment_provider_token=None,
     )
     emulator = Emulator(token=SANDBOX_TOKEN)
     emulator.user(YOU, "You", language_code=language)

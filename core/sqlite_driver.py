@@ -4,12 +4,14 @@ SQLAlchemy's stock adapter makes three or four trips per statement (open a curso
 it), each a hand-off to aiosqlite's worker thread and back through the event loop. On the purchase path
 that overhead, not SQLite, was most of the time. This adapter runs the whole statement in one function on
 the worker thread (aiosqlite's own ``execute_fetchall`` works the same way). Everything else, the dialect
-included, is SQLAlchemy's. Should aiosqlite's internals change, ``dbapi()`` falls back to the stock
-adapter, so it can only ever be slower, never wrong.
+included, is SQLAlchemy's. Should aiosqlite's or SQLAlchemy's internals change, ``dbapi()`` falls back
+to the stock adapter, so it can only ever be slower, never wrong; it then logs a WARNING saying why the
+fast path is off, and tests/integration/test_sqlite_fast_path.py fails.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import deque
 from typing import Any
@@ -19,6 +21,16 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
+)
+
+log = logging.getLogger(__name__)
+
+# What the one-trip cursor touches beyond the DBAPI: aiosqlite's worker-thread hand-off and raw
+# connection, and SQLAlchemy's adapter internals it reuses.
+REQUIRED: tuple[tuple[type, tuple[str, ...]], ...] = (
+    (aiosqlite.Connection, ("_execute", "_conn")),
+    (AsyncAdapt_aiosqlite_cursor, ("_adapt_connection", "_connection", "await_", "_rows")),
+    (AsyncAdapt_aiosqlite_connection, ("_handle_exception", "cursor")),
 )
 
 
@@ -76,15 +88,36 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
+    _warned = False
+
     def connect(self, *arg: Any, **kw: Any) -> Any:
         conn = super().connect(*arg, **kw)
         if type(conn) is AsyncAdapt_aiosqlite_connection:
             conn.__class__ = _Connection  # same slots: a cheaper cursor, nothing else
+        elif not self._warned:
+            self._warned = True
+            _fast_path_off(f"SQLAlchemy's aiosqlite adapter made a {type(conn).__qualname__}")
         return conn
+
+
+def _fast_path_off(reason: str) -> None:
+    log.warning(
+        "SQLite fast path is off: %s (aiosqlite %s); using SQLAlchemy's stock aiosqlite adapter, which is "
+        "correct but makes three or four trips to the driver thread per statement instead of one",
+        reason,
+        getattr(aiosqlite, "__version__", "?"),
+    )
 
 
 def dbapi() -> AsyncAdapt_aiosqlite_dbapi:
     """The DBAPI module to pass to ``create_async_engine(module=...)`` for ``sqlite+aiosqlite`` URLs."""
-    supported = hasattr(aiosqlite.Connection, "_execute") and hasattr(aiosqlite.Connection, "_conn")
-    cls = _DBAPI if supported else AsyncAdapt_aiosqlite_dbapi
-    return cls(aiosqlite, sqlite3)
+    missing = [
+        f"{cls.__module__}.{cls.__qualname__}.{name}"
+        for cls, names in REQUIRED
+        for name in names
+        if not hasattr(cls, name)
+    ]
+    if missing:
+        _fast_path_off(f"missing {', '.join(missing)}")
+        return AsyncAdapt_aiosqlite_dbapi(aiosqlite, sqlite3)
+    return _DBAPI(aiosqlite, sqlite3)

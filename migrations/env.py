@@ -57,7 +57,7 @@ def run_migrations_online() -> None:
     if not url:
         from bot.settings import load_settings
 
-        url = load_settings().database_url_resolved
+        url = load_settings().database.url
     asyncio.run(_run_standalone(url))
 
 

@@ -175,7 +175,7 @@ async def open_shop() -> AsyncIterator[tuple[Shop, Tracker]]:
         emu.group(SUPERGROUP, "Buyers & <friends>", members=list(USERS), admins=[min(USERS)])
         emu.group(BASIC_GROUP, "Old group", members=list(USERS), admins=[min(USERS)], type="group")
         emu.channel(CHANNEL, "Shop news")
-        settings = Settings(_env_file=None, admin_ids=[ADMIN], data_dir=tmp_path)  # type: ignore[call-arg]
+        settings = Settings.load(_env_file=None, admin_ids=[ADMIN], data_dir=tmp_path)
         front = Storefront.build(services, settings, make_bot(TOKEN, url), sender={"private_interval": 0.05})
         tracker = Tracker()
         _track(front, emu, tracker)

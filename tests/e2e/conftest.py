@@ -35,7 +35,7 @@ class Shop:
         """Replace the bot with one built from other settings (the fixture stops whichever runs last)."""
         await self.front.stop()
         values: dict[str, object] = {"admin_ids": [ADMIN], **settings}
-        config = Settings(_env_file=None, **values)  # type: ignore[call-arg,arg-type]
+        config = Settings.load(_env_file=None, **values)
         self.front = Storefront.build(
             self.services, config, make_bot(TOKEN, self.url), sender={"private_interval": 0.05}
         )
@@ -119,7 +119,7 @@ async def shop(tmp_path: Path, request: pytest.FixtureRequest, logged_errors: _E
     emu = Emulator(token=TOKEN)
     runner, url = await serve(emu)
     emu.user(ADMIN, "Admin")
-    settings = Settings(_env_file=None, admin_ids=[ADMIN], data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = Settings.load(_env_file=None, admin_ids=[ADMIN], data_dir=tmp_path)
     front = Storefront.build(services, settings, make_bot(TOKEN, url), sender={"private_interval": 0.05})
     await front.start_background()
     await front.start_polling()

@@ -104,7 +104,7 @@ async def test_with_redis_url_conversation_state_lives_in_redis(tmp_path: Path) 
     db = await make_db("sqlite", tmp_path)
     emu = Emulator(token=TOKEN)
     runner, url = await serve(emu)
-    settings = Settings(_env_file=None, redis_url=REDIS_URL, data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = Settings.load(_env_file=None, redis_url=REDIS_URL, data_dir=tmp_path)
     front = Storefront.build(
         Services(Context(db, Vault.from_spec(new_key_spec()))), settings, make_bot(TOKEN, url)
     )

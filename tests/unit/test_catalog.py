@@ -49,6 +49,6 @@ def test_the_fiat_invoice_cap_follows_the_minor_unit_of_the_shop_currency() -> N
     from core.services.catalog import FIAT_MAX_UNITS_PER_INVOICE, invoice_max
 
     for currency, exp in (("USD", 2), ("JPY", 0), ("CNY", 2)):
-        config = shop_config(Settings(_env_file=None, shop_currency=currency))  # type: ignore[call-arg]
+        config = shop_config(Settings.load(_env_file=None, shop_currency=currency))
         assert config.currency_exponent == exp
         assert invoice_max(currency, config.currency_exponent) == FIAT_MAX_UNITS_PER_INVOICE * 10**exp

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import stat
 import subprocess
@@ -178,3 +179,33 @@ def test_product_set_kind_is_refused_while_the_product_has_open_orders(
     run(capsys, "product", "add", "--name", "Idle", "--stars", "5")
     assert run(capsys, "product", "set-kind", "2", "shared")[:2] == (0, "")
     assert json.loads(run(capsys, "product", "list", "--json")[1])[1]["delivery_kind"] == "shared"
+
+
+def test_the_commands_are_the_documented_ones_and_a_group_without_an_action_shows_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from importlib.metadata import entry_points
+
+    from bot.cli import build_parser
+
+    def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return dict(actions[0].choices) if actions else {}
+
+    groups = {name: sorted(subcommands(cmd)) for name, cmd in subcommands(build_parser()).items()}
+    assert groups == {
+        "run": [],
+        "sandbox": [],
+        "db": ["upgrade"],
+        "product": ["add", "list", "set-kind"],
+        "category": ["add", "list"],
+        "keys": ["import"],
+        "stock": [],
+        "vault": ["new-key", "rotate"],
+    }
+    assert list(groups) == ["run", "sandbox", "db", "product", "category", "keys", "stock", "vault"]
+    for group in ("db", "product", "category", "keys", "vault"):
+        code, out, _ = run(capsys, group)
+        assert code == 2 and out.startswith("usage: keyshop")
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "keyshop"]
+    assert script.value == "bot.cli:main" and script.load() is main

@@ -154,7 +154,7 @@ def test_webhook_secret_must_be_what_telegram_accepts(monkeypatch: pytest.Monkey
             load_settings(_env_file=None)
         assert str(e.value).startswith("setting WEBHOOK_SECRET:") and "\n" not in str(e.value)
     monkeypatch.setenv("WEBHOOK_SECRET", "A-z_09" * 40)
-    assert load_settings(_env_file=None).webhook_secret is not None
+    assert load_settings(_env_file=None).webhook.webhook_secret is not None
     assert all(WEBHOOK_SECRET_RE.fullmatch(generate_webhook_secret()) for _ in range(200))
 
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import Field
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import ConcernSettings, Settings, SettingsError, load_settings
 from core.vault import new_key_spec
 from handlers.money import exponent
 
@@ -34,10 +36,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_defaults_put_a_sqlite_file_in_the_data_dir_and_loading_creates_nothing(tmp_path: Path) -> None:
     s = load_settings()
-    assert s.database_url_resolved.startswith("sqlite+aiosqlite:///")
-    assert s.database_url_resolved.endswith("data/keyshop.db")
-    assert s.telegram_api_url == "https://api.telegram.org"
-    assert s.shop_currency == "USD" and s.admin_ids == [] and s.bot_token is None
+    assert s.database.url.startswith("sqlite+aiosqlite:///")
+    assert s.database.url.endswith("data/keyshop.db")
+    assert s.telegram.telegram_api_url == "https://api.telegram.org"
+    assert s.shop.shop_currency == "USD" and s.telegram.admin_ids == [] and s.telegram.bot_token is None
     assert list(tmp_path.iterdir()) == []  # no data dir, no key file: loading settings has no side effects
 
 
@@ -47,8 +49,12 @@ def test_settings_come_from_the_environment_and_dot_env(
     (tmp_path / ".env").write_text("SHOP_CURRENCY=cny\nADMIN_IDS=11, 22\n")
     monkeypatch.setenv("SHOP_TIMEZONE", "Asia/Shanghai")
     s = load_settings()
-    assert (s.shop_currency, s.admin_ids, s.shop_timezone) == ("CNY", [11, 22], "Asia/Shanghai")
-    assert exponent(s.shop_currency) == 2
+    assert (s.shop.shop_currency, s.telegram.admin_ids, s.shop.shop_timezone) == (
+        "CNY",
+        [11, 22],
+        "Asia/Shanghai",
+    )
+    assert exponent(s.shop.shop_currency) == 2
 
 
 def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,6 +80,9 @@ def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
         ("WEBHOOK_URL", "http://insecure.example/hook"),
         ("WEBHOOK_LISTEN", "8080"),
         ("REDIS_URL", "localhost:6379"),
+        ("WEBHOOK_SECRET", "has space"),
+        ("RESERVATION_TTL_MINUTES", "1441"),
+        ("RESERVATION_TTL_MINUTES", "soon"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_setting(
@@ -84,3 +93,137 @@ def test_a_bad_value_is_one_line_naming_the_setting(
         load_settings()
     msg = str(e.value)
     assert msg.startswith(f"setting {name}:") and "\n" not in msg
+
+
+# Every variable, the attribute it sets, a value and what the attribute then holds. The names are the
+# shop's public interface: a rename breaks every deployed .env.
+VARIABLES = [
+    ("DATA_DIR", "database", "data_dir", "/srv/shop", Path("/srv/shop")),
+    ("DATABASE_URL", "database", "database_url", "postgresql://u@h/db", "postgresql://u@h/db"),
+    ("VAULT_KEYS", "vault", "vault_keys", None, None),  # a SecretStr: checked below
+    ("BOT_TOKEN", "telegram", "bot_token", None, None),
+    ("TELEGRAM_API_URL", "telegram", "telegram_api_url", "http://127.0.0.1:8081/", "http://127.0.0.1:8081"),
+    ("ADMIN_IDS", "telegram", "admin_ids", "1;2 3", [1, 2, 3]),
+    ("PAYMENT_PROVIDER_TOKEN", "telegram", "payment_provider_token", None, None),
+    ("WEBHOOK_URL", "webhook", "webhook_url", "https://shop.example/hook", "https://shop.example/hook"),
+    ("WEBHOOK_SECRET", "webhook", "webhook_secret", None, None),
+    ("WEBHOOK_LISTEN", "webhook", "webhook_listen", "127.0.0.1:9000", "127.0.0.1:9000"),
+    ("REDIS_URL", "redis", "redis_url", "redis://127.0.0.1/3", "redis://127.0.0.1/3"),
+    ("SHOP_CURRENCY", "shop", "shop_currency", "eur", "EUR"),
+    ("SHOP_TIMEZONE", "shop", "shop_timezone", "Europe/Berlin", "Europe/Berlin"),
+    ("RESERVATION_TTL_MINUTES", "shop", "reservation_ttl_minutes", "30", 30),
+    ("LOG_LEVEL", "log", "log_level", "debug", "DEBUG"),
+]
+
+
+def test_the_variable_names_are_unchanged_and_each_belongs_to_one_concern() -> None:
+    names = [
+        concern.env_name(field)
+        for concern in (type(getattr(load_settings(), name)) for name in Settings.model_fields)
+        for field in concern.model_fields
+    ]
+    assert sorted(names) == sorted(name for name, *_ in VARIABLES)
+
+
+@pytest.mark.parametrize(("name", "concern", "field", "raw", "value"), [v for v in VARIABLES if v[3]])
+def test_each_variable_sets_its_concern_from_the_environment_or_dot_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    name: str,
+    concern: str,
+    field: str,
+    raw: str,
+    value: object,
+) -> None:
+    monkeypatch.setenv(name, raw)
+    assert getattr(getattr(load_settings(), concern), field) == value
+    monkeypatch.delenv(name)
+    (tmp_path / ".env").write_text(f"{name}={raw}\n")
+    assert getattr(getattr(load_settings(), concern), field) == value
+    assert getattr(getattr(load_settings(_env_file=None), concern), field) != value  # .env not read
+
+
+def test_secret_settings_are_secret_strings(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = new_key_spec("k")
+    monkeypatch.setenv("VAULT_KEYS", spec)
+    monkeypatch.setenv("BOT_TOKEN", " 123:SECRET-TOKEN-abcdefghijklmnop ")
+    monkeypatch.setenv("PAYMENT_PROVIDER_TOKEN", "284685063:TEST:abc")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret_-")
+    s = load_settings()
+    assert s.vault.vault_keys and s.vault.vault_keys.get_secret_value() == spec
+    assert (
+        s.telegram.bot_token
+        and s.telegram.bot_token.get_secret_value() == "123:SECRET-TOKEN-abcdefghijklmnop"
+    )
+    assert s.telegram.payment_provider_token
+    assert s.telegram.payment_provider_token.get_secret_value() == "284685063:TEST:abc"
+    assert s.webhook.webhook_secret and s.webhook.webhook_secret.get_secret_value() == "s3cret_-"
+
+
+def test_the_environment_wins_over_dot_env_and_overrides_win_over_both(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("SHOP_CURRENCY=CNY\nLOG_LEVEL=ERROR\n")
+    monkeypatch.setenv("SHOP_CURRENCY", "EUR")
+    assert load_settings().shop.shop_currency == "EUR"
+    s = load_settings(shop_currency="JPY", log_level="warning", admin_ids=[7])
+    assert (s.shop.shop_currency, s.log.log_level, s.telegram.admin_ids) == ("JPY", "WARNING", [7])
+
+
+def test_an_override_is_validated_like_the_variable_and_an_unknown_one_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"^setting SHOP_CURRENCY: must be an ISO 4217"):
+        load_settings(shop_currency="DOGE")
+    with pytest.raises(TypeError, match="shop_curency"):
+        load_settings(shop_curency="EUR")
+
+
+def test_replace_changes_a_copy_and_the_vault_key_file_follows_the_data_dir(tmp_path: Path) -> None:
+    s = load_settings(redis_url="redis://h/1", admin_ids=[5])
+    sandbox = s.replace(data_dir=tmp_path / "sandbox", redis_url=None)
+    assert sandbox.redis.redis_url is None and sandbox.telegram.admin_ids == [5]
+    assert sandbox.vault_key_file == tmp_path / "sandbox" / "vault.keys"
+    assert sandbox.database.url.endswith("sandbox/keyshop.db")
+    assert s.redis.redis_url == "redis://h/1" and s.vault_key_file == Path("data/vault.keys")
+    with pytest.raises(TypeError):
+        s.replace(nope=1)
+
+
+class _WechatSettings(ConcernSettings, env_prefix="WECHAT_"):
+    app_id: str | None = Field(None, pattern=r"^wx[0-9a-f]{16}$")
+
+
+class _SettingsWithWechat(Settings):
+    wechat: _WechatSettings
+
+
+def test_a_new_concern_is_one_class_with_a_prefix_and_one_field(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("WECHAT_APP_ID", raising=False)
+    monkeypatch.setenv("APP_ID", "wxffffffffffffffff")  # another program's: not ours without the prefix
+    assert _SettingsWithWechat.load().wechat.app_id is None
+    (tmp_path / ".env").write_text("WECHAT_APP_ID=wx0123456789abcdef\n")
+    s = _SettingsWithWechat.load(shop_currency="CNY")
+    assert s.wechat.app_id == "wx0123456789abcdef" and s.shop.shop_currency == "CNY"
+    assert _SettingsWithWechat.load(wechat_app_id="wxaaaaaaaaaaaaaaaa").wechat.app_id == "wxaaaaaaaaaaaaaaaa"
+    monkeypatch.setenv("WECHAT_APP_ID", "not-an-app-id")
+    with pytest.raises(SettingsError) as e:
+        _SettingsWithWechat.load()
+    assert str(e.value).startswith("setting WECHAT_APP_ID:") and "\n" not in str(e.value)
+
+
+def test_env_example_and_the_readme_document_every_setting_in_its_group() -> None:
+    root = Path(__file__).resolve().parents[2]
+    example = (root / ".env.example").read_text()
+    readme = (root / "README.md").read_text()
+    for name, concern, *_ in VARIABLES:
+        assert re.search(rf"^#?{name}=", example, re.MULTILINE), name
+        assert f"| `{concern}` | `{name}` |" in readme, name
+    example_groups = re.findall(r"^# --- (\w+) \(bot/settings/(\w+)\.py\)", example, re.MULTILINE)
+    assert [g for g, _ in example_groups] == list(Settings.model_fields)
+    assert all(g == module for g, module in example_groups)
+
+
+def test_env_example_loads_as_it_is() -> None:
+    s = load_settings(_env_file=Path(__file__).resolve().parents[2] / ".env.example")
+    assert (s.shop.shop_currency, s.log.log_level, s.telegram.bot_token) == ("USD", "INFO", None)

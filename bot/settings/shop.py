@@ -1,0 +1,35 @@
+"""The shop's rules: SHOP_CURRENCY, SHOP_TIMEZONE, RESERVATION_TTL_MINUTES."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel.numbers import list_currencies
+from pydantic import Field, field_validator
+
+from bot.settings.base import ConcernSettings
+
+
+class ShopSettings(ConcernSettings):
+    shop_currency: str = Field("USD", description="ISO 4217 currency of prices; Stars are separate.")
+    shop_timezone: str = Field("UTC", description="IANA time zone in which per-day limits reset.")
+    reservation_ttl_minutes: int = Field(
+        15, ge=1, le=24 * 60, description="How long checkout holds stock for an unpaid order."
+    )
+
+    @field_validator("shop_currency")
+    @classmethod
+    def _check_currency(cls, v: str) -> str:
+        v = v.strip().upper()
+        if v not in list_currencies() or v == "XTR":
+            raise ValueError("must be an ISO 4217 currency code such as USD, EUR or CNY")
+        return v
+
+    @field_validator("shop_timezone")
+    @classmethod
+    def _check_tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as UTC or Asia/Shanghai") from None
+        return v
