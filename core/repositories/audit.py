@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import tables as t
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    action: str
+    detail: dict[str, Any]
 
 
 class AuditRepo:
@@ -47,8 +54,9 @@ class AuditRepo:
             rows, self._pending = self._pending, []
             await self.conn.execute(self._Q_AUDIT_INSERT, rows)
 
-    async def for_order(self, order_id: int) -> list[tuple[str, dict[str, Any]]]:
+    async def for_order(self, order_id: int) -> list[AuditEntry]:
+        """What was recorded about an order, oldest first (including rows not yet flushed)."""
         await self.flush()
         a = t.audit_log
         q = select(a.c.action, a.c.detail).where(a.c.order_id == order_id).order_by(a.c.id)
-        return [(r[0], r[1]) for r in (await self.conn.execute(q)).all()]
+        return [AuditEntry(r[0], r[1]) for r in (await self.conn.execute(q)).all()]

@@ -3,16 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import tables as t
-from core.models import KeyStatus
+from core.models import KeyStatus, SealedKey
+from core.repositories._rows import to_dataclass
 
 _k = t.keys
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRef:
+    """A key found by its blind index."""
+
+    id: int
+    status: KeyStatus
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCount:
+    """How many keys of a product are in one status."""
+
+    product_id: int
+    status: KeyStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyToReseal:
+    """A stored key with the vault key id it is encrypted under."""
+
+    id: int
+    product_id: int
+    blind_index: bytes
+    ciphertext: bytes
+    kid: str
 
 
 class KeyRepo:
@@ -87,8 +117,8 @@ class KeyRepo:
         )
         return list((await self.conn.execute(stmt)).scalars().all())
 
-    async def sealed_for_order(self, order_id: int) -> list[tuple[int, int, bytes, bytes]]:
-        """(id, product_id, blind_index, ciphertext) of the keys an order holds or was given."""
+    async def sealed_for_order(self, order_id: int) -> list[SealedKey]:
+        """The keys an order holds or was given, as stored."""
         k = t.keys
         own = select(k.c.id, k.c.product_id, k.c.blind_index, k.c.ciphertext).where(
             k.c.order_id == order_id, k.c.status.in_((KeyStatus.SOLD, KeyStatus.VOID))
@@ -99,7 +129,7 @@ class KeyRepo:
             .where(t.order_shared_keys.c.order_id == order_id)
         )
         rows = (await self.conn.execute(own.union_all(shared).order_by("id"))).all()
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+        return [SealedKey(r[0], r[1], r[2], r[3]) for r in rows]
 
     _Q_CURRENT_SHARED = (
         select(_k.c.id)
@@ -124,21 +154,22 @@ class KeyRepo:
         res = await self.conn.execute(insert(t.keys).values(**values).returning(t.keys.c.id))
         return int(res.scalar_one())
 
-    async def find_by_index(self, product_id: int, blind_index: bytes) -> tuple[int, str] | None:
+    async def find_by_index(self, product_id: int, blind_index: bytes) -> KeyRef | None:
         k = t.keys
         q = select(k.c.id, k.c.status).where(k.c.product_id == product_id, k.c.blind_index == blind_index)
         r = (await self.conn.execute(q)).first()
-        return (r[0], r[1]) if r else None
+        return KeyRef(r.id, KeyStatus(r.status)) if r else None
 
     async def link_shared(self, order_id: int, key_id: int) -> None:
         await self.conn.execute(insert(t.order_shared_keys).values(order_id=order_id, key_id=key_id))
 
-    async def count_by_status(self, product_id: int | None = None) -> dict[tuple[int, str], int]:
+    async def count_by_status(self, product_id: int | None = None) -> list[KeyCount]:
+        """Keys per product and status (statuses a product has none of are left out)."""
         k = t.keys
         q = select(k.c.product_id, k.c.status, func.count()).group_by(k.c.product_id, k.c.status)
         if product_id is not None:
             q = q.where(k.c.product_id == product_id)
-        return {(r[0], r[1]): r[2] for r in (await self.conn.execute(q)).all()}
+        return [KeyCount(r[0], KeyStatus(r[1]), r[2]) for r in (await self.conn.execute(q)).all()]
 
     async def available(self, product_id: int) -> int:
         k = t.keys
@@ -165,7 +196,7 @@ class KeyRepo:
     async def count_all(self) -> int:
         return int((await self.conn.execute(select(func.count()).select_from(t.keys))).scalar_one())
 
-    async def batch_not_under(self, kid: str, after_id: int, limit: int) -> list[Row[Any]]:
+    async def batch_not_under(self, kid: str, after_id: int, limit: int) -> list[KeyToReseal]:
         k = t.keys
         q = (
             select(k.c.id, k.c.product_id, k.c.blind_index, k.c.ciphertext, k.c.kid)
@@ -173,7 +204,7 @@ class KeyRepo:
             .order_by(k.c.id)
             .limit(limit)
         )
-        return list((await self.conn.execute(q)).all())
+        return [to_dataclass(KeyToReseal, r) for r in (await self.conn.execute(q)).all()]
 
     async def reseal(self, key_id: int, old_kid: str, new_kid: str, ciphertext: bytes) -> int:
         k = t.keys

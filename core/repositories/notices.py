@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import tables as t
-from core.repositories._rows import dialect_insert
+from core.models import PaymentNotice
+from core.repositories._rows import dialect_insert, to_dataclass
 
 
 class PaymentNoticeRepo:
@@ -34,9 +35,10 @@ class PaymentNoticeRepo:
         q = select(n.c.id).where(n.c.provider == provider, n.c.charge_id == charge_id)
         return (await self.conn.execute(q)).scalar()
 
-    async def get(self, notice_id: int, *, lock: bool = False) -> Row[Any] | None:
+    async def get(self, notice_id: int, *, lock: bool = False) -> PaymentNotice | None:
         q = select(t.payment_notices).where(t.payment_notices.c.id == notice_id)
-        return (await self.conn.execute(q.with_for_update() if lock else q)).first()
+        r = (await self.conn.execute(q.with_for_update() if lock else q)).first()
+        return to_dataclass(PaymentNotice, r) if r else None
 
     async def due(self, now: datetime, limit: int) -> list[int]:
         n = t.payment_notices

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,10 +11,18 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import tables as t
-from core.models import LIMIT_COUNTED_STATUSES, Order, OrderStatus, Product
+from core.models import LIMIT_COUNTED_STATUSES, Order, OrderLine, OrderStatus, Product
 from core.repositories._rows import part, to_order, to_product
 
 _o = t.orders
+
+
+@dataclass(frozen=True, slots=True)
+class DueOrder:
+    """A pending order whose reservation has run out, locked for expiry."""
+
+    id: int
+    ref: str
 
 
 class OrderRepo:
@@ -97,7 +106,7 @@ class OrderRepo:
         )
         return [to_order(r) for r in (await self.conn.execute(q)).all()]
 
-    async def due_to_expire(self, now: datetime, limit: int) -> list[tuple[int, str]]:
+    async def due_to_expire(self, now: datetime, limit: int) -> list[DueOrder]:
         o = t.orders
         q = (
             select(o.c.id, o.c.ref)
@@ -106,7 +115,7 @@ class OrderRepo:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return [(r[0], r[1]) for r in (await self.conn.execute(q)).all()]
+        return [DueOrder(r[0], r[1]) for r in (await self.conn.execute(q)).all()]
 
     async def expire(self, order_ids: Sequence[int]) -> int:
         o = t.orders
@@ -117,7 +126,7 @@ class OrderRepo:
         )
         return res.rowcount
 
-    async def for_user(self, user_id: int, limit: int, offset: int) -> list[tuple[Order, str]]:
+    async def for_user(self, user_id: int, limit: int, offset: int) -> list[OrderLine]:
         """The user's orders, newest first, each with its product's name."""
         o = t.orders
         q = (
@@ -128,4 +137,4 @@ class OrderRepo:
             .limit(limit)
             .offset(offset)
         )
-        return [(to_order(r), r.product_name) for r in (await self.conn.execute(q)).all()]
+        return [OrderLine(to_order(r), r.product_name) for r in (await self.conn.execute(q)).all()]

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import tables as t
+from core.repositories._rows import to_dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    user_id: int
+    kind: str
+    payload: dict[str, Any]
+    status: str  # pending | sent | failed
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedOutboxRow(OutboxRow):
+    """A message leased to a channel's sender, with where to send it."""
+
+    channel: str
+    external_id: str  # the chat to send to
+    language: str | None
 
 
 class OutboxRepo:
@@ -21,11 +46,13 @@ class OutboxRepo:
         values = {"user_id": user_id, "kind": kind, "payload": payload, "status": "pending"}
         await self.conn.execute(self._Q_OUTBOX_INSERT, {**values, "next_attempt_at": now, "created_at": now})
 
-    async def pending(self, limit: int = 100) -> list[Row[Any]]:
+    async def pending(self, limit: int = 100) -> list[OutboxRow]:
         q = select(t.outbox).where(t.outbox.c.status == "pending").order_by(t.outbox.c.id).limit(limit)
-        return list((await self.conn.execute(q)).all())
+        return [to_dataclass(OutboxRow, r) for r in (await self.conn.execute(q)).all()]
 
-    async def claim(self, channel: str, now: datetime, lease_until: datetime, limit: int) -> list[Row[Any]]:
+    async def claim(
+        self, channel: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ClaimedOutboxRow]:
         """Take a channel's due messages for sending: their next attempt moves to ``lease_until``, so
         another sender (or this one after a crash) picks them up only once the lease has run out."""
         o, u = t.outbox, t.users
@@ -47,7 +74,7 @@ class OutboxRepo:
             .where(o.c.id.in_(ids))
             .order_by(o.c.id)
         )
-        return list((await self.conn.execute(q)).all())
+        return [to_dataclass(ClaimedOutboxRow, r) for r in (await self.conn.execute(q)).all()]
 
     async def finish(self, message_id: int, status: str, now: datetime, error: str | None = None) -> None:
         o = t.outbox

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import tables as t
-from core.models import PaymentStatus
-from core.repositories._rows import dialect_insert
+from core.models import OwedPayment, Payment, PaymentStatus
+from core.repositories._rows import dialect_insert, to_dataclass
+
+
+def _payment(r: Any) -> Payment:
+    return to_dataclass(Payment, r, status=PaymentStatus)
 
 
 class PaymentRepo:
@@ -21,9 +25,10 @@ class PaymentRepo:
         t.payments.c.provider == bindparam("b_provider"), t.payments.c.charge_id == bindparam("b_charge")
     )
 
-    async def get(self, provider: str, charge_id: str) -> Row[Any] | None:
+    async def get(self, provider: str, charge_id: str) -> Payment | None:
         params = {"b_provider": provider, "b_charge": charge_id}
-        return (await self.conn.execute(self._Q_PAYMENT, params)).first()
+        r = (await self.conn.execute(self._Q_PAYMENT, params)).first()
+        return _payment(r) if r else None
 
     _Q_PAYMENT_INSERT_ONCE: ClassVar[dict[str, Any]] = {
         d: dialect_insert(d, t.payments)
@@ -50,13 +55,13 @@ class PaymentRepo:
         )
         return res.rowcount
 
-    async def for_order(self, order_id: int) -> list[Row[Any]]:
+    async def for_order(self, order_id: int) -> list[Payment]:
         p = t.payments
-        return list((await self.conn.execute(select(p).where(p.c.order_id == order_id))).all())
+        rows = (await self.conn.execute(select(p).where(p.c.order_id == order_id))).all()
+        return [_payment(r) for r in rows]
 
-    async def mark_order_refund_due(self, order_id: int, reason: str) -> list[Row[Any]]:
-        """Accepted payments of the order become refund_due; returns their rows (provider, charge_id,
-        amount, currency, payer_id)."""
+    async def mark_order_refund_due(self, order_id: int, reason: str) -> list[OwedPayment]:
+        """Accepted payments of the order become refund_due; returns what paying each back needs."""
         p = t.payments
         res = await self.conn.execute(
             update(p)
@@ -64,4 +69,4 @@ class PaymentRepo:
             .values(status=PaymentStatus.REFUND_DUE, reason=reason)
             .returning(p.c.provider, p.c.charge_id, p.c.amount, p.c.currency, p.c.payer_id)
         )
-        return list(res.all())
+        return [to_dataclass(OwedPayment, r) for r in res.all()]
