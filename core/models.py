@@ -229,3 +229,71 @@ class RevealedKeys:
     order: Order
     product: Product
     keys: list[str]
+
+
+# ---------------------------------------------------------------- records read back by the repositories
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    """One line of a buyer's order history: the order and the name of what was bought."""
+
+    order: Order
+    product_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: int
+    provider: str
+    charge_id: str
+    order_id: int | None  # None: the charge named no order we know
+    order_ref: str
+    payer_id: int | None  # whoever paid; a refund goes back to them (None only on legacy rows)
+    amount: int
+    currency: str
+    status: PaymentStatus
+    reason: str | None
+    created_at: datetime
+    refunded_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OwedPayment:
+    """A payment that has just become ``refund_due``: what paying it back needs."""
+
+    provider: str
+    charge_id: str
+    amount: int
+    currency: str
+    payer_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentNotice:
+    """A payment notice as a channel received it, kept until it has been processed."""
+
+    id: int
+    provider: str
+    charge_id: str
+    payer_id: int | None
+    order_ref: str
+    amount: int
+    currency: str
+    raw: dict[str, object]  # the notice as received (JSON)
+    status: str  # pending | done
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    received_at: datetime
+    processed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SealedKey:
+    """A key as stored: encrypted, bound to its product and blind index."""
+
+    id: int
+    product_id: int
+    blind_index: bytes
+    ciphertext: bytes

@@ -20,6 +20,7 @@ from core.models import (
     DeliveryKind,
     KeyStatus,
     Order,
+    OrderLine,
     OrderStatus,
     PaymentResult,
     RevealedKeys,
@@ -139,7 +140,7 @@ class OrderService:
                 due = await r.orders.due_to_expire(now, batch)
                 if not due:
                     return total
-                ids = [oid for oid, _ in due]
+                ids = [o.id for o in due]
                 if await r.orders.expire(ids) != len(ids):
                     raise IntegrityViolation("an order picked for expiry changed under us")
                 released = await r.keys.release_for_orders(ids)
@@ -181,9 +182,9 @@ class OrderService:
         return order
 
     async def for_user(self, user_id: int, *, limit: int = 10, offset: int = 0) -> list[Order]:
-        return [o for o, _ in await self.history(user_id, limit=limit, offset=offset)]
+        return [line.order for line in await self.history(user_id, limit=limit, offset=offset)]
 
-    async def history(self, user_id: int, *, limit: int = 10, offset: int = 0) -> list[tuple[Order, str]]:
+    async def history(self, user_id: int, *, limit: int = 10, offset: int = 0) -> list[OrderLine]:
         """The user's orders, newest first, with product names: what "My orders" shows."""
         async with self.ctx.uow(write=False) as uow:
             return await uow.repo.orders.for_user(user_id, min(max(limit, 1), 100), max(offset, 0))
@@ -202,7 +203,7 @@ class OrderService:
             if order.status is not OrderStatus.DELIVERED:
                 raise InvalidOrderState(status=str(order.status))
             sealed = await r.keys.sealed_for_order(order.id)
-            plain = [self.ctx.vault.open_key(pid, bidx, blob) for _, pid, bidx, blob in sealed]
+            plain = [self.ctx.vault.open_key(k.product_id, k.blind_index, k.ciphertext) for k in sealed]
             await r.orders.mark_revealed(order.id, now)
             await r.audit.add(
                 now,
@@ -210,7 +211,7 @@ class OrderService:
                 "keys_revealed",
                 product_id=order.product_id,
                 order_id=order.id,
-                keys=[kid for kid, *_ in sealed],
+                keys=[k.id for k in sealed],
                 reason=reason[:32],
             )
             await uow.commit()

@@ -181,8 +181,8 @@ class StockService:
                 raise InvalidInput("this product is not a shared-key product", field="product")
             bidx, blob = vault.seal_key(product_id, key)
             existing = await r.keys.find_by_index(product_id, bidx)
-            if existing is not None and existing[1] == KeyStatus.SHARED:
-                return existing[0]
+            if existing is not None and existing.status is KeyStatus.SHARED:
+                return existing.id
             if existing is not None:
                 raise InvalidInput("this key was used for this product before", field="key")
             await r.keys.retire_shared(product_id)
@@ -206,10 +206,10 @@ class StockService:
             else:
                 one = await r.catalog.product(product_id)
                 products = [one] if one is not None else []
-            counts = await r.keys.count_by_status(product_id)
+            counts = {(c.product_id, c.status): c.count for c in await r.keys.count_by_status(product_id)}
         out = []
         for p in products:
-            c = {s: counts.get((p.id, s.value), 0) for s in KeyStatus}
+            c = {s: counts.get((p.id, s), 0) for s in KeyStatus}
             out.append(
                 StockLevel(
                     product_id=p.id,

@@ -146,7 +146,7 @@ async def test_in_a_group_commands_get_an_open_in_private_link_and_nothing_perso
         assert r.buttons == [{"text": "Open the shop", "url": "https://t.me/keyshop_sandbox_bot?start=group"}]
     assert shop.emu.messages(GROUP_CHANNEL) == []
     order = await shop.services.orders.history((await shop.services.users.ensure("telegram", str(BUYER))).id)
-    assert not any(o.ref in r.text for r in replies for o, _ in order)
+    assert not any(line.order.ref in r.text for r in replies for line in order)
     assert len(shop.emu.messages(BUYER)) == private_before
     # the deep link opens the private chat with a plain /start
     assert "Welcome, Ann" in (await shop.say(BUYER, "/start group")).text

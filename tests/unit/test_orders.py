@@ -34,7 +34,7 @@ from tests.conftest import buyer, draft, stocked
 async def key_statuses(shop: Services, product_id: int) -> dict[str, int]:
     async with shop.ctx.uow(write=False) as uow:
         rows = await uow.repo.keys.count_by_status(product_id)
-    return {status: n for (_, status), n in rows.items()}
+    return {c.status: c.count for c in rows}
 
 
 async def outbox_kinds(shop: Services) -> list[str]:
@@ -382,7 +382,7 @@ async def test_keys_are_revealed_only_to_their_buyer_and_every_reveal_is_audited
     await shop.orders.reveal(o.ref, user_id=None, actor="admin:7", reason="support")
     async with shop.ctx.uow(write=False) as uow:
         audit = await uow.repo.audit.for_order(o.id)
-    reveals = [d for action, d in audit if action == "keys_revealed"]
+    reveals = [e.detail for e in audit if e.action == "keys_revealed"]
     assert [r["reason"] for r in reveals] == ["delivery", "support"]
 
 

@@ -279,6 +279,6 @@ async def test_refunding_an_unseen_manual_delivery_voids_the_content_instead_of_
     await shop.orders.deliver_manually(o.ref, "account: a@b.c / pass: x", actor="admin:1")
     await shop.refunds.request_refund(o.ref, actor="admin:1")
     async with shop.ctx.uow(write=False) as uow:
-        statuses = {s for (_, s) in (await uow.repo.keys.count_by_status(pid))}
+        statuses = {c.status for c in await uow.repo.keys.count_by_status(pid)}
     assert statuses == {"void"}
     assert await shop.stock.available(pid) == 0

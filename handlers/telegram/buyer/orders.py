@@ -25,15 +25,15 @@ async def my_orders(event: Message | CallbackQuery, shop_user: User, services: S
         lines = [tr("orders-title")] + [
             tr(
                 "order-line",
-                ref=o.ref,
-                name=name,
-                qty=o.quantity,
-                amount=format_amount(o.amount, o.currency, locale),
-                status=order_status(o),
+                ref=line.order.ref,
+                name=line.product_name,
+                qty=line.order.quantity,
+                amount=format_amount(line.order.amount, line.order.currency, locale),
+                status=order_status(line.order),
             )
-            for o, name in history
+            for line in history
         ]
-        text, markup = "\n".join(lines), keyboards.orders([o for o, _ in history])
+        text, markup = "\n".join(lines), keyboards.orders([line.order for line in history])
     await reply(event, text, markup)
 
 

@@ -1,0 +1,48 @@
+"""What every repository shares: the dialect's INSERT (for ON CONFLICT) and turning rows into dataclasses.
+
+Rows never leave a repository; these build the dataclasses they return instead."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+from sqlalchemy import Row
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.models import DeliveryKind, Order, OrderStatus, Product, User
+
+_T = TypeVar("_T")
+
+
+def dialect_insert(dialect: str, table: Any) -> Any:
+    """INSERT with the dialect's ``on_conflict_do_*``."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def part(row: Row[Any], table: Any) -> Any:
+    """The columns of one table out of a joined row, by attribute, as the mappers below read them."""
+    m = row._mapping
+    return SimpleNamespace(**{c.name: m[c] for c in table.c})
+
+
+def to_dataclass(cls: type[_T], r: Any, **convert: Any) -> _T:
+    """A dataclass from a row (or ``part``): same field names; ``convert`` maps a field to the type that
+    rebuilds it (enums)."""
+    values = {f.name: getattr(r, f.name) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for name, typ in convert.items():
+        values[name] = typ(values[name])
+    return cls(**values)
+
+
+def to_user(r: Any) -> User:
+    return to_dataclass(User, r)
+
+
+def to_product(r: Any) -> Product:
+    return to_dataclass(Product, r, delivery_kind=DeliveryKind)
+
+
+def to_order(r: Any) -> Order:
+    return to_dataclass(Order, r, status=OrderStatus)

@@ -1,0 +1,35 @@
+"""Small named positions that must survive restarts (how far the Stars ledger was reconciled)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core import tables as t
+from core.repositories._rows import dialect_insert
+
+
+class CursorRepo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    async def get(self, name: str) -> int | None:
+        q = select(t.cursors.c.position).where(t.cursors.c.name == name)
+        return (await self.conn.execute(q)).scalar()
+
+    async def advance(self, name: str, position: int, now: datetime) -> None:
+        """Move the cursor forward (never back: two instances may reconcile at once)."""
+        c = t.cursors
+        stmt = dialect_insert(self.dialect, c).values(name=name, position=position, updated_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={
+                "position": func.max(c.c.position, stmt.excluded.position)
+                if self.dialect == "sqlite"
+                else func.greatest(c.c.position, stmt.excluded.position),
+                "updated_at": now,
+            },
+        )
+        await self.conn.execute(stmt)

@@ -1,0 +1,95 @@
+"""The outbox: messages written in the transaction of the change they report, claimed by senders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core import tables as t
+from core.repositories._rows import to_dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    user_id: int
+    kind: str
+    payload: dict[str, Any]
+    status: str  # pending | sent | failed
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedOutboxRow(OutboxRow):
+    """A message leased to a channel's sender, with where to send it."""
+
+    channel: str
+    external_id: str  # the chat to send to
+    language: str | None
+
+
+class OutboxRepo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    _Q_OUTBOX_INSERT = insert(t.outbox)
+
+    async def add(self, user_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:
+        values = {"user_id": user_id, "kind": kind, "payload": payload, "status": "pending"}
+        await self.conn.execute(self._Q_OUTBOX_INSERT, {**values, "next_attempt_at": now, "created_at": now})
+
+    async def pending(self, limit: int = 100) -> list[OutboxRow]:
+        q = select(t.outbox).where(t.outbox.c.status == "pending").order_by(t.outbox.c.id).limit(limit)
+        return [to_dataclass(OutboxRow, r) for r in (await self.conn.execute(q)).all()]
+
+    async def claim(
+        self, channel: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ClaimedOutboxRow]:
+        """Take a channel's due messages for sending: their next attempt moves to ``lease_until``, so
+        another sender (or this one after a crash) picks them up only once the lease has run out."""
+        o, u = t.outbox, t.users
+        pick = (
+            select(o.c.id)
+            .join_from(o, u, u.c.id == o.c.user_id)
+            .where(o.c.status == "pending", o.c.next_attempt_at <= now, u.c.channel == channel)
+            .order_by(o.c.id)
+            .limit(limit)
+            .with_for_update(of=o, skip_locked=True)
+        )
+        ids = list((await self.conn.execute(pick)).scalars())
+        if not ids:
+            return []
+        await self.conn.execute(update(o).where(o.c.id.in_(ids)).values(next_attempt_at=lease_until))
+        q = (
+            select(o, u.c.channel, u.c.external_id, u.c.language)
+            .join_from(o, u, u.c.id == o.c.user_id)
+            .where(o.c.id.in_(ids))
+            .order_by(o.c.id)
+        )
+        return [to_dataclass(ClaimedOutboxRow, r) for r in (await self.conn.execute(q)).all()]
+
+    async def finish(self, message_id: int, status: str, now: datetime, error: str | None = None) -> None:
+        o = t.outbox
+        values: dict[str, Any] = {"status": status, "last_error": error[:255] if error else None}
+        if status == "sent":
+            values["sent_at"] = now
+        await self.conn.execute(update(o).where(o.c.id == message_id).values(**values))
+
+    async def reschedule(self, message_id: int, at: datetime, error: str) -> int:
+        """Try again at ``at``; returns the number of attempts so far."""
+        o = t.outbox
+        res = await self.conn.execute(
+            update(o)
+            .where(o.c.id == message_id)
+            .values(attempts=o.c.attempts + 1, next_attempt_at=at, last_error=error[:255])
+            .returning(o.c.attempts)
+        )
+        return int(res.scalar_one())
