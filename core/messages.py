@@ -1,7 +1,9 @@
 """Typed outbox messages: what the shop has to tell a user (or do for them) once a transaction committed.
 
 The outbox stores a message's type (``KIND``) and its fields; each channel renders each type in one place
-(Telegram: ``handlers.telegram.ui.messages``), and a test fails when a type has no renderer. Messages carry
+(Telegram: ``handlers.telegram.workers.messages``), and a test fails when a type has none. A message
+type that is not in ``MESSAGE_TYPES`` is refused where it is written (``check_writable``), so a forgotten
+registration fails the first test that writes it, not a buyer. Messages carry
 references, never keys: a key is decrypted when the message is sent.
 
 The ``KIND`` strings are stored in ``outbox.kind``: never rename one (rows already written would become
@@ -73,9 +75,15 @@ class RefundDue(Message):
         object.__setattr__(self, "amount", int(self.amount))
 
 
-MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.KIND: cls for cls in (KeysDelivered, AwaitingManual, RefundDue)
-}
+def _registry(*types: type[Message]) -> dict[str, type[Message]]:
+    kinds = [cls.KIND for cls in types]
+    if "" in kinds or len(set(kinds)) != len(kinds):
+        raise TypeError(f"every message type needs its own KIND: {kinds}")
+    return {cls.KIND: cls for cls in types}
+
+
+# Every message type the outbox can carry. A new type is added here (and gets a deliverer per channel).
+MESSAGE_TYPES: dict[str, type[Message]] = _registry(KeysDelivered, AwaitingManual, RefundDue)
 
 
 def decode(kind: str, fields: dict[str, Any]) -> Message:
@@ -86,5 +94,17 @@ def decode(kind: str, fields: dict[str, Any]) -> Message:
         raise UnknownMessage(f"{kind} message fields are not an object")
     try:
         return cls.from_fields(fields)
-    except (TypeError, ValueError) as e:
-        raise UnknownMessage(f"{kind} message fields are malformed: {e}") from e
+    except UnknownMessage:
+        raise
+    except Exception as e:  # whatever a damaged value makes a constructor raise (TypeError, OverflowError…)
+        raise UnknownMessage(f"{kind} message fields are malformed: {type(e).__name__}: {e}") from e
+
+
+def check_writable(message: Message) -> None:
+    """Refuse a message the outbox could not read back: a type missing from ``MESSAGE_TYPES``, or fields
+    that do not rebuild the same message."""
+    if MESSAGE_TYPES.get(message.KIND) is not type(message):
+        name = type(message).__name__
+        raise UnknownMessage(f"{name} is not in MESSAGE_TYPES: the outbox could not read it back")
+    if decode(message.KIND, message.fields()) != message:
+        raise UnknownMessage(f"{type(message).__name__} does not read back as itself from its fields")

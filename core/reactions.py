@@ -17,13 +17,15 @@ from core.events import (
     PaymentRejected,
     RefundOwed,
 )
-from core.messages import AwaitingManual, KeysDelivered, Message, RefundDue
+from core.messages import AwaitingManual, KeysDelivered, Message, RefundDue, check_writable
 from core.models import Charge, OrderStatus
 from core.uow import UnitOfWork
 
 
 async def write_message(uow: UnitOfWork, user_id: int, message: Message, at: datetime) -> None:
-    """Queue ``message`` for ``user_id`` in the outbox, in this transaction."""
+    """Queue ``message`` for ``user_id`` in the outbox, in this transaction (refused, rolling it back, if
+    the outbox could not read the message back)."""
+    check_writable(message)
     await uow.repo.outbox.add(user_id, message.KIND, message.fields(), at)
 
 

@@ -32,6 +32,7 @@ class UnitOfWork:
         self.write = write
         self.events = events if events is not None else EventHandlers()
         self._emitted: list[Event] = []
+        self._failed = False  # an event handler raised: this transaction must not commit
         self._conn: AsyncConnection | None = None
         self._locked = False
         self._committed = False
@@ -65,7 +66,8 @@ class UnitOfWork:
 
     def emit(self, event: Event) -> None:
         """Something happened in this transaction: its handlers run before COMMIT."""
-        assert self._conn is not None, "event emitted outside 'async with'"
+        if self._conn is None or self._committed:
+            raise RuntimeError("an event emitted outside its transaction would run no handler")
         self._emitted.append(event)
 
     async def _dispatch(self) -> None:
@@ -76,10 +78,16 @@ class UnitOfWork:
             if done > MAX_EVENTS_PER_TRANSACTION:
                 raise RuntimeError("event handlers keep emitting events: a loop between handlers?")
             for handler in self.events.for_event(event):
-                await handler(self, event)
+                try:
+                    await handler(self, event)
+                except BaseException:
+                    self._failed = True
+                    raise
 
     async def commit(self) -> None:
         assert self._conn is not None
+        if self._failed:
+            raise RuntimeError("an event handler failed in this transaction: it can only roll back")
         await self._dispatch()
         await self.repo.flush()
         await self._conn.commit()

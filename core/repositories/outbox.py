@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Text, cast, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import tables as t
@@ -28,9 +29,15 @@ class OutboxRow:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimedOutboxRow(OutboxRow):
-    """A message leased to a channel's sender, with where to send it."""
+class ClaimedOutboxRow:
+    """A message leased to a channel's sender, with where to send it. Its fields come as the stored JSON
+    text: one damaged row must not make the rows claimed with it unreadable."""
 
+    id: int
+    user_id: int
+    kind: str
+    payload_json: str
+    attempts: int
     channel: str
     external_id: str  # the chat to send to
     language: str | None
@@ -51,15 +58,22 @@ class OutboxRepo:
         return [to_dataclass(OutboxRow, r) for r in (await self.conn.execute(q)).all()]
 
     async def claim(
-        self, channel: str, now: datetime, lease_until: datetime, limit: int
+        self, channel: str, kinds: Collection[str], now: datetime, lease_until: datetime, limit: int
     ) -> list[ClaimedOutboxRow]:
-        """Take a channel's due messages for sending: their next attempt moves to ``lease_until``, so
-        another sender (or this one after a crash) picks them up only once the lease has run out."""
+        """Take a channel's due messages of ``kinds`` (the types this process can read) for sending: their
+        next attempt moves to ``lease_until``, so another sender (or this one after a crash) picks them up
+        only once the lease has run out. A kind this process does not know stays for one that does (a
+        newer version running beside it)."""
         o, u = t.outbox, t.users
         pick = (
             select(o.c.id)
             .join_from(o, u, u.c.id == o.c.user_id)
-            .where(o.c.status == "pending", o.c.next_attempt_at <= now, u.c.channel == channel)
+            .where(
+                o.c.status == "pending",
+                o.c.next_attempt_at <= now,
+                u.c.channel == channel,
+                o.c.kind.in_(sorted(kinds)),
+            )
             .order_by(o.c.id)
             .limit(limit)
             .with_for_update(of=o, skip_locked=True)
@@ -69,7 +83,16 @@ class OutboxRepo:
             return []
         await self.conn.execute(update(o).where(o.c.id.in_(ids)).values(next_attempt_at=lease_until))
         q = (
-            select(o, u.c.channel, u.c.external_id, u.c.language)
+            select(
+                o.c.id,
+                o.c.user_id,
+                o.c.kind,
+                cast(o.c.payload, Text).label("payload_json"),
+                o.c.attempts,
+                u.c.channel,
+                u.c.external_id,
+                u.c.language,
+            )
             .join_from(o, u, u.c.id == o.c.user_id)
             .where(o.c.id.in_(ids))
             .order_by(o.c.id)

@@ -3,12 +3,13 @@ report. A channel's sender claims due messages, sends them, and reports back her
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
 from core.context import Context
-from core.messages import Message, UnknownMessage, decode
+from core.messages import MESSAGE_TYPES, Message, UnknownMessage, decode
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +37,26 @@ class OutboxService:
         self.ctx = ctx
 
     async def claim(self, channel: str, limit: int = 50) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due messages of ``channel`` to the caller.
+
+        Only the message types this process knows are claimed: a type written by a newer version waits for
+        a process that can read it. A row of a known type whose fields cannot be read (damaged) can never
+        be sent: it is marked failed, with why, in the same transaction, and the rest are claimed."""
         now = self.ctx.clock.now()
-        async with self.ctx.uow() as uow:
-            rows = await uow.repo.outbox.claim(channel, now, now + LEASE, limit)
-            await uow.commit()
         out = []
-        for r in rows:
-            try:
-                message = decode(r.kind, r.payload)
-            except UnknownMessage as e:  # nothing can send it: kept for the record, never offered again
-                log.error("outbox %s cannot be read: %s", r.id, e)
-                await self._finish(r.id, "failed", f"unreadable: {e}"[:200])
-                continue
-            out.append(
-                OutboxMessage(r.id, r.user_id, r.channel, r.external_id, r.language, message, r.attempts)
-            )
+        async with self.ctx.uow() as uow:
+            outbox = uow.repo.outbox
+            for r in await outbox.claim(channel, MESSAGE_TYPES.keys(), now, now + LEASE, limit):
+                try:
+                    message = decode(r.kind, json.loads(r.payload_json))
+                except (UnknownMessage, ValueError, RecursionError) as e:
+                    log.error("outbox %s (%s) cannot be read, set aside: %s", r.id, r.kind, e)
+                    await outbox.finish(r.id, "failed", now, f"unreadable: {e}")
+                    continue
+                out.append(
+                    OutboxMessage(r.id, r.user_id, r.channel, r.external_id, r.language, message, r.attempts)
+                )
+            await uow.commit()
         return out
 
     async def sent(self, message_id: int) -> None:

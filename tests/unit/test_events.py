@@ -196,3 +196,39 @@ async def test_a_failing_reaction_to_an_admin_refund_leaves_the_order_delivered(
     assert (await shop.orders.get(o.ref)).status is OrderStatus.DELIVERED
     async with shop.ctx.uow(write=False) as uow:
         assert (await uow.repo.payments.get("telegram", "c1")).status == "accepted"  # type: ignore[union-attr]
+
+
+async def test_an_event_emitted_after_commit_is_refused_not_silently_dropped(shop: Services) -> None:
+    pid = await stocked(shop, 1)
+    o = await shop.checkout.checkout(await buyer(shop), pid, 1, STARS)
+    async with shop.ctx.uow() as uow:
+        await uow.commit()
+        with pytest.raises(RuntimeError):
+            uow.emit(OrderRefunded(at=o.created_at, actor="late", order=o))
+
+
+async def test_a_transaction_whose_event_handler_failed_cannot_be_committed_by_retrying(
+    shop: Services,
+) -> None:
+    pid = await stocked(shop, 1)
+    o = await shop.checkout.checkout(await buyer(shop), pid, 1, STARS)
+    ran: list[str] = []
+
+    async def fail(uow: UnitOfWork, e: OrderRefunded) -> None:
+        raise Boom()
+
+    async def after(uow: UnitOfWork, e: OrderRefunded) -> None:
+        ran.append("after")
+        await uow.repo.audit.add(e.at, "test", "should_not_be_kept", order_id=e.order.id)
+
+    shop.ctx.events.register(OrderRefunded, fail)
+    shop.ctx.events.register(OrderRefunded, after)
+    async with shop.ctx.uow() as uow:
+        uow.emit(OrderRefunded(at=o.created_at, actor="test", order=o))
+        with pytest.raises(Boom):
+            await uow.commit()
+        with pytest.raises(RuntimeError):
+            await uow.commit()  # a caller that swallowed the failure and tried again
+    assert ran == []
+    async with shop.ctx.uow(write=False) as uow:
+        assert "should_not_be_kept" not in [e.action for e in await uow.repo.audit.for_order(o.id)]

@@ -48,18 +48,22 @@ def test_a_refund_message_keeps_what_the_outbox_stores_bounded() -> None:
     assert len(m.order_ref) == 128 and m.currency == "LONGCURR"
 
 
-async def test_an_unreadable_outbox_row_is_set_aside_and_logged_not_sent(
+async def test_a_damaged_outbox_row_is_set_aside_and_logged_and_the_rest_still_claimed(
     shop: Services, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     uid = await buyer(shop, "77")
     async with shop.ctx.uow() as uow:
-        await uow.repo.outbox.add(uid, "from_a_newer_version", {"x": 1}, clock.now())
+        await uow.repo.outbox.add(uid, RefundDue.KIND, {"amount": "not a refund"}, clock.now())
         await uow.repo.outbox.add(uid, KeysDelivered.KIND, {"order_ref": "R1"}, clock.now())
         await uow.commit()
     with caplog.at_level(logging.ERROR, logger="core.services.outbox"):
         claimed = await shop.outbox.claim("telegram")
     assert [m.message for m in claimed] == [KeysDelivered("R1")]
-    assert "from_a_newer_version" in caplog.text
-    clock.advance(minutes=10)  # past any lease: it is never offered again
-    await shop.outbox.sent(claimed[0].id)
-    assert await shop.outbox.claim("telegram") == []
+    assert "payment_refund" in caplog.text and "set aside" in caplog.text
+
+
+def test_two_message_types_cannot_share_a_kind() -> None:
+    from core.messages import _registry
+
+    with pytest.raises(TypeError):
+        _registry(KeysDelivered, AwaitingManual, KeysDelivered)

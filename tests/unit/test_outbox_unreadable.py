@@ -35,17 +35,33 @@ async def _add(shop: Services, uid: int, kind: str, fields: dict[str, object], c
     return int(new_id)
 
 
-async def test_an_unreadable_outbox_row_is_marked_failed_with_why_not_merely_skipped(
+async def test_a_damaged_outbox_row_is_marked_failed_with_why_not_merely_skipped(
     shop: Services, clock: FrozenClock
 ) -> None:
     # claim() never returns an unreadable row, so "not offered again" alone cannot tell whether it was set
     # aside; its stored status can.
     uid = await buyer(shop, "77")
-    bad = await _add(shop, uid, "from_a_newer_version", {"x": 1}, clock)
-    await shop.outbox.claim("telegram")
+    bad = await _add(shop, uid, KeysDelivered.KIND, {"order": "no order_ref field"}, clock)
+    assert await shop.outbox.claim("telegram") == []
     status, error = await _status(shop, bad)
     assert status == "failed"
     assert error is not None and error.startswith("unreadable:")
+
+
+async def test_a_message_type_this_version_does_not_know_is_left_for_a_version_that_does(
+    shop: Services, clock: FrozenClock
+) -> None:
+    # A newer process running beside this one (a rolling deploy) writes a type this one cannot read: this
+    # one must neither send nor discard it.
+    uid = await buyer(shop, "77")
+    newer = await _add(shop, uid, "from_a_newer_version", {"x": 1}, clock)
+    await _add(shop, uid, KeysDelivered.KIND, {"order_ref": "GOOD"}, clock)
+    (good,) = await shop.outbox.claim("telegram")
+    assert good.message == KeysDelivered("GOOD")
+    await shop.outbox.sent(good.id)
+    clock.advance(minutes=10)
+    assert await shop.outbox.claim("telegram") == []
+    assert await _status(shop, newer) == ("pending", None)
 
 
 async def test_a_refund_row_whose_amount_no_integer_can_hold_is_set_aside_and_the_rest_still_claimed(
