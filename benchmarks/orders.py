@@ -80,8 +80,8 @@ async def run_core(url: str | None, n: int, concurrency: int) -> tuple[float, in
         shop = Services(Context(db, Vault.from_spec(new_key_spec())))
 
         async def one(uid: int) -> bool:
-            order = await shop.orders.checkout(uid, pid, 1, STARS)
-            res = await shop.orders.confirm_payment("telegram", f"c{uid}", order.ref, order.amount, STARS)
+            order = await shop.checkout.checkout(uid, pid, 1, STARS)
+            res = await shop.payments.confirm_payment("telegram", f"c{uid}", order.ref, order.amount, STARS)
             return res.order is not None and res.order.status == "delivered"
 
         return await drive(users, concurrency, one)

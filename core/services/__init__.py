@@ -28,6 +28,6 @@ class Services:
         self.stock = StockService(ctx)
         self.payments = PaymentService(ctx)
         self.refunds = RefundService(ctx)
-        self.orders = OrderService(ctx, checkout=self.checkout, payments=self.payments, refunds=self.refunds)
+        self.orders = OrderService(ctx)
         self.outbox = OutboxService(ctx)
         self.cursors = CursorService(ctx)

@@ -19,7 +19,7 @@ async def test_concurrent_refund_completions_leave_the_order_refunded_when_nothi
     refs = []
     for i in range(ORDERS):
         uid = await buyer(shop, f"b{i}")
-        o = await shop.orders.checkout(uid, pid, 1, STARS)
+        o = await shop.checkout.checkout(uid, pid, 1, STARS)
         await shop.payments.confirm_payment("telegram", f"a{i}", o.ref, o.amount, STARS, payer_id=uid)
         await shop.payments.confirm_payment("telegram", f"b{i}", o.ref, o.amount, STARS, payer_id=uid)
         await shop.refunds.request_refund(o.ref, actor="admin:1")

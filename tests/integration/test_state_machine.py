@@ -82,14 +82,14 @@ class OrderLifecycle(RuleBasedStateMachine):
     @rule(user=st.integers(0, 2), qty=st.integers(0, 4))
     def checkout(self, user: int, qty: int) -> None:
         with contextlib.suppress(ShopError):
-            self.orders.append(self.run(self.shop.orders.checkout(self.users[user], self.pid, qty, STARS)))
+            self.orders.append(self.run(self.shop.checkout.checkout(self.users[user], self.pid, qty, STARS)))
 
     @precondition(lambda self: self.orders)
     @rule(i=st.integers(0, 50))
     def pay(self, i: int) -> None:
         order = self.orders[i % len(self.orders)]
         ch = self.charge()
-        self.run(self.shop.orders.confirm_payment("telegram", ch, order.ref, order.amount, STARS))
+        self.run(self.shop.payments.confirm_payment("telegram", ch, order.ref, order.amount, STARS))
         self.charges.append((ch, order))
 
     @precondition(lambda self: self.charges)
@@ -97,7 +97,7 @@ class OrderLifecycle(RuleBasedStateMachine):
     def replay_payment(self, i: int) -> None:
         ch, order = self.charges[i % len(self.charges)]
         before = self.run(self.snapshot())
-        res = self.run(self.shop.orders.confirm_payment("telegram", ch, order.ref, order.amount, STARS))
+        res = self.run(self.shop.payments.confirm_payment("telegram", ch, order.ref, order.amount, STARS))
         assert res.replay
         assert self.run(self.snapshot()) == before
 
@@ -107,7 +107,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         order = self.orders[i % len(self.orders)]
         before = self.run(self.snapshot())
         res = self.run(
-            self.shop.orders.confirm_payment(
+            self.shop.payments.confirm_payment(
                 "telegram", self.charge(), order.ref, order.amount + delta, STARS
             )
         )
@@ -144,9 +144,9 @@ class OrderLifecycle(RuleBasedStateMachine):
     def refund(self, i: int) -> None:
         order = self.orders[i % len(self.orders)]
         with contextlib.suppress(ShopError):
-            self.run(self.shop.orders.request_refund(order.ref, actor="admin"))
-        for provider, charge_id, _, _ in self.run(self.shop.orders.refunds_due(order.ref)):
-            self.run(self.shop.orders.complete_refund(provider, charge_id, actor="admin"))
+            self.run(self.shop.refunds.request_refund(order.ref, actor="admin"))
+        for provider, charge_id, _, _ in self.run(self.shop.refunds.refunds_due(order.ref)):
+            self.run(self.shop.refunds.complete_refund(provider, charge_id, actor="admin"))
 
     # -------------------------------------------------------------- invariants
 

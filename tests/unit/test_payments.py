@@ -51,7 +51,7 @@ async def notice(shop: Services, order: Any, charge: str, payer: int, amount: in
 async def test_a_payment_records_who_paid(shop: Services) -> None:
     pid = await stocked(shop, 1)
     uid = await buyer(shop)
-    o = await shop.orders.checkout(uid, pid, 1, STARS)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
     await shop.payments.confirm_payment("telegram", "c1", o.ref, o.amount, STARS, payer_id=uid)
     assert (await payment_row(shop, "c1")).payer_id == uid
 
@@ -59,7 +59,7 @@ async def test_a_payment_records_who_paid(shop: Services) -> None:
 async def test_pre_checkout_refuses_a_payer_who_does_not_own_the_order(shop: Services) -> None:
     pid = await stocked(shop, 1)
     owner, other = await buyer(shop, "1"), await buyer(shop, "2")
-    o = await shop.orders.checkout(owner, pid, 1, STARS)
+    o = await shop.checkout.checkout(owner, pid, 1, STARS)
     assert (await shop.payments.check_payable(o.ref, o.amount, STARS, payer_id=owner)).id == o.id
     with pytest.raises(NotOrderOwner):
         await shop.payments.check_payable(o.ref, o.amount, STARS, payer_id=other)
@@ -70,7 +70,7 @@ async def test_a_payment_from_someone_who_does_not_own_the_order_is_refunded_to_
 ) -> None:
     pid = await stocked(shop, 1)
     owner, other = await buyer(shop, "1"), await buyer(shop, "2")
-    o = await shop.orders.checkout(owner, pid, 1, STARS)
+    o = await shop.checkout.checkout(owner, pid, 1, STARS)
     res = await shop.payments.confirm_payment("telegram", "fwd", o.ref, o.amount, STARS, payer_id=other)
     assert res.must_refund and res.reason == "not_owner"
     assert (await shop.orders.get(o.ref)).status is OrderStatus.PENDING  # nothing delivered to anybody
@@ -85,7 +85,7 @@ async def test_a_payment_from_someone_who_does_not_own_the_order_is_refunded_to_
 async def test_a_second_charge_is_refunded_to_whoever_paid_it(shop: Services) -> None:
     pid = await stocked(shop, 2)
     owner = await buyer(shop, "1")
-    o = await shop.orders.checkout(owner, pid, 1, STARS)
+    o = await shop.checkout.checkout(owner, pid, 1, STARS)
     await shop.payments.confirm_payment("telegram", "a", o.ref, o.amount, STARS, payer_id=owner)
     await shop.payments.confirm_payment("telegram", "b", o.ref, o.amount, STARS, payer_id=owner)
     refunds = [(u, p["charge_id"]) for u, k, p in await outbox_rows(shop) if k == RefundDue.KIND]
@@ -97,7 +97,7 @@ async def test_an_admin_refund_goes_to_whoever_paid_and_legacy_payments_to_the_o
 ) -> None:
     pid = await stocked(shop, 2)
     owner = await buyer(shop, "1")
-    o = await shop.orders.checkout(owner, pid, 1, STARS)
+    o = await shop.checkout.checkout(owner, pid, 1, STARS)
     await shop.payments.confirm_payment("telegram", "a", o.ref, o.amount, STARS, payer_id=owner)
     async with shop.ctx.uow() as uow:  # a payment recorded before payers were (payer_id NULL)
         await uow.repo.conn.execute(t.payments.update().values(payer_id=None))
@@ -113,7 +113,7 @@ async def test_an_admin_refund_goes_to_whoever_paid_and_legacy_payments_to_the_o
 async def test_a_payment_notice_is_recorded_once_per_charge(shop: Services) -> None:
     pid = await stocked(shop, 1)
     uid = await buyer(shop)
-    o = await shop.orders.checkout(uid, pid, 1, STARS)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
     first = await notice(shop, o, "c1", uid)
     assert await notice(shop, o, "c1", uid) == first
     async with shop.ctx.uow(write=False) as uow:
@@ -128,7 +128,7 @@ async def test_recording_a_notice_retries_a_briefly_locked_database(
 ) -> None:
     pid = await stocked(shop, 1)
     uid = await buyer(shop)
-    o = await shop.orders.checkout(uid, pid, 1, STARS)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
     real = PaymentNoticeRepo.add_once
     fails = [locked(), locked()]
 
@@ -164,7 +164,7 @@ async def test_a_notice_whose_processing_fails_stays_pending_and_the_retry_job_d
 ) -> None:
     pid = await stocked(shop, 1)
     uid = await buyer(shop)
-    o = await shop.orders.checkout(uid, pid, 1, STARS)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
     nid = await notice(shop, o, "c1", uid)
     real = PaymentRepo.add_once
     fails = [locked()]
@@ -194,7 +194,7 @@ async def test_a_notice_whose_processing_fails_stays_pending_and_the_retry_job_d
 async def test_a_replayed_notice_changes_nothing(shop: Services) -> None:
     pid = await stocked(shop, 2)
     uid = await buyer(shop)
-    o = await shop.orders.checkout(uid, pid, 1, STARS)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
     nid = await notice(shop, o, "c1", uid)
     assert (await shop.payments.process_notice(nid)).ok
     before = await outbox_rows(shop)
@@ -222,7 +222,7 @@ async def test_an_unconfirmable_charge_becomes_refund_due_to_its_payer_once(shop
 async def _expired(shop: Services, clock: FrozenClock, **kw: object) -> tuple[int, int, Any]:
     pid = await stocked(shop, 3, **kw)
     uid = await buyer(shop)
-    o = await shop.orders.checkout(uid, pid, 1, STARS)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
     clock.advance(minutes=20)
     await shop.orders.expire_due()
     return pid, uid, o
@@ -250,7 +250,7 @@ async def test_a_late_payment_for_a_product_taken_off_sale_is_refunded(
 
 async def test_a_late_payment_over_the_buyers_limit_is_refunded(shop: Services, clock: FrozenClock) -> None:
     pid, uid, o = await _expired(shop, clock, user_limit=1, user_limit_hours=24)
-    fresh = await shop.orders.checkout(uid, pid, 1, STARS)  # uses the buyer's one unit for today
+    fresh = await shop.checkout.checkout(uid, pid, 1, STARS)  # uses the buyer's one unit for today
     await shop.payments.confirm_payment("telegram", "f", fresh.ref, fresh.amount, STARS, payer_id=uid)
     res = await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS, payer_id=uid)
     assert res.outcome is PaymentStatus.REFUND_DUE and res.reason == "user_limit"
@@ -260,7 +260,7 @@ async def test_a_late_payment_over_the_buyers_limit_is_refunded(shop: Services, 
 async def test_a_late_payment_over_the_daily_limit_is_refunded(shop: Services, clock: FrozenClock) -> None:
     pid, uid, o = await _expired(shop, clock, daily_limit=1)
     other = await buyer(shop, "other")
-    fresh = await shop.orders.checkout(other, pid, 1, STARS)
+    fresh = await shop.checkout.checkout(other, pid, 1, STARS)
     await shop.payments.confirm_payment("telegram", "f", fresh.ref, fresh.amount, STARS, payer_id=other)
     res = await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS, payer_id=uid)
     assert res.outcome is PaymentStatus.REFUND_DUE and res.reason == "daily_limit"
@@ -274,7 +274,7 @@ async def test_refunding_an_unseen_manual_delivery_voids_the_content_instead_of_
 ) -> None:
     pid = await shop.catalog.add_product(draft(delivery_kind=DeliveryKind.MANUAL))
     uid = await buyer(shop)
-    o = await shop.orders.checkout(uid, pid, 1, STARS)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
     await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS, payer_id=uid)
     await shop.orders.deliver_manually(o.ref, "account: a@b.c / pass: x", actor="admin:1")
     await shop.refunds.request_refund(o.ref, actor="admin:1")

@@ -21,7 +21,7 @@ from tests.conftest import buyer, stocked
 
 async def test_the_sweeper_job_expires_unpaid_orders_and_restocks(shop: Services, clock: FrozenClock) -> None:
     pid = await stocked(shop, 2)
-    o = await shop.orders.checkout(await buyer(shop), pid, 2, STARS)
+    o = await shop.checkout.checkout(await buyer(shop), pid, 2, STARS)
     assert await expire_reservations(shop) == 0
     clock.advance(minutes=16)
     assert await expire_reservations(shop) == 1

@@ -51,7 +51,7 @@ async def buy(
     fiat = callback_data.fiat and fiat_currency is not None and payment_provider_token is not None
     currency = fiat_currency if fiat and fiat_currency else STARS
     try:
-        order, created = await services.orders.checkout_or_reuse(
+        order, created = await services.checkout.checkout_or_reuse(
             shop_user.id, callback_data.product_id, callback_data.qty, currency
         )
     except PhoneRequired:
