@@ -145,8 +145,8 @@ class OrderLifecycle(RuleBasedStateMachine):
         order = self.orders[i % len(self.orders)]
         with contextlib.suppress(ShopError):
             self.run(self.shop.refunds.request_refund(order.ref, actor="admin"))
-        for provider, charge_id, _, _ in self.run(self.shop.refunds.refunds_due(order.ref)):
-            self.run(self.shop.refunds.complete_refund(provider, charge_id, actor="admin"))
+        for owed in self.run(self.shop.refunds.refunds_due(order.ref)):
+            self.run(self.shop.refunds.complete_refund(owed.provider, owed.charge_id, actor="admin"))
 
     # -------------------------------------------------------------- invariants
 

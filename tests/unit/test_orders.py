@@ -26,7 +26,7 @@ from core.errors import (
     UserBlocklisted,
 )
 from core.messages import AwaitingManual, KeysDelivered, RefundDue
-from core.models import DeliveryKind, KeyStatus, OrderStatus, PaymentStatus, check_transition
+from core.models import DeliveryKind, KeyStatus, OrderStatus, OwedPayment, PaymentStatus, check_transition
 from core.services import STARS, Services
 from tests.conftest import buyer, draft, stocked
 
@@ -205,7 +205,9 @@ async def test_payment_with_a_different_amount_is_rejected_recorded_and_delivers
     assert res.outcome is PaymentStatus.REJECTED and res.reason == "amount_mismatch" and res.must_refund
     assert (await shop.orders.get(order.ref)).status is OrderStatus.PENDING
     assert await key_statuses(shop, pid) == {"available": 2, "reserved": 1}
-    assert await shop.refunds.refunds_due(order.ref) == [("telegram", "ch-1", order.amount - 1, STARS)]
+    assert await shop.refunds.refunds_due(order.ref) == [
+        OwedPayment("telegram", "ch-1", order.amount - 1, STARS, payer_id=order.user_id)
+    ]
 
 
 async def test_payment_in_another_currency_is_rejected(shop: Services) -> None:
@@ -341,7 +343,9 @@ async def test_refund_before_the_buyer_saw_the_keys_returns_them_to_stock(shop: 
     refunded = await shop.refunds.request_refund(o.ref, actor="admin:1")
     assert refunded.status is OrderStatus.REFUND_DUE
     assert await key_statuses(shop, pid) == {"available": 2}
-    assert await shop.refunds.refunds_due(o.ref) == [("telegram", "ch-1", o.amount, STARS)]
+    assert await shop.refunds.refunds_due(o.ref) == [
+        OwedPayment("telegram", "ch-1", o.amount, STARS, payer_id=o.user_id)
+    ]
     done = await shop.refunds.complete_refund("telegram", "ch-1", actor="admin:1")
     assert done.order is not None and done.order.status is OrderStatus.REFUNDED
     assert (await shop.refunds.complete_refund("telegram", "ch-1", actor="admin:1")).replay
