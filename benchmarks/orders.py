@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import driver_dsn, fresh_database
 from core import tables as t
+from core.context import STARS, Context
 from core.db import Database
-from core.services import STARS, Context, Services
+from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
 

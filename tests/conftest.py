@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import text
 
 from core.clock import FrozenClock
+from core.context import Context, ShopConfig
 from core.db import Database
-from core.services import Context, Services, ShopConfig
+from core.services import Services
 from core.services.catalog import ProductDraft
 from core.tables import metadata
 from core.vault import Vault, new_key_spec

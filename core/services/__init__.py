@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from core.context import STARS, Context, ShopConfig
-
-__all__ = ["STARS", "Context", "Services", "ShopConfig"]  # until every caller imports core.context
+from core.context import Context
 
 
 class Services:

@@ -6,8 +6,8 @@ import pytest
 
 from core.clock import FrozenClock
 from core.errors import DeliveryKindChangeRefused
-from core.models import DeliveryKind, OrderStatus
-from core.services import STARS, Services
+from core.models import STARS, DeliveryKind, OrderStatus
+from core.services import Services
 from tests.conftest import buyer, draft, stocked
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from core.services import STARS, Services
+from core.models import STARS
+from core.services import Services
 from tests.conftest import buyer, stocked
 
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from core import tables as t
 from core.errors import OutOfStock
-from core.models import OrderStatus, PaymentStatus
-from core.services import STARS, Services
+from core.models import STARS, OrderStatus, PaymentStatus
+from core.services import Services
 from tests.conftest import buyer, stocked
 
 BUYERS, KEYS = 200, 50

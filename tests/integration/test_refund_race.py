@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from core.models import OrderStatus
-from core.services import STARS, Services
+from core.models import STARS, OrderStatus
+from core.services import Services
 from tests.conftest import buyer, stocked
 
 ORDERS = 12

@@ -18,10 +18,11 @@ from sqlalchemy import select
 
 from core import tables as t
 from core.clock import FrozenClock
+from core.context import STARS, Context, ShopConfig
 from core.db import Database
 from core.errors import ShopError
 from core.models import OrderStatus, PaymentStatus
-from core.services import STARS, Context, Services, ShopConfig
+from core.services import Services
 from core.services.catalog import ProductDraft
 from core.tables import metadata
 from core.vault import Vault, new_key_spec

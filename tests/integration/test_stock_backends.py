@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from core.services import STARS, Services
+from core.models import STARS
+from core.services import Services
 from tests.conftest import buyer, stocked
 from tests.unit.test_stock import ExplodingStream, staged_rows, total_keys
 

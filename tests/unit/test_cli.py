@@ -158,7 +158,7 @@ def test_product_set_kind_is_refused_while_the_product_has_open_orders(
 
     from bot.runtime import close_shop, open_shop
     from bot.settings import load_settings
-    from core.services import STARS
+    from core.models import STARS
 
     run(capsys, "product", "add", "--name", "VPN", "--stars", "20")
     (shop_dir / "keys.txt").write_bytes(b"A1\nA2\n")

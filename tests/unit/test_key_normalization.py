@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import KeyHasBidiControl, KeyHasControlCharacter, KeyRefused
-from core.models import DeliveryKind
-from core.services import STARS, Services
+from core.models import STARS, DeliveryKind
+from core.services import Services
 from core.vault import (
     BIDI_CONTROLS,
     INVISIBLE_RANGES,

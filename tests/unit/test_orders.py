@@ -26,8 +26,16 @@ from core.errors import (
     UserBlocklisted,
 )
 from core.messages import AwaitingManual, KeysDelivered, RefundDue
-from core.models import DeliveryKind, KeyStatus, OrderStatus, OwedPayment, PaymentStatus, check_transition
-from core.services import STARS, Services
+from core.models import (
+    STARS,
+    DeliveryKind,
+    KeyStatus,
+    OrderStatus,
+    OwedPayment,
+    PaymentStatus,
+    check_transition,
+)
+from core.services import Services
 from tests.conftest import buyer, draft, stocked
 
 
@@ -153,7 +161,7 @@ async def test_expired_and_cancelled_orders_do_not_count_against_the_user_limit(
 async def test_daily_limit_per_product_resets_at_local_midnight(shop: Services, clock: FrozenClock) -> None:
     from zoneinfo import ZoneInfo
 
-    from core.services import Context, ShopConfig
+    from core.context import Context, ShopConfig
 
     clock._now = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
     cn = Services(

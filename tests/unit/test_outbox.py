@@ -4,7 +4,8 @@ from datetime import timedelta
 
 from core.clock import FrozenClock
 from core.messages import KeysDelivered, RefundDue
-from core.services import STARS, Services
+from core.models import STARS
+from core.services import Services
 from core.services.outbox import MAX_ATTEMPTS
 from tests.conftest import buyer, stocked
 

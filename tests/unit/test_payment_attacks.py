@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.errors import ShopError
-from core.models import PaymentStatus
-from core.services import STARS, Services
+from core.models import STARS, PaymentStatus
+from core.services import Services
 from tests.conftest import buyer, stocked
 
 

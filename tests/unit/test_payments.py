@@ -13,9 +13,9 @@ from core import tables as t
 from core.clock import FrozenClock
 from core.errors import NotOrderOwner
 from core.messages import KeysDelivered, RefundDue
-from core.models import DeliveryKind, OrderStatus, PaymentStatus
+from core.models import STARS, DeliveryKind, OrderStatus, PaymentStatus
 from core.repositories import PaymentNoticeRepo, PaymentRepo, UserRepo
-from core.services import STARS, Services
+from core.services import Services
 from tests.conftest import buyer, draft, stocked
 
 

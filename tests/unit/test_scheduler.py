@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.clock import FrozenClock
-from core.models import OrderStatus
-from core.services import STARS, Services
+from core.models import STARS, OrderStatus
+from core.services import Services
 from scheduler.jobs import (
     build_scheduler,
     clear_abandoned_imports,

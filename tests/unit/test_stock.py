@@ -10,9 +10,10 @@ from sqlalchemy import func, select, update
 
 from core import tables as t
 from core.clock import FrozenClock
+from core.context import STARS, Context
 from core.errors import InvalidInput, ProductNotFound
 from core.models import DeliveryKind, ImportReport
-from core.services import STARS, Context, Services
+from core.services import Services
 from core.vault import Vault, new_key_spec, parse_keys
 from tests.conftest import buyer, draft, stocked
 

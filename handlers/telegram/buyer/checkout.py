@@ -11,8 +11,8 @@ from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 
 from core.errors import NotOrderOwner, PhoneRequired, ReservationExpired, ShopError
-from core.models import Order, Product, User
-from core.services import STARS, Services
+from core.models import STARS, Order, Product, User
+from core.services import Services
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.ui import keyboards
