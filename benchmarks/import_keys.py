@@ -47,7 +47,8 @@ def peak_rss_mb() -> float:
 
 async def child_keyshop(url: str | None, path: Path) -> dict[str, float]:
     from benchmarks.common import fresh_database
-    from core.services import Context, Services
+    from core.context import Context
+    from core.services import Services
     from core.services.catalog import ProductDraft
     from core.vault import Vault, new_key_spec
 

@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import driver_dsn, fresh_database
 from core import tables as t
+from core.context import STARS, Context
 from core.db import Database
-from core.services import STARS, Context, Services
+from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
 
@@ -80,8 +81,8 @@ async def run_core(url: str | None, n: int, concurrency: int) -> tuple[float, in
         shop = Services(Context(db, Vault.from_spec(new_key_spec())))
 
         async def one(uid: int) -> bool:
-            order = await shop.orders.checkout(uid, pid, 1, STARS)
-            res = await shop.orders.confirm_payment("telegram", f"c{uid}", order.ref, order.amount, STARS)
+            order = await shop.checkout.checkout(uid, pid, 1, STARS)
+            res = await shop.payments.confirm_payment("telegram", f"c{uid}", order.ref, order.amount, STARS)
             return res.order is not None and res.order.status == "delivered"
 
         return await drive(users, concurrency, one)

@@ -31,7 +31,8 @@ from aiogram.types import Message
 from benchmarks.common import fresh_database
 from bot.app import Storefront, make_bot
 from bot.settings import Settings
-from core.services import Context, Services
+from core.context import Context
+from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
 from handlers.telegram.middlewares import ThrottleMiddleware

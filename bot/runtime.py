@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 from bot.settings import Settings, SettingsError
 from core import migrate
+from core.context import Context, ShopConfig
 from core.db import Database
-from core.services import Context, Services, ShopConfig
+from core.services import Services
 from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec, parse_keys
 from handlers.money import exponent

@@ -3,13 +3,16 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from core.clock import FrozenClock
+from core.context import Context, ShopConfig
 from core.db import Database
-from core.services import Context, Services, ShopConfig
+from core.models import Order, PaymentResult
+from core.services import Services
 from core.services.catalog import ProductDraft
 from core.tables import metadata
 from core.vault import Vault, new_key_spec
@@ -110,3 +113,31 @@ async def buyer(shop: Services, ext: str = "1001", **changes: object) -> int:
     if changes.get("blocklisted"):
         await shop.users.set_blocklisted(user.id, True)
     return user.id
+
+
+async def pay(shop: Services, order: Order, charge: str = "ch-1", amount: int | None = None) -> PaymentResult:
+    """Confirm a Telegram charge for the order: its own amount and currency unless told otherwise."""
+    return await shop.payments.confirm_payment(
+        "telegram", charge, order.ref, order.amount if amount is None else amount, order.currency
+    )
+
+
+async def key_statuses(shop: Services, product_id: int) -> dict[str, int]:
+    async with shop.ctx.uow(write=False) as uow:
+        rows = await uow.repo.keys.count_by_status(product_id)
+    return {c.status: c.count for c in rows}
+
+
+async def outbox_kinds(shop: Services) -> list[str]:
+    async with shop.ctx.uow(write=False) as uow:
+        return [r.kind for r in await uow.repo.outbox.pending()]
+
+
+async def outbox_rows(shop: Services) -> list[tuple[int, str, dict[str, Any]]]:
+    async with shop.ctx.uow(write=False) as uow:
+        return [(r.user_id, r.kind, r.payload) for r in await uow.repo.outbox.pending()]
+
+
+async def payment_row(shop: Services, charge: str) -> Any:
+    async with shop.ctx.uow(write=False) as uow:
+        return await uow.repo.payments.get("telegram", charge)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from core.context import STARS, Context, ShopConfig
-
-__all__ = ["STARS", "Context", "Services", "ShopConfig"]  # until every caller imports core.context
+from core.context import Context
 
 
 class Services:
@@ -28,6 +26,6 @@ class Services:
         self.stock = StockService(ctx)
         self.payments = PaymentService(ctx)
         self.refunds = RefundService(ctx)
-        self.orders = OrderService(ctx, checkout=self.checkout, payments=self.payments, refunds=self.refunds)
+        self.orders = OrderService(ctx)
         self.outbox = OutboxService(ctx)
         self.cursors = CursorService(ctx)

@@ -6,9 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from core.context import STARS, Context
 from core.errors import DeliveryKindChangeRefused, InvalidInput, NotFound, ProductNotFound
 from core.models import Category, DeliveryKind, Product
-from core.services import STARS, Context
 
 MAX_QTY_PER_ORDER = 1000  # an order larger than this is a typo or an attack, whatever the product says
 MAX_PRICE = 10**12  # minor units

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.services import Context
+from core.context import Context
 
 
 class CursorService:

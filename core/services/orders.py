@@ -1,8 +1,7 @@
 """Orders: reading them, revealing their keys, manual delivery, expiry and cancellation.
 
 Checkout (``core.services.checkout``), payments (``core.services.payments``) and refunds
-(``core.services.refunds``) live in their own modules; ``OrderService`` still answers for them so that
-callers can keep asking "the orders" service.
+(``core.services.refunds``) are services of their own; callers ask them directly.
 
 Every method is one transaction. Every status change is guarded by the status it expects and checks the
 row count; a check that fails raises, and the unit of work rolls the whole transaction back.
@@ -22,14 +21,10 @@ from core.models import (
     Order,
     OrderLine,
     OrderStatus,
-    PaymentResult,
     RevealedKeys,
 )
 from core.repositories import Repositories
-from core.services.checkout import CheckoutService
 from core.services.fulfilment import transition
-from core.services.payments import PaymentService
-from core.services.refunds import RefundService
 from core.vault import clean_text
 
 log = logging.getLogger(__name__)
@@ -38,54 +33,8 @@ MAX_MANUAL_CONTENT = 4000
 
 
 class OrderService:
-    def __init__(
-        self,
-        ctx: Context,
-        *,
-        checkout: CheckoutService | None = None,
-        payments: PaymentService | None = None,
-        refunds: RefundService | None = None,
-    ) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._checkout = checkout or CheckoutService(ctx)
-        self._payments = payments or PaymentService(ctx)
-        self._refunds = refunds or RefundService(ctx)
-
-    # ------------------------------------------------------------------ the other order services
-
-    async def checkout(self, user_id: int, product_id: int, quantity: int, currency: str) -> Order:
-        return await self._checkout.checkout(user_id, product_id, quantity, currency)
-
-    async def checkout_or_reuse(
-        self, user_id: int, product_id: int, quantity: int, currency: str
-    ) -> tuple[Order, bool]:
-        return await self._checkout.checkout_or_reuse(user_id, product_id, quantity, currency)
-
-    async def check_payable(self, order_ref: str, amount: int, currency: str, *, payer_id: int) -> Order:
-        return await self._payments.check_payable(order_ref, amount, currency, payer_id=payer_id)
-
-    async def confirm_payment(
-        self,
-        provider: str,
-        charge_id: str,
-        order_ref: str,
-        amount: int,
-        currency: str,
-        *,
-        payer_id: int | None = None,
-    ) -> PaymentResult:
-        return await self._payments.confirm_payment(
-            provider, charge_id, order_ref, amount, currency, payer_id=payer_id
-        )
-
-    async def request_refund(self, order_ref: str, *, actor: str, reason: str = "admin") -> Order:
-        return await self._refunds.request_refund(order_ref, actor=actor, reason=reason)
-
-    async def refunds_due(self, order_ref: str) -> list[tuple[str, str, int, str]]:
-        return await self._refunds.refunds_due(order_ref)
-
-    async def complete_refund(self, provider: str, charge_id: str, *, actor: str) -> PaymentResult:
-        return await self._refunds.complete_refund(provider, charge_id, actor=actor)
 
     # ------------------------------------------------------------------ manual delivery
 

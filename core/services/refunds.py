@@ -7,7 +7,15 @@ from __future__ import annotations
 from core.context import Context
 from core.errors import InvalidInput, InvalidOrderState, OrderNotFound
 from core.events import OrderRefunded, OrderRefundRequested, RefundOwed
-from core.models import Charge, DeliveryKind, Order, OrderStatus, PaymentResult, PaymentStatus
+from core.models import (
+    Charge,
+    DeliveryKind,
+    Order,
+    OrderStatus,
+    OwedPayment,
+    PaymentResult,
+    PaymentStatus,
+)
 from core.services.fulfilment import transition
 
 _OWED = (PaymentStatus.REFUND_DUE, PaymentStatus.REJECTED)
@@ -55,14 +63,18 @@ class RefundService:
             await uow.commit()
         return updated
 
-    async def refunds_due(self, order_ref: str) -> list[tuple[str, str, int, str]]:
-        """(provider, charge id, amount, currency) of this order's payments still to be paid back."""
+    async def refunds_due(self, order_ref: str) -> list[OwedPayment]:
+        """This order's payments still to be paid back, each to whoever paid it."""
         async with self.ctx.uow(write=False) as uow:
             order = await uow.repo.orders.by_ref(order_ref)
             if order is None:
                 raise OrderNotFound(ref=order_ref)
             rows = await uow.repo.payments.for_order(order.id)
-        return [(p.provider, p.charge_id, p.amount, p.currency) for p in rows if p.status in _OWED]
+        return [
+            OwedPayment(p.provider, p.charge_id, p.amount, p.currency, p.payer_id)
+            for p in rows
+            if p.status in _OWED
+        ]
 
     async def complete_refund(self, provider: str, charge_id: str, *, actor: str) -> PaymentResult:
         """The channel paid a payment back: mark it, and the order once nothing more is owed.

@@ -10,9 +10,9 @@ from time import monotonic
 from typing import Any, BinaryIO
 
 from core import importer
+from core.context import Context
 from core.errors import ImportAbandoned, ImportIncomplete, InvalidInput, ProductNotFound, VaultError
 from core.models import DeliveryKind, ImportReport, KeyStatus, StockLevel
-from core.services import Context
 from core.vault import normalize_key
 
 log = logging.getLogger(__name__)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from core.context import Context
 from core.errors import InvalidInput, NotFound
 from core.models import User
-from core.services import Context
 from core.services.transient import retry_transient
 
 _PHONE_RE = re.compile(r"^\+?[0-9]{5,20}$")

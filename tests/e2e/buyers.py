@@ -35,8 +35,9 @@ from bot.app import Storefront, make_bot
 from bot.settings import Settings
 from core import tables as t
 from core.clock import ShiftedClock
+from core.context import Context, ShopConfig
 from core.models import DeliveryKind, KeyStatus, OrderStatus
-from core.services import Context, Services, ShopConfig
+from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
 from sandbox.telegram import GROUP_ANONYMOUS_BOT, EmuChat, Emulator, Sent, serve

@@ -13,7 +13,8 @@ import pytest
 from bot.app import Storefront, make_bot
 from bot.settings import Settings
 from core.clock import ShiftedClock
-from core.services import Context, Services, ShopConfig
+from core.context import Context, ShopConfig
+from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
 from sandbox.telegram import Emulator, Sent, serve

@@ -95,7 +95,8 @@ async def test_with_redis_url_conversation_state_lives_in_redis(tmp_path: Path) 
 
     from bot.app import Storefront, make_bot
     from bot.settings import Settings
-    from core.services import Context, Services
+    from core.context import Context
+    from core.services import Services
     from core.vault import Vault, new_key_spec
     from sandbox.telegram import Emulator, serve
     from tests.conftest import make_db

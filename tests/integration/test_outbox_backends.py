@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from core.services import STARS, Services
+from core.models import STARS
+from core.services import Services
 from tests.conftest import buyer, stocked
 
 
@@ -12,8 +13,8 @@ async def test_concurrent_senders_split_the_due_messages_without_overlap(any_sho
     shop = any_shop
     pid = await stocked(shop, 12)
     for i in range(12):
-        o = await shop.orders.checkout(await buyer(shop, f"b{i}"), pid, 1, STARS)
-        await shop.orders.confirm_payment("telegram", f"c{i}", o.ref, o.amount, STARS)
+        o = await shop.checkout.checkout(await buyer(shop, f"b{i}"), pid, 1, STARS)
+        await shop.payments.confirm_payment("telegram", f"c{i}", o.ref, o.amount, STARS)
     batches = await asyncio.gather(*(shop.outbox.claim("telegram", limit=5) for _ in range(4)))
     ids = [m.id for batch in batches for m in batch]
     assert len(ids) == len(set(ids)) == 12

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from core import tables as t
 from core.errors import OutOfStock
-from core.models import OrderStatus, PaymentStatus
-from core.services import STARS, Services
+from core.models import STARS, OrderStatus, PaymentStatus
+from core.services import Services
 from tests.conftest import buyer, stocked
 
 BUYERS, KEYS = 200, 50
@@ -28,13 +28,13 @@ async def test_the_last_keys_go_to_exactly_one_buyer_each_and_no_order_is_short(
         nonlocal refused
         await asyncio.sleep(rng.random() / 100)
         try:
-            order = await shop.orders.checkout(uid, pid, wants[uid], STARS)
+            order = await shop.checkout.checkout(uid, pid, wants[uid], STARS)
         except OutOfStock:
             refused += 1
             return
         results = await asyncio.gather(
             *[
-                shop.orders.confirm_payment("telegram", f"charge-{uid}", order.ref, order.amount, STARS)
+                shop.payments.confirm_payment("telegram", f"charge-{uid}", order.ref, order.amount, STARS)
                 for _ in range(2 if uid % 5 == 0 else 1)  # a replayed update arriving at the same time
             ]
         )

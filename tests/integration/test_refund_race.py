@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from core.models import OrderStatus
-from core.services import STARS, Services
+from core.models import STARS, OrderStatus
+from core.services import Services
 from tests.conftest import buyer, stocked
 
 ORDERS = 12
@@ -19,7 +19,7 @@ async def test_concurrent_refund_completions_leave_the_order_refunded_when_nothi
     refs = []
     for i in range(ORDERS):
         uid = await buyer(shop, f"b{i}")
-        o = await shop.orders.checkout(uid, pid, 1, STARS)
+        o = await shop.checkout.checkout(uid, pid, 1, STARS)
         await shop.payments.confirm_payment("telegram", f"a{i}", o.ref, o.amount, STARS, payer_id=uid)
         await shop.payments.confirm_payment("telegram", f"b{i}", o.ref, o.amount, STARS, payer_id=uid)
         await shop.refunds.request_refund(o.ref, actor="admin:1")

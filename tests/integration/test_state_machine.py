@@ -18,10 +18,11 @@ from sqlalchemy import select
 
 from core import tables as t
 from core.clock import FrozenClock
+from core.context import STARS, Context, ShopConfig
 from core.db import Database
 from core.errors import ShopError
 from core.models import OrderStatus, PaymentStatus
-from core.services import STARS, Context, Services, ShopConfig
+from core.services import Services
 from core.services.catalog import ProductDraft
 from core.tables import metadata
 from core.vault import Vault, new_key_spec
@@ -82,14 +83,14 @@ class OrderLifecycle(RuleBasedStateMachine):
     @rule(user=st.integers(0, 2), qty=st.integers(0, 4))
     def checkout(self, user: int, qty: int) -> None:
         with contextlib.suppress(ShopError):
-            self.orders.append(self.run(self.shop.orders.checkout(self.users[user], self.pid, qty, STARS)))
+            self.orders.append(self.run(self.shop.checkout.checkout(self.users[user], self.pid, qty, STARS)))
 
     @precondition(lambda self: self.orders)
     @rule(i=st.integers(0, 50))
     def pay(self, i: int) -> None:
         order = self.orders[i % len(self.orders)]
         ch = self.charge()
-        self.run(self.shop.orders.confirm_payment("telegram", ch, order.ref, order.amount, STARS))
+        self.run(self.shop.payments.confirm_payment("telegram", ch, order.ref, order.amount, STARS))
         self.charges.append((ch, order))
 
     @precondition(lambda self: self.charges)
@@ -97,7 +98,7 @@ class OrderLifecycle(RuleBasedStateMachine):
     def replay_payment(self, i: int) -> None:
         ch, order = self.charges[i % len(self.charges)]
         before = self.run(self.snapshot())
-        res = self.run(self.shop.orders.confirm_payment("telegram", ch, order.ref, order.amount, STARS))
+        res = self.run(self.shop.payments.confirm_payment("telegram", ch, order.ref, order.amount, STARS))
         assert res.replay
         assert self.run(self.snapshot()) == before
 
@@ -107,7 +108,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         order = self.orders[i % len(self.orders)]
         before = self.run(self.snapshot())
         res = self.run(
-            self.shop.orders.confirm_payment(
+            self.shop.payments.confirm_payment(
                 "telegram", self.charge(), order.ref, order.amount + delta, STARS
             )
         )
@@ -144,9 +145,9 @@ class OrderLifecycle(RuleBasedStateMachine):
     def refund(self, i: int) -> None:
         order = self.orders[i % len(self.orders)]
         with contextlib.suppress(ShopError):
-            self.run(self.shop.orders.request_refund(order.ref, actor="admin"))
-        for provider, charge_id, _, _ in self.run(self.shop.orders.refunds_due(order.ref)):
-            self.run(self.shop.orders.complete_refund(provider, charge_id, actor="admin"))
+            self.run(self.shop.refunds.request_refund(order.ref, actor="admin"))
+        for owed in self.run(self.shop.refunds.refunds_due(order.ref)):
+            self.run(self.shop.refunds.complete_refund(owed.provider, owed.charge_id, actor="admin"))
 
     # -------------------------------------------------------------- invariants
 

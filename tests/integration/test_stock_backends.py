@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from core.services import STARS, Services
+from core.models import STARS
+from core.services import Services
 from tests.conftest import buyer, stocked
 from tests.unit.test_stock import ExplodingStream, staged_rows, total_keys
 
@@ -30,6 +31,6 @@ async def test_imported_keys_are_sold_and_revealed_intact(any_shop: Services) ->
     pid = await stocked(any_shop, 0)
     await any_shop.stock.import_keys(pid, io.BytesIO("卡密-Ω-1\n".encode()))
     uid = await buyer(any_shop)
-    o = await any_shop.orders.checkout(uid, pid, 1, STARS)
-    await any_shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    o = await any_shop.checkout.checkout(uid, pid, 1, STARS)
+    await any_shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     assert (await any_shop.orders.reveal(o.ref, user_id=uid, actor="u", reason="t")).keys == ["卡密-Ω-1"]

@@ -158,7 +158,7 @@ def test_product_set_kind_is_refused_while_the_product_has_open_orders(
 
     from bot.runtime import close_shop, open_shop
     from bot.settings import load_settings
-    from core.services import STARS
+    from core.models import STARS
 
     run(capsys, "product", "add", "--name", "VPN", "--stars", "20")
     (shop_dir / "keys.txt").write_bytes(b"A1\nA2\n")
@@ -168,7 +168,7 @@ def test_product_set_kind_is_refused_while_the_product_has_open_orders(
         s = await open_shop(load_settings())
         try:
             user = await s.users.ensure("telegram", "42", language="en")
-            await s.orders.checkout(user.id, 1, 1, STARS)
+            await s.checkout.checkout(user.id, 1, 1, STARS)
         finally:
             await close_shop(s)
 

@@ -16,8 +16,8 @@ from core.events import (
     RefundOwed,
 )
 from core.messages import KeysDelivered
-from core.models import DeliveryKind, KeyStatus, OrderStatus
-from core.services import STARS, Services
+from core.models import STARS, DeliveryKind, KeyStatus, OrderStatus
+from core.services import Services
 from core.uow import UnitOfWork
 from tests.conftest import buyer, stocked
 

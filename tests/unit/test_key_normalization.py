@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import KeyHasBidiControl, KeyHasControlCharacter, KeyRefused
-from core.models import DeliveryKind
-from core.services import STARS, Services
+from core.models import STARS, DeliveryKind
+from core.services import Services
 from core.vault import (
     BIDI_CONTROLS,
     INVISIBLE_RANGES,
@@ -141,8 +141,8 @@ async def test_manual_delivery_content_is_refused_with_bidi_and_stored_without_i
 ) -> None:
     pid = await shop.catalog.add_product(draft(delivery_kind=DeliveryKind.MANUAL))
     uid = await buyer(shop)
-    o = await shop.orders.checkout(uid, pid, 1, STARS)
-    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     with pytest.raises(KeyHasBidiControl):
         await shop.orders.deliver_manually(o.ref, "pass: \u202eterces", actor="admin:1")
     await shop.orders.deliver_manually(o.ref, "user: a\u200bb\npass: x\ufeff", actor="admin:1")

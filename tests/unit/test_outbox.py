@@ -4,7 +4,8 @@ from datetime import timedelta
 
 from core.clock import FrozenClock
 from core.messages import KeysDelivered, RefundDue
-from core.services import STARS, Services
+from core.models import STARS
+from core.services import Services
 from core.services.outbox import MAX_ATTEMPTS
 from tests.conftest import buyer, stocked
 
@@ -13,8 +14,8 @@ async def test_a_claimed_message_is_not_offered_again_until_its_lease_runs_out(
     shop: Services, clock: FrozenClock
 ) -> None:
     pid = await stocked(shop, 1)
-    o = await shop.orders.checkout(await buyer(shop, "77"), pid, 1, STARS)
-    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    o = await shop.checkout.checkout(await buyer(shop, "77"), pid, 1, STARS)
+    await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     first = await shop.outbox.claim("telegram")
     assert [(m.external_id, m.message) for m in first] == [("77", KeysDelivered(o.ref))]
     assert await shop.outbox.claim("telegram") == []  # leased to the first sender
@@ -29,8 +30,8 @@ async def test_a_message_that_keeps_failing_is_retried_then_given_up(
     shop: Services, clock: FrozenClock
 ) -> None:
     pid = await stocked(shop, 1)
-    o = await shop.orders.checkout(await buyer(shop), pid, 1, STARS)
-    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    o = await shop.checkout.checkout(await buyer(shop), pid, 1, STARS)
+    await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     (msg,) = await shop.outbox.claim("telegram")
     for attempt in range(1, MAX_ATTEMPTS + 1):
         keep = await shop.outbox.retry(msg.id, after=timedelta(seconds=5), error="500")
@@ -43,12 +44,12 @@ async def test_a_message_that_keeps_failing_is_retried_then_given_up(
 async def test_every_payment_the_shop_cannot_keep_is_queued_for_refund(shop: Services) -> None:
     pid = await stocked(shop, 2)
     uid = await buyer(shop)
-    o = await shop.orders.checkout(uid, pid, 1, STARS)
-    await shop.orders.confirm_payment("telegram", "wrong", o.ref, o.amount + 1, STARS)  # rejected
-    await shop.orders.confirm_payment("telegram", "good", o.ref, o.amount, STARS)
-    await shop.orders.confirm_payment("telegram", "twice", o.ref, o.amount, STARS)  # second charge
-    await shop.orders.confirm_payment("telegram", "nobody", "NOSUCH", 5, STARS, payer_id=uid)  # unknown order
-    await shop.orders.request_refund(o.ref, actor="admin:1")  # the good one, refunded by an admin
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    await shop.payments.confirm_payment("telegram", "wrong", o.ref, o.amount + 1, STARS)  # rejected
+    await shop.payments.confirm_payment("telegram", "good", o.ref, o.amount, STARS)
+    await shop.payments.confirm_payment("telegram", "twice", o.ref, o.amount, STARS)  # second charge
+    await shop.payments.confirm_payment("telegram", "nobody", "NOSUCH", 5, STARS, payer_id=uid)  # no order
+    await shop.refunds.request_refund(o.ref, actor="admin:1")  # the good one, refunded by an admin
     claimed = await shop.outbox.claim("telegram")
     refunds = [m.message.charge_id for m in claimed if isinstance(m.message, RefundDue)]
     assert refunds == ["wrong", "twice", "nobody", "good"]
@@ -57,7 +58,7 @@ async def test_every_payment_the_shop_cannot_keep_is_queued_for_refund(shop: Ser
 async def test_a_channel_claims_only_its_own_users_messages(shop: Services) -> None:
     pid = await stocked(shop, 2)
     wechat = (await shop.users.ensure("wechat", "oOPENID")).id
-    o = await shop.orders.checkout(wechat, pid, 1, STARS)
-    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    o = await shop.checkout.checkout(wechat, pid, 1, STARS)
+    await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     assert await shop.outbox.claim("telegram") == []
     assert [m.external_id for m in await shop.outbox.claim("wechat")] == ["oOPENID"]

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.clock import FrozenClock
-from core.models import OrderStatus
-from core.services import STARS, Services
+from core.models import STARS, OrderStatus
+from core.services import Services
 from scheduler.jobs import (
     build_scheduler,
     clear_abandoned_imports,
@@ -21,7 +21,7 @@ from tests.conftest import buyer, stocked
 
 async def test_the_sweeper_job_expires_unpaid_orders_and_restocks(shop: Services, clock: FrozenClock) -> None:
     pid = await stocked(shop, 2)
-    o = await shop.orders.checkout(await buyer(shop), pid, 2, STARS)
+    o = await shop.checkout.checkout(await buyer(shop), pid, 2, STARS)
     assert await expire_reservations(shop) == 0
     clock.advance(minutes=16)
     assert await expire_reservations(shop) == 1

@@ -10,9 +10,10 @@ from sqlalchemy import func, select, update
 
 from core import tables as t
 from core.clock import FrozenClock
+from core.context import STARS, Context
 from core.errors import InvalidInput, ProductNotFound
 from core.models import DeliveryKind, ImportReport
-from core.services import STARS, Context, Services
+from core.services import Services
 from core.vault import Vault, new_key_spec, parse_keys
 from tests.conftest import buyer, draft, stocked
 
@@ -58,8 +59,8 @@ async def test_import_reports_added_duplicate_and_invalid_lines(shop: Services) 
 
 async def test_duplicates_are_found_among_sold_keys_too(shop: Services) -> None:
     pid = await stocked(shop, 1)
-    o = await shop.orders.checkout(await buyer(shop), pid, 1, STARS)
-    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    o = await shop.checkout.checkout(await buyer(shop), pid, 1, STARS)
+    await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     rep = await shop.stock.import_keys(pid, io.BytesIO(b"KEY-0000\n"))
     assert (rep.added, rep.duplicates) == (0, 1)
 
@@ -69,8 +70,8 @@ async def test_keys_of_an_earlier_import_are_sold_before_those_of_a_later_one(sh
     await shop.stock.import_keys(pid, io.BytesIO(b"OLD-1\nOLD-2\n"))
     await shop.stock.import_keys(pid, io.BytesIO(b"NEW-1\nNEW-2\n"))
     uid = await buyer(shop)
-    o = await shop.orders.checkout(uid, pid, 2, STARS)
-    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    o = await shop.checkout.checkout(uid, pid, 2, STARS)
+    await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     got = (await shop.orders.reveal(o.ref, user_id=uid, actor="u", reason="t")).keys
     assert sorted(got) == ["OLD-1", "OLD-2"]
 
@@ -147,8 +148,8 @@ async def test_the_database_file_holds_no_imported_key_in_plaintext(shop: Servic
     pid = await stocked(shop, 0)
     secret = [f"PLAINTEXT-SECRET-{i:05d}" for i in range(300)]
     await shop.stock.import_keys(pid, io.BytesIO("\n".join(secret).encode()))
-    o = await shop.orders.checkout(await buyer(shop), pid, 2, STARS)
-    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    o = await shop.checkout.checkout(await buyer(shop), pid, 2, STARS)
+    await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     await shop.orders.reveal(o.ref, user_id=None, actor="admin", reason="check")
     await shop.ctx.db.dispose()  # checkpoint the WAL into the main file
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("shop.db*"))
@@ -162,8 +163,8 @@ async def test_vault_rotation_reencrypts_everything_and_resumes_after_interrupti
 ) -> None:
     pid = await stocked(shop, 120)
     uid = await buyer(shop)
-    o = await shop.orders.checkout(uid, pid, 2, STARS)
-    await shop.orders.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
+    o = await shop.checkout.checkout(uid, pid, 2, STARS)
+    await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     new_spec = new_key_spec("k2")
     rotated = Vault(parse_keys(f"{vault_spec},{new_spec}"))
     s2 = Services(Context(shop.ctx.db, rotated, shop.ctx.config, clock))

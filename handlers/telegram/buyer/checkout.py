@@ -11,8 +11,8 @@ from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 
 from core.errors import NotOrderOwner, PhoneRequired, ReservationExpired, ShopError
-from core.models import Order, Product, User
-from core.services import STARS, Services
+from core.models import STARS, Order, Product, User
+from core.services import Services
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.ui import keyboards
@@ -51,7 +51,7 @@ async def buy(
     fiat = callback_data.fiat and fiat_currency is not None and payment_provider_token is not None
     currency = fiat_currency if fiat and fiat_currency else STARS
     try:
-        order, created = await services.orders.checkout_or_reuse(
+        order, created = await services.checkout.checkout_or_reuse(
             shop_user.id, callback_data.product_id, callback_data.qty, currency
         )
     except PhoneRequired:

@@ -9,8 +9,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from core.models import Category, DeliveryKind, Order, OrderStatus, Product
-from core.services import STARS
+from core.models import STARS, Category, DeliveryKind, Order, OrderStatus, Product
 from core.services.catalog import invoice_max, largest_qty
 from handlers.money import exponent
 from handlers.telegram.ui.callbacks import (

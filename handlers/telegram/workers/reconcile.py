@@ -16,7 +16,8 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 from aiogram.types import StarTransaction
 
-from core.services import STARS, Services
+from core.models import STARS
+from core.services import Services
 from core.services.payments import NoticeOutcome
 from core.services.transient import is_transient
 from handlers.telegram.alerts import AdminAlerts

@@ -1,0 +1,134 @@
+"""Durable payment notices: a notice is written as received before it is processed, and one whose
+processing fails is retried until it succeeds; replaying one changes nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from core import tables as t
+from core.clock import FrozenClock
+from core.messages import KeysDelivered
+from core.models import STARS, OrderStatus, PaymentStatus
+from core.repositories import PaymentNoticeRepo, PaymentRepo, UserRepo
+from core.services import Services
+from tests.conftest import buyer, outbox_rows, stocked
+
+
+def locked() -> OperationalError:
+    return OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+
+
+async def notice(shop: Services, order: Any, charge: str, payer: int, amount: int | None = None) -> int:
+    return await shop.payments.record_notice(
+        "telegram",
+        charge,
+        payer_id=payer,
+        order_ref=order.ref,
+        amount=order.amount if amount is None else amount,
+        currency=order.currency,
+        raw={"telegram_payment_charge_id": charge},
+    )
+
+
+# ---------------------------------------------------------------- recording
+
+
+async def test_a_payment_notice_is_recorded_once_per_charge(shop: Services) -> None:
+    pid = await stocked(shop, 1)
+    uid = await buyer(shop)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    first = await notice(shop, o, "c1", uid)
+    assert await notice(shop, o, "c1", uid) == first
+    async with shop.ctx.uow(write=False) as uow:
+        rows = (await uow.repo.conn.execute(select(t.payment_notices))).all()
+    assert [(r.charge_id, r.status, r.payer_id, r.raw) for r in rows] == [
+        ("c1", "pending", uid, {"telegram_payment_charge_id": "c1"})
+    ]
+
+
+async def test_recording_a_notice_retries_a_briefly_locked_database(
+    shop: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid = await stocked(shop, 1)
+    uid = await buyer(shop)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    real = PaymentNoticeRepo.add_once
+    fails = [locked(), locked()]
+
+    async def flaky(self: PaymentNoticeRepo, **values: Any) -> int | None:
+        if fails:
+            raise fails.pop()
+        return await real(self, **values)
+
+    monkeypatch.setattr(PaymentNoticeRepo, "add_once", flaky)
+    assert await notice(shop, o, "c1", uid) > 0
+
+
+async def test_the_payer_behind_a_payment_is_found_even_while_the_database_is_briefly_locked(
+    shop: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every update needs its user before its handler runs; for a payment that is the payer, and a lookup
+    that failed once would lose the update (and the charge) before the notice could be written."""
+    real = UserRepo.get_by_external
+    fails = [locked(), locked()]
+
+    async def flaky(self: UserRepo, channel: str, external_id: str) -> Any:
+        if fails:
+            raise fails.pop()
+        return await real(self, channel, external_id)
+
+    monkeypatch.setattr(UserRepo, "get_by_external", flaky)
+    user = await shop.users.ensure("telegram", "777")
+    assert user.external_id == "777" and not fails
+
+
+# ---------------------------------------------------------------- processing and retrying
+
+
+async def test_a_notice_whose_processing_fails_stays_pending_and_the_retry_job_delivers_it(
+    shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid = await stocked(shop, 1)
+    uid = await buyer(shop)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    nid = await notice(shop, o, "c1", uid)
+    real = PaymentRepo.add_once
+    fails = [locked()]
+
+    async def flaky(self: PaymentRepo, **values: Any) -> bool:
+        if fails:
+            raise fails.pop()
+        return await real(self, **values)
+
+    monkeypatch.setattr(PaymentRepo, "add_once", flaky)
+    first = await shop.payments.process_notice(nid)
+    assert not first.ok and first.attempts == 1 and first.transient
+    async with shop.ctx.uow(write=False) as uow:
+        row = (await uow.repo.conn.execute(select(t.payment_notices))).one()
+    assert row.status == "pending" and "locked" in row.last_error and row.next_attempt_at > clock.now()
+    assert await shop.payments.process_due_notices() == []  # not due yet: backing off
+    clock.advance(minutes=5)
+    (again,) = await shop.payments.process_due_notices()
+    assert again.ok and again.result is not None and again.result.outcome is PaymentStatus.ACCEPTED
+    assert (await shop.orders.get(o.ref)).status is OrderStatus.DELIVERED
+    async with shop.ctx.uow(write=False) as uow:
+        assert (await uow.repo.conn.execute(select(t.payment_notices.c.status))).scalar_one() == "done"
+    clock.advance(minutes=5)
+    assert await shop.payments.process_due_notices() == []
+
+
+async def test_a_replayed_notice_changes_nothing(shop: Services) -> None:
+    pid = await stocked(shop, 2)
+    uid = await buyer(shop)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    nid = await notice(shop, o, "c1", uid)
+    assert (await shop.payments.process_notice(nid)).ok
+    before = await outbox_rows(shop)
+    again = await shop.payments.process_notice(await notice(shop, o, "c1", uid))
+    assert again.ok and again.result is not None and again.result.replay
+    assert await outbox_rows(shop) == before == [(uid, KeysDelivered.KIND, {"order_ref": o.ref})]
