@@ -130,8 +130,15 @@ async def test_a_payment_from_someone_who_does_not_own_the_order_is_refunded_to_
     res = await shop.payments.confirm_payment("telegram", "fwd", o.ref, o.amount, STARS, payer_id=other)
     assert res.must_refund and res.reason == "not_owner"
     assert (await shop.orders.get(o.ref)).status is OrderStatus.PENDING  # nothing delivered to anybody
-    fields = {**(await outbox_rows(shop))[0][2], "charge_id": "fwd", "reason": "not_owner"}
-    assert await outbox_rows(shop) == [(other, RefundDue.KIND, fields)]
+    refund = RefundDue(
+        provider="telegram",
+        charge_id="fwd",
+        order_ref=o.ref,
+        reason="not_owner",
+        amount=o.amount,
+        currency=STARS,
+    )
+    assert await outbox_rows(shop) == [(other, RefundDue.KIND, refund.fields())]
     assert (await payment_row(shop, "fwd")).payer_id == other
     # The owner can still pay their own order.
     ok = await shop.payments.confirm_payment("telegram", "own", o.ref, o.amount, STARS, payer_id=owner)
