@@ -14,6 +14,7 @@ they pick from stock).
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from core import sqlite_driver
 
 _WRITE_OPTION = "keyshop_write"
+log = logging.getLogger(__name__)
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -48,16 +50,18 @@ class Database:
             if self.url.database in (None, "", ":memory:"):
                 raise ValueError("an in-memory SQLite database cannot be shared by connections; use a file")
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            module = sqlite_driver.dbapi()
             self.engine: AsyncEngine = create_async_engine(
                 self.url,
                 echo=echo,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 connect_args={"timeout": 30},
-                module=sqlite_driver.dbapi(),
-                # Every unit of work ends its transaction itself; the pool's own rollback would be a
-                # wasted trip to the driver thread on every return.
-                pool_reset_on_return=None,
+                module=module,
+                # Every unit of work ends its transaction itself, and the fast path's BEGIN first rolls
+                # back what an interrupted one left open: the pool's own rollback would be a wasted trip
+                # to the driver thread on every return. The stock adapter keeps it.
+                pool_reset_on_return=None if sqlite_driver.is_fast(module) else "rollback",
             )
             _install_sqlite_discipline(self.engine)
             self.write_lock: asyncio.Lock | None = asyncio.Lock()
@@ -93,11 +97,17 @@ def _install_sqlite_discipline(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        write = conn.get_execution_options().get(_WRITE_OPTION, False)
-        # Straight to the driver's cursor: this runs once per transaction, on every purchase.
-        cursor = conn.connection.dbapi_connection.cursor()
+        sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION, False) else "BEGIN"
+        # Straight to the driver: this runs once per transaction, on every purchase.
+        driver = conn.connection.dbapi_connection
+        begin_clean = getattr(driver, "begin_clean", None)
+        if begin_clean is not None:
+            if begin_clean(sql):
+                log.warning("rolled back a transaction an interrupted unit of work left open")
+            return
+        cursor = driver.cursor()
         try:
-            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            cursor.execute(sql)
         finally:
             cursor.close()
 

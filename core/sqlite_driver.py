@@ -86,6 +86,33 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     def cursor(self, server_side: bool = False) -> AsyncAdapt_aiosqlite_cursor:
         return super().cursor(server_side) if server_side else _OneTripCursor(self)
 
+    def begin_clean(self, sql: str) -> bool:
+        """``sql`` (a BEGIN), in one trip, after rolling back whatever transaction an interrupted unit of
+        work left open on this connection. Returns whether there was one.
+
+        Units of work end their transactions themselves, so the pool does not reset connections. One
+        cancelled while its BEGIN waited in the driver thread (the bot stopping, say) cannot: the BEGIN
+        still runs after the connection went back to the pool."""
+        raw: sqlite3.Connection = self._connection._conn
+
+        def run() -> bool:
+            stale = raw.in_transaction
+            if stale:
+                raw.execute("ROLLBACK")
+            raw.execute(sql)
+            return stale
+
+        try:
+            return bool(self.await_(self._connection._execute(run)))
+        except Exception as error:
+            self._handle_exception(error)
+            raise
+
+
+def is_fast(module: object) -> bool:
+    """Is ``module`` (what ``dbapi()`` returned) the fast path, whose connections begin clean?"""
+    return isinstance(module, _DBAPI)
+
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
     _warned = False
