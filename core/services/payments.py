@@ -257,20 +257,11 @@ class PaymentService:
 
     # ------------------------------------------------------------------ durable notices
 
-    async def record_notice(
-        self,
-        provider: str,
-        charge_id: str,
-        *,
-        payer_id: int | None,
-        order_ref: str,
-        amount: int,
-        currency: str,
-        raw: dict[str, Any],
-    ) -> int:
+    async def record_notice(self, charge: Charge, *, raw: dict[str, Any]) -> int:
         """Write a payment notice as received, in its own small transaction, before anything is done
         with it. Idempotent on ``(provider, charge_id)``: returns the id of the notice either way. A
         briefly locked database is retried a few times before giving up."""
+        provider, charge_id = charge.provider, charge.charge_id
         _check_charge(provider, charge_id)
 
         async def write() -> int:
@@ -280,10 +271,10 @@ class PaymentService:
                 nid = await notices.add_once(
                     provider=provider,
                     charge_id=charge_id,
-                    payer_id=payer_id,
-                    order_ref=order_ref[:128],
-                    amount=amount,
-                    currency=currency[:8],
+                    payer_id=charge.payer_id,
+                    order_ref=charge.order_ref[:128],
+                    amount=charge.amount,
+                    currency=charge.currency[:8],
                     raw=raw,
                     status="pending",
                     attempts=0,
@@ -351,29 +342,18 @@ class PaymentService:
         return [await self.process_notice(nid) for nid in due]
 
     async def refund_unconfirmable(
-        self,
-        provider: str,
-        charge_id: str,
-        *,
-        payer_id: int | None,
-        order_ref: str,
-        amount: int,
-        currency: str,
-        reason: str,
-        notice_id: int | None = None,
+        self, charge: Charge, *, reason: str, notice_id: int | None = None
     ) -> PaymentResult:
         """A charge that cannot be confirmed (a garbage payload, processing that keeps failing): record it
         as ``refund_due`` and queue its refund to the payer, marking its notice done. Idempotent: a charge
         already recorded (delivered, rejected, refunded) is left as it is."""
-        _check_charge(provider, charge_id)
-
-        charge = Charge(provider, charge_id, order_ref, amount, currency, payer_id)
+        _check_charge(charge.provider, charge.charge_id)
 
         async def work(uow: UnitOfWork, now: datetime) -> PaymentResult:
             r = uow.repo
             if notice_id is not None:
                 await r.notices.get(notice_id, lock=True)  # notice → payments, as process_notice
-            seen = await r.payments.get(provider, charge_id)
+            seen = await r.payments.get(charge.provider, charge.charge_id)
             if seen is not None:
                 result = PaymentResult(PaymentStatus(seen.status), None, replay=True, reason=seen.reason)
             else:
@@ -382,10 +362,10 @@ class PaymentService:
                     now,
                     _actor(charge),
                     "payment_refund_due",
-                    charge_id=charge_id,
-                    amount=amount,
-                    currency=currency[:8],
-                    payer_id=payer_id,
+                    charge_id=charge.charge_id,
+                    amount=charge.amount,
+                    currency=charge.currency[:8],
+                    payer_id=charge.payer_id,
                     reason=reason[:64],
                 )
                 uow.emit(RefundOwed(at=now, actor=_actor(charge), charge=charge, reason=reason))

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from core import tables as t
 from core.clock import FrozenClock
 from core.messages import KeysDelivered
-from core.models import STARS, OrderStatus, PaymentStatus
+from core.models import STARS, Charge, OrderStatus, PaymentStatus
 from core.repositories import PaymentNoticeRepo, PaymentRepo, UserRepo
 from core.services import Services
 from tests.conftest import buyer, outbox_rows, stocked
@@ -24,13 +24,9 @@ def locked() -> OperationalError:
 
 
 async def notice(shop: Services, order: Any, charge: str, payer: int, amount: int | None = None) -> int:
+    paid = order.amount if amount is None else amount
     return await shop.payments.record_notice(
-        "telegram",
-        charge,
-        payer_id=payer,
-        order_ref=order.ref,
-        amount=order.amount if amount is None else amount,
-        currency=order.currency,
+        Charge("telegram", charge, order.ref, paid, order.currency, payer_id=payer),
         raw={"telegram_payment_charge_id": charge},
     )
 

@@ -12,7 +12,7 @@ from core import tables as t
 from core.clock import FrozenClock
 from core.errors import InvalidInput, NotOrderOwner, OrderNotFound, ReservationExpired
 from core.messages import KeysDelivered, RefundDue
-from core.models import STARS, OrderStatus, OwedPayment, PaymentStatus
+from core.models import STARS, Charge, OrderStatus, OwedPayment, PaymentStatus
 from core.services import Services
 from tests.conftest import buyer, key_statuses, outbox_kinds, outbox_rows, pay, payment_row, stocked
 
@@ -72,11 +72,11 @@ async def test_a_second_charge_for_a_delivered_order_is_marked_for_refund(shop: 
 async def test_an_unconfirmable_charge_becomes_refund_due_to_its_payer_once(shop: Services) -> None:
     uid = await buyer(shop)
     res = await shop.payments.refund_unconfirmable(
-        "telegram", "bad", payer_id=uid, order_ref="x" * 500, amount=7, currency=STARS, reason="bad_payload"
+        Charge("telegram", "bad", "x" * 500, 7, STARS, payer_id=uid), reason="bad_payload"
     )
     assert res.outcome is PaymentStatus.REFUND_DUE and not res.replay
     again = await shop.payments.refund_unconfirmable(
-        "telegram", "bad", payer_id=uid, order_ref="x", amount=7, currency=STARS, reason="bad_payload"
+        Charge("telegram", "bad", "x", 7, STARS, payer_id=uid), reason="bad_payload"
     )
     assert again.replay
     assert [(u, k, p["charge_id"]) for u, k, p in await outbox_rows(shop)] == [(uid, RefundDue.KIND, "bad")]

@@ -11,7 +11,7 @@ from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 
 from core.errors import NotOrderOwner, PhoneRequired, ReservationExpired, ShopError
-from core.models import STARS, Order, Product, User
+from core.models import STARS, Charge, Order, Product, User
 from core.services import Services
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.middlewares import UserCache
@@ -129,15 +129,15 @@ async def paid(message: Message, shop_user: User, services: Services, outbox: Ou
     assert sp is not None
     raw = sp.model_dump(mode="json", exclude_none=True)
     try:
-        notice = await services.payments.record_notice(
+        charge = Charge(
             PROVIDER,
             sp.telegram_payment_charge_id,
+            sp.invoice_payload,
+            sp.total_amount,
+            sp.currency,
             payer_id=shop_user.id,
-            order_ref=sp.invoice_payload,
-            amount=sp.total_amount,
-            currency=sp.currency,
-            raw=raw,
         )
+        notice = await services.payments.record_notice(charge, raw=raw)
     except Exception:
         # The one copy left is this log line: it has what is needed to deliver or refund by hand.
         log.critical("payment notice NOT recorded (payer %s): %s", shop_user.id, json.dumps(raw))

@@ -16,7 +16,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 from aiogram.types import StarTransaction
 
-from core.models import STARS
+from core.models import STARS, Charge
 from core.services import Services
 from core.services.payments import NoticeOutcome
 from core.services.transient import is_transient
@@ -84,28 +84,13 @@ class StarLedger:
             return 0  # outgoing (a refund), or not an invoice payment by a user
         payer = await self.services.users.ensure(CHANNEL, str(user.id))
         payments = self.services.payments
+        charge = Charge(PROVIDER, tx.id, str(payload), tx.amount, STARS, payer_id=payer.id)
         if not isinstance(payload, str) or not 1 <= len(payload.encode()) <= MAX_PAYLOAD_BYTES:
-            result = await payments.refund_unconfirmable(
-                PROVIDER,
-                tx.id,
-                payer_id=payer.id,
-                order_ref=str(payload),
-                amount=tx.amount,
-                currency=STARS,
-                reason="bad_payload",
-            )
+            result = await payments.refund_unconfirmable(charge, reason="bad_payload")
             if not result.replay:
                 await self._alert(tx, "has a payload that is no order of ours; refunding it to the payer")
             return 0
-        notice = await payments.record_notice(
-            PROVIDER,
-            tx.id,
-            payer_id=payer.id,
-            order_ref=payload,
-            amount=tx.amount,
-            currency=STARS,
-            raw=tx.model_dump(mode="json", exclude_none=True),
-        )
+        notice = await payments.record_notice(charge, raw=tx.model_dump(mode="json", exclude_none=True))
         outcome = await payments.process_notice(notice)
         if outcome.ok:
             assert outcome.result is not None
@@ -117,16 +102,7 @@ class StarLedger:
             return 1
         if outcome.transient:
             return 0  # recorded: the payment-notices job retries it
-        result = await payments.refund_unconfirmable(
-            PROVIDER,
-            tx.id,
-            payer_id=payer.id,
-            order_ref=payload,
-            amount=tx.amount,
-            currency=STARS,
-            reason="unconfirmable",
-            notice_id=notice,
-        )
+        result = await payments.refund_unconfirmable(charge, reason="unconfirmable", notice_id=notice)
         if not result.replay:
             await self._alert(tx, f"could not be confirmed ({outcome.error}); refunding it to the payer")
         return 0
