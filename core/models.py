@@ -260,7 +260,7 @@ class Payment:
 
 @dataclass(frozen=True, slots=True)
 class OwedPayment:
-    """A payment that has just become ``refund_due``: what paying it back needs."""
+    """A payment the shop owes back (``refund_due``, or a rejected charge): what paying it back needs."""
 
     provider: str
     charge_id: str

@@ -71,7 +71,14 @@ class RefundService:
                 raise OrderNotFound(ref=order_ref)
             rows = await uow.repo.payments.for_order(order.id)
         return [
-            OwedPayment(p.provider, p.charge_id, p.amount, p.currency, p.payer_id)
+            # A payment recorded before payers were (payer_id NULL) was paid by the order's owner.
+            OwedPayment(
+                p.provider,
+                p.charge_id,
+                p.amount,
+                p.currency,
+                order.user_id if p.payer_id is None else p.payer_id,
+            )
             for p in rows
             if p.status in _OWED
         ]

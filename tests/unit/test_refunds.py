@@ -80,3 +80,4 @@ async def test_an_admin_refund_goes_to_whoever_paid_and_legacy_payments_to_the_o
     await shop.refunds.request_refund(o.ref, actor="admin:1")
     refunds = [(u, p["charge_id"]) for u, k, p in await outbox_rows(shop) if k == RefundDue.KIND]
     assert refunds == [(owner, "a")]
+    assert [(p.charge_id, p.payer_id) for p in await shop.refunds.refunds_due(o.ref)] == [("a", owner)]
