@@ -13,6 +13,7 @@ unreadable); add a new type instead.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -31,11 +32,28 @@ class Message:
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Self:
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing = names - fields.keys()
+        hints = _field_types(cls)
+        missing = hints.keys() - fields.keys()
         if missing:
             raise UnknownMessage(f"{cls.KIND} message lacks {sorted(missing)}")
-        return cls(**{k: v for k, v in fields.items() if k in names})
+        for name, allowed in hints.items():
+            value = fields[name]
+            if not any(type(value) is t for t in allowed):  # exact: a bool is no int, a float no int
+                raise UnknownMessage(f"{cls.KIND} message field {name} is a {type(value).__name__}")
+        return cls(**{k: v for k, v in fields.items() if k in hints})
+
+
+_FIELD_TYPES: dict[type, dict[str, tuple[type, ...]]] = {}
+
+
+def _field_types(cls: type) -> dict[str, tuple[type, ...]]:
+    """Each field's allowed types (``str | None`` -> ``(str, NoneType)``), from its annotation."""
+    if cls not in _FIELD_TYPES:
+        hints = typing.get_type_hints(cls)
+        _FIELD_TYPES[cls] = {
+            f.name: typing.get_args(hints[f.name]) or (hints[f.name],) for f in dataclasses.fields(cls)
+        }
+    return _FIELD_TYPES[cls]
 
 
 @dataclass(frozen=True, slots=True)

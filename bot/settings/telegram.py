@@ -10,6 +10,10 @@ from pydantic_settings import NoDecode
 
 from bot.settings.base import ConcernSettings
 
+# Telegram user ids: ASCII digits, positive, at most 52 significant bits (core.telegram.org/bots/api#user).
+_USER_ID = re.compile(r"[0-9]{1,16}")
+MAX_USER_ID = 2**52
+
 
 class TelegramSettings(ConcernSettings):
     bot_token: SecretStr | None = Field(None, description="Bot token from @BotFather.")
@@ -42,8 +46,11 @@ class TelegramSettings(ConcernSettings):
     def _split_ids(cls, v: object) -> object:
         if isinstance(v, str):
             parts = [p for p in v.replace(";", ",").replace(" ", ",").split(",") if p]
-            try:
-                return [int(p) for p in parts]
-            except ValueError:
-                raise ValueError("must be numeric Telegram user ids separated by commas") from None
+            if not all(_USER_ID.fullmatch(p) for p in parts):
+                raise ValueError("must be numeric Telegram user ids separated by commas")
+            v = [int(p) for p in parts]
+        if isinstance(v, list) and not all(type(i) is int and 0 < i < MAX_USER_ID for i in v):
+            # A user id is positive and has at most 52 significant bits; a negative id is a group or a
+            # channel, where admin alerts must never go.
+            raise ValueError("must be Telegram user ids (positive; a group's or channel's id is not one)")
         return v

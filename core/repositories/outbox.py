@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, insert, select, update
+from sqlalchemy import LargeBinary, Text, cast, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import tables as t
@@ -36,7 +36,7 @@ class ClaimedOutboxRow:
     id: int
     user_id: int
     kind: str
-    payload_json: str
+    payload_json: bytes | str  # bytes on SQLite, whose text may hold anything; text on PostgreSQL
     attempts: int
     channel: str
     external_id: str  # the chat to send to
@@ -87,7 +87,11 @@ class OutboxRepo:
                 o.c.id,
                 o.c.user_id,
                 o.c.kind,
-                cast(o.c.payload, Text).label("payload_json"),
+                # SQLite hands back a TEXT that is not UTF-8 only as an error for the whole fetch: take
+                # the bytes and let the reader decode each row. PostgreSQL keeps only valid UTF-8.
+                (
+                    cast(o.c.payload, LargeBinary) if self.dialect == "sqlite" else cast(o.c.payload, Text)
+                ).label("payload_json"),
                 o.c.attempts,
                 u.c.channel,
                 u.c.external_id,

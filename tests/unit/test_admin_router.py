@@ -108,3 +108,22 @@ async def test_an_anonymous_sender_does_not_reach_the_admin_screens(screens: Adm
 async def test_a_shop_without_admins_has_no_admin_screens(screens: AdminScreens) -> None:
     screens.dp.workflow_data["admin_ids"] = []
     assert not await screens.reaches(_message(_user(ADMIN), _private(ADMIN)))
+
+
+async def test_no_admin_router_handler_of_any_update_type_is_reached_by_a_buyer(
+    screens: AdminScreens,
+) -> None:
+    # AdminOnly gates only router.message and router.callback_query: a handler an admin feature registers
+    # on edited_message, business_message, inline_query, ... of the admin router sees everyone.
+    seen: list[Message] = []
+    router = screens.dp.sub_routers[0]
+
+    async def probe(event: Message) -> None:
+        seen.append(event)
+
+    router.edited_message.register(probe)
+    router.business_message.register(probe)
+    edited = _message(_user(BUYER), _private(BUYER))
+    await screens.dp.feed_update(screens.bot, Update(update_id=1, edited_message=edited))
+    await screens.dp.feed_update(screens.bot, Update(update_id=2, business_message=edited))
+    assert seen == []

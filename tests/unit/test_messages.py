@@ -67,3 +67,10 @@ def test_two_message_types_cannot_share_a_kind() -> None:
 
     with pytest.raises(TypeError):
         _registry(KeysDelivered, AwaitingManual, KeysDelivered)
+
+
+@pytest.mark.parametrize("order_ref", [None, ["R"], {"R": 1}, 7])
+def test_decode_refuses_a_field_of_the_wrong_type(order_ref: object) -> None:
+    # a damaged row must be set aside at claim time, not handed to a deliverer to fail and be retried
+    with pytest.raises(UnknownMessage):
+        decode(KeysDelivered.KIND, {"order_ref": order_ref})

@@ -120,3 +120,17 @@ async def test_a_message_type_the_outbox_cannot_read_back_fails_where_it_is_writ
     async with shop.ctx.uow() as uow:
         with pytest.raises(UnknownMessage):
             await write_message(uow, uid, _Unregistered("R1"), clock.now())
+
+
+async def test_an_outbox_row_whose_payload_is_not_utf8_is_set_aside_and_the_rest_still_claimed(
+    shop: Services, clock: FrozenClock
+) -> None:
+    uid = await buyer(shop, "77")
+    bad = await _add(shop, uid, KeysDelivered.KIND, {"order_ref": "X"}, clock)
+    await _add(shop, uid, KeysDelivered.KIND, {"order_ref": "GOOD"}, clock)
+    async with shop.ctx.uow() as uow:  # damaged bytes (disk, a hand edit): CAST AS TEXT cannot decode them
+        await uow.repo.conn.execute(text("UPDATE outbox SET payload = X'FF7B' WHERE id = :i"), {"i": bad})
+        await uow.commit()
+    claimed = await shop.outbox.claim("telegram")
+    assert [m.message for m in claimed] == [KeysDelivered("GOOD")]
+    assert (await _status(shop, bad))[0] == "failed"

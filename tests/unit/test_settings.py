@@ -227,3 +227,11 @@ def test_env_example_and_the_readme_document_every_setting_in_its_group() -> Non
 def test_env_example_loads_as_it_is() -> None:
     s = load_settings(_env_file=Path(__file__).resolve().parents[2] / ".env.example")
     assert (s.shop.shop_currency, s.log.log_level, s.telegram.bot_token) == ("USD", "INFO", None)
+
+
+@pytest.mark.parametrize("value", ["١٢٣", "1_000", "0", "-1001234567890", "9" * 30])
+def test_admin_ids_accept_only_telegram_user_ids_in_ascii_digits(value: str) -> None:
+    # unicode digits, digit separators, 0, a group's chat id (admin alerts would go to a group) and numbers
+    # no Telegram id reaches are all taken silently today
+    with pytest.raises(SettingsError, match="ADMIN_IDS"):
+        load_settings(None, admin_ids=value)

@@ -1,7 +1,7 @@
-"""The admins' routers (admin screens: stock, orders, buyers…). ``build()`` returns the parent router,
-gated by ``AdminOnly`` for messages and callback queries: its handlers, and those of every router it
-includes, see only the shop's admins in their private chat. Everything else passes through untouched to
-the buyer routers, so an admin can shop like anyone. Empty of commands for now."""
+"""The admins' routers (admin screens: stock, orders, buyers…). ``build()`` returns the parent router, gated
+by ``AdminOnly`` for every update type (only messages and button taps can pass): its handlers, and those
+of every router it includes, see only the shop's admins in their private chat. Everything else passes
+through untouched to the buyer routers, so an admin can shop like anyone. Empty of commands for now."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from handlers.telegram.admin.filters import AdminOnly
 def build() -> Router:
     """A fresh admin router (one per dispatcher); admin feature routers will be included into it."""
     router = Router(name=__name__)
-    router.message.filter(AdminOnly())
-    router.callback_query.filter(AdminOnly())
+    for name, observer in router.observers.items():
+        if name != "error":  # every update type, including those a later Bot API adds
+            observer.filter(AdminOnly())
     return router

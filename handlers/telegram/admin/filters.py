@@ -7,19 +7,24 @@ from __future__ import annotations
 
 from aiogram.enums import ChatType
 from aiogram.filters import Filter
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, TelegramObject
 
 
 class AdminOnly(Filter):
-    """Passes a message or callback query sent by an admin in a private chat; ``admin_ids`` comes from the
-    dispatcher's workflow data."""
+    """Passes an update sent by an admin in a private chat; ``admin_ids`` comes from the dispatcher's
+    workflow data. Any update type may come here: one without a private chat and a person behind it (an
+    inline query, a business message, a poll, a chat member change…) is nobody's admin screen."""
 
-    async def __call__(self, event: Message | CallbackQuery, admin_ids: list[int]) -> bool:
+    async def __call__(self, event: TelegramObject, admin_ids: list[int]) -> bool:
         if isinstance(event, CallbackQuery):
             chat = event.message.chat if event.message is not None else None
             sender_chat = None
-        else:
+        elif isinstance(event, Message):
+            if event.business_connection_id is not None:  # a customer of the admin's business account
+                return False
             chat, sender_chat = event.chat, event.sender_chat
+        else:
+            return False
         user = event.from_user
         return (
             user is not None
