@@ -30,6 +30,17 @@ log = logging.getLogger(__name__)
 
 PRIVATE = F.chat.type == ChatType.PRIVATE
 PRIVATE_CALLBACK = F.message.chat.type == ChatType.PRIVATE
+
+
+def private_router(name: str) -> Router:
+    """A feature router whose messages and button taps come from private chats only (orders, keys and
+    their buttons never go to a group)."""
+    router = Router(name=name)
+    router.message.filter(PRIVATE)
+    router.callback_query.filter(PRIVATE_CALLBACK)
+    return router
+
+
 GROUPS = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
 DEEP_LINK_PAYLOAD = "group"
 

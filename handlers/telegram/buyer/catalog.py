@@ -10,7 +10,7 @@ from aiogram.types import CallbackQuery, Message
 
 from core.models import Product
 from core.services import Services
-from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
+from handlers.telegram.chats import private_router
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import CatalogCb, CategoryCb, MenuCb, ProductCb, QuantityCb
 from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, price, show, tr, tr_plain
@@ -130,9 +130,7 @@ async def quantity(query: CallbackQuery, callback_data: QuantityCb, services: Se
 
 def build() -> Router:
     """A fresh router with this feature's handlers (one per dispatcher); private chats only."""
-    router = Router(name=__name__)
-    router.message.filter(PRIVATE)
-    router.callback_query.filter(PRIVATE_CALLBACK)
+    router = private_router(__name__)
     router.message.register(catalog, Command("catalog"))
     router.callback_query.register(catalog, MenuCb.filter(F.action == "catalog"))
     router.callback_query.register(catalog_page, CatalogCb.filter())

@@ -9,7 +9,7 @@ from aiogram.utils.i18n import I18n
 
 from core.models import User
 from core.services import Services
-from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
+from handlers.telegram.chats import private_router
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import LanguageCb, MenuCb
@@ -44,9 +44,7 @@ async def chosen(
 
 def build() -> Router:
     """A fresh router with this feature's handlers (one per dispatcher); private chats only."""
-    router = Router(name=__name__)
-    router.message.filter(PRIVATE)
-    router.callback_query.filter(PRIVATE_CALLBACK)
+    router = private_router(__name__)
     router.message.register(choose, Command("language"))
     router.callback_query.register(choose, MenuCb.filter(F.action == "language"))
     router.callback_query.register(chosen, LanguageCb.filter())

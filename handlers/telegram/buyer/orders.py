@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery, Message
 from core.models import User
 from core.services import Services
 from handlers.money import format_amount
-from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
+from handlers.telegram.chats import private_router
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import CancelCb, MenuCb, RevealCb
 from handlers.telegram.ui.delivery import send_keys
@@ -60,9 +60,7 @@ async def cancel(query: CallbackQuery, callback_data: CancelCb, shop_user: User,
 def build() -> Router:
     """A fresh router with this feature's handlers (one per dispatcher); private chats only: orders and
     keys are never shown in a group."""
-    router = Router(name=__name__)
-    router.message.filter(PRIVATE)
-    router.callback_query.filter(PRIVATE_CALLBACK)
+    router = private_router(__name__)
     router.message.register(my_orders, Command("orders"))
     router.callback_query.register(my_orders, MenuCb.filter(F.action == "orders"))
     router.callback_query.register(reveal, RevealCb.filter())

@@ -11,7 +11,7 @@ from aiogram.types import CallbackQuery, Message
 
 from core.models import User
 from core.services import Services
-from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
+from handlers.telegram.chats import private_router
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import MAX_ID, MenuCb
 from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, reply, tr, tr_plain
@@ -71,9 +71,7 @@ async def stale_button(query: CallbackQuery) -> None:
 
 def build() -> Router:
     """A fresh router with this feature's handlers (one per dispatcher); private chats only."""
-    router = Router(name=__name__)
-    router.message.filter(PRIVATE)
-    router.callback_query.filter(PRIVATE_CALLBACK)
+    router = private_router(__name__)
     router.message.register(start, CommandStart())
     router.message.register(help_, Command("help"))
     router.callback_query.register(help_, MenuCb.filter(F.action == "help"))
