@@ -11,6 +11,7 @@ from core.clock import Clock, SystemClock
 from core.db import Database
 from core.events import EventHandlers
 from core.models import STARS
+from core.reactions import shop_reactions
 from core.uow import UnitOfWork
 from core.vault import Vault
 
@@ -25,19 +26,13 @@ class ShopConfig:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # for "per day" limits
 
 
-def _default_reactions() -> EventHandlers:
-    from core.reactions import shop_reactions
-
-    return shop_reactions()
-
-
 @dataclass
 class Context:
     db: Database
     vault: Vault
     config: ShopConfig = field(default_factory=ShopConfig)
     clock: Clock = field(default_factory=SystemClock)
-    events: EventHandlers = field(default_factory=_default_reactions)
+    events: EventHandlers = field(default_factory=shop_reactions)
 
     def uow(self, *, write: bool = True) -> UnitOfWork:
         return UnitOfWork(self.db, write=write, events=self.events)

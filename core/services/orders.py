@@ -10,7 +10,6 @@ row count; a check that fails raises, and the unit of work rolls the whole trans
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 from core.context import Context
 from core.errors import IntegrityViolation, InvalidInput, InvalidOrderState, OrderNotFound
@@ -26,8 +25,6 @@ from core.models import (
 from core.repositories import Repositories
 from core.services.fulfilment import transition
 from core.vault import clean_text
-
-log = logging.getLogger(__name__)
 
 MAX_MANUAL_CONTENT = 4000
 
