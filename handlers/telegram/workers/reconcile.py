@@ -96,8 +96,13 @@ class StarLedger:
             assert outcome.result is not None
             if outcome.result.replay:
                 return 0
+            res = outcome.result
             log.warning(
-                "reconciled Stars payment %s for order %s that no update had reported", tx.id, payload
+                "reconciled Stars payment %s for order %r that no update had reported: %s%s",
+                tx.id,
+                payload[:64],
+                res.outcome,
+                f" ({res.reason}, refunded to the payer)" if res.must_refund else "",
             )
             return 1
         if outcome.transient:
