@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from core import migrate
 from core.db import Database
@@ -20,15 +20,18 @@ async def fresh_database(url: str | None, *, pool_size: int = 10) -> Database:
     benchmarks at a scratch database only."""
     db = Database(url or default_sqlite_url(), pool_size=pool_size)
     if not db.is_sqlite:
-        async with db.engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
+        await db.run_committed(_drop_schema)
     await migrate.upgrade(db)
     return db
 
 
+def _drop_schema(conn: Connection) -> None:
+    conn.execute(text("DROP SCHEMA public CASCADE"))
+    conn.execute(text("CREATE SCHEMA public"))
+
+
 def driver_dsn(db: Database) -> str:
-    """The URL as the bare driver takes it (a file path for aiosqlite, a DSN for asyncpg)."""
+    """The URL as the bare driver takes it (a file path for sqlite3, a DSN for psycopg)."""
     if db.is_sqlite:
         assert db.url.database
         return db.url.database

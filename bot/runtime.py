@@ -13,6 +13,8 @@ from core import migrate
 from core.context import Context, ShopConfig
 from core.db import Database
 from core.services import Services
+from sqlalchemy import Connection
+
 from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec, parse_keys
 from handlers.money import exponent
@@ -31,9 +33,12 @@ def shop_config(settings: Settings) -> ShopConfig:
     )
 
 
+def _holds_keys(conn: Connection) -> bool:
+    return UnitOfWork(conn, write=False).repo.keys.count_all() > 0
+
+
 async def _db_holds_keys(db: Database) -> bool:
-    async with UnitOfWork(db, write=False) as uow:
-        return await uow.repo.keys.count_all() > 0
+    return await db.read(_holds_keys)
 
 
 async def load_vault(settings: Settings, db: Database) -> Vault:

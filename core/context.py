@@ -3,8 +3,10 @@ configuration, the clock, and the registry of reactions to domain events."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from core.clock import Clock, SystemClock
@@ -12,10 +14,12 @@ from core.db import Database
 from core.events import EventHandlers
 from core.models import STARS
 from core.reactions import shop_reactions
-from core.uow import UnitOfWork
+from core.uow import UnitOfWork, run_unit
 from core.vault import Vault
 
-__all__ = ["STARS", "Context", "ShopConfig"]
+__all__ = ["STARS", "Context", "ShopConfig", "UnitOfWork"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,5 +38,11 @@ class Context:
     clock: Clock = field(default_factory=SystemClock)
     events: EventHandlers = field(default_factory=shop_reactions)
 
-    def uow(self, *, write: bool = True) -> UnitOfWork:
-        return UnitOfWork(self.db, write=write, events=self.events)
+    async def write(self, fn: Callable[..., _T], /, *args: Any) -> _T:
+        """``fn(uow, *args)``: one write transaction, in one trip to the database thread. It commits with
+        ``uow.commit()``; whatever it leaves uncommitted (an exception, an early return) rolls back."""
+        return await self.db.run(run_unit, self.events, True, fn, args)
+
+    async def read(self, fn: Callable[..., _T], /, *args: Any) -> _T:
+        """``fn(uow, *args)`` in a read-only transaction (on SQLite never waiting behind the writer)."""
+        return await self.db.read(run_unit, self.events, False, fn, args)

@@ -1,91 +1,199 @@
-"""Engines for SQLite (the embedded default) and PostgreSQL, with the transaction discipline the
-purchase flow relies on.
+"""Where units of work run: synchronous functions, each in one trip to a database thread.
 
-SQLite: WAL, ``busy_timeout``, foreign keys on, and every write transaction opened with ``BEGIN IMMEDIATE``
-so that a writer takes the write lock before it reads what it is about to change. Inside one process,
-writers additionally queue on an ``asyncio.Lock``: SQLite admits one writer at a time anyway, and waiting on
-the lock is far cheaper than SQLite's sleeping busy handler (which other processes, like a CLI import
-running beside the bot, still fall back on).
+A unit of work is one plain function ``job(conn, *args)`` on a synchronous SQLAlchemy ``Connection``; the
+event loop hands it to a database thread and awaits its result (``await db.run(job, ...)``). Nothing of a
+transaction runs on the event loop: no statement, no lock, no per-statement hand-off. Services are written
+once, as these functions, for both databases.
 
-PostgreSQL: READ COMMITTED; services lock what they change with ``FOR UPDATE`` (``SKIP LOCKED`` where
-they pick from stock).
+SQLite (the embedded default): **one writer thread** with one connection runs every write transaction,
+back to back, each opened with ``BEGIN IMMEDIATE`` (so a writer takes the write lock before it reads what it
+is about to change; another process, like a CLI import, still queues on SQLite's ``busy_timeout``). Reads
+run on their own threads and connections (``query_only``), in WAL mode, and never wait behind the writer.
+WAL, ``busy_timeout``, foreign keys on.
+
+PostgreSQL: a pool of threads, each with its own connection (psycopg 3, a synchronous driver: a unit of
+work is one function with no hand-off between its statements); READ COMMITTED, and services lock what they
+change with ``FOR UPDATE`` (``SKIP LOCKED`` where they pick from stock).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
-from core import sqlite_driver
-
-_WRITE_OPTION = "keyshop_write"
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# SQLite: how many threads (each with its own connection) serve read-only units of work.
+SQLITE_READERS = 4
 
 
 def normalize_url(url: str | URL) -> URL:
-    """Accept the plain forms people paste (``postgresql://``, ``sqlite:///``) and pick our async drivers."""
+    """Accept the plain forms people paste (``postgresql://``, ``sqlite:///``, the async drivers' URLs of
+    earlier versions) and pick our synchronous drivers."""
     u = make_url(url) if isinstance(url, str) else url
     backend = u.get_backend_name()
-    if backend == "sqlite" and u.drivername != "sqlite+aiosqlite":
-        u = u.set(drivername="sqlite+aiosqlite")
-    elif backend in ("postgresql", "postgres") and u.drivername != "postgresql+asyncpg":
-        u = u.set(drivername="postgresql+asyncpg")
-    elif backend not in ("sqlite", "postgresql"):
+    if backend == "sqlite":
+        if u.drivername != "sqlite+pysqlite":
+            u = u.set(drivername="sqlite+pysqlite")
+    elif backend in ("postgresql", "postgres"):
+        if u.drivername != "postgresql+psycopg":
+            u = u.set(drivername="postgresql+psycopg")
+    else:
         raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
     return u
 
 
 class Database:
+    """The engine and the threads units of work run on. ``pool_size``: PostgreSQL connections (and
+    threads); on SQLite the writer is always one, readers ``SQLITE_READERS``."""
+
     def __init__(self, url: str | URL, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
+        self._local = threading.local()
+        self._connections: list[Connection] = []
+        self._guard = threading.Lock()
+        self._closed = False
         if self.is_sqlite:
             if self.url.database in (None, "", ":memory:"):
                 raise ValueError("an in-memory SQLite database cannot be shared by connections; use a file")
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-            module = sqlite_driver.dbapi()
-            self.engine: AsyncEngine = create_async_engine(
+            # Each thread keeps its connection for good: no pool in between. check_same_thread is off only
+            # so that dispose() can close them; a connection is only ever used by the thread that opened it.
+            self.engine: Engine = create_engine(
                 self.url,
                 echo=echo,
-                pool_size=pool_size,
-                max_overflow=pool_size,
-                connect_args={"timeout": 30},
-                module=module,
-                # Every unit of work ends its transaction itself, and the fast path's BEGIN first rolls
-                # back what an interrupted one left open: the pool's own rollback would be a wasted trip
-                # to the driver thread on every return. The stock adapter keeps it.
-                pool_reset_on_return=None if sqlite_driver.is_fast(module) else "rollback",
+                poolclass=NullPool,
+                connect_args={"timeout": 30, "check_same_thread": False},
             )
             _install_sqlite_discipline(self.engine)
-            self.write_lock: asyncio.Lock | None = asyncio.Lock()
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="keyshop-db-writer")
+            self._reader = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="keyshop-db-reader")
         else:
-            # No pre-ping (a round trip on every checkout): a connection the server dropped fails its
-            # statement, SQLAlchemy invalidates the pool, and the caller's retry gets a fresh one.
-            self.engine = create_async_engine(
-                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+            # No pre-ping (a round trip on every unit of work): a connection the server dropped fails its
+            # statement, the thread drops it, and the caller's retry gets a fresh one.
+            self.engine = create_engine(
+                self.url, echo=echo, poolclass=NullPool, connect_args={"connect_timeout": 10}
             )
-            self.write_lock = None
+            self._writer = self._reader = ThreadPoolExecutor(pool_size, thread_name_prefix="keyshop-db")
+
+    async def run(self, job: Callable[..., _T], /, *args: Any) -> _T:
+        """``job(conn, *args)`` in one write transaction on a database thread; rolled back unless the job
+        committed (``conn.commit()``)."""
+        return await self._submit(self._writer, True, job, args)
+
+    async def read(self, job: Callable[..., _T], /, *args: Any) -> _T:
+        """``job(conn, *args)`` in a read-only transaction (SQLite: on a reader, never behind the writer)."""
+        return await self._submit(self._reader, False, job, args)
+
+    async def run_committed(self, job: Callable[..., Any], /, *args: Any) -> Any:
+        """``job(conn, *args)`` in a write transaction committed when it returns (schema set-up, seeds)."""
+        return await self._submit(self._writer, True, _committing, (job, *args))
+
+    async def _submit(self, pool: ThreadPoolExecutor, write: bool, job: Callable[..., Any], args: Any) -> Any:
+        if self._closed:
+            raise RuntimeError("the database was disposed")
+        # A caller cancelled before its turn never runs; one cancelled while running finishes (its
+        # transaction commits or rolls back as a whole) without anyone waiting for it.
+        return await asyncio.get_running_loop().run_in_executor(pool, self._execute, write, job, args)
+
+    # ------------------------------------------------------------------ on the database threads
+
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                self._forget(conn)
+            conn = self.engine.connect()
+            if self.is_sqlite and threading.current_thread().name.startswith("keyshop-db-reader"):
+                conn.exec_driver_sql("PRAGMA query_only=ON")
+                conn.commit()
+            self._local.conn = conn
+            with self._guard:
+                self._connections.append(conn)
+        return conn
+
+    def _forget(self, conn: Connection) -> None:
+        with self._guard:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        try:
+            conn.close()
+        except Exception:  # a connection already broken: nothing more to release
+            log.debug("closing a broken connection failed", exc_info=True)
+
+    def _execute(self, write: bool, job: Callable[..., Any], args: Any) -> Any:
+        conn = self._connection()
+        try:
+            if self.is_sqlite:
+                # Straight to the driver (SQLAlchemy's own BEGIN is a no-op here): IMMEDIATE for writers.
+                conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                    "BEGIN IMMEDIATE" if write else "BEGIN"
+                )
+            conn.begin()
+            return job(conn, *args)
+        except BaseException:
+            if conn.in_transaction():
+                self._rollback(conn)
+            raise
+        finally:
+            if conn.in_transaction():
+                self._rollback(conn)
+
+    def _rollback(self, conn: Connection) -> None:
+        try:
+            conn.rollback()
+        except Exception:
+            log.warning("rollback failed; dropping the connection", exc_info=True)
+            self._local.conn = None
+            self._forget(conn)
+
+    # ------------------------------------------------------------------ shutdown
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
+        with self._guard:
+            conns, self._connections = self._connections, []
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("closing a connection at shutdown failed", exc_info=True)
+        self.engine.dispose()
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
 
-def _install_sqlite_discipline(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
+def _committing(conn: Connection, job: Callable[..., Any], *args: Any) -> Any:
+    out = job(conn, *args)
+    conn.commit()
+    return out
 
-    @event.listens_for(sync_engine, "connect")
+
+def _install_sqlite_discipline(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take BEGIN away from the driver: we emit it ourselves, IMMEDIATE for writers.
+        # Take BEGIN away from the driver: the thread emits it, IMMEDIATE for writers.
         dbapi_connection.isolation_level = None
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -94,22 +202,3 @@ def _install_sqlite_discipline(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA cache_size=-32768")  # 32 MiB: stock indexes of a million keys stay in memory
         cur.close()
-
-    @event.listens_for(sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION, False) else "BEGIN"
-        # Straight to the driver: this runs once per transaction, on every purchase.
-        driver = conn.connection.dbapi_connection
-        begin_clean = getattr(driver, "begin_clean", None)
-        if begin_clean is not None:
-            if begin_clean(sql):
-                log.warning("rolled back a transaction an interrupted unit of work left open")
-            return
-        cursor = driver.cursor()
-        try:
-            cursor.execute(sql)
-        finally:
-            cursor.close()
-
-
-WRITE_OPTION = _WRITE_OPTION

@@ -13,7 +13,7 @@ Events carry domain objects as they are after the change, never keys or other se
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -86,7 +86,7 @@ class RefundOwed(Event):
 
 
 E = TypeVar("E", bound=Event)
-Handler = Callable[["UnitOfWork", Any], Awaitable[None]]
+Handler = Callable[["UnitOfWork", Any], None]
 
 
 class EventHandlers:
@@ -95,14 +95,14 @@ class EventHandlers:
     def __init__(self) -> None:
         self._by_type: dict[type[Event], list[Handler]] = defaultdict(list)
 
-    def register(self, event_type: type[E], handler: Callable[[UnitOfWork, E], Awaitable[None]]) -> None:
+    def register(self, event_type: type[E], handler: Callable[[UnitOfWork, E], None]) -> None:
         if handler not in self._by_type[event_type]:
             self._by_type[event_type].append(handler)
 
-    def on(self, event_type: type[E]) -> Callable[[Callable[[UnitOfWork, E], Awaitable[None]]], Any]:
+    def on(self, event_type: type[E]) -> Callable[[Callable[[UnitOfWork, E], None]], Any]:
         """Decorator form of ``register``."""
 
-        def add(handler: Callable[[UnitOfWork, E], Awaitable[None]]) -> Any:
+        def add(handler: Callable[[UnitOfWork, E], None]) -> Any:
             self.register(event_type, handler)
             return handler
 

@@ -21,17 +21,15 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-async def _run(db: Database, fn: str, revision: str) -> None:
-    def go(connection: Connection) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = connection
-        getattr(command, fn)(cfg, revision)
+def _go(connection: Connection, fn: str, revision: str) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    getattr(command, fn)(cfg, revision)
 
+
+async def _run(db: Database, fn: str, revision: str) -> None:
     # A write transaction: on SQLite, BEGIN IMMEDIATE keeps two starting processes from migrating at once.
-    async with db.engine.connect() as conn:
-        await conn.execution_options(keyshop_write=True)
-        await conn.run_sync(go)
-        await conn.commit()
+    await db.run_committed(_go, fn, revision)
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
@@ -45,5 +43,7 @@ async def downgrade(db: Database, revision: str) -> None:
 async def current_revision(db: Database) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    async with db.engine.connect() as conn:
-        return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+    def current(conn: Connection) -> str | None:
+        return MigrationContext.configure(conn).get_current_revision()
+
+    return await db.read(current)

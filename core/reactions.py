@@ -1,6 +1,6 @@
 """What the shop does when something happens: the one registry of domain-event handlers.
 
-Each reaction is a function ``async def f(uow, event)`` that runs inside the transaction that emitted the
+Each reaction is a function ``def f(uow, event)`` that runs inside the transaction that emitted the
 event, before COMMIT (see ``core.events``). To react to an event — a commission when an order is
 delivered, a clawback when it is refunded — write the function in the module of its concern and add one
 ``register`` line below. A reaction that raises rolls the whole transaction back.
@@ -22,23 +22,23 @@ from core.models import Charge, OrderStatus
 from core.uow import UnitOfWork
 
 
-async def write_message(uow: UnitOfWork, user_id: int, message: Message, at: datetime) -> None:
+def write_message(uow: UnitOfWork, user_id: int, message: Message, at: datetime) -> None:
     """Queue ``message`` for ``user_id`` in the outbox, in this transaction (refused, rolling it back, if
     the outbox could not read the message back)."""
     check_writable(message)
-    await uow.repo.outbox.add(user_id, message.KIND, message.fields(), at)
+    uow.repo.outbox.add(user_id, message.KIND, message.fields(), at)
 
 
-async def tell_buyer_keys_are_ready(uow: UnitOfWork, e: OrderDelivered) -> None:
-    await write_message(uow, e.order.user_id, KeysDelivered(e.order.ref), e.at)
+def tell_buyer_keys_are_ready(uow: UnitOfWork, e: OrderDelivered) -> None:
+    write_message(uow, e.order.user_id, KeysDelivered(e.order.ref), e.at)
 
 
-async def tell_buyer_an_admin_will_deliver(uow: UnitOfWork, e: OrderPaid) -> None:
+def tell_buyer_an_admin_will_deliver(uow: UnitOfWork, e: OrderPaid) -> None:
     if e.order.status is OrderStatus.PAID:  # paid, not delivered: it waits for an admin
-        await write_message(uow, e.order.user_id, AwaitingManual(e.order.ref), e.at)
+        write_message(uow, e.order.user_id, AwaitingManual(e.order.ref), e.at)
 
 
-async def _pay_back(uow: UnitOfWork, charge: Charge, reason: str | None, at: datetime) -> None:
+def _pay_back(uow: UnitOfWork, charge: Charge, reason: str | None, at: datetime) -> None:
     """The message that pays a charge back. It is addressed to the payer: the channel refunds the payer's
     own charge (Telegram refuses a refund to anyone else) and tells them why. A charge whose payer is
     unknown cannot be paid back by the channel (it stays recorded for the admins)."""
@@ -52,15 +52,15 @@ async def _pay_back(uow: UnitOfWork, charge: Charge, reason: str | None, at: dat
         amount=charge.amount,
         currency=charge.currency,
     )
-    await write_message(uow, charge.payer_id, message, at)
+    write_message(uow, charge.payer_id, message, at)
 
 
-async def pay_back_a_rejected_charge(uow: UnitOfWork, e: PaymentRejected) -> None:
-    await _pay_back(uow, e.charge, e.reason, e.at)
+def pay_back_a_rejected_charge(uow: UnitOfWork, e: PaymentRejected) -> None:
+    _pay_back(uow, e.charge, e.reason, e.at)
 
 
-async def pay_back_an_owed_charge(uow: UnitOfWork, e: RefundOwed) -> None:
-    await _pay_back(uow, e.charge, e.reason, e.at)
+def pay_back_an_owed_charge(uow: UnitOfWork, e: RefundOwed) -> None:
+    _pay_back(uow, e.charge, e.reason, e.at)
 
 
 def shop_reactions() -> EventHandlers:

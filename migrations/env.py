@@ -41,9 +41,7 @@ async def _run_standalone(url: str) -> None:
 
     db = Database(url)
     try:
-        async with db.engine.connect() as conn:
-            await conn.run_sync(_run)
-            await conn.commit()
+        await db.run_committed(_run)
     finally:
         await db.dispose()
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from core.clock import FrozenClock
 from core.context import Context, ShopConfig
@@ -15,7 +15,10 @@ from core.models import Order, PaymentResult
 from core.services import Services
 from core.services.catalog import ProductDraft
 from core.tables import metadata
+from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec
+
+_T = TypeVar("_T")
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 PG_SKIP_REASON = "TEST_DATABASE_URL is not set: PostgreSQL variant skipped (.ci/run sets it)"
@@ -30,11 +33,56 @@ BACKENDS = [
 ]
 
 
+def _drop_schema(conn: Connection) -> None:
+    conn.execute(text("DROP SCHEMA public CASCADE"))
+    conn.execute(text("CREATE SCHEMA public"))
+
+
 async def reset_postgres(db: Database) -> None:
     """Empty the test database: drop our tables and alembic's, whatever a previous test left."""
-    async with db.engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
+    await db.run_committed(_drop_schema)
+
+
+async def create_schema(db: Database) -> None:
+    await db.run_committed(metadata.create_all)
+
+
+async def sql(target: Services | Database, stmt: Any, params: Any = None) -> list[Any]:
+    """One statement in its own committed write transaction (a test reaching under the services: seeding,
+    simulating damage). Returns the rows of a statement that returns rows, else []."""
+    db = target.ctx.db if isinstance(target, Services) else target
+    return list(await db.run_committed(_execute, stmt, params))
+
+
+async def query(target: Services | Database, stmt: Any, params: Any = None) -> list[Any]:
+    """The rows of one read-only statement."""
+    db = target.ctx.db if isinstance(target, Services) else target
+    return list(await db.read(_execute, stmt, params))
+
+
+def _execute(conn: Connection, stmt: Any, params: Any) -> list[Any]:
+    res = conn.execute(stmt, params) if params is not None else conn.execute(stmt)
+    return list(res.all()) if res.returns_rows else []
+
+
+async def in_write(shop: Services, fn: Callable[[UnitOfWork], _T]) -> _T:
+    """``fn(uow)`` in a write unit of work of the shop, committed when it returns."""
+    return await shop.ctx.write(_committed, fn)
+
+
+async def in_read(shop: Services, fn: Callable[[UnitOfWork], _T]) -> _T:
+    """``fn(uow)`` in a read-only unit of work of the shop."""
+    return await shop.ctx.read(_called, fn)
+
+
+def _committed(uow: UnitOfWork, fn: Callable[[UnitOfWork], _T]) -> _T:
+    out = fn(uow)
+    uow.commit()
+    return out
+
+
+def _called(uow: UnitOfWork, fn: Callable[[UnitOfWork], _T]) -> _T:
+    return fn(uow)
 
 
 async def make_db(backend: str, tmp_path: Path, *, create: bool = True) -> Database:
@@ -45,8 +93,7 @@ async def make_db(backend: str, tmp_path: Path, *, create: bool = True) -> Datab
         db = Database(PG_URL, pool_size=20)
         await reset_postgres(db)
     if create:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        await create_schema(db)
     return db
 
 
@@ -123,21 +170,19 @@ async def pay(shop: Services, order: Order, charge: str = "ch-1", amount: int | 
 
 
 async def key_statuses(shop: Services, product_id: int) -> dict[str, int]:
-    async with shop.ctx.uow(write=False) as uow:
-        rows = await uow.repo.keys.count_by_status(product_id)
+    rows = await in_read(shop, lambda uow: uow.repo.keys.count_by_status(product_id))
     return {c.status: c.count for c in rows}
 
 
 async def outbox_kinds(shop: Services) -> list[str]:
-    async with shop.ctx.uow(write=False) as uow:
-        return [r.kind for r in await uow.repo.outbox.pending()]
+    return [r.kind for r in await in_read(shop, lambda uow: uow.repo.outbox.pending())]
 
 
 async def outbox_rows(shop: Services) -> list[tuple[int, str, dict[str, Any]]]:
-    async with shop.ctx.uow(write=False) as uow:
-        return [(r.user_id, r.kind, r.payload) for r in await uow.repo.outbox.pending()]
+    return [
+        (r.user_id, r.kind, r.payload) for r in await in_read(shop, lambda uow: uow.repo.outbox.pending())
+    ]
 
 
 async def payment_row(shop: Services, charge: str) -> Any:
-    async with shop.ctx.uow(write=False) as uow:
-        return await uow.repo.payments.get("telegram", charge)
+    return await in_read(shop, lambda uow: uow.repo.payments.get("telegram", charge))

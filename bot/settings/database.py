@@ -18,4 +18,4 @@ class DatabaseSettings(ConcernSettings):
     @property
     def url(self) -> str:
         """The database to open: DATABASE_URL, else the SQLite file ``DATA_DIR/keyshop.db``."""
-        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'keyshop.db').resolve()}"
+        return self.database_url or f"sqlite:///{(self.data_dir / 'keyshop.db').resolve()}"

@@ -7,7 +7,7 @@ cost as much as running the statement itself."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from core.repositories.audit import AuditRepo
 from core.repositories.catalog import CatalogRepo
@@ -38,7 +38,7 @@ __all__ = [
 class Repositories:
     """Every repository, bound to the one connection of a unit of work (``UnitOfWork.repo``)."""
 
-    conn: AsyncConnection
+    conn: Connection
     users: UserRepo
     catalog: CatalogRepo
     keys: KeyRepo
@@ -50,7 +50,7 @@ class Repositories:
     imports: ImportRepo
     cursors: CursorRepo
 
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn = conn
         self.users = UserRepo(conn, dialect)
         self.catalog = CatalogRepo(conn, dialect)
@@ -63,6 +63,6 @@ class Repositories:
         self.cursors = CursorRepo(conn, dialect)
         self.notices = PaymentNoticeRepo(conn, dialect)
 
-    async def flush(self) -> None:
+    def flush(self) -> None:
         """Write what repositories hold back until commit (audit rows)."""
-        await self.audit.flush()
+        self.audit.flush()

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, insert, select
 
 from core import tables as t
 
@@ -22,11 +21,11 @@ class AuditRepo:
     """Audit rows are collected and written together (one round trip) before the unit of work commits;
     a rollback discards them with everything else."""
 
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
         self._pending: list[dict[str, Any]] = []
 
-    async def add(
+    def add(
         self,
         at: datetime,
         actor: str,
@@ -49,14 +48,14 @@ class AuditRepo:
 
     _Q_AUDIT_INSERT = insert(t.audit_log)
 
-    async def flush(self) -> None:
+    def flush(self) -> None:
         if self._pending:
             rows, self._pending = self._pending, []
-            await self.conn.execute(self._Q_AUDIT_INSERT, rows)
+            self.conn.execute(self._Q_AUDIT_INSERT, rows)
 
-    async def for_order(self, order_id: int) -> list[AuditEntry]:
+    def for_order(self, order_id: int) -> list[AuditEntry]:
         """What was recorded about an order, oldest first (including rows not yet flushed)."""
-        await self.flush()
+        self.flush()
         a = t.audit_log
         q = select(a.c.action, a.c.detail).where(a.c.order_id == order_id).order_by(a.c.id)
-        return [AuditEntry(r[0], r[1]) for r in (await self.conn.execute(q)).all()]
+        return [AuditEntry(r[0], r[1]) for r in (self.conn.execute(q)).all()]

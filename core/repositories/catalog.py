@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from core import tables as t
 from core.models import Category, KeyStatus, OrderStatus, Product
@@ -13,45 +12,42 @@ from core.repositories._rows import to_product
 
 
 class CatalogRepo:
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    async def add_category(self, **values: Any) -> int:
-        res = await self.conn.execute(insert(t.categories).values(**values).returning(t.categories.c.id))
+    def add_category(self, **values: Any) -> int:
+        res = self.conn.execute(insert(t.categories).values(**values).returning(t.categories.c.id))
         return int(res.scalar_one())
 
-    async def categories(self, *, active_only: bool) -> list[Category]:
+    def categories(self, *, active_only: bool) -> list[Category]:
         q = select(t.categories).order_by(t.categories.c.position, t.categories.c.id)
         if active_only:
             q = q.where(t.categories.c.active)
         return [
-            Category(r.id, r.name, r.description, r.position, r.active)
-            for r in (await self.conn.execute(q)).all()
+            Category(r.id, r.name, r.description, r.position, r.active) for r in (self.conn.execute(q)).all()
         ]
 
-    async def category_exists(self, category_id: int) -> bool:
+    def category_exists(self, category_id: int) -> bool:
         q = select(t.categories.c.id).where(t.categories.c.id == category_id)
-        return (await self.conn.execute(q)).first() is not None
+        return (self.conn.execute(q)).first() is not None
 
-    async def add_product(self, **values: Any) -> int:
-        res = await self.conn.execute(insert(t.products).values(**values).returning(t.products.c.id))
+    def add_product(self, **values: Any) -> int:
+        res = self.conn.execute(insert(t.products).values(**values).returning(t.products.c.id))
         return int(res.scalar_one())
 
-    async def update_product(self, product_id: int, **values: Any) -> int:
-        res = await self.conn.execute(
-            update(t.products).where(t.products.c.id == product_id).values(**values)
-        )
+    def update_product(self, product_id: int, **values: Any) -> int:
+        res = self.conn.execute(update(t.products).where(t.products.c.id == product_id).values(**values))
         return res.rowcount
 
     _Q_PRODUCT = select(t.products).where(t.products.c.id == bindparam("b_id"))
     _Q_PRODUCT_LOCK = _Q_PRODUCT.with_for_update()
 
-    async def product(self, product_id: int, *, lock: bool = False) -> Product | None:
+    def product(self, product_id: int, *, lock: bool = False) -> Product | None:
         q = self._Q_PRODUCT_LOCK if lock else self._Q_PRODUCT
-        r = (await self.conn.execute(q, {"b_id": product_id})).first()
+        r = (self.conn.execute(q, {"b_id": product_id})).first()
         return to_product(r) if r else None
 
-    async def open_orders(self, product_id: int) -> int:
+    def open_orders(self, product_id: int) -> int:
         """Orders of the product still in flight: pending or paid, or holding reserved keys."""
         o, k = t.orders, t.keys
         holds_reserved = (
@@ -65,12 +61,12 @@ class CatalogRepo:
                 o.c.status.in_([OrderStatus.PENDING.value, OrderStatus.PAID.value]) | holds_reserved,
             )
         )
-        return int((await self.conn.execute(q)).scalar_one())
+        return int((self.conn.execute(q)).scalar_one())
 
-    async def products(self, *, active_only: bool, category_id: int | None = None) -> list[Product]:
+    def products(self, *, active_only: bool, category_id: int | None = None) -> list[Product]:
         q = select(t.products).order_by(t.products.c.id)
         if active_only:
             q = q.where(t.products.c.active)
         if category_id is not None:
             q = q.where(t.products.c.category_id == category_id)
-        return [to_product(r) for r in (await self.conn.execute(q)).all()]
+        return [to_product(r) for r in (self.conn.execute(q)).all()]

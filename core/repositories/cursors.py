@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, func, select
 
 from core import tables as t
 from core.repositories._rows import dialect_insert
 
 
 class CursorRepo:
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    async def get(self, name: str) -> int | None:
+    def get(self, name: str) -> int | None:
         q = select(t.cursors.c.position).where(t.cursors.c.name == name)
-        return (await self.conn.execute(q)).scalar()
+        return (self.conn.execute(q)).scalar()
 
-    async def advance(self, name: str, position: int, now: datetime) -> None:
+    def advance(self, name: str, position: int, now: datetime) -> None:
         """Move the cursor forward (never back: two instances may reconcile at once)."""
         c = t.cursors
         stmt = dialect_insert(self.dialect, c).values(name=name, position=position, updated_at=now)
@@ -32,4 +31,4 @@ class CursorRepo:
                 "updated_at": now,
             },
         )
-        await self.conn.execute(stmt)
+        self.conn.execute(stmt)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Interval, String, delete, func, insert, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Interval, String, delete, func, insert, literal, select, update
 
 from core import tables as t
 from core.models import KeyStatus
@@ -32,11 +31,11 @@ class ImportRepo:
     """Imports in progress. Their heartbeat and the staleness check both read the database's clock: the
     process importing and the one sweeping may run on hosts whose clocks disagree."""
 
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    async def start(self, product_id: int, actor: str, now: datetime) -> int:
-        res = await self.conn.execute(
+    def start(self, product_id: int, actor: str, now: datetime) -> int:
+        res = self.conn.execute(
             insert(t.stock_imports)
             .values(
                 product_id=product_id,
@@ -49,60 +48,64 @@ class ImportRepo:
         )
         return int(res.scalar_one())
 
-    async def heartbeat(self, import_id: int, lines: int) -> bool:
+    def heartbeat(self, import_id: int, lines: int) -> bool:
         """Mark a running import alive (database time). False if it is no longer running (swept)."""
         si = t.stock_imports
-        res = await self.conn.execute(
+        res = self.conn.execute(
             update(si)
             .where(si.c.id == import_id, si.c.status == "running")
             .values(heartbeat_at=_db_now(self.dialect), lines=lines)
         )
         return res.rowcount == 1
 
-    async def lock_running(self, import_id: int) -> bool:
+    def lock_running(self, import_id: int) -> bool:
         """Lock the import row for this transaction (FOR UPDATE; on SQLite the write transaction holds
         the database). True if it is still running, so it may publish."""
         si = t.stock_imports
         q = select(si.c.status).where(si.c.id == import_id).with_for_update()
-        return (await self.conn.execute(q)).scalar() == "running"
+        return (self.conn.execute(q)).scalar() == "running"
 
-    async def staged_count(self, import_id: int) -> int:
+    def staged_count(self, import_id: int) -> int:
         s = t.stock_import_rows
         q = select(func.count()).select_from(s).where(s.c.import_id == import_id)
-        return int((await self.conn.execute(q)).scalar_one())
+        return int((self.conn.execute(q)).scalar_one())
 
-    async def finish(self, import_id: int, status: str, now: datetime, **counts: int) -> int:
+    def finish(self, import_id: int, status: str, now: datetime, **counts: int) -> int:
         """Close a running import as ``done`` or ``failed``; 0 if it was not running any more."""
         si = t.stock_imports
-        res = await self.conn.execute(
+        res = self.conn.execute(
             update(si)
             .where(si.c.id == import_id, si.c.status == "running")
             .values(status=status, heartbeat_at=_db_now(self.dialect), finished_at=now, **counts)
         )
         return res.rowcount
 
-    async def stage(self, import_id: int, kid: str, sealed: list[tuple[bytes, bytes]]) -> None:
+    def stage(self, import_id: int, kid: str, sealed: list[tuple[bytes, bytes]]) -> None:
         """Write a batch of (blind_index, ciphertext) to the staging table.
 
         The one bulk path that goes below SQLAlchemy to the driver (executemany on SQLite, COPY on
         PostgreSQL), on the unit of work's own connection and transaction: per-row parameter processing
         would otherwise cost more than encrypting the key.
         """
-        raw = (await self.conn.get_raw_connection()).driver_connection
-        assert raw is not None
+        raw: Any = self.conn.connection.dbapi_connection
         if self.dialect == "sqlite":
-            await raw.executemany(
+            raw.executemany(
                 "INSERT INTO stock_import_rows (import_id, kid, blind_index, ciphertext) VALUES (?, ?, ?, ?)",
                 [(import_id, kid, b, c) for b, c in sealed],
             )
         else:
-            await raw.copy_records_to_table(
-                "stock_import_rows",
-                records=[(import_id, kid, b, c) for b, c in sealed],
-                columns=["import_id", "kid", "blind_index", "ciphertext"],
-            )
+            with (
+                raw.cursor() as cur,
+                cur.copy(
+                    "COPY stock_import_rows (import_id, kid, blind_index, ciphertext)"
+                    " FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(["int8", "text", "bytea", "bytea"])
+                for b, c in sealed:
+                    copy.write_row((import_id, kid, b, c))
 
-    async def publish(self, import_id: int, product_id: int, now: datetime) -> int:
+    def publish(self, import_id: int, product_id: int, now: datetime) -> int:
         """Move the staged keys into stock, skipping any the product already has (or that repeat within
         the import). Sorted by blind index so the UNIQUE index is filled in order. Returns how many.
         The caller has locked the import (``lock_running``) and checked its staged count."""
@@ -127,28 +130,28 @@ class ImportRepo:
             )
             .on_conflict_do_nothing(index_elements=["product_id", "blind_index"])
         )
-        added = (await self.conn.execute(stmt)).rowcount
-        await self.discard(import_id)
+        added = (self.conn.execute(stmt)).rowcount
+        self.discard(import_id)
         return added
 
-    async def discard(self, import_id: int) -> int:
+    def discard(self, import_id: int) -> int:
         s = t.stock_import_rows
-        return (await self.conn.execute(delete(s).where(s.c.import_id == import_id))).rowcount
+        return (self.conn.execute(delete(s).where(s.c.import_id == import_id))).rowcount
 
-    async def stale(self, older_than: timedelta) -> list[int]:
+    def stale(self, older_than: timedelta) -> list[int]:
         """Running imports whose last heartbeat is older than ``older_than`` by the database's clock."""
         si = t.stock_imports
         q = select(si.c.id).where(
             si.c.status == "running", si.c.heartbeat_at < _db_now(self.dialect, older_than)
         )
-        return list((await self.conn.execute(q)).scalars().all())
+        return list((self.conn.execute(q)).scalars().all())
 
-    async def abandon(self, import_id: int, older_than: timedelta, now: datetime) -> int:
+    def abandon(self, import_id: int, older_than: timedelta, now: datetime) -> int:
         """Mark a stale import failed and remove its staged keys, unless it beat (or finished) since it
         was found stale: the guard is re-checked by the UPDATE itself. Returns the staged keys removed,
         or -1 when the import was not abandoned."""
         si = t.stock_imports
-        res = await self.conn.execute(
+        res = self.conn.execute(
             update(si)
             .where(
                 si.c.id == import_id,
@@ -159,4 +162,4 @@ class ImportRepo:
         )
         if res.rowcount != 1:
             return -1
-        return await self.discard(import_id)
+        return self.discard(import_id)

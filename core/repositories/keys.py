@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from core import tables as t
 from core.models import KeyStatus, SealedKey
@@ -46,7 +45,7 @@ class KeyToReseal:
 
 
 class KeyRepo:
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
     _Q_RESERVE = (
@@ -66,14 +65,14 @@ class KeyRepo:
         .returning(_k.c.id)
     )
 
-    async def reserve(self, product_id: int, order_id: int, n: int) -> list[int]:
+    def reserve(self, product_id: int, order_id: int, n: int) -> list[int]:
         """Move up to ``n`` available keys of the product to ``reserved`` for the order, oldest first.
 
         On PostgreSQL the picked rows are locked with SKIP LOCKED, so concurrent buyers take different
         keys instead of queueing; the status guard in the UPDATE makes a lost race change nothing. The
         caller checks that exactly ``n`` ids came back.
         """
-        res = await self.conn.execute(self._Q_RESERVE, {"b_pid": product_id, "b_n": n, "b_oid": order_id})
+        res = self.conn.execute(self._Q_RESERVE, {"b_pid": product_id, "b_n": n, "b_oid": order_id})
         return list(res.scalars().all())
 
     _Q_MARK_SOLD = (
@@ -83,12 +82,10 @@ class KeyRepo:
         .returning(_k.c.id)
     )
 
-    async def mark_sold(self, order_id: int, now: datetime) -> list[int]:
-        return list(
-            (await self.conn.execute(self._Q_MARK_SOLD, {"b_oid": order_id, "b_now": now})).scalars().all()
-        )
+    def mark_sold(self, order_id: int, now: datetime) -> list[int]:
+        return list((self.conn.execute(self._Q_MARK_SOLD, {"b_oid": order_id, "b_now": now})).scalars().all())
 
-    async def release_for_orders(self, order_ids: Sequence[int]) -> list[int]:
+    def release_for_orders(self, order_ids: Sequence[int]) -> list[int]:
         """Return reserved keys of these orders to stock."""
         if not order_ids:
             return []
@@ -99,9 +96,9 @@ class KeyRepo:
             .values(status=KeyStatus.AVAILABLE, order_id=None)
             .returning(k.c.id)
         )
-        return list((await self.conn.execute(stmt)).scalars().all())
+        return list((self.conn.execute(stmt)).scalars().all())
 
-    async def take_back_sold(self, order_id: int, *, void: bool) -> list[int]:
+    def take_back_sold(self, order_id: int, *, void: bool) -> list[int]:
         """A refunded order's sold keys: back to stock if the buyer never saw them, else void forever."""
         k = t.keys
         values: dict[str, Any] = (
@@ -115,9 +112,9 @@ class KeyRepo:
             .values(**values)
             .returning(k.c.id)
         )
-        return list((await self.conn.execute(stmt)).scalars().all())
+        return list((self.conn.execute(stmt)).scalars().all())
 
-    async def sealed_for_order(self, order_id: int) -> list[SealedKey]:
+    def sealed_for_order(self, order_id: int) -> list[SealedKey]:
         """The keys an order holds or was given, as stored."""
         k = t.keys
         own = select(k.c.id, k.c.product_id, k.c.blind_index, k.c.ciphertext).where(
@@ -128,7 +125,7 @@ class KeyRepo:
             .join(t.order_shared_keys, t.order_shared_keys.c.key_id == k.c.id)
             .where(t.order_shared_keys.c.order_id == order_id)
         )
-        rows = (await self.conn.execute(own.union_all(shared).order_by("id"))).all()
+        rows = (self.conn.execute(own.union_all(shared).order_by("id"))).all()
         return [SealedKey(r[0], r[1], r[2], r[3]) for r in rows]
 
     _Q_CURRENT_SHARED = (
@@ -138,65 +135,65 @@ class KeyRepo:
         .limit(1)
     )
 
-    async def current_shared_key(self, product_id: int) -> int | None:
-        return (await self.conn.execute(self._Q_CURRENT_SHARED, {"b_pid": product_id})).scalar()
+    def current_shared_key(self, product_id: int) -> int | None:
+        return (self.conn.execute(self._Q_CURRENT_SHARED, {"b_pid": product_id})).scalar()
 
-    async def retire_shared(self, product_id: int) -> int:
+    def retire_shared(self, product_id: int) -> int:
         k = t.keys
-        res = await self.conn.execute(
+        res = self.conn.execute(
             update(k)
             .where(k.c.product_id == product_id, k.c.status == KeyStatus.SHARED)
             .values(status=KeyStatus.RETIRED)
         )
         return res.rowcount
 
-    async def add_one(self, **values: Any) -> int:
-        res = await self.conn.execute(insert(t.keys).values(**values).returning(t.keys.c.id))
+    def add_one(self, **values: Any) -> int:
+        res = self.conn.execute(insert(t.keys).values(**values).returning(t.keys.c.id))
         return int(res.scalar_one())
 
-    async def find_by_index(self, product_id: int, blind_index: bytes) -> KeyRef | None:
+    def find_by_index(self, product_id: int, blind_index: bytes) -> KeyRef | None:
         k = t.keys
         q = select(k.c.id, k.c.status).where(k.c.product_id == product_id, k.c.blind_index == blind_index)
-        r = (await self.conn.execute(q)).first()
+        r = (self.conn.execute(q)).first()
         return KeyRef(r.id, KeyStatus(r.status)) if r else None
 
-    async def link_shared(self, order_id: int, key_id: int) -> None:
-        await self.conn.execute(insert(t.order_shared_keys).values(order_id=order_id, key_id=key_id))
+    def link_shared(self, order_id: int, key_id: int) -> None:
+        self.conn.execute(insert(t.order_shared_keys).values(order_id=order_id, key_id=key_id))
 
-    async def count_by_status(self, product_id: int | None = None) -> list[KeyCount]:
+    def count_by_status(self, product_id: int | None = None) -> list[KeyCount]:
         """Keys per product and status (statuses a product has none of are left out)."""
         k = t.keys
         q = select(k.c.product_id, k.c.status, func.count()).group_by(k.c.product_id, k.c.status)
         if product_id is not None:
             q = q.where(k.c.product_id == product_id)
-        return [KeyCount(r[0], KeyStatus(r[1]), r[2]) for r in (await self.conn.execute(q)).all()]
+        return [KeyCount(r[0], KeyStatus(r[1]), r[2]) for r in (self.conn.execute(q)).all()]
 
-    async def available(self, product_id: int) -> int:
+    def available(self, product_id: int) -> int:
         k = t.keys
         q = (
             select(func.count())
             .select_from(k)
             .where(k.c.product_id == product_id, k.c.status == KeyStatus.AVAILABLE)
         )
-        return int((await self.conn.execute(q)).scalar_one())
+        return int((self.conn.execute(q)).scalar_one())
 
-    async def available_by_product(self) -> dict[int, int]:
+    def available_by_product(self) -> dict[int, int]:
         k = t.keys
         q = (
             select(k.c.product_id, func.count())
             .where(k.c.status == KeyStatus.AVAILABLE.value)
             .group_by(k.c.product_id)
         )
-        return {r[0]: r[1] for r in (await self.conn.execute(q)).all()}
+        return {r[0]: r[1] for r in (self.conn.execute(q)).all()}
 
-    async def count_not_under(self, kid: str) -> int:
+    def count_not_under(self, kid: str) -> int:
         q = select(func.count()).select_from(t.keys).where(t.keys.c.kid != kid)
-        return int((await self.conn.execute(q)).scalar_one())
+        return int((self.conn.execute(q)).scalar_one())
 
-    async def count_all(self) -> int:
-        return int((await self.conn.execute(select(func.count()).select_from(t.keys))).scalar_one())
+    def count_all(self) -> int:
+        return int((self.conn.execute(select(func.count()).select_from(t.keys))).scalar_one())
 
-    async def batch_not_under(self, kid: str, after_id: int, limit: int) -> list[KeyToReseal]:
+    def batch_not_under(self, kid: str, after_id: int, limit: int) -> list[KeyToReseal]:
         k = t.keys
         q = (
             select(k.c.id, k.c.product_id, k.c.blind_index, k.c.ciphertext, k.c.kid)
@@ -204,11 +201,11 @@ class KeyRepo:
             .order_by(k.c.id)
             .limit(limit)
         )
-        return [to_dataclass(KeyToReseal, r) for r in (await self.conn.execute(q)).all()]
+        return [to_dataclass(KeyToReseal, r) for r in (self.conn.execute(q)).all()]
 
-    async def reseal(self, key_id: int, old_kid: str, new_kid: str, ciphertext: bytes) -> int:
+    def reseal(self, key_id: int, old_kid: str, new_kid: str, ciphertext: bytes) -> int:
         k = t.keys
-        res = await self.conn.execute(
+        res = self.conn.execute(
             update(k).where(k.c.id == key_id, k.c.kid == old_kid).values(kid=new_kid, ciphertext=ciphertext)
         )
         return res.rowcount

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from core import tables as t
 from core.models import LIMIT_COUNTED_STATUSES, Order, OrderLine, OrderStatus, Product
@@ -26,20 +25,20 @@ class DueOrder:
 
 
 class OrderRepo:
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
     _Q_ORDER_INSERT = insert(_o).returning(*_o.c)
 
-    async def add(self, **values: Any) -> Order:
-        return to_order((await self.conn.execute(self._Q_ORDER_INSERT, values)).one())
+    def add(self, **values: Any) -> Order:
+        return to_order((self.conn.execute(self._Q_ORDER_INSERT, values)).one())
 
     _Q_ORDER_BY_REF = select(_o).where(_o.c.ref == bindparam("b_ref"))
     _Q_ORDER_BY_REF_LOCK = _Q_ORDER_BY_REF.with_for_update()
 
-    async def by_ref(self, ref: str, *, lock: bool = False) -> Order | None:
+    def by_ref(self, ref: str, *, lock: bool = False) -> Order | None:
         q = self._Q_ORDER_BY_REF_LOCK if lock else self._Q_ORDER_BY_REF
-        r = (await self.conn.execute(q, {"b_ref": ref})).first()
+        r = (self.conn.execute(q, {"b_ref": ref})).first()
         return to_order(r) if r else None
 
     # Payment: the order (locked) and its product, in one trip.
@@ -50,17 +49,17 @@ class OrderRepo:
         .with_for_update(of=_o)
     )
 
-    async def with_product(self, ref: str) -> tuple[Order, Product] | None:
+    def with_product(self, ref: str) -> tuple[Order, Product] | None:
         """The order, locked for this transaction, with its product."""
-        r = (await self.conn.execute(self._Q_ORDER_AND_PRODUCT, {"b_ref": ref})).first()
+        r = (self.conn.execute(self._Q_ORDER_AND_PRODUCT, {"b_ref": ref})).first()
         return (to_order(part(r, _o)), to_product(part(r, t.products))) if r else None
 
     _Q_ORDER_BY_ID = select(_o).where(_o.c.id == bindparam("b_id"))
     _Q_ORDER_BY_ID_LOCK = _Q_ORDER_BY_ID.with_for_update()
 
-    async def get(self, order_id: int, *, lock: bool = False) -> Order | None:
+    def get(self, order_id: int, *, lock: bool = False) -> Order | None:
         q = self._Q_ORDER_BY_ID_LOCK if lock else self._Q_ORDER_BY_ID
-        r = (await self.conn.execute(q, {"b_id": order_id})).first()
+        r = (self.conn.execute(q, {"b_id": order_id})).first()
         return to_order(r) if r else None
 
     # SET columns come from the parameters given with each execution.
@@ -68,22 +67,20 @@ class OrderRepo:
         update(_o).where(_o.c.id == bindparam("b_id"), _o.c.status == bindparam("b_old")).returning(*_o.c)
     )
 
-    async def set_status(
-        self, order_id: int, old: OrderStatus, new: OrderStatus, **values: Any
-    ) -> Order | None:
+    def set_status(self, order_id: int, old: OrderStatus, new: OrderStatus, **values: Any) -> Order | None:
         """Guarded transition: changes the row only if it is still in ``old``. Returns the updated order,
         or None when it was not in ``old`` (nothing changed)."""
         params = {"b_id": order_id, "b_old": old.value, "status": new.value, **values}
-        r = (await self.conn.execute(self._Q_ORDER_TRANSITION, params)).first()
+        r = (self.conn.execute(self._Q_ORDER_TRANSITION, params)).first()
         return to_order(r) if r else None
 
-    async def mark_revealed(self, order_id: int, now: datetime) -> None:
+    def mark_revealed(self, order_id: int, now: datetime) -> None:
         o = t.orders
-        await self.conn.execute(
+        self.conn.execute(
             update(o).where(o.c.id == order_id, o.c.revealed_at.is_(None)).values(revealed_at=now)
         )
 
-    async def units_since(self, product_id: int, since: datetime, user_id: int | None = None) -> int:
+    def units_since(self, product_id: int, since: datetime, user_id: int | None = None) -> int:
         """Units in orders that count against limits (pending, paid, delivered) created since ``since``."""
         o = t.orders
         cond = [
@@ -94,9 +91,9 @@ class OrderRepo:
         if user_id is not None:
             cond.append(o.c.user_id == user_id)
         q = select(func.coalesce(func.sum(o.c.quantity), 0)).where(and_(*cond))
-        return int((await self.conn.execute(q)).scalar_one())
+        return int((self.conn.execute(q)).scalar_one())
 
-    async def pending_for_user(self, user_id: int, now: datetime) -> list[Order]:
+    def pending_for_user(self, user_id: int, now: datetime) -> list[Order]:
         """The user's unpaid orders whose reservation still holds, newest first."""
         o = t.orders
         q = (
@@ -104,9 +101,9 @@ class OrderRepo:
             .where(o.c.user_id == user_id, o.c.status == OrderStatus.PENDING, o.c.expires_at > now)
             .order_by(o.c.created_at.desc(), o.c.id.desc())
         )
-        return [to_order(r) for r in (await self.conn.execute(q)).all()]
+        return [to_order(r) for r in (self.conn.execute(q)).all()]
 
-    async def due_to_expire(self, now: datetime, limit: int) -> list[DueOrder]:
+    def due_to_expire(self, now: datetime, limit: int) -> list[DueOrder]:
         o = t.orders
         q = (
             select(o.c.id, o.c.ref)
@@ -115,18 +112,18 @@ class OrderRepo:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return [DueOrder(r[0], r[1]) for r in (await self.conn.execute(q)).all()]
+        return [DueOrder(r[0], r[1]) for r in (self.conn.execute(q)).all()]
 
-    async def expire(self, order_ids: Sequence[int]) -> int:
+    def expire(self, order_ids: Sequence[int]) -> int:
         o = t.orders
-        res = await self.conn.execute(
+        res = self.conn.execute(
             update(o)
             .where(o.c.id.in_(order_ids), o.c.status == OrderStatus.PENDING)
             .values(status=OrderStatus.EXPIRED)
         )
         return res.rowcount
 
-    async def for_user(self, user_id: int, limit: int, offset: int) -> list[OrderLine]:
+    def for_user(self, user_id: int, limit: int, offset: int) -> list[OrderLine]:
         """The user's orders, newest first, each with its product's name."""
         o = t.orders
         q = (
@@ -137,4 +134,4 @@ class OrderRepo:
             .limit(limit)
             .offset(offset)
         )
-        return [OrderLine(to_order(r), r.product_name) for r in (await self.conn.execute(q)).all()]
+        return [OrderLine(to_order(r), r.product_name) for r in (self.conn.execute(q)).all()]

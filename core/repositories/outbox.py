@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, Text, cast, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, LargeBinary, Text, cast, insert, select, update
 
 from core import tables as t
 from core.repositories._rows import to_dataclass
@@ -44,20 +43,20 @@ class ClaimedOutboxRow:
 
 
 class OutboxRepo:
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
     _Q_OUTBOX_INSERT = insert(t.outbox)
 
-    async def add(self, user_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:
+    def add(self, user_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:
         values = {"user_id": user_id, "kind": kind, "payload": payload, "status": "pending"}
-        await self.conn.execute(self._Q_OUTBOX_INSERT, {**values, "next_attempt_at": now, "created_at": now})
+        self.conn.execute(self._Q_OUTBOX_INSERT, {**values, "next_attempt_at": now, "created_at": now})
 
-    async def pending(self, limit: int = 100) -> list[OutboxRow]:
+    def pending(self, limit: int = 100) -> list[OutboxRow]:
         q = select(t.outbox).where(t.outbox.c.status == "pending").order_by(t.outbox.c.id).limit(limit)
-        return [to_dataclass(OutboxRow, r) for r in (await self.conn.execute(q)).all()]
+        return [to_dataclass(OutboxRow, r) for r in (self.conn.execute(q)).all()]
 
-    async def claim(
+    def claim(
         self, channel: str, kinds: Collection[str], now: datetime, lease_until: datetime, limit: int
     ) -> list[ClaimedOutboxRow]:
         """Take a channel's due messages of ``kinds`` (the types this process can read) for sending: their
@@ -78,10 +77,10 @@ class OutboxRepo:
             .limit(limit)
             .with_for_update(of=o, skip_locked=True)
         )
-        ids = list((await self.conn.execute(pick)).scalars())
+        ids = list((self.conn.execute(pick)).scalars())
         if not ids:
             return []
-        await self.conn.execute(update(o).where(o.c.id.in_(ids)).values(next_attempt_at=lease_until))
+        self.conn.execute(update(o).where(o.c.id.in_(ids)).values(next_attempt_at=lease_until))
         q = (
             select(
                 o.c.id,
@@ -101,19 +100,19 @@ class OutboxRepo:
             .where(o.c.id.in_(ids))
             .order_by(o.c.id)
         )
-        return [to_dataclass(ClaimedOutboxRow, r) for r in (await self.conn.execute(q)).all()]
+        return [to_dataclass(ClaimedOutboxRow, r) for r in (self.conn.execute(q)).all()]
 
-    async def finish(self, message_id: int, status: str, now: datetime, error: str | None = None) -> None:
+    def finish(self, message_id: int, status: str, now: datetime, error: str | None = None) -> None:
         o = t.outbox
         values: dict[str, Any] = {"status": status, "last_error": error[:255] if error else None}
         if status == "sent":
             values["sent_at"] = now
-        await self.conn.execute(update(o).where(o.c.id == message_id).values(**values))
+        self.conn.execute(update(o).where(o.c.id == message_id).values(**values))
 
-    async def reschedule(self, message_id: int, at: datetime, error: str) -> int:
+    def reschedule(self, message_id: int, at: datetime, error: str) -> int:
         """Try again at ``at``; returns the number of attempts so far."""
         o = t.outbox
-        res = await self.conn.execute(
+        res = self.conn.execute(
             update(o)
             .where(o.c.id == message_id)
             .values(attempts=o.c.attempts + 1, next_attempt_at=at, last_error=error[:255])

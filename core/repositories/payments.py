@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, select, update
 
 from core import tables as t
 from core.models import OwedPayment, Payment, PaymentStatus
@@ -18,16 +17,16 @@ def _payment(r: Any) -> Payment:
 
 
 class PaymentRepo:
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
     _Q_PAYMENT = select(t.payments).where(
         t.payments.c.provider == bindparam("b_provider"), t.payments.c.charge_id == bindparam("b_charge")
     )
 
-    async def get(self, provider: str, charge_id: str) -> Payment | None:
+    def get(self, provider: str, charge_id: str) -> Payment | None:
         params = {"b_provider": provider, "b_charge": charge_id}
-        r = (await self.conn.execute(self._Q_PAYMENT, params)).first()
+        r = (self.conn.execute(self._Q_PAYMENT, params)).first()
         return _payment(r) if r else None
 
     _Q_PAYMENT_INSERT_ONCE: ClassVar[dict[str, Any]] = {
@@ -37,33 +36,33 @@ class PaymentRepo:
         for d in ("sqlite", "postgresql")
     }
 
-    async def add_once(self, **values: Any) -> bool:
+    def add_once(self, **values: Any) -> bool:
         """Insert a payment unless its (provider, charge_id) exists. True if inserted.
 
         A concurrent twin waits on the UNIQUE index until the first commits, then inserts nothing."""
         stmt = self._Q_PAYMENT_INSERT_ONCE[self.dialect]
-        return (await self.conn.execute(stmt, values)).first() is not None
+        return (self.conn.execute(stmt, values)).first() is not None
 
-    async def set_status(
+    def set_status(
         self, payment_id: int, old: Iterable[PaymentStatus], new: PaymentStatus, **values: Any
     ) -> int:
         p = t.payments
-        res = await self.conn.execute(
+        res = self.conn.execute(
             update(p)
             .where(p.c.id == payment_id, p.c.status.in_([s.value for s in old]))
             .values(status=new, **values)
         )
         return res.rowcount
 
-    async def for_order(self, order_id: int) -> list[Payment]:
+    def for_order(self, order_id: int) -> list[Payment]:
         p = t.payments
-        rows = (await self.conn.execute(select(p).where(p.c.order_id == order_id))).all()
+        rows = (self.conn.execute(select(p).where(p.c.order_id == order_id))).all()
         return [_payment(r) for r in rows]
 
-    async def mark_order_refund_due(self, order_id: int, reason: str) -> list[OwedPayment]:
+    def mark_order_refund_due(self, order_id: int, reason: str) -> list[OwedPayment]:
         """Accepted payments of the order become refund_due; returns what paying each back needs."""
         p = t.payments
-        res = await self.conn.execute(
+        res = self.conn.execute(
             update(p)
             .where(p.c.order_id == order_id, p.c.status == PaymentStatus.ACCEPTED)
             .values(status=PaymentStatus.REFUND_DUE, reason=reason)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, select, update
 
 from core import tables as t
 from core.models import Product, User
@@ -14,14 +13,14 @@ from core.repositories._rows import dialect_insert, part, to_product, to_user
 
 
 class UserRepo:
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
     _Q_USER = select(t.users).where(t.users.c.id == bindparam("b_id"))
     _Q_USER_LOCK = _Q_USER.with_for_update()
 
-    async def get(self, user_id: int, *, lock: bool = False) -> User | None:
-        r = (await self.conn.execute(self._Q_USER_LOCK if lock else self._Q_USER, {"b_id": user_id})).first()
+    def get(self, user_id: int, *, lock: bool = False) -> User | None:
+        r = (self.conn.execute(self._Q_USER_LOCK if lock else self._Q_USER, {"b_id": user_id})).first()
         return to_user(r) if r else None
 
     # Checkout: the buyer (locked, so one buyer's checkouts queue behind each other) and the product, in
@@ -33,22 +32,20 @@ class UserRepo:
         .with_for_update(of=t.users)
     )
 
-    async def with_product(self, user_id: int, product_id: int) -> tuple[User | None, Product | None]:
+    def with_product(self, user_id: int, product_id: int) -> tuple[User | None, Product | None]:
         """The buyer, locked for this transaction, and the product (None for either that does not exist)."""
-        r = (
-            await self.conn.execute(self._Q_BUYER_AND_PRODUCT, {"b_uid": user_id, "b_pid": product_id})
-        ).first()
+        r = (self.conn.execute(self._Q_BUYER_AND_PRODUCT, {"b_uid": user_id, "b_pid": product_id})).first()
         if r is None:
             return None, None
         product = part(r, t.products)
         return to_user(part(r, t.users)), (to_product(product) if product.id is not None else None)
 
-    async def get_by_external(self, channel: str, external_id: str) -> User | None:
+    def get_by_external(self, channel: str, external_id: str) -> User | None:
         q = select(t.users).where(t.users.c.channel == channel, t.users.c.external_id == external_id)
-        r = (await self.conn.execute(q)).first()
+        r = (self.conn.execute(q)).first()
         return to_user(r) if r else None
 
-    async def insert_if_absent(
+    def insert_if_absent(
         self, channel: str, external_id: str, language: str | None, referrer_id: int | None, now: datetime
     ) -> None:
         stmt = (
@@ -62,8 +59,8 @@ class UserRepo:
             )
             .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         )
-        await self.conn.execute(stmt)
+        self.conn.execute(stmt)
 
-    async def update(self, user_id: int, **values: Any) -> int:
-        res = await self.conn.execute(update(t.users).where(t.users.c.id == user_id).values(**values))
+    def update(self, user_id: int, **values: Any) -> int:
+        res = self.conn.execute(update(t.users).where(t.users.c.id == user_id).values(**values))
         return res.rowcount

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from core.context import STARS, Context
+from core.context import STARS, Context, UnitOfWork
 from core.errors import DeliveryKindChangeRefused, InvalidInput, NotFound, ProductNotFound
 from core.models import Category, DeliveryKind, Product
 
@@ -116,86 +117,104 @@ class CatalogService:
         name = " ".join(name.split())
         if not 1 <= len(name) <= 64:
             raise InvalidInput("name must be 1 to 64 characters", field="name")
-        async with self.ctx.uow() as uow:
-            cid = await uow.repo.catalog.add_category(
-                name=name, description=description, position=position, active=True
-            )
-            await uow.commit()
-        return cid
+        return await self.ctx.write(_add_category, name, description, position)
 
     async def categories(self, *, active_only: bool = True) -> list[Category]:
-        async with self.ctx.uow(write=False) as uow:
-            return await uow.repo.catalog.categories(active_only=active_only)
+        return await self.ctx.read(_categories, active_only)
 
     async def add_product(self, draft: ProductDraft, *, actor: str = "system") -> int:
         draft = draft.validate(self.ctx.config.currency, self.ctx.config.currency_exponent)
-        now = self.ctx.clock.now()
-        async with self.ctx.uow() as uow:
-            if draft.category_id is not None and not await uow.repo.catalog.category_exists(
-                draft.category_id
-            ):
-                raise NotFound(f"no category {draft.category_id}", field="category_id")
-            pid = await uow.repo.catalog.add_product(**dataclasses.asdict(draft), created_at=now)
-            await uow.repo.audit.add(now, actor, "product_added", product_id=pid, name=draft.name)
-            await uow.commit()
-        return pid
+        return await self.ctx.write(_add_product, draft, actor, self.ctx.clock.now())
 
     async def update_product(self, product_id: int, *, actor: str = "system", **changes: Any) -> Product:
-        now = self.ctx.clock.now()
-        async with self.ctx.uow() as uow:
-            current = await uow.repo.catalog.product(product_id, lock=True)
-            if current is None:
-                raise ProductNotFound(f"no product {product_id}", product_id=product_id)
-            try:
-                draft = dataclasses.replace(ProductDraft.of(current), **changes).validate(
-                    self.ctx.config.currency, self.ctx.config.currency_exponent
-                )
-            except TypeError as e:
-                raise InvalidInput(str(e)) from None
-            if draft.delivery_kind is not current.delivery_kind:
-                # Open orders were made for the old kind (reserved keys, an awaited manual delivery):
-                # under the new one they would never be delivered or released. On SQLite this write
-                # transaction excludes checkouts; on PostgreSQL a checkout that read the product just
-                # before the lock above can still commit an order of the old kind (checkout does not
-                # lock the product row).
-                open_orders = await uow.repo.catalog.open_orders(product_id)
-                if open_orders:
-                    raise DeliveryKindChangeRefused(
-                        product_id=product_id, name=current.name, orders=open_orders
-                    )
-            values = dataclasses.asdict(draft)
-            await uow.repo.catalog.update_product(product_id, **values)
-            await uow.repo.audit.add(
-                now, actor, "product_updated", product_id=product_id, fields=sorted(changes)
+        return await self.ctx.write(self._update_product, product_id, actor, changes, self.ctx.clock.now())
+
+    def _update_product(
+        self, uow: UnitOfWork, product_id: int, actor: str, changes: dict[str, Any], now: datetime
+    ) -> Product:
+        current = uow.repo.catalog.product(product_id, lock=True)
+        if current is None:
+            raise ProductNotFound(f"no product {product_id}", product_id=product_id)
+        try:
+            draft = dataclasses.replace(ProductDraft.of(current), **changes).validate(
+                self.ctx.config.currency, self.ctx.config.currency_exponent
             )
-            product = await uow.repo.catalog.product(product_id)
-            await uow.commit()
+        except TypeError as e:
+            raise InvalidInput(str(e)) from None
+        if draft.delivery_kind is not current.delivery_kind:
+            # Open orders were made for the old kind (reserved keys, an awaited manual delivery):
+            # under the new one they would never be delivered or released. On SQLite this write
+            # transaction excludes checkouts; on PostgreSQL a checkout that read the product just
+            # before the lock above can still commit an order of the old kind (checkout does not
+            # lock the product row).
+            open_orders = uow.repo.catalog.open_orders(product_id)
+            if open_orders:
+                raise DeliveryKindChangeRefused(product_id=product_id, name=current.name, orders=open_orders)
+        values = dataclasses.asdict(draft)
+        uow.repo.catalog.update_product(product_id, **values)
+        uow.repo.audit.add(now, actor, "product_updated", product_id=product_id, fields=sorted(changes))
+        product = uow.repo.catalog.product(product_id)
+        uow.commit()
         assert product is not None
         return product
 
     async def product(self, product_id: int) -> Product:
-        async with self.ctx.uow(write=False) as uow:
-            p = await uow.repo.catalog.product(product_id)
+        p = await self.ctx.read(_product, product_id)
         if p is None:
             raise ProductNotFound(f"no product {product_id}", product_id=product_id)
         return p
 
     async def shelf(self, category_id: int | None = None) -> list[tuple[Product, int]]:
         """Products on sale (in a category, or all) with their available unique-key stock, in one read."""
-        async with self.ctx.uow(write=False) as uow:
-            items = await uow.repo.catalog.products(active_only=True, category_id=category_id)
-            counts = await uow.repo.keys.available_by_product()
+        items, counts = await self.ctx.read(_shelf, category_id)
         return [(p, counts.get(p.id, 0)) for p in items]
 
     async def card(self, product_id: int) -> tuple[Product, int]:
         """One product and its available unique-key stock, in one read."""
-        async with self.ctx.uow(write=False) as uow:
-            p = await uow.repo.catalog.product(product_id)
-            available = await uow.repo.keys.available(product_id) if p is not None else 0
+        p, available = await self.ctx.read(_card, product_id)
         if p is None:
             raise ProductNotFound(f"no product {product_id}", product_id=product_id)
         return p, available
 
     async def products(self, *, active_only: bool = False, category_id: int | None = None) -> list[Product]:
-        async with self.ctx.uow(write=False) as uow:
-            return await uow.repo.catalog.products(active_only=active_only, category_id=category_id)
+        return await self.ctx.read(_products, active_only, category_id)
+
+
+# ---------------------------------------------------------------- transactions (on the database thread)
+
+
+def _add_category(uow: UnitOfWork, name: str, description: str, position: int) -> int:
+    cid = uow.repo.catalog.add_category(name=name, description=description, position=position, active=True)
+    uow.commit()
+    return cid
+
+
+def _categories(uow: UnitOfWork, active_only: bool) -> list[Category]:
+    return uow.repo.catalog.categories(active_only=active_only)
+
+
+def _add_product(uow: UnitOfWork, draft: ProductDraft, actor: str, now: datetime) -> int:
+    if draft.category_id is not None and not uow.repo.catalog.category_exists(draft.category_id):
+        raise NotFound(f"no category {draft.category_id}", field="category_id")
+    pid = uow.repo.catalog.add_product(**dataclasses.asdict(draft), created_at=now)
+    uow.repo.audit.add(now, actor, "product_added", product_id=pid, name=draft.name)
+    uow.commit()
+    return pid
+
+
+def _product(uow: UnitOfWork, product_id: int) -> Product | None:
+    return uow.repo.catalog.product(product_id)
+
+
+def _shelf(uow: UnitOfWork, category_id: int | None) -> tuple[list[Product], dict[int, int]]:
+    items = uow.repo.catalog.products(active_only=True, category_id=category_id)
+    return items, uow.repo.keys.available_by_product()
+
+
+def _card(uow: UnitOfWork, product_id: int) -> tuple[Product | None, int]:
+    p = uow.repo.catalog.product(product_id)
+    return p, (uow.repo.keys.available(product_id) if p is not None else 0)
+
+
+def _products(uow: UnitOfWork, active_only: bool, category_id: int | None) -> list[Product]:
+    return uow.repo.catalog.products(active_only=active_only, category_id=category_id)

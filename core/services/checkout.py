@@ -10,7 +10,7 @@ import base64
 import secrets
 from datetime import datetime, timedelta
 
-from core.context import Context, ShopConfig
+from core.context import Context, ShopConfig, UnitOfWork
 from core.errors import (
     CurrencyNotAccepted,
     DailyLimitReached,
@@ -55,7 +55,7 @@ def new_order_ref() -> str:
     return base64.b32encode(secrets.token_bytes(10)).decode("ascii")
 
 
-async def check_purchase_rules(
+def check_purchase_rules(
     r: Repositories, config: ShopConfig, user: User, product: Product, quantity: int, now: datetime
 ) -> None:
     """May ``user`` buy ``quantity`` of ``product`` now? Raises the ShopError that says why not.
@@ -63,7 +63,7 @@ async def check_purchase_rules(
     Call inside a write transaction with the buyer's row locked (PostgreSQL) or the write lock held
     (SQLite), so two purchases of one buyer cannot both slip under a limit."""
     check_buyer_and_product(user, product)
-    await check_limits(r, config, user, product, quantity, now)
+    check_limits(r, config, user, product, quantity, now)
 
 
 def check_buyer_and_product(user: User, product: Product) -> None:
@@ -73,13 +73,13 @@ def check_buyer_and_product(user: User, product: Product) -> None:
         raise ProductUnavailable(product_id=product.id, name=product.name)
 
 
-async def check_limits(
+def check_limits(
     r: Repositories, config: ShopConfig, user: User, product: Product, quantity: int, now: datetime
 ) -> None:
     """The buyer's own limit in its rolling window, and the product's per-day limit."""
     if product.user_limit is not None and product.user_limit_hours is not None:
         since = now - timedelta(hours=product.user_limit_hours)
-        used = await r.orders.units_since(product.id, since, user_id=user.id)
+        used = r.orders.units_since(product.id, since, user_id=user.id)
         if used + quantity > product.user_limit:
             raise LimitExceeded(
                 limit=product.user_limit,
@@ -88,18 +88,18 @@ async def check_limits(
             )
     if product.daily_limit is not None:
         # Serialise purchases of a day-limited product (PostgreSQL); SQLite is serial already.
-        await r.catalog.product(product.id, lock=True)
+        r.catalog.product(product.id, lock=True)
         local = now.astimezone(config.timezone)
         day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        used = await r.orders.units_since(product.id, day_start)
+        used = r.orders.units_since(product.id, day_start)
         if used + quantity > product.daily_limit:
             raise DailyLimitReached(limit=product.daily_limit, remaining=max(0, product.daily_limit - used))
 
 
-async def refusal_on_time(r: Repositories, order: Order, product: Product) -> str | None:
+def refusal_on_time(r: Repositories, order: Order, product: Product) -> str | None:
     """A payment for a pending order: the buyer may have been blocklisted, or the product taken off sale,
     while the invoice was open. Returns why it must be refunded, or None."""
-    user = await r.users.get(order.user_id)
+    user = r.users.get(order.user_id)
     if user is None:
         raise IntegrityViolation(f"order {order.id} has no buyer")
     try:
@@ -109,19 +109,19 @@ async def refusal_on_time(r: Repositories, order: Order, product: Product) -> st
     return None
 
 
-async def refusal_late(
+def refusal_late(
     r: Repositories, config: ShopConfig, order: Order, product: Product, now: datetime
 ) -> str | None:
     """A payment for an expired or cancelled order: the purchase rules of checkout apply again, then stock
     is taken again. Returns why it must be refunded, or None when the order can go ahead."""
-    user = await r.users.get(order.user_id, lock=True)
+    user = r.users.get(order.user_id, lock=True)
     if user is None:
         raise IntegrityViolation(f"order {order.id} has no buyer")
     try:
-        await check_purchase_rules(r, config, user, product, order.quantity, now)
+        check_purchase_rules(r, config, user, product, order.quantity, now)
     except ShopError as e:
         return refusal_reason(e)
-    if not await re_reserve(r, order, product):
+    if not re_reserve(r, order, product):
         return "out_of_stock"
     return None
 
@@ -145,67 +145,68 @@ class CheckoutService:
         holds no more stock); and a buyer holds at most ``MAX_PENDING_ORDERS`` unpaid orders."""
         if type(quantity) is not int:
             raise InvalidInput("quantity must be a whole number", field="quantity")
-        now = self.ctx.clock.now()
-        async with self.ctx.uow() as uow:
-            r = uow.repo
-            user, product = await r.users.with_product(user_id, product_id)
-            if user is None:
-                raise InvalidInput(f"no user {user_id}", field="user_id")
-            if product is None:
-                raise ProductNotFound(product_id=product_id)
-            check_buyer_and_product(user, product)
-            amount = self._price(product, currency) * quantity
-            exp = 0 if currency == STARS else self.ctx.config.currency_exponent
-            top = largest_qty(product, currency, exp)  # max_qty, or less where one invoice cannot take more
-            if not product.min_qty <= quantity <= top or amount > invoice_max(currency, exp):
-                raise QuantityOutOfRange(min=product.min_qty, max=top, quantity=quantity)
-            if product.requires_phone and not user.phone:
-                raise PhoneRequired()
-            pending = await r.orders.pending_for_user(user_id, now)
-            fresh = now + self.ctx.config.reservation_ttl / 3
-            for o in pending:
-                if (o.product_id, o.quantity, o.currency) == (product_id, quantity, currency) and (
-                    o.expires_at >= fresh
-                ):
-                    return o, False  # nothing written: leaving the unit of work without commit is fine
-            if len(pending) >= MAX_PENDING_ORDERS:
-                raise TooManyPendingOrders(count=len(pending))
-            await check_limits(r, self.ctx.config, user, product, quantity, now)
+        return await self.ctx.write(self._checkout, user_id, product_id, quantity, currency)
 
-            order = await r.orders.add(
-                ref=new_order_ref(),
-                user_id=user_id,
-                product_id=product_id,
-                quantity=quantity,
-                currency=currency,
-                amount=amount,
-                status=OrderStatus.PENDING,
-                created_at=now,
-                expires_at=now + self.ctx.config.reservation_ttl,
-            )
-            key_ids: list[int] = []
-            if product.delivery_kind is DeliveryKind.UNIQUE:
-                key_ids = await r.keys.reserve(product_id, order.id, quantity)
-                if len(key_ids) != quantity:
-                    # Not enough: raising rolls back the partial reservation and the order with it.
-                    raise OutOfStock(product_id=product_id, name=product.name, available=len(key_ids))
-            elif (
-                product.delivery_kind is DeliveryKind.SHARED
-                and await r.keys.current_shared_key(product_id) is None
+    def _checkout(
+        self, uow: UnitOfWork, user_id: int, product_id: int, quantity: int, currency: str
+    ) -> tuple[Order, bool]:
+        now = self.ctx.clock.now()
+        r = uow.repo
+        user, product = r.users.with_product(user_id, product_id)
+        if user is None:
+            raise InvalidInput(f"no user {user_id}", field="user_id")
+        if product is None:
+            raise ProductNotFound(product_id=product_id)
+        check_buyer_and_product(user, product)
+        amount = self._price(product, currency) * quantity
+        exp = 0 if currency == STARS else self.ctx.config.currency_exponent
+        top = largest_qty(product, currency, exp)  # max_qty, or less where one invoice cannot take more
+        if not product.min_qty <= quantity <= top or amount > invoice_max(currency, exp):
+            raise QuantityOutOfRange(min=product.min_qty, max=top, quantity=quantity)
+        if product.requires_phone and not user.phone:
+            raise PhoneRequired()
+        pending = r.orders.pending_for_user(user_id, now)
+        fresh = now + self.ctx.config.reservation_ttl / 3
+        for o in pending:
+            if (o.product_id, o.quantity, o.currency) == (product_id, quantity, currency) and (
+                o.expires_at >= fresh
             ):
-                raise OutOfStock(product_id=product_id, name=product.name, available=0)
-            await r.audit.add(
-                now,
-                f"user:{user_id}",
-                "order_created",
-                product_id=product_id,
-                order_id=order.id,
-                quantity=quantity,
-                amount=amount,
-                currency=currency,
-                reserved=key_ids,
-            )
-            await uow.commit()
+                return o, False  # nothing written: leaving the unit of work without commit is fine
+        if len(pending) >= MAX_PENDING_ORDERS:
+            raise TooManyPendingOrders(count=len(pending))
+        check_limits(r, self.ctx.config, user, product, quantity, now)
+
+        order = r.orders.add(
+            ref=new_order_ref(),
+            user_id=user_id,
+            product_id=product_id,
+            quantity=quantity,
+            currency=currency,
+            amount=amount,
+            status=OrderStatus.PENDING,
+            created_at=now,
+            expires_at=now + self.ctx.config.reservation_ttl,
+        )
+        key_ids: list[int] = []
+        if product.delivery_kind is DeliveryKind.UNIQUE:
+            key_ids = r.keys.reserve(product_id, order.id, quantity)
+            if len(key_ids) != quantity:
+                # Not enough: raising rolls back the partial reservation and the order with it.
+                raise OutOfStock(product_id=product_id, name=product.name, available=len(key_ids))
+        elif product.delivery_kind is DeliveryKind.SHARED and r.keys.current_shared_key(product_id) is None:
+            raise OutOfStock(product_id=product_id, name=product.name, available=0)
+        r.audit.add(
+            now,
+            f"user:{user_id}",
+            "order_created",
+            product_id=product_id,
+            order_id=order.id,
+            quantity=quantity,
+            amount=amount,
+            currency=currency,
+            reserved=key_ids,
+        )
+        uow.commit()
         return order, True
 
     def _price(self, product: Product, currency: str) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from core.context import Context
+from datetime import datetime
+
+from core.context import Context, UnitOfWork
 
 
 class CursorService:
@@ -12,10 +14,16 @@ class CursorService:
         self.ctx = ctx
 
     async def get(self, name: str) -> int:
-        async with self.ctx.uow(write=False) as uow:
-            return await uow.repo.cursors.get(name) or 0
+        return await self.ctx.read(_get, name)
 
     async def advance(self, name: str, position: int) -> None:
-        async with self.ctx.uow() as uow:
-            await uow.repo.cursors.advance(name, position, self.ctx.clock.now())
-            await uow.commit()
+        await self.ctx.write(_advance, name, position, self.ctx.clock.now())
+
+
+def _get(uow: UnitOfWork, name: str) -> int:
+    return uow.repo.cursors.get(name) or 0
+
+
+def _advance(uow: UnitOfWork, name: str, position: int, now: datetime) -> None:
+    uow.repo.cursors.advance(name, position, now)
+    uow.commit()

@@ -15,46 +15,46 @@ from core.repositories import Repositories
 from core.uow import UnitOfWork
 
 
-async def transition(r: Repositories, order: Order, new: OrderStatus, **values: Any) -> Order:
+def transition(r: Repositories, order: Order, new: OrderStatus, **values: Any) -> Order:
     check_transition(order.status, new)
-    updated = await r.orders.set_status(order.id, order.status, new, **values)
+    updated = r.orders.set_status(order.id, order.status, new, **values)
     if updated is None:
         raise IntegrityViolation(f"order {order.id} left {order.status} under us")
     return updated
 
 
-async def re_reserve(r: Repositories, order: Order, product: Product) -> bool:
+def re_reserve(r: Repositories, order: Order, product: Product) -> bool:
     """A payment arrived for an expired or cancelled order: take stock again if there is any."""
     if product.delivery_kind is DeliveryKind.UNIQUE:
-        got = await r.keys.reserve(product.id, order.id, order.quantity)
+        got = r.keys.reserve(product.id, order.id, order.quantity)
         if len(got) != order.quantity:
-            await r.keys.release_for_orders([order.id])
+            r.keys.release_for_orders([order.id])
             return False
     elif product.delivery_kind is DeliveryKind.SHARED:
-        return await r.keys.current_shared_key(product.id) is not None
+        return r.keys.current_shared_key(product.id) is not None
     return True
 
 
-async def fulfil(uow: UnitOfWork, order: Order, product: Product, now: datetime, actor: str) -> Order:
+def fulfil(uow: UnitOfWork, order: Order, product: Product, now: datetime, actor: str) -> Order:
     """Paid: hand over the keys, or leave the order ``paid`` for an admin (manual delivery).
 
     Emits ``OrderPaid``, and ``OrderDelivered`` when the keys were handed over."""
     r = uow.repo
     if product.delivery_kind is DeliveryKind.MANUAL:
-        paid = await transition(r, order, OrderStatus.PAID, paid_at=now)
+        paid = transition(r, order, OrderStatus.PAID, paid_at=now)
         uow.emit(OrderPaid(at=now, actor=actor, order=paid, product=product))
         return paid
     if product.delivery_kind is DeliveryKind.UNIQUE:
-        sold = await r.keys.mark_sold(order.id, now)
+        sold = r.keys.mark_sold(order.id, now)
         if len(sold) != order.quantity:
             raise IntegrityViolation(f"order {order.id} holds {len(sold)} keys, paid for {order.quantity}")
     else:
-        shared = await r.keys.current_shared_key(product.id)
+        shared = r.keys.current_shared_key(product.id)
         if shared is None:
             raise IntegrityViolation(f"shared product {product.id} lost its key")
-        await r.keys.link_shared(order.id, shared)
+        r.keys.link_shared(order.id, shared)
         sold = [shared]
-    delivered = await transition(
+    delivered = transition(
         r,
         order,
         OrderStatus.DELIVERED,
@@ -62,7 +62,7 @@ async def fulfil(uow: UnitOfWork, order: Order, product: Product, now: datetime,
         delivered_at=now,
         membership_expires_at=product.membership_end(now),
     )
-    await r.audit.add(now, actor, "keys_delivered", product_id=product.id, order_id=order.id, keys=sold)
+    r.audit.add(now, actor, "keys_delivered", product_id=product.id, order_id=order.id, keys=sold)
     uow.emit(OrderPaid(at=now, actor=actor, order=delivered, product=product))
     uow.emit(OrderDelivered(at=now, actor=actor, order=delivered, product=product, key_ids=tuple(sold)))
     return delivered

@@ -10,8 +10,9 @@ row count; a check that fails raises, and the unit of work rolls the whole trans
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 
-from core.context import Context
+from core.context import Context, UnitOfWork
 from core.errors import IntegrityViolation, InvalidInput, InvalidOrderState, OrderNotFound
 from core.events import OrderDelivered
 from core.models import (
@@ -40,38 +41,39 @@ class OrderService:
         content = clean_text(content)  # invisible characters removed, control/bidi refused, like a key
         if not 1 <= len(content) <= MAX_MANUAL_CONTENT:
             raise InvalidInput(f"content must be 1 to {MAX_MANUAL_CONTENT} characters", field="content")
-        now = self.ctx.clock.now()
+        return await self.ctx.write(self._deliver_manually, order_ref, content, actor, self.ctx.clock.now())
+
+    def _deliver_manually(
+        self, uow: UnitOfWork, order_ref: str, content: str, actor: str, now: datetime
+    ) -> Order:
         vault = self.ctx.vault
-        async with self.ctx.uow() as uow:
-            r = uow.repo
-            order = await self._order_for_update(r, order_ref)
-            product = await r.catalog.product(order.product_id)
-            assert product is not None
-            if product.delivery_kind is not DeliveryKind.MANUAL or order.status is not OrderStatus.PAID:
-                raise InvalidOrderState(status=str(order.status))
-            bidx = vault.blind_index(product.id, f"manual\x00{order.id}")
-            key_id = await r.keys.add_one(
-                product_id=product.id,
-                status=KeyStatus.SOLD,
-                order_id=order.id,
-                kid=vault.current_kid,
-                blind_index=bidx,
-                ciphertext=vault.encrypt(content, vault.associated_data(product.id, bidx)),
-                created_at=now,
-                sold_at=now,
-            )
-            updated = await transition(
-                r,
-                order,
-                OrderStatus.DELIVERED,
-                delivered_at=now,
-                membership_expires_at=product.membership_end(now),
-            )
-            await r.audit.add(
-                now, actor, "keys_delivered", product_id=product.id, order_id=order.id, keys=[key_id]
-            )
-            uow.emit(OrderDelivered(at=now, actor=actor, order=updated, product=product, key_ids=(key_id,)))
-            await uow.commit()
+        r = uow.repo
+        order = self._order_for_update(r, order_ref)
+        product = r.catalog.product(order.product_id)
+        assert product is not None
+        if product.delivery_kind is not DeliveryKind.MANUAL or order.status is not OrderStatus.PAID:
+            raise InvalidOrderState(status=str(order.status))
+        bidx = vault.blind_index(product.id, f"manual\x00{order.id}")
+        key_id = r.keys.add_one(
+            product_id=product.id,
+            status=KeyStatus.SOLD,
+            order_id=order.id,
+            kid=vault.current_kid,
+            blind_index=bidx,
+            ciphertext=vault.encrypt(content, vault.associated_data(product.id, bidx)),
+            created_at=now,
+            sold_at=now,
+        )
+        updated = transition(
+            r,
+            order,
+            OrderStatus.DELIVERED,
+            delivered_at=now,
+            membership_expires_at=product.membership_end(now),
+        )
+        r.audit.add(now, actor, "keys_delivered", product_id=product.id, order_id=order.id, keys=[key_id])
+        uow.emit(OrderDelivered(at=now, actor=actor, order=updated, product=product, key_ids=(key_id,)))
+        uow.commit()
         return updated
 
     # ------------------------------------------------------------------ expiry and cancellation
@@ -81,48 +83,37 @@ class OrderService:
         now = self.ctx.clock.now()
         total = 0
         while True:
-            async with self.ctx.uow() as uow:
-                r = uow.repo
-                due = await r.orders.due_to_expire(now, batch)
-                if not due:
-                    return total
-                ids = [o.id for o in due]
-                if await r.orders.expire(ids) != len(ids):
-                    raise IntegrityViolation("an order picked for expiry changed under us")
-                released = await r.keys.release_for_orders(ids)
-                for oid in ids:
-                    await r.audit.add(now, "system", "order_expired", order_id=oid)
-                if released:
-                    await r.audit.add(now, "system", "keys_released", keys=released, orders=ids)
-                await uow.commit()
-            total += len(ids)
-            if len(ids) < batch:
+            done = await self.ctx.write(_expire_batch, now, batch)
+            total += done
+            if done < batch:
                 return total
 
     async def cancel(self, order_ref: str, *, user_id: int | None, actor: str) -> Order:
         """The buyer (or an admin, ``user_id=None``) cancels a pending order; its keys return to stock."""
-        now = self.ctx.clock.now()
-        async with self.ctx.uow() as uow:
-            r = uow.repo
-            order = await self._order_for_update(r, order_ref, user_id=user_id)
-            updated = await transition(r, order, OrderStatus.CANCELLED)
-            released = await r.keys.release_for_orders([order.id])
-            await r.audit.add(
-                now,
-                actor,
-                "order_cancelled",
-                product_id=order.product_id,
-                order_id=order.id,
-                released=released,
-            )
-            await uow.commit()
+        return await self.ctx.write(self._cancel, order_ref, user_id, actor, self.ctx.clock.now())
+
+    def _cancel(
+        self, uow: UnitOfWork, order_ref: str, user_id: int | None, actor: str, now: datetime
+    ) -> Order:
+        r = uow.repo
+        order = self._order_for_update(r, order_ref, user_id=user_id)
+        updated = transition(r, order, OrderStatus.CANCELLED)
+        released = r.keys.release_for_orders([order.id])
+        r.audit.add(
+            now,
+            actor,
+            "order_cancelled",
+            product_id=order.product_id,
+            order_id=order.id,
+            released=released,
+        )
+        uow.commit()
         return updated
 
     # ------------------------------------------------------------------ reading and revealing
 
     async def get(self, order_ref: str, *, user_id: int | None = None) -> Order:
-        async with self.ctx.uow(write=False) as uow:
-            order = await uow.repo.orders.by_ref(order_ref)
+        order = await self.ctx.read(_by_ref, order_ref)
         if order is None or (user_id is not None and order.user_id != user_id):
             raise OrderNotFound(ref=order_ref)
         return order
@@ -132,41 +123,70 @@ class OrderService:
 
     async def history(self, user_id: int, *, limit: int = 10, offset: int = 0) -> list[OrderLine]:
         """The user's orders, newest first, with product names: what "My orders" shows."""
-        async with self.ctx.uow(write=False) as uow:
-            return await uow.repo.orders.for_user(user_id, min(max(limit, 1), 100), max(offset, 0))
+        return await self.ctx.read(_history, user_id, min(max(limit, 1), 100), max(offset, 0))
 
     async def reveal(self, order_ref: str, *, user_id: int | None, actor: str, reason: str) -> RevealedKeys:
         """Decrypt a delivered order's keys for the buyer (``user_id`` must own it) or an admin
         (``user_id=None``). Every reveal is audited; the first one marks the order as revealed, after
         which a refund voids its keys instead of restocking them."""
-        now = self.ctx.clock.now()
-        async with self.ctx.uow() as uow:
-            r = uow.repo
-            found = await r.orders.with_product(order_ref[:128])  # the order locked, with its product
-            if found is None or (user_id is not None and found[0].user_id != user_id):
-                raise OrderNotFound(ref=order_ref)
-            order, product = found
-            if order.status is not OrderStatus.DELIVERED:
-                raise InvalidOrderState(status=str(order.status))
-            sealed = await r.keys.sealed_for_order(order.id)
-            plain = [self.ctx.vault.open_key(k.product_id, k.blind_index, k.ciphertext) for k in sealed]
-            await r.orders.mark_revealed(order.id, now)
-            await r.audit.add(
-                now,
-                actor,
-                "keys_revealed",
-                product_id=order.product_id,
-                order_id=order.id,
-                keys=[k.id for k in sealed],
-                reason=reason[:32],
-            )
-            await uow.commit()
+        return await self.ctx.write(self._reveal, order_ref, user_id, actor, reason, self.ctx.clock.now())
+
+    def _reveal(
+        self, uow: UnitOfWork, order_ref: str, user_id: int | None, actor: str, reason: str, now: datetime
+    ) -> RevealedKeys:
+        r = uow.repo
+        found = r.orders.with_product(order_ref[:128])  # the order locked, with its product
+        if found is None or (user_id is not None and found[0].user_id != user_id):
+            raise OrderNotFound(ref=order_ref)
+        order, product = found
+        if order.status is not OrderStatus.DELIVERED:
+            raise InvalidOrderState(status=str(order.status))
+        sealed = r.keys.sealed_for_order(order.id)
+        plain = [self.ctx.vault.open_key(k.product_id, k.blind_index, k.ciphertext) for k in sealed]
+        r.orders.mark_revealed(order.id, now)
+        r.audit.add(
+            now,
+            actor,
+            "keys_revealed",
+            product_id=order.product_id,
+            order_id=order.id,
+            keys=[k.id for k in sealed],
+            reason=reason[:32],
+        )
+        uow.commit()
         return RevealedKeys(dataclasses.replace(order, revealed_at=order.revealed_at or now), product, plain)
 
-    async def _order_for_update(
-        self, r: Repositories, order_ref: str, *, user_id: int | None = None
-    ) -> Order:
-        order = await r.orders.by_ref(order_ref, lock=True)
+    def _order_for_update(self, r: Repositories, order_ref: str, *, user_id: int | None = None) -> Order:
+        order = r.orders.by_ref(order_ref, lock=True)
         if order is None or (user_id is not None and order.user_id != user_id):
             raise OrderNotFound(ref=order_ref)
         return order
+
+
+# ---------------------------------------------------------------- transactions (on the database thread)
+
+
+def _expire_batch(uow: UnitOfWork, now: datetime, batch: int) -> int:
+    """Expire up to ``batch`` due orders; returns how many."""
+    r = uow.repo
+    due = r.orders.due_to_expire(now, batch)
+    if not due:
+        return 0
+    ids = [o.id for o in due]
+    if r.orders.expire(ids) != len(ids):
+        raise IntegrityViolation("an order picked for expiry changed under us")
+    released = r.keys.release_for_orders(ids)
+    for oid in ids:
+        r.audit.add(now, "system", "order_expired", order_id=oid)
+    if released:
+        r.audit.add(now, "system", "keys_released", keys=released, orders=ids)
+    uow.commit()
+    return len(ids)
+
+
+def _by_ref(uow: UnitOfWork, order_ref: str) -> Order | None:
+    return uow.repo.orders.by_ref(order_ref)
+
+
+def _history(uow: UnitOfWork, user_id: int, limit: int, offset: int) -> list[OrderLine]:
+    return uow.repo.orders.for_user(user_id, limit, offset)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from core.context import Context
+from core.context import Context, UnitOfWork
 from core.messages import MESSAGE_TYPES, Message, UnknownMessage, decode
 
 log = logging.getLogger(__name__)
@@ -42,22 +42,7 @@ class OutboxService:
         Only the message types this process knows are claimed: a type written by a newer version waits for
         a process that can read it. A row of a known type whose fields cannot be read (damaged) can never
         be sent: it is marked failed, with why, in the same transaction, and the rest are claimed."""
-        now = self.ctx.clock.now()
-        out = []
-        async with self.ctx.uow() as uow:
-            outbox = uow.repo.outbox
-            for r in await outbox.claim(channel, MESSAGE_TYPES.keys(), now, now + LEASE, limit):
-                try:
-                    message = decode(r.kind, json.loads(r.payload_json))
-                except (UnknownMessage, ValueError, RecursionError) as e:
-                    log.error("outbox %s (%s) cannot be read, set aside: %s", r.id, r.kind, e)
-                    await outbox.finish(r.id, "failed", now, f"unreadable: {e}")
-                    continue
-                out.append(
-                    OutboxMessage(r.id, r.user_id, r.channel, r.external_id, r.language, message, r.attempts)
-                )
-            await uow.commit()
-        return out
+        return await self.ctx.write(_claim, channel, limit, self.ctx.clock.now())
 
     async def sent(self, message_id: int) -> None:
         await self._finish(message_id, "sent", None)
@@ -68,15 +53,35 @@ class OutboxService:
 
     async def retry(self, message_id: int, *, after: timedelta, error: str) -> bool:
         """Send again later. Returns False (and gives up) after MAX_ATTEMPTS."""
-        now = self.ctx.clock.now()
-        async with self.ctx.uow() as uow:
-            attempts = await uow.repo.outbox.reschedule(message_id, now + after, error)
-            if attempts >= MAX_ATTEMPTS:
-                await uow.repo.outbox.finish(message_id, "failed", now, f"gave up: {error}")
-            await uow.commit()
-        return attempts < MAX_ATTEMPTS
+        return await self.ctx.write(_retry, message_id, self.ctx.clock.now(), after, error)
 
     async def _finish(self, message_id: int, status: str, error: str | None) -> None:
-        async with self.ctx.uow() as uow:
-            await uow.repo.outbox.finish(message_id, status, self.ctx.clock.now(), error)
-            await uow.commit()
+        await self.ctx.write(_finish, message_id, status, error, self.ctx.clock.now())
+
+
+def _claim(uow: UnitOfWork, channel: str, limit: int, now: datetime) -> list[OutboxMessage]:
+    out = []
+    outbox = uow.repo.outbox
+    for r in outbox.claim(channel, MESSAGE_TYPES.keys(), now, now + LEASE, limit):
+        try:
+            message = decode(r.kind, json.loads(r.payload_json))
+        except (UnknownMessage, ValueError, RecursionError) as e:
+            log.error("outbox %s (%s) cannot be read, set aside: %s", r.id, r.kind, e)
+            outbox.finish(r.id, "failed", now, f"unreadable: {e}")
+            continue
+        out.append(OutboxMessage(r.id, r.user_id, r.channel, r.external_id, r.language, message, r.attempts))
+    uow.commit()
+    return out
+
+
+def _retry(uow: UnitOfWork, message_id: int, now: datetime, after: timedelta, error: str) -> bool:
+    attempts = uow.repo.outbox.reschedule(message_id, now + after, error)
+    if attempts >= MAX_ATTEMPTS:
+        uow.repo.outbox.finish(message_id, "failed", now, f"gave up: {error}")
+    uow.commit()
+    return attempts < MAX_ATTEMPTS
+
+
+def _finish(uow: UnitOfWork, message_id: int, status: str, error: str | None, now: datetime) -> None:
+    uow.repo.outbox.finish(message_id, status, now, error)
+    uow.commit()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -29,7 +29,7 @@ from core.errors import (
     ReservationExpired,
 )
 from core.events import PaymentRejected, RefundOwed
-from core.models import Charge, Order, OrderStatus, PaymentResult, PaymentStatus, Product
+from core.models import Charge, Order, OrderStatus, PaymentResult, PaymentStatus, Product, User
 from core.repositories import Repositories
 from core.services.checkout import check_buyer_and_product, refusal_late, refusal_on_time
 from core.services.fulfilment import fulfil, transition
@@ -89,11 +89,11 @@ def _mismatch(c: Charge, order: Order | None) -> str | None:
     return None
 
 
-async def _record(
+def _record(
     r: Repositories, c: Charge, order: Order | None, status: PaymentStatus, reason: str | None, now: datetime
 ) -> None:
     """The payment row, once per (provider, charge id); a twin that committed first is a lost race."""
-    inserted = await r.payments.add_once(
+    inserted = r.payments.add_once(
         provider=c.provider,
         charge_id=c.charge_id,
         order_id=order.id if order else None,
@@ -120,13 +120,11 @@ class PaymentService:
         the payer own this order, is it still pending, unexpired, for exactly this amount? Raises a
         ShopError when not."""
         now = self.ctx.clock.now()
-        async with self.ctx.uow(write=False) as uow:
-            order = await uow.repo.orders.by_ref(order_ref[:128])
-            if order is None:
-                raise OrderNotFound(ref=order_ref)
-            if order.user_id != payer_id:
-                raise NotOrderOwner(ref=order_ref)
-            user, product = await uow.repo.users.with_product(order.user_id, order.product_id)
+        order, user, product = await self.ctx.read(_order_and_buyer, order_ref[:128])
+        if order is None:
+            raise OrderNotFound(ref=order_ref)
+        if order.user_id != payer_id:
+            raise NotOrderOwner(ref=order_ref)
         if user is None or product is None:
             raise OrderNotFound(ref=order_ref)
         check_buyer_and_product(user, product)  # blocklisted or taken off sale since checkout
@@ -157,42 +155,41 @@ class PaymentService:
         """
         _check_charge(provider, charge_id)
         charge = Charge(provider, charge_id, order_ref, amount, currency, payer_id)
+        return await self._transaction(self._confirm, charge)
 
-        async def work(uow: UnitOfWork, now: datetime) -> PaymentResult:
-            return await self._confirm(uow, charge, now)
-
-        return await self._transaction(work)
-
-    async def _transaction(self, work: Callable[[UnitOfWork, datetime], Awaitable[_T]]) -> _T:
-        """Run ``work`` in one write transaction and commit; once more if it lost a race to a twin."""
+    async def _transaction(self, work: Callable[..., _T], *args: Any) -> _T:
+        """Run ``work(uow, now, *args)`` in one write transaction and commit; once more if it lost a race
+        to a twin."""
         for attempt in (1, 2):
             try:
-                async with self.ctx.uow() as uow:
-                    out = await work(uow, self.ctx.clock.now())
-                    await uow.commit()
-                return out
+                return await self.ctx.write(self._committed, work, args)
             except _LostRace:
                 if attempt == 2:
                     raise IntegrityViolation("a payment kept changing under us") from None
         raise AssertionError("unreachable")
 
-    async def _confirm(self, uow: UnitOfWork, c: Charge, now: datetime) -> PaymentResult:
+    def _committed(self, uow: UnitOfWork, work: Callable[..., _T], args: tuple[Any, ...]) -> _T:
+        out = work(uow, self.ctx.clock.now(), *args)
+        uow.commit()
+        return out
+
+    def _confirm(self, uow: UnitOfWork, now: datetime, c: Charge) -> PaymentResult:
         r = uow.repo
-        found = await r.orders.with_product(c.order_ref[:128])  # the order locked: order → payments
+        found = r.orders.with_product(c.order_ref[:128])  # the order locked: order → payments
         order, product = found if found else (None, None)
-        seen = await r.payments.get(c.provider, c.charge_id)
+        seen = r.payments.get(c.provider, c.charge_id)
         if seen is not None:  # a replay: report the first outcome, change nothing
-            prior = await r.orders.get(seen.order_id) if seen.order_id is not None else None
+            prior = r.orders.get(seen.order_id) if seen.order_id is not None else None
             return PaymentResult(PaymentStatus(seen.status), prior, replay=True, reason=seen.reason)
         if c.payer_id is None and order is not None:
             c = dataclasses.replace(c, payer_id=order.user_id)  # no payer given: the owner paid
         rejection = _mismatch(c, order)
         if rejection is not None:
-            return await self._reject(uow, c, order, rejection, now)
+            return self._reject(uow, c, order, rejection, now)
         assert order is not None and product is not None
-        status, reason = await self._judge(r, order, product, now)
-        await _record(r, c, order, status, reason, now)  # a lost race rolls back the re-reservation too
-        await r.audit.add(
+        status, reason = self._judge(r, order, product, now)
+        _record(r, c, order, status, reason, now)  # a lost race rolls back the re-reservation too
+        r.audit.add(
             now,
             _actor(c),
             "payment_confirmed" if status is PaymentStatus.ACCEPTED else "payment_refund_due",
@@ -204,29 +201,29 @@ class PaymentService:
             reason=reason,
         )
         if status is PaymentStatus.ACCEPTED:
-            updated = await fulfil(uow, order, product, now, _actor(c))
+            updated = fulfil(uow, order, product, now, _actor(c))
         else:
-            updated = await self._give_back(uow, c, order, reason, now)
+            updated = self._give_back(uow, c, order, reason, now)
         return PaymentResult(status, updated, replay=False, reason=reason)
 
-    async def _judge(
+    def _judge(
         self, r: Repositories, order: Order, product: Product, now: datetime
     ) -> tuple[PaymentStatus, str | None]:
         """May the shop keep this payment for ``order``? ``(ACCEPTED, None)`` or ``(REFUND_DUE, why)``."""
         if order.status is OrderStatus.PENDING:
-            reason = await refusal_on_time(r, order, product)
+            reason = refusal_on_time(r, order, product)
         elif order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
-            reason = await refusal_late(r, self.ctx.config, order, product, now)  # takes stock again
+            reason = refusal_late(r, self.ctx.config, order, product, now)  # takes stock again
         else:  # already paid (or being refunded): a second charge is given back
             reason = "already_paid"
         return (PaymentStatus.ACCEPTED, None) if reason is None else (PaymentStatus.REFUND_DUE, reason)
 
-    async def _reject(
+    def _reject(
         self, uow: UnitOfWork, c: Charge, order: Order | None, reason: str, now: datetime
     ) -> PaymentResult:
         """A charge that pays for nothing: recorded, nothing delivered, the money owed back to the payer."""
-        await _record(uow.repo, c, order, PaymentStatus.REJECTED, reason, now)
-        await uow.repo.audit.add(
+        _record(uow.repo, c, order, PaymentStatus.REJECTED, reason, now)
+        uow.repo.audit.add(
             now,
             _actor(c),
             "payment_rejected",
@@ -241,7 +238,7 @@ class PaymentService:
         log.warning("payment %s/%s rejected: %s", c.provider, c.charge_id, reason)
         return PaymentResult(PaymentStatus.REJECTED, order, replay=False, reason=reason)
 
-    async def _give_back(
+    def _give_back(
         self, uow: UnitOfWork, c: Charge, order: Order, reason: str | None, now: datetime
     ) -> Order:
         """A payment the purchase rules refuse, or a second charge: the money is owed back. A refused
@@ -249,8 +246,8 @@ class PaymentService:
         updated = order
         if reason != "already_paid":
             if order.status is OrderStatus.PENDING:
-                await uow.repo.keys.release_for_orders([order.id])  # reserved for it: back to stock
-            updated = await transition(uow.repo, order, OrderStatus.REFUND_DUE)
+                uow.repo.keys.release_for_orders([order.id])  # reserved for it: back to stock
+            updated = transition(uow.repo, order, OrderStatus.REFUND_DUE)
         owed = dataclasses.replace(c, order_ref=order.ref)
         uow.emit(RefundOwed(at=now, actor=_actor(c), charge=owed, reason=reason))
         return updated
@@ -265,25 +262,7 @@ class PaymentService:
         _check_charge(provider, charge_id)
 
         async def write() -> int:
-            now = self.ctx.clock.now()
-            async with self.ctx.uow() as uow:
-                notices = uow.repo.notices
-                nid = await notices.add_once(
-                    provider=provider,
-                    charge_id=charge_id,
-                    payer_id=charge.payer_id,
-                    order_ref=charge.order_ref[:128],
-                    amount=charge.amount,
-                    currency=charge.currency[:8],
-                    raw=raw,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    received_at=now,
-                )
-                if nid is None:
-                    nid = await notices.id_of(provider, charge_id)
-                await uow.commit()
+            nid = await self.ctx.write(_add_notice, charge, raw, self.ctx.clock.now())
             if nid is None:
                 raise IntegrityViolation(f"payment notice {provider}/{charge_id} vanished")
             return nid
@@ -293,20 +272,9 @@ class PaymentService:
     async def process_notice(self, notice_id: int) -> NoticeOutcome:
         """Confirm the payment a notice reports and mark the notice done, in one transaction. On failure
         the notice stays pending for a later attempt (``next_attempt_at`` backs off); never raises."""
-        head: list[Any] = []
-
-        async def work(uow: UnitOfWork, now: datetime) -> PaymentResult:
-            n = await uow.repo.notices.get(notice_id, lock=True)
-            if n is None:
-                raise InvalidInput(f"no payment notice {notice_id}", field="notice_id")
-            head[:] = [n.charge_id, n.order_ref]
-            charge = Charge(n.provider, n.charge_id, n.order_ref, n.amount, n.currency, n.payer_id)
-            result = await self._confirm(uow, charge, now)
-            await uow.repo.notices.mark_done(notice_id, now)
-            return result
-
+        head: list[Any] = []  # the notice's charge id and order, for the report when processing fails
         try:
-            result = await self._transaction(work)
+            result = await self._transaction(self._process, notice_id, head)
         except Exception as e:
             charge_id, order_ref = head if head else ("?", "?")
             if is_transient(e):
@@ -320,25 +288,27 @@ class PaymentService:
         charge_id, order_ref = head
         return NoticeOutcome(notice_id, charge_id, order_ref, result)
 
+    def _process(self, uow: UnitOfWork, now: datetime, notice_id: int, head: list[Any]) -> PaymentResult:
+        n = uow.repo.notices.get(notice_id, lock=True)
+        if n is None:
+            raise InvalidInput(f"no payment notice {notice_id}", field="notice_id")
+        head[:] = [n.charge_id, n.order_ref]
+        charge = Charge(n.provider, n.charge_id, n.order_ref, n.amount, n.currency, n.payer_id)
+        result = self._confirm(uow, now, charge)
+        uow.repo.notices.mark_done(notice_id, now)
+        return result
+
     async def _reschedule(self, notice_id: int, error: str) -> int:
         """Push a failed notice's next attempt back. Returns its failed attempts (0 if unknown)."""
         try:
-            async with self.ctx.uow() as uow:
-                n = await uow.repo.notices.get(notice_id, lock=True)
-                if n is None or n.status != "pending":
-                    return 0
-                at = self.ctx.clock.now() + notice_backoff(n.attempts + 1)
-                attempts = await uow.repo.notices.reschedule(notice_id, at, error)
-                await uow.commit()
-            return attempts
+            return await self.ctx.write(_reschedule, notice_id, self.ctx.clock.now(), error)
         except Exception as e:  # it stays due as it was: the next run tries again
             log.warning("could not reschedule payment notice %s: %s", notice_id, describe(e))
             return 0
 
     async def process_due_notices(self, *, limit: int = 100) -> list[NoticeOutcome]:
         """Process every pending notice whose next attempt is due (what the retry job runs)."""
-        async with self.ctx.uow(write=False) as uow:
-            due = await uow.repo.notices.due(self.ctx.clock.now(), limit)
+        due = await self.ctx.read(_due_notices, self.ctx.clock.now(), limit)
         return [await self.process_notice(nid) for nid in due]
 
     async def refund_unconfirmable(
@@ -348,30 +318,76 @@ class PaymentService:
         as ``refund_due`` and queue its refund to the payer, marking its notice done. Idempotent: a charge
         already recorded (delivered, rejected, refunded) is left as it is."""
         _check_charge(charge.provider, charge.charge_id)
+        return await self._transaction(self._refund_unconfirmable, charge, reason, notice_id)
 
-        async def work(uow: UnitOfWork, now: datetime) -> PaymentResult:
-            r = uow.repo
-            if notice_id is not None:
-                await r.notices.get(notice_id, lock=True)  # notice → payments, as process_notice
-            seen = await r.payments.get(charge.provider, charge.charge_id)
-            if seen is not None:
-                result = PaymentResult(PaymentStatus(seen.status), None, replay=True, reason=seen.reason)
-            else:
-                await _record(r, charge, None, PaymentStatus.REFUND_DUE, reason[:64], now)
-                await r.audit.add(
-                    now,
-                    _actor(charge),
-                    "payment_refund_due",
-                    charge_id=charge.charge_id,
-                    amount=charge.amount,
-                    currency=charge.currency[:8],
-                    payer_id=charge.payer_id,
-                    reason=reason[:64],
-                )
-                uow.emit(RefundOwed(at=now, actor=_actor(charge), charge=charge, reason=reason))
-                result = PaymentResult(PaymentStatus.REFUND_DUE, None, replay=False, reason=reason)
-            if notice_id is not None:
-                await r.notices.mark_done(notice_id, now)
-            return result
+    def _refund_unconfirmable(
+        self, uow: UnitOfWork, now: datetime, charge: Charge, reason: str, notice_id: int | None
+    ) -> PaymentResult:
+        r = uow.repo
+        if notice_id is not None:
+            r.notices.get(notice_id, lock=True)  # notice → payments, as process_notice
+        seen = r.payments.get(charge.provider, charge.charge_id)
+        if seen is not None:
+            result = PaymentResult(PaymentStatus(seen.status), None, replay=True, reason=seen.reason)
+        else:
+            _record(r, charge, None, PaymentStatus.REFUND_DUE, reason[:64], now)
+            r.audit.add(
+                now,
+                _actor(charge),
+                "payment_refund_due",
+                charge_id=charge.charge_id,
+                amount=charge.amount,
+                currency=charge.currency[:8],
+                payer_id=charge.payer_id,
+                reason=reason[:64],
+            )
+            uow.emit(RefundOwed(at=now, actor=_actor(charge), charge=charge, reason=reason))
+            result = PaymentResult(PaymentStatus.REFUND_DUE, None, replay=False, reason=reason)
+        if notice_id is not None:
+            r.notices.mark_done(notice_id, now)
+        return result
 
-        return await self._transaction(work)
+
+# ---------------------------------------------------------------- transactions (on the database thread)
+
+
+def _order_and_buyer(uow: UnitOfWork, order_ref: str) -> tuple[Order | None, User | None, Product | None]:
+    order = uow.repo.orders.by_ref(order_ref)
+    if order is None:
+        return None, None, None
+    user, product = uow.repo.users.with_product(order.user_id, order.product_id)
+    return order, user, product
+
+
+def _add_notice(uow: UnitOfWork, charge: Charge, raw: dict[str, Any], now: datetime) -> int | None:
+    notices = uow.repo.notices
+    nid = notices.add_once(
+        provider=charge.provider,
+        charge_id=charge.charge_id,
+        payer_id=charge.payer_id,
+        order_ref=charge.order_ref[:128],
+        amount=charge.amount,
+        currency=charge.currency[:8],
+        raw=raw,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        received_at=now,
+    )
+    if nid is None:
+        nid = notices.id_of(charge.provider, charge.charge_id)
+    uow.commit()
+    return nid
+
+
+def _reschedule(uow: UnitOfWork, notice_id: int, now: datetime, error: str) -> int:
+    n = uow.repo.notices.get(notice_id, lock=True)
+    if n is None or n.status != "pending":
+        return 0
+    attempts = uow.repo.notices.reschedule(notice_id, now + notice_backoff(n.attempts + 1), error)
+    uow.commit()
+    return attempts
+
+
+def _due_notices(uow: UnitOfWork, now: datetime, limit: int) -> list[int]:
+    return uow.repo.notices.due(now, limit)

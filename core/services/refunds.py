@@ -4,7 +4,9 @@ Locks are taken in one order everywhere: the order row first, then its payments.
 
 from __future__ import annotations
 
-from core.context import Context
+from datetime import datetime
+
+from core.context import Context, UnitOfWork
 from core.errors import InvalidInput, InvalidOrderState, OrderNotFound
 from core.events import OrderRefunded, OrderRefundRequested, RefundOwed
 from core.models import (
@@ -13,6 +15,7 @@ from core.models import (
     Order,
     OrderStatus,
     OwedPayment,
+    Payment,
     PaymentResult,
     PaymentStatus,
 )
@@ -29,47 +32,48 @@ class RefundService:
         """Refund a paid or delivered order: keys the buyer never saw go back to stock; revealed keys, and
         anything an admin delivered by hand, are voided (never sellable). Its accepted payments become
         ``refund_due``, each queued for refund to whoever paid it."""
-        now = self.ctx.clock.now()
-        async with self.ctx.uow() as uow:
-            r = uow.repo
-            found = await r.orders.with_product(order_ref[:128])  # the order locked, then its payments
-            if found is None:
-                raise OrderNotFound(ref=order_ref)
-            order, product = found
-            if order.status not in (OrderStatus.PAID, OrderStatus.DELIVERED):
-                raise InvalidOrderState(status=str(order.status))
-            # Manual content is the admin's answer to this one order, not stock anyone else may buy.
-            void = order.revealed_at is not None or product.delivery_kind is DeliveryKind.MANUAL
-            keys = await r.keys.take_back_sold(order.id, void=void)
-            updated = await transition(r, order, OrderStatus.REFUND_DUE)
-            uow.emit(
-                OrderRefundRequested(
-                    at=now, actor=actor, order=updated, product=product, reason=reason[:64], voided=void
-                )
+        return await self.ctx.write(self._request_refund, order_ref, actor, reason, self.ctx.clock.now())
+
+    def _request_refund(
+        self, uow: UnitOfWork, order_ref: str, actor: str, reason: str, now: datetime
+    ) -> Order:
+        r = uow.repo
+        found = r.orders.with_product(order_ref[:128])  # the order locked, then its payments
+        if found is None:
+            raise OrderNotFound(ref=order_ref)
+        order, product = found
+        if order.status not in (OrderStatus.PAID, OrderStatus.DELIVERED):
+            raise InvalidOrderState(status=str(order.status))
+        # Manual content is the admin's answer to this one order, not stock anyone else may buy.
+        void = order.revealed_at is not None or product.delivery_kind is DeliveryKind.MANUAL
+        keys = r.keys.take_back_sold(order.id, void=void)
+        updated = transition(r, order, OrderStatus.REFUND_DUE)
+        uow.emit(
+            OrderRefundRequested(
+                at=now, actor=actor, order=updated, product=product, reason=reason[:64], voided=void
             )
-            for pay in await r.payments.mark_order_refund_due(order.id, reason[:64]):
-                payer = pay.payer_id if pay.payer_id is not None else order.user_id  # legacy: the owner
-                charge = Charge(pay.provider, pay.charge_id, order.ref, pay.amount, pay.currency, payer)
-                uow.emit(RefundOwed(at=now, actor=actor, charge=charge, reason=reason))
-            await r.audit.add(
-                now,
-                actor,
-                "keys_voided" if void else "keys_restocked",
-                product_id=order.product_id,
-                order_id=order.id,
-                keys=keys,
-            )
-            await r.audit.add(now, actor, "refund_requested", order_id=order.id, reason=reason[:64])
-            await uow.commit()
+        )
+        for pay in r.payments.mark_order_refund_due(order.id, reason[:64]):
+            payer = pay.payer_id if pay.payer_id is not None else order.user_id  # legacy: the owner
+            charge = Charge(pay.provider, pay.charge_id, order.ref, pay.amount, pay.currency, payer)
+            uow.emit(RefundOwed(at=now, actor=actor, charge=charge, reason=reason))
+        r.audit.add(
+            now,
+            actor,
+            "keys_voided" if void else "keys_restocked",
+            product_id=order.product_id,
+            order_id=order.id,
+            keys=keys,
+        )
+        r.audit.add(now, actor, "refund_requested", order_id=order.id, reason=reason[:64])
+        uow.commit()
         return updated
 
     async def refunds_due(self, order_ref: str) -> list[OwedPayment]:
         """This order's payments still to be paid back, each to whoever paid it."""
-        async with self.ctx.uow(write=False) as uow:
-            order = await uow.repo.orders.by_ref(order_ref)
-            if order is None:
-                raise OrderNotFound(ref=order_ref)
-            rows = await uow.repo.payments.for_order(order.id)
+        order, rows = await self.ctx.read(_order_payments, order_ref)
+        if order is None:
+            raise OrderNotFound(ref=order_ref)
         return [
             # A payment recorded before payers were (payer_id NULL) was paid by the order's owner.
             OwedPayment(
@@ -88,28 +92,32 @@ class RefundService:
 
         The order row is locked before the payment changes and before the owed payments are counted, so
         two completions for one order queue behind each other and the second sees what the first did."""
-        now = self.ctx.clock.now()
-        async with self.ctx.uow() as uow:
-            r = uow.repo
-            pay = await r.payments.get(provider, charge_id)
-            if pay is None:
-                raise InvalidInput("unknown payment", field="charge_id")
-            order = await r.orders.get(pay.order_id, lock=True) if pay.order_id is not None else None
-            pay = await r.payments.get(provider, charge_id)  # as it is now that its order is ours
-            assert pay is not None
-            if pay.status == PaymentStatus.REFUNDED:
-                return PaymentResult(PaymentStatus.REFUNDED, order, replay=True, reason=pay.reason)
-            if await r.payments.set_status(pay.id, _OWED, PaymentStatus.REFUNDED, refunded_at=now) != 1:
-                raise InvalidOrderState(status=str(pay.status))
-            if order is not None and order.status is OrderStatus.REFUND_DUE:
-                owed = [
-                    p for p in await r.payments.for_order(order.id) if p.status == PaymentStatus.REFUND_DUE
-                ]
-                if not owed:
-                    order = await transition(r, order, OrderStatus.REFUNDED)
-                    uow.emit(OrderRefunded(at=now, actor=actor, order=order))
-            await r.audit.add(
-                now, actor, "payment_refunded", order_id=order.id if order else None, charge_id=charge_id
-            )
-            await uow.commit()
+        return await self.ctx.write(self._complete_refund, provider, charge_id, actor, self.ctx.clock.now())
+
+    def _complete_refund(
+        self, uow: UnitOfWork, provider: str, charge_id: str, actor: str, now: datetime
+    ) -> PaymentResult:
+        r = uow.repo
+        pay = r.payments.get(provider, charge_id)
+        if pay is None:
+            raise InvalidInput("unknown payment", field="charge_id")
+        order = r.orders.get(pay.order_id, lock=True) if pay.order_id is not None else None
+        pay = r.payments.get(provider, charge_id)  # as it is now that its order is ours
+        assert pay is not None
+        if pay.status == PaymentStatus.REFUNDED:
+            return PaymentResult(PaymentStatus.REFUNDED, order, replay=True, reason=pay.reason)
+        if r.payments.set_status(pay.id, _OWED, PaymentStatus.REFUNDED, refunded_at=now) != 1:
+            raise InvalidOrderState(status=str(pay.status))
+        if order is not None and order.status is OrderStatus.REFUND_DUE:
+            owed = [p for p in r.payments.for_order(order.id) if p.status == PaymentStatus.REFUND_DUE]
+            if not owed:
+                order = transition(r, order, OrderStatus.REFUNDED)
+                uow.emit(OrderRefunded(at=now, actor=actor, order=order))
+        r.audit.add(now, actor, "payment_refunded", order_id=order.id if order else None, charge_id=charge_id)
+        uow.commit()
         return PaymentResult(PaymentStatus.REFUNDED, order, replay=False, reason=pay.reason)
+
+
+def _order_payments(uow: UnitOfWork, order_ref: str) -> tuple[Order | None, list[Payment]]:
+    order = uow.repo.orders.by_ref(order_ref)
+    return order, (uow.repo.payments.for_order(order.id) if order is not None else [])

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from time import monotonic
 from typing import Any, BinaryIO
 
 from core import importer
-from core.context import Context
+from core.context import Context, UnitOfWork
 from core.errors import ImportAbandoned, ImportIncomplete, InvalidInput, ProductNotFound, VaultError
-from core.models import DeliveryKind, ImportReport, KeyStatus, StockLevel
+from core.models import DeliveryKind, ImportReport, KeyStatus, Product, StockLevel
 from core.vault import normalize_key
 
 log = logging.getLogger(__name__)
@@ -51,17 +51,7 @@ class StockService:
         checks that every key it staged is still staged (``ImportIncomplete``). Either way nothing is
         published: an import never reports success with keys missing.
         """
-        now = self.ctx.clock.now()
-        async with self.ctx.uow() as uow:
-            product = await uow.repo.catalog.product(product_id)
-            if product is None:
-                raise ProductNotFound(product_id=product_id)
-            if product.delivery_kind is not DeliveryKind.UNIQUE:
-                raise InvalidInput(
-                    "only unique-key products take imported stock (set a shared key instead)", field="product"
-                )
-            import_id = await uow.repo.imports.start(product_id, actor, now)
-            await uow.commit()
+        import_id = await self.ctx.write(_start_import, product_id, actor, self.ctx.clock.now())
 
         report = ImportReport(product_id=product_id, import_id=import_id)
         vault = self.ctx.vault
@@ -88,36 +78,7 @@ class StockService:
                     next_beat = monotonic() + HEARTBEAT_EVERY
             if batch:
                 await self._stage(import_id, vault.current_kid, batch, report)
-            async with self.ctx.uow() as uow:
-                r = uow.repo
-                if not await r.imports.lock_running(import_id):
-                    raise ImportAbandoned(import_id=import_id)
-                staged = await r.imports.staged_count(import_id)
-                if staged != valid:
-                    raise ImportIncomplete(import_id=import_id, expected=valid, staged=staged)
-                done = self.ctx.clock.now()
-                report.added = await r.imports.publish(import_id, product_id, done)
-                report.duplicates = valid - report.added
-                await r.imports.finish(
-                    import_id,
-                    "done",
-                    done,
-                    lines=report.lines,
-                    added=report.added,
-                    duplicates=report.duplicates,
-                    invalid=report.invalid,
-                )
-                await r.audit.add(
-                    done,
-                    actor,
-                    "keys_imported",
-                    product_id=product_id,
-                    import_id=import_id,
-                    added=report.added,
-                    duplicates=report.duplicates,
-                    invalid=report.invalid,
-                )
-                await uow.commit()
+            await self.ctx.write(self._publish, import_id, product_id, valid, actor, report)
         except BaseException:
             await asyncio.shield(self._discard(import_id))
             raise
@@ -125,27 +86,50 @@ class StockService:
             progress(report)
         return report
 
+    def _publish(
+        self, uow: UnitOfWork, import_id: int, product_id: int, valid: int, actor: str, report: ImportReport
+    ) -> None:
+        r = uow.repo
+        if not r.imports.lock_running(import_id):
+            raise ImportAbandoned(import_id=import_id)
+        staged = r.imports.staged_count(import_id)
+        if staged != valid:
+            raise ImportIncomplete(import_id=import_id, expected=valid, staged=staged)
+        done = self.ctx.clock.now()
+        report.added = r.imports.publish(import_id, product_id, done)
+        report.duplicates = valid - report.added
+        r.imports.finish(
+            import_id,
+            "done",
+            done,
+            lines=report.lines,
+            added=report.added,
+            duplicates=report.duplicates,
+            invalid=report.invalid,
+        )
+        r.audit.add(
+            done,
+            actor,
+            "keys_imported",
+            product_id=product_id,
+            import_id=import_id,
+            added=report.added,
+            duplicates=report.duplicates,
+            invalid=report.invalid,
+        )
+        uow.commit()
+
     async def _stage(
         self, import_id: int, kid: str, batch: list[tuple[bytes, bytes]], report: ImportReport
     ) -> None:
-        async with self.ctx.uow() as uow:
-            if not await uow.repo.imports.heartbeat(import_id, report.lines):
-                raise ImportAbandoned(import_id=import_id)
-            await uow.repo.imports.stage(import_id, kid, batch)
-            await uow.commit()
+        await self.ctx.write(_stage, import_id, kid, batch, report.lines)
 
     async def _beat(self, import_id: int, lines: int) -> None:
-        async with self.ctx.uow() as uow:
-            if not await uow.repo.imports.heartbeat(import_id, lines):
-                raise ImportAbandoned(import_id=import_id)
-            await uow.commit()
+        await self.ctx.write(_stage, import_id, "", [], lines)
 
     async def _discard(self, import_id: int) -> None:
         try:
-            async with self.ctx.uow() as uow:
-                removed = await uow.repo.imports.discard(import_id)
-                await uow.repo.imports.finish(import_id, "failed", self.ctx.clock.now())
-                await uow.commit()
+            removed = await self.ctx.write(_discard, import_id, self.ctx.clock.now())
             log.warning("import %s failed or was interrupted; %s staged keys removed", import_id, removed)
         except Exception:
             log.exception("import %s: could not remove staged keys; the sweeper will", import_id)
@@ -153,13 +137,10 @@ class StockService:
     async def abandon_stale_imports(self) -> int:
         """Delete keys staged by imports whose process died: no heartbeat for STALE_IMPORT_AFTER by the
         database's clock. Each is re-checked as it is abandoned, so one that beat meanwhile is kept."""
-        async with self.ctx.uow(write=False) as uow:
-            stale = await uow.repo.imports.stale(STALE_IMPORT_AFTER)
+        stale = await self.ctx.read(_stale_imports)
         abandoned = 0
         for import_id in stale:
-            async with self.ctx.uow() as uow:
-                removed = await uow.repo.imports.abandon(import_id, STALE_IMPORT_AFTER, self.ctx.clock.now())
-                await uow.commit()
+            removed = await self.ctx.write(_abandon, import_id, self.ctx.clock.now())
             if removed >= 0:
                 abandoned += 1
                 log.warning("import %s was abandoned; %s staged keys removed", import_id, removed)
@@ -170,43 +151,37 @@ class StockService:
         key = normalize_key(key)
         if not 1 <= len(key) <= importer.MAX_KEY_CHARS:
             raise InvalidInput(f"a key must be 1 to {importer.MAX_KEY_CHARS} characters", field="key")
-        now = self.ctx.clock.now()
+        return await self.ctx.write(self._set_shared_key, product_id, key, actor, self.ctx.clock.now())
+
+    def _set_shared_key(self, uow: UnitOfWork, product_id: int, key: str, actor: str, now: datetime) -> int:
         vault = self.ctx.vault
-        async with self.ctx.uow() as uow:
-            r = uow.repo
-            product = await r.catalog.product(product_id)
-            if product is None:
-                raise ProductNotFound(product_id=product_id)
-            if product.delivery_kind is not DeliveryKind.SHARED:
-                raise InvalidInput("this product is not a shared-key product", field="product")
-            bidx, blob = vault.seal_key(product_id, key)
-            existing = await r.keys.find_by_index(product_id, bidx)
-            if existing is not None and existing.status is KeyStatus.SHARED:
-                return existing.id
-            if existing is not None:
-                raise InvalidInput("this key was used for this product before", field="key")
-            await r.keys.retire_shared(product_id)
-            key_id = await r.keys.add_one(
-                product_id=product_id,
-                status=KeyStatus.SHARED,
-                kid=vault.current_kid,
-                blind_index=bidx,
-                ciphertext=blob,
-                created_at=now,
-            )
-            await r.audit.add(now, actor, "shared_key_set", product_id=product_id, key=key_id)
-            await uow.commit()
+        r = uow.repo
+        product = r.catalog.product(product_id)
+        if product is None:
+            raise ProductNotFound(product_id=product_id)
+        if product.delivery_kind is not DeliveryKind.SHARED:
+            raise InvalidInput("this product is not a shared-key product", field="product")
+        bidx, blob = vault.seal_key(product_id, key)
+        existing = r.keys.find_by_index(product_id, bidx)
+        if existing is not None and existing.status is KeyStatus.SHARED:
+            return existing.id
+        if existing is not None:
+            raise InvalidInput("this key was used for this product before", field="key")
+        r.keys.retire_shared(product_id)
+        key_id = r.keys.add_one(
+            product_id=product_id,
+            status=KeyStatus.SHARED,
+            kid=vault.current_kid,
+            blind_index=bidx,
+            ciphertext=blob,
+            created_at=now,
+        )
+        r.audit.add(now, actor, "shared_key_set", product_id=product_id, key=key_id)
+        uow.commit()
         return key_id
 
     async def levels(self, product_id: int | None = None) -> list[StockLevel]:
-        async with self.ctx.uow(write=False) as uow:
-            r = uow.repo
-            if product_id is None:
-                products = await r.catalog.products(active_only=False)
-            else:
-                one = await r.catalog.product(product_id)
-                products = [one] if one is not None else []
-            counts = {(c.product_id, c.status): c.count for c in await r.keys.count_by_status(product_id)}
+        products, counts = await self.ctx.read(_levels, product_id)
         out = []
         for p in products:
             c = {s: counts.get((p.id, s), 0) for s in KeyStatus}
@@ -227,8 +202,7 @@ class StockService:
         return out
 
     async def available(self, product_id: int) -> int:
-        async with self.ctx.uow(write=False) as uow:
-            return await uow.repo.keys.available(product_id)
+        return await self.ctx.read(_available, product_id)
 
     async def rotate_vault(
         self, *, batch_size: int = 500, progress: Callable[[int, int], Any] | None = None
@@ -238,30 +212,102 @@ class StockService:
         simply run again. Returns how many keys were re-encrypted."""
         vault = self.ctx.vault
         new = vault.current_kid
-        async with self.ctx.uow(write=False) as uow:
-            total = await uow.repo.keys.count_not_under(new)
+        total = await self.ctx.read(_count_not_under, new)
         done, after = 0, 0
         if progress:
             progress(done, total)
         while True:
-            async with self.ctx.uow() as uow:
-                rows = await uow.repo.keys.batch_not_under(new, after, batch_size)
-                if not rows:
-                    break
-                for row in rows:
-                    if row.kid not in vault.kids:
-                        raise VaultError(
-                            f"key {row.id} is under vault key {row.kid!r}, which is not configured"
-                        )
-                    plain = vault.open_key(row.product_id, row.blind_index, row.ciphertext)
-                    blob = vault.encrypt(plain, vault.associated_data(row.product_id, row.blind_index))
-                    done += await uow.repo.keys.reseal(row.id, row.kid, new, blob)
-                after = rows[-1].id
-                await uow.commit()
+            resealed, last = await self.ctx.write(self._reseal_batch, after, batch_size)
+            if last is None:
+                break
+            done += resealed
+            after = last
             if progress:
                 progress(done, total)
         if done:
-            async with self.ctx.uow() as uow:
-                await uow.repo.audit.add(self.ctx.clock.now(), "system", "vault_rotated", kid=new, keys=done)
-                await uow.commit()
+            await self.ctx.write(_audit_rotation, self.ctx.clock.now(), new, done)
         return done
+
+    def _reseal_batch(self, uow: UnitOfWork, after: int, batch_size: int) -> tuple[int, int | None]:
+        """Re-encrypt the next batch after key ``after``: (how many, the last id seen or None when done)."""
+        vault = self.ctx.vault
+        new = vault.current_kid
+        rows = uow.repo.keys.batch_not_under(new, after, batch_size)
+        if not rows:
+            return 0, None
+        done = 0
+        for row in rows:
+            if row.kid not in vault.kids:
+                raise VaultError(f"key {row.id} is under vault key {row.kid!r}, which is not configured")
+            plain = vault.open_key(row.product_id, row.blind_index, row.ciphertext)
+            blob = vault.encrypt(plain, vault.associated_data(row.product_id, row.blind_index))
+            done += uow.repo.keys.reseal(row.id, row.kid, new, blob)
+        uow.commit()
+        return done, rows[-1].id
+
+
+# ---------------------------------------------------------------- transactions (on the database thread)
+
+
+def _start_import(uow: UnitOfWork, product_id: int, actor: str, now: datetime) -> int:
+    product = uow.repo.catalog.product(product_id)
+    if product is None:
+        raise ProductNotFound(product_id=product_id)
+    if product.delivery_kind is not DeliveryKind.UNIQUE:
+        raise InvalidInput(
+            "only unique-key products take imported stock (set a shared key instead)", field="product"
+        )
+    import_id = uow.repo.imports.start(product_id, actor, now)
+    uow.commit()
+    return import_id
+
+
+def _stage(uow: UnitOfWork, import_id: int, kid: str, batch: list[tuple[bytes, bytes]], lines: int) -> None:
+    """A heartbeat, and the batch (if any) staged, in one transaction."""
+    if not uow.repo.imports.heartbeat(import_id, lines):
+        raise ImportAbandoned(import_id=import_id)
+    if batch:
+        uow.repo.imports.stage(import_id, kid, batch)
+    uow.commit()
+
+
+def _discard(uow: UnitOfWork, import_id: int, now: datetime) -> int:
+    removed = uow.repo.imports.discard(import_id)
+    uow.repo.imports.finish(import_id, "failed", now)
+    uow.commit()
+    return removed
+
+
+def _stale_imports(uow: UnitOfWork) -> list[int]:
+    return uow.repo.imports.stale(STALE_IMPORT_AFTER)
+
+
+def _abandon(uow: UnitOfWork, import_id: int, now: datetime) -> int:
+    removed = uow.repo.imports.abandon(import_id, STALE_IMPORT_AFTER, now)
+    uow.commit()
+    return removed
+
+
+def _levels(
+    uow: UnitOfWork, product_id: int | None
+) -> tuple[list[Product], dict[tuple[int, KeyStatus], int]]:
+    r = uow.repo
+    if product_id is None:
+        products = r.catalog.products(active_only=False)
+    else:
+        one = r.catalog.product(product_id)
+        products = [one] if one is not None else []
+    return products, {(c.product_id, c.status): c.count for c in r.keys.count_by_status(product_id)}
+
+
+def _available(uow: UnitOfWork, product_id: int) -> int:
+    return uow.repo.keys.available(product_id)
+
+
+def _count_not_under(uow: UnitOfWork, kid: str) -> int:
+    return uow.repo.keys.count_not_under(kid)
+
+
+def _audit_rotation(uow: UnitOfWork, now: datetime, kid: str, keys: int) -> None:
+    uow.repo.audit.add(now, "system", "vault_rotated", kid=kid, keys=keys)
+    uow.commit()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
-from core.context import Context
+from core.context import Context, UnitOfWork
 from core.errors import InvalidInput, NotFound
 from core.models import User
 from core.services.transient import retry_transient
@@ -23,24 +24,17 @@ class UserService:
         needs its user first (a payment needs its payer), so a briefly locked database is retried."""
 
         async def find_or_create() -> User:
-            async with self.ctx.uow(write=False) as uow:
-                found = await uow.repo.users.get_by_external(channel, external_id)
+            found = await self.ctx.read(_by_external, channel, external_id)
             if found is not None:
                 return found
-            async with self.ctx.uow() as uow:
-                await uow.repo.users.insert_if_absent(
-                    channel, external_id, language, referrer_id, self.ctx.clock.now()
-                )
-                user = await uow.repo.users.get_by_external(channel, external_id)
-                await uow.commit()
-            assert user is not None
-            return user
+            return await self.ctx.write(
+                _create, channel, external_id, language, referrer_id, self.ctx.clock.now()
+            )
 
         return await retry_transient(find_or_create, f"finding user {channel}/{external_id}")
 
     async def get(self, user_id: int) -> User:
-        async with self.ctx.uow(write=False) as uow:
-            user = await uow.repo.users.get(user_id)
+        user = await self.ctx.read(_get, user_id)
         if user is None:
             raise NotFound(f"no user {user_id}")
         return user
@@ -52,13 +46,7 @@ class UserService:
     async def follow_language(self, user_id: int, language: str) -> bool:
         """The channel reports the user's current app language: a user who never picked one follows it,
         so messages sent later (deliveries, refunds) use it too. True if the stored language changed."""
-        async with self.ctx.uow() as uow:
-            user = await uow.repo.users.get(user_id, lock=True)
-            if user is None or user.language_chosen or user.language == language[:16]:
-                return False
-            await uow.repo.users.update(user_id, language=language[:16])
-            await uow.commit()
-        return True
+        return await self.ctx.write(_follow_language, user_id, language[:16])
 
     async def set_phone(self, user_id: int, phone: str) -> None:
         phone = re.sub(r"[\s()-]", "", phone)
@@ -70,14 +58,7 @@ class UserService:
         """Record who referred a user, once, and never the user themself. True if recorded."""
         if referrer_id == user_id:
             return False
-        async with self.ctx.uow() as uow:
-            referrer = await uow.repo.users.get(referrer_id)
-            user = await uow.repo.users.get(user_id, lock=True)
-            if referrer is None or user is None or user.referrer_id is not None:
-                return False
-            await uow.repo.users.update(user_id, referrer_id=referrer_id)
-            await uow.commit()
-        return True
+        return await self.ctx.write(_set_referrer_once, user_id, referrer_id)
 
     async def set_blocklisted(self, user_id: int, blocklisted: bool) -> None:
         await self._update(user_id, blocklisted=blocklisted)
@@ -86,7 +67,55 @@ class UserService:
         await self._update(user_id, bot_blocked=blocked)
 
     async def _update(self, user_id: int, **values: object) -> None:
-        async with self.ctx.uow() as uow:
-            if await uow.repo.users.update(user_id, **values) != 1:
-                raise NotFound(f"no user {user_id}")
-            await uow.commit()
+        await self.ctx.write(_update, user_id, values)
+
+
+# ---------------------------------------------------------------- transactions (on the database thread)
+
+
+def _by_external(uow: UnitOfWork, channel: str, external_id: str) -> User | None:
+    return uow.repo.users.get_by_external(channel, external_id)
+
+
+def _get(uow: UnitOfWork, user_id: int) -> User | None:
+    return uow.repo.users.get(user_id)
+
+
+def _create(
+    uow: UnitOfWork,
+    channel: str,
+    external_id: str,
+    language: str | None,
+    referrer_id: int | None,
+    now: datetime,
+) -> User:
+    uow.repo.users.insert_if_absent(channel, external_id, language, referrer_id, now)
+    user = uow.repo.users.get_by_external(channel, external_id)
+    uow.commit()
+    assert user is not None
+    return user
+
+
+def _follow_language(uow: UnitOfWork, user_id: int, language: str) -> bool:
+    user = uow.repo.users.get(user_id, lock=True)
+    if user is None or user.language_chosen or user.language == language:
+        return False
+    uow.repo.users.update(user_id, language=language)
+    uow.commit()
+    return True
+
+
+def _set_referrer_once(uow: UnitOfWork, user_id: int, referrer_id: int) -> bool:
+    referrer = uow.repo.users.get(referrer_id)
+    user = uow.repo.users.get(user_id, lock=True)
+    if referrer is None or user is None or user.referrer_id is not None:
+        return False
+    uow.repo.users.update(user_id, referrer_id=referrer_id)
+    uow.commit()
+    return True
+
+
+def _update(uow: UnitOfWork, user_id: int, values: dict[str, object]) -> None:
+    if uow.repo.users.update(user_id, **values) != 1:
+        raise NotFound(f"no user {user_id}")
+    uow.commit()

@@ -36,7 +36,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_defaults_put_a_sqlite_file_in_the_data_dir_and_loading_creates_nothing(tmp_path: Path) -> None:
     s = load_settings()
-    assert s.database.url.startswith("sqlite+aiosqlite:///")
+    assert s.database.url.startswith("sqlite:///")
     assert s.database.url.endswith("data/keyshop.db")
     assert s.telegram.telegram_api_url == "https://api.telegram.org"
     assert s.shop.shop_currency == "USD" and s.telegram.admin_ids == [] and s.telegram.bot_token is None
