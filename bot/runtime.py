@@ -8,13 +8,13 @@ import stat
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection
+
 from bot.settings import Settings, SettingsError
 from core import migrate
 from core.context import Context, ShopConfig
 from core.db import Database
 from core.services import Services
-from sqlalchemy import Connection
-
 from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec, parse_keys
 from handlers.money import exponent
