@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from core.catalog_cache import CatalogCache
 from core.clock import Clock, SystemClock
 from core.db import Database
 from core.events import EventHandlers
@@ -37,12 +38,13 @@ class Context:
     config: ShopConfig = field(default_factory=ShopConfig)
     clock: Clock = field(default_factory=SystemClock)
     events: EventHandlers = field(default_factory=shop_reactions)
+    catalog: CatalogCache = field(default_factory=CatalogCache)  # what the shelf and cards show
 
     async def write(self, fn: Callable[..., _T], /, *args: Any) -> _T:
         """``fn(uow, *args)``: one write transaction, in one trip to the database thread. It commits with
         ``uow.commit()``; whatever it leaves uncommitted (an exception, an early return) rolls back."""
-        return await self.db.run(run_unit, self.events, True, fn, args)
+        return await self.db.run(run_unit, self.events, True, self.catalog.stock_changed, fn, args)
 
     async def read(self, fn: Callable[..., _T], /, *args: Any) -> _T:
         """``fn(uow, *args)`` in a read-only transaction (on SQLite never waiting behind the writer)."""
-        return await self.db.read(run_unit, self.events, False, fn, args)
+        return await self.db.read(run_unit, self.events, False, None, fn, args)

@@ -33,6 +33,9 @@ class UnitOfWork:
         self._emitted: list[Event] = []
         self._failed = False  # an event handler raised: this transaction must not commit
         self._committed = False
+        # Set by a transaction that moved stock other than by reserving it at checkout (a release, a
+        # restock, an import): the in-memory catalog re-reads its counts once this commits.
+        self.stock_moved = False
 
     def emit(self, event: Event) -> None:
         """Something happened in this transaction: its handlers run before COMMIT."""
@@ -66,7 +69,16 @@ class UnitOfWork:
 
 
 def run_unit(
-    conn: Connection, events: EventHandlers, write: bool, fn: Callable[..., _T], args: tuple[Any, ...]
+    conn: Connection,
+    events: EventHandlers,
+    write: bool,
+    on_stock_moved: Callable[[], None] | None,
+    fn: Callable[..., _T],
+    args: tuple[Any, ...],
 ) -> _T:
     """The job ``core.db`` runs on its thread: ``fn(uow, *args)`` (the thread rolls back what it left)."""
-    return fn(UnitOfWork(conn, write=write, events=events), *args)
+    uow = UnitOfWork(conn, write=write, events=events)
+    out = fn(uow, *args)
+    if uow.stock_moved and uow._committed and on_stock_moved is not None:
+        on_stock_moved()
+    return out

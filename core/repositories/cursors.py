@@ -32,3 +32,12 @@ class CursorRepo:
             },
         )
         self.conn.execute(stmt)
+
+    def bump(self, name: str, now: datetime) -> None:
+        """Add one to the cursor (a version number other processes watch), creating it at 1."""
+        c = t.cursors
+        stmt = dialect_insert(self.dialect, c).values(name=name, position=1, updated_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"], set_={"position": c.c.position + 1, "updated_at": now}
+        )
+        self.conn.execute(stmt)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core.catalog_cache import CATALOG_VERSION, CatalogSnapshot
 from core.context import STARS, Context, UnitOfWork
 from core.errors import DeliveryKindChangeRefused, InvalidInput, NotFound, ProductNotFound
 from core.models import Category, DeliveryKind, Product
@@ -117,17 +119,25 @@ class CatalogService:
         name = " ".join(name.split())
         if not 1 <= len(name) <= 64:
             raise InvalidInput("name must be 1 to 64 characters", field="name")
-        return await self.ctx.write(_add_category, name, description, position)
+        cid = await self.ctx.write(_add_category, name, description, position, self.ctx.clock.now())
+        self.ctx.catalog.catalog_changed()
+        return cid
 
     async def categories(self, *, active_only: bool = True) -> list[Category]:
+        if active_only:
+            return list((await self.snapshot()).categories)
         return await self.ctx.read(_categories, active_only)
 
     async def add_product(self, draft: ProductDraft, *, actor: str = "system") -> int:
         draft = draft.validate(self.ctx.config.currency, self.ctx.config.currency_exponent)
-        return await self.ctx.write(_add_product, draft, actor, self.ctx.clock.now())
+        pid = await self.ctx.write(_add_product, draft, actor, self.ctx.clock.now())
+        self.ctx.catalog.catalog_changed()
+        return pid
 
     async def update_product(self, product_id: int, *, actor: str = "system", **changes: Any) -> Product:
-        return await self.ctx.write(self._update_product, product_id, actor, changes, self.ctx.clock.now())
+        product = await self.ctx.write(self._update_product, product_id, actor, changes, self.ctx.clock.now())
+        self.ctx.catalog.catalog_changed()
+        return product
 
     def _update_product(
         self, uow: UnitOfWork, product_id: int, actor: str, changes: dict[str, Any], now: datetime
@@ -154,27 +164,49 @@ class CatalogService:
         uow.repo.catalog.update_product(product_id, **values)
         uow.repo.audit.add(now, actor, "product_updated", product_id=product_id, fields=sorted(changes))
         product = uow.repo.catalog.product(product_id)
+        uow.repo.cursors.bump(CATALOG_VERSION, now)
         uow.commit()
         assert product is not None
         return product
 
     async def product(self, product_id: int) -> Product:
-        p = await self.ctx.read(_product, product_id)
+        """A product as the shop shows it (from the in-memory catalog, ``core.catalog_cache``)."""
+        p = (await self.snapshot()).products.get(product_id)
         if p is None:
             raise ProductNotFound(f"no product {product_id}", product_id=product_id)
         return p
 
     async def shelf(self, category_id: int | None = None) -> list[tuple[Product, int]]:
-        """Products on sale (in a category, or all) with their available unique-key stock, in one read."""
-        items, counts = await self.ctx.read(_shelf, category_id)
-        return [(p, counts.get(p.id, 0)) for p in items]
+        """Products on sale (in a category, or all) with their available unique-key stock."""
+        s = await self.snapshot()
+        return [
+            (p, s.available.get(p.id, 0))
+            for p in s.products.values()
+            if p.active and (category_id is None or p.category_id == category_id)
+        ]
 
     async def card(self, product_id: int) -> tuple[Product, int]:
-        """One product and its available unique-key stock, in one read."""
-        p, available = await self.ctx.read(_card, product_id)
+        """One product and its available unique-key stock."""
+        s = await self.snapshot()
+        p = s.products.get(product_id)
         if p is None:
             raise ProductNotFound(f"no product {product_id}", product_id=product_id)
-        return p, available
+        return p, s.available.get(product_id, 0)
+
+    async def snapshot(self) -> CatalogSnapshot:
+        """The in-memory catalog, brought up to date first when it may be behind (at most one small read
+        a second; a full reload only when the catalog changed)."""
+        cache = self.ctx.catalog
+        if not cache.needs_check():
+            assert cache.snapshot is not None
+            return cache.snapshot
+        async with cache.lock():  # one reload for many viewers
+            if cache.needs_check():
+                cache.snapshot = await self.ctx.read(_refresh, cache.snapshot, cache.clock)
+                cache.checked_at = cache.clock()
+                cache.stock_stale = False
+        assert cache.snapshot is not None
+        return cache.snapshot
 
     async def products(self, *, active_only: bool = False, category_id: int | None = None) -> list[Product]:
         return await self.ctx.read(_products, active_only, category_id)
@@ -183,8 +215,9 @@ class CatalogService:
 # ---------------------------------------------------------------- transactions (on the database thread)
 
 
-def _add_category(uow: UnitOfWork, name: str, description: str, position: int) -> int:
+def _add_category(uow: UnitOfWork, name: str, description: str, position: int, now: datetime) -> int:
     cid = uow.repo.catalog.add_category(name=name, description=description, position=position, active=True)
+    uow.repo.cursors.bump(CATALOG_VERSION, now)
     uow.commit()
     return cid
 
@@ -198,22 +231,22 @@ def _add_product(uow: UnitOfWork, draft: ProductDraft, actor: str, now: datetime
         raise NotFound(f"no category {draft.category_id}", field="category_id")
     pid = uow.repo.catalog.add_product(**dataclasses.asdict(draft), created_at=now)
     uow.repo.audit.add(now, actor, "product_added", product_id=pid, name=draft.name)
+    uow.repo.cursors.bump(CATALOG_VERSION, now)
     uow.commit()
     return pid
 
 
-def _product(uow: UnitOfWork, product_id: int) -> Product | None:
-    return uow.repo.catalog.product(product_id)
-
-
-def _shelf(uow: UnitOfWork, category_id: int | None) -> tuple[list[Product], dict[int, int]]:
-    items = uow.repo.catalog.products(active_only=True, category_id=category_id)
-    return items, uow.repo.keys.available_by_product()
-
-
-def _card(uow: UnitOfWork, product_id: int) -> tuple[Product | None, int]:
-    p = uow.repo.catalog.product(product_id)
-    return p, (uow.repo.keys.available(product_id) if p is not None else 0)
+def _refresh(uow: UnitOfWork, current: CatalogSnapshot | None, clock: Callable[[], float]) -> CatalogSnapshot:
+    """The catalog as it is now: the same snapshot with fresh counts if only stock may have moved, a
+    whole new one if the catalog version moved (or there is none yet)."""
+    r = uow.repo
+    version = r.cursors.get(CATALOG_VERSION) or 0
+    now = clock()
+    if current is None or version != current.version:
+        products = {p.id: p for p in r.catalog.products(active_only=False)}
+        categories = r.catalog.categories(active_only=True)
+        return CatalogSnapshot(version, products, categories, r.keys.available_by_product(), now)
+    return dataclasses.replace(current, available=r.keys.available_by_product(), stock_read_at=now)
 
 
 def _products(uow: UnitOfWork, active_only: bool, category_id: int | None) -> list[Product]:

@@ -110,10 +110,11 @@ def refusal_on_time(r: Repositories, order: Order, product: Product) -> str | No
 
 
 def refusal_late(
-    r: Repositories, config: ShopConfig, order: Order, product: Product, now: datetime
+    uow: UnitOfWork, config: ShopConfig, order: Order, product: Product, now: datetime
 ) -> str | None:
     """A payment for an expired or cancelled order: the purchase rules of checkout apply again, then stock
     is taken again. Returns why it must be refunded, or None when the order can go ahead."""
+    r = uow.repo
     user = r.users.get(order.user_id, lock=True)
     if user is None:
         raise IntegrityViolation(f"order {order.id} has no buyer")
@@ -121,7 +122,7 @@ def refusal_late(
         check_purchase_rules(r, config, user, product, order.quantity, now)
     except ShopError as e:
         return refusal_reason(e)
-    if not re_reserve(r, order, product):
+    if not re_reserve(uow, order, product):
         return "out_of_stock"
     return None
 
@@ -145,7 +146,10 @@ class CheckoutService:
         holds no more stock); and a buyer holds at most ``MAX_PENDING_ORDERS`` unpaid orders."""
         if type(quantity) is not int:
             raise InvalidInput("quantity must be a whole number", field="quantity")
-        return await self.ctx.write(self._checkout, user_id, product_id, quantity, currency)
+        order, created = await self.ctx.write(self._checkout, user_id, product_id, quantity, currency)
+        if created:
+            self.ctx.catalog.reserved(product_id, quantity)
+        return order, created
 
     def _checkout(
         self, uow: UnitOfWork, user_id: int, product_id: int, quantity: int, currency: str

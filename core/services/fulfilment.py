@@ -23,9 +23,11 @@ def transition(r: Repositories, order: Order, new: OrderStatus, **values: Any) -
     return updated
 
 
-def re_reserve(r: Repositories, order: Order, product: Product) -> bool:
+def re_reserve(uow: UnitOfWork, order: Order, product: Product) -> bool:
     """A payment arrived for an expired or cancelled order: take stock again if there is any."""
+    r = uow.repo
     if product.delivery_kind is DeliveryKind.UNIQUE:
+        uow.stock_moved = True
         got = r.keys.reserve(product.id, order.id, order.quantity)
         if len(got) != order.quantity:
             r.keys.release_for_orders([order.id])

@@ -99,6 +99,7 @@ class OrderService:
         order = self._order_for_update(r, order_ref, user_id=user_id)
         updated = transition(r, order, OrderStatus.CANCELLED)
         released = r.keys.release_for_orders([order.id])
+        uow.stock_moved = True
         r.audit.add(
             now,
             actor,
@@ -176,6 +177,7 @@ def _expire_batch(uow: UnitOfWork, now: datetime, batch: int) -> int:
     if r.orders.expire(ids) != len(ids):
         raise IntegrityViolation("an order picked for expiry changed under us")
     released = r.keys.release_for_orders(ids)
+    uow.stock_moved = True
     for oid in ids:
         r.audit.add(now, "system", "order_expired", order_id=oid)
     if released:

@@ -187,7 +187,7 @@ class PaymentService:
         if rejection is not None:
             return self._reject(uow, c, order, rejection, now)
         assert order is not None and product is not None
-        status, reason = self._judge(r, order, product, now)
+        status, reason = self._judge(uow, order, product, now)
         _record(r, c, order, status, reason, now)  # a lost race rolls back the re-reservation too
         r.audit.add(
             now,
@@ -207,13 +207,13 @@ class PaymentService:
         return PaymentResult(status, updated, replay=False, reason=reason)
 
     def _judge(
-        self, r: Repositories, order: Order, product: Product, now: datetime
+        self, uow: UnitOfWork, order: Order, product: Product, now: datetime
     ) -> tuple[PaymentStatus, str | None]:
         """May the shop keep this payment for ``order``? ``(ACCEPTED, None)`` or ``(REFUND_DUE, why)``."""
         if order.status is OrderStatus.PENDING:
-            reason = refusal_on_time(r, order, product)
+            reason = refusal_on_time(uow.repo, order, product)
         elif order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
-            reason = refusal_late(r, self.ctx.config, order, product, now)  # takes stock again
+            reason = refusal_late(uow, self.ctx.config, order, product, now)  # takes stock again
         else:  # already paid (or being refunded): a second charge is given back
             reason = "already_paid"
         return (PaymentStatus.ACCEPTED, None) if reason is None else (PaymentStatus.REFUND_DUE, reason)
@@ -247,6 +247,7 @@ class PaymentService:
         if reason != "already_paid":
             if order.status is OrderStatus.PENDING:
                 uow.repo.keys.release_for_orders([order.id])  # reserved for it: back to stock
+                uow.stock_moved = True
             updated = transition(uow.repo, order, OrderStatus.REFUND_DUE)
         owed = dataclasses.replace(c, order_ref=order.ref)
         uow.emit(RefundOwed(at=now, actor=_actor(c), charge=owed, reason=reason))

@@ -47,6 +47,7 @@ class RefundService:
         # Manual content is the admin's answer to this one order, not stock anyone else may buy.
         void = order.revealed_at is not None or product.delivery_kind is DeliveryKind.MANUAL
         keys = r.keys.take_back_sold(order.id, void=void)
+        uow.stock_moved = not void  # keys the buyer never saw are back on the shelf
         updated = transition(r, order, OrderStatus.REFUND_DUE)
         uow.emit(
             OrderRefundRequested(

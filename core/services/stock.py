@@ -10,6 +10,7 @@ from time import monotonic
 from typing import Any, BinaryIO
 
 from core import importer
+from core.catalog_cache import CATALOG_VERSION
 from core.context import Context, UnitOfWork
 from core.errors import ImportAbandoned, ImportIncomplete, InvalidInput, ProductNotFound, VaultError
 from core.models import DeliveryKind, ImportReport, KeyStatus, Product, StockLevel
@@ -117,6 +118,8 @@ class StockService:
             duplicates=report.duplicates,
             invalid=report.invalid,
         )
+        r.cursors.bump(CATALOG_VERSION, done)  # other processes' catalogs reload
+        uow.stock_moved = True
         uow.commit()
 
     async def _stage(
@@ -177,6 +180,8 @@ class StockService:
             created_at=now,
         )
         r.audit.add(now, actor, "shared_key_set", product_id=product_id, key=key_id)
+        r.cursors.bump(CATALOG_VERSION, now)
+        uow.stock_moved = True
         uow.commit()
         return key_id
 

@@ -1,0 +1,122 @@
+"""The in-memory catalog (core/catalog_cache.py): the shelf and cards cost no database trip, a checkout here
+shows at once, and another process's changes show within the cache's poll interval."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from core.catalog_cache import CatalogCache
+from core.context import Context, ShopConfig
+from core.db import Database
+from core.services import Services
+from core.vault import Vault
+from tests.conftest import buyer, stocked
+
+
+class Ticks:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def ticks() -> Ticks:
+    return Ticks()
+
+
+def services(db: Database, vault: Vault, ticks: Ticks) -> Services:
+    cache = CatalogCache(poll=1.0, stock_ttl=2.0, clock=ticks)
+    return Services(Context(db=db, vault=vault, config=ShopConfig(currency="USD"), catalog=cache))
+
+
+def count_reads(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    seen: list[int] = []
+    real = db.read
+
+    async def counted(job: Any, *args: Any) -> Any:
+        seen.append(1)
+        return await real(job, *args)
+
+    monkeypatch.setattr(db, "read", counted)
+    return seen
+
+
+async def test_showing_the_shelf_and_a_card_again_costs_no_database_trip(
+    db: Database, vault: Vault, ticks: Ticks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = services(db, vault, ticks)
+    pid = await stocked(shop, 5)
+    assert [(p.id, n) for p, n in await shop.catalog.shelf()] == [(pid, 5)]
+    reads = count_reads(db, monkeypatch)
+    for _ in range(20):
+        await shop.catalog.shelf()
+        assert (await shop.catalog.card(pid))[1] == 5
+    assert reads == []
+
+
+async def test_a_checkout_here_takes_its_keys_off_the_count_shown_at_once(
+    db: Database, vault: Vault, ticks: Ticks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = services(db, vault, ticks)
+    pid = await stocked(shop, 5)
+    uid = await buyer(shop)
+    await shop.catalog.card(pid)
+    reads = count_reads(db, monkeypatch)
+    await shop.checkout.checkout(uid, pid, 2, "XTR")
+    assert (await shop.catalog.card(pid))[1] == 3
+    assert reads == []
+
+
+async def test_keys_released_here_show_again_at_the_next_view(
+    db: Database, vault: Vault, ticks: Ticks
+) -> None:
+    shop = services(db, vault, ticks)
+    pid = await stocked(shop, 5)
+    uid = await buyer(shop)
+    order = await shop.checkout.checkout(uid, pid, 2, "XTR")
+    assert (await shop.catalog.card(pid))[1] == 3
+    await shop.orders.cancel(order.ref, user_id=uid, actor="test")
+    assert (await shop.catalog.card(pid))[1] == 5
+
+
+async def test_another_processs_product_edit_shows_within_the_poll_interval(
+    db: Database, vault: Vault, ticks: Ticks
+) -> None:
+    here, there = services(db, vault, ticks), services(db, vault, ticks)
+    pid = await stocked(here, 1)
+    assert (await here.catalog.card(pid))[0].name == "Steam 10 USD"
+    await there.catalog.update_product(pid, name="Steam 20 USD")
+    ticks.now += 0.5
+    assert (await here.catalog.card(pid))[0].name == "Steam 10 USD"  # within the interval: as it was
+    ticks.now += 0.6
+    assert (await here.catalog.card(pid))[0].name == "Steam 20 USD"
+
+
+async def test_another_processs_import_and_sales_show_within_the_poll_interval(
+    db: Database, vault: Vault, ticks: Ticks
+) -> None:
+    here, there = services(db, vault, ticks), services(db, vault, ticks)
+    pid = await stocked(here, 3)
+    assert (await here.catalog.card(pid))[1] == 3
+    await there.stock.import_keys(pid, io.BytesIO(b"NEW-1\nNEW-2\n"))
+    uid = await buyer(there)
+    await there.checkout.checkout(uid, pid, 1, "XTR")
+    ticks.now += 1.1
+    assert (await here.catalog.card(pid))[1] == 4
+
+
+async def test_a_product_taken_off_sale_leaves_the_shelf_at_once_here(
+    db: Database, vault: Vault, ticks: Ticks
+) -> None:
+    shop = services(db, vault, ticks)
+    pid = await stocked(shop, 3)
+    assert [p.id for p, _ in await shop.catalog.shelf()] == [pid]
+    await shop.catalog.update_product(pid, active=False)
+    assert await shop.catalog.shelf() == []
