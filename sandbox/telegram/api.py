@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from sandbox.telegram import webhook
-from sandbox.telegram.errors import ApiError, bad, conflict
+from sandbox.telegram.errors import ApiError, bad, conflict, forbidden
 from sandbox.telegram.html import formatted
 from sandbox.telegram.limits import (
     CALLBACK_ANSWER_MAX,
@@ -53,6 +53,8 @@ class BotApi(EmulatorState):
                     raise ApiError(
                         429, f"Too Many Requests: retry after {retry or 1}", retry_after=retry or 1
                     )
+                if code == 403:
+                    raise forbidden("bot was blocked by the user")
                 raise ApiError(code, "Internal Server Error" if code >= 500 else "Bad Request: injected")
         handler = getattr(self, f"m_{name}", None)
         if handler is None:
@@ -60,6 +62,11 @@ class BotApi(EmulatorState):
         result = handler(params)
         if asyncio.iscoroutine(result):
             result = await result
+        for i, (m, seconds) in enumerate(self.stalls):
+            if m.lower() == name:
+                del self.stalls[i]
+                await asyncio.sleep(seconds)  # done, but the answer is late (a client may give up first)
+                break
         return result
 
     def m_getme(self, p: dict[str, Any]) -> dict[str, Any]:

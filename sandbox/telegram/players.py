@@ -247,6 +247,14 @@ class Players(EmulatorState):
         self.user(user_id).blocked_bot = blocked
 
     def fail_next(self, method: str, code: int, retry_after: int | None = None, times: int = 1) -> None:
-        """Make the next ``times`` calls of ``method`` fail with ``code`` (429 + ``retry_after``, 500...)."""
+        """Make the next ``times`` calls of ``method`` fail with ``code`` (429 + ``retry_after``, 500, 403 as
+        for a user who blocked the bot...)."""
         for _ in range(times):
             self.faults.append((method, code, retry_after))
+
+    def stall_next(self, method: str, seconds: float, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``method`` take effect but answer only after ``seconds``: a slow
+        network. A client that gives up sooner sees a timeout for a call that did happen (an invoice that
+        reached the chat all the same)."""
+        for _ in range(times):
+            self.stalls.append((method, seconds))

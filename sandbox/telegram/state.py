@@ -49,6 +49,7 @@ class EmulatorState:
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     faults: deque[tuple[str, int, int | None]] = field(default_factory=deque)
+    stalls: deque[tuple[str, float]] = field(default_factory=deque)
     on_send: list[Callable[[int, Sent], None]] = field(default_factory=list)
     star_ledger: list[dict[str, Any]] = field(default_factory=list)
 

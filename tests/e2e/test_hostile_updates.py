@@ -105,7 +105,7 @@ async def test_a_failure_after_the_callback_was_answered_is_told_in_a_message_no
     qid = await shop.tap_data(BUYER, card, card.button("Buy")["callback_data"])
     told = await shop.emu.wait_for(BUYER, lambda s: "went wrong" in s.text, after=before)
     assert told.method == "sendMessage"
-    assert (await shop.answer_to(qid))["text"] in (None, "")  # the one answer: the handler's own
+    assert "One moment" in str((await shop.answer_to(qid))["text"])  # the one answer: the handler's own
     answers = [p for m, p in shop.emu.calls if m == "answerCallbackQuery" and p["callback_query_id"] == qid]
     assert len(answers) == 1
 

@@ -13,7 +13,15 @@ from core.services import Services
 from handlers.telegram.chats import private_router
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import CatalogCb, CategoryCb, MenuCb, ProductCb, QuantityCb
-from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, price, show, tr, tr_plain
+from handlers.telegram.ui.text import (
+    CALLBACK_ANSWER_MAX,
+    acknowledge,
+    price,
+    redraw,
+    show,
+    tr,
+    tr_plain,
+)
 
 
 async def _shelf(services: Services, category_id: int | None) -> list[tuple[Product, int | None]]:
@@ -118,12 +126,17 @@ async def product(
 
 
 async def quantity(query: CallbackQuery, callback_data: QuantityCb, services: Services) -> None:
-    """Receives: "Choose quantity": the quantities the product's limits and stock allow."""
+    """Receives: "Choose quantity": the quantities the product's limits and stock allow. A step of the
+    checkout, so answered first, like Buy (``checkout.buy``); a product taken off sale since its card was
+    shown is said on the card, which keeps only « Back."""
+    await acknowledge(query)
     p, available = await services.catalog.card(callback_data.product_id)
-    if not p.active:  # taken off sale since its card was shown
-        await _unavailable(query, p)
+    if not p.active:
+        await redraw(
+            query, tr("error-product-unavailable", name=p.name), keyboards.back_to_category(p.category_id)
+        )
         return
-    await show(
+    await redraw(
         query, tr("quantity-title", name=p.name), keyboards.quantities(p, keyboards.stock_of(p, available))
     )
 

@@ -8,20 +8,30 @@ import logging
 import re
 
 from aiogram import Bot, F, Router
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+)
 from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 
-from core.errors import NotOrderOwner, PhoneRequired, ReservationExpired, ShopError
+from core.errors import NotOrderOwner, PhoneRequired, ProductNotFound, ReservationExpired, ShopError
 from core.models import STARS, Charge, Order, Product, User
 from core.services import Services
+from handlers.telegram.buyer.catalog import card_text
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import BuyCb
 from handlers.telegram.ui.text import (
+    CALLBACK_ANSWER_MAX,
     INVOICE_DESCRIPTION_MAX,
     INVOICE_TITLE_MAX,
     acknowledge,
     clip,
+    redraw,
+    refusal,
     tr,
     tr_plain,
 )
@@ -46,8 +56,16 @@ async def buy(
     reservation_minutes: int,
     fiat_currency: str | None,
     payment_provider_token: str | None,
+    locale: str,
 ) -> None:
-    """Receives: a Buy button. Reserves the stock and sends the invoice (payload: the order reference)."""
+    """Receives: a Buy button: one key, a quantity from the list, or the shop-currency (💳) button; tapped
+    again, it sends the invoice of the same unpaid order once more. Reserves the stock and sends the
+    invoice (payload: the order reference).
+
+    The tap is answered first, before any database work: Telegram takes an answer only within about 15 s,
+    and in a flash sale the reservations queue behind one another for longer than that. Whatever the buyer
+    is told after the answer comes on the card or in a message (see ``_refused``, the error handler)."""
+    await acknowledge(query, tr_plain("checkout-wait", limit=CALLBACK_ANSWER_MAX))
     fiat = callback_data.fiat and fiat_currency is not None and payment_provider_token is not None
     currency = fiat_currency if fiat and fiat_currency else STARS
     try:
@@ -55,22 +73,75 @@ async def buy(
             shop_user.id, callback_data.product_id, callback_data.qty, currency
         )
     except PhoneRequired:
-        await acknowledge(query)
         await bot.send_message(query.from_user.id, tr("phone-ask"), reply_markup=keyboards.share_phone())
         return
-    product = await services.catalog.product(order.product_id)
-    await acknowledge(query)  # a query too old to answer still gets its invoice
+    except ProductNotFound:
+        raise  # no card left to show it on: the error handler says so in a message
+    except ShopError as e:
+        await _refused(query, e, services, callback_data.product_id, fiat_currency, locale)
+        return
     try:
+        product = await services.catalog.product(order.product_id)
         await _send_invoice(
             bot, query.from_user.id, order, product, reservation_minutes, fiat, payment_provider_token
         )
-    except Exception:
-        # No invoice, no reason to hold stock: the reservation made for it goes back at once (a reused
-        # order keeps its earlier invoice, so it stays). The error handler then tells the buyer, or not.
+    except Exception as e:
+        # The invoice never reached the buyer (Telegram refused it, the buyer blocked the bot, the network
+        # failed or timed out): the stock reserved for it goes back now, not when the reservation runs out,
+        # so another buyer can have it. After a timeout the invoice may have arrived all the same; paying it
+        # is then refused at pre-checkout (the order is cancelled), so nobody pays for released stock.
+        # An order reused for this tap (created=False) is left to its reservation: the buyer may hold its
+        # earlier invoice and be paying it right now (a double tap's first invoice may even be on its way),
+        # and cancelling would turn that payment into a late one, refunded if the stock is gone.
         if created:
-            with contextlib.suppress(ShopError):
-                await services.orders.cancel(order.ref, user_id=None, actor="system:invoice_not_sent")
+            await _release(services, order, e)
         raise
+
+
+async def _refused(
+    query: CallbackQuery,
+    refusal_error: ShopError,
+    services: Services,
+    product_id: int,
+    fiat_currency: str | None,
+    locale: str,
+) -> None:
+    """A purchase refused after its tap was answered (out of stock, a limit, too many unpaid orders...):
+    the card the Buy button belongs to is drawn again as it is now, the reason on top. An edit, not a
+    message: Telegram counts messages against its flood limits, and a flash sale turns most buyers away at
+    the same moment, while the winners' invoices still have to go out."""
+    p, available = await services.catalog.card(product_id)
+    stock = keyboards.stock_of(p, available)
+    markup = (
+        keyboards.product_card(p, stock, fiat_currency=fiat_currency, locale=locale)
+        if p.active
+        else keyboards.back_to_category(p.category_id)
+    )
+    await redraw(query, f"{refusal(refusal_error, plain=False)}\n\n{card_text(p, stock)}", markup)
+
+
+# Why an invoice never reached its buyer, as the audit log records it (the actor who cancelled its order).
+_NOT_SENT: tuple[tuple[type[Exception], str], ...] = (
+    (TelegramForbiddenError, "blocked"),  # the buyer blocked the bot
+    (TelegramRetryAfter, "flood_limit"),
+    (TelegramNetworkError, "network"),  # a timeout too: the invoice may have arrived
+    (TelegramAPIError, "refused"),
+)
+
+
+def invoice_not_sent(error: Exception) -> str:
+    """The audit actor of an order cancelled because its invoice was not sent, naming why."""
+    why = next((reason for cls, reason in _NOT_SENT if isinstance(error, cls)), "error")
+    return f"system:invoice_not_sent:{why}"
+
+
+async def _release(services: Services, order: Order, error: Exception) -> None:
+    """Cancel the order whose invoice was never delivered; its keys return to stock at once, audited as
+    the order's cancellation by ``invoice_not_sent(error)``. Paid, expired or cancelled meanwhile: nothing
+    is left to release."""
+    log.info("invoice for order %s not sent (%s): reservation released", order.ref, type(error).__name__)
+    with contextlib.suppress(ShopError):
+        await services.orders.cancel(order.ref, user_id=None, actor=invoice_not_sent(error))
 
 
 async def _send_invoice(

@@ -118,6 +118,13 @@ def product_card(
     return kb.as_markup()
 
 
+def back_to_category(category_id: int | None) -> InlineKeyboardMarkup:
+    """Only « Back, to the category a product is in (for a product no longer on sale)."""
+    kb = InlineKeyboardBuilder()
+    kb.button(text=tr_plain("button-back"), callback_data=CategoryCb(category_id=category_id or 0))
+    return kb.as_markup()
+
+
 def quantities(p: Product, stock: int | None) -> InlineKeyboardMarkup:
     """Stars quantities the product's limits and stock allow, and Telegram: price × quantity stays within
     one invoice's maximum."""

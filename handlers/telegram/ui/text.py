@@ -135,10 +135,16 @@ async def show(event: Message | CallbackQuery, text: str, markup: InlineKeyboard
         await event.answer(text, reply_markup=markup)
         return
     await acknowledge(event)
-    msg = event.message
+    await redraw(event, text, markup)
+
+
+async def redraw(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """``show`` for a tap already answered: the message its button belongs to is edited, or replaced by a
+    new one where it cannot be (see ``show``)."""
+    msg = query.message
     if not isinstance(msg, Message):  # too old to be edited (InaccessibleMessage): send a new one
-        if event.bot is not None:
-            await event.bot.send_message(event.from_user.id, text, reply_markup=markup)
+        if query.bot is not None:
+            await query.bot.send_message(query.from_user.id, text, reply_markup=markup)
         return
     if _unchanged(msg, text, markup):
         return

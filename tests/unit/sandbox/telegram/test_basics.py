@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from sandbox.telegram import ApiError, Emulator, visible_text
@@ -90,6 +93,41 @@ async def test_a_user_who_blocked_the_bot_gets_403() -> None:
     with pytest.raises(ApiError) as e:
         await call(emu, "sendMessage", chat_id=1, text="hi")
     assert e.value.code == 403
+
+
+INVOICE = {
+    "chat_id": 1,
+    "title": "Key",
+    "description": "A key",
+    "payload": "REF",
+    "currency": "XTR",
+    "prices": [{"label": "Key", "amount": 50}],
+}
+
+
+async def test_an_injected_403_is_worded_as_for_a_user_who_blocked_the_bot_and_sends_nothing() -> None:
+    emu = Emulator()
+    emu.user(1)
+    emu.fail_next("sendInvoice", 403)
+    with pytest.raises(ApiError) as e:
+        await call(emu, "sendInvoice", **INVOICE)
+    assert (e.value.code, e.value.description) == (403, "Forbidden: bot was blocked by the user")
+    assert emu.messages(1) == []
+    await call(emu, "sendInvoice", **INVOICE)  # only the next call fails
+    assert [s.method for s in emu.messages(1)] == ["sendInvoice"]
+
+
+async def test_a_stalled_call_takes_effect_at_once_and_answers_late() -> None:
+    emu = Emulator()
+    emu.user(1)
+    emu.stall_next("sendInvoice", 0.3)
+    answer = asyncio.ensure_future(call(emu, "sendInvoice", **INVOICE))
+    await asyncio.sleep(0.1)
+    assert [s.method for s in emu.messages(1)] == ["sendInvoice"] and not answer.done()
+    assert (await answer)["invoice"]["total_amount"] == 50  # type: ignore[index]
+    started = time.monotonic()
+    await call(emu, "sendInvoice", **INVOICE)  # only the next call stalls
+    assert time.monotonic() - started < 0.2
 
 
 async def test_a_charge_is_refunded_once_and_only_to_its_payer() -> None:
