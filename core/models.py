@@ -81,6 +81,16 @@ def check_transition(old: OrderStatus, new: OrderStatus) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class UserIdentity:
+    """Someone a channel knows who may not be a shop user yet: their row is created inside the first
+    write that needs it (a checkout, a language choice), never just for looking around."""
+
+    channel: str
+    external_id: str
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     id: int
     channel: str

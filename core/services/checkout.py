@@ -26,7 +26,7 @@ from core.errors import (
     TooManyPendingOrders,
     UserBlocklisted,
 )
-from core.models import STARS, DeliveryKind, Order, OrderStatus, Product, User
+from core.models import STARS, DeliveryKind, Order, OrderStatus, Product, User, UserIdentity
 from core.repositories import Repositories
 from core.services.catalog import invoice_max, largest_qty
 from core.services.fulfilment import re_reserve
@@ -131,19 +131,24 @@ class CheckoutService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def checkout(self, user_id: int, product_id: int, quantity: int, currency: str) -> Order:
+    async def checkout(
+        self, user_id: int | UserIdentity, product_id: int, quantity: int, currency: str
+    ) -> Order:
         """The order to pay (see ``checkout_or_reuse``)."""
         return (await self.checkout_or_reuse(user_id, product_id, quantity, currency))[0]
 
     async def checkout_or_reuse(
-        self, user_id: int, product_id: int, quantity: int, currency: str
+        self, user_id: int | UserIdentity, product_id: int, quantity: int, currency: str
     ) -> tuple[Order, bool]:
         """Create a pending order and reserve its stock: exactly ``quantity`` keys or nothing at all.
         Returns the order and whether it was created now (False: an unpaid one was reused).
 
         A buyer's unpaid order for the same product, quantity and currency whose reservation still has at
         least a third of its time is returned instead (a double tap, or Buy again after losing the invoice,
-        holds no more stock); and a buyer holds at most ``MAX_PENDING_ORDERS`` unpaid orders."""
+        holds no more stock); and a buyer holds at most ``MAX_PENDING_ORDERS`` unpaid orders.
+
+        ``user_id`` may be an identity the shop has no row for yet: the row is created in this same
+        transaction (and rolled back with it should the checkout be refused)."""
         if type(quantity) is not int:
             raise InvalidInput("quantity must be a whole number", field="quantity")
         order, created = await self.ctx.write(self._checkout, user_id, product_id, quantity, currency)
@@ -152,10 +157,11 @@ class CheckoutService:
         return order, created
 
     def _checkout(
-        self, uow: UnitOfWork, user_id: int, product_id: int, quantity: int, currency: str
+        self, uow: UnitOfWork, who: int | UserIdentity, product_id: int, quantity: int, currency: str
     ) -> tuple[Order, bool]:
         now = self.ctx.clock.now()
         r = uow.repo
+        user_id = who if isinstance(who, int) else _create_user(uow, who, now)
         user, product = r.users.with_product(user_id, product_id)
         if user is None:
             raise InvalidInput(f"no user {user_id}", field="user_id")
@@ -218,3 +224,13 @@ class CheckoutService:
         if unit is None:
             raise CurrencyNotAccepted(currency=currency)
         return unit
+
+
+def _create_user(uow: UnitOfWork, who: UserIdentity, now: datetime) -> int:
+    """The row of a buyer whose first write is this checkout (one that exists already is found)."""
+    r = uow.repo
+    r.users.insert_if_absent(who.channel, who.external_id, who.language, None, now)
+    user = r.users.get_by_external(who.channel, who.external_id)
+    if user is None:
+        raise IntegrityViolation(f"user {who.channel}/{who.external_id} vanished")
+    return user.id

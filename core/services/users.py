@@ -7,7 +7,7 @@ from datetime import datetime
 
 from core.context import Context, UnitOfWork
 from core.errors import InvalidInput, NotFound
-from core.models import User
+from core.models import User, UserIdentity
 from core.services.transient import retry_transient
 
 _PHONE_RE = re.compile(r"^\+?[0-9]{5,20}$")
@@ -32,6 +32,16 @@ class UserService:
             )
 
         return await retry_transient(find_or_create, f"finding user {channel}/{external_id}")
+
+    async def find(self, channel: str, external_id: str) -> User | None:
+        """The user for this identity, or None if they never did anything that needed a row (a read)."""
+        return await self.ctx.read(_by_external, channel, external_id)
+
+    async def stored(self, who: User | UserIdentity) -> User:
+        """``who`` as a stored user, created now if it was only an identity."""
+        if isinstance(who, User):
+            return who
+        return await self.ensure(who.channel, who.external_id, language=who.language)
 
     async def get(self, user_id: int) -> User:
         user = await self.ctx.read(_get, user_id)

@@ -16,7 +16,7 @@ from aiogram.types import Chat, TelegramObject, Update
 from aiogram.types import User as TgUser
 from aiogram.utils.i18n import I18n, I18nMiddleware
 
-from core.models import User
+from core.models import User, UserIdentity
 from core.services import Services
 from handlers.telegram.ui.text import pick_locale
 
@@ -53,11 +53,14 @@ class UserCache:
 
 
 class ShopUserMiddleware(BaseMiddleware):
-    """Loads (creating on first sight) the shop user for the Telegram user behind the update, as
-    ``data["shop_user"]``. Someone who writes to the bot has evidently unblocked it.
+    """Finds the shop user for the Telegram user behind the update, as ``data["shop_user"]`` (None for
+    someone who never did anything that needed a row), and ``data["identity"]``, who they are on this
+    channel. Looking around writes nothing: the row is created by the first write that needs it (a
+    checkout creates it in its own transaction; others call ``services.users.stored``). Someone who writes
+    to the bot has evidently unblocked it.
 
-    Only private chats (and queries without a chat, such as pre-checkout) make a shop user: group chatter
-    creates nobody. A user who never picked a language with /language follows Telegram's current
+    Only private chats (and queries without a chat, such as pre-checkout) are looked up: group chatter
+    reads nothing. A user who never picked a language with /language follows Telegram's current
     ``language_code`` on every update, cached or not, and the stored language follows too (the outbox
     writes to them in it)."""
 
@@ -70,9 +73,13 @@ class ShopUserMiddleware(BaseMiddleware):
         services: Services = data["services"]
         if tg is not None and not tg.is_bot and (chat is None or chat.type == ChatType.PRIVATE):
             current = pick_locale(tg.language_code)
+            data["identity"] = UserIdentity(CHANNEL, str(tg.id), current)
             user = self.cache.get(tg.id)
             if user is None:
-                user = await services.users.ensure(CHANNEL, str(tg.id), language=current)
+                user = await services.users.find(CHANNEL, str(tg.id))
+                if user is None:  # only looking around so far: no row until a write needs one
+                    data["shop_user"] = None
+                    return await handler(event, data)
                 if user.bot_blocked:
                     await services.users.set_bot_blocked(user.id, False)
                     user = await services.users.get(user.id)

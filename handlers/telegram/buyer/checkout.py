@@ -17,7 +17,7 @@ from aiogram.exceptions import (
 from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 
 from core.errors import NotOrderOwner, PhoneRequired, ProductNotFound, ReservationExpired, ShopError
-from core.models import STARS, Charge, Order, Product, User
+from core.models import STARS, Charge, Order, Product, User, UserIdentity
 from core.services import Services
 from handlers.telegram.buyer.catalog import card_text
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
@@ -51,7 +51,8 @@ async def buy(
     query: CallbackQuery,
     callback_data: BuyCb,
     bot: Bot,
-    shop_user: User,
+    shop_user: User | None,
+    identity: UserIdentity,
     services: Services,
     reservation_minutes: int,
     fiat_currency: str | None,
@@ -70,7 +71,10 @@ async def buy(
     currency = fiat_currency if fiat and fiat_currency else STARS
     try:
         order, created = await services.checkout.checkout_or_reuse(
-            shop_user.id, callback_data.product_id, callback_data.qty, currency
+            shop_user.id if shop_user is not None else identity,  # a first purchase creates the row
+            callback_data.product_id,
+            callback_data.qty,
+            currency,
         )
     except PhoneRequired:
         await bot.send_message(query.from_user.id, tr("phone-ask"), reply_markup=keyboards.share_phone())
@@ -172,10 +176,12 @@ async def _send_invoice(
     )
 
 
-async def pre_checkout(query: PreCheckoutQuery, shop_user: User, services: Services) -> None:
+async def pre_checkout(query: PreCheckoutQuery, shop_user: User | None, services: Services) -> None:
     """Receives: Telegram's question just before charging. Answered ok only to the order's own buyer while
     the reservation holds; one indexed read, far inside Telegram's 10 seconds."""
     try:
+        if shop_user is None:  # never bought anything here: an invoice forwarded to them
+            raise NotOrderOwner(ref=query.invoice_payload[:32])
         await services.payments.check_payable(
             query.invoice_payload, query.total_amount, query.currency, payer_id=shop_user.id
         )
@@ -191,7 +197,13 @@ async def pre_checkout(query: PreCheckoutQuery, shop_user: User, services: Servi
         await query.answer(ok=True)
 
 
-async def paid(message: Message, shop_user: User, services: Services, outbox: OutboxSender) -> None:
+async def paid(
+    message: Message,
+    shop_user: User | None,
+    identity: UserIdentity,
+    services: Services,
+    outbox: OutboxSender,
+) -> None:
     """Receives: the payment (Stars or fiat). The notice is recorded durably first, then confirmed and
     delivered in one transaction (idempotent on the charge id); the keys, or a refund to whoever paid,
     reach them through the outbox, which is woken at once. If confirming fails, the notice is retried by
@@ -199,6 +211,7 @@ async def paid(message: Message, shop_user: User, services: Services, outbox: Ou
     sp = message.successful_payment
     assert sp is not None
     raw = sp.model_dump(mode="json", exclude_none=True)
+    payer = await services.users.stored(shop_user or identity)  # whoever paid is owed the money back
     try:
         charge = Charge(
             PROVIDER,
@@ -206,12 +219,12 @@ async def paid(message: Message, shop_user: User, services: Services, outbox: Ou
             sp.invoice_payload,
             sp.total_amount,
             sp.currency,
-            payer_id=shop_user.id,
+            payer_id=payer.id,
         )
         notice = await services.payments.record_notice(charge, raw=raw)
     except Exception:
         # The one copy left is this log line: it has what is needed to deliver or refund by hand.
-        log.critical("payment notice NOT recorded (payer %s): %s", shop_user.id, json.dumps(raw))
+        log.critical("payment notice NOT recorded (payer %s): %s", payer.id, json.dumps(raw))
         raise
     outcome = await services.payments.process_notice(notice)
     if outcome.ok:
@@ -222,14 +235,21 @@ async def paid(message: Message, shop_user: User, services: Services, outbox: Ou
     await message.answer(tr("payment-processing", ref=sp.invoice_payload[:32]))
 
 
-async def contact(message: Message, shop_user: User, services: Services, user_cache: UserCache) -> None:
+async def contact(
+    message: Message,
+    shop_user: User | None,
+    identity: UserIdentity,
+    services: Services,
+    user_cache: UserCache,
+) -> None:
     """Receives: a shared contact. Only the user's own number is accepted."""
     c = message.contact
     assert c is not None
     if message.from_user is None or c.user_id != message.from_user.id:
         await message.answer(tr("error-invalid-input"))
         return
-    await services.users.set_phone(shop_user.id, c.phone_number)
+    user = await services.users.stored(shop_user or identity)
+    await services.users.set_phone(user.id, c.phone_number)
     user_cache.forget(message.from_user.id)
     await message.answer(tr("phone-saved"), reply_markup=keyboards.main_menu())
 

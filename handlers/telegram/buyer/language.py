@@ -7,7 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 
-from core.models import User
+from core.models import User, UserIdentity
 from core.services import Services
 from handlers.telegram.chats import private_router
 from handlers.telegram.middlewares import UserCache
@@ -24,7 +24,8 @@ async def choose(event: Message | CallbackQuery) -> None:
 async def chosen(
     query: CallbackQuery,
     callback_data: LanguageCb,
-    shop_user: User,
+    shop_user: User | None,
+    identity: UserIdentity,
     services: Services,
     i18n: I18n,
     user_cache: UserCache,
@@ -34,7 +35,8 @@ async def chosen(
     if code not in i18n.available_locales:
         await acknowledge(query, tr_plain("error-stale-button", limit=CALLBACK_ANSWER_MAX), show_alert=True)
         return
-    await services.users.set_language(shop_user.id, code)
+    user = await services.users.stored(shop_user or identity)
+    await services.users.set_language(user.id, code)
     user_cache.forget(query.from_user.id)
     with i18n.use_locale(code):
         await acknowledge(query)

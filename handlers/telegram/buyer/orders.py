@@ -6,6 +6,7 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
+from core.errors import OrderNotFound
 from core.models import User
 from core.services import Services
 from handlers.money import format_amount
@@ -16,9 +17,11 @@ from handlers.telegram.ui.delivery import send_keys
 from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, order_status, reply, tr, tr_plain
 
 
-async def my_orders(event: Message | CallbackQuery, shop_user: User, services: Services, locale: str) -> None:
+async def my_orders(
+    event: Message | CallbackQuery, shop_user: User | None, services: Services, locale: str
+) -> None:
     """Receives: /orders and the My orders button."""
-    history = await services.orders.history(shop_user.id, limit=10)
+    history = await services.orders.history(shop_user.id, limit=10) if shop_user is not None else []
     if not history:
         text, markup = tr("orders-empty"), None
     else:
@@ -38,9 +41,11 @@ async def my_orders(event: Message | CallbackQuery, shop_user: User, services: S
 
 
 async def reveal(
-    query: CallbackQuery, callback_data: RevealCb, bot: Bot, shop_user: User, services: Services
+    query: CallbackQuery, callback_data: RevealCb, bot: Bot, shop_user: User | None, services: Services
 ) -> None:
     """Receives: "Keys of <ref>". Only the buyer's own delivered orders; every reveal is audited."""
+    if shop_user is None:  # has no orders: someone else's button
+        raise OrderNotFound(ref=callback_data.ref)
     shown = await services.orders.reveal(
         callback_data.ref, user_id=shop_user.id, actor=f"user:{shop_user.id}", reason="my_orders"
     )
@@ -48,8 +53,12 @@ async def reveal(
     await send_keys(bot, query.from_user.id, shown.order, shown.product, shown.keys)
 
 
-async def cancel(query: CallbackQuery, callback_data: CancelCb, shop_user: User, services: Services) -> None:
+async def cancel(
+    query: CallbackQuery, callback_data: CancelCb, shop_user: User | None, services: Services
+) -> None:
     """Receives: "Cancel order <ref>" on a pending order: the reserved stock returns."""
+    if shop_user is None:
+        raise OrderNotFound(ref=callback_data.ref)
     order = await services.orders.cancel(
         callback_data.ref, user_id=shop_user.id, actor=f"user:{shop_user.id}"
     )

@@ -9,7 +9,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
 
-from core.models import User
+from core.models import User, UserIdentity
 from core.services import Services
 from handlers.telegram.chats import private_router
 from handlers.telegram.ui import keyboards
@@ -35,11 +35,18 @@ def referrer_of(payload: str | None) -> int | None:
     return referrer if referrer <= MAX_ID else None
 
 
-async def start(message: Message, command: CommandObject, shop_user: User, services: Services) -> None:
+async def start(
+    message: Message,
+    command: CommandObject,
+    shop_user: User | None,
+    identity: UserIdentity,
+    services: Services,
+) -> None:
     """Receives: /start and /start <payload> (a referral link ``r<user id>``; others are a plain /start)."""
     referrer = referrer_of(command.args)
-    if referrer is not None:
-        await services.users.set_referrer_once(shop_user.id, referrer)
+    if referrer is not None:  # the referral is kept: the newcomer's row is made for it
+        user = await services.users.stored(shop_user or identity)
+        await services.users.set_referrer_once(user.id, referrer)
     name = message.from_user.first_name if message.from_user else ""
     await message.answer(tr("start-welcome", name=name), reply_markup=keyboards.main_menu())
 
