@@ -10,10 +10,11 @@ row count; a check that fails raises, and the unit of work rolls the whole trans
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 
 from core.context import Context, UnitOfWork
-from core.errors import IntegrityViolation, InvalidInput, InvalidOrderState, OrderNotFound
+from core.errors import IntegrityViolation, InvalidInput, InvalidOrderState, OrderNotFound, ShopError
 from core.events import OrderDelivered
 from core.models import (
     DeliveryKind,
@@ -132,8 +133,40 @@ class OrderService:
         which a refund voids its keys instead of restocking them."""
         return await self.ctx.write(self._reveal, order_ref, user_id, actor, reason, self.ctx.clock.now())
 
+    async def reveal_many(
+        self, requests: Sequence[tuple[str, int | None]], *, actor: str, reason: str
+    ) -> dict[str, RevealedKeys | ShopError]:
+        """``reveal`` for many orders in one transaction (the outbox sender's deliveries): for each
+        ``(order_ref, user_id)``, the keys, or the ShopError that refused that one order alone."""
+        return await self.ctx.write(self._reveal_many, requests, actor, reason, self.ctx.clock.now())
+
+    def _reveal_many(
+        self,
+        uow: UnitOfWork,
+        requests: Sequence[tuple[str, int | None]],
+        actor: str,
+        reason: str,
+        now: datetime,
+    ) -> dict[str, RevealedKeys | ShopError]:
+        out: dict[str, RevealedKeys | ShopError] = {}
+        for ref, user_id in sorted(requests, key=lambda rq: rq[0]):  # rows locked in one order everywhere
+            try:  # every check comes before the order's own writes: a refusal leaves nothing behind
+                out[ref] = self._reveal(uow, ref, user_id, actor, reason, now, commit=False)
+            except ShopError as e:
+                out[ref] = e
+        uow.commit()
+        return out
+
     def _reveal(
-        self, uow: UnitOfWork, order_ref: str, user_id: int | None, actor: str, reason: str, now: datetime
+        self,
+        uow: UnitOfWork,
+        order_ref: str,
+        user_id: int | None,
+        actor: str,
+        reason: str,
+        now: datetime,
+        *,
+        commit: bool = True,
     ) -> RevealedKeys:
         r = uow.repo
         found = r.orders.with_product(order_ref[:128])  # the order locked, with its product
@@ -154,7 +187,8 @@ class OrderService:
             keys=[k.id for k in sealed],
             reason=reason[:32],
         )
-        uow.commit()
+        if commit:
+            uow.commit()
         return RevealedKeys(dataclasses.replace(order, revealed_at=order.revealed_at or now), product, plain)
 
     def _order_for_update(self, r: Repositories, order_ref: str, *, user_id: int | None = None) -> Order:

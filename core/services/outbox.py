@@ -47,6 +47,11 @@ class OutboxService:
     async def sent(self, message_id: int) -> None:
         await self._finish(message_id, "sent", None)
 
+    async def sent_many(self, message_ids: list[int]) -> None:
+        """Mark messages sent, in one transaction (a sender's whole round)."""
+        if message_ids:
+            await self.ctx.write(_sent_many, message_ids, self.ctx.clock.now())
+
     async def undeliverable(self, message_id: int, error: str) -> None:
         """Never to be sent (the user blocked the bot, the chat is gone): kept for the record."""
         await self._finish(message_id, "failed", error)
@@ -72,6 +77,12 @@ def _claim(uow: UnitOfWork, channel: str, limit: int, now: datetime) -> list[Out
         out.append(OutboxMessage(r.id, r.user_id, r.channel, r.external_id, r.language, message, r.attempts))
     uow.commit()
     return out
+
+
+def _sent_many(uow: UnitOfWork, message_ids: list[int], now: datetime) -> None:
+    for message_id in message_ids:
+        uow.repo.outbox.finish(message_id, "sent", now)
+    uow.commit()
 
 
 def _retry(uow: UnitOfWork, message_id: int, now: datetime, after: timedelta, error: str) -> bool:

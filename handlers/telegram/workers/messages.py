@@ -14,7 +14,9 @@ from typing import Any
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 
+from core.errors import ShopError
 from core.messages import AwaitingManual, KeysDelivered, Message, RefundDue
+from core.models import RevealedKeys
 from core.services import Services
 from core.services.outbox import OutboxMessage
 from handlers.money import format_amount
@@ -31,6 +33,7 @@ class Outgoing:
     services: Services
     alerts: AdminAlerts
     item: OutboxMessage
+    revealed: RevealedKeys | ShopError | None = None  # a KeysDelivered's keys, revealed with its batch
 
     @property
     def chat(self) -> int:
@@ -38,9 +41,13 @@ class Outgoing:
 
 
 async def keys_delivered(out: Outgoing, m: KeysDelivered) -> None:
-    shown = await out.services.orders.reveal(
-        m.order_ref, user_id=out.item.user_id, actor="outbox", reason="delivery"
-    )
+    shown = out.revealed
+    if isinstance(shown, ShopError):
+        raise shown  # this order alone was refused when its batch was revealed
+    if shown is None:
+        shown = await out.services.orders.reveal(
+            m.order_ref, user_id=out.item.user_id, actor="outbox", reason="delivery"
+        )
     await send_keys(out.bot, out.chat, shown.order, shown.product, shown.keys)
 
 

@@ -26,6 +26,8 @@ from aiogram.exceptions import (
 from aiogram.utils.i18n import I18n
 
 from core.errors import ShopError
+from core.messages import KeysDelivered
+from core.models import RevealedKeys
 from core.services import Services
 from core.services.outbox import OutboxMessage
 from handlers.telegram.alerts import AdminAlerts
@@ -87,16 +89,44 @@ class OutboxSender:
     async def drain(self) -> int:
         """Send what is due now; returns how many messages were handled."""
         batch = await self.services.outbox.claim(CHANNEL, limit=100)
+        if not batch:
+            return 0
+        revealed = await self._reveal(batch)
         by_chat: dict[str, list[OutboxMessage]] = defaultdict(list)
         for m in batch:
             by_chat[m.external_id].append(m)
-        await asyncio.gather(*(self._chat(chat, msgs) for chat, msgs in by_chat.items()))
+        sent: list[int] = []
+        try:
+            await asyncio.gather(*(self._chat(chat, msgs, revealed, sent) for chat, msgs in by_chat.items()))
+        finally:
+            # One transaction for the round: a crash before it means a resend, never a loss.
+            await self.services.outbox.sent_many(sent)
         return len(batch)
 
-    async def _chat(self, chat: str, msgs: list[OutboxMessage]) -> None:
+    async def _reveal(self, batch: list[OutboxMessage]) -> dict[str, RevealedKeys | ShopError]:
+        """The keys of every delivery in the round, revealed (and audited) in one transaction. Should that
+        fail as a whole, each delivery reveals its own keys as it goes."""
+        wanted = [(m.message.order_ref, m.user_id) for m in batch if isinstance(m.message, KeysDelivered)]
+        if not wanted:
+            return {}
+        try:
+            return await self.services.orders.reveal_many(wanted, actor="outbox", reason="delivery")
+        except Exception:
+            log.exception("outbox: revealing a round's keys together failed; one by one instead")
+            return {}
+
+    async def _chat(
+        self,
+        chat: str,
+        msgs: list[OutboxMessage],
+        revealed: dict[str, RevealedKeys | ShopError],
+        sent: list[int],
+    ) -> None:
         for m in msgs:
             await self._pace(chat)
-            await self._send(m)
+            keys = revealed.get(m.message.order_ref) if isinstance(m.message, KeysDelivered) else None
+            if await self._send(m, keys):
+                sent.append(m.id)
 
     async def _pace(self, chat: str) -> None:
         now = time.monotonic()
@@ -111,12 +141,14 @@ class OutboxSender:
                 await asyncio.sleep(self._next_global - now)
             self._next_global = max(now, self._next_global) + self.global_interval
 
-    async def _send(self, m: OutboxMessage) -> None:
+    async def _send(self, m: OutboxMessage, revealed: RevealedKeys | ShopError | None = None) -> bool:
+        """Deliver one message; True once Telegram took it (the caller marks it sent), else it was
+        rescheduled or set aside here."""
         outbox = self.services.outbox
         try:
             locale = m.language if m.language in self.i18n.available_locales else "en"
             with self.i18n.context(), self.i18n.use_locale(locale):
-                await self._deliver(m)
+                await deliver(self._outgoing(m, revealed))
         except TelegramRetryAfter as e:
             self._next_chat[m.external_id] = time.monotonic() + e.retry_after
             if not await outbox.retry(m.id, after=timedelta(seconds=e.retry_after), error="429 retry_after"):
@@ -140,14 +172,12 @@ class OutboxSender:
             if not await outbox.retry(m.id, after=backoff(m.attempts), error=type(e).__name__):
                 await self._gave_up(m, type(e).__name__)
         else:
-            await outbox.sent(m.id)
+            return True
+        return False
 
     async def _gave_up(self, m: OutboxMessage, error: str) -> None:
         log.error("outbox %s (%s): giving up after repeated %s", m.id, m.kind, error)
         await gave_up(self._outgoing(m), error)
 
-    async def _deliver(self, m: OutboxMessage) -> None:
-        await deliver(self._outgoing(m))
-
-    def _outgoing(self, m: OutboxMessage) -> Outgoing:
-        return Outgoing(self.bot, self.services, self.alerts, m)
+    def _outgoing(self, m: OutboxMessage, revealed: RevealedKeys | ShopError | None = None) -> Outgoing:
+        return Outgoing(self.bot, self.services, self.alerts, m, revealed)
