@@ -85,3 +85,39 @@ def test_the_order_state_machine_forbids_backward_and_skipping_moves(
 
 def test_key_status_values_fit_their_column() -> None:
     assert max(len(s.value) for s in KeyStatus) <= t.keys.c.status.type.length  # type: ignore[attr-defined]
+
+
+async def test_revealing_many_orders_together_refuses_only_the_ones_that_may_not_be_revealed(
+    shop: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox sender reveals a round's deliveries in one transaction: an order that is not (or no
+    longer) deliverable is refused alone, and every reveal is audited as if it were made by itself."""
+    pid = await stocked(shop, 3)
+    uid, other = await buyer(shop, "1"), await buyer(shop, "2")
+    delivered = []
+    for _ in range(2):
+        o = await shop.checkout.checkout(uid, pid, 1, "XTR")
+        await pay(shop, o, charge=f"ch-{o.ref}")
+        delivered.append(o.ref)
+    pending = await shop.checkout.checkout(uid, pid, 1, "XTR")
+    writes: list[int] = []
+    real = shop.ctx.db.run
+
+    async def counted(job: object, *args: object) -> object:
+        writes.append(1)
+        return await real(job, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shop.ctx.db, "run", counted)
+    out = await shop.orders.reveal_many(
+        [(delivered[0], uid), (pending.ref, uid), (delivered[1], other), (delivered[1], uid)],
+        actor="outbox",
+        reason="delivery",
+    )
+    assert len(writes) == 1
+    assert isinstance(out[pending.ref], InvalidOrderState)
+    shown = out[delivered[0]]
+    assert not isinstance(shown, Exception) and len(shown.keys) == 1
+    assert not isinstance(out[delivered[1]], Exception)  # the owner's request, after another's refusal
+    for ref in delivered:
+        order = await shop.orders.get(ref)
+        assert order.revealed_at is not None
