@@ -8,7 +8,6 @@ import dataclasses
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from sqlalchemy import Row
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.models import DeliveryKind, Order, OrderStatus, Product, User
@@ -21,7 +20,7 @@ def dialect_insert(dialect: str, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def part(row: Row[Any], table: Any) -> Any:
+def part(row: Any, table: Any) -> Any:
     """The columns of one table out of a joined row, by attribute, as the mappers below read them."""
     m = row._mapping
     return SimpleNamespace(**{c.name: m[c] for c in table.c})

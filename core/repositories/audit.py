@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from core import tables as t
+from core.sql import Prebuilt, run_many
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +47,12 @@ class AuditRepo:
             }
         )
 
-    _Q_AUDIT_INSERT = insert(t.audit_log)
+    _Q_AUDIT_INSERT = Prebuilt(insert(t.audit_log))
 
     def flush(self) -> None:
         if self._pending:
             rows, self._pending = self._pending, []
-            self.conn.execute(self._Q_AUDIT_INSERT, rows)
+            run_many(self.conn, self._Q_AUDIT_INSERT, rows)
 
     def for_order(self, order_id: int) -> list[AuditEntry]:
         """What was recorded about an order, oldest first (including rows not yet flushed)."""

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from core import tables as t
 from core.models import Category, KeyStatus, OrderStatus, Product
 from core.repositories._rows import to_product
+from core.sql import Prebuilt, run
 
 
 class CatalogRepo:
@@ -39,12 +40,12 @@ class CatalogRepo:
         res = self.conn.execute(update(t.products).where(t.products.c.id == product_id).values(**values))
         return res.rowcount
 
-    _Q_PRODUCT = select(t.products).where(t.products.c.id == bindparam("b_id"))
-    _Q_PRODUCT_LOCK = _Q_PRODUCT.with_for_update()
+    _Q_PRODUCT = Prebuilt(select(t.products).where(t.products.c.id == bindparam("b_id")))
+    _Q_PRODUCT_LOCK = Prebuilt(_Q_PRODUCT.stmt.with_for_update())
 
     def product(self, product_id: int, *, lock: bool = False) -> Product | None:
         q = self._Q_PRODUCT_LOCK if lock else self._Q_PRODUCT
-        r = (self.conn.execute(q, {"b_id": product_id})).first()
+        r = (run(self.conn, q, {"b_id": product_id})).first()
         return to_product(r) if r else None
 
     def open_orders(self, product_id: int) -> int:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from core import tables as t
 from core.models import KeyStatus, SealedKey
 from core.repositories._rows import to_dataclass
+from core.sql import Prebuilt, run
 
 _k = t.keys
 
@@ -48,7 +49,7 @@ class KeyRepo:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    _Q_RESERVE = (
+    _Q_RESERVE = Prebuilt(
         update(_k)
         .where(
             _k.c.id.in_(
@@ -72,10 +73,10 @@ class KeyRepo:
         keys instead of queueing; the status guard in the UPDATE makes a lost race change nothing. The
         caller checks that exactly ``n`` ids came back.
         """
-        res = self.conn.execute(self._Q_RESERVE, {"b_pid": product_id, "b_n": n, "b_oid": order_id})
+        res = run(self.conn, self._Q_RESERVE, {"b_pid": product_id, "b_n": n, "b_oid": order_id})
         return list(res.scalars().all())
 
-    _Q_MARK_SOLD = (
+    _Q_MARK_SOLD = Prebuilt(
         update(_k)
         .where(_k.c.order_id == bindparam("b_oid"), _k.c.status == KeyStatus.RESERVED.value)
         .values(status=KeyStatus.SOLD.value, sold_at=bindparam("b_now"))
@@ -83,7 +84,7 @@ class KeyRepo:
     )
 
     def mark_sold(self, order_id: int, now: datetime) -> list[int]:
-        return list((self.conn.execute(self._Q_MARK_SOLD, {"b_oid": order_id, "b_now": now})).scalars().all())
+        return list((run(self.conn, self._Q_MARK_SOLD, {"b_oid": order_id, "b_now": now})).scalars().all())
 
     def release_for_orders(self, order_ids: Sequence[int]) -> list[int]:
         """Return reserved keys of these orders to stock."""
@@ -128,7 +129,7 @@ class KeyRepo:
         rows = (self.conn.execute(own.union_all(shared).order_by("id"))).all()
         return [SealedKey(r[0], r[1], r[2], r[3]) for r in rows]
 
-    _Q_CURRENT_SHARED = (
+    _Q_CURRENT_SHARED = Prebuilt(
         select(_k.c.id)
         .where(_k.c.product_id == bindparam("b_pid"), _k.c.status == KeyStatus.SHARED.value)
         .order_by(_k.c.id.desc())
@@ -136,7 +137,7 @@ class KeyRepo:
     )
 
     def current_shared_key(self, product_id: int) -> int | None:
-        return (self.conn.execute(self._Q_CURRENT_SHARED, {"b_pid": product_id})).scalar()
+        return (run(self.conn, self._Q_CURRENT_SHARED, {"b_pid": product_id})).scalar()
 
     def retire_shared(self, product_id: int) -> int:
         k = t.keys

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from core import tables as t
 from core.models import LIMIT_COUNTED_STATUSES, Order, OrderLine, OrderStatus, Product
 from core.repositories._rows import part, to_order, to_product
+from core.sql import Prebuilt, run
 
 _o = t.orders
 
@@ -28,21 +29,21 @@ class OrderRepo:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    _Q_ORDER_INSERT = insert(_o).returning(*_o.c)
+    _Q_ORDER_INSERT = Prebuilt(insert(_o).returning(*_o.c))
 
     def add(self, **values: Any) -> Order:
-        return to_order((self.conn.execute(self._Q_ORDER_INSERT, values)).one())
+        return to_order((run(self.conn, self._Q_ORDER_INSERT, values)).one())
 
-    _Q_ORDER_BY_REF = select(_o).where(_o.c.ref == bindparam("b_ref"))
-    _Q_ORDER_BY_REF_LOCK = _Q_ORDER_BY_REF.with_for_update()
+    _Q_ORDER_BY_REF = Prebuilt(select(_o).where(_o.c.ref == bindparam("b_ref")))
+    _Q_ORDER_BY_REF_LOCK = Prebuilt(_Q_ORDER_BY_REF.stmt.with_for_update())
 
     def by_ref(self, ref: str, *, lock: bool = False) -> Order | None:
         q = self._Q_ORDER_BY_REF_LOCK if lock else self._Q_ORDER_BY_REF
-        r = (self.conn.execute(q, {"b_ref": ref})).first()
+        r = (run(self.conn, q, {"b_ref": ref})).first()
         return to_order(r) if r else None
 
     # Payment: the order (locked) and its product, in one trip.
-    _Q_ORDER_AND_PRODUCT = (
+    _Q_ORDER_AND_PRODUCT = Prebuilt(
         select(_o, t.products)
         .join_from(_o, t.products, t.products.c.id == _o.c.product_id)
         .where(_o.c.ref == bindparam("b_ref"))
@@ -51,19 +52,19 @@ class OrderRepo:
 
     def with_product(self, ref: str) -> tuple[Order, Product] | None:
         """The order, locked for this transaction, with its product."""
-        r = (self.conn.execute(self._Q_ORDER_AND_PRODUCT, {"b_ref": ref})).first()
+        r = (run(self.conn, self._Q_ORDER_AND_PRODUCT, {"b_ref": ref})).first()
         return (to_order(part(r, _o)), to_product(part(r, t.products))) if r else None
 
-    _Q_ORDER_BY_ID = select(_o).where(_o.c.id == bindparam("b_id"))
-    _Q_ORDER_BY_ID_LOCK = _Q_ORDER_BY_ID.with_for_update()
+    _Q_ORDER_BY_ID = Prebuilt(select(_o).where(_o.c.id == bindparam("b_id")))
+    _Q_ORDER_BY_ID_LOCK = Prebuilt(_Q_ORDER_BY_ID.stmt.with_for_update())
 
     def get(self, order_id: int, *, lock: bool = False) -> Order | None:
         q = self._Q_ORDER_BY_ID_LOCK if lock else self._Q_ORDER_BY_ID
-        r = (self.conn.execute(q, {"b_id": order_id})).first()
+        r = (run(self.conn, q, {"b_id": order_id})).first()
         return to_order(r) if r else None
 
     # SET columns come from the parameters given with each execution.
-    _Q_ORDER_TRANSITION = (
+    _Q_ORDER_TRANSITION = Prebuilt(
         update(_o).where(_o.c.id == bindparam("b_id"), _o.c.status == bindparam("b_old")).returning(*_o.c)
     )
 
@@ -71,7 +72,7 @@ class OrderRepo:
         """Guarded transition: changes the row only if it is still in ``old``. Returns the updated order,
         or None when it was not in ``old`` (nothing changed)."""
         params = {"b_id": order_id, "b_old": old.value, "status": new.value, **values}
-        r = (self.conn.execute(self._Q_ORDER_TRANSITION, params)).first()
+        r = (run(self.conn, self._Q_ORDER_TRANSITION, params)).first()
         return to_order(r) if r else None
 
     def mark_revealed(self, order_id: int, now: datetime) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, LargeBinary, Text, cast, insert, select, upda
 
 from core import tables as t
 from core.repositories._rows import to_dataclass
+from core.sql import Prebuilt, run
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +47,11 @@ class OutboxRepo:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    _Q_OUTBOX_INSERT = insert(t.outbox)
+    _Q_OUTBOX_INSERT = Prebuilt(insert(t.outbox))
 
     def add(self, user_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:
         values = {"user_id": user_id, "kind": kind, "payload": payload, "status": "pending"}
-        self.conn.execute(self._Q_OUTBOX_INSERT, {**values, "next_attempt_at": now, "created_at": now})
+        run(self.conn, self._Q_OUTBOX_INSERT, {**values, "next_attempt_at": now, "created_at": now})
 
     def pending(self, limit: int = 100) -> list[OutboxRow]:
         q = select(t.outbox).where(t.outbox.c.status == "pending").order_by(t.outbox.c.id).limit(limit)

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from core import tables as t
 from core.models import OwedPayment, Payment, PaymentStatus
 from core.repositories._rows import dialect_insert, to_dataclass
+from core.sql import Prebuilt, run
 
 
 def _payment(r: Any) -> Payment:
@@ -20,19 +21,23 @@ class PaymentRepo:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    _Q_PAYMENT = select(t.payments).where(
-        t.payments.c.provider == bindparam("b_provider"), t.payments.c.charge_id == bindparam("b_charge")
+    _Q_PAYMENT = Prebuilt(
+        select(t.payments).where(
+            t.payments.c.provider == bindparam("b_provider"), t.payments.c.charge_id == bindparam("b_charge")
+        )
     )
 
     def get(self, provider: str, charge_id: str) -> Payment | None:
         params = {"b_provider": provider, "b_charge": charge_id}
-        r = (self.conn.execute(self._Q_PAYMENT, params)).first()
+        r = (run(self.conn, self._Q_PAYMENT, params)).first()
         return _payment(r) if r else None
 
-    _Q_PAYMENT_INSERT_ONCE: ClassVar[dict[str, Any]] = {
-        d: dialect_insert(d, t.payments)
-        .on_conflict_do_nothing(index_elements=["provider", "charge_id"])
-        .returning(t.payments.c.id)
+    _Q_PAYMENT_INSERT_ONCE: ClassVar[dict[str, Prebuilt]] = {
+        d: Prebuilt(
+            dialect_insert(d, t.payments)
+            .on_conflict_do_nothing(index_elements=["provider", "charge_id"])
+            .returning(t.payments.c.id)
+        )
         for d in ("sqlite", "postgresql")
     }
 
@@ -41,7 +46,7 @@ class PaymentRepo:
 
         A concurrent twin waits on the UNIQUE index until the first commits, then inserts nothing."""
         stmt = self._Q_PAYMENT_INSERT_ONCE[self.dialect]
-        return (self.conn.execute(stmt, values)).first() is not None
+        return (run(self.conn, stmt, values)).first() is not None
 
     def set_status(
         self, payment_id: int, old: Iterable[PaymentStatus], new: PaymentStatus, **values: Any

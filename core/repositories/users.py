@@ -10,22 +10,23 @@ from sqlalchemy import Connection, bindparam, select, update
 from core import tables as t
 from core.models import Product, User
 from core.repositories._rows import dialect_insert, part, to_product, to_user
+from core.sql import Prebuilt, run
 
 
 class UserRepo:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    _Q_USER = select(t.users).where(t.users.c.id == bindparam("b_id"))
-    _Q_USER_LOCK = _Q_USER.with_for_update()
+    _Q_USER = Prebuilt(select(t.users).where(t.users.c.id == bindparam("b_id")))
+    _Q_USER_LOCK = Prebuilt(_Q_USER.stmt.with_for_update())
 
     def get(self, user_id: int, *, lock: bool = False) -> User | None:
-        r = (self.conn.execute(self._Q_USER_LOCK if lock else self._Q_USER, {"b_id": user_id})).first()
+        r = (run(self.conn, self._Q_USER_LOCK if lock else self._Q_USER, {"b_id": user_id})).first()
         return to_user(r) if r else None
 
     # Checkout: the buyer (locked, so one buyer's checkouts queue behind each other) and the product, in
     # one trip.
-    _Q_BUYER_AND_PRODUCT = (
+    _Q_BUYER_AND_PRODUCT = Prebuilt(
         select(t.users, t.products)
         .select_from(t.users.outerjoin(t.products, t.products.c.id == bindparam("b_pid")))
         .where(t.users.c.id == bindparam("b_uid"))
@@ -34,7 +35,7 @@ class UserRepo:
 
     def with_product(self, user_id: int, product_id: int) -> tuple[User | None, Product | None]:
         """The buyer, locked for this transaction, and the product (None for either that does not exist)."""
-        r = (self.conn.execute(self._Q_BUYER_AND_PRODUCT, {"b_uid": user_id, "b_pid": product_id})).first()
+        r = (run(self.conn, self._Q_BUYER_AND_PRODUCT, {"b_uid": user_id, "b_pid": product_id})).first()
         if r is None:
             return None, None
         product = part(r, t.products)
