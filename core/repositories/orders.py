@@ -94,15 +94,20 @@ class OrderRepo:
         q = select(func.coalesce(func.sum(o.c.quantity), 0)).where(and_(*cond))
         return int((self.conn.execute(q)).scalar_one())
 
+    _Q_PENDING_FOR_USER = Prebuilt(
+        select(_o)
+        .where(
+            _o.c.user_id == bindparam("b_uid"),
+            _o.c.status == OrderStatus.PENDING.value,
+            _o.c.expires_at > bindparam("b_now", type_=t.UTCDateTime()),
+        )
+        .order_by(_o.c.created_at.desc(), _o.c.id.desc())
+    )
+
     def pending_for_user(self, user_id: int, now: datetime) -> list[Order]:
         """The user's unpaid orders whose reservation still holds, newest first."""
-        o = t.orders
-        q = (
-            select(o)
-            .where(o.c.user_id == user_id, o.c.status == OrderStatus.PENDING, o.c.expires_at > now)
-            .order_by(o.c.created_at.desc(), o.c.id.desc())
-        )
-        return [to_order(r) for r in (self.conn.execute(q)).all()]
+        rows = run(self.conn, self._Q_PENDING_FOR_USER, {"b_uid": user_id, "b_now": now}).all()
+        return [to_order(r) for r in rows]
 
     def due_to_expire(self, now: datetime, limit: int) -> list[DueOrder]:
         o = t.orders

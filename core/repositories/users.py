@@ -41,9 +41,14 @@ class UserRepo:
         product = part(r, t.products)
         return to_user(part(r, t.users)), (to_product(product) if product.id is not None else None)
 
+    _Q_BY_EXTERNAL = Prebuilt(
+        select(t.users).where(
+            t.users.c.channel == bindparam("b_channel"), t.users.c.external_id == bindparam("b_ext")
+        )
+    )
+
     def get_by_external(self, channel: str, external_id: str) -> User | None:
-        q = select(t.users).where(t.users.c.channel == channel, t.users.c.external_id == external_id)
-        r = (self.conn.execute(q)).first()
+        r = run(self.conn, self._Q_BY_EXTERNAL, {"b_channel": channel, "b_ext": external_id}).first()
         return to_user(r) if r else None
 
     def insert_if_absent(
