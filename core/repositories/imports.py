@@ -130,7 +130,8 @@ class ImportRepo:
             )
             .on_conflict_do_nothing(index_elements=["product_id", "blind_index"])
         )
-        added = (self.conn.execute(stmt)).rowcount
+        # An INSERT's rowcount must be kept before SQLAlchemy closes the cursor: psycopg 3 resets it to -1.
+        added = (self.conn.execute(stmt, execution_options={"preserve_rowcount": True})).rowcount
         self.discard(import_id)
         return added
 

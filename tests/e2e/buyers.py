@@ -39,9 +39,10 @@ from core.context import Context, ShopConfig
 from core.models import DeliveryKind, KeyStatus, OrderStatus
 from core.services import Services
 from core.services.catalog import ProductDraft
+from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec
 from sandbox.telegram import GROUP_ANONYMOUS_BOT, EmuChat, Emulator, Sent, serve
-from tests.conftest import make_db
+from tests.conftest import in_read, make_db, query
 from tests.e2e.conftest import ADMIN, TOKEN, Shop
 
 # Buyers: one per language situation, and one whose display name is itself hostile.
@@ -242,9 +243,7 @@ class World:
         return copy
 
     async def order_refs(self) -> list[str]:
-        async with self.shop.services.ctx.uow(write=False) as uow:
-            q = select(t.orders.c.ref).order_by(t.orders.c.id)
-            return list((await uow.repo.conn.execute(q)).scalars())
+        return [r[0] for r in await query(self.shop.services, select(t.orders.c.ref).order_by(t.orders.c.id))]
 
     async def tap(self, user: int, sent: Sent | dict[str, Any], data: str) -> None:
         qid = await self.emu.tap(user, sent, data)
@@ -295,19 +294,29 @@ class World:
             await asyncio.sleep(0.05)
 
     async def _pending_work(self) -> tuple[int, Any]:
-        async with self.shop.services.ctx.uow(write=False) as uow:
-            conn = uow.repo.conn
-            n = 0
-            due: list[Any] = []
-            for table in (t.outbox, t.payment_notices):
-                pending = table.c.status == "pending"
-                n += int((await conn.execute(select(func.count()).where(pending))).scalar_one())
-                first = (
-                    await conn.execute(select(func.min(table.c.next_attempt_at)).where(pending))
-                ).scalar()
-                if first is not None:
-                    due.append(first)
-        return n, (min(due) if due else None)
+        return await in_read(self.shop.services, _pending_work)
+
+
+def _pending_work(uow: UnitOfWork) -> tuple[int, Any]:
+    """Outbox messages and payment notices still pending, and when the first of them is due."""
+    n = 0
+    due: list[Any] = []
+    for table in (t.outbox, t.payment_notices):
+        pending = table.c.status == "pending"
+        n += int(uow.conn.execute(select(func.count()).where(pending)).scalar_one())
+        first = uow.conn.execute(select(func.min(table.c.next_attempt_at)).where(pending)).scalar()
+        if first is not None:
+            due.append(first)
+    return n, (min(due) if due else None)
+
+
+def _everything(uow: UnitOfWork) -> tuple[list[Any], ...]:
+    """Keys, orders, payments, shared-key links and users, in one read transaction."""
+    c = uow.conn
+    return tuple(
+        list(c.execute(select(table)).all())
+        for table in (t.keys, t.orders, t.payments, t.order_shared_keys, t.users)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- invariants
@@ -379,13 +388,10 @@ async def violations(world: World, errors: ErrorRecords) -> list[Violation]:
         if qid not in emu.callback_answers:
             found.append(CallbackUnanswered(f"user {user} tapped {data!r}: never answered"))
 
-    async with shop.services.ctx.uow(write=False) as uow:
-        conn = uow.repo.conn
-        keys = (await conn.execute(select(t.keys))).all()
-        orders = {o.id: o for o in (await conn.execute(select(t.orders))).all()}
-        payments = {p.charge_id: p for p in (await conn.execute(select(t.payments))).all()}
-        shared_links = (await conn.execute(select(t.order_shared_keys))).all()
-        users = {u.id: u for u in (await conn.execute(select(t.users))).all()}
+    keys, order_rows, payment_rows, shared_links, user_rows = await in_read(shop.services, _everything)
+    orders = {o.id: o for o in order_rows}
+    payments = {p.charge_id: p for p in payment_rows}
+    users = {u.id: u for u in user_rows}
 
     # Nothing personal in a group or channel: buyer flows answer in private only.
     refs = {o.ref for o in orders.values()}

@@ -12,17 +12,18 @@ from sqlalchemy import func, select
 
 from core import tables as t
 from sandbox.telegram import Sent
+from tests.conftest import query
 from tests.e2e.conftest import Shop
 
 BUYER, OTHER = 701, 702
 
 
 async def _count(shop: Shop, table: t.Table, *where: object) -> int:  # type: ignore[name-defined]
-    async with shop.services.ctx.uow(write=False) as uow:
-        q = select(func.count()).select_from(table)
-        for w in where:
-            q = q.where(w)  # type: ignore[arg-type]
-        return int((await uow.repo.conn.execute(q)).scalar_one())
+    q = select(func.count()).select_from(table)
+    for w in where:
+        q = q.where(w)  # type: ignore[arg-type]
+    ((n,),) = await query(shop.services, q)
+    return int(n)
 
 
 async def _pending(shop: Shop) -> int:

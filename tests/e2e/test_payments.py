@@ -16,6 +16,7 @@ from core.models import OrderStatus
 from core.repositories import OrderRepo, PaymentRepo
 from sandbox.telegram import Sent
 from scheduler.jobs import process_payment_notices
+from tests.conftest import query
 from tests.e2e.conftest import ADMIN, Shop
 
 BUYER, OTHER = 601, 602
@@ -29,8 +30,7 @@ async def fiat(shop: Shop) -> Shop:
 
 
 async def outbox_statuses(shop: Shop) -> list[tuple[str, str]]:
-    async with shop.services.ctx.uow(write=False) as uow:
-        rows = (await uow.repo.conn.execute(select(t.outbox.c.kind, t.outbox.c.status))).all()
+    rows = await query(shop.services, select(t.outbox.c.kind, t.outbox.c.status))
     return [(r[0], r[1]) for r in rows]
 
 
@@ -46,10 +46,10 @@ async def test_a_fiat_payment_whose_processing_fails_once_is_delivered_by_the_re
     real = PaymentRepo.add_once
     fails = [OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))]
 
-    async def flaky(self: PaymentRepo, **values: Any) -> bool:
+    def flaky(self: PaymentRepo, **values: Any) -> bool:
         if fails:
             raise fails.pop()
-        return await real(self, **values)
+        return real(self, **values)
 
     monkeypatch.setattr(PaymentRepo, "add_once", flaky)
     assert (await shop.emu.pay(BUYER, invoice))["paid"]
@@ -126,10 +126,10 @@ async def test_stars_reconciliation_refunds_an_entry_it_cannot_confirm_and_still
     poison_ref = poisoned.message["_payload"]
     real = OrderRepo.with_product
 
-    async def broken(self: OrderRepo, ref: str) -> Any:
+    def broken(self: OrderRepo, ref: str) -> Any:
         if ref == poison_ref:
             raise RuntimeError("this entry cannot be confirmed")
-        return await real(self, ref)
+        return real(self, ref)
 
     monkeypatch.setattr(OrderRepo, "with_product", broken)
     # Three charges whose updates never arrived: garbage, one that breaks processing, a good one.

@@ -9,14 +9,15 @@ from sqlalchemy import func, select
 
 from core import tables as t
 from core.models import OrderStatus
+from tests.conftest import query
 from tests.e2e.conftest import ADMIN, Shop
 
 BUYER, OTHER = 501, 502
 
 
 async def count(shop: Shop, table: t.Table) -> int:  # type: ignore[name-defined]
-    async with shop.services.ctx.uow(write=False) as uow:
-        return int((await uow.repo.conn.execute(select(func.count()).select_from(table))).scalar_one())
+    ((n,),) = await query(shop.services, select(func.count()).select_from(table))
+    return int(n)
 
 
 async def test_start_greets_in_the_users_language_with_the_main_menu(shop: Shop) -> None:
@@ -173,8 +174,7 @@ async def test_telegram_answering_429_and_500_during_delivery_only_delays_it(sho
     keys = await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text, within=10)
     assert "KEY-" in keys.text
     for _ in range(100):  # the sender marks the message sent just after Telegram accepted it
-        async with shop.services.ctx.uow(write=False) as uow:
-            row = (await uow.repo.conn.execute(select(t.outbox.c.status, t.outbox.c.attempts))).one()
+        (row,) = await query(shop.services, select(t.outbox.c.status, t.outbox.c.attempts))
         if row.status == "sent":
             break
         await asyncio.sleep(0.05)
@@ -193,8 +193,7 @@ async def test_a_buyer_who_blocked_the_bot_is_marked_and_finds_the_keys_in_my_or
         if (await shop.services.users.ensure("telegram", str(BUYER))).bot_blocked:
             break
         await asyncio.sleep(0.05)
-    async with shop.services.ctx.uow(write=False) as uow:
-        assert (await uow.repo.conn.execute(select(t.outbox.c.status))).scalar_one() == "failed"
+    assert await query(shop.services, select(t.outbox.c.status)) == [("failed",)]
     shop.emu.block(BUYER, False)
     orders = await shop.say(BUYER, "/orders")
     assert "delivered" in orders.text
@@ -211,9 +210,8 @@ async def test_my_orders_shows_keys_again_and_every_reveal_is_audited(shop: Shop
     orders = await shop.say(BUYER, "/orders")
     again = await shop.tap(BUYER, orders, "Keys of")
     assert again.text == first.text
-    async with shop.services.ctx.uow(write=False) as uow:
-        q = select(t.audit_log.c.detail).where(t.audit_log.c.action == "keys_revealed")
-        reasons = [d["reason"] for d in (await uow.repo.conn.execute(q)).scalars()]
+    q = select(t.audit_log.c.detail).where(t.audit_log.c.action == "keys_revealed")
+    reasons = [d["reason"] for (d,) in await query(shop.services, q)]
     assert reasons == ["delivery", "my_orders"]
 
 

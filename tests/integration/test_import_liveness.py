@@ -21,7 +21,7 @@ from core.clock import FrozenClock
 from core.errors import ImportAbandoned, ImportIncomplete
 from core.services import Services
 from core.services.stock import StockService
-from tests.conftest import stocked
+from tests.conftest import in_write, query, sql, stocked
 from tests.unit.test_stock import staged_rows, total_keys
 
 
@@ -31,19 +31,14 @@ def keys(n: int) -> io.BytesIO:
 
 async def age_heartbeat(shop: Services, import_id: int, by: timedelta) -> None:
     """As if the import had sent no heartbeat for ``by`` (on the real clock, which the database shares)."""
-    async with shop.ctx.uow() as uow:
-        si = t.stock_imports
-        stmt = update(si).where(si.c.id == import_id).values(heartbeat_at=datetime.now(UTC) - by)
-        await uow.repo.conn.execute(stmt)
-        await uow.commit()
+    si = t.stock_imports
+    await sql(shop, update(si).where(si.c.id == import_id).values(heartbeat_at=datetime.now(UTC) - by))
 
 
 async def import_row(shop: Services, import_id: int) -> tuple[str, datetime]:
-    async with shop.ctx.uow(write=False) as uow:
-        si = t.stock_imports
-        q = select(si.c.status, si.c.heartbeat_at).where(si.c.id == import_id)
-        r = (await uow.repo.conn.execute(q)).one()
-        return r[0], r[1]
+    si = t.stock_imports
+    (r,) = await query(shop, select(si.c.status, si.c.heartbeat_at).where(si.c.id == import_id))
+    return r[0], r[1]
 
 
 def after_stage(
@@ -87,11 +82,9 @@ async def test_an_import_whose_staged_keys_went_missing_fails_and_adds_no_stock(
     pid = await stocked(any_shop, 0)
 
     async def lose_some(import_id: int) -> None:
-        async with any_shop.ctx.uow() as uow:
-            s = t.stock_import_rows
-            victim = select(s.c.id).where(s.c.import_id == import_id).limit(3).scalar_subquery()
-            await uow.repo.conn.execute(delete(s).where(s.c.id.in_(victim)))
-            await uow.commit()
+        s = t.stock_import_rows
+        victim = select(s.c.id).where(s.c.import_id == import_id).limit(3).scalar_subquery()
+        await sql(any_shop, delete(s).where(s.c.id.in_(victim)))
 
     after_stage(monkeypatch, any_shop, 2, lose_some)
     with pytest.raises(ImportIncomplete) as e:
@@ -107,9 +100,7 @@ async def test_the_import_heartbeat_is_the_database_clock_not_the_process_clock(
 ) -> None:
     pid = await stocked(any_shop, 0)
     clock.advance(hours=-5)  # the importing host's clock is hours behind
-    async with any_shop.ctx.uow() as uow:
-        iid = await uow.repo.imports.start(pid, "cli", clock.now())
-        await uow.commit()
+    iid = await in_write(any_shop, lambda uow: uow.repo.imports.start(pid, "cli", clock.now()))
     _, beat = await import_row(any_shop, iid)
     assert abs(beat - datetime.now(UTC)) < timedelta(minutes=1)
     clock.advance(hours=10)  # the sweeping host's clock is hours ahead

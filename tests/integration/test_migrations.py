@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect
 
 from core import migrate
 from core.tables import metadata
@@ -30,18 +31,17 @@ async def test_every_revision_upgrades_downgrades_and_upgrades_again(backend: st
         await db.dispose()
 
 
+def _schema_diff_and_tables(conn: Connection) -> tuple[list[Any], set[str]]:
+    diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    return diff, set(inspect(conn).get_table_names())
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_the_migrated_schema_is_exactly_the_table_definitions(backend: str, tmp_path: Path) -> None:
     db = await make_db(backend, tmp_path, create=False)
     try:
         await migrate.upgrade(db)
-        async with db.engine.connect() as conn:
-            diff = await conn.run_sync(
-                lambda c: compare_metadata(
-                    MigrationContext.configure(c, opts={"compare_type": True}), metadata
-                )
-            )
-            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        diff, tables = await db.read(_schema_diff_and_tables)
         assert diff == []
         assert set(metadata.tables) <= tables
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -11,7 +12,8 @@ from core import tables as t
 from core.errors import OutOfStock
 from core.models import STARS, OrderStatus, PaymentStatus
 from core.services import Services
-from tests.conftest import buyer, stocked
+from core.uow import UnitOfWork
+from tests.conftest import buyer, in_read, stocked
 
 BUYERS, KEYS = 200, 50
 
@@ -43,18 +45,17 @@ async def test_the_last_keys_go_to_exactly_one_buyer_each_and_no_order_is_short(
 
     await asyncio.gather(*[one(uid) for uid in users])
 
-    async with shop.ctx.uow(write=False) as uow:
-        c = uow.repo.conn
-        sold = (
-            await c.execute(
-                select(t.keys.c.id, t.keys.c.order_id).where(
-                    t.keys.c.product_id == pid, t.keys.c.status == "sold"
-                )
-            )
-        ).all()
-        orders = (await c.execute(select(t.orders).where(t.orders.c.product_id == pid))).all()
-        total = (await c.execute(select(func.count()).select_from(t.keys))).scalar_one()
-        payments = (await c.execute(select(func.count()).select_from(t.payments))).scalar_one()
+    def outcome(uow: UnitOfWork) -> tuple[list[Any], list[Any], int, int]:
+        c = uow.conn
+        k = t.keys
+        sold_keys = select(k.c.id, k.c.order_id).where(k.c.product_id == pid, k.c.status == "sold")
+        sold = c.execute(sold_keys).all()
+        orders = c.execute(select(t.orders).where(t.orders.c.product_id == pid)).all()
+        total = c.execute(select(func.count()).select_from(t.keys)).scalar_one()
+        payments = c.execute(select(func.count()).select_from(t.payments)).scalar_one()
+        return list(sold), list(orders), total, payments
+
+    sold, orders, total, payments = await in_read(shop, outcome)  # one snapshot of all four
 
     delivered = [o for o in orders if o.status == OrderStatus.DELIVERED]
     per_order: dict[int, int] = {}

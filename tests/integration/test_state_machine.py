@@ -24,10 +24,21 @@ from core.errors import ShopError
 from core.models import OrderStatus, PaymentStatus
 from core.services import Services
 from core.services.catalog import ProductDraft
-from core.tables import metadata
+from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec
+from tests.conftest import create_schema, in_read, query
 
 STOCK = 4
+
+
+def _snapshot(uow: UnitOfWork) -> tuple[Any, ...]:
+    """Keys, orders, payments and the outbox's size, in one read transaction."""
+    c = uow.conn
+    keys = c.execute(select(t.keys.c.id, t.keys.c.status, t.keys.c.order_id).order_by(t.keys.c.id)).all()
+    orders = c.execute(select(t.orders.c.id, t.orders.c.status).order_by(t.orders.c.id)).all()
+    pays = c.execute(select(t.payments.c.charge_id, t.payments.c.status).order_by(t.payments.c.id)).all()
+    outbox = c.execute(select(t.outbox.c.id)).all()
+    return (tuple(keys), tuple(orders), tuple(pays), len(outbox))
 
 
 class OrderLifecycle(RuleBasedStateMachine):
@@ -47,8 +58,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     async def _setup(self) -> None:
-        async with self.db.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        await create_schema(self.db)
         self.pid = await self.shop.catalog.add_product(
             ProductDraft(name="P", price=100, price_stars=7, max_qty=3, user_limit=6, user_limit_hours=1)
         )
@@ -62,17 +72,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     async def snapshot(self) -> tuple[Any, ...]:
-        async with self.shop.ctx.uow(write=False) as uow:
-            c = uow.repo.conn
-            keys = (
-                await c.execute(select(t.keys.c.id, t.keys.c.status, t.keys.c.order_id).order_by(t.keys.c.id))
-            ).all()
-            orders = (await c.execute(select(t.orders.c.id, t.orders.c.status).order_by(t.orders.c.id))).all()
-            pays = (
-                await c.execute(select(t.payments.c.charge_id, t.payments.c.status).order_by(t.payments.c.id))
-            ).all()
-            outbox = (await c.execute(select(t.outbox.c.id))).all()
-        return (tuple(keys), tuple(orders), tuple(pays), len(outbox))
+        return await in_read(self.shop, _snapshot)
 
     def charge(self) -> str:
         self.n += 1
@@ -164,11 +164,7 @@ class OrderLifecycle(RuleBasedStateMachine):
                 assert oid is not None
                 held[(oid, kstatus)] += 1
 
-        async def load() -> list[Any]:
-            async with self.shop.ctx.uow(write=False) as uow:
-                return list((await uow.repo.conn.execute(select(t.orders))).all())
-
-        for o in self.run(load()):
+        for o in self.run(query(self.shop, select(t.orders))):
             reserved, sold, void = held[(o.id, "reserved")], held[(o.id, "sold")], held[(o.id, "void")]
             if o.status == OrderStatus.PENDING:
                 assert (reserved, sold, void) == (o.quantity, 0, 0)
@@ -186,12 +182,8 @@ class OrderLifecycle(RuleBasedStateMachine):
         assert len({c for c, _ in pays}) == len(pays)
 
     def _payments(self) -> list[tuple[int, str]]:
-        async def go() -> list[tuple[int, str]]:
-            async with self.shop.ctx.uow(write=False) as uow:
-                rows = (await uow.repo.conn.execute(select(t.payments.c.order_id, t.payments.c.status))).all()
-            return [(r[0], r[1]) for r in rows]
-
-        return self.run(go())
+        rows = self.run(query(self.shop, select(t.payments.c.order_id, t.payments.c.status)))
+        return [(r[0], r[1]) for r in rows]
 
 
 OrderLifecycle.TestCase.settings = settings(

@@ -19,7 +19,7 @@ from core.messages import KeysDelivered
 from core.models import STARS, DeliveryKind, KeyStatus, OrderStatus
 from core.services import Services
 from core.uow import UnitOfWork
-from tests.conftest import buyer, stocked
+from tests.conftest import buyer, in_read, in_write, payment_row, stocked
 
 
 class Boom(Exception):
@@ -31,7 +31,7 @@ def record(shop: Services, *types: type[Event]) -> list[Event]:
     handler can read it in the transaction)."""
     seen: list[Event] = []
 
-    async def remember(uow: UnitOfWork, e: Event) -> None:
+    def remember(uow: UnitOfWork, e: Event) -> None:
         seen.append(e)
 
     for typ in types:
@@ -40,15 +40,14 @@ def record(shop: Services, *types: type[Event]) -> list[Event]:
 
 
 async def outbox_size(shop: Services) -> int:
-    async with shop.ctx.uow(write=False) as uow:
-        return len(await uow.repo.outbox.pending())
+    return len(await in_read(shop, lambda uow: uow.repo.outbox.pending()))
 
 
 async def test_an_event_handler_that_fails_rolls_back_the_whole_payment(shop: Services) -> None:
     pid = await stocked(shop, 2)
     o = await shop.checkout.checkout(await buyer(shop), pid, 1, STARS)
 
-    async def fail(uow: UnitOfWork, e: OrderDelivered) -> None:
+    def fail(uow: UnitOfWork, e: OrderDelivered) -> None:
         raise Boom()
 
     shop.ctx.events.register(OrderDelivered, fail)
@@ -56,12 +55,12 @@ async def test_an_event_handler_that_fails_rolls_back_the_whole_payment(shop: Se
         await shop.payments.confirm_payment("telegram", "c1", o.ref, o.amount, STARS)
 
     assert (await shop.orders.get(o.ref)).status is OrderStatus.PENDING
-    async with shop.ctx.uow(write=False) as uow:
-        assert await uow.repo.payments.get("telegram", "c1") is None  # no payment recorded
-        assert {(c.product_id, c.status): c.count for c in await uow.repo.keys.count_by_status(pid)} == {
-            (pid, KeyStatus.AVAILABLE.value): 1,
-            (pid, KeyStatus.RESERVED.value): 1,  # still held for the order, not sold
-        }
+    assert await payment_row(shop, "c1") is None  # no payment recorded
+    counts = await in_read(shop, lambda uow: uow.repo.keys.count_by_status(pid))
+    assert {(c.product_id, c.status): c.count for c in counts} == {
+        (pid, KeyStatus.AVAILABLE.value): 1,
+        (pid, KeyStatus.RESERVED.value): 1,  # still held for the order, not sold
+    }
     assert await outbox_size(shop) == 0  # not even the reactions registered before it were kept
 
 
@@ -70,19 +69,18 @@ async def test_a_new_reaction_to_order_delivered_is_one_registered_function(shop
     o = await shop.checkout.checkout(await buyer(shop), pid, 1, STARS)
     statuses: list[OrderStatus] = []
 
-    async def commission(uow: UnitOfWork, e: OrderDelivered) -> None:
+    def commission(uow: UnitOfWork, e: OrderDelivered) -> None:
         # Runs in the delivery transaction: it sees the order delivered and writes beside it.
-        now = await uow.repo.orders.get(e.order.id)
+        now = uow.repo.orders.get(e.order.id)
         assert now is not None
         statuses.append(now.status)
-        await uow.repo.audit.add(e.at, "test", "commission_accrued", order_id=e.order.id)
+        uow.repo.audit.add(e.at, "test", "commission_accrued", order_id=e.order.id)
 
     shop.ctx.events.register(OrderDelivered, commission)
     await shop.payments.confirm_payment("telegram", "c1", o.ref, o.amount, STARS)
 
     assert statuses == [OrderStatus.DELIVERED]
-    async with shop.ctx.uow(write=False) as uow:
-        actions = [e.action for e in await uow.repo.audit.for_order(o.id)]
+    actions = [e.action for e in await in_read(shop, lambda uow: uow.repo.audit.for_order(o.id))]
     assert "commission_accrued" in actions
 
 
@@ -149,8 +147,11 @@ async def test_events_of_a_transaction_that_is_not_committed_run_no_handler(shop
     seen = record(shop, OrderRefunded)
     pid = await stocked(shop, 1)
     o = await shop.checkout.checkout(await buyer(shop), pid, 1, STARS)
-    async with shop.ctx.uow() as uow:
-        uow.emit(OrderRefunded(at=o.created_at, actor="test", order=o))
+
+    def emit_and_leave(uow: UnitOfWork) -> None:
+        uow.emit(OrderRefunded(at=o.created_at, actor="test", order=o))  # and return without commit()
+
+    await shop.ctx.write(emit_and_leave)
     assert seen == []
 
 
@@ -159,16 +160,18 @@ async def test_handlers_run_in_the_order_events_were_emitted_and_may_emit_more(s
     o = await shop.checkout.checkout(await buyer(shop), pid, 1, STARS)
     order: list[str] = []
 
-    async def on_refunded(uow: UnitOfWork, e: OrderRefunded) -> None:
+    def on_refunded(uow: UnitOfWork, e: OrderRefunded) -> None:
         order.append(f"refunded:{e.actor}")
         if e.actor == "first":
             uow.emit(OrderRefunded(at=e.at, actor="chained", order=e.order))
 
     shop.ctx.events.register(OrderRefunded, on_refunded)
-    async with shop.ctx.uow() as uow:
+
+    def emit_two(uow: UnitOfWork) -> None:
         uow.emit(OrderRefunded(at=o.created_at, actor="first", order=o))
         uow.emit(OrderRefunded(at=o.created_at, actor="second", order=o))
-        await uow.commit()
+
+    await in_write(shop, emit_two)
     assert order == ["refunded:first", "refunded:second", "refunded:chained"]
 
 
@@ -187,24 +190,26 @@ async def test_a_failing_reaction_to_an_admin_refund_leaves_the_order_delivered(
     o = await shop.checkout.checkout(await buyer(shop), pid, 1, STARS)
     await shop.payments.confirm_payment("telegram", "c1", o.ref, o.amount, STARS)
 
-    async def fail(uow: UnitOfWork, e: OrderRefundRequested) -> None:
+    def fail(uow: UnitOfWork, e: OrderRefundRequested) -> None:
         raise InvalidOrderState(status="clawback failed")
 
     shop.ctx.events.register(OrderRefundRequested, fail)
     with pytest.raises(InvalidOrderState):
         await shop.refunds.request_refund(o.ref, actor="admin:1")
     assert (await shop.orders.get(o.ref)).status is OrderStatus.DELIVERED
-    async with shop.ctx.uow(write=False) as uow:
-        assert (await uow.repo.payments.get("telegram", "c1")).status == "accepted"  # type: ignore[union-attr]
+    assert (await payment_row(shop, "c1")).status == "accepted"
 
 
 async def test_an_event_emitted_after_commit_is_refused_not_silently_dropped(shop: Services) -> None:
     pid = await stocked(shop, 1)
     o = await shop.checkout.checkout(await buyer(shop), pid, 1, STARS)
-    async with shop.ctx.uow() as uow:
-        await uow.commit()
+
+    def commit_then_emit(uow: UnitOfWork) -> None:
+        uow.commit()
         with pytest.raises(RuntimeError):
             uow.emit(OrderRefunded(at=o.created_at, actor="late", order=o))
+
+    await shop.ctx.write(commit_then_emit)
 
 
 async def test_a_transaction_whose_event_handler_failed_cannot_be_committed_by_retrying(
@@ -214,21 +219,24 @@ async def test_a_transaction_whose_event_handler_failed_cannot_be_committed_by_r
     o = await shop.checkout.checkout(await buyer(shop), pid, 1, STARS)
     ran: list[str] = []
 
-    async def fail(uow: UnitOfWork, e: OrderRefunded) -> None:
+    def fail(uow: UnitOfWork, e: OrderRefunded) -> None:
         raise Boom()
 
-    async def after(uow: UnitOfWork, e: OrderRefunded) -> None:
+    def after(uow: UnitOfWork, e: OrderRefunded) -> None:
         ran.append("after")
-        await uow.repo.audit.add(e.at, "test", "should_not_be_kept", order_id=e.order.id)
+        uow.repo.audit.add(e.at, "test", "should_not_be_kept", order_id=e.order.id)
 
     shop.ctx.events.register(OrderRefunded, fail)
     shop.ctx.events.register(OrderRefunded, after)
-    async with shop.ctx.uow() as uow:
+
+    def swallow_and_retry(uow: UnitOfWork) -> None:
         uow.emit(OrderRefunded(at=o.created_at, actor="test", order=o))
         with pytest.raises(Boom):
-            await uow.commit()
+            uow.commit()
         with pytest.raises(RuntimeError):
-            await uow.commit()  # a caller that swallowed the failure and tried again
+            uow.commit()  # a caller that swallowed the failure and tried again
+
+    await shop.ctx.write(swallow_and_retry)
     assert ran == []
-    async with shop.ctx.uow(write=False) as uow:
-        assert "should_not_be_kept" not in [e.action for e in await uow.repo.audit.for_order(o.id)]
+    actions = [e.action for e in await in_read(shop, lambda uow: uow.repo.audit.for_order(o.id))]
+    assert "should_not_be_kept" not in actions

@@ -14,7 +14,7 @@ from core.errors import IntegrityViolation, InvalidInput, InvalidOrderState, Out
 from core.messages import AwaitingManual, KeysDelivered
 from core.models import STARS, DeliveryKind, OrderStatus, PaymentStatus
 from core.services import Services
-from tests.conftest import buyer, draft, key_statuses, outbox_kinds, pay, stocked
+from tests.conftest import buyer, draft, key_statuses, outbox_kinds, pay, payment_row, sql, stocked
 
 # ---------------------------------------------------------------- delivery
 
@@ -35,17 +35,14 @@ async def test_payment_delivers_the_reserved_keys_and_queues_the_buyers_message(
 async def test_delivery_short_of_keys_rolls_back_the_whole_payment(shop: Services) -> None:
     pid = await stocked(shop, 3)
     order = await shop.checkout.checkout(await buyer(shop), pid, 2, STARS)
-    async with shop.ctx.uow() as uow:  # simulate corruption: one reserved key slips out of the order
-        await uow.repo.conn.execute(
-            update(t.keys).where(t.keys.c.order_id == order.id, t.keys.c.id == 1).values(status="available")
-        )
-        await uow.commit()
+    await sql(  # simulate corruption: one reserved key slips out of the order
+        shop, update(t.keys).where(t.keys.c.order_id == order.id, t.keys.c.id == 1).values(status="available")
+    )
     with pytest.raises(IntegrityViolation):
         await pay(shop, order)
     assert (await shop.orders.get(order.ref)).status is OrderStatus.PENDING
     assert await outbox_kinds(shop) == []
-    async with shop.ctx.uow(write=False) as uow:
-        assert await uow.repo.payments.get("telegram", "ch-1") is None
+    assert await payment_row(shop, "ch-1") is None
 
 
 # ---------------------------------------------------------------- delivery kinds

@@ -9,7 +9,8 @@ import pytest
 from core.clock import FrozenClock
 from core.messages import MESSAGE_TYPES, AwaitingManual, KeysDelivered, RefundDue, UnknownMessage, decode
 from core.services import Services
-from tests.conftest import buyer
+from core.uow import UnitOfWork
+from tests.conftest import buyer, in_write
 
 SAMPLES = [
     KeysDelivered("REF1"),
@@ -52,10 +53,12 @@ async def test_a_damaged_outbox_row_is_set_aside_and_logged_and_the_rest_still_c
     shop: Services, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     uid = await buyer(shop, "77")
-    async with shop.ctx.uow() as uow:
-        await uow.repo.outbox.add(uid, RefundDue.KIND, {"amount": "not a refund"}, clock.now())
-        await uow.repo.outbox.add(uid, KeysDelivered.KIND, {"order_ref": "R1"}, clock.now())
-        await uow.commit()
+
+    def add_both(uow: UnitOfWork) -> None:
+        uow.repo.outbox.add(uid, RefundDue.KIND, {"amount": "not a refund"}, clock.now())
+        uow.repo.outbox.add(uid, KeysDelivered.KIND, {"order_ref": "R1"}, clock.now())
+
+    await in_write(shop, add_both)
     with caplog.at_level(logging.ERROR, logger="core.services.outbox"):
         claimed = await shop.outbox.claim("telegram")
     assert [m.message for m in claimed] == [KeysDelivered("R1")]

@@ -9,7 +9,7 @@ from core.clock import FrozenClock
 from core.errors import InvalidOrderState, OrderNotFound
 from core.models import STARS, KeyStatus, OrderStatus, check_transition
 from core.services import Services
-from tests.conftest import buyer, key_statuses, pay, stocked
+from tests.conftest import buyer, in_read, key_statuses, pay, stocked
 
 # ---------------------------------------------------------------- expiry, cancellation
 
@@ -51,8 +51,7 @@ async def test_keys_are_revealed_only_to_their_buyer_and_every_reveal_is_audited
         await shop.orders.reveal(o.ref, user_id=await buyer(shop, "thief"), actor="thief", reason="x")
     await shop.orders.reveal(o.ref, user_id=uid, actor="user", reason="delivery")
     await shop.orders.reveal(o.ref, user_id=None, actor="admin:7", reason="support")
-    async with shop.ctx.uow(write=False) as uow:
-        audit = await uow.repo.audit.for_order(o.id)
+    audit = await in_read(shop, lambda uow: uow.repo.audit.for_order(o.id))
     reveals = [e.detail for e in audit if e.action == "keys_revealed"]
     assert [r["reason"] for r in reveals] == ["delivery", "support"]
 

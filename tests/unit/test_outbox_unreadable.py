@@ -14,25 +14,23 @@ from core.clock import FrozenClock
 from core.messages import KeysDelivered, Message, UnknownMessage
 from core.reactions import write_message
 from core.services import Services
-from tests.conftest import buyer
+from core.uow import UnitOfWork
+from tests.conftest import buyer, in_write, query, sql
 
 
 async def _status(shop: Services, message_id: int) -> tuple[str, str | None]:
-    async with shop.ctx.uow(write=False) as uow:
-        o = t.outbox
-        row = (
-            await uow.repo.conn.execute(select(o.c.status, o.c.last_error).where(o.c.id == message_id))
-        ).one()
+    o = t.outbox
+    (row,) = await query(shop, select(o.c.status, o.c.last_error).where(o.c.id == message_id))
     return row[0], row[1]
 
 
 async def _add(shop: Services, uid: int, kind: str, fields: dict[str, object], clock: FrozenClock) -> int:
-    async with shop.ctx.uow() as uow:
-        await uow.repo.outbox.add(uid, kind, fields, clock.now())
+    def add(uow: UnitOfWork) -> int:
+        uow.repo.outbox.add(uid, kind, fields, clock.now())
         o = t.outbox
-        new_id = (await uow.repo.conn.execute(select(o.c.id).order_by(o.c.id.desc()).limit(1))).scalar_one()
-        await uow.commit()
-    return int(new_id)
+        return int(uow.conn.execute(select(o.c.id).order_by(o.c.id.desc()).limit(1)).scalar_one())
+
+    return await in_write(shop, add)
 
 
 async def test_a_damaged_outbox_row_is_marked_failed_with_why_not_merely_skipped(
@@ -74,11 +72,8 @@ async def test_a_refund_row_whose_amount_no_integer_can_hold_is_set_aside_and_th
         '{"provider": "telegram", "charge_id": "c", "order_ref": "R", "reason": null,'
         ' "amount": 1e999, "currency": "XTR"}'
     )
-    async with shop.ctx.uow() as uow:  # a JSON number too large for a float reads back as inf
-        await uow.repo.conn.execute(
-            text("UPDATE outbox SET payload = :p WHERE id = :i"), {"p": payload, "i": bad}
-        )
-        await uow.commit()
+    # a JSON number too large for a float reads back as inf
+    await sql(shop, text("UPDATE outbox SET payload = :p WHERE id = :i"), {"p": payload, "i": bad})
     await _add(shop, uid, KeysDelivered.KIND, {"order_ref": "GOOD"}, clock)
 
     claimed = await shop.outbox.claim("telegram")  # must not raise: that would hold back the whole batch
@@ -93,9 +88,7 @@ async def test_an_outbox_row_whose_stored_payload_is_not_json_does_not_block_the
     # SQLite keeps JSON as text, so a damaged row can hold anything.
     uid = await buyer(shop, "77")
     bad = await _add(shop, uid, KeysDelivered.KIND, {"order_ref": "BAD"}, clock)
-    async with shop.ctx.uow() as uow:
-        await uow.repo.conn.execute(text("UPDATE outbox SET payload = '{not json' WHERE id = :i"), {"i": bad})
-        await uow.commit()
+    await sql(shop, text("UPDATE outbox SET payload = '{not json' WHERE id = :i"), {"i": bad})
     await _add(shop, uid, KeysDelivered.KIND, {"order_ref": "GOOD"}, clock)
 
     claimed = await shop.outbox.claim("telegram")
@@ -117,9 +110,8 @@ async def test_a_message_type_the_outbox_cannot_read_back_fails_where_it_is_writ
     # Otherwise every test of the new reaction passes, and each row is set aside as unreadable at send time:
     # it fails a buyer, not a test (issue 7, property 2).
     uid = await buyer(shop, "77")
-    async with shop.ctx.uow() as uow:
-        with pytest.raises(UnknownMessage):
-            await write_message(uow, uid, _Unregistered("R1"), clock.now())
+    with pytest.raises(UnknownMessage):
+        await shop.ctx.write(write_message, uid, _Unregistered("R1"), clock.now())
 
 
 async def test_an_outbox_row_whose_payload_is_not_utf8_is_set_aside_and_the_rest_still_claimed(
@@ -128,9 +120,8 @@ async def test_an_outbox_row_whose_payload_is_not_utf8_is_set_aside_and_the_rest
     uid = await buyer(shop, "77")
     bad = await _add(shop, uid, KeysDelivered.KIND, {"order_ref": "X"}, clock)
     await _add(shop, uid, KeysDelivered.KIND, {"order_ref": "GOOD"}, clock)
-    async with shop.ctx.uow() as uow:  # damaged bytes (disk, a hand edit): CAST AS TEXT cannot decode them
-        await uow.repo.conn.execute(text("UPDATE outbox SET payload = X'FF7B' WHERE id = :i"), {"i": bad})
-        await uow.commit()
+    # damaged bytes (disk, a hand edit): CAST AS TEXT cannot decode them
+    await sql(shop, text("UPDATE outbox SET payload = X'FF7B' WHERE id = :i"), {"i": bad})
     claimed = await shop.outbox.claim("telegram")
     assert [m.message for m in claimed] == [KeysDelivered("GOOD")]
     assert (await _status(shop, bad))[0] == "failed"

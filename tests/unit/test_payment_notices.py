@@ -16,7 +16,7 @@ from core.messages import KeysDelivered
 from core.models import STARS, Charge, OrderStatus, PaymentStatus
 from core.repositories import PaymentNoticeRepo, PaymentRepo, UserRepo
 from core.services import Services
-from tests.conftest import buyer, outbox_rows, stocked
+from tests.conftest import buyer, outbox_rows, query, stocked
 
 
 def locked() -> OperationalError:
@@ -40,8 +40,7 @@ async def test_a_payment_notice_is_recorded_once_per_charge(shop: Services) -> N
     o = await shop.checkout.checkout(uid, pid, 1, STARS)
     first = await notice(shop, o, "c1", uid)
     assert await notice(shop, o, "c1", uid) == first
-    async with shop.ctx.uow(write=False) as uow:
-        rows = (await uow.repo.conn.execute(select(t.payment_notices))).all()
+    rows = await query(shop, select(t.payment_notices))
     assert [(r.charge_id, r.status, r.payer_id, r.raw) for r in rows] == [
         ("c1", "pending", uid, {"telegram_payment_charge_id": "c1"})
     ]
@@ -56,10 +55,10 @@ async def test_recording_a_notice_retries_a_briefly_locked_database(
     real = PaymentNoticeRepo.add_once
     fails = [locked(), locked()]
 
-    async def flaky(self: PaymentNoticeRepo, **values: Any) -> int | None:
+    def flaky(self: PaymentNoticeRepo, **values: Any) -> int | None:
         if fails:
             raise fails.pop()
-        return await real(self, **values)
+        return real(self, **values)
 
     monkeypatch.setattr(PaymentNoticeRepo, "add_once", flaky)
     assert await notice(shop, o, "c1", uid) > 0
@@ -73,10 +72,10 @@ async def test_the_payer_behind_a_payment_is_found_even_while_the_database_is_br
     real = UserRepo.get_by_external
     fails = [locked(), locked()]
 
-    async def flaky(self: UserRepo, channel: str, external_id: str) -> Any:
+    def flaky(self: UserRepo, channel: str, external_id: str) -> Any:
         if fails:
             raise fails.pop()
-        return await real(self, channel, external_id)
+        return real(self, channel, external_id)
 
     monkeypatch.setattr(UserRepo, "get_by_external", flaky)
     user = await shop.users.ensure("telegram", "777")
@@ -96,24 +95,22 @@ async def test_a_notice_whose_processing_fails_stays_pending_and_the_retry_job_d
     real = PaymentRepo.add_once
     fails = [locked()]
 
-    async def flaky(self: PaymentRepo, **values: Any) -> bool:
+    def flaky(self: PaymentRepo, **values: Any) -> bool:
         if fails:
             raise fails.pop()
-        return await real(self, **values)
+        return real(self, **values)
 
     monkeypatch.setattr(PaymentRepo, "add_once", flaky)
     first = await shop.payments.process_notice(nid)
     assert not first.ok and first.attempts == 1 and first.transient
-    async with shop.ctx.uow(write=False) as uow:
-        row = (await uow.repo.conn.execute(select(t.payment_notices))).one()
+    (row,) = await query(shop, select(t.payment_notices))
     assert row.status == "pending" and "locked" in row.last_error and row.next_attempt_at > clock.now()
     assert await shop.payments.process_due_notices() == []  # not due yet: backing off
     clock.advance(minutes=5)
     (again,) = await shop.payments.process_due_notices()
     assert again.ok and again.result is not None and again.result.outcome is PaymentStatus.ACCEPTED
     assert (await shop.orders.get(o.ref)).status is OrderStatus.DELIVERED
-    async with shop.ctx.uow(write=False) as uow:
-        assert (await uow.repo.conn.execute(select(t.payment_notices.c.status))).scalar_one() == "done"
+    assert await query(shop, select(t.payment_notices.c.status)) == [("done",)]
     clock.advance(minutes=5)
     assert await shop.payments.process_due_notices() == []
 

@@ -14,7 +14,7 @@ from core.errors import InvalidInput, NotOrderOwner, OrderNotFound, ReservationE
 from core.messages import KeysDelivered, RefundDue
 from core.models import STARS, Charge, OrderStatus, OwedPayment, PaymentStatus
 from core.services import Services
-from tests.conftest import buyer, key_statuses, outbox_kinds, outbox_rows, pay, payment_row, stocked
+from tests.conftest import buyer, key_statuses, outbox_kinds, outbox_rows, pay, payment_row, query, stocked
 
 # ---------------------------------------------------------------- confirmation
 
@@ -27,9 +27,7 @@ async def test_replayed_payment_changes_nothing_and_reports_the_first_outcome(sh
     assert again.replay and again.outcome is first.outcome
     assert await key_statuses(shop, pid) == {"available": 2, "sold": 1}
     assert await outbox_kinds(shop) == [KeysDelivered.KIND]
-    async with shop.ctx.uow(write=False) as uow:
-        n = (await uow.repo.conn.execute(select(func.count()).select_from(t.payments))).scalar_one()
-    assert n == 1
+    assert await query(shop, select(func.count()).select_from(t.payments)) == [(1,)]
 
 
 async def test_payment_with_a_different_amount_is_rejected_recorded_and_delivers_nothing(

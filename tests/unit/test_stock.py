@@ -14,8 +14,9 @@ from core.context import STARS, Context
 from core.errors import InvalidInput, ProductNotFound
 from core.models import DeliveryKind, ImportReport
 from core.services import Services
+from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec, parse_keys
-from tests.conftest import buyer, draft, stocked
+from tests.conftest import buyer, draft, in_read, in_write, query, sql, stocked
 
 
 class ExplodingStream(io.RawIOBase):
@@ -37,14 +38,12 @@ class ExplodingStream(io.RawIOBase):
 
 
 async def staged_rows(shop: Services) -> int:
-    async with shop.ctx.uow(write=False) as uow:
-        q = select(func.count()).select_from(t.stock_import_rows)
-        return int((await uow.repo.conn.execute(q)).scalar_one())
+    ((n,),) = await query(shop, select(func.count()).select_from(t.stock_import_rows))
+    return int(n)
 
 
 async def total_keys(shop: Services) -> int:
-    async with shop.ctx.uow(write=False) as uow:
-        return await uow.repo.keys.count_all()
+    return await in_read(shop, lambda uow: uow.repo.keys.count_all())
 
 
 async def test_import_reports_added_duplicate_and_invalid_lines(shop: Services) -> None:
@@ -120,18 +119,19 @@ async def test_keys_staged_by_a_process_that_died_are_removed_by_the_sweeper(
 ) -> None:
     pid = await stocked(shop, 0)
     # a process that died mid-import: its import row stays 'running' and its rows stay staged
-    async with shop.ctx.uow() as uow:
-        iid = await uow.repo.imports.start(pid, "cli", clock.now())
+
+    def start_and_stage(uow: UnitOfWork) -> int:
+        iid = uow.repo.imports.start(pid, "cli", clock.now())
         bidx, blob = shop.ctx.vault.seal_key(pid, "ORPHAN")
-        await uow.repo.imports.stage(iid, "k1", [(bidx, blob)])
-        await uow.commit()
+        uow.repo.imports.stage(iid, "k1", [(bidx, blob)])
+        return iid
+
+    iid = await in_write(shop, start_and_stage)
     assert await shop.stock.abandon_stale_imports() == 0  # still fresh: could be running right now
     assert await staged_rows(shop) == 1
-    async with shop.ctx.uow() as uow:  # its last heartbeat, 11 minutes ago by the database's clock
-        si = t.stock_imports
-        old = datetime.now(UTC) - timedelta(minutes=11)
-        await uow.repo.conn.execute(update(si).where(si.c.id == iid).values(heartbeat_at=old))
-        await uow.commit()
+    si = t.stock_imports  # its last heartbeat, 11 minutes ago by the database's clock
+    old = datetime.now(UTC) - timedelta(minutes=11)
+    await sql(shop, update(si).where(si.c.id == iid).values(heartbeat_at=old))
     assert await shop.stock.abandon_stale_imports() == 1
     assert await staged_rows(shop) == 0 and await total_keys(shop) == 0
 
