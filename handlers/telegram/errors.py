@@ -16,7 +16,7 @@ from core.errors import ShopError
 from core.models import User
 from core.services import Services
 from handlers.telegram.alerts import AdminAlerts
-from handlers.telegram.middlewares import UserCache
+from handlers.telegram.middlewares import CHANNEL, UserCache
 from handlers.telegram.session import AnsweredQueries, replying
 from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, clip, refusal, tr, tr_plain
 
@@ -89,6 +89,8 @@ async def _forbidden(
     """The user blocked the bot while a reply was on its way (403 in their private chat): marked as such,
     like the outbox does, until they write again. Nothing is broken and nobody can be told."""
     chat_id = getattr(exc.method, "chat_id", None)
+    if user is None and chat_id is not None:  # a newcomer the update itself may have stored (a checkout)
+        user = await services.users.find(CHANNEL, str(chat_id))
     if user is not None and user.external_id == str(chat_id):
         await services.users.set_bot_blocked(user.id, True)
         cache.forget(user.external_id)

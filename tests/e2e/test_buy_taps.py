@@ -176,9 +176,8 @@ async def test_a_purchase_limit_after_the_answer_is_told_on_the_card_in_the_buye
 
 
 async def _audited_cancellations(shop: Shop) -> list[str]:
-    async with shop.services.ctx.uow(write=False) as uow:
-        q = select(t.audit_log.c.actor).where(t.audit_log.c.action == "order_cancelled")
-        return list((await uow.repo.conn.execute(q)).scalars())
+    q = select(t.audit_log.c.actor).where(t.audit_log.c.action == "order_cancelled")
+    return [r[0] for r in await query(shop.services, q)]
 
 
 async def _cancellations_done(shop: Shop) -> bool:

@@ -196,6 +196,7 @@ async def test_150_products_and_120_categories_are_paged_within_telegrams_keyboa
 async def test_a_buyer_who_never_picked_a_language_follows_telegrams_language_code(shop: Shop) -> None:
     await shop.product(keys=1)
     user = shop.emu.user(BUYER, "Ann", "en")
+    await shop.services.users.ensure("telegram", str(BUYER), language="en")  # a buyer who bought before
     assert "Welcome, Ann" in (await shop.say(BUYER, "/start")).text
     user.language_code = "zh-hans"  # the buyer switched their Telegram app to Chinese
     assert "欢迎，Ann" in (await shop.say(BUYER, "/start")).text
@@ -209,6 +210,23 @@ async def test_a_buyer_who_never_picked_a_language_follows_telegrams_language_co
     assert "Welcome, Ann" in (await shop.say(BUYER, "/start")).text
     stored = await shop.services.users.ensure("telegram", str(BUYER))
     assert (stored.language, stored.language_chosen) == ("en", True)
+
+
+async def test_looking_around_writes_nothing_and_a_first_buy_creates_the_buyer_in_its_own_language(
+    shop: Shop,
+) -> None:
+    """A newcomer who only browses leaves no row behind (a flash sale's crowd costs no writes before it
+    buys); their first Buy creates them, in the language their Telegram app speaks."""
+    await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann", "zh-hans")
+    listing = await shop.say(BUYER, "/catalog")
+    card = await shop.tap(BUYER, listing, "Steam")
+    await shop.say(BUYER, "/orders")
+    assert await shop.services.users.find("telegram", str(BUYER)) is None
+    await shop.tap(BUYER, card, "购买")
+    await shop.emu.wait_for(BUYER, lambda s: s.method == "sendInvoice")
+    stored = await shop.services.users.find("telegram", str(BUYER))
+    assert stored is not None and (stored.language, stored.language_chosen) == ("zh_CN", False)
 
 
 async def test_a_flood_limit_that_outlasts_the_one_wait_is_no_error_and_alerts_nobody(shop: Shop) -> None:

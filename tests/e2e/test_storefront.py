@@ -259,6 +259,7 @@ async def test_a_product_that_needs_a_phone_asks_for_it_and_accepts_only_the_use
 async def test_unexpected_errors_get_an_apology_and_reach_the_admins_without_secrets(shop: Shop) -> None:
     await shop.product(keys=1)
     shop.emu.user(BUYER, "Ann")
+    await shop.services.users.ensure("telegram", str(BUYER))  # a buyer with orders to look at
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database on fire: SECRET-KEY-123")

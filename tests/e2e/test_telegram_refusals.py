@@ -61,8 +61,10 @@ async def test_a_reply_refused_for_flooding_is_dropped_quietly(shop: Shop) -> No
 
 async def test_a_buyer_who_blocks_the_bot_right_after_writing_is_marked_and_alerts_nobody(shop: Shop) -> None:
     """The reply to a user who blocked the bot meanwhile fails with 403 Forbidden: nothing is broken, the
-    user is marked as having blocked the bot (as the outbox does), until they write again."""
+    user is marked as having blocked the bot (as the outbox does), until they write again. (A newcomer
+    who never bought has no row to mark: nothing is ever written to them.)"""
     shop.emu.user(BUYER, "Ann")
+    await shop.services.users.ensure("telegram", str(BUYER))  # a buyer the shop knows
     await shop.emu.send_text(BUYER, "/start")
     shop.emu.block(BUYER)
     await asyncio.sleep(1)
