@@ -29,13 +29,21 @@ class UnitOfWork:
         self.conn = conn
         self.write = write
         self.events = events if events is not None else EventHandlers()
-        self.repo = Repositories(conn, conn.dialect.name)
+        self._repo = Repositories(conn, conn.dialect.name)
         self._emitted: list[Event] = []
         self._failed = False  # an event handler raised: this transaction must not commit
         self._committed = False
         # Set by a transaction that moved stock other than by reserving it at checkout (a release, a
         # restock, an import): the in-memory catalog re-reads its counts once this commits.
         self.stock_moved = False
+
+    @property
+    def repo(self) -> Repositories:
+        """The repositories on this transaction's connection; refused once it committed (a statement after
+        COMMIT would run outside the transaction on SQLite and be rolled back on PostgreSQL)."""
+        if self._committed:
+            raise RuntimeError("this unit of work has committed: its repositories are closed")
+        return self._repo
 
     def emit(self, event: Event) -> None:
         """Something happened in this transaction: its handlers run before COMMIT."""
@@ -63,7 +71,7 @@ class UnitOfWork:
         if self._failed:
             raise RuntimeError("an event handler failed in this transaction: it can only roll back")
         self._dispatch()
-        self.repo.flush()
+        self._repo.flush()
         self.conn.commit()
         self._committed = True
 

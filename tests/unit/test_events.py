@@ -3,6 +3,8 @@ in the same transaction, before COMMIT."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from core.errors import InvalidOrderState
@@ -240,3 +242,16 @@ async def test_a_transaction_whose_event_handler_failed_cannot_be_committed_by_r
     assert ran == []
     actions = [e.action for e in await in_read(shop, lambda uow: uow.repo.audit.for_order(o.id))]
     assert "should_not_be_kept" not in actions
+
+
+async def test_a_unit_of_work_refuses_its_repositories_once_it_has_committed(shop: Services) -> None:
+    """A statement after COMMIT would run outside the transaction on SQLite and be rolled back on
+    PostgreSQL: the unit of work refuses it on both."""
+
+    def late_write(uow: UnitOfWork) -> None:
+        uow.commit()
+        uow.repo.cursors.advance("late", 1, datetime.now(UTC))
+
+    with pytest.raises(RuntimeError, match="committed"):
+        await shop.ctx.write(late_write)
+    assert await shop.cursors.get("late") == 0
