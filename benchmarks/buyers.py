@@ -202,7 +202,8 @@ def _outcome(
     else:
         said = "no answer and no message"
     if answers and not shown:
-        said += " (the bot's answer to the tap came too late: Telegram refused it)"
+        late = next((text for _, _, _, text in answers if text), "")
+        said += f" (the bot's answer to the tap{f' {late[:70]!r}' if late else ''} came too late: Telegram refused it)"
     if refused:  # what else the bot tried to send them and Telegram refused (flood limits: 429)
         said += " (Telegram refused the bot's " + ", ".join(sorted({f"{m} {c}" for m, c in refused})) + ")"
     return said
