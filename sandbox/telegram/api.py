@@ -268,7 +268,7 @@ class BotApi(EmulatorState):
         """Only ids the emulator issued, once each, within ``callback_ttl`` seconds of the tap."""
         qid = str(p.get("callback_query_id") or "")
         issued = self._queries.get(qid)
-        if issued is None or qid in self.callback_answers or time.monotonic() - issued > self.callback_ttl:
+        if issued is None or qid in self.callback_answers or self.clock() - issued > self.callback_ttl:
             raise bad(_QUERY_INVALID)
         text = str(p.get("text") or "")
         if len(text) > CALLBACK_ANSWER_MAX:
@@ -295,10 +295,18 @@ class BotApi(EmulatorState):
         return await self._notify(self._record(chat_id, "sendInvoice", msg))
 
     def m_answerprecheckoutquery(self, p: dict[str, Any]) -> bool:
+        """Only the pending query's id, once, within ``pre_checkout_timeout`` seconds (Telegram's 10) of the
+        query; a late answer is refused and the payment fails: nothing is charged. The Bot API words an
+        invalid or expired query id (``QUERY_ID_INVALID``) as for callback queries (telegram-bot-api,
+        ``Client::fail_query_with_error``)."""
         qid = str(p.get("pre_checkout_query_id") or "")
-        fut = self._pre_checkout.get(qid)
-        if fut is None or fut.done():
-            raise bad("QUERY_ID_INVALID")
+        pending = self._pre_checkout.get(qid)
+        if pending is None or pending[1].done():
+            raise bad(_QUERY_INVALID)
+        issued, fut = pending
+        if self.clock() - issued > self.pre_checkout_timeout:
+            fut.set_result({"ok": False, "late": True})
+            raise bad(_QUERY_INVALID)
         ok = p.get("ok") in (True, "true", "True", 1)
         if not ok and not p.get("error_message"):
             raise bad("error_message is required when ok is false")

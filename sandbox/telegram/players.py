@@ -90,7 +90,7 @@ class Players(EmulatorState):
         user = self.user(user_id)
         message = sent.message if isinstance(sent, Sent) else sent
         qid = str(secrets.randbits(63))
-        self._queries[qid] = time.monotonic()
+        self._queries[qid] = self.clock()
         await self._push(
             callback_query={
                 "id": qid,
@@ -165,7 +165,7 @@ class Players(EmulatorState):
         payload = invoice.message["_payload"]
         qid = str(secrets.randbits(63))
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pre_checkout[qid] = fut
+        self._pre_checkout[qid] = (self.clock(), fut)
         await self._push(
             pre_checkout_query={
                 "id": qid,
@@ -181,6 +181,8 @@ class Players(EmulatorState):
             return {"paid": False, "error": "timeout"}
         finally:
             self._pre_checkout.pop(qid, None)
+        if answer.get("late"):  # answered, but after the deadline: Telegram refused it, nothing is charged
+            return {"paid": False, "error": "timeout"}
         if not answer.get("ok"):
             return {"paid": False, "error": answer.get("error_message", "")}
         charge = self.charge(user_id, inv["currency"], total, payload)

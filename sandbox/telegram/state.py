@@ -34,6 +34,8 @@ class EmulatorState:
     group_burst: float = 20.0
     pre_checkout_timeout: float = 10.0
     callback_ttl: float = 15.0
+    # Seconds, for the deadlines Telegram keeps (callback and pre-checkout answers); tests may move it.
+    clock: Callable[[], float] = time.monotonic
     stars_max: int = STARS_MAX
     webhook_retry_delays: tuple[float, ...] = (0.05, 0.2, 0.5, 1.0, 2.0)
     webhook_timeout: float = 10.0
@@ -57,9 +59,12 @@ class EmulatorState:
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
-        self._changed = asyncio.Condition()
-        self._pre_checkout: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._queries: dict[str, float] = {}  # callback query id -> when it was issued (monotonic)
+        self._changed = asyncio.Condition()  # the update queue: long polls and webhook delivery wait on it
+        # Who waits for a message in a chat (``wait_for``): woken by that chat's messages only.
+        self._chat_waiters: dict[int, list[asyncio.Future[None]]] = defaultdict(list)
+        # pre-checkout query id -> (when it was issued, by ``clock``; the payer's wait for the answer)
+        self._pre_checkout: dict[str, tuple[float, asyncio.Future[dict[str, Any]]]] = {}
+        self._queries: dict[str, float] = {}  # callback query id -> when it was issued (``clock``)
         self._chat_buckets: dict[int, Bucket] = {}
         self._group_buckets: dict[int, Bucket] = {}
         self._global = Bucket(self.global_rate, self.global_rate)
@@ -139,16 +144,26 @@ class EmulatorState:
         after: int = 0,
         within: float = 5.0,
     ) -> Sent:
-        """The first message to ``chat_id`` (from index ``after``) matching ``predicate``, waiting for it."""
-
-        def find() -> Sent | None:
-            return next((s for s in self.sent.get(chat_id, [])[after:] if predicate(s)), None)
-
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: find() is not None), within)
-        found = find()
-        assert found is not None
-        return found
+        """The first message to ``chat_id`` (from index ``after``) matching ``predicate``, waiting for it
+        (``TimeoutError`` after ``within`` seconds). Only messages to that chat wake the waiter, so a
+        thousand buyers waiting each for their own chat cost one wake-up per message, not a thousand."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            found = next((s for s in self.sent.get(chat_id, [])[after:] if predicate(s)), None)
+            if found is not None:
+                return found
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"no such message to chat {chat_id} within {within} s")
+            woken: asyncio.Future[None] = loop.create_future()
+            waiters = self._chat_waiters[chat_id]
+            waiters.append(woken)
+            try:
+                await asyncio.wait_for(woken, remaining)
+            finally:
+                if woken in waiters:
+                    waiters.remove(woken)
 
     # ------------------------------------------------------------------ updates
 
@@ -261,9 +276,12 @@ class EmulatorState:
         self.sent[chat_id].append(sent)
         for cb in self.on_send:
             cb(chat_id, sent)
+        for woken in self._chat_waiters.pop(chat_id, ()):
+            if not woken.done():
+                woken.set_result(None)
         return message
 
     async def _notify(self, message: dict[str, Any]) -> dict[str, Any]:
-        async with self._changed:
-            self._changed.notify_all()
+        """The Message as the bot gets it back (without the emulator's notes); ``_record`` woke the chat's
+        waiters already."""
         return {k: v for k, v in message.items() if not k.startswith("_")}

@@ -167,3 +167,60 @@ async def test_only_someone_who_sees_an_invoice_can_pay_or_forward_it(emu: Emula
     with pytest.raises(ValueError, match="can't see"):
         emu.forward(OTHER, sent, 3)
     assert TOKEN  # the same emulator serves HTTP with this token
+
+
+TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+
+
+async def pending_pre_checkout(emu: Emulator) -> dict[str, Any]:
+    """The pre-checkout query a payment under way queued for the bot."""
+    for _ in range(100):
+        for update in await call(emu, "getUpdates"):
+            if q := update.get("pre_checkout_query"):
+                return q  # type: ignore[no-any-return]
+        await asyncio.sleep(0.01)
+    raise AssertionError("no pre-checkout query was queued")
+
+
+def queued_payments(emu: Emulator) -> list[dict[str, Any]]:
+    return [u for u in emu._updates if "successful_payment" in u.get("message", {})]
+
+
+async def test_a_pre_checkout_answer_later_than_10_seconds_is_refused_and_nothing_is_charged(
+    emu: Emulator,
+) -> None:
+    assert Emulator().pre_checkout_timeout == 10
+    now = [1000.0]
+    emu.clock = lambda: now[0]
+    paying = asyncio.create_task(emu.pay(USER, await invoice(emu)))
+    query = await pending_pre_checkout(emu)
+    now[0] += 10.1
+    e = await refused(emu, "answerPreCheckoutQuery", pre_checkout_query_id=query["id"], ok=True)
+    assert (e.code, e.description) == (400, TOO_OLD)
+    assert await asyncio.wait_for(paying, 1) == {"paid": False, "error": "timeout"}
+    assert emu.payments == {} and emu.star_ledger == [] and queued_payments(emu) == []
+
+
+async def test_a_pre_checkout_answered_within_10_seconds_is_charged_and_reported(emu: Emulator) -> None:
+    now = [1000.0]
+    emu.clock = lambda: now[0]
+    paying = asyncio.create_task(emu.pay(USER, await invoice(emu)))
+    query = await pending_pre_checkout(emu)
+    now[0] += 9.9
+    assert await call(emu, "answerPreCheckoutQuery", pre_checkout_query_id=query["id"], ok=True) is True
+    paid = await asyncio.wait_for(paying, 1)
+    assert paid["paid"] and list(emu.payments) == [paid["charge_id"]] and len(queued_payments(emu)) == 1
+
+
+async def test_a_pre_checkout_query_is_answered_once_and_only_with_an_id_telegram_issued(
+    emu: Emulator,
+) -> None:
+    for qid in ("", "12345"):
+        e = await refused(emu, "answerPreCheckoutQuery", pre_checkout_query_id=qid, ok=True)
+        assert e.description == TOO_OLD
+    paying = asyncio.create_task(emu.pay(USER, await invoice(emu)))
+    query = await pending_pre_checkout(emu)
+    assert await call(emu, "answerPreCheckoutQuery", pre_checkout_query_id=query["id"], ok=True) is True
+    e = await refused(emu, "answerPreCheckoutQuery", pre_checkout_query_id=query["id"], ok=True)
+    assert e.description == TOO_OLD
+    assert (await asyncio.wait_for(paying, 1))["paid"]

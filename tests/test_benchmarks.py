@@ -1,0 +1,25 @@
+"""The benchmarks are scripts, not tests (their figures need a quiet machine and minutes). This only checks
+that each still runs end to end, emulator process and all, with a handful of buyers."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import flash_sale, storefront
+
+
+async def test_the_storefront_benchmark_measures_keyshop_beside_the_journeys_echo(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert await storefront.main(["--buyers", "3", "--concurrency", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "keyshop browse" in out and "journey's echo" in out and "ratio keyshop/echo" in out
+
+
+async def test_the_flash_sale_benchmark_sells_exactly_its_keys_and_reports_the_deadlines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert await flash_sale.main(["--buyers", "5", "--keys", "2", "--window", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "missed Telegram's 15 s: 0" in out and "missed Telegram's 10 s: 0" in out
+    assert "keys sold                      2" in out
