@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from benchmarks.buyers import summary
 from benchmarks.common import fresh_database
@@ -79,30 +79,29 @@ async def keyshop(
 
 async def stock(db: Database, pid: int) -> dict[str, Any]:
     """Keys by status, orders by status, and delivered orders whose keys are not what they paid for."""
-    async with db.engine.connect() as conn:
-        by_status = select(t.keys.c.status, func.count()).where(t.keys.c.product_id == pid)
-        keys: dict[str, int] = {
-            status: n for status, n in (await conn.execute(by_status.group_by(t.keys.c.status))).all()
-        }
-        by_status = select(t.orders.c.status, func.count()).where(t.orders.c.product_id == pid)
-        orders: dict[str, int] = {
-            status: n for status, n in (await conn.execute(by_status.group_by(t.orders.c.status))).all()
-        }
-        per_order = (
-            select(t.orders.c.quantity, func.count(t.keys.c.id).label("got"))
-            .select_from(t.orders.outerjoin(t.keys, t.keys.c.order_id == t.orders.c.id))
-            .where(t.orders.c.product_id == pid, t.orders.c.status == OrderStatus.DELIVERED)
-            .group_by(t.orders.c.id, t.orders.c.quantity)
-            .subquery()
-        )
-        short = (
-            await conn.execute(
-                select(func.count()).select_from(per_order).where(per_order.c.got != per_order.c.quantity)
-            )
-        ).scalar_one()
-        delivered_qty = (
-            await conn.execute(select(func.coalesce(func.sum(per_order.c.quantity), 0)))
-        ).scalar_one()
+    return await db.read(_stock, pid)
+
+
+def _stock(conn: Connection, pid: int) -> dict[str, Any]:
+    by_status = select(t.keys.c.status, func.count()).where(t.keys.c.product_id == pid)
+    keys: dict[str, int] = {
+        status: n for status, n in conn.execute(by_status.group_by(t.keys.c.status)).all()
+    }
+    by_status = select(t.orders.c.status, func.count()).where(t.orders.c.product_id == pid)
+    orders: dict[str, int] = {
+        status: n for status, n in conn.execute(by_status.group_by(t.orders.c.status)).all()
+    }
+    per_order = (
+        select(t.orders.c.quantity, func.count(t.keys.c.id).label("got"))
+        .select_from(t.orders.outerjoin(t.keys, t.keys.c.order_id == t.orders.c.id))
+        .where(t.orders.c.product_id == pid, t.orders.c.status == OrderStatus.DELIVERED)
+        .group_by(t.orders.c.id, t.orders.c.quantity)
+        .subquery()
+    )
+    short = conn.execute(
+        select(func.count()).select_from(per_order).where(per_order.c.got != per_order.c.quantity)
+    ).scalar_one()
+    delivered_qty = conn.execute(select(func.coalesce(func.sum(per_order.c.quantity), 0))).scalar_one()
     return {"keys": keys, "orders": orders, "short": short, "delivered_qty": delivered_qty}
 
 

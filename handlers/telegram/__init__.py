@@ -52,7 +52,7 @@ def build_dispatcher(
     dp = Dispatcher(storage=storage) if storage is not None else Dispatcher()
     user_cache = outbox.user_cache
     answered = AnsweredQueries()
-    requests = BotRequests(answered)
+    requests = BotRequests(answered, pacer=outbox.pacer)
     dp.workflow_data.update(
         services=services,
         user_cache=user_cache,

@@ -4,7 +4,9 @@
   one (a second answer is refused by Telegram) or must send the user a message instead;
 - wait out a short ``429 Too Many Requests`` once: a buyer tapping quickly meets Telegram's per-chat flood
   limit, and a reply a second late is better than none. The outbox sender has its own retry schedule, so
-  calls made outside update handling are left alone.
+  calls made outside update handling are left alone;
+- send messages (replies, invoices) at most as fast as Telegram takes them overall, on the one pacer the
+  outbox sender also uses (``pacing.SendPacer``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,49 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
-from aiogram.methods import AnswerCallbackQuery, TelegramMethod
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    CopyMessage,
+    ForwardMessage,
+    SendAnimation,
+    SendAudio,
+    SendContact,
+    SendDocument,
+    SendInvoice,
+    SendLocation,
+    SendMediaGroup,
+    SendMessage,
+    SendPhoto,
+    SendSticker,
+    SendVideo,
+    SendVoice,
+    TelegramMethod,
+)
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject
 
+from handlers.telegram.pacing import SendPacer
+
 log = logging.getLogger(__name__)
+
+# What counts against Telegram's ~30 messages a second: anything that posts a message (answers to
+# queries and edits do not).
+_MESSAGES = (
+    SendMessage,
+    SendInvoice,
+    SendDocument,
+    SendPhoto,
+    SendMediaGroup,
+    SendAnimation,
+    SendAudio,
+    SendVideo,
+    SendVoice,
+    SendSticker,
+    SendContact,
+    SendLocation,
+    CopyMessage,
+    ForwardMessage,
+)
 
 _IN_UPDATE: ContextVar[bool] = ContextVar("keyshop_in_update", default=False)
 
@@ -48,8 +88,11 @@ class AnsweredQueries:
 class BotRequests(BaseRequestMiddleware):
     """The session middleware described in the module docstring."""
 
-    def __init__(self, answered: AnsweredQueries, *, max_wait: float = 3.0) -> None:
+    def __init__(
+        self, answered: AnsweredQueries, *, max_wait: float = 3.0, pacer: SendPacer | None = None
+    ) -> None:
         self.answered, self.max_wait = answered, max_wait
+        self.pacer = pacer
 
     async def __call__(
         self,
@@ -74,6 +117,8 @@ class BotRequests(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
+        if self.pacer is not None and _IN_UPDATE.get() and isinstance(method, _MESSAGES):
+            await self.pacer.turn()  # Telegram's ~30 messages a second, shared with the outbox
         try:
             return await make_request(bot, method)
         except TelegramRetryAfter as e:

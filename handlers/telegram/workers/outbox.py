@@ -32,6 +32,7 @@ from core.services import Services
 from core.services.outbox import OutboxMessage
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import UserCache
+from handlers.telegram.pacing import SendPacer
 from handlers.telegram.workers.messages import Outgoing, deliver, gave_up
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,10 @@ class OutboxSender:
         self.user_cache = user_cache or UserCache()
         self.admin_ids = admin_ids or []
         self.alerts = alerts or AdminAlerts(bot, self.admin_ids)
-        self.global_interval = 1.0 / per_second
+        self.pacer = SendPacer(per_second)  # shared with the handlers' own sends (session.BotRequests)
         self.private_interval, self.group_interval = private_interval, group_interval
         self.idle_poll = idle_poll
         self._wake = asyncio.Event()
-        self._next_global = 0.0
-        self._global_lock = asyncio.Lock()
         self._next_chat: dict[str, float] = defaultdict(float)
 
     def wake(self) -> None:
@@ -135,11 +134,7 @@ class OutboxSender:
             await asyncio.sleep(wait)
         interval = self.group_interval if chat.startswith("-") else self.private_interval
         self._next_chat[chat] = max(now, self._next_chat[chat]) + interval
-        async with self._global_lock:
-            now = time.monotonic()
-            if self._next_global > now:
-                await asyncio.sleep(self._next_global - now)
-            self._next_global = max(now, self._next_global) + self.global_interval
+        await self.pacer.turn()
 
     async def _send(self, m: OutboxMessage, revealed: RevealedKeys | ShopError | None = None) -> bool:
         """Deliver one message; True once Telegram took it (the caller marks it sent), else it was
