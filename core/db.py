@@ -11,9 +11,10 @@ is about to change; another process, like a CLI import, still queues on SQLite's
 run on their own threads and connections (``query_only``), in WAL mode, and never wait behind the writer.
 WAL, ``busy_timeout``, foreign keys on.
 
-PostgreSQL: a pool of threads, each with its own connection (psycopg 3, a synchronous driver: a unit of
-work is one function with no hand-off between its statements); READ COMMITTED, and services lock what they
-change with ``FOR UPDATE`` (``SKIP LOCKED`` where they pick from stock).
+PostgreSQL: a pool of writer threads and one of reader threads (read-only sessions), each thread with its
+own connection (psycopg 3, a synchronous driver: a unit of work is one function with no hand-off between
+its statements); READ COMMITTED, and services lock what they change with ``FOR UPDATE`` (``SKIP LOCKED``
+where they pick from stock).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def normalize_url(url: str | URL) -> URL:
 
 
 class Database:
-    """The engine and the threads units of work run on. ``pool_size``: PostgreSQL connections (and
-    threads); on SQLite the writer is always one, readers ``SQLITE_READERS``."""
+    """The engine and the threads units of work run on. ``pool_size``: PostgreSQL writer threads (each
+    with a connection), and as many readers; on SQLite the writer is always one, readers
+    ``SQLITE_READERS``."""
 
     def __init__(self, url: str | URL, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = normalize_url(url)
@@ -96,7 +98,10 @@ class Database:
             self.engine = create_engine(
                 self.url, echo=echo, poolclass=NullPool, connect_args={"connect_timeout": 10}
             )
-            self._writer = self._reader = ThreadPoolExecutor(pool_size, thread_name_prefix="keyshop-db")
+            # Reads get threads (and connections) of their own, so that a burst of writes queueing on row
+            # locks never delays a pre-checkout answer or the lookup of the user behind an update.
+            self._writer = ThreadPoolExecutor(pool_size, thread_name_prefix="keyshop-db-writer")
+            self._reader = ThreadPoolExecutor(pool_size, thread_name_prefix="keyshop-db-reader")
 
     async def run(self, job: Callable[..., _T], /, *args: Any) -> _T:
         """``job(conn, *args)`` in one write transaction on a database thread; rolled back unless the job
@@ -126,8 +131,12 @@ class Database:
             if conn is not None:
                 self._forget(conn)
             conn = self.engine.connect()
-            if self.is_sqlite and threading.current_thread().name.startswith("keyshop-db-reader"):
-                conn.exec_driver_sql("PRAGMA query_only=ON")
+            if threading.current_thread().name.startswith("keyshop-db-reader"):
+                conn.exec_driver_sql(
+                    "PRAGMA query_only=ON"
+                    if self.is_sqlite
+                    else "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+                )
                 conn.commit()
             self._local.conn = conn
             with self._guard:
