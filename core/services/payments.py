@@ -356,8 +356,7 @@ def _order_and_buyer(uow: UnitOfWork, order_ref: str) -> tuple[Order | None, Use
     order = uow.repo.orders.by_ref(order_ref)
     if order is None:
         return None, None, None
-    user, product = uow.repo.users.with_product(order.user_id, order.product_id)
-    return order, user, product
+    return order, uow.repo.users.get(order.user_id), uow.repo.catalog.product(order.product_id)
 
 
 def _add_notice(uow: UnitOfWork, charge: Charge, raw: dict[str, Any], now: datetime) -> int | None:

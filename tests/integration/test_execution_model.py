@@ -294,3 +294,20 @@ async def test_a_read_unit_of_work_that_raises_leaves_no_transaction_open(
     await _no_transaction_left_open(ctx)
     await ctx.write(set_position, "x", 2, clock)
     assert await ctx.read(position, "x") == 2
+
+
+async def test_every_read_only_service_runs_on_a_read_only_connection_without_locking(
+    any_shop: Services,
+) -> None:
+    """Reads run on connections that refuse writes and row locks (SQLite query_only, a PostgreSQL
+    read-only session): the pre-checkout answer, the catalog, the order history and a user lookup."""
+    pid = await stocked(any_shop, 2)
+    uid = await buyer(any_shop)
+    order = await any_shop.checkout.checkout(uid, pid, 1, STARS)
+    assert (
+        await any_shop.payments.check_payable(order.ref, order.amount, STARS, payer_id=uid)
+    ).id == order.id
+    assert [p.id for p, _ in await any_shop.catalog.shelf()] == [pid]
+    assert [line.order.ref for line in await any_shop.orders.history(uid)] == [order.ref]
+    assert (await any_shop.users.find("telegram", "1001")) is not None
+    assert await any_shop.stock.available(pid) == 1
