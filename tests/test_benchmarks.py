@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import flash_sale, orders, storefront
+from benchmarks import flash_sale, import_keys, orders, storefront
 
 
 async def test_the_storefront_benchmark_measures_keyshop_beside_the_journeys_echo(
@@ -34,3 +34,9 @@ async def test_the_orders_benchmark_runs_its_anchors_on_the_statements_keyshop_e
     out = capsys.readouterr().out
     assert "the hand-written anchors execute the same list" in out, out
     assert "keyshop / physical limit" in out and "keyshop / hand-written on sqlite3" in out
+
+
+def test_the_import_benchmark_imports_beside_its_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    assert import_keys.main(["--keys", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "keyshop import" in out and "plaintext, same driver (sqlite3 executemany)" in out
