@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import flash_sale, storefront
+from benchmarks import flash_sale, import_keys, orders, storefront
 
 
 async def test_the_storefront_benchmark_measures_keyshop_beside_the_journeys_echo(
@@ -23,3 +23,20 @@ async def test_the_flash_sale_benchmark_sells_exactly_its_keys_and_reports_the_d
     out = capsys.readouterr().out
     assert "missed Telegram's 15 s: 0" in out and "missed Telegram's 10 s: 0" in out
     assert "keys sold                      2" in out
+
+
+async def test_the_orders_benchmark_runs_its_anchors_on_the_statements_keyshop_executes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The anchors are fair only while they execute what keyshop does: a change to the purchase path's
+    statements shows here until benchmarks/orders.py mirrors it."""
+    assert await orders.main(["--orders", "20", "--concurrency", "4", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "the hand-written anchors execute the same list" in out, out
+    assert "keyshop / physical limit" in out and "keyshop / hand-written on sqlite3" in out
+
+
+def test_the_import_benchmark_imports_beside_its_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    assert import_keys.main(["--keys", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "keyshop import" in out and "plaintext, same driver (sqlite3 executemany)" in out

@@ -65,6 +65,16 @@ class ImportRepo:
         q = select(si.c.status).where(si.c.id == import_id).with_for_update()
         return (self.conn.execute(q)).scalar() == "running"
 
+    def lock_product(self, product_id: int) -> bool:
+        """Lock the product keys are about to be published to, until this transaction ends. True if it
+        exists. keys.product_id has no foreign key (a per-row check on every imported key): this one
+        check stands for it. FOR KEY SHARE is the lock a foreign key takes: the product cannot be deleted
+        meanwhile, yet checkouts (whose order rows take the same lock) and edits of it are not held up
+        by a long publish. On SQLite the write transaction holds the database."""
+        p = t.products
+        q = select(p.c.id).where(p.c.id == product_id).with_for_update(read=True, key_share=True)
+        return self.conn.execute(q).first() is not None
+
     def staged_count(self, import_id: int) -> int:
         s = t.stock_import_rows
         q = select(func.count()).select_from(s).where(s.c.import_id == import_id)

@@ -93,6 +93,8 @@ class StockService:
         r = uow.repo
         if not r.imports.lock_running(import_id):
             raise ImportAbandoned(import_id=import_id)
+        if not r.imports.lock_product(product_id):
+            raise ProductNotFound(product_id=product_id)
         staged = r.imports.staged_count(import_id)
         if staged != valid:
             raise ImportIncomplete(import_id=import_id, expected=valid, staged=staged)
