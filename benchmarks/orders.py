@@ -217,9 +217,6 @@ def _dialect(sqlite: bool) -> Dialect:
 
     lock_user = "" if sqlite else " FOR UPDATE OF users"
     lock_order = "" if sqlite else " FOR UPDATE OF orders"
-    # keyshop's audit and outbox inserts, compiled by SQLAlchemy for PostgreSQL, ask for the new id
-    # (implicit RETURNING) though nobody reads it; the hand-written ones do the same.
-    ret_id = "" if sqlite else " RETURNING id"
     pick = (
         f"ORDER BY keys.id LIMIT {p} OFFSET {p}"
         if sqlite
@@ -247,9 +244,9 @@ def _dialect(sqlite: bool) -> Dialect:
         deliver=f"UPDATE orders SET status={p}, paid_at={p}, delivered_at={p}, membership_expires_at={p} "
         f"WHERE orders.id = {p} AND orders.status = {p} RETURNING {_ORDER_RET}",
         insert_outbox="INSERT INTO outbox (user_id, kind, payload, status, next_attempt_at, created_at) "
-        f"VALUES ({ps(6)}){ret_id}",
+        f"VALUES ({ps(6)})",
         insert_audit="INSERT INTO audit_log (at, actor, action, product_id, order_id, detail) "
-        f"VALUES ({ps(6)}){ret_id}",
+        f"VALUES ({ps(6)})",
         stamp=_sqlite_stamp if sqlite else (lambda dt: dt),
         json=json.dumps if sqlite else _psycopg_json,
     )
@@ -263,7 +260,11 @@ def _x(c: Any, sql: str, params: Sequence[Any]) -> Any:
 
 
 def _many(c: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    c.cursor().executemany(sql, rows)
+    """Several rows in one driver call; one row as a plain execute (as keyshop does)."""
+    if len(rows) == 1:
+        c.cursor().execute(sql, rows[0])
+    else:
+        c.cursor().executemany(sql, rows)
 
 
 def checkout_tx(c: Any, q: Dialect, uid: int, pid: int) -> tuple[int, str, int]:

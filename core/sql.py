@@ -103,7 +103,9 @@ class _Plan:
     __slots__ = ("_procs", "defaults", "names", "positional", "processors", "result", "row_type", "sql")
 
     def __init__(self, stmt: Any, dialect: Dialect, keys: Sequence[str]) -> None:
-        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        # An INSERT without RETURNING of its own gets no implicit "RETURNING id" nobody would read.
+        plain_insert = getattr(stmt, "is_insert", False) and not stmt._returning
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys), for_executemany=plain_insert)
         if compiled.literal_execute_params or compiled.post_compile_params:
             raise ValueError("a prebuilt statement cannot take expanding parameters")
         self.sql: str = compiled.string
@@ -124,8 +126,9 @@ class _Plan:
                 values[name] = process(values[name])
         return tuple(values[n] for n in self.names) if self.positional else values
 
-    def rows(self, dialect: Dialect, description: Any, raw: list[tuple[Any, ...]]) -> list[Row]:
+    def rows(self, dialect: Dialect, cursor: Any, raw: list[tuple[Any, ...]]) -> list[Row]:
         if self.row_type is None:
+            description = cursor.description  # read once: psycopg builds it anew on every access
             assert self.result is not None
             names: dict[str, int] = {}
             objects: dict[Any, int] = {}
@@ -173,7 +176,7 @@ def run(conn: Connection, q: Prebuilt, params: Mapping[str, Any] | None = None) 
         cur.execute(plan.sql, args)
         if plan.result is not None:
             raw = cur.fetchall()
-            return Rows(plan.rows(dialect, cur.description, raw), cur.rowcount)
+            return Rows(plan.rows(dialect, cur, raw), cur.rowcount)
         return Rows([], cur.rowcount)
     except dialect.loaded_dbapi.Error as e:
         raise _translate(conn, plan.sql, args, e, cur) from e
@@ -191,7 +194,10 @@ def run_many(conn: Connection, q: Prebuilt, rows: Sequence[Mapping[str, Any]]) -
     dbapi_conn: Any = conn.connection.dbapi_connection
     cur = dbapi_conn.cursor()
     try:
-        cur.executemany(plan.sql, args)
+        if len(args) == 1:  # psycopg's executemany opens a pipeline: one row is cheaper as itself
+            cur.execute(plan.sql, args[0])
+        else:
+            cur.executemany(plan.sql, args)
     except dialect.loaded_dbapi.Error as e:
         raise _translate(conn, plan.sql, args, e, cur) from e
     finally:

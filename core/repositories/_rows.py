@@ -22,14 +22,25 @@ def dialect_insert(dialect: str, table: Any) -> Any:
 
 def part(row: Any, table: Any) -> Any:
     """The columns of one table out of a joined row, by attribute, as the mappers below read them."""
+    objects = getattr(row, "_objects", None)
+    if objects is not None:  # a prebuilt statement's row (core.sql): straight by position
+        return SimpleNamespace(**{c.name: row[objects[c]] for c in table.c})
     m = row._mapping
     return SimpleNamespace(**{c.name: m[c] for c in table.c})
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def to_dataclass(cls: type[_T], r: Any, **convert: Any) -> _T:
     """A dataclass from a row (or ``part``): same field names; ``convert`` maps a field to the type that
     rebuilds it (enums)."""
-    values = {f.name: getattr(r, f.name) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    index = getattr(r, "_names", None)
+    # a prebuilt statement's row (core.sql) is read straight by position
+    values = {n: r[index[n]] for n in names} if index is not None else {n: getattr(r, n) for n in names}
     for name, typ in convert.items():
         values[name] = typ(values[name])
     return cls(**values)
