@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
@@ -157,9 +157,7 @@ class Database:
         try:
             if self.is_sqlite:
                 # Straight to the driver (SQLAlchemy's own BEGIN is a no-op here): IMMEDIATE for writers.
-                conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
-                    "BEGIN IMMEDIATE" if write else "BEGIN"
-                )
+                _begin_sqlite(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
             conn.begin()
             return job(conn, *args)
         except BaseException:
@@ -200,6 +198,16 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+def _begin_sqlite(conn: Connection, begin: str) -> None:
+    """``begin`` on the driver; its error as SQLAlchemy raises any statement's (a write lock another process
+    held past the busy timeout is an ``OperationalError``, which callers retry as transient)."""
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        conn.connection.dbapi_connection.execute(begin)  # type: ignore[union-attr]
+    except dbapi.Error as e:
+        raise exc.DBAPIError.instance(begin, (), e, dbapi.Error) from e
 
 
 def _committing(conn: Connection, job: Callable[..., Any], *args: Any) -> Any:
