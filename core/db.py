@@ -75,6 +75,10 @@ class Database:
         self._connections: list[Connection] = []
         self._guard = threading.Lock()
         self._closed = False
+        # Moved when a connection turns out dropped by the server: one dropped usually means all were (a
+        # restart, a failover), so every thread opens a new one before its next unit of work instead of
+        # each failing once (retries of one caller would meet one dead connection after another).
+        self._epoch = 0
         if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         if self.is_sqlite:
@@ -127,9 +131,10 @@ class Database:
 
     def _connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.invalidated:
+        if conn is None or conn.closed or conn.invalidated or self._local.epoch != self._epoch:
             if conn is not None:
                 self._forget(conn)
+            self._local.epoch = self._epoch
             conn = self.engine.connect()
             if threading.current_thread().name.startswith("keyshop-db-reader"):
                 conn.exec_driver_sql(
@@ -161,6 +166,8 @@ class Database:
             conn.begin()
             return job(conn, *args)
         except BaseException:
+            if conn.invalidated:  # dropped by the server: the connections opened before it go too
+                self._epoch += 1
             if conn.in_transaction():
                 self._rollback(conn)
             raise
