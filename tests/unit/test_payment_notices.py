@@ -83,6 +83,25 @@ async def test_the_payer_behind_a_payment_is_found_even_while_the_database_is_br
     assert user.external_id == "777" and not fails
 
 
+async def test_the_user_behind_an_update_is_looked_up_even_while_the_database_briefly_fails(
+    shop: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every update looks its user up before its handler runs (a payment, its payer); a lookup that
+    failed once would lose the update, and with it the charge, before the notice could be written."""
+    await buyer(shop, "777")
+    real = UserRepo.get_by_external
+    fails = [locked(), locked()]
+
+    def flaky(self: UserRepo, channel: str, external_id: str) -> Any:
+        if fails:
+            raise fails.pop()
+        return real(self, channel, external_id)
+
+    monkeypatch.setattr(UserRepo, "get_by_external", flaky)
+    user = await shop.users.find("telegram", "777")
+    assert user is not None and user.external_id == "777" and not fails
+
+
 # ---------------------------------------------------------------- processing and retrying
 
 
