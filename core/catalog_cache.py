@@ -44,6 +44,8 @@ class CatalogCache:
     snapshot: CatalogSnapshot | None = None
     checked_at: float = float("-inf")
     stock_stale: bool = False
+    # Moved by every change made here: a reload that began before one has read what is no longer so.
+    generation: int = 0
     _lock: asyncio.Lock | None = field(default=None, repr=False)
 
     def lock(self) -> asyncio.Lock:
@@ -66,10 +68,12 @@ class CatalogCache:
     def catalog_changed(self) -> None:
         """A product or category changed here: the next view reloads everything."""
         self.snapshot = None
+        self.generation += 1
 
     def stock_changed(self) -> None:
         """Stock changed here in a way a count cannot follow by itself: re-read the counts."""
         self.stock_stale = True
+        self.generation += 1
 
     def reserved(self, product_id: int, quantity: int) -> None:
         """A checkout here took ``quantity`` keys of the product."""

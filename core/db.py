@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
@@ -75,6 +75,10 @@ class Database:
         self._connections: list[Connection] = []
         self._guard = threading.Lock()
         self._closed = False
+        # Moved when a connection turns out dropped by the server: one dropped usually means all were (a
+        # restart, a failover), so every thread opens a new one before its next unit of work instead of
+        # each failing once (retries of one caller would meet one dead connection after another).
+        self._epoch = 0
         if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         if self.is_sqlite:
@@ -127,9 +131,10 @@ class Database:
 
     def _connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.invalidated:
+        if conn is None or conn.closed or conn.invalidated or self._local.epoch != self._epoch:
             if conn is not None:
                 self._forget(conn)
+            self._local.epoch = self._epoch
             conn = self.engine.connect()
             if threading.current_thread().name.startswith("keyshop-db-reader"):
                 conn.exec_driver_sql(
@@ -157,12 +162,12 @@ class Database:
         try:
             if self.is_sqlite:
                 # Straight to the driver (SQLAlchemy's own BEGIN is a no-op here): IMMEDIATE for writers.
-                conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
-                    "BEGIN IMMEDIATE" if write else "BEGIN"
-                )
+                _begin_sqlite(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
             conn.begin()
             return job(conn, *args)
         except BaseException:
+            if conn.invalidated:  # dropped by the server: the connections opened before it go too
+                self._epoch += 1
             if conn.in_transaction():
                 self._rollback(conn)
             raise
@@ -200,6 +205,16 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+def _begin_sqlite(conn: Connection, begin: str) -> None:
+    """``begin`` on the driver; its error as SQLAlchemy raises any statement's (a write lock another process
+    held past the busy timeout is an ``OperationalError``, which callers retry as transient)."""
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        conn.connection.dbapi_connection.execute(begin)  # type: ignore[union-attr]
+    except dbapi.Error as e:
+        raise exc.DBAPIError.instance(begin, (), e, dbapi.Error) from e
 
 
 def _committing(conn: Connection, job: Callable[..., Any], *args: Any) -> Any:

@@ -136,11 +136,12 @@ class _Plan:
                 names.setdefault(key, i)
                 for o in objs:
                     objects.setdefault(o, i)
-            self.row_type = type("Row", (Row,), {"__slots__": (), "_names": names, "_objects": objects})
+            # The processors first: another thread seeing row_type set takes them as ready.
             self._procs = [
                 typ._cached_result_processor(dialect, d[1])
                 for (_k, _o, typ), d in zip(self.result, description, strict=True)
             ]
+            self.row_type = type("Row", (Row,), {"__slots__": (), "_names": names, "_objects": objects})
         procs, make = self._procs, self.row_type
         if not any(procs):
             return [make(r) for r in raw]

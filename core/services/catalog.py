@@ -202,7 +202,11 @@ class CatalogService:
             return cache.snapshot
         async with cache.lock():  # one reload for many viewers
             if cache.needs_check():
-                cache.snapshot = await self.ctx.read(_refresh, cache.snapshot, cache.clock)
+                seen = cache.generation
+                fresh = await self.ctx.read(_refresh, cache.snapshot, cache.clock)
+                if cache.generation != seen:  # changed here while it read: this view only, the next reloads
+                    return fresh
+                cache.snapshot = fresh
                 cache.checked_at = cache.clock()
                 cache.stock_stale = False
         assert cache.snapshot is not None

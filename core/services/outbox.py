@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from core.context import Context, UnitOfWork
 from core.messages import MESSAGE_TYPES, Message, UnknownMessage, decode
+from core.services.transient import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,13 @@ class OutboxService:
         await self._finish(message_id, "sent", None)
 
     async def sent_many(self, message_ids: list[int]) -> None:
-        """Mark messages sent, in one transaction (a sender's whole round)."""
+        """Mark messages sent, in one transaction (a sender's whole round). A briefly locked or dropped
+        database is retried: failing here would send the whole round again."""
         if message_ids:
-            await self.ctx.write(_sent_many, message_ids, self.ctx.clock.now())
+            await retry_transient(
+                lambda: self.ctx.write(_sent_many, message_ids, self.ctx.clock.now()),
+                f"marking {len(message_ids)} outbox messages sent",
+            )
 
     async def undeliverable(self, message_id: int, error: str) -> None:
         """Never to be sent (the user blocked the bot, the chat is gone): kept for the record."""

@@ -34,8 +34,11 @@ class UserService:
         return await retry_transient(find_or_create, f"finding user {channel}/{external_id}")
 
     async def find(self, channel: str, external_id: str) -> User | None:
-        """The user for this identity, or None if they never did anything that needed a row (a read)."""
-        return await self.ctx.read(_by_external, channel, external_id)
+        """The user for this identity, or None if they never did anything that needed a row (a read).
+        Every update looks its user up first (a payment, its payer), so a database hiccup is retried."""
+        return await retry_transient(
+            lambda: self.ctx.read(_by_external, channel, external_id), f"finding user {channel}/{external_id}"
+        )
 
     async def stored(self, who: User | UserIdentity) -> User:
         """``who`` as a stored user, created now if it was only an identity."""

@@ -199,3 +199,29 @@ async def test_a_fiat_refund_is_handed_to_the_admins(fiat: Shop) -> None:
     await shop.services.refunds.request_refund(invoice.message["_payload"], actor="admin:1")
     alert = await shop.emu.wait_for(ADMIN, lambda s: charge in s.text)
     assert invoice.message["_payload"] in alert.text and "9.90" in alert.text
+
+
+@pytest.mark.expect_errors
+async def test_a_newcomers_payment_that_cannot_be_recorded_still_leaves_the_notice_in_the_log(
+    shop: Shop, logged_errors: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payer of a forwarded invoice may have no row yet; when the database cannot make one, the
+    payment cannot be recorded either, and the log line with the whole notice is the one copy left."""
+    await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann")
+    shop.emu.user(OTHER, "Bob")
+    invoice = await shop.buy_one(BUYER)
+    charge = shop.emu.charge(OTHER, "XTR", 50, invoice.message["_payload"]).charge_id
+
+    async def unavailable(*args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT INTO users", {}, sqlite3.OperationalError("disk I/O error"))
+
+    monkeypatch.setattr(shop.services.users, "ensure", unavailable)
+    await shop.emu.deliver_payment(OTHER, charge)
+    for _ in range(100):
+        if any(r.levelname == "ERROR" for r in logged_errors.records):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    kept = [r.getMessage() for r in logged_errors.records if r.levelname == "CRITICAL"]
+    assert any(charge in line and str(OTHER) in line for line in kept), kept

@@ -19,11 +19,11 @@ from sqlalchemy import event, text
 from core.clock import FrozenClock
 from core.context import Context
 from core.db import Database
-from core.models import STARS, OrderStatus, PaymentStatus
+from core.models import STARS, Charge, OrderStatus, PaymentStatus
 from core.services import Services
 from core.uow import UnitOfWork
 from core.vault import Vault
-from tests.conftest import buyer, pay, stocked
+from tests.conftest import BACKENDS, buyer, pay, stocked
 
 WAIT = 10.0  # seconds: how long a thread waits for the other side before the test counts it as blocked
 
@@ -311,3 +311,41 @@ async def test_every_read_only_service_runs_on_a_read_only_connection_without_lo
     assert [line.order.ref for line in await any_shop.orders.history(uid)] == [order.ref]
     assert (await any_shop.users.find("telegram", "1001")) is not None
     assert await any_shop.stock.available(pid) == 1
+
+
+# ---------------------------------------------------------------- PostgreSQL: a server that drops us
+
+
+def _busy(uow: UnitOfWork) -> None:
+    uow.conn.execute(text("SELECT pg_sleep(0.05)"))
+
+
+def _drop_every_other_session(uow: UnitOfWork) -> int:
+    q = text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return int(uow.conn.execute(q).scalar_one())
+
+
+@pytest.mark.parametrize("any_db", [BACKENDS[1]], indirect=True)
+async def test_on_postgresql_a_payment_notice_is_recorded_right_after_the_server_dropped_every_connection(
+    any_shop: Services,
+) -> None:
+    """A restarted server (or a failover) leaves every thread's connection dead: the first one to find
+    out must not leave the others to fail the notice's retries one after another."""
+    shop = any_shop
+    pid = await stocked(shop, 1)
+    uid = await buyer(shop)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    # every thread, readers and writers, has its connection
+    await asyncio.gather(
+        *(shop.ctx.read(_busy) for _ in range(20)), *(shop.ctx.write(_busy) for _ in range(20))
+    )
+    killer = Context(db=Database(shop.ctx.db.url, pool_size=1), vault=shop.ctx.vault)
+    try:
+        assert await killer.write(_drop_every_other_session) >= 2
+    finally:
+        await killer.db.dispose()
+    charge = Charge("telegram", "c1", o.ref, o.amount, STARS, payer_id=uid)
+    assert await shop.payments.record_notice(charge, raw={}) > 0

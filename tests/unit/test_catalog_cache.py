@@ -3,7 +3,10 @@ shows at once, and another process's changes show within the cache's poll interv
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ from core.catalog_cache import CatalogCache
 from core.context import Context, ShopConfig
 from core.db import Database
 from core.services import Services
+from core.services import catalog as catalog_service
 from core.vault import Vault
 from tests.conftest import buyer, stocked
 
@@ -120,3 +124,58 @@ async def test_a_product_taken_off_sale_leaves_the_shelf_at_once_here(
     assert [p.id for p, _ in await shop.catalog.shelf()] == [pid]
     await shop.catalog.update_product(pid, active=False)
     assert await shop.catalog.shelf() == []
+
+
+class HeldRefresh:
+    """The catalog's reload, held after it has read the database and before it hands its snapshot over:
+    what another view's reload looks like while this process changes the catalog."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.read, self.go = threading.Event(), threading.Event()
+        real = catalog_service._refresh
+
+        def held(*args: Any) -> Any:
+            out = real(*args)
+            self.read.set()
+            self.go.wait(10)
+            return out
+
+        monkeypatch.setattr(catalog_service, "_refresh", held)
+        self._undo = lambda: monkeypatch.setattr(catalog_service, "_refresh", real)
+
+    async def start(self, view: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(view)
+        assert await asyncio.to_thread(self.read.wait, 10)
+        return task
+
+    async def finish(self, task: asyncio.Task[Any]) -> None:
+        self._undo()
+        self.go.set()
+        await task
+
+
+async def test_a_product_taken_off_sale_here_while_a_view_reloads_the_catalog_leaves_the_shelf_at_once(
+    db: Database, vault: Vault, ticks: Ticks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = services(db, vault, ticks)
+    pid = await stocked(shop, 3)
+    held = HeldRefresh(monkeypatch)
+    view = await held.start(shop.catalog.shelf())  # a buyer's view is reloading the catalog...
+    await shop.catalog.update_product(pid, active=False)  # ...when the admin takes the product off sale
+    await held.finish(view)
+    assert await shop.catalog.shelf() == []
+    assert not (await shop.catalog.card(pid))[0].active
+
+
+async def test_keys_released_here_while_a_view_reloads_the_catalog_show_at_the_next_view(
+    db: Database, vault: Vault, ticks: Ticks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = services(db, vault, ticks)
+    pid = await stocked(shop, 5)
+    uid = await buyer(shop)
+    order = await shop.checkout.checkout(uid, pid, 2, "XTR")
+    held = HeldRefresh(monkeypatch)
+    view = await held.start(shop.catalog.card(pid))
+    await shop.orders.cancel(order.ref, user_id=uid, actor="test")
+    await held.finish(view)
+    assert (await shop.catalog.card(pid))[1] == 5

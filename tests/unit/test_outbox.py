@@ -1,12 +1,17 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy.exc import OperationalError
 
 from core.clock import FrozenClock
 from core.messages import KeysDelivered, RefundDue
 from core.models import STARS
 from core.services import Services
+from core.services import outbox as outbox_service
 from core.services.outbox import MAX_ATTEMPTS
+from core.uow import UnitOfWork
 from tests.conftest import buyer, stocked
 
 
@@ -62,3 +67,26 @@ async def test_a_channel_claims_only_its_own_users_messages(shop: Services) -> N
     await shop.payments.confirm_payment("telegram", "c", o.ref, o.amount, STARS)
     assert await shop.outbox.claim("telegram") == []
     assert [m.external_id for m in await shop.outbox.claim("wechat")] == ["oOPENID"]
+
+
+async def test_marking_a_round_sent_rides_out_a_brief_database_hiccup(
+    shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender's whole round (up to a hundred messages) is marked sent in one transaction: one failure
+    there must not send them all again."""
+    pid = await stocked(shop, 3)
+    for i in range(3):
+        o = await shop.checkout.checkout(await buyer(shop, f"7{i}"), pid, 1, STARS)
+        await shop.payments.confirm_payment("telegram", f"c{i}", o.ref, o.amount, STARS)
+    claimed = await shop.outbox.claim("telegram")
+    real, fails = outbox_service._sent_many, [OperationalError("UPDATE outbox", {}, Exception("locked"))]
+
+    def flaky(uow: UnitOfWork, message_ids: list[int], now: datetime) -> None:
+        if fails:
+            raise fails.pop()
+        real(uow, message_ids, now)
+
+    monkeypatch.setattr(outbox_service, "_sent_many", flaky)
+    await shop.outbox.sent_many([m.id for m in claimed])
+    clock.advance(minutes=3)  # the round's lease has run out
+    assert await shop.outbox.claim("telegram") == []

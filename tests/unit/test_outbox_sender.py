@@ -1,11 +1,27 @@
-"""The sender's pacing: one message a second per private chat, within 30 a second overall."""
+"""The sender's pacing (one message a second per private chat, within 30 a second overall), and its rounds:
+what went out is marked sent once."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
+import sqlite3
 import time
 
+import pytest
+from aiogram.exceptions import TelegramForbiddenError
+from aiogram.methods import SendMessage
+from sqlalchemy.exc import OperationalError
+
+from bot.i18n import build_i18n
+from core.clock import FrozenClock
+from core.models import STARS
+from core.services import Services
+from handlers.telegram.workers import outbox as outbox_module
+from handlers.telegram.workers.messages import Outgoing
 from handlers.telegram.workers.outbox import OutboxSender, backoff
+from tests.conftest import buyer, stocked
 
 
 async def test_messages_to_one_private_chat_are_spaced_a_second_apart() -> None:
@@ -35,3 +51,39 @@ async def test_groups_get_twenty_messages_a_minute() -> None:
 
 def test_retries_back_off_exponentially_up_to_five_minutes() -> None:
     assert [backoff(n).total_seconds() for n in (0, 1, 2, 5, 20)] == [1, 2, 4, 32, 300]
+
+
+async def test_a_round_whose_one_chat_fails_still_marks_sent_what_the_other_chats_sent(
+    shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chat A's buyer blocked the bot and recording that fails on a database hiccup; chat B's two
+    deliveries go out all the same, and neither is delivered again once the round's lease runs out."""
+    pid = await stocked(shop, 3)
+    for ext, charge in (("71", "a"), ("72", "b1"), ("72", "b2")):
+        o = await shop.checkout.checkout(await buyer(shop, ext), pid, 1, STARS)
+        await shop.payments.confirm_payment("telegram", charge, o.ref, o.amount, STARS)
+    delivered: list[tuple[str, str]] = []
+
+    async def deliver(out: Outgoing) -> None:
+        if out.item.external_id == "71":
+            raise TelegramForbiddenError(
+                method=SendMessage(chat_id=71, text="x"), message="Forbidden: bot was blocked by the user"
+            )
+        delivered.append((out.item.external_id, out.item.message.order_ref))
+
+    async def hiccup(user_id: int, blocked: bool) -> None:
+        raise OperationalError("UPDATE users", {}, sqlite3.OperationalError("disk I/O error"))
+
+    monkeypatch.setattr(outbox_module, "deliver", deliver)
+    monkeypatch.setattr(shop.users, "set_bot_blocked", hiccup)
+    sender = OutboxSender(None, shop, build_i18n(), private_interval=0.2)  # type: ignore[arg-type]
+    with contextlib.suppress(OperationalError):
+        await sender.drain()
+    await asyncio.sleep(0.5)  # whatever the round still had under way
+    assert len(delivered) == 2
+    monkeypatch.undo()  # the database is well again
+    monkeypatch.setattr(outbox_module, "deliver", deliver)
+    clock.advance(minutes=3)  # the round's lease has run out
+    await sender.drain()
+    await asyncio.sleep(0.5)
+    assert sorted(chat for chat, _ in delivered) == ["72", "72"]

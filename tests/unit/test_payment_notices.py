@@ -3,6 +3,7 @@ processing fails is retried until it succeeds; replaying one changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
@@ -82,6 +83,25 @@ async def test_the_payer_behind_a_payment_is_found_even_while_the_database_is_br
     assert user.external_id == "777" and not fails
 
 
+async def test_the_user_behind_an_update_is_looked_up_even_while_the_database_briefly_fails(
+    shop: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every update looks its user up before its handler runs (a payment, its payer); a lookup that
+    failed once would lose the update, and with it the charge, before the notice could be written."""
+    await buyer(shop, "777")
+    real = UserRepo.get_by_external
+    fails = [locked(), locked()]
+
+    def flaky(self: UserRepo, channel: str, external_id: str) -> Any:
+        if fails:
+            raise fails.pop()
+        return real(self, channel, external_id)
+
+    monkeypatch.setattr(UserRepo, "get_by_external", flaky)
+    user = await shop.users.find("telegram", "777")
+    assert user is not None and user.external_id == "777" and not fails
+
+
 # ---------------------------------------------------------------- processing and retrying
 
 
@@ -125,3 +145,28 @@ async def test_a_replayed_notice_changes_nothing(shop: Services) -> None:
     again = await shop.payments.process_notice(await notice(shop, o, "c1", uid))
     assert again.ok and again.result is not None and again.result.replay
     assert await outbox_rows(shop) == before == [(uid, KeysDelivered.KIND, {"order_ref": o.ref})]
+
+
+async def test_recording_a_notice_retries_while_another_process_really_holds_the_write_lock(
+    shop: Services,
+) -> None:
+    """SQLite's own "database is locked" (a CLI import publishing in another process outlasts the busy
+    timeout) is a transient error like any other: the notice is written once the lock is free."""
+    pid = await stocked(shop, 1)
+    uid = await buyer(shop)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+
+    def short_busy_timeout(conn: Any) -> None:  # the writer's connection: give up on a lock at once
+        conn.connection.dbapi_connection.execute("PRAGMA busy_timeout=20")
+
+    await shop.ctx.db.run(short_busy_timeout)
+    other = sqlite3.connect(shop.ctx.db.url.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process takes the write lock ...
+    release = asyncio.get_running_loop().call_later(0.25, other.execute, "ROLLBACK")  # ... for a moment
+    try:
+        nid = await notice(shop, o, "c1", uid)
+    finally:
+        release.cancel()
+        other.close()
+    assert nid > 0
+    assert await query(shop, select(t.payment_notices.c.charge_id)) == [("c1",)]

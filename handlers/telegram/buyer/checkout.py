@@ -211,8 +211,8 @@ async def paid(
     sp = message.successful_payment
     assert sp is not None
     raw = sp.model_dump(mode="json", exclude_none=True)
-    payer = await services.users.stored(shop_user or identity)  # whoever paid is owed the money back
     try:
+        payer = await services.users.stored(shop_user or identity)  # whoever paid is owed the money back
         charge = Charge(
             PROVIDER,
             sp.telegram_payment_charge_id,
@@ -224,7 +224,9 @@ async def paid(
         notice = await services.payments.record_notice(charge, raw=raw)
     except Exception:
         # The one copy left is this log line: it has what is needed to deliver or refund by hand.
-        log.critical("payment notice NOT recorded (payer %s): %s", payer.id, json.dumps(raw))
+        log.critical(
+            "payment notice NOT recorded (payer: Telegram user %s): %s", identity.external_id, json.dumps(raw)
+        )
         raise
     outcome = await services.payments.process_notice(notice)
     if outcome.ok:

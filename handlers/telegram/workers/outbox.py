@@ -96,10 +96,17 @@ class OutboxSender:
             by_chat[m.external_id].append(m)
         sent: list[int] = []
         try:
-            await asyncio.gather(*(self._chat(chat, msgs, revealed, sent) for chat, msgs in by_chat.items()))
+            # Every chat runs to its end, even when another fails: what it sends is then marked below.
+            failed = await asyncio.gather(
+                *(self._chat(chat, msgs, revealed, sent) for chat, msgs in by_chat.items()),
+                return_exceptions=True,
+            )
         finally:
             # One transaction for the round: a crash before it means a resend, never a loss.
             await self.services.outbox.sent_many(sent)
+        for error in failed:
+            if isinstance(error, BaseException):
+                raise error
         return len(batch)
 
     async def _reveal(self, batch: list[OutboxMessage]) -> dict[str, RevealedKeys | ShopError]:
