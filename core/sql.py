@@ -113,6 +113,11 @@ class _Plan:
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         self.defaults: dict[str, Any] = compiled.construct_params(_check=False)
         self.processors: dict[str, Any] = dict(compiled._bind_processors)
+        if dialect.name == "sqlite":  # the types' one-step conversions, where they have them
+            for name, bind in compiled.binds.items():
+                fast = getattr(bind.type, "sqlite_fast_bind", None)
+                if fast is not None and name in self.processors:
+                    self.processors[name] = fast
         self.result: list[tuple[str, Any, Any]] | None = (
             [(c[0], c[2], c[3]) for c in compiled._result_columns] if compiled._result_columns else None
         )
@@ -138,14 +143,21 @@ class _Plan:
                     objects.setdefault(o, i)
             # The processors first: another thread seeing row_type set takes them as ready.
             self._procs = [
-                typ._cached_result_processor(dialect, d[1])
+                (
+                    typ.sqlite_fast_result
+                    if dialect.name == "sqlite" and hasattr(typ, "sqlite_fast_result")
+                    else typ._cached_result_processor(dialect, d[1])
+                )
                 for (_k, _o, typ), d in zip(self.result, description, strict=True)
             ]
             self.row_type = type("Row", (Row,), {"__slots__": (), "_names": names, "_objects": objects})
         procs, make = self._procs, self.row_type
         if not any(procs):
             return [make(r) for r in raw]
-        return [make([p(v) if p is not None else v for p, v in zip(procs, r, strict=True)]) for r in raw]
+        return [
+            make([p(v) if p is not None and v is not None else v for p, v in zip(procs, r, strict=True)])
+            for r in raw
+        ]
 
 
 class Prebuilt:
