@@ -100,7 +100,7 @@ class _Scalars(list[Any]):
 class _Plan:
     """One statement compiled for one dialect and one set of parameter names."""
 
-    __slots__ = ("_procs", "defaults", "names", "positional", "processors", "result", "row_type", "sql")
+    __slots__ = ("_procs", "fixed", "names", "positional", "processors", "result", "row_type", "sql")
 
     def __init__(self, stmt: Any, dialect: Dialect, keys: Sequence[str]) -> None:
         # An INSERT without RETURNING of its own gets no implicit "RETURNING id" nobody would read.
@@ -111,13 +111,21 @@ class _Plan:
         self.sql: str = compiled.string
         self.positional: bool = compiled.positional
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
-        self.defaults: dict[str, Any] = compiled.construct_params(_check=False)
-        self.processors: dict[str, Any] = dict(compiled._bind_processors)
+        processors: dict[str, Any] = dict(compiled._bind_processors)
         if dialect.name == "sqlite":  # the types' one-step conversions, where they have them
             for name, bind in compiled.binds.items():
                 fast = getattr(bind.type, "sqlite_fast_bind", None)
-                if fast is not None and name in self.processors:
-                    self.processors[name] = fast
+                if fast is not None and name in processors:
+                    processors[name] = fast
+        given = set(keys)
+        # What the statement itself holds (literal values), processed once; what each execution gives,
+        # processed as it comes.
+        self.fixed: dict[str, Any] = {
+            name: processors[name](value) if name in processors and value is not None else value
+            for name, value in compiled.construct_params(_check=False).items()
+            if name not in given
+        }
+        self.processors: dict[str, Any] = {k: p for k, p in processors.items() if k in given}
         self.result: list[tuple[str, Any, Any]] | None = (
             [(c[0], c[2], c[3]) for c in compiled._result_columns] if compiled._result_columns else None
         )
@@ -125,11 +133,12 @@ class _Plan:
         self._procs: list[Any] = []
 
     def params(self, given: Mapping[str, Any]) -> Any:
-        values = {**self.defaults, **given}
+        values = {**self.fixed, **given}
         for name, process in self.processors.items():
-            if name in values and values[name] is not None:
-                values[name] = process(values[name])
-        return tuple(values[n] for n in self.names) if self.positional else values
+            value = values[name]
+            if value is not None:
+                values[name] = process(value)
+        return tuple([values[n] for n in self.names]) if self.positional else values
 
     def rows(self, dialect: Dialect, cursor: Any, raw: list[tuple[Any, ...]]) -> list[Row]:
         if self.row_type is None:
