@@ -24,13 +24,14 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
+
+from core.lanes import Lane
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,8 @@ class Database:
                 connect_args={"timeout": 30, "check_same_thread": False},
             )
             _install_sqlite_discipline(self.engine)
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="keyshop-db-writer")
-            self._reader = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="keyshop-db-reader")
+            self._writer = Lane("keyshop-db-writer", 1)
+            self._reader = Lane("keyshop-db-reader", SQLITE_READERS)
         else:
             # No pre-ping (a round trip on every unit of work): a connection the server dropped fails its
             # statement, the thread drops it, and the caller's retry gets a fresh one.
@@ -104,8 +105,8 @@ class Database:
             )
             # Reads get threads (and connections) of their own, so that a burst of writes queueing on row
             # locks never delays a pre-checkout answer or the lookup of the user behind an update.
-            self._writer = ThreadPoolExecutor(pool_size, thread_name_prefix="keyshop-db-writer")
-            self._reader = ThreadPoolExecutor(pool_size, thread_name_prefix="keyshop-db-reader")
+            self._writer = Lane("keyshop-db-writer", pool_size)
+            self._reader = Lane("keyshop-db-reader", pool_size)
 
     async def run(self, job: Callable[..., _T], /, *args: Any) -> _T:
         """``job(conn, *args)`` in one write transaction on a database thread; rolled back unless the job
@@ -120,12 +121,12 @@ class Database:
         """``job(conn, *args)`` in a write transaction committed when it returns (schema set-up, seeds)."""
         return await self._submit(self._writer, True, _committing, (job, *args))
 
-    async def _submit(self, pool: ThreadPoolExecutor, write: bool, job: Callable[..., Any], args: Any) -> Any:
+    async def _submit(self, lane: Lane, write: bool, job: Callable[..., Any], args: Any) -> Any:
         if self._closed:
             raise RuntimeError("the database was disposed")
         # A caller cancelled before its turn never runs; one cancelled while running finishes (its
         # transaction commits or rolls back as a whole) without anyone waiting for it.
-        return await asyncio.get_running_loop().run_in_executor(pool, self._execute, write, job, args)
+        return await lane.submit(self._execute, write, job, args)
 
     # ------------------------------------------------------------------ on the database threads
 
@@ -192,8 +193,8 @@ class Database:
         await asyncio.to_thread(self._shutdown)
 
     def _shutdown(self) -> None:
-        self._writer.shutdown(wait=True)
-        self._reader.shutdown(wait=True)
+        self._writer.stop()
+        self._reader.stop()
         with self._guard:
             conns, self._connections = self._connections, []
         for conn in conns:
