@@ -87,3 +87,31 @@ async def test_a_round_whose_one_chat_fails_still_marks_sent_what_the_other_chat
     await sender.drain()
     await asyncio.sleep(0.5)
     assert sorted(chat for chat, _ in delivered) == ["72", "72"]
+
+
+async def test_a_long_round_marks_what_it_sent_as_it_goes_so_a_lapsed_lease_resends_nothing(
+    shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One chat's messages go out a second apart: a round of many of them could outlast its claim's
+    lease. What went out is marked sent every couple of seconds, so another sender claiming the lapsed
+    lease meanwhile finds none of it."""
+    pid = await stocked(shop, 4)
+    uid = await buyer(shop, "81")
+    for charge in ("c1", "c2", "c3", "c4"):
+        o = await shop.checkout.checkout(uid, pid, 1, STARS)
+        await shop.payments.confirm_payment("telegram", charge, o.ref, o.amount, STARS)
+    delivered: list[str] = []
+
+    async def deliver(out: Outgoing) -> None:
+        delivered.append(out.item.message.order_ref)
+
+    monkeypatch.setattr(outbox_module, "deliver", deliver)
+    monkeypatch.setattr(outbox_module, "MARK_SENT_EVERY", 0.3)
+    sender = OutboxSender(None, shop, build_i18n(), private_interval=0.5)  # type: ignore[arg-type]
+    round_ = asyncio.create_task(sender.drain())
+    await asyncio.sleep(1.4)  # three of four out, one still to come
+    clock.advance(minutes=3)  # the lease has lapsed: a second sender claims what is left
+    again = await shop.outbox.claim("telegram")
+    await round_
+    assert len(delivered) == 4
+    assert len(again) <= 1  # at most the one not yet sent

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 
 
+MARK_SENT_EVERY = 2.0  # seconds: how often a long round marks what it has sent (the lease is 2 minutes)
+
+
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(300, 2 ** min(attempts, 9)))
 
@@ -66,6 +69,7 @@ class OutboxSender:
         self.private_interval, self.group_interval = private_interval, group_interval
         self.idle_poll = idle_poll
         self._wake = asyncio.Event()
+        self._marked_at = time.monotonic()
         self._next_chat: dict[str, float] = defaultdict(float)
 
     def wake(self) -> None:
@@ -133,6 +137,19 @@ class OutboxSender:
             keys = revealed.get(m.message.order_ref) if isinstance(m.message, KeysDelivered) else None
             if await self._send(m, keys):
                 sent.append(m.id)
+                await self._mark_if_due(sent)
+
+    async def _mark_if_due(self, sent: list[int]) -> None:
+        """Mark what went out so far every ``MARK_SENT_EVERY`` seconds, not only when the round ends: a
+        round paced by one slow chat could otherwise outlast the claim's lease, and another sender would
+        send its messages again."""
+        now = time.monotonic()
+        if now - self._marked_at < MARK_SENT_EVERY:
+            return
+        self._marked_at = now
+        ids = sent[:]
+        del sent[:]
+        await self.services.outbox.sent_many(ids)
 
     async def _pace(self, chat: str) -> None:
         now = time.monotonic()
