@@ -35,7 +35,7 @@ class UserCache:
 
     def __init__(self, ttl: float = 30.0, max_size: int = 50_000) -> None:
         self.ttl, self.max_size = ttl, max_size
-        self._users: dict[int, tuple[User, float]] = {}
+        self._users: dict[int, tuple[User | None, float]] = {}
 
     def get(self, tg_id: int) -> User | None:
         hit = self._users.get(tg_id)
@@ -43,7 +43,18 @@ class UserCache:
             return None
         return hit[0]
 
-    def put(self, tg_id: int, user: User) -> None:
+    def absent(self, tg_id: int) -> bool:
+        """Was this Telegram user looked up lately and found to have no row (a newcomer browsing)?"""
+        hit = self._users.get(tg_id)
+        return hit is not None and hit[0] is None and hit[1] >= time.monotonic()
+
+    def put_absent(self, tg_id: int) -> None:
+        """A newcomer: no row. Whatever creates theirs in this process forgets this at once."""
+        if len(self._users) >= self.max_size:
+            self._users.clear()
+        self._users[tg_id] = (None, time.monotonic() + self.ttl)
+
+    def put(self, tg_id: int, user: User | None) -> None:
         if len(self._users) >= self.max_size:
             self._users.clear()
         self._users[tg_id] = (user, time.monotonic() + self.ttl)
@@ -75,9 +86,19 @@ class ShopUserMiddleware(BaseMiddleware):
             current = pick_locale(tg.language_code)
             data["identity"] = UserIdentity(CHANNEL, str(tg.id), current)
             user = self.cache.get(tg.id)
+            # A newcomer browsing is remembered as such for a while (no read per tap); a payment always
+            # looks again: the checkout it pays for may have been made by another instance.
+            if (
+                user is None
+                and self.cache.absent(tg.id)
+                and not (isinstance(event, Update) and _is_payment(event))
+            ):
+                data["shop_user"] = None
+                return await handler(event, data)
             if user is None:
                 user = await services.users.find(CHANNEL, str(tg.id))
                 if user is None:  # only looking around so far: no row until a write needs one
+                    self.cache.put_absent(tg.id)
                     data["shop_user"] = None
                     return await handler(event, data)
                 if user.bot_blocked:

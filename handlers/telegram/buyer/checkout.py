@@ -54,6 +54,7 @@ async def buy(
     shop_user: User | None,
     identity: UserIdentity,
     services: Services,
+    user_cache: UserCache,
     reservation_minutes: int,
     fiat_currency: str | None,
     payment_provider_token: str | None,
@@ -76,6 +77,8 @@ async def buy(
             callback_data.qty,
             currency,
         )
+        if shop_user is None:
+            user_cache.forget(query.from_user.id)  # a newcomer no more: their row was made with the order
     except PhoneRequired:
         await bot.send_message(query.from_user.id, tr("phone-ask"), reply_markup=keyboards.share_phone())
         return
@@ -203,6 +206,7 @@ async def paid(
     identity: UserIdentity,
     services: Services,
     outbox: OutboxSender,
+    user_cache: UserCache,
 ) -> None:
     """Receives: the payment (Stars or fiat). The notice is recorded durably first, then confirmed and
     delivered in one transaction (idempotent on the charge id); the keys, or a refund to whoever paid,
@@ -213,6 +217,8 @@ async def paid(
     raw = sp.model_dump(mode="json", exclude_none=True)
     try:
         payer = await services.users.stored(shop_user or identity)  # whoever paid is owed the money back
+        if shop_user is None:
+            user_cache.forget(int(identity.external_id))
         charge = Charge(
             PROVIDER,
             sp.telegram_payment_charge_id,

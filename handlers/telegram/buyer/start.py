@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, Message
 from core.models import User, UserIdentity
 from core.services import Services
 from handlers.telegram.chats import private_router
+from handlers.telegram.middlewares import UserCache
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import MAX_ID, MenuCb
 from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, reply, tr, tr_plain
@@ -41,11 +42,13 @@ async def start(
     shop_user: User | None,
     identity: UserIdentity,
     services: Services,
+    user_cache: UserCache,
 ) -> None:
     """Receives: /start and /start <payload> (a referral link ``r<user id>``; others are a plain /start)."""
     referrer = referrer_of(command.args)
     if referrer is not None:  # the referral is kept: the newcomer's row is made for it
         user = await services.users.stored(shop_user or identity)
+        user_cache.forget(int(identity.external_id))
         await services.users.set_referrer_once(user.id, referrer)
     name = message.from_user.first_name if message.from_user else ""
     await message.answer(tr("start-welcome", name=name), reply_markup=keyboards.main_menu())
