@@ -151,6 +151,7 @@ class CheckoutService:
         transaction (and rolled back with it should the checkout be refused)."""
         if type(quantity) is not int:
             raise InvalidInput("quantity must be a whole number", field="quantity")
+        await self._sold_out_early(user_id, product_id, quantity, currency)
         order, created = await self.ctx.write(self._checkout, user_id, product_id, quantity, currency)
         if created:
             self.ctx.catalog.reserved(product_id, quantity)
@@ -219,6 +220,33 @@ class CheckoutService:
         uow.commit()
         return order, True
 
+    async def _sold_out_early(
+        self, who: int | UserIdentity, product_id: int, quantity: int, currency: str
+    ) -> None:
+        """A flash sale's crowd after the last key: refused from the in-memory catalog, without queueing
+        for the writer. Only when the catalog is fresh (stock moved here is counted at once; elsewhere, up
+        to its poll interval) and the buyer holds no unpaid order this tap could reuse (a double tap by the
+        buyer who took the last key gets their invoice again). The purchase transaction stays the judge of
+        every purchase it lets through."""
+        cache = self.ctx.catalog
+        snapshot = cache.snapshot
+        if snapshot is None or cache.needs_check():
+            return
+        product = snapshot.products.get(product_id)
+        if product is None or not product.active or product.delivery_kind is not DeliveryKind.UNIQUE:
+            return  # refusals other than stock are the transaction's to give
+        available = snapshot.available.get(product_id, 0)
+        if available >= quantity:
+            return
+        if isinstance(who, int):
+            now = self.ctx.clock.now()
+            pending = await self.ctx.read(_pending_orders, who, now)
+            if any(
+                (o.product_id, o.quantity, o.currency) == (product_id, quantity, currency) for o in pending
+            ):
+                return  # the reuse path decides, in the transaction
+        raise OutOfStock(product_id=product_id, name=product.name, available=available)
+
     def _price(self, product: Product, currency: str) -> int:
         unit = product.unit_price(currency, self.ctx.config.currency)
         if unit is None:
@@ -234,3 +262,7 @@ def _create_user(uow: UnitOfWork, who: UserIdentity, now: datetime) -> int:
     if user is None:
         raise IntegrityViolation(f"user {who.channel}/{who.external_id} vanished")
     return user.id
+
+
+def _pending_orders(uow: UnitOfWork, user_id: int, now: datetime) -> list[Order]:
+    return uow.repo.orders.pending_for_user(user_id, now)

@@ -179,3 +179,31 @@ async def test_keys_released_here_while_a_view_reloads_the_catalog_show_at_the_n
     await shop.orders.cancel(order.ref, user_id=uid, actor="test")
     await held.finish(view)
     assert (await shop.catalog.card(pid))[1] == 5
+
+
+async def test_after_the_last_key_a_newcomers_buy_is_refused_without_queueing_for_the_writer(
+    db: Database, vault: Vault, ticks: Ticks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flash sale's crowd after the last key: the fresh in-memory catalog says sold out, so the refusal
+    costs no write transaction; the buyer who took the last key still gets their order again."""
+    from core.errors import OutOfStock
+    from core.models import UserIdentity
+
+    shop = services(db, vault, ticks)
+    pid = await stocked(shop, 1)
+    uid = await buyer(shop)
+    await shop.catalog.card(pid)
+    first = await shop.checkout.checkout(uid, pid, 1, "XTR")
+    writes: list[int] = []
+    real = db.run
+
+    async def counted(job: Any, *args: Any) -> Any:
+        writes.append(1)
+        return await real(job, *args)
+
+    monkeypatch.setattr(db, "run", counted)
+    with pytest.raises(OutOfStock):
+        await shop.checkout.checkout(UserIdentity("telegram", "9001", "en"), pid, 1, "XTR")
+    assert writes == []
+    again, created = await shop.checkout.checkout_or_reuse(uid, pid, 1, "XTR")  # a double tap
+    assert (again.ref, created) == (first.ref, False)
