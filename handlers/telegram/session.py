@@ -47,6 +47,8 @@ from handlers.telegram.pacing import SendPacer
 
 log = logging.getLogger(__name__)
 
+INVOICE_WAITS = 3
+
 # What counts against Telegram's ~30 messages a second: anything that posts a message (answers to
 # queries and edits do not).
 _MESSAGES = (
@@ -119,14 +121,18 @@ class BotRequests(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         if self.pacer is not None and _IN_UPDATE.get() and isinstance(method, _MESSAGES):
             await self.pacer.turn()  # Telegram's ~30 messages a second, shared with the outbox
-        try:
-            return await make_request(bot, method)
-        except TelegramRetryAfter as e:
-            if not _IN_UPDATE.get() or e.retry_after > self.max_wait:
-                raise
-            log.info("%s: flood limit, retrying in %s s", type(method).__name__, e.retry_after)
-            await asyncio.sleep(e.retry_after)
-            return await make_request(bot, method)
+        # An invoice holds a reservation that is released if it cannot be sent: it waits out a few short
+        # flood limits (a burst of invoices can bunch up when the event loop is busy); a reply waits once.
+        waits = INVOICE_WAITS if isinstance(method, SendInvoice) else 1
+        for _ in range(waits):
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as e:
+                if not _IN_UPDATE.get() or e.retry_after > self.max_wait:
+                    raise
+                log.info("%s: flood limit, retrying in %s s", type(method).__name__, e.retry_after)
+                await asyncio.sleep(e.retry_after)
+        return await make_request(bot, method)
 
     def install(self, bot: Bot) -> None:
         """Register on ``bot``'s session, once (the dispatcher's startup calls this for every start)."""

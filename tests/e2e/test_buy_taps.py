@@ -284,6 +284,22 @@ async def test_sendinvoice_429_releases_the_reservation_and_alerts_nobody(shop: 
     )
 
 
+async def test_an_invoice_that_meets_short_flood_limits_waits_them_out_and_keeps_its_reservation(
+    shop: Shop,
+) -> None:
+    """A burst of invoices can bunch up and meet Telegram's 429 with a short retry_after: the invoice
+    waits it out (a few times) instead of giving up and releasing the stock it was made for."""
+    await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann")
+    listing = await shop.say(BUYER, "/catalog")
+    card = await shop.tap(BUYER, listing, "Steam")
+    shop.emu.fail_next("sendInvoice", 429, retry_after=1, times=2)
+    await shop.tap_data(BUYER, card, card.button("Buy")["callback_data"])
+    invoice = await shop.emu.wait_for(BUYER, lambda s: s.method == "sendInvoice", within=8.0)
+    assert (await shop.emu.pay(BUYER, invoice))["paid"]
+    assert "KEY-" in (await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text)).text
+
+
 # ---------------------------------------------------------------- double taps and hoarding
 
 
