@@ -13,21 +13,21 @@ import time
 
 
 class SendPacer:
-    """Hands out send slots ``1 / per_second`` apart, in the order they were asked for."""
+    """Hands out send slots at least ``1 / per_second`` apart, in the order they were asked for, measured
+    from when each send really goes: after the event loop was busy for a while, the sends it held back
+    still leave one slot apart instead of all at once (which Telegram would answer with 429)."""
 
     def __init__(self, per_second: float = 30.0) -> None:
         self.interval = 1.0 / per_second
         self._next = 0.0
-
-    def reserve(self) -> float:
-        """Take the next slot; returns how many seconds until it comes (0: now)."""
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        return slot - now
+        self._lock: asyncio.Lock | None = None
 
     async def turn(self) -> None:
         """Wait for the next slot."""
-        wait = self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            wait = self._next - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next = time.monotonic() + self.interval
