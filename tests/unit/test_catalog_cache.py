@@ -40,15 +40,16 @@ def services(db: Database, vault: Vault, ticks: Ticks) -> Services:
     return Services(Context(db=db, vault=vault, config=ShopConfig(currency="USD"), catalog=cache))
 
 
-def count_reads(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def count_trips(db: Database, monkeypatch: pytest.MonkeyPatch, kind: str = "read") -> list[int]:
+    """Every trip to the database's threads of ``kind`` ("read" or "run", a write) from now on."""
     seen: list[int] = []
-    real = db.read
+    real = getattr(db, kind)
 
     async def counted(job: Any, *args: Any) -> Any:
         seen.append(1)
         return await real(job, *args)
 
-    monkeypatch.setattr(db, "read", counted)
+    monkeypatch.setattr(db, kind, counted)
     return seen
 
 
@@ -58,7 +59,7 @@ async def test_showing_the_shelf_and_a_card_again_costs_no_database_trip(
     shop = services(db, vault, ticks)
     pid = await stocked(shop, 5)
     assert [(p.id, n) for p, n in await shop.catalog.shelf()] == [(pid, 5)]
-    reads = count_reads(db, monkeypatch)
+    reads = count_trips(db, monkeypatch)
     for _ in range(20):
         await shop.catalog.shelf()
         assert (await shop.catalog.card(pid))[1] == 5
@@ -72,7 +73,7 @@ async def test_a_checkout_here_takes_its_keys_off_the_count_shown_at_once(
     pid = await stocked(shop, 5)
     uid = await buyer(shop)
     await shop.catalog.card(pid)
-    reads = count_reads(db, monkeypatch)
+    reads = count_trips(db, monkeypatch)
     await shop.checkout.checkout(uid, pid, 2, "XTR")
     assert (await shop.catalog.card(pid))[1] == 3
     assert reads == []
@@ -194,14 +195,7 @@ async def test_after_the_last_key_a_newcomers_buy_is_refused_without_queueing_fo
     uid = await buyer(shop)
     await shop.catalog.card(pid)
     first = await shop.checkout.checkout(uid, pid, 1, "XTR")
-    writes: list[int] = []
-    real = db.run
-
-    async def counted(job: Any, *args: Any) -> Any:
-        writes.append(1)
-        return await real(job, *args)
-
-    monkeypatch.setattr(db, "run", counted)
+    writes = count_trips(db, monkeypatch, "run")
     with pytest.raises(OutOfStock):
         await shop.checkout.checkout(UserIdentity("telegram", "9001", "en"), pid, 1, "XTR")
     assert writes == []
