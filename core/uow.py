@@ -38,6 +38,10 @@ class UnitOfWork:
         self.stock_moved = False
 
     @property
+    def committed(self) -> bool:
+        return self._committed
+
+    @property
     def repo(self) -> Repositories:
         """The repositories on this transaction's connection; refused once it committed (a statement after
         COMMIT would run outside the transaction on SQLite and be rolled back on PostgreSQL)."""
@@ -87,6 +91,6 @@ def run_unit(
     """The job ``core.db`` runs on its thread: ``fn(uow, *args)`` (the thread rolls back what it left)."""
     uow = UnitOfWork(conn, write=write, events=events)
     out = fn(uow, *args)
-    if uow.stock_moved and uow._committed and on_stock_moved is not None:
+    if uow.stock_moved and uow.committed and on_stock_moved is not None:
         on_stock_moved()
     return out

@@ -65,13 +65,11 @@ async def test_recording_a_notice_retries_a_briefly_locked_database(
     assert await notice(shop, o, "c1", uid) > 0
 
 
-async def test_the_payer_behind_a_payment_is_found_even_while_the_database_is_briefly_locked(
-    shop: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every update needs its user before its handler runs; for a payment that is the payer, and a lookup
-    that failed once would lose the update (and the charge) before the notice could be written."""
+def lookups_fail_twice(monkeypatch: pytest.MonkeyPatch) -> list[Exception]:
+    """The next two user lookups by channel identity fail as a locked database does; returns what is left
+    of those failures (empty once both were met)."""
     real = UserRepo.get_by_external
-    fails = [locked(), locked()]
+    fails: list[Exception] = [locked(), locked()]
 
     def flaky(self: UserRepo, channel: str, external_id: str) -> Any:
         if fails:
@@ -79,6 +77,15 @@ async def test_the_payer_behind_a_payment_is_found_even_while_the_database_is_br
         return real(self, channel, external_id)
 
     monkeypatch.setattr(UserRepo, "get_by_external", flaky)
+    return fails
+
+
+async def test_the_payer_behind_a_payment_is_found_even_while_the_database_is_briefly_locked(
+    shop: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every update needs its user before its handler runs; for a payment that is the payer, and a lookup
+    that failed once would lose the update (and the charge) before the notice could be written."""
+    fails = lookups_fail_twice(monkeypatch)
     user = await shop.users.ensure("telegram", "777")
     assert user.external_id == "777" and not fails
 
@@ -89,15 +96,7 @@ async def test_the_user_behind_an_update_is_looked_up_even_while_the_database_br
     """Every update looks its user up before its handler runs (a payment, its payer); a lookup that
     failed once would lose the update, and with it the charge, before the notice could be written."""
     await buyer(shop, "777")
-    real = UserRepo.get_by_external
-    fails = [locked(), locked()]
-
-    def flaky(self: UserRepo, channel: str, external_id: str) -> Any:
-        if fails:
-            raise fails.pop()
-        return real(self, channel, external_id)
-
-    monkeypatch.setattr(UserRepo, "get_by_external", flaky)
+    fails = lookups_fail_twice(monkeypatch)
     user = await shop.users.find("telegram", "777")
     assert user is not None and user.external_id == "777" and not fails
 
