@@ -24,12 +24,13 @@ from aiogram.types import (
     Update,
 )
 
+from handlers.telegram.filters import When
 from handlers.telegram.ui.text import BUTTON_TEXT_MAX, CALLBACK_ANSWER_MAX, tr, tr_plain
 
 log = logging.getLogger(__name__)
 
-PRIVATE = F.chat.type == ChatType.PRIVATE
-PRIVATE_CALLBACK = F.message.chat.type == ChatType.PRIVATE
+PRIVATE = When(F.chat.type == ChatType.PRIVATE)
+PRIVATE_CALLBACK = When(F.message.chat.type == ChatType.PRIVATE)
 
 
 def private_router(name: str) -> Router:
@@ -41,7 +42,7 @@ def private_router(name: str) -> Router:
     return router
 
 
-GROUPS = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
+GROUPS = When(F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP}))
 DEEP_LINK_PAYLOAD = "group"
 
 
@@ -101,6 +102,6 @@ async def group_button(query: CallbackQuery) -> None:
 def build() -> Router:
     """A fresh router for groups and supergroups (one per dispatcher)."""
     router = Router(name=__name__)
-    router.message.register(open_in_private, GROUPS, F.text, _addressed_to_me)
+    router.message.register(open_in_private, GROUPS, When(F.text), _addressed_to_me)
     router.callback_query.register(group_button, ~PRIVATE_CALLBACK)
     return router

@@ -21,6 +21,7 @@ from core.models import STARS, Charge, Order, Product, User, UserIdentity
 from core.services import Services
 from handlers.telegram.buyer.catalog import card_text
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
+from handlers.telegram.filters import When
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import BuyCb
@@ -267,6 +268,6 @@ def build() -> Router:
     router = Router(name=__name__)
     router.callback_query.register(buy, BuyCb.filter(), PRIVATE_CALLBACK)
     router.pre_checkout_query.register(pre_checkout)
-    router.message.register(paid, F.successful_payment)
-    router.message.register(contact, F.contact, PRIVATE)
+    router.message.register(paid, When(F.successful_payment))
+    router.message.register(contact, When(F.contact), PRIVATE)
     return router

@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, Message
 from core.models import User, UserIdentity
 from core.services import Services
 from handlers.telegram.chats import private_router
+from handlers.telegram.filters import When
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import MAX_ID, MenuCb
@@ -85,7 +86,7 @@ def build() -> Router:
     router.message.register(start, CommandStart())
     router.message.register(help_, Command("help"))
     router.callback_query.register(help_, MenuCb.filter(F.action == "help"))
-    router.message.register(unknown_command, F.text.startswith("/"))
-    router.message.register(free_text, F.text)
+    router.message.register(unknown_command, When(F.text.startswith("/")))
+    router.message.register(free_text, When(F.text))
     router.callback_query.register(stale_button)
     return router
