@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from core import tables as t
 from core.models import KeyStatus, SealedKey
@@ -115,18 +115,23 @@ class KeyRepo:
         )
         return list((self.conn.execute(stmt)).scalars().all())
 
+    _Q_SEALED_FOR_ORDER = Prebuilt(
+        select(_k.c.id, _k.c.product_id, _k.c.blind_index, _k.c.ciphertext)
+        .where(
+            _k.c.order_id == bindparam("b_oid"),
+            or_(_k.c.status == KeyStatus.SOLD.value, _k.c.status == KeyStatus.VOID.value),
+        )
+        .union_all(
+            select(_k.c.id, _k.c.product_id, _k.c.blind_index, _k.c.ciphertext)
+            .join(t.order_shared_keys, t.order_shared_keys.c.key_id == _k.c.id)
+            .where(t.order_shared_keys.c.order_id == bindparam("b_oid"))
+        )
+        .order_by("id")
+    )
+
     def sealed_for_order(self, order_id: int) -> list[SealedKey]:
         """The keys an order holds or was given, as stored."""
-        k = t.keys
-        own = select(k.c.id, k.c.product_id, k.c.blind_index, k.c.ciphertext).where(
-            k.c.order_id == order_id, k.c.status.in_((KeyStatus.SOLD, KeyStatus.VOID))
-        )
-        shared = (
-            select(k.c.id, k.c.product_id, k.c.blind_index, k.c.ciphertext)
-            .join(t.order_shared_keys, t.order_shared_keys.c.key_id == k.c.id)
-            .where(t.order_shared_keys.c.order_id == order_id)
-        )
-        rows = (self.conn.execute(own.union_all(shared).order_by("id"))).all()
+        rows = run(self.conn, self._Q_SEALED_FOR_ORDER, {"b_oid": order_id}).all()
         return [SealedKey(r[0], r[1], r[2], r[3]) for r in rows]
 
     _Q_CURRENT_SHARED = Prebuilt(

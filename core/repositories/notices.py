@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from core import tables as t
 from core.models import PaymentNotice
 from core.repositories._rows import dialect_insert, to_dataclass
+from core.sql import Prebuilt, run
+
+_n = t.payment_notices
 
 
 class PaymentNoticeRepo:
@@ -18,25 +21,29 @@ class PaymentNoticeRepo:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
+    _Q_NOTICE_INSERT_ONCE: ClassVar[dict[str, Prebuilt]] = {
+        d: Prebuilt(
+            dialect_insert(d, _n)
+            .on_conflict_do_nothing(index_elements=["provider", "charge_id"])
+            .returning(_n.c.id)
+        )
+        for d in ("sqlite", "postgresql")
+    }
+
     def add_once(self, **values: Any) -> int | None:
         """Insert a notice unless its (provider, charge_id) exists. Its id if inserted, else None."""
-        n = t.payment_notices
-        stmt = (
-            dialect_insert(self.dialect, n)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["provider", "charge_id"])
-            .returning(n.c.id)
-        )
-        return (self.conn.execute(stmt)).scalar()
+        return run(self.conn, self._Q_NOTICE_INSERT_ONCE[self.dialect], values).scalar()
 
     def id_of(self, provider: str, charge_id: str) -> int | None:
         n = t.payment_notices
         q = select(n.c.id).where(n.c.provider == provider, n.c.charge_id == charge_id)
         return (self.conn.execute(q)).scalar()
 
+    _Q_NOTICE = Prebuilt(select(_n).where(_n.c.id == bindparam("b_id")))
+    _Q_NOTICE_LOCK = Prebuilt(_Q_NOTICE.stmt.with_for_update())
+
     def get(self, notice_id: int, *, lock: bool = False) -> PaymentNotice | None:
-        q = select(t.payment_notices).where(t.payment_notices.c.id == notice_id)
-        r = (self.conn.execute(q.with_for_update() if lock else q)).first()
+        r = run(self.conn, self._Q_NOTICE_LOCK if lock else self._Q_NOTICE, {"b_id": notice_id}).first()
         return to_dataclass(PaymentNotice, r) if r else None
 
     def due(self, now: datetime, limit: int) -> list[int]:
@@ -49,14 +56,12 @@ class PaymentNoticeRepo:
         )
         return list((self.conn.execute(q)).scalars().all())
 
+    _Q_NOTICE_DONE = Prebuilt(
+        update(_n).where(_n.c.id == bindparam("b_id"), _n.c.status == "pending").values(status="done")
+    )
+
     def mark_done(self, notice_id: int, now: datetime) -> int:
-        n = t.payment_notices
-        res = self.conn.execute(
-            update(n)
-            .where(n.c.id == notice_id, n.c.status == "pending")
-            .values(status="done", processed_at=now)
-        )
-        return res.rowcount
+        return run(self.conn, self._Q_NOTICE_DONE, {"b_id": notice_id, "processed_at": now}).rowcount
 
     def reschedule(self, notice_id: int, at: datetime, error: str) -> int:
         """A failed attempt: try again at ``at``. Returns the attempts so far (0 if no longer pending)."""

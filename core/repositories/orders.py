@@ -75,11 +75,10 @@ class OrderRepo:
         r = (run(self.conn, self._Q_ORDER_TRANSITION, params)).first()
         return to_order(r) if r else None
 
+    _Q_ORDER_REVEALED = Prebuilt(update(_o).where(_o.c.id == bindparam("b_id"), _o.c.revealed_at.is_(None)))
+
     def mark_revealed(self, order_id: int, now: datetime) -> None:
-        o = t.orders
-        self.conn.execute(
-            update(o).where(o.c.id == order_id, o.c.revealed_at.is_(None)).values(revealed_at=now)
-        )
+        run(self.conn, self._Q_ORDER_REVEALED, {"b_id": order_id, "revealed_at": now})
 
     def units_since(self, product_id: int, since: datetime, user_id: int | None = None) -> int:
         """Units in orders that count against limits (pending, paid, delivered) created since ``since``."""

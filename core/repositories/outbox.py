@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, Text, cast, insert, select, update
+from sqlalchemy import Connection, LargeBinary, Text, bindparam, cast, insert, select, update
 
 from core import tables as t
 from core.repositories._rows import to_dataclass
@@ -103,12 +103,15 @@ class OutboxRepo:
         )
         return [to_dataclass(ClaimedOutboxRow, r) for r in (self.conn.execute(q)).all()]
 
+    # SET columns come from the parameters given with each execution.
+    _Q_OUTBOX_FINISH = Prebuilt(update(t.outbox).where(t.outbox.c.id == bindparam("b_id")))
+
     def finish(self, message_id: int, status: str, now: datetime, error: str | None = None) -> None:
-        o = t.outbox
-        values: dict[str, Any] = {"status": status, "last_error": error[:255] if error else None}
+        values: dict[str, Any] = {"b_id": message_id, "status": status}
+        values["last_error"] = error[:255] if error else None
         if status == "sent":
             values["sent_at"] = now
-        self.conn.execute(update(o).where(o.c.id == message_id).values(**values))
+        run(self.conn, self._Q_OUTBOX_FINISH, values)
 
     def reschedule(self, message_id: int, at: datetime, error: str) -> int:
         """Try again at ``at``; returns the number of attempts so far."""

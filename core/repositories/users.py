@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Connection, bindparam, select, update
 
@@ -51,21 +51,24 @@ class UserRepo:
         r = run(self.conn, self._Q_BY_EXTERNAL, {"b_channel": channel, "b_ext": external_id}).first()
         return to_user(r) if r else None
 
+    _Q_USER_INSERT_ONCE: ClassVar[dict[str, Prebuilt]] = {
+        d: Prebuilt(
+            dialect_insert(d, t.users).on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        )
+        for d in ("sqlite", "postgresql")
+    }
+
     def insert_if_absent(
         self, channel: str, external_id: str, language: str | None, referrer_id: int | None, now: datetime
     ) -> None:
-        stmt = (
-            dialect_insert(self.dialect, t.users)
-            .values(
-                channel=channel,
-                external_id=external_id,
-                language=language,
-                referrer_id=referrer_id,
-                created_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        )
-        self.conn.execute(stmt)
+        values = {
+            "channel": channel,
+            "external_id": external_id,
+            "language": language,
+            "referrer_id": referrer_id,
+            "created_at": now,
+        }
+        run(self.conn, self._Q_USER_INSERT_ONCE[self.dialect], values)
 
     def update(self, user_id: int, **values: Any) -> int:
         res = self.conn.execute(update(t.users).where(t.users.c.id == user_id).values(**values))
