@@ -7,7 +7,6 @@ from typing import TypeVar
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from core.models import STARS, Category, DeliveryKind, Order, OrderStatus, Product
 from core.services.catalog import invoice_max, largest_qty
@@ -43,35 +42,48 @@ def page_of(items: Sequence[T], page: int) -> tuple[Sequence[T], int, int]:
     return items[page * PAGE_SIZE : (page + 1) * PAGE_SIZE], page, pages
 
 
+def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def _grid(buttons: Sequence[InlineKeyboardButton], width: int) -> list[list[InlineKeyboardButton]]:
+    """``buttons`` in rows of ``width``. (Built by hand rather than with aiogram's InlineKeyboardBuilder:
+    its ``as_markup`` deep-copies every button, which cost a buyer's tap more than the rest of its card.)"""
+    return [list(buttons[i : i + width]) for i in range(0, len(buttons), width)]
+
+
+def _markup(rows: list[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup:
+    assert sum(map(len, rows)) <= MAX_BUTTONS and all(len(r) <= MAX_PER_ROW for r in rows)
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
 def _nav(page: int, pages: int, to: Callable[[int], CallbackData]) -> list[InlineKeyboardButton]:
     """◀️ 2/5 ▶️: tapping the indicator shows the same page again (no edit is made)."""
     row = []
     if page > 0:
-        row.append(InlineKeyboardButton(text="◀️", callback_data=to(page - 1).pack()))
-    row.append(InlineKeyboardButton(text=f"{page + 1}/{pages}", callback_data=to(page).pack()))
+        row.append(_button("◀️", to(page - 1)))
+    row.append(_button(f"{page + 1}/{pages}", to(page)))
     if page < pages - 1:
-        row.append(InlineKeyboardButton(text="▶️", callback_data=to(page + 1).pack()))
+        row.append(_button("▶️", to(page + 1)))
     return row
 
 
 def main_menu() -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    for action in ("catalog", "orders", "language", "help"):
-        kb.button(text=tr_plain(f"menu-{action}"), callback_data=MenuCb(action=action))
-    kb.adjust(2)
-    return kb.as_markup()
+    buttons = [
+        _button(tr_plain(f"menu-{action}"), MenuCb(action=action))
+        for action in ("catalog", "orders", "language", "help")
+    ]
+    return _markup(_grid(buttons, 2))
 
 
 def categories(cats: Sequence[Category], page: int = 0) -> InlineKeyboardMarkup:
     shown, page, pages = page_of(cats, page)
-    kb = InlineKeyboardBuilder()
-    for c in shown:
-        kb.button(text=clip(c.name, BUTTON_TEXT_MAX), callback_data=CategoryCb(category_id=c.id))
-    kb.button(text=tr_plain("catalog-all"), callback_data=CategoryCb(category_id=0))
-    kb.adjust(1)
+    buttons = [_button(clip(c.name, BUTTON_TEXT_MAX), CategoryCb(category_id=c.id)) for c in shown]
+    buttons.append(_button(tr_plain("catalog-all"), CategoryCb(category_id=0)))
+    rows = _grid(buttons, 1)
     if pages > 1:
-        kb.row(*_nav(page, pages, lambda n: CatalogCb(page=n)))
-    return kb.as_markup()
+        rows.append(_nav(page, pages, lambda n: CatalogCb(page=n)))
+    return _markup(rows)
 
 
 def products(
@@ -82,23 +94,23 @@ def products(
     page: int = 0,
 ) -> InlineKeyboardMarkup:
     shown, page, pages = page_of(items, page)
-    kb = InlineKeyboardBuilder()
+    buttons = []
     for p, stock in shown:
         sold_out = " ❌" if stock == 0 else ""
         label = f"{clip(p.name, BUTTON_TEXT_MAX - 16)} · {price(p)}{sold_out}"
-        kb.button(text=label, callback_data=ProductCb(product_id=p.id))
-    kb.adjust(1)
+        buttons.append(_button(label, ProductCb(product_id=p.id)))
+    rows = _grid(buttons, 1)
     if pages > 1:
-        kb.row(*_nav(page, pages, lambda n: CategoryCb(category_id=category_id, page=n)))
+        rows.append(_nav(page, pages, lambda n: CategoryCb(category_id=category_id, page=n)))
     if back_to_categories:
-        kb.row(InlineKeyboardButton(text=tr_plain("button-back"), callback_data=CatalogCb().pack()))
-    return kb.as_markup()
+        rows.append([_button(tr_plain("button-back"), CatalogCb())])
+    return _markup(rows)
 
 
 def product_card(
     p: Product, stock: int | None, *, fiat_currency: str | None, locale: str
 ) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    buttons = []
     if stock != 0:
         first = p.min_qty
         if p.price_stars > 0 and p.price_stars * first <= invoice_max(STARS):  # (saved before the rule)
@@ -107,53 +119,43 @@ def product_card(
                 if first == 1
                 else tr_plain("button-buy-qty", qty=first)
             )
-            kb.button(text=label, callback_data=BuyCb(product_id=p.id, qty=first))
+            buttons.append(_button(label, BuyCb(product_id=p.id, qty=first)))
         if fiat_currency and 0 < p.price * first <= invoice_max(fiat_currency, exponent(fiat_currency)):
             label = price(p, fiat=True, currency=fiat_currency, qty=first, locale=locale)
-            kb.button(text=f"💳 {label}", callback_data=BuyCb(product_id=p.id, qty=first, fiat=True))
+            buttons.append(_button(f"💳 {label}", BuyCb(product_id=p.id, qty=first, fiat=True)))
         if largest_qty(p) > p.min_qty:
-            kb.button(text=tr_plain("button-choose-qty"), callback_data=QuantityCb(product_id=p.id))
-    kb.button(text=tr_plain("button-back"), callback_data=CategoryCb(category_id=p.category_id or 0))
-    kb.adjust(1)
-    return kb.as_markup()
+            buttons.append(_button(tr_plain("button-choose-qty"), QuantityCb(product_id=p.id)))
+    buttons.append(_button(tr_plain("button-back"), CategoryCb(category_id=p.category_id or 0)))
+    return _markup(_grid(buttons, 1))
 
 
 def back_to_category(category_id: int | None) -> InlineKeyboardMarkup:
     """Only « Back, to the category a product is in (for a product no longer on sale)."""
-    kb = InlineKeyboardBuilder()
-    kb.button(text=tr_plain("button-back"), callback_data=CategoryCb(category_id=category_id or 0))
-    return kb.as_markup()
+    return _markup([[_button(tr_plain("button-back"), CategoryCb(category_id=category_id or 0))]])
 
 
 def quantities(p: Product, stock: int | None) -> InlineKeyboardMarkup:
     """Stars quantities the product's limits and stock allow, and Telegram: price × quantity stays within
     one invoice's maximum."""
-    kb = InlineKeyboardBuilder()
     top = largest_qty(p) if stock is None else min(largest_qty(p), stock)
     choices = [q for q in QUANTITY_CHOICES if p.min_qty <= q <= top] or [p.min_qty]
-    for q in choices:
-        kb.button(text=str(q), callback_data=BuyCb(product_id=p.id, qty=q))
-    kb.button(text=tr_plain("button-back"), callback_data=ProductCb(product_id=p.id))
-    kb.adjust(4)
-    return kb.as_markup()
+    buttons = [_button(str(q), BuyCb(product_id=p.id, qty=q)) for q in choices]
+    buttons.append(_button(tr_plain("button-back"), ProductCb(product_id=p.id)))
+    return _markup(_grid(buttons, 4))
 
 
 def orders(items: list[Order]) -> InlineKeyboardMarkup | None:
-    kb = InlineKeyboardBuilder()
+    buttons = []
     for o in items:
         if o.status is OrderStatus.DELIVERED:
-            kb.button(text=tr_plain("button-show-keys", ref=o.ref), callback_data=RevealCb(ref=o.ref))
+            buttons.append(_button(tr_plain("button-show-keys", ref=o.ref), RevealCb(ref=o.ref)))
         elif o.status is OrderStatus.PENDING:
-            kb.button(text=tr_plain("button-cancel-order", ref=o.ref), callback_data=CancelCb(ref=o.ref))
-    kb.adjust(1)
-    return kb.as_markup() if kb.buttons else None
+            buttons.append(_button(tr_plain("button-cancel-order", ref=o.ref), CancelCb(ref=o.ref)))
+    return _markup(_grid(buttons, 1)) if buttons else None
 
 
 def languages() -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    for code, name in LANGUAGES.items():
-        kb.button(text=name, callback_data=LanguageCb(code=code))
-    return kb.as_markup()
+    return _markup([[_button(name, LanguageCb(code=code)) for code, name in LANGUAGES.items()]])
 
 
 def share_phone() -> ReplyKeyboardMarkup:
