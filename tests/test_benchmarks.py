@@ -11,7 +11,7 @@ from benchmarks import flash_sale, import_keys, orders, storefront
 async def test_the_storefront_benchmark_measures_keyshop_beside_the_journeys_echo(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert await storefront.main(["--buyers", "3", "--concurrency", "3"]) == 0
+    assert await storefront.main(["--buyers", "3", "--concurrency", "3", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "keyshop browse" in out and "journey's echo" in out and "ratio keyshop/echo" in out
 
