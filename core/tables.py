@@ -65,14 +65,29 @@ class UTCDateTime(TypeDecorator[datetime]):
     @staticmethod
     def sqlite_fast_bind(value: datetime) -> str:
         """The bind processing above and SQLite's DATETIME text in one step (the same text:
-        ``YYYY-MM-DD HH:MM:SS.ffffff``), for prebuilt statements (``core.sql``)."""
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database")
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        ``YYYY-MM-DD HH:MM:SS.ffffff``), for prebuilt statements (``core.sql``). Formatted by hand:
+        ``isoformat`` and ``replace`` cost several times as much, on every timestamp of every order."""
+        if value.tzinfo is not UTC:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the database")
+            value = value.astimezone(UTC)
+        return _SQLITE_STAMP % (
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+        )
 
     @staticmethod
     def sqlite_fast_result(value: str) -> datetime:
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        # parsed with its offset: several times faster than parsing naive, then replace(tzinfo=UTC)
+        return datetime.fromisoformat(value + "+00:00")
+
+
+_SQLITE_STAMP = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
 users = Table(
