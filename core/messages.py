@@ -27,8 +27,9 @@ class Message:
     KIND: ClassVar[str] = ""
 
     def fields(self) -> dict[str, Any]:
-        """What the outbox stores (JSON)."""
-        return dataclasses.asdict(self)
+        """What the outbox stores (JSON). Fields are plain values (str, int, None), so a flat copy is
+        what ``dataclasses.asdict`` would make, at a fraction of its cost on every paid order."""
+        return {name: getattr(self, name) for name in _field_types(type(self))}
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Self:
@@ -118,11 +119,13 @@ def decode(kind: str, fields: dict[str, Any]) -> Message:
         raise UnknownMessage(f"{kind} message fields are malformed: {type(e).__name__}: {e}") from e
 
 
-def check_writable(message: Message) -> None:
+def check_writable(message: Message) -> dict[str, Any]:
     """Refuse a message the outbox could not read back: a type missing from ``MESSAGE_TYPES``, or fields
-    that do not rebuild the same message."""
+    that do not rebuild the same message. Returns the fields to store."""
     if MESSAGE_TYPES.get(message.KIND) is not type(message):
         name = type(message).__name__
         raise UnknownMessage(f"{name} is not in MESSAGE_TYPES: the outbox could not read it back")
-    if decode(message.KIND, message.fields()) != message:
+    fields = message.fields()
+    if decode(message.KIND, fields) != message:
         raise UnknownMessage(f"{type(message).__name__} does not read back as itself from its fields")
+    return fields

@@ -25,8 +25,7 @@ from core.uow import UnitOfWork
 def write_message(uow: UnitOfWork, user_id: int, message: Message, at: datetime) -> None:
     """Queue ``message`` for ``user_id`` in the outbox, in this transaction (refused, rolling it back, if
     the outbox could not read the message back)."""
-    check_writable(message)
-    uow.repo.outbox.add(user_id, message.KIND, message.fields(), at)
+    uow.repo.outbox.add(user_id, message.KIND, check_writable(message), at)
 
 
 def tell_buyer_keys_are_ready(uow: UnitOfWork, e: OrderDelivered) -> None:

@@ -7,6 +7,8 @@ cost as much as running the statement itself."""
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from sqlalchemy import Connection
 
 from core.repositories.audit import AuditRepo
@@ -36,33 +38,53 @@ __all__ = [
 
 
 class Repositories:
-    """Every repository, bound to the one connection of a unit of work (``UnitOfWork.repo``)."""
-
-    conn: Connection
-    users: UserRepo
-    catalog: CatalogRepo
-    keys: KeyRepo
-    orders: OrderRepo
-    payments: PaymentRepo
-    notices: PaymentNoticeRepo
-    audit: AuditRepo
-    outbox: OutboxRepo
-    imports: ImportRepo
-    cursors: CursorRepo
+    """Every repository, bound to the one connection of a unit of work (``UnitOfWork.repo``). Each is
+    made the first time the unit of work uses it: a transaction touches a few of them."""
 
     def __init__(self, conn: Connection, dialect: str) -> None:
-        self.conn = conn
-        self.users = UserRepo(conn, dialect)
-        self.catalog = CatalogRepo(conn, dialect)
-        self.keys = KeyRepo(conn, dialect)
-        self.orders = OrderRepo(conn, dialect)
-        self.payments = PaymentRepo(conn, dialect)
-        self.audit = AuditRepo(conn, dialect)
-        self.outbox = OutboxRepo(conn, dialect)
-        self.imports = ImportRepo(conn, dialect)
-        self.cursors = CursorRepo(conn, dialect)
-        self.notices = PaymentNoticeRepo(conn, dialect)
+        self.conn, self.dialect = conn, dialect
+
+    @cached_property
+    def users(self) -> UserRepo:
+        return UserRepo(self.conn, self.dialect)
+
+    @cached_property
+    def catalog(self) -> CatalogRepo:
+        return CatalogRepo(self.conn, self.dialect)
+
+    @cached_property
+    def keys(self) -> KeyRepo:
+        return KeyRepo(self.conn, self.dialect)
+
+    @cached_property
+    def orders(self) -> OrderRepo:
+        return OrderRepo(self.conn, self.dialect)
+
+    @cached_property
+    def payments(self) -> PaymentRepo:
+        return PaymentRepo(self.conn, self.dialect)
+
+    @cached_property
+    def notices(self) -> PaymentNoticeRepo:
+        return PaymentNoticeRepo(self.conn, self.dialect)
+
+    @cached_property
+    def audit(self) -> AuditRepo:
+        return AuditRepo(self.conn, self.dialect)
+
+    @cached_property
+    def outbox(self) -> OutboxRepo:
+        return OutboxRepo(self.conn, self.dialect)
+
+    @cached_property
+    def imports(self) -> ImportRepo:
+        return ImportRepo(self.conn, self.dialect)
+
+    @cached_property
+    def cursors(self) -> CursorRepo:
+        return CursorRepo(self.conn, self.dialect)
 
     def flush(self) -> None:
         """Write what repositories hold back until commit (audit rows)."""
-        self.audit.flush()
+        if "audit" in self.__dict__:
+            self.audit.flush()
