@@ -7,7 +7,8 @@ cost as much as running the statement itself."""
 
 from __future__ import annotations
 
-from functools import cached_property
+import typing
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -37,54 +38,43 @@ __all__ = [
 ]
 
 
+_REPOSITORIES: dict[str, type] = {}  # attribute -> repository class, from Repositories' annotations
+
+
 class Repositories:
     """Every repository, bound to the one connection of a unit of work (``UnitOfWork.repo``). Each is
-    made the first time the unit of work uses it: a transaction touches a few of them."""
+    made the first time the unit of work uses it (a transaction touches a few of them)."""
+
+    conn: Connection
+    users: UserRepo
+    catalog: CatalogRepo
+    keys: KeyRepo
+    orders: OrderRepo
+    payments: PaymentRepo
+    notices: PaymentNoticeRepo
+    audit: AuditRepo
+    outbox: OutboxRepo
+    imports: ImportRepo
+    cursors: CursorRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
-        self.conn, self.dialect = conn, dialect
+        self.conn, self._dialect = conn, dialect
 
-    @cached_property
-    def users(self) -> UserRepo:
-        return UserRepo(self.conn, self.dialect)
-
-    @cached_property
-    def catalog(self) -> CatalogRepo:
-        return CatalogRepo(self.conn, self.dialect)
-
-    @cached_property
-    def keys(self) -> KeyRepo:
-        return KeyRepo(self.conn, self.dialect)
-
-    @cached_property
-    def orders(self) -> OrderRepo:
-        return OrderRepo(self.conn, self.dialect)
-
-    @cached_property
-    def payments(self) -> PaymentRepo:
-        return PaymentRepo(self.conn, self.dialect)
-
-    @cached_property
-    def notices(self) -> PaymentNoticeRepo:
-        return PaymentNoticeRepo(self.conn, self.dialect)
-
-    @cached_property
-    def audit(self) -> AuditRepo:
-        return AuditRepo(self.conn, self.dialect)
-
-    @cached_property
-    def outbox(self) -> OutboxRepo:
-        return OutboxRepo(self.conn, self.dialect)
-
-    @cached_property
-    def imports(self) -> ImportRepo:
-        return ImportRepo(self.conn, self.dialect)
-
-    @cached_property
-    def cursors(self) -> CursorRepo:
-        return CursorRepo(self.conn, self.dialect)
+    def __getattr__(self, name: str) -> Any:  # only for an attribute not set yet: a repository's first use
+        cls = _REPOSITORIES.get(name)
+        if cls is None:
+            raise AttributeError(name)
+        repo = cls(self.conn, self._dialect)
+        setattr(self, name, repo)
+        return repo
 
     def flush(self) -> None:
         """Write what repositories hold back until commit (audit rows)."""
-        if "audit" in self.__dict__:
-            self.audit.flush()
+        audit = self.__dict__.get("audit")
+        if audit is not None:
+            audit.flush()
+
+
+_REPOSITORIES.update(
+    (name, cls) for name, cls in typing.get_type_hints(Repositories).items() if name != "conn"
+)
