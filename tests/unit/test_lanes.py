@@ -77,3 +77,55 @@ async def test_a_stopped_lane_refuses_new_jobs() -> None:
     await asyncio.to_thread(lane.stop)
     with pytest.raises(RuntimeError, match="stopped"):
         lane.submit(lambda: 2)
+
+
+def _count_wakeups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    loop = asyncio.get_running_loop()
+    count = [0]
+    real = loop.call_soon_threadsafe
+
+    def counted(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return real(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+    return count
+
+
+async def test_a_busy_lane_hands_results_back_in_batches_while_the_event_loop_waits_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Waking an idle event loop for every result costs a system call on each side and a contest for the
+    GIL with the very thread that is running the next job: while jobs are queued, results are held
+    (up to Lane.HOLD_MAX of them, for at most Lane.HOLD_FOR seconds)."""
+    wakeups = _count_wakeups(monkeypatch)
+    lane = Lane("test-lane", 1)
+    try:
+        results = await asyncio.gather(*(lane.submit(sum, range(200)) for _ in range(128)))
+    finally:
+        await asyncio.to_thread(lane.stop)
+    assert results == [sum(range(200))] * 128
+    assert wakeups[0] <= 128 // Lane.HOLD_MAX + 4
+
+
+async def test_a_result_held_back_is_handed_over_within_hold_for_even_behind_a_slow_job() -> None:
+    lane = Lane("test-lane", 1)
+    try:
+        quick = lane.submit(lambda: "quick")
+        slow = lane.submit(time.sleep, 1.0)
+        t0 = time.perf_counter()
+        assert await quick == "quick"
+        waited = time.perf_counter() - t0
+        assert not slow.done()
+        await slow
+    finally:
+        await asyncio.to_thread(lane.stop)
+    assert waited < 0.5
+
+
+async def test_stopping_a_lane_hands_back_every_result_it_held() -> None:
+    lane = Lane("test-lane", 1)
+    futures = [lane.submit(lambda i=i: i) for i in range(50)]
+    await asyncio.to_thread(lane.stop)
+    await asyncio.sleep(0.05)
+    assert [f.result() for f in futures] == list(range(50))
