@@ -6,7 +6,8 @@ A ``Lane`` hands results back in batches instead:
 
 - a thread that finishes a job while the event loop has not yet collected the previous results adds to
   them and does not wake the loop again;
-- while more jobs are queued, a finished job's result is held for the ones after it: up to ``HOLD_MAX``
+- while jobs are backed up (``HOLD_BEHIND`` queued), a finished job's result is held for the ones after
+  it: up to ``HOLD_MAX``
   results, for at most ``HOLD_FOR`` seconds (a timer thread hands them over if the jobs after them take
   longer). Waking an idle event loop for every result costs a system call on each side and, worse, a
   contest for the GIL with the very thread that runs the next job while it holds SQLite's write lock:
@@ -45,6 +46,7 @@ class Lane:
 
     HOLD_MAX = 16  # results held back for the jobs queued behind them, at most
     HOLD_FOR = 0.002  # seconds a result may be held back, at most
+    HOLD_BEHIND = 2  # jobs that must be queued for results to be held (a backlog, not a lone next job)
 
     def __init__(self, name: str, threads: int) -> None:
         self.name = name
@@ -130,7 +132,11 @@ class Lane:
             batch.items.append((future, result, error))
             if batch.woken:  # the loop is already told: it takes this one with the rest
                 return
-            if self._jobs and len(batch.items) < self.HOLD_MAX and now - batch.since < self.HOLD_FOR:
+            if (
+                len(self._jobs) >= self.HOLD_BEHIND
+                and len(batch.items) < self.HOLD_MAX
+                and now - batch.since < self.HOLD_FOR
+            ):
                 if self._held_until is None:  # the timer thread hands them over if nobody else does
                     self._held_until = batch.since + self.HOLD_FOR
                     self._timer.notify()
