@@ -77,15 +77,18 @@ def build_dispatcher(
     ShopI18nMiddleware(i18n).setup(dp)
     dp.errors.register(errors.shop_error, ExceptionTypeFilter(ShopError))
     dp.errors.register(errors.unexpected_error)
-    # groups first (buyer flows are private-only); then the admins' screens (their filter passes everyone
-    # else on); start last: it holds the private catch-alls (unknown commands, free text, unparseable buttons)
+    # The buyer's flows first, the busiest first: an update visits the routers in this order until one
+    # handles it, and every router passed costs its filters. They match only their own commands, buttons and
+    # payments, in private chats (router filters), so nothing of the admins' or a group's reaches them by
+    # mistake. Then the admins' screens (their filter passes everyone else on), then groups; start last: it
+    # holds the private catch-alls (unknown commands, free text, unparseable buttons).
     dp.include_routers(
-        chats.build(),
-        admin.build(),
         checkout.build(),
         catalog.build(),
         orders.build(),
         language.build(),
+        admin.build(),
+        chats.build(),
         start.build(),
     )
     return dp
