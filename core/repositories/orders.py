@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from core import tables as t
-from core.models import LIMIT_COUNTED_STATUSES, Order, OrderLine, OrderStatus, Product
-from core.repositories._rows import part, to_order, to_product
+from core.models import LIMIT_COUNTED_STATUSES, Order, OrderLine, OrderStatus, Product, User
+from core.repositories._rows import part, to_order, to_product, to_user
 from core.sql import Prebuilt, run
 
 _o = t.orders
@@ -54,6 +54,20 @@ class OrderRepo:
         """The order, locked for this transaction, with its product."""
         r = (run(self.conn, self._Q_ORDER_AND_PRODUCT, {"b_ref": ref})).first()
         return (to_order(part(r, _o)), to_product(part(r, t.products))) if r else None
+
+    # Pre-checkout: the order, its buyer and its product, in one statement (a read: nothing locked).
+    _Q_ORDER_BUYER_PRODUCT = Prebuilt(
+        select(_o, t.users, t.products)
+        .join_from(_o, t.users, t.users.c.id == _o.c.user_id)
+        .join_from(_o, t.products, t.products.c.id == _o.c.product_id)
+        .where(_o.c.ref == bindparam("b_ref"))
+    )
+
+    def with_buyer_and_product(self, ref: str) -> tuple[Order, User, Product] | None:
+        r = run(self.conn, self._Q_ORDER_BUYER_PRODUCT, {"b_ref": ref}).first()
+        if r is None:
+            return None
+        return to_order(part(r, _o)), to_user(part(r, t.users)), to_product(part(r, t.products))
 
     _Q_ORDER_BY_ID = Prebuilt(select(_o).where(_o.c.id == bindparam("b_id")))
     _Q_ORDER_BY_ID_LOCK = Prebuilt(_Q_ORDER_BY_ID.stmt.with_for_update())

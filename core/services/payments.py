@@ -29,7 +29,16 @@ from core.errors import (
     ReservationExpired,
 )
 from core.events import PaymentRejected, RefundOwed
-from core.models import Charge, Order, OrderStatus, PaymentResult, PaymentStatus, Product, User
+from core.models import (
+    Charge,
+    Order,
+    OrderStatus,
+    PaymentResult,
+    PaymentStatus,
+    Product,
+    User,
+    UserIdentity,
+)
 from core.repositories import Repositories
 from core.services.checkout import check_buyer_and_product, refusal_late, refusal_on_time
 from core.services.fulfilment import fulfil, transition
@@ -115,18 +124,27 @@ class PaymentService:
 
     # ------------------------------------------------------------------ pre-checkout
 
-    async def check_payable(self, order_ref: str, amount: int, currency: str, *, payer_id: int) -> Order:
+    async def check_payable(
+        self, order_ref: str, amount: int, currency: str, *, payer: int | UserIdentity
+    ) -> Order:
         """What a channel asks just before the payer is charged (Telegram's pre_checkout_query): does
         the payer own this order, is it still pending, unexpired, for exactly this amount? Raises a
-        ShopError when not."""
+        ShopError when not.
+
+        ``payer`` is our user id, or who they are on the channel: the order's buyer is read with the order
+        (one statement), so the channel need not look its user up first on this deadline-bound path."""
         now = self.ctx.clock.now()
-        order, user, product = await self.ctx.read(_order_and_buyer, order_ref[:128])
-        if order is None:
+        found = await self.ctx.read(_order_and_buyer, order_ref[:128])
+        if found is None:
             raise OrderNotFound(ref=order_ref)
-        if order.user_id != payer_id:
+        order, user, product = found
+        owner = (
+            order.user_id == payer
+            if isinstance(payer, int)
+            else (user.channel, user.external_id) == (payer.channel, payer.external_id)
+        )
+        if not owner:
             raise NotOrderOwner(ref=order_ref)
-        if user is None or product is None:
-            raise OrderNotFound(ref=order_ref)
         check_buyer_and_product(user, product)  # blocklisted or taken off sale since checkout
         if order.status is not OrderStatus.PENDING:
             raise InvalidOrderState(status=str(order.status))
@@ -352,11 +370,8 @@ class PaymentService:
 # ---------------------------------------------------------------- transactions (on the database thread)
 
 
-def _order_and_buyer(uow: UnitOfWork, order_ref: str) -> tuple[Order | None, User | None, Product | None]:
-    order = uow.repo.orders.by_ref(order_ref)
-    if order is None:
-        return None, None, None
-    return order, uow.repo.users.get(order.user_id), uow.repo.catalog.product(order.product_id)
+def _order_and_buyer(uow: UnitOfWork, order_ref: str) -> tuple[Order, User, Product] | None:
+    return uow.repo.orders.with_buyer_and_product(order_ref)
 
 
 def _add_notice(uow: UnitOfWork, charge: Charge, raw: dict[str, Any], now: datetime) -> int | None:

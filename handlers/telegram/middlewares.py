@@ -87,7 +87,11 @@ class ShopUserMiddleware(BaseMiddleware):
             data["identity"] = UserIdentity(CHANNEL, str(tg.id), current)
             user = self.cache.get(tg.id)
             # A newcomer browsing is remembered as such for a while (no read per tap); a payment always
-            # looks again: the checkout it pays for may have been made by another instance.
+            # looks again: the checkout it pays for may have been made by another instance. A pre-checkout
+            # query is answered from the order, which names its buyer: no lookup on that 10-second path.
+            if user is None and isinstance(event, Update) and event.pre_checkout_query is not None:
+                data["shop_user"] = None
+                return await handler(event, data)
             if (
                 user is None
                 and self.cache.absent(tg.id)

@@ -304,9 +304,7 @@ async def test_every_read_only_service_runs_on_a_read_only_connection_without_lo
     pid = await stocked(any_shop, 2)
     uid = await buyer(any_shop)
     order = await any_shop.checkout.checkout(uid, pid, 1, STARS)
-    assert (
-        await any_shop.payments.check_payable(order.ref, order.amount, STARS, payer_id=uid)
-    ).id == order.id
+    assert (await any_shop.payments.check_payable(order.ref, order.amount, STARS, payer=uid)).id == order.id
     assert [p.id for p, _ in await any_shop.catalog.shelf()] == [pid]
     assert [line.order.ref for line in await any_shop.orders.history(uid)] == [order.ref]
     assert (await any_shop.users.find("telegram", "1001")) is not None

@@ -18,7 +18,7 @@ async def test_pre_checkout_refuses_a_buyer_blocklisted_after_checkout(shop: Ser
     o = await shop.checkout.checkout(uid, pid, 1, STARS)
     await shop.users.set_blocklisted(uid, True)
     with pytest.raises(ShopError):
-        await shop.payments.check_payable(o.ref, o.amount, STARS, payer_id=uid)
+        await shop.payments.check_payable(o.ref, o.amount, STARS, payer=uid)
 
 
 async def test_a_payment_from_a_buyer_blocklisted_after_checkout_is_refunded(shop: Services) -> None:

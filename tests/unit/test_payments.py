@@ -12,7 +12,7 @@ from core import tables as t
 from core.clock import FrozenClock
 from core.errors import InvalidInput, NotOrderOwner, OrderNotFound, ReservationExpired
 from core.messages import KeysDelivered, RefundDue
-from core.models import STARS, Charge, OrderStatus, OwedPayment, PaymentStatus
+from core.models import STARS, Charge, OrderStatus, OwedPayment, PaymentStatus, UserIdentity
 from core.services import Services
 from tests.conftest import buyer, key_statuses, outbox_kinds, outbox_rows, pay, payment_row, query, stocked
 
@@ -89,23 +89,39 @@ async def test_pre_checkout_accepts_only_a_pending_unexpired_order_for_its_exact
     pid = await stocked(shop, 2)
     uid = await buyer(shop)
     order = await shop.checkout.checkout(uid, pid, 1, STARS)
-    assert (await shop.payments.check_payable(order.ref, order.amount, STARS, payer_id=uid)).id == order.id
+    assert (await shop.payments.check_payable(order.ref, order.amount, STARS, payer=uid)).id == order.id
     with pytest.raises(InvalidInput):
-        await shop.payments.check_payable(order.ref, order.amount + 1, STARS, payer_id=uid)
+        await shop.payments.check_payable(order.ref, order.amount + 1, STARS, payer=uid)
     with pytest.raises(OrderNotFound):
-        await shop.payments.check_payable("FORGED", order.amount, STARS, payer_id=uid)
+        await shop.payments.check_payable("FORGED", order.amount, STARS, payer=uid)
     clock.advance(minutes=15)
     with pytest.raises(ReservationExpired):
-        await shop.payments.check_payable(order.ref, order.amount, STARS, payer_id=uid)
+        await shop.payments.check_payable(order.ref, order.amount, STARS, payer=uid)
 
 
 async def test_pre_checkout_refuses_a_payer_who_does_not_own_the_order(shop: Services) -> None:
     pid = await stocked(shop, 1)
     owner, other = await buyer(shop, "1"), await buyer(shop, "2")
     o = await shop.checkout.checkout(owner, pid, 1, STARS)
-    assert (await shop.payments.check_payable(o.ref, o.amount, STARS, payer_id=owner)).id == o.id
+    assert (await shop.payments.check_payable(o.ref, o.amount, STARS, payer=owner)).id == o.id
     with pytest.raises(NotOrderOwner):
-        await shop.payments.check_payable(o.ref, o.amount, STARS, payer_id=other)
+        await shop.payments.check_payable(o.ref, o.amount, STARS, payer=other)
+
+
+async def test_pre_checkout_knows_the_owner_by_channel_identity_without_a_user_lookup(shop: Services) -> None:
+    pid = await stocked(shop, 1)
+    owner = await buyer(shop, "1")
+    await buyer(shop, "2")
+    o = await shop.checkout.checkout(owner, pid, 1, STARS)
+    me = UserIdentity("telegram", "1", "en")
+    assert (await shop.payments.check_payable(o.ref, o.amount, STARS, payer=me)).id == o.id
+    for stranger in (
+        UserIdentity("telegram", "2"),
+        UserIdentity("telegram", "3"),
+        UserIdentity("wechat", "1"),
+    ):
+        with pytest.raises(NotOrderOwner):
+            await shop.payments.check_payable(o.ref, o.amount, STARS, payer=stranger)
 
 
 # ---------------------------------------------------------------- payers

@@ -180,14 +180,18 @@ async def _send_invoice(
     )
 
 
-async def pre_checkout(query: PreCheckoutQuery, shop_user: User | None, services: Services) -> None:
+async def pre_checkout(
+    query: PreCheckoutQuery, shop_user: User | None, services: Services, identity: UserIdentity | None = None
+) -> None:
     """Receives: Telegram's question just before charging. Answered ok only to the order's own buyer while
-    the reservation holds; one indexed read, far inside Telegram's 10 seconds."""
+    the reservation holds: one indexed read of the order with its buyer (the payer is told apart by their
+    Telegram id when this process has not looked them up), far inside Telegram's 10 seconds."""
     try:
-        if shop_user is None:  # never bought anything here: an invoice forwarded to them
+        payer = shop_user.id if shop_user is not None else identity
+        if payer is None:  # nobody we could tell apart (not a person): not the buyer of anything
             raise NotOrderOwner(ref=query.invoice_payload[:32])
         await services.payments.check_payable(
-            query.invoice_payload, query.total_amount, query.currency, payer_id=shop_user.id
+            query.invoice_payload, query.total_amount, query.currency, payer=payer
         )
     except ReservationExpired:
         await query.answer(ok=False, error_message=tr("precheckout-expired"))
