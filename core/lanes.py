@@ -7,11 +7,10 @@ A ``Lane`` hands results back in batches instead:
 - a thread that finishes a job while the event loop has not yet collected the previous results adds to
   them and does not wake the loop again;
 - while jobs are backed up (``HOLD_BEHIND`` queued), a finished job's result is held for the ones after
-  it: up to ``HOLD_MAX``
-  results, for at most ``HOLD_FOR`` seconds (a timer thread hands them over if the jobs after them take
-  longer). Waking an idle event loop for every result costs a system call on each side and, worse, a
-  contest for the GIL with the very thread that runs the next job while it holds SQLite's write lock:
-  measured on the purchase path, holding results cut CPU per order by a third.
+  it: up to ``HOLD_MAX`` results, for at most ``HOLD_FOR`` seconds (a timer thread hands them over if the
+  jobs after them take longer). Waking an idle event loop for every result costs a system call on each
+  side and, worse, a contest for the GIL with the very thread that runs the next job while it holds
+  SQLite's write lock: measured on the purchase path, holding results cut CPU per order by a third.
 
 Jobs queue in order; a job whose caller was cancelled before its turn is skipped (one already running
 finishes).
