@@ -13,7 +13,7 @@ from typing import Protocol
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.services import Services
-from core.services.payments import NOTICE_ALERT_AFTER, NoticeOutcome
+from core.services.notices import NOTICE_ALERT_AFTER, NoticeOutcome
 
 log = logging.getLogger(__name__)
 

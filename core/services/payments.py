@@ -15,8 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from core.context import Context
@@ -42,36 +41,14 @@ from core.models import (
 from core.repositories import Repositories
 from core.services.checkout import check_buyer_and_product, refusal_late, refusal_on_time
 from core.services.fulfilment import fulfil, transition
+from core.services.notices import NoticeOutcome, add_notice, due_notices, reschedule_notice
 from core.services.transient import describe, is_transient, retry_transient
 from core.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-NOTICE_ALERT_AFTER = 3  # failed attempts after which admins hear about a notice (retrying goes on)
 
 _T = TypeVar("_T")
-
-
-def notice_backoff(attempts: int) -> timedelta:
-    """15 s after the first failure, doubling, at most 5 minutes apart."""
-    return timedelta(seconds=min(300, 15 * 2 ** min(max(attempts - 1, 0), 5)))
-
-
-@dataclass(frozen=True, slots=True)
-class NoticeOutcome:
-    """How processing one payment notice went."""
-
-    notice_id: int
-    charge_id: str
-    order_ref: str
-    result: PaymentResult | None  # None: it failed and stays pending
-    attempts: int = 0  # failed attempts so far
-    error: str | None = None
-    transient: bool = False  # the failure was a database hiccup (locked, connection lost)
-
-    @property
-    def ok(self) -> bool:
-        return self.result is not None
 
 
 class _LostRace(Exception):
@@ -281,7 +258,7 @@ class PaymentService:
         _check_charge(provider, charge_id)
 
         async def write() -> int:
-            nid = await self.ctx.write(_add_notice, charge, raw, self.ctx.clock.now())
+            nid = await self.ctx.write(add_notice, charge, raw, self.ctx.clock.now())
             if nid is None:
                 raise IntegrityViolation(f"payment notice {provider}/{charge_id} vanished")
             return nid
@@ -320,14 +297,14 @@ class PaymentService:
     async def _reschedule(self, notice_id: int, error: str) -> int:
         """Push a failed notice's next attempt back. Returns its failed attempts (0 if unknown)."""
         try:
-            return await self.ctx.write(_reschedule, notice_id, self.ctx.clock.now(), error)
+            return await self.ctx.write(reschedule_notice, notice_id, self.ctx.clock.now(), error)
         except Exception as e:  # it stays due as it was: the next run tries again
             log.warning("could not reschedule payment notice %s: %s", notice_id, describe(e))
             return 0
 
     async def process_due_notices(self, *, limit: int = 100) -> list[NoticeOutcome]:
         """Process every pending notice whose next attempt is due (what the retry job runs)."""
-        due = await self.ctx.read(_due_notices, self.ctx.clock.now(), limit)
+        due = await self.ctx.read(due_notices, self.ctx.clock.now(), limit)
         return [await self.process_notice(nid) for nid in due]
 
     async def refund_unconfirmable(
@@ -372,37 +349,3 @@ class PaymentService:
 
 def _order_and_buyer(uow: UnitOfWork, order_ref: str) -> tuple[Order, User, Product] | None:
     return uow.repo.orders.with_buyer_and_product(order_ref)
-
-
-def _add_notice(uow: UnitOfWork, charge: Charge, raw: dict[str, Any], now: datetime) -> int | None:
-    notices = uow.repo.notices
-    nid = notices.add_once(
-        provider=charge.provider,
-        charge_id=charge.charge_id,
-        payer_id=charge.payer_id,
-        order_ref=charge.order_ref[:128],
-        amount=charge.amount,
-        currency=charge.currency[:8],
-        raw=raw,
-        status="pending",
-        attempts=0,
-        next_attempt_at=now,
-        received_at=now,
-    )
-    if nid is None:
-        nid = notices.id_of(charge.provider, charge.charge_id)
-    uow.commit()
-    return nid
-
-
-def _reschedule(uow: UnitOfWork, notice_id: int, now: datetime, error: str) -> int:
-    n = uow.repo.notices.get(notice_id, lock=True)
-    if n is None or n.status != "pending":
-        return 0
-    attempts = uow.repo.notices.reschedule(notice_id, now + notice_backoff(n.attempts + 1), error)
-    uow.commit()
-    return attempts
-
-
-def _due_notices(uow: UnitOfWork, now: datetime, limit: int) -> list[int]:
-    return uow.repo.notices.due(now, limit)

@@ -18,7 +18,7 @@ from aiogram.types import StarTransaction
 
 from core.models import STARS, Charge
 from core.services import Services
-from core.services.payments import NoticeOutcome
+from core.services.notices import NoticeOutcome
 from core.services.transient import is_transient
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import CHANNEL
