@@ -42,7 +42,7 @@ from sqlalchemy import Connection, func, select
 from benchmarks.buyers import summary
 from benchmarks.common import fresh_database
 from benchmarks.emulated import TOKEN, EmulatorProcess
-from bot.app import Storefront, make_bot
+from bot.app import Storefront, make_bot, settle_heap
 from bot.settings import Settings
 from core import tables as t
 from core.context import Context
@@ -70,6 +70,7 @@ async def keyshop(
     front = Storefront.build(services, settings, make_bot(TOKEN, api_url))
     await front.start_background()
     await front.start_polling()
+    settle_heap()  # as keyshop run does once the shop is up
     try:
         yield front, db, pid
     finally:

@@ -39,22 +39,18 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiogram import Bot, Dispatcher, methods
-from aiogram.methods.base import TelegramMethod
-from aiogram.types import CallbackQuery, Message, PreCheckoutQuery
-
 from benchmarks.buyers import CHAT, MESSAGE, QUERY
 from benchmarks.common import fresh_database
+from benchmarks.echo_bot import Calls, EchoProcess
 from benchmarks.emulated import TOKEN, EmulatorProcess, percentile
-from bot.app import Storefront, make_bot
+from bot.app import Storefront, make_bot, settle_heap
 from bot.settings import Settings
 from core.context import Context
 from core.services import Services
@@ -68,7 +64,6 @@ WARM_UP = 5  # journeys before the measured run (the first one recorded for the 
 # The outbox's pacing lifted: no interval between messages, overall or per chat.
 UNPACED = {"per_second": 1e9, "private_interval": 0.0, "group_interval": 0.0}
 BUYERS = "benchmarks.buyers"
-Calls = dict[str, list[tuple[str, dict[str, Any]]]]
 
 
 @dataclass
@@ -84,8 +79,19 @@ class Figures:
         return (buyers - self.failed) * UPDATES_PER_JOURNEY
 
 
-async def measure(emu: EmulatorProcess, buyers: int, concurrency: int, first_uid: int) -> Figures:
-    """Warm up, then run ``buyers`` journeys and charge this process's CPU time over them to the bot."""
+async def this_process() -> float:
+    return time.process_time()
+
+
+async def measure(
+    emu: EmulatorProcess,
+    buyers: int,
+    concurrency: int,
+    first_uid: int,
+    cpu: Callable[[], Awaitable[float]] = this_process,
+) -> Figures:
+    """Warm up, then run ``buyers`` journeys and charge the bot's process's CPU time (``cpu``) over them
+    to the bot."""
     await emu.run(
         f"{BUYERS}:journeys",
         first_uid=first_uid,
@@ -93,7 +99,7 @@ async def measure(emu: EmulatorProcess, buyers: int, concurrency: int, first_uid
         concurrency=concurrency,
         product=PRODUCT,
     )
-    cpu = time.process_time()
+    start = await cpu()
     result = await emu.run(
         f"{BUYERS}:journeys",
         first_uid=first_uid + WARM_UP,
@@ -101,9 +107,9 @@ async def measure(emu: EmulatorProcess, buyers: int, concurrency: int, first_uid
         concurrency=concurrency,
         product=PRODUCT,
     )
-    cpu = time.process_time() - cpu
+    used = await cpu() - start
     return Figures(
-        result["wall"], cpu, result["journeys"], result["replies"], result["failed"], result["errors"]
+        result["wall"], used, result["journeys"], result["replies"], result["failed"], result["errors"]
     )
 
 
@@ -123,6 +129,7 @@ async def keyshop(api_url: str, database_url: str | None, keys: int) -> AsyncIte
     front = Storefront.build(services, settings, make_bot(TOKEN, api_url), sender=UNPACED, throttle=lifted)
     await front.start_background()
     await front.start_polling()
+    settle_heap()  # as keyshop run does once the shop is up
     try:
         yield front
     finally:
@@ -138,51 +145,13 @@ async def run_keyshop(buyers: int, concurrency: int, database_url: str | None) -
 
 # ---------------------------------------------------------------------------------------------- the echo
 
-METHODS: dict[str, type[TelegramMethod[Any]]] = {
-    name.lower(): getattr(methods, name) for name in methods.__all__ if name[0].isupper()
-}
-
-
-def echo_dispatcher(calls: Calls) -> Dispatcher:
-    """A bot with no database that answers each update of the journey with the calls keyshop made for it."""
-    dp = Dispatcher()
-
-    async def replay(
-        bot: Bot, key: str, chat: int, query: str | None = None, message: int | None = None
-    ) -> None:
-        fill = {CHAT: chat, QUERY: query, MESSAGE: message}
-        for method, params in calls.get(key, ()):
-            values = {k: fill[v] if isinstance(v, str) and v in fill else v for k, v in params.items()}
-            await bot(METHODS[method.lower()].model_validate(values))
-
-    @dp.message()
-    async def on_message(message: Message, bot: Bot) -> None:
-        key = "successful_payment" if message.successful_payment else f"text:{message.text}"
-        await replay(bot, key, message.chat.id)
-
-    @dp.callback_query()
-    async def on_tap(query: CallbackQuery, bot: Bot) -> None:
-        tapped = query.message.message_id if query.message else None
-        await replay(bot, f"callback:{query.data}", query.from_user.id, query.id, tapped)
-
-    @dp.pre_checkout_query()
-    async def on_pre_checkout(query: PreCheckoutQuery, bot: Bot) -> None:
-        await replay(bot, "pre_checkout_query", query.from_user.id, query.id)
-
-    return dp
-
 
 async def run_echo(buyers: int, concurrency: int, calls: Calls) -> Figures:
-    async with EmulatorProcess(flood_limits=False) as emu:
-        bot = make_bot(TOKEN, emu.url)
-        dp = echo_dispatcher(calls)
-        polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=10))
-        try:
-            return await measure(emu, buyers, concurrency, first_uid=1000)
-        finally:
-            await dp.stop_polling()
-            await asyncio.gather(polling, return_exceptions=True)
-            await bot.session.close()
+    async with (
+        EmulatorProcess(flood_limits=False) as emu,
+        EchoProcess(emu.url, calls, (CHAT, QUERY, MESSAGE)) as echo,
+    ):
+        return await measure(emu, buyers, concurrency, first_uid=1000, cpu=echo.cpu)
 
 
 # ---------------------------------------------------------------------------------------------- report

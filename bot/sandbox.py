@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from bot.app import Storefront, make_bot
+from bot.app import Storefront, make_bot, settle_heap
 from bot.runtime import close_shop, open_shop
 from bot.settings import Settings
 from sandbox.demo import seed_demo
@@ -125,6 +125,7 @@ async def run_sandbox(settings: Settings, *, language: str = "en") -> int:
         await seed_demo(services)
         await front.start_background()
         await front.start_polling()
+        settle_heap()
         print(f"keyshop sandbox — a local Bot API at {url}, data in {sandbox_dir}")
         print(HELP)
         await term.handle("/start")
