@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import secrets
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from core.context import Context, ShopConfig, UnitOfWork
 from core.errors import (
@@ -127,6 +128,15 @@ def refusal_late(
     return None
 
 
+class Checkout(NamedTuple):
+    """What a Buy tap came to: the order to pay, whether it was created now (False: an unpaid one was
+    reused), and its buyer as the transaction saw them (a newcomer's row made by this checkout)."""
+
+    order: Order
+    created: bool
+    buyer: User
+
+
 class CheckoutService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -139,9 +149,9 @@ class CheckoutService:
 
     async def checkout_or_reuse(
         self, user_id: int | UserIdentity, product_id: int, quantity: int, currency: str
-    ) -> tuple[Order, bool]:
+    ) -> Checkout:
         """Create a pending order and reserve its stock: exactly ``quantity`` keys or nothing at all.
-        Returns the order and whether it was created now (False: an unpaid one was reused).
+        Returns the order, whether it was created now (False: an unpaid one was reused) and the buyer.
 
         A buyer's unpaid order for the same product, quantity and currency whose reservation still has at
         least a third of its time is returned instead (a double tap, or Buy again after losing the invoice,
@@ -152,14 +162,14 @@ class CheckoutService:
         if type(quantity) is not int:
             raise InvalidInput("quantity must be a whole number", field="quantity")
         await self._sold_out_early(user_id, product_id, quantity, currency)
-        order, created = await self.ctx.write(self._checkout, user_id, product_id, quantity, currency)
-        if created:
+        done = await self.ctx.write(self._checkout, user_id, product_id, quantity, currency)
+        if done.created:
             self.ctx.catalog.reserved(product_id, quantity)
-        return order, created
+        return done
 
     def _checkout(
         self, uow: UnitOfWork, who: int | UserIdentity, product_id: int, quantity: int, currency: str
-    ) -> tuple[Order, bool]:
+    ) -> Checkout:
         now = self.ctx.clock.now()
         r = uow.repo
         user_id = who if isinstance(who, int) else _create_user(uow, who, now)
@@ -182,7 +192,7 @@ class CheckoutService:
             if (o.product_id, o.quantity, o.currency) == (product_id, quantity, currency) and (
                 o.expires_at >= fresh
             ):
-                return o, False  # nothing written: leaving the unit of work without commit is fine
+                return Checkout(o, False, user)  # nothing written: leaving without commit is fine
         if len(pending) >= MAX_PENDING_ORDERS:
             raise TooManyPendingOrders(count=len(pending))
         check_limits(r, self.ctx.config, user, product, quantity, now)
@@ -218,7 +228,7 @@ class CheckoutService:
             reserved=key_ids,
         )
         uow.commit()
-        return order, True
+        return Checkout(order, True, user)
 
     async def _sold_out_early(
         self, who: int | UserIdentity, product_id: int, quantity: int, currency: str

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.errors import IntegrityViolation
 from core.models import Charge, PaymentResult
 from core.uow import UnitOfWork
 
@@ -36,7 +37,9 @@ class NoticeOutcome:
         return self.result is not None
 
 
-def add_notice(uow: UnitOfWork, charge: Charge, raw: dict[str, Any], now: datetime) -> int | None:
+def insert_notice(uow: UnitOfWork, charge: Charge, raw: dict[str, Any], now: datetime) -> tuple[int, bool]:
+    """The notice of ``charge``, inserted unless its (provider, charge_id) is known: its id, and whether it
+    was inserted now. Not committed."""
     notices = uow.repo.notices
     nid = notices.add_once(
         provider=charge.provider,
@@ -51,8 +54,16 @@ def add_notice(uow: UnitOfWork, charge: Charge, raw: dict[str, Any], now: dateti
         next_attempt_at=now,
         received_at=now,
     )
-    if nid is None:
-        nid = notices.id_of(charge.provider, charge.charge_id)
+    if nid is not None:
+        return nid, True
+    known = notices.id_of(charge.provider, charge.charge_id)
+    if known is None:
+        raise IntegrityViolation(f"payment notice {charge.provider}/{charge.charge_id} vanished")
+    return known, False
+
+
+def add_notice(uow: UnitOfWork, charge: Charge, raw: dict[str, Any], now: datetime) -> int:
+    nid, _ = insert_notice(uow, charge, raw, now)
     uow.commit()
     return nid
 

@@ -1,9 +1,9 @@
 """Payments: pre-checkout, durable payment notices, and the one idempotent confirmation.
 
-A channel first records what it was told (``record_notice``, its own small transaction), then processes
-it (``process_notice``): the confirmation and "this notice is done" commit together. A notice whose
-processing failed stays pending and is retried with backoff by ``process_due_notices`` until it
-succeeds, so a charge is never lost because handling it failed once.
+A channel hands over what it was told (``receive_notice``): the notice, the confirmation and "this notice is
+done" commit together. Should that fail, the notice is recorded on its own (``record_notice``) and stays
+pending; ``process_due_notices`` retries it with backoff until it succeeds, so a charge is never lost
+because handling it failed once.
 
 Every charge ends delivered or refunded to whoever paid it: money the shop cannot keep (an unknown
 order, a wrong amount, a payer who does not own the order, a late payment the purchase rules refuse, a
@@ -41,7 +41,13 @@ from core.models import (
 from core.repositories import Repositories
 from core.services.checkout import check_buyer_and_product, refusal_late, refusal_on_time
 from core.services.fulfilment import fulfil, transition
-from core.services.notices import NoticeOutcome, add_notice, due_notices, reschedule_notice
+from core.services.notices import (
+    NoticeOutcome,
+    add_notice,
+    due_notices,
+    insert_notice,
+    reschedule_notice,
+)
 from core.services.transient import describe, is_transient, retry_transient
 from core.uow import UnitOfWork
 
@@ -257,13 +263,37 @@ class PaymentService:
         provider, charge_id = charge.provider, charge.charge_id
         _check_charge(provider, charge_id)
 
-        async def write() -> int:
-            nid = await self.ctx.write(add_notice, charge, raw, self.ctx.clock.now())
-            if nid is None:
-                raise IntegrityViolation(f"payment notice {provider}/{charge_id} vanished")
-            return nid
+        return await retry_transient(
+            lambda: self.ctx.write(add_notice, charge, raw, self.ctx.clock.now()),
+            f"recording payment notice {provider}/{charge_id}",
+        )
 
-        return await retry_transient(write, f"recording payment notice {provider}/{charge_id}")
+    async def receive_notice(self, charge: Charge, *, raw: dict[str, Any]) -> NoticeOutcome:
+        """``record_notice`` then ``process_notice``, in one transaction when all goes well: the notice,
+        the confirmation and "done" commit together (a notice seen before is processed as it stands).
+        When that transaction fails, the notice is recorded on its own and left pending for the retry
+        job, exactly as ``process_notice`` leaves a notice it could not process. Raises only if even that
+        record cannot be written (the caller then holds the one copy of the charge)."""
+        _check_charge(charge.provider, charge.charge_id)
+        head: list[Any] = []
+        try:
+            nid, result = await self._transaction(self._receive, charge, raw, head)
+        except Exception as e:
+            nid = await self.record_notice(charge, raw=raw)
+            return await self._failed(nid, head or [charge.charge_id, charge.order_ref], e)
+        charge_id, order_ref = head
+        return NoticeOutcome(nid, charge_id, order_ref, result)
+
+    def _receive(
+        self, uow: UnitOfWork, now: datetime, charge: Charge, raw: dict[str, Any], head: list[Any]
+    ) -> tuple[int, PaymentResult]:
+        nid, inserted = insert_notice(uow, charge, raw, now)
+        if not inserted:
+            return nid, self._process(uow, now, nid, head)
+        head[:] = [charge.charge_id, charge.order_ref[:128]]
+        result = self._confirm(uow, now, charge)
+        uow.repo.notices.mark_done(nid, now)
+        return nid, result
 
     async def process_notice(self, notice_id: int) -> NoticeOutcome:
         """Confirm the payment a notice reports and mark the notice done, in one transaction. On failure
@@ -272,17 +302,21 @@ class PaymentService:
         try:
             result = await self._transaction(self._process, notice_id, head)
         except Exception as e:
-            charge_id, order_ref = head if head else ("?", "?")
-            if is_transient(e):
-                log.warning("payment notice %s (%s) failed: %s", notice_id, charge_id, describe(e))
-            else:
-                log.exception("payment notice %s (%s) failed", notice_id, charge_id)
-            attempts = await self._reschedule(notice_id, describe(e))
-            return NoticeOutcome(
-                notice_id, charge_id, order_ref, None, attempts, describe(e), transient=is_transient(e)
-            )
+            return await self._failed(notice_id, head or ["?", "?"], e)
         charge_id, order_ref = head
         return NoticeOutcome(notice_id, charge_id, order_ref, result)
+
+    async def _failed(self, notice_id: int, head: list[Any], e: Exception) -> NoticeOutcome:
+        """A notice whose processing failed: logged, its next attempt pushed back."""
+        charge_id, order_ref = head
+        if is_transient(e):
+            log.warning("payment notice %s (%s) failed: %s", notice_id, charge_id, describe(e))
+        else:
+            log.exception("payment notice %s (%s) failed", notice_id, charge_id, exc_info=e)
+        attempts = await self._reschedule(notice_id, describe(e))
+        return NoticeOutcome(
+            notice_id, charge_id, order_ref, None, attempts, describe(e), transient=is_transient(e)
+        )
 
     def _process(self, uow: UnitOfWork, now: datetime, notice_id: int, head: list[Any]) -> PaymentResult:
         n = uow.repo.notices.get(notice_id, lock=True)

@@ -169,3 +169,74 @@ async def test_recording_a_notice_retries_while_another_process_really_holds_the
         other.close()
     assert nid > 0
     assert await query(shop, select(t.payment_notices.c.charge_id)) == [("c1",)]
+
+
+# ---------------------------------------------------------------- receiving: record and process at once
+
+
+def a_charge(order: Any, charge: str, payer: int) -> Charge:
+    return Charge("telegram", charge, order.ref, order.amount, order.currency, payer_id=payer)
+
+
+async def test_a_received_notice_is_recorded_confirmed_and_done_in_one_write_transaction(
+    shop: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid = await stocked(shop, 1)
+    uid = await buyer(shop)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    writes: list[str] = []
+    real = shop.ctx.db.run
+
+    async def counted(job: Any, *args: Any) -> Any:
+        writes.append(getattr(job, "__name__", "?"))
+        return await real(job, *args)
+
+    monkeypatch.setattr(shop.ctx.db, "run", counted)
+    outcome = await shop.payments.receive_notice(a_charge(o, "c1", uid), raw={"id": "c1"})
+    assert outcome.ok and outcome.result is not None and outcome.result.outcome is PaymentStatus.ACCEPTED
+    assert (outcome.charge_id, outcome.order_ref) == ("c1", o.ref)
+    assert len(writes) == 1
+    assert await query(shop, select(t.payment_notices.c.charge_id, t.payment_notices.c.status)) == [
+        ("c1", "done")
+    ]
+    assert (await shop.orders.get(o.ref)).status is OrderStatus.DELIVERED
+
+
+async def test_a_received_notice_whose_processing_fails_is_recorded_alone_and_retried(
+    shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failed transaction took the notice with it: it is written on its own, pending, backing off."""
+    pid = await stocked(shop, 1)
+    uid = await buyer(shop)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    real = PaymentRepo.add_once
+    fails = [RuntimeError("the disk hiccupped")]
+
+    def flaky(self: PaymentRepo, **values: Any) -> bool:
+        if fails:
+            raise fails.pop()
+        return real(self, **values)
+
+    monkeypatch.setattr(PaymentRepo, "add_once", flaky)
+    first = await shop.payments.receive_notice(a_charge(o, "c1", uid), raw={"id": "c1"})
+    assert not first.ok and first.attempts == 1 and not first.transient
+    assert (first.charge_id, first.order_ref) == ("c1", o.ref)
+    (row,) = await query(shop, select(t.payment_notices))
+    assert row.status == "pending" and "hiccupped" in row.last_error and row.raw == {"id": "c1"}
+    assert await query(shop, select(t.payments)) == []
+    clock.advance(minutes=5)
+    (again,) = await shop.payments.process_due_notices()
+    assert again.ok and (await shop.orders.get(o.ref)).status is OrderStatus.DELIVERED
+
+
+async def test_a_notice_received_twice_is_confirmed_once(shop: Services) -> None:
+    pid = await stocked(shop, 2)
+    uid = await buyer(shop)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    assert (await shop.payments.receive_notice(a_charge(o, "c1", uid), raw={})).ok
+    before = await outbox_rows(shop)
+    again = await shop.payments.receive_notice(a_charge(o, "c1", uid), raw={})
+    assert again.ok and again.result is not None and again.result.replay
+    assert (again.charge_id, again.order_ref) == ("c1", o.ref)
+    assert await outbox_rows(shop) == before == [(uid, KeysDelivered.KIND, {"order_ref": o.ref})]
+    assert len(await query(shop, select(t.payment_notices))) == 1

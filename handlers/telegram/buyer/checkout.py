@@ -72,14 +72,14 @@ async def buy(
     fiat = callback_data.fiat and fiat_currency is not None and payment_provider_token is not None
     currency = fiat_currency if fiat and fiat_currency else STARS
     try:
-        order, created = await services.checkout.checkout_or_reuse(
+        order, created, buyer = await services.checkout.checkout_or_reuse(
             shop_user.id if shop_user is not None else identity,  # a first purchase creates the row
             callback_data.product_id,
             callback_data.qty,
             currency,
         )
-        if shop_user is None:
-            user_cache.forget(query.from_user.id)  # a newcomer no more: their row was made with the order
+        # A newcomer no more: their row was made with the order, and their payment finds it here.
+        user_cache.put(query.from_user.id, buyer)
     except PhoneRequired:
         await bot.send_message(query.from_user.id, tr("phone-ask"), reply_markup=keyboards.share_phone())
         return
@@ -213,10 +213,11 @@ async def paid(
     outbox: OutboxSender,
     user_cache: UserCache,
 ) -> None:
-    """Receives: the payment (Stars or fiat). The notice is recorded durably first, then confirmed and
+    """Receives: the payment (Stars or fiat). The notice is recorded, the payment confirmed and the order
     delivered in one transaction (idempotent on the charge id); the keys, or a refund to whoever paid,
-    reach them through the outbox, which is woken at once. If confirming fails, the notice is retried by
-    the payment-notices job and the payer is told their payment is being processed."""
+    reach them through the outbox, which is woken at once. If confirming fails, the notice is recorded on
+    its own and retried by the payment-notices job, and the payer is told their payment is being
+    processed."""
     sp = message.successful_payment
     assert sp is not None
     raw = sp.model_dump(mode="json", exclude_none=True)
@@ -232,14 +233,13 @@ async def paid(
             sp.currency,
             payer_id=payer.id,
         )
-        notice = await services.payments.record_notice(charge, raw=raw)
+        outcome = await services.payments.receive_notice(charge, raw=raw)
     except Exception:
         # The one copy left is this log line: it has what is needed to deliver or refund by hand.
         log.critical(
             "payment notice NOT recorded (payer: Telegram user %s): %s", identity.external_id, json.dumps(raw)
         )
         raise
-    outcome = await services.payments.process_notice(notice)
     if outcome.ok:
         if outcome.result is not None and outcome.result.replay:
             log.info("payment %s seen before: nothing to do", sp.telegram_payment_charge_id)

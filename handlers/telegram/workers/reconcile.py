@@ -90,8 +90,7 @@ class StarLedger:
             if not result.replay:
                 await self._alert(tx, "has a payload that is no order of ours; refunding it to the payer")
             return 0
-        notice = await payments.record_notice(charge, raw=tx.model_dump(mode="json", exclude_none=True))
-        outcome = await payments.process_notice(notice)
+        outcome = await payments.receive_notice(charge, raw=tx.model_dump(mode="json", exclude_none=True))
         if outcome.ok:
             assert outcome.result is not None
             if outcome.result.replay:
@@ -107,7 +106,9 @@ class StarLedger:
             return 1
         if outcome.transient:
             return 0  # recorded: the payment-notices job retries it
-        result = await payments.refund_unconfirmable(charge, reason="unconfirmable", notice_id=notice)
+        result = await payments.refund_unconfirmable(
+            charge, reason="unconfirmable", notice_id=outcome.notice_id
+        )
         if not result.replay:
             await self._alert(tx, f"could not be confirmed ({outcome.error}); refunding it to the payer")
         return 0
