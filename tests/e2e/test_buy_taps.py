@@ -327,3 +327,25 @@ async def test_one_buyer_cannot_hold_all_the_stock_in_unpaid_reservations(shop: 
         await asyncio.sleep(1.1)  # under the throttle and Telegram's per-chat limit
     await asyncio.sleep(1)
     assert await shop.services.stock.available(pid) > 0, "one unpaying buyer holds every key"
+
+
+async def test_a_newcomers_payment_finds_the_buyer_made_by_their_checkout_without_a_lookup(
+    shop: Shop,
+) -> None:
+    """The first Buy creates the buyer's row in its transaction and the bot keeps it: the pre-checkout
+    query and the payment that follow read no user (a flash sale's crowd is all newcomers)."""
+    await shop.product(keys=1)
+    shop.emu.user(BUYER, "Ann")
+    invoice = await shop.buy_one(BUYER)
+    users = shop.services.users
+    real_find = users.find
+    lookups: list[str] = []
+
+    async def counted(channel: str, external_id: str) -> Any:
+        lookups.append(external_id)
+        return await real_find(channel, external_id)
+
+    users.find = counted  # type: ignore[method-assign]
+    assert (await shop.emu.pay(BUYER, invoice))["paid"]
+    await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text)
+    assert lookups == []
