@@ -6,7 +6,9 @@ It runs in a process of its own, started by ``storefront.py`` with ``python -m b
 a fresh interpreter that imports aiogram and nothing of keyshop, as a bare bot's process would. (In the
 benchmark's own process it would carry keyshop's modules on its heap, and every full collection of
 Python's garbage collector would walk them: a handicap a bare bot does not have.) Python's collector keeps
-its default settings here: this is the bot as one writes it with aiogram.
+its default settings: this is the bot as one writes it with aiogram. With ``--settled`` it is set as
+keyshop sets its own once it is up (``bot.heap``, a module that imports nothing else), to show how much of
+keyshop's lead is that setting.
 
 Protocol, one line each way: the first line on stdin is the JSON ``{"calls": ..., "placeholders": ...}``;
 the bot answers ``ready`` once it polls. Then ``cpu`` is answered with this process's CPU seconds so far,
@@ -67,7 +69,7 @@ def echo_dispatcher(calls: Calls, chat: str, query: str, message: str) -> Dispat
     return dp
 
 
-async def serve(api_url: str) -> None:
+async def serve(api_url: str, settled: bool) -> None:
     loop = asyncio.get_running_loop()
     spec = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_url))
@@ -78,6 +80,10 @@ async def serve(api_url: str) -> None:
     # bot would pay for that too; the anchor does not, so that the bots' own work is what is compared.
     used = {m.lower() for calls in spec["calls"].values() for m, _ in calls} | {"getupdates"}
     held = [Response[METHODS[m].__returning__] for m in used]  # type: ignore[misc]
+    if settled:
+        from bot.heap import settle_heap
+
+        settle_heap()
     polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=10))
     print("ready", flush=True)
     try:
@@ -93,10 +99,14 @@ async def serve(api_url: str) -> None:
 
 class EchoProcess:
     """``async with EchoProcess(api_url, calls, placeholders) as echo:`` the echo bot polling ``api_url``
-    from a process of its own; ``await echo.cpu()`` is that process's CPU seconds so far."""
+    from a process of its own (``settled``: its collector set as keyshop's); ``await echo.cpu()`` is that
+    process's CPU seconds so far."""
 
-    def __init__(self, api_url: str, calls: Calls, placeholders: tuple[str, str, str]) -> None:
+    def __init__(
+        self, api_url: str, calls: Calls, placeholders: tuple[str, str, str], *, settled: bool = False
+    ) -> None:
         self.api_url, self.calls, self.placeholders = api_url, calls, placeholders
+        self.settled = settled
         self._proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> EchoProcess:
@@ -107,6 +117,7 @@ class EchoProcess:
             "-m",
             "benchmarks.echo_bot",
             self.api_url,
+            *(["--settled"] if self.settled else []),
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -141,4 +152,4 @@ class EchoProcess:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(sys.argv[1]))
+    asyncio.run(serve(sys.argv[1], "--settled" in sys.argv[2:]))

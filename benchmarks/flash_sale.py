@@ -42,7 +42,8 @@ from sqlalchemy import Connection, func, select
 from benchmarks.buyers import summary
 from benchmarks.common import fresh_database
 from benchmarks.emulated import TOKEN, EmulatorProcess
-from bot.app import Storefront, make_bot, settle_heap
+from bot.app import Storefront, make_bot
+from bot.heap import settle_heap
 from bot.settings import Settings
 from core import tables as t
 from core.context import Context

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from aiogram.methods.base import Response
 from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.heap import settle_heap
 from bot.i18n import build_i18n
 from bot.settings import Settings, generate_webhook_secret
 from core.services import Services
@@ -58,21 +58,6 @@ _RESPONSE_TYPES = [
         methods.GetStarTransactions,
     )
 ]
-
-
-def settle_heap() -> None:
-    """Leave everything startup built out of the garbage collector's work from now on.
-
-    CPython's collector walks every tracked object on each full collection, and a started shop holds
-    about 260,000 of them that live as long as the process (aiogram's types, pydantic's schemas,
-    SQLAlchemy's metadata, the routers...). Under load a full collection came every few seconds and took
-    50-200 ms with the event loop stopped: a pause in every waiting buyer's reply, and about a quarter of
-    the bot's CPU time in the storefront benchmark. ``gc.freeze`` moves them to a generation no collection
-    looks at; they are still freed by reference counting, only cycles among them are never collected,
-    and there are none to collect among objects kept for the process's lifetime. Called once, when the
-    shop is up (``run_polling``, ``run_webhook``, the sandbox)."""
-    gc.collect()
-    gc.freeze()
 
 
 def make_bot(token: str, api_url: str) -> Bot:

@@ -13,7 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-from bot.app import Storefront, make_bot, settle_heap
+from bot.app import Storefront, make_bot
+from bot.heap import settle_heap
 from bot.runtime import close_shop, open_shop
 from bot.settings import Settings
 from sandbox.demo import seed_demo
