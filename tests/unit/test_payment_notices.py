@@ -104,15 +104,10 @@ async def test_the_user_behind_an_update_is_looked_up_even_while_the_database_br
 # ---------------------------------------------------------------- processing and retrying
 
 
-async def test_a_notice_whose_processing_fails_stays_pending_and_the_retry_job_delivers_it(
-    shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pid = await stocked(shop, 1)
-    uid = await buyer(shop)
-    o = await shop.checkout.checkout(uid, pid, 1, STARS)
-    nid = await notice(shop, o, "c1", uid)
+def recording_a_payment_fails_once(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    """The next payment row to be written fails with ``error``; the ones after it are written."""
     real = PaymentRepo.add_once
-    fails = [locked()]
+    fails = [error]
 
     def flaky(self: PaymentRepo, **values: Any) -> bool:
         if fails:
@@ -120,6 +115,16 @@ async def test_a_notice_whose_processing_fails_stays_pending_and_the_retry_job_d
         return real(self, **values)
 
     monkeypatch.setattr(PaymentRepo, "add_once", flaky)
+
+
+async def test_a_notice_whose_processing_fails_stays_pending_and_the_retry_job_delivers_it(
+    shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid = await stocked(shop, 1)
+    uid = await buyer(shop)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    nid = await notice(shop, o, "c1", uid)
+    recording_a_payment_fails_once(monkeypatch, locked())
     first = await shop.payments.process_notice(nid)
     assert not first.ok and first.attempts == 1 and first.transient
     (row,) = await query(shop, select(t.payment_notices))
@@ -209,15 +214,7 @@ async def test_a_received_notice_whose_processing_fails_is_recorded_alone_and_re
     pid = await stocked(shop, 1)
     uid = await buyer(shop)
     o = await shop.checkout.checkout(uid, pid, 1, STARS)
-    real = PaymentRepo.add_once
-    fails = [RuntimeError("the disk hiccupped")]
-
-    def flaky(self: PaymentRepo, **values: Any) -> bool:
-        if fails:
-            raise fails.pop()
-        return real(self, **values)
-
-    monkeypatch.setattr(PaymentRepo, "add_once", flaky)
+    recording_a_payment_fails_once(monkeypatch, RuntimeError("the disk hiccupped"))
     first = await shop.payments.receive_notice(a_charge(o, "c1", uid), raw={"id": "c1"})
     assert not first.ok and first.attempts == 1 and not first.transient
     assert (first.charge_id, first.order_ref) == ("c1", o.ref)
