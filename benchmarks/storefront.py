@@ -30,9 +30,9 @@ What is compared, and why it is fair:
   what the setting is worth, and what keyshop's own work costs beside the same Telegram work, can both be
   read off (that ratio has no target).
 
-Both bots are warmed up with a few journeys before the measured run. Each round runs keyshop, then its
-echo (then the echo with keyshop's collector setting), and the median of the rounds' keyshop/echo ratios
-is the figure: a virtual machine's speed drifts by tens of percent within a minute, and a ratio of two
+Both bots are warmed up with a few journeys before the measured run. Each round runs keyshop and its echo
+(and the echo with keyshop's collector setting), keyshop first in odd rounds and last in even ones, and
+the median of the rounds' keyshop/echo ratios is the figure: a virtual machine's speed drifts by tens of percent within a minute, and a ratio of two
 runs taken seconds apart is what that drift disturbs least. A thousand journeys a run (five thousand
 updates): with two hundred, the echo's run lasted well under a second, and startup's first moments
 weighed on the figure.
@@ -191,14 +191,20 @@ async def main(argv: list[str] | None = None) -> int:
     print(
         f"storefront benchmark: {kind}, {args.buyers} buyers, {args.concurrency} at a time, "
         f"{UPDATES_PER_JOURNEY} updates each; emulator and buyers in their own process; "
-        f"{args.rounds} rounds of keyshop then its echo"
+        f"{args.rounds} rounds of keyshop and its echo (in turn first)"
     )
     ratios: list[float] = []
     failed: list[tuple[str, Figures]] = []
+    calls: Calls = {}
     for n in range(1, args.rounds + 1):
-        ours, calls = await run_keyshop(args.buyers, args.concurrency, args.database_url)
-        echo = await run_echo(args.buyers, args.concurrency, calls)
-        settled = await run_echo(args.buyers, args.concurrency, calls, settled=True)
+        if n % 2:
+            ours, calls = await run_keyshop(args.buyers, args.concurrency, args.database_url)
+            echo = await run_echo(args.buyers, args.concurrency, calls)
+            settled = await run_echo(args.buyers, args.concurrency, calls, settled=True)
+        else:  # the other way round, so that a drift within a round favours neither side
+            echo = await run_echo(args.buyers, args.concurrency, calls)
+            settled = await run_echo(args.buyers, args.concurrency, calls, settled=True)
+            ours, calls = await run_keyshop(args.buyers, args.concurrency, args.database_url)
         if n == 1:
             per_update = {key: [m for m, _ in c] for key, c in calls.items()}
             print(
