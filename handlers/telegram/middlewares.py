@@ -62,6 +62,12 @@ class UserCache:
     def forget(self, tg_id: int | str) -> None:
         self._users.pop(int(tg_id), None)
 
+    def newcomer_stored(self, tg_id: int, user: User) -> None:
+        """A newcomer's row, made by a write of this process: kept for their next updates, unless the
+        newcomer mark went meanwhile (some other change of theirs forgot it, and ``user`` may be older)."""
+        if self.absent(tg_id):
+            self.put(tg_id, user)
+
 
 class ShopUserMiddleware(BaseMiddleware):
     """Finds the shop user for the Telegram user behind the update, as ``data["shop_user"]`` (None for

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core import tables as t
+from handlers.telegram.ui.callbacks import LanguageCb
 from sandbox.telegram import Sent
 from tests.conftest import query
 from tests.e2e.conftest import Shop
@@ -349,3 +350,32 @@ async def test_a_newcomers_payment_finds_the_buyer_made_by_their_checkout_withou
     assert (await shop.emu.pay(BUYER, invoice))["paid"]
     await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text)
     assert lookups == []
+
+
+@pytest.mark.parametrize("newcomer", [True, False])
+async def test_a_language_picked_while_a_buy_is_on_its_way_is_the_one_the_replies_after_it_speak(
+    shop: Shop, newcomer: bool
+) -> None:
+    """The Buy tap's checkout read the buyer before they picked 简体中文; what it read must not replace
+    the choice in the bot's memory of them."""
+    await shop.product(keys=2)
+    shop.emu.user(BUYER, "Ann")
+    if not newcomer:
+        await shop.services.users.ensure("telegram", str(BUYER))
+    listing = await shop.say(BUYER, "/catalog")
+    card = await shop.tap(BUYER, listing, "Steam")
+    checkout = shop.services.checkout.checkout_or_reuse
+
+    async def meanwhile_the_buyer_picks_a_language(*args: Any, **kwargs: Any) -> Any:
+        done = await checkout(*args, **kwargs)
+        qid = await shop.tap_data(BUYER, listing, LanguageCb(code="zh_CN").pack())
+        await shop.answer_to(qid)
+        return done
+
+    shop.services.checkout.checkout_or_reuse = meanwhile_the_buyer_picks_a_language  # type: ignore[method-assign]
+    await shop.tap(BUYER, card, "Buy")
+    await shop.emu.wait_for(BUYER, lambda s: s.method == "sendInvoice")
+    stored = await shop.services.users.find("telegram", str(BUYER))
+    assert stored is not None and (stored.language, stored.language_chosen) == ("zh_CN", True)
+    listing_again = await shop.say(BUYER, "/catalog")
+    assert "全部商品" in listing_again.text

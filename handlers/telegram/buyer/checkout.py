@@ -78,8 +78,8 @@ async def buy(
             callback_data.qty,
             currency,
         )
-        # A newcomer no more: their row was made with the order, and their payment finds it here.
-        user_cache.put(query.from_user.id, buyer)
+        if shop_user is None:  # a newcomer no more: their row was made with the order
+            user_cache.newcomer_stored(query.from_user.id, buyer)
     except PhoneRequired:
         await bot.send_message(query.from_user.id, tr("phone-ask"), reply_markup=keyboards.share_phone())
         return
