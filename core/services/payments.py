@@ -271,16 +271,22 @@ class PaymentService:
     async def receive_notice(self, charge: Charge, *, raw: dict[str, Any]) -> NoticeOutcome:
         """``record_notice`` then ``process_notice``, in one transaction when all goes well: the notice,
         the confirmation and "done" commit together (a notice seen before is processed as it stands).
-        When that transaction fails, the notice is recorded on its own and left pending for the retry
-        job, exactly as ``process_notice`` leaves a notice it could not process. Raises only if even that
-        record cannot be written (the caller then holds the one copy of the charge)."""
+        When that transaction fails, the notice is recorded on its own and processed once more, as
+        ``process_notice`` does: a twin that finished the charge meanwhile makes it a replay, and a notice
+        that fails again stays pending for the retry job. Raises only if even that record cannot be
+        written (the caller then holds the one copy of the charge)."""
         _check_charge(charge.provider, charge.charge_id)
         head: list[Any] = []
         try:
             nid, result = await self._transaction(self._receive, charge, raw, head)
         except Exception as e:
-            nid = await self.record_notice(charge, raw=raw)
-            return await self._failed(nid, head or [charge.charge_id, charge.order_ref], e)
+            log.warning(
+                "payment %s/%s: confirming it failed (%s); its notice is recorded and tried again",
+                charge.provider,
+                charge.charge_id,
+                describe(e),
+            )
+            return await self.process_notice(await self.record_notice(charge, raw=raw))
         charge_id, order_ref = head
         return NoticeOutcome(nid, charge_id, order_ref, result)
 
@@ -290,6 +296,7 @@ class PaymentService:
         nid, inserted = insert_notice(uow, charge, raw, now)
         if not inserted:
             return nid, self._process(uow, now, nid, head)
+        # Just inserted: the notice is the charge as given (``_process`` would read it back).
         head[:] = [charge.charge_id, charge.order_ref[:128]]
         result = self._confirm(uow, now, charge)
         uow.repo.notices.mark_done(nid, now)

@@ -104,10 +104,10 @@ async def test_the_user_behind_an_update_is_looked_up_even_while_the_database_br
 # ---------------------------------------------------------------- processing and retrying
 
 
-def recording_a_payment_fails_once(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
-    """The next payment row to be written fails with ``error``; the ones after it are written."""
+def recording_a_payment_fails(monkeypatch: pytest.MonkeyPatch, *errors: Exception) -> None:
+    """The next payment rows to be written fail with ``errors``, one each; the ones after are written."""
     real = PaymentRepo.add_once
-    fails = [error]
+    fails = list(reversed(errors))
 
     def flaky(self: PaymentRepo, **values: Any) -> bool:
         if fails:
@@ -124,7 +124,7 @@ async def test_a_notice_whose_processing_fails_stays_pending_and_the_retry_job_d
     uid = await buyer(shop)
     o = await shop.checkout.checkout(uid, pid, 1, STARS)
     nid = await notice(shop, o, "c1", uid)
-    recording_a_payment_fails_once(monkeypatch, locked())
+    recording_a_payment_fails(monkeypatch, locked())
     first = await shop.payments.process_notice(nid)
     assert not first.ok and first.attempts == 1 and first.transient
     (row,) = await query(shop, select(t.payment_notices))
@@ -207,14 +207,29 @@ async def test_a_received_notice_is_recorded_confirmed_and_done_in_one_write_tra
     assert (await shop.orders.get(o.ref)).status is OrderStatus.DELIVERED
 
 
-async def test_a_received_notice_whose_processing_fails_is_recorded_alone_and_retried(
+async def test_a_received_notice_whose_transaction_fails_once_is_recorded_and_confirmed_at_once(
+    shop: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid = await stocked(shop, 1)
+    uid = await buyer(shop)
+    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    recording_a_payment_fails(monkeypatch, locked())
+    outcome = await shop.payments.receive_notice(a_charge(o, "c1", uid), raw={"id": "c1"})
+    assert outcome.ok and outcome.result is not None and outcome.result.outcome is PaymentStatus.ACCEPTED
+    assert (outcome.charge_id, outcome.order_ref) == ("c1", o.ref)
+    assert await query(shop, select(t.payment_notices.c.status)) == [("done",)]
+    assert (await shop.orders.get(o.ref)).status is OrderStatus.DELIVERED
+
+
+async def test_a_received_notice_whose_processing_keeps_failing_is_recorded_alone_and_retried(
     shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The failed transaction took the notice with it: it is written on its own, pending, backing off."""
     pid = await stocked(shop, 1)
     uid = await buyer(shop)
     o = await shop.checkout.checkout(uid, pid, 1, STARS)
-    recording_a_payment_fails_once(monkeypatch, RuntimeError("the disk hiccupped"))
+    hiccup = RuntimeError("the disk hiccupped")
+    recording_a_payment_fails(monkeypatch, hiccup, hiccup)
     first = await shop.payments.receive_notice(a_charge(o, "c1", uid), raw={"id": "c1"})
     assert not first.ok and first.attempts == 1 and not first.transient
     assert (first.charge_id, first.order_ref) == ("c1", o.ref)

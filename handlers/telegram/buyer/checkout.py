@@ -216,8 +216,8 @@ async def paid(
     """Receives: the payment (Stars or fiat). The notice is recorded, the payment confirmed and the order
     delivered in one transaction (idempotent on the charge id); the keys, or a refund to whoever paid,
     reach them through the outbox, which is woken at once. If confirming fails, the notice is recorded on
-    its own and retried by the payment-notices job, and the payer is told their payment is being
-    processed."""
+    its own and tried once more; failing again, it is left to the payment-notices job, and the payer is
+    told their payment is being processed."""
     sp = message.successful_payment
     assert sp is not None
     raw = sp.model_dump(mode="json", exclude_none=True)
