@@ -34,9 +34,11 @@ async def outbox_statuses(shop: Shop) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in rows]
 
 
-async def test_a_fiat_payment_whose_processing_fails_once_is_delivered_by_the_retry_job(
+async def test_a_fiat_payment_whose_processing_fails_twice_is_delivered_by_the_retry_job(
     fiat: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The payment's transaction fails, and so does the attempt made at once after recording the notice
+    on its own: the payer is told it is being processed, and the retry job delivers."""
     shop = fiat
     await shop.product(keys=1)
     shop.emu.user(BUYER, "Ann")
@@ -44,7 +46,7 @@ async def test_a_fiat_payment_whose_processing_fails_once_is_delivered_by_the_re
     card = await shop.tap(BUYER, listing, "Steam")
     invoice = await shop.tap(BUYER, card, "💳")
     real = PaymentRepo.add_once
-    fails = [OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))]
+    fails = [OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked")) for _ in "12"]
 
     def flaky(self: PaymentRepo, **values: Any) -> bool:
         if fails:
