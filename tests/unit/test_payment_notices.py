@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from core import tables as t
 from core.clock import FrozenClock
 from core.messages import KeysDelivered
-from core.models import STARS, Charge, OrderStatus, PaymentStatus
+from core.models import STARS, Charge, Order, OrderStatus, PaymentStatus
 from core.repositories import PaymentNoticeRepo, PaymentRepo, UserRepo
 from core.services import Services
 from tests.conftest import buyer, outbox_rows, query, stocked
@@ -22,6 +22,13 @@ from tests.conftest import buyer, outbox_rows, query, stocked
 
 def locked() -> OperationalError:
     return OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+
+
+async def an_order(shop: Services, *, keys: int = 1) -> tuple[int, Order]:
+    """A buyer and their pending order of one key, from a product stocked with ``keys``."""
+    pid = await stocked(shop, keys)
+    uid = await buyer(shop)
+    return uid, await shop.checkout.checkout(uid, pid, 1, STARS)
 
 
 async def notice(shop: Services, order: Any, charge: str, payer: int, amount: int | None = None) -> int:
@@ -36,9 +43,7 @@ async def notice(shop: Services, order: Any, charge: str, payer: int, amount: in
 
 
 async def test_a_payment_notice_is_recorded_once_per_charge(shop: Services) -> None:
-    pid = await stocked(shop, 1)
-    uid = await buyer(shop)
-    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    uid, o = await an_order(shop)
     first = await notice(shop, o, "c1", uid)
     assert await notice(shop, o, "c1", uid) == first
     rows = await query(shop, select(t.payment_notices))
@@ -50,9 +55,7 @@ async def test_a_payment_notice_is_recorded_once_per_charge(shop: Services) -> N
 async def test_recording_a_notice_retries_a_briefly_locked_database(
     shop: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pid = await stocked(shop, 1)
-    uid = await buyer(shop)
-    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    uid, o = await an_order(shop)
     real = PaymentNoticeRepo.add_once
     fails = [locked(), locked()]
 
@@ -120,9 +123,7 @@ def recording_a_payment_fails(monkeypatch: pytest.MonkeyPatch, *errors: Exceptio
 async def test_a_notice_whose_processing_fails_stays_pending_and_the_retry_job_delivers_it(
     shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pid = await stocked(shop, 1)
-    uid = await buyer(shop)
-    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    uid, o = await an_order(shop)
     nid = await notice(shop, o, "c1", uid)
     recording_a_payment_fails(monkeypatch, locked())
     first = await shop.payments.process_notice(nid)
@@ -140,9 +141,7 @@ async def test_a_notice_whose_processing_fails_stays_pending_and_the_retry_job_d
 
 
 async def test_a_replayed_notice_changes_nothing(shop: Services) -> None:
-    pid = await stocked(shop, 2)
-    uid = await buyer(shop)
-    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    uid, o = await an_order(shop, keys=2)
     nid = await notice(shop, o, "c1", uid)
     assert (await shop.payments.process_notice(nid)).ok
     before = await outbox_rows(shop)
@@ -156,9 +155,7 @@ async def test_recording_a_notice_retries_while_another_process_really_holds_the
 ) -> None:
     """SQLite's own "database is locked" (a CLI import publishing in another process outlasts the busy
     timeout) is a transient error like any other: the notice is written once the lock is free."""
-    pid = await stocked(shop, 1)
-    uid = await buyer(shop)
-    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    uid, o = await an_order(shop)
 
     def short_busy_timeout(conn: Any) -> None:  # the writer's connection: give up on a lock at once
         conn.connection.dbapi_connection.execute("PRAGMA busy_timeout=20")
@@ -186,9 +183,7 @@ def a_charge(order: Any, charge: str, payer: int) -> Charge:
 async def test_a_received_notice_is_recorded_confirmed_and_done_in_one_write_transaction(
     shop: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pid = await stocked(shop, 1)
-    uid = await buyer(shop)
-    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    uid, o = await an_order(shop)
     writes: list[str] = []
     real = shop.ctx.db.run
 
@@ -210,9 +205,7 @@ async def test_a_received_notice_is_recorded_confirmed_and_done_in_one_write_tra
 async def test_a_received_notice_whose_transaction_fails_once_is_recorded_and_confirmed_at_once(
     shop: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pid = await stocked(shop, 1)
-    uid = await buyer(shop)
-    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    uid, o = await an_order(shop)
     recording_a_payment_fails(monkeypatch, locked())
     outcome = await shop.payments.receive_notice(a_charge(o, "c1", uid), raw={"id": "c1"})
     assert outcome.ok and outcome.result is not None and outcome.result.outcome is PaymentStatus.ACCEPTED
@@ -225,9 +218,7 @@ async def test_a_received_notice_whose_processing_keeps_failing_is_recorded_alon
     shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The failed transaction took the notice with it: it is written on its own, pending, backing off."""
-    pid = await stocked(shop, 1)
-    uid = await buyer(shop)
-    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    uid, o = await an_order(shop)
     hiccup = RuntimeError("the disk hiccupped")
     recording_a_payment_fails(monkeypatch, hiccup, hiccup)
     first = await shop.payments.receive_notice(a_charge(o, "c1", uid), raw={"id": "c1"})
@@ -242,9 +233,7 @@ async def test_a_received_notice_whose_processing_keeps_failing_is_recorded_alon
 
 
 async def test_a_notice_received_twice_is_confirmed_once(shop: Services) -> None:
-    pid = await stocked(shop, 2)
-    uid = await buyer(shop)
-    o = await shop.checkout.checkout(uid, pid, 1, STARS)
+    uid, o = await an_order(shop, keys=2)
     assert (await shop.payments.receive_notice(a_charge(o, "c1", uid), raw={})).ok
     before = await outbox_rows(shop)
     again = await shop.payments.receive_notice(a_charge(o, "c1", uid), raw={})
