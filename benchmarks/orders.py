@@ -253,7 +253,8 @@ def _dialect(sqlite: bool) -> Dialect:
 
 
 def _x(c: Any, sql: str, params: Sequence[Any]) -> Any:
-    """One statement on a fresh cursor of the connection (as keyshop runs its statements): the cursor."""
+    """One statement on a fresh cursor of the connection, as both drivers' own ``Connection.execute`` runs
+    one (the way hand-written code usually does; keyshop keeps one cursor per connection): the cursor."""
     cur = c.cursor()
     cur.execute(sql, params)
     return cur

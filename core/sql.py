@@ -192,8 +192,7 @@ def run(conn: Connection, q: Prebuilt, params: Mapping[str, Any] | None = None) 
     dialect = conn.dialect
     plan = q.plan(dialect, tuple(given))
     args = plan.params(given)
-    dbapi_conn: Any = conn.connection.dbapi_connection
-    cur = dbapi_conn.cursor()
+    cur = _cursor(conn)
     try:
         cur.execute(plan.sql, args)
         if plan.result is not None:
@@ -202,8 +201,6 @@ def run(conn: Connection, q: Prebuilt, params: Mapping[str, Any] | None = None) 
         return Rows([], cur.rowcount)
     except dialect.loaded_dbapi.Error as e:
         raise _translate(conn, plan.sql, args, e, cur) from e
-    finally:
-        cur.close()
 
 
 def run_many(conn: Connection, q: Prebuilt, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -213,8 +210,7 @@ def run_many(conn: Connection, q: Prebuilt, rows: Sequence[Mapping[str, Any]]) -
     dialect = conn.dialect
     plan = q.plan(dialect, tuple(rows[0]))
     args = [plan.params(r) for r in rows]
-    dbapi_conn: Any = conn.connection.dbapi_connection
-    cur = dbapi_conn.cursor()
+    cur = _cursor(conn)
     try:
         if len(args) == 1:  # psycopg's executemany opens a pipeline: one row is cheaper as itself
             cur.execute(plan.sql, args[0])
@@ -222,8 +218,20 @@ def run_many(conn: Connection, q: Prebuilt, rows: Sequence[Mapping[str, Any]]) -
             cur.executemany(plan.sql, args)
     except dialect.loaded_dbapi.Error as e:
         raise _translate(conn, plan.sql, args, e, cur) from e
-    finally:
-        cur.close()
+
+
+def _cursor(conn: Connection) -> Any:
+    """The driver cursor prebuilt statements run on, one per driver connection for good. A connection is
+    used by one thread, one statement at a time, and every statement's rows are fetched before the next
+    runs, so one cursor serves them all; psycopg builds a cursor, its adapters and its result state on
+    every ``cursor()``. A connection opened anew (the old one dropped) gets a cursor of its own."""
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    held: tuple[Any, Any] | None = getattr(conn, "_keyshop_cursor", None)
+    if held is not None and held[0] is dbapi_conn:
+        return held[1]
+    cur = dbapi_conn.cursor()
+    conn._keyshop_cursor = (dbapi_conn, cur)  # type: ignore[attr-defined]
+    return cur
 
 
 def _translate(conn: Connection, sql: str, args: Any, error: Exception, cursor: Any) -> Exception:

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
 from core.db import Database
-from core.sql import Prebuilt, run
+from core.sql import Prebuilt, _cursor, run
 from core.tables import UTCDateTime
 
 
@@ -135,3 +135,30 @@ async def test_a_prebuilt_statement_breaking_a_constraint_raises_sqlalchemys_int
     with pytest.raises(IntegrityError):
         await any_db.run_committed(lambda conn: run(conn, _INSERT, {"id": 1}))
     await any_db.run_committed(lambda conn: run(conn, _INSERT, {"id": 2}))  # the thread carries on
+
+
+async def test_prebuilt_statements_on_one_connection_run_on_one_driver_cursor_until_it_is_replaced(
+    any_db: Database,
+) -> None:
+    await any_db.run(_create)
+    q = Prebuilt(select(probe.c.id).where(probe.c.id == bindparam("b_id")))
+
+    def cursors(conn: Connection, rid: int, drop: bool) -> tuple[Any, Any, Any]:
+        run(conn, _INSERT, {"id": rid})
+        first = _cursor(conn)
+        assert run(conn, q, {"b_id": rid}).scalar_one() == rid
+        dbapi_conn = conn.connection.dbapi_connection
+        if drop:  # as when the server drops the connection: the thread opens another for its next job
+            conn.invalidate()
+        return first, _cursor(conn) if not drop else first, dbapi_conn
+
+    one = Database(any_db.url, pool_size=1)  # one writer thread on both databases
+    try:
+        first, second, dbapi_conn = await one.run(cursors, 1, False)
+        assert first is second and first.connection is dbapi_conn
+        await one.run(cursors, 2, True)
+        after, _, dbapi_after = await one.run(cursors, 3, False)
+        assert dbapi_after is not dbapi_conn
+        assert after is not first and after.connection is dbapi_after
+    finally:
+        await one.dispose()
