@@ -184,3 +184,23 @@ class ImportIncomplete(ShopError):
         "import #{import_id} staged {expected} keys but {staged} are left; nothing was added to stock: "
         "import the file again"
     )
+
+
+class CategoryNotFound(NotFound):
+    key = "error-category-not-found"
+    template = "no category {category_id}"
+
+
+class NotPermitted(ShopError):
+    """An admin screen's action outside the role or the scope of whoever asked (never shown to buyers,
+    who get the answer anyone gets for an unknown command)."""
+
+    key = "admin-not-permitted"
+    template = "not permitted for this role or scope"
+
+
+class OwnerIsNotStaff(ShopError):
+    """Owners come from the shop's settings: they cannot be added, changed or removed as staff."""
+
+    key = "admin-staff-owner"
+    template = "{who} is an owner (ADMIN_IDS)"

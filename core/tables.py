@@ -313,3 +313,27 @@ cursors = Table(
     Column("position", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+
+# The shop's staff besides its owners (``ADMIN_IDS``, kept in settings, never here): who, in which channel,
+# with which role. An operator's scope is the products and categories listed in ``staff_scopes``; none
+# listed means the whole shop.
+staff = Table(
+    "staff",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("external_id", String(64), nullable=False),
+    Column("role", String(16), nullable=False),  # admin | operator
+    Column("added_by", String(64), nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    UniqueConstraint("channel", "external_id", name="uq_staff_channel_external_id"),
+)
+
+staff_scopes = Table(
+    "staff_scopes",
+    metadata,
+    Column("staff_id", Id, ForeignKey("staff.id"), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # product | category
+    Column("target_id", Id, primary_key=True),
+)

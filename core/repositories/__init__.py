@@ -21,6 +21,7 @@ from core.repositories.notices import PaymentNoticeRepo
 from core.repositories.orders import OrderRepo
 from core.repositories.outbox import OutboxRepo
 from core.repositories.payments import PaymentRepo
+from core.repositories.staff import StaffRepo
 from core.repositories.users import UserRepo
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "PaymentNoticeRepo",
     "PaymentRepo",
     "Repositories",
+    "StaffRepo",
     "UserRepo",
 ]
 
@@ -56,6 +58,7 @@ class Repositories:
     outbox: OutboxRepo
     imports: ImportRepo
     cursors: CursorRepo
+    staff: StaffRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

@@ -16,6 +16,7 @@ class Services:
         from core.services.outbox import OutboxService
         from core.services.payments import PaymentService
         from core.services.refunds import RefundService
+        from core.services.staff import StaffService
         from core.services.stock import StockService
         from core.services.users import UserService
 
@@ -29,3 +30,4 @@ class Services:
         self.orders = OrderService(ctx)
         self.outbox = OutboxService(ctx)
         self.cursors = CursorService(ctx)
+        self.staff = StaffService(ctx)

@@ -23,6 +23,7 @@ from aiogram.utils.i18n import I18n
 from core.errors import ShopError
 from core.services import Services
 from handlers.telegram import admin, chats, errors
+from handlers.telegram.admin import refusals
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.buyer import catalog, checkout, language, orders, start
 from handlers.telegram.middlewares import (
@@ -88,6 +89,7 @@ def build_dispatcher(
         orders.build(),
         language.build(),
         admin.build(),
+        refusals.refusals(),
         chats.build(),
         start.build(),
     )

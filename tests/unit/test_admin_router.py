@@ -1,6 +1,6 @@
 """The admin router's gate: only the shop's admins, in their private chat with the bot, reach an admin
 screen. Updates are fed to a dispatcher holding just that router, with a handler registered on it here
-(the router itself has no commands yet)."""
+(and staff added and removed through the staff service)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.types import CallbackQuery, Chat, Message, Update, User
 
+from core.roles import Role
+from core.services import Services
 from handlers.telegram import admin
 
 ADMIN, BUYER = 900_001, 601
@@ -62,10 +64,10 @@ class AdminScreens:
 
 
 @pytest.fixture
-async def screens() -> AsyncIterator[AdminScreens]:
+async def screens(shop: Services) -> AsyncIterator[AdminScreens]:
     router = admin.build()
     dp = Dispatcher()
-    dp.workflow_data.update(admin_ids=[ADMIN])  # as build_dispatcher provides it
+    dp.workflow_data.update(admin_ids=[ADMIN], services=shop)  # as build_dispatcher provides them
     dp.include_router(router)
     bot = Bot("42:TEST-token")  # nothing is sent: the handler only records
     screens = AdminScreens(dp, bot)
@@ -127,3 +129,34 @@ async def test_no_admin_router_handler_of_any_update_type_is_reached_by_a_buyer(
     await screens.dp.feed_update(screens.bot, Update(update_id=1, edited_message=edited))
     await screens.dp.feed_update(screens.bot, Update(update_id=2, business_message=edited))
     assert seen == []
+
+
+async def test_staff_reach_the_admin_screens_until_they_are_removed(
+    screens: AdminScreens, shop: Services
+) -> None:
+    assert not await screens.reaches(_message(_user(BUYER), _private(BUYER)))
+    await shop.staff.put("telegram", str(BUYER), Role.OPERATOR, actor="telegram:1", owners=[str(ADMIN)])
+    assert await screens.reaches(_message(_user(BUYER), _private(BUYER)))
+    assert await screens.reaches(_tap(_user(BUYER), _private(BUYER)))
+    assert not await screens.reaches(_message(_user(BUYER), _group()))  # staff too: private chats only
+    await shop.staff.remove("telegram", str(BUYER), actor="telegram:1")
+    assert not await screens.reaches(_message(_user(BUYER), _private(BUYER)))
+
+
+def test_every_command_an_admin_screen_takes_is_refused_to_everyone_else_as_an_unknown_one() -> None:
+    from aiogram.filters import Command
+
+    from handlers.telegram.admin.refusals import ADMIN_COMMANDS
+
+    def commands(router: Router) -> set[str]:
+        found: set[str] = set()
+        for handler in router.message.handlers:
+            for f in handler.filters or []:
+                if isinstance(f.callback, Command):
+                    found.update(str(c) for c in f.callback.commands)
+        for sub in router.sub_routers:
+            found |= commands(sub)
+        return found
+
+    taken = commands(admin.build())
+    assert taken and taken <= set(ADMIN_COMMANDS)

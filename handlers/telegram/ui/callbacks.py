@@ -77,3 +77,20 @@ class CancelCb(CallbackData, prefix="x"):
 
 class LanguageCb(CallbackData, prefix="l"):
     code: Annotated[str, Field(max_length=16)]
+
+
+# ---------------------------------------------------------------- admin screens (prefixes start with "a")
+
+ADMIN_PREFIX = "a"  # every admin button's data starts with it, so a forged one is recognised as such
+
+
+class AdminCb(CallbackData, prefix="am"):
+    """A screen of the /admin menu."""
+
+    screen: Literal["menu", "staff", "stock", "products"]
+
+
+class StaffRemoveCb(CallbackData, prefix="asr"):
+    """Take a staff member (by Telegram id) off the staff."""
+
+    tg_id: Id

@@ -1,0 +1,37 @@
+"""What the admin screens share: the actor name they audit under, the grant check for one product, and the
+answer to a staff member whose role does not reach what they asked."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram.types import CallbackQuery, Message
+
+from core.models import Product
+from core.roles import Grant
+from core.services import Services
+from handlers.telegram.admin.filters import CHANNEL
+from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, tr, tr_plain
+
+log = logging.getLogger(__name__)
+
+
+def actor(event: Message | CallbackQuery) -> str:
+    """Who the audit trail names for an admin's action."""
+    assert event.from_user is not None  # StaffOnly let only a person through
+    return f"{CHANNEL}:{event.from_user.id}"
+
+
+def reaches(grant: Grant, product: Product) -> bool:
+    return grant.covers(product.id, product.category_id)
+
+
+async def not_permitted(event: Message | CallbackQuery, services: Services, what: str) -> None:
+    """A staff member asked for something beyond their role or scope: told so, logged and audited."""
+    assert event.from_user is not None
+    log.info("admin action refused to %s: %s", event.from_user.id, what[:64])
+    await services.staff.record_refusal(CHANNEL, str(event.from_user.id), what)
+    if isinstance(event, CallbackQuery):
+        await acknowledge(event, tr_plain("admin-not-permitted", limit=CALLBACK_ANSWER_MAX), show_alert=True)
+    else:
+        await event.answer(tr("admin-not-permitted"))
