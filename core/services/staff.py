@@ -30,16 +30,20 @@ class StaffService:
         self._grants: dict[tuple[str, str], Grant] = {}
         self._version = -1
         self._checked_at = float("-inf")
+        # Moved by every change made here: a read that began before one may hold what is no longer so.
+        self._generation = 0
 
     async def grant_for(self, channel: str, external_id: str, *, owner: bool) -> Grant | None:
         """What this person may do in the back office: an owner's grant, their staff grant, or None."""
         if owner:
             return Grant(Role.OWNER)
         if self._clock() - self._checked_at >= self.poll:
+            generation = self._generation
             version, grants = await self.ctx.read(_directory, self._version)
-            self._checked_at = self._clock()
-            if grants is not None:
-                self._version, self._grants = version, grants
+            if generation == self._generation:  # else read again next time: a change came meanwhile
+                self._checked_at = self._clock()
+                if grants is not None:
+                    self._version, self._grants = version, grants
         return self._grants.get((channel, external_id))
 
     async def members(self) -> list[StaffMember]:
@@ -69,14 +73,18 @@ class StaffService:
         member = await self.ctx.write(
             _put, channel, external_id, role, actor, set(products), set(categories), self.ctx.clock.now()
         )
-        self._checked_at = float("-inf")
+        self._changed()
         return member
 
     async def remove(self, channel: str, external_id: str, *, actor: str) -> bool:
         """Take someone off the staff (False: they were not on it). Audited."""
         removed = await self.ctx.write(_remove, channel, external_id, actor, self.ctx.clock.now())
-        self._checked_at = float("-inf")
+        self._changed()
         return removed
+
+    def _changed(self) -> None:
+        self._generation += 1
+        self._checked_at = float("-inf")
 
     async def record_refusal(self, channel: str, external_id: str, what: str) -> None:
         """An admin command, button or upload refused to someone without the right: audited (no alert)."""
