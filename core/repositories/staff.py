@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select
 
 from core import tables as t
+from core.repositories._rows import dialect_insert
 from core.roles import Grant, Role
 
 SCOPE_PRODUCT = "product"
@@ -51,14 +52,13 @@ class StaffRepo:
     def put(self, channel: str, external_id: str, role: Role, added_by: str, now: datetime) -> int:
         """The member's row with ``role`` (made, or its role changed); their id."""
         s = t.staff
-        staff_id = self.find(channel, external_id)
-        if staff_id is None:
-            q = insert(s).values(
-                channel=channel, external_id=external_id, role=role.value, added_by=added_by, added_at=now
-            )
-            return int(self.conn.execute(q.returning(s.c.id)).scalar_one())
-        self.conn.execute(update(s).where(s.c.id == staff_id).values(role=role.value))
-        return staff_id
+        stmt = dialect_insert(self.dialect, s).values(
+            channel=channel, external_id=external_id, role=role.value, added_by=added_by, added_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["channel", "external_id"], set_={"role": role.value}
+        )
+        return int(self.conn.execute(stmt.returning(s.c.id)).scalar_one())
 
     def set_scope(self, staff_id: int, products: Iterable[int], categories: Iterable[int]) -> None:
         sc = t.staff_scopes

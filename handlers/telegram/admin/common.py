@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
 
 from core.models import Product
 from core.roles import Grant
 from core.services import Services
 from handlers.telegram.admin.filters import CHANNEL
+from handlers.telegram.ui.callbacks import AdminCb
 from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, tr, tr_plain
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,11 @@ def actor(event: Message | CallbackQuery) -> str:
     """Who the audit trail names for an admin's action."""
     assert event.from_user is not None  # StaffOnly let only a person through
     return f"{CHANNEL}:{event.from_user.id}"
+
+
+def back_to_menu() -> InlineKeyboardButton:
+    """The Back button of every admin screen: to the /admin menu."""
+    return InlineKeyboardButton(text=tr_plain("button-back"), callback_data=AdminCb(screen="menu").pack())
 
 
 def reaches(grant: Grant, product: Product) -> bool:

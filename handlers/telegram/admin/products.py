@@ -8,17 +8,16 @@ import re
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from core.errors import ProductNotFound
 from core.models import STARS, Product
 from core.roles import Power
 from core.services import Services
 from handlers.money import parse_amount
-from handlers.telegram.admin.common import actor
+from handlers.telegram.admin.common import actor, back_to_menu
 from handlers.telegram.admin.filters import Has
 from handlers.telegram.ui.callbacks import MAX_ID, AdminCb
-from handlers.telegram.ui.text import price, show, tr, tr_plain
+from handlers.telegram.ui.text import price, show, tr
 
 _ID = r"[1-9][0-9]{0,18}"
 _PRICE = re.compile(rf"({_ID})\s+([0-9][0-9.,]{{0,24}})(\s+stars)?", re.IGNORECASE)
@@ -28,13 +27,6 @@ MAX_LINES = 60
 
 def _product_id(text: str) -> int | None:
     return int(text) if _ONE_ID.fullmatch(text) and int(text) <= MAX_ID else None
-
-
-async def _product(services: Services, product_id: int) -> Product:
-    products = {p.id: p for p in await services.catalog.products()}
-    if product_id not in products:
-        raise ProductNotFound(product_id=product_id)
-    return products[product_id]
 
 
 def _line(p: Product, currency: str) -> str:
@@ -50,7 +42,7 @@ async def products_screen(event: Message | CallbackQuery, services: Services) ->
     lines = [tr("admin-products-title")]
     lines += [_line(p, currency) for p in products[:MAX_LINES]] or [tr("admin-products-none")]
     lines += ["", tr("admin-products-usage")]
-    back = InlineKeyboardButton(text=tr_plain("button-back"), callback_data=AdminCb(screen="menu").pack())
+    back = back_to_menu()
     await show(event, "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=[[back]]))
 
 
@@ -74,7 +66,6 @@ async def _set_active(message: Message, command: CommandObject, services: Servic
     if pid is None:
         await message.answer(tr("admin-hide-usage"))
         return
-    await _product(services, pid)
     product = await services.catalog.update_product(pid, actor=actor(message), active=active)
     await message.answer(tr("admin-product-saved") + "\n" + _line(product, services.ctx.config.currency))
 

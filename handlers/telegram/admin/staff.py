@@ -18,7 +18,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from core.repositories.staff import StaffMember
 from core.roles import Power, Role
 from core.services import Services
-from handlers.telegram.admin.common import actor
+from handlers.telegram.admin.common import actor, back_to_menu
 from handlers.telegram.admin.filters import CHANNEL, Has
 from handlers.telegram.ui.callbacks import MAX_ID, AdminCb, StaffRemoveCb
 from handlers.telegram.ui.text import acknowledge, redraw, show, tr, tr_plain
@@ -53,9 +53,7 @@ def _screen(members: list[StaffMember]) -> tuple[str, InlineKeyboardMarkup]:
         ]
         for m in ours[:50]
     ]
-    rows.append(
-        [InlineKeyboardButton(text=tr_plain("button-back"), callback_data=AdminCb(screen="menu").pack())]
-    )
+    rows.append([back_to_menu()])
     return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows)
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from core.models import DeliveryKind
 from core.roles import Grant, Power
 from core.services import Services
+from handlers.telegram.admin.common import back_to_menu
 from handlers.telegram.admin.filters import Has
 from handlers.telegram.ui.callbacks import AdminCb
-from handlers.telegram.ui.text import show, tr, tr_plain
+from handlers.telegram.ui.text import show, tr
 
 MAX_LINES = 60  # a message holds 4096 characters; names are at most 64
 
@@ -45,7 +46,7 @@ async def stock_screen(event: Message | CallbackQuery, grant: Grant, services: S
         lines.append(tr("admin-stock-none"))
     elif len(levels) > MAX_LINES:
         lines.append(tr("admin-stock-more", count=len(levels) - MAX_LINES))
-    back = InlineKeyboardButton(text=tr_plain("button-back"), callback_data=AdminCb(screen="menu").pack())
+    back = back_to_menu()
     await show(event, "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=[[back]]))
 
 
