@@ -204,3 +204,31 @@ class OwnerIsNotStaff(ShopError):
 
     key = "admin-staff-owner"
     template = "{who} is an owner (ADMIN_IDS)"
+
+
+class BuyerNotFound(NotFound):
+    """No buyer with this id in the shop (the back office's /user, /ban, /order by buyer)."""
+
+    key = "admin-user-not-found"
+    template = "no buyer {who}"
+
+
+class UsernameNotKnown(ShopError):
+    """The shop keeps no @usernames (Telegram does not let a bot look a person up by one): ask by id."""
+
+    key = "admin-username-unknown"
+    template = "the shop does not know people by @username: use their Telegram id"
+
+
+class ManualAmountMismatch(InvalidInput):
+    """A payment received outside the chat must be for exactly the order's amount (nothing is recorded)."""
+
+    key = "admin-paid-amount-mismatch"
+    template = "the amount differs from the order's {expected} {currency}"
+
+
+class NotBannable(ShopError):
+    """Owners are never banned; staff are taken off the staff first (a ban is for buyers)."""
+
+    key = "admin-ban-staff"
+    template = "{who} is an owner or on the staff: take them off the staff first (owners cannot be banned)"

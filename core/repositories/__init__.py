@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 from core.repositories.audit import AuditRepo
 from core.repositories.catalog import CatalogRepo
 from core.repositories.cursors import CursorRepo
+from core.repositories.desk import DeskRepo
 from core.repositories.imports import ImportRepo
 from core.repositories.keys import KeyRepo
 from core.repositories.notices import PaymentNoticeRepo
@@ -28,6 +29,7 @@ __all__ = [
     "AuditRepo",
     "CatalogRepo",
     "CursorRepo",
+    "DeskRepo",
     "ImportRepo",
     "KeyRepo",
     "OrderRepo",
@@ -59,6 +61,7 @@ class Repositories:
     imports: ImportRepo
     cursors: CursorRepo
     staff: StaffRepo
+    desk: DeskRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

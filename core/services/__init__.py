@@ -9,9 +9,11 @@ class Services:
     """The services a channel calls, as one object to hand to handlers via workflow data."""
 
     def __init__(self, ctx: Context) -> None:
+        from core.services.buyers import BuyerDesk
         from core.services.catalog import CatalogService
         from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
+        from core.services.order_desk import OrderDesk
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
         from core.services.payments import PaymentService
@@ -31,3 +33,5 @@ class Services:
         self.outbox = OutboxService(ctx)
         self.cursors = CursorService(ctx)
         self.staff = StaffService(ctx)
+        self.order_desk = OrderDesk(ctx, self.orders, self.refunds, self.payments)
+        self.buyers = BuyerDesk(ctx)

@@ -23,6 +23,7 @@ from core.errors import (
     IntegrityViolation,
     InvalidInput,
     InvalidOrderState,
+    ManualAmountMismatch,
     NotOrderOwner,
     OrderNotFound,
     ReservationExpired,
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 
 
 _T = TypeVar("_T")
+
+MANUAL = "manual"  # the provider of a payment an admin received outside the chat ("mark paid")
 
 
 class _LostRace(Exception):
@@ -253,6 +256,62 @@ class PaymentService:
         owed = dataclasses.replace(c, order_ref=order.ref)
         uow.emit(RefundOwed(at=now, actor=_actor(c), charge=owed, reason=reason))
         return updated
+
+    async def confirm_manual(
+        self,
+        order_ref: str,
+        amount: int,
+        *,
+        note: str,
+        actor: str,
+        guard: Callable[[Order, Product], None] | None = None,
+    ) -> PaymentResult:
+        """A payment an admin received outside the chat ("mark paid"), confirmed like any provider's in one
+        transaction: provider ``manual``, charge id ``manual:<order ref>`` (one per order, so a replayed
+        confirmation changes nothing), paid by the order's buyer. The order is delivered (or waits for an
+        admin), or, when it was paid meanwhile, this payment is owed back like any second charge.
+
+        ``amount`` must be the order's (else nothing is recorded); ``guard(order, product)``, run with the
+        order locked, may refuse (an admin's scope); the admin and their note are audited."""
+        if type(amount) is not int or amount <= 0:
+            raise InvalidInput("amount must be a positive whole number of minor units", field="amount")
+        return await self._transaction(self._confirm_manual, order_ref, amount, note, actor, guard)
+
+    def _confirm_manual(
+        self,
+        uow: UnitOfWork,
+        now: datetime,
+        order_ref: str,
+        amount: int,
+        note: str,
+        actor: str,
+        guard: Callable[[Order, Product], None] | None,
+    ) -> PaymentResult:
+        r = uow.repo
+        found = r.orders.with_product(order_ref[:128])  # the order locked, as _confirm takes it
+        if found is None:
+            raise OrderNotFound(ref=order_ref)
+        order, product = found
+        if guard is not None:
+            guard(order, product)
+        if amount != order.amount:
+            raise ManualAmountMismatch(expected=order.amount, currency=order.currency)
+        charge = Charge(MANUAL, f"{MANUAL}:{order.ref}", order.ref, amount, order.currency, order.user_id)
+        result = self._confirm(uow, now, charge)
+        if not result.replay:
+            r.audit.add(
+                now,
+                actor,
+                "payment_marked_paid",
+                product_id=order.product_id,
+                order_id=order.id,
+                charge_id=charge.charge_id,
+                amount=amount,
+                currency=order.currency,
+                note=note,
+                outcome=str(result.outcome),
+            )
+        return result
 
     # ------------------------------------------------------------------ durable notices
 

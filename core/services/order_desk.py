@@ -1,0 +1,209 @@
+"""The back office's orders: finding them, one order in full (payments, audit trail, keys masked), what needs
+an admin, and an admin's actions on one order (deliver by hand, resend, cancel, refund, mark paid).
+
+Every method takes the admin's ``Grant`` and checks it inside its own transaction, on the order as it is
+then: an order of a product outside an operator's scope is "not found" (its existence is not confirmed),
+and refunds and payments need ``Power.MONEY``. The actions run the same code as every other path (orders,
+refunds and payments services) in that one transaction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.context import Context, UnitOfWork
+from core.errors import (
+    BuyerNotFound,
+    InvalidInput,
+    InvalidOrderState,
+    NotPermitted,
+    OrderNotFound,
+    UsernameNotKnown,
+)
+from core.messages import KeysDelivered
+from core.models import Order, OrderStatus, Payment, PaymentResult, Product, User
+from core.reactions import write_message
+from core.repositories import Repositories
+from core.repositories.desk import DeskLine, Scope, TrailEntry
+from core.roles import Grant, Power
+from core.services.orders import MAX_MANUAL_CONTENT, OrderService
+from core.services.payments import PaymentService
+from core.services.refunds import RefundService
+from core.vault import clean_text
+
+MAX_LINES = 20  # orders listed at once (newest first); the screen says when there are more
+MAX_TRAIL = 15
+MAX_NOTE = 200
+_REF = re.compile(r"[A-Za-z0-9]{1,32}")
+_BUYER = re.compile(r"[1-9][0-9]{0,18}")
+_IMPORT = re.compile(r"(?:i|import|batch):([1-9][0-9]{0,17})", re.IGNORECASE)
+
+
+def mask_key(key: str) -> str:
+    """What an order screen shows of a key: ``ABCD…WXYZ``; a key under 12 characters is masked entirely."""
+    return f"{key[:4]}…{key[-4:]}" if len(key) >= 12 else "••••"
+
+
+def scope_of(grant: Grant) -> Scope:
+    return Scope(grant.products, grant.categories) if grant.scoped else Scope()
+
+
+def reach(grant: Grant, order: Order | None, product: Product | None, ref: str, power: Power) -> None:
+    """Refuse an order outside ``grant``: out of scope (or unknown) is "not found"; within scope but beyond
+    the role's powers, "not permitted"."""
+    if order is None or product is None or not grant.covers(product.id, product.category_id):
+        raise OrderNotFound(ref=ref)
+    if not grant.may(power):
+        raise NotPermitted()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDetail:
+    order: Order
+    product: Product
+    buyer: User
+    payments: list[Payment]
+    trail: list[TrailEntry]
+    keys: list[str]  # masked (``mask_key``)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderList:
+    lines: list[DeskLine]
+    more: bool  # more orders matched than are listed
+
+
+class OrderDesk:
+    def __init__(
+        self, ctx: Context, orders: OrderService, refunds: RefundService, payments: PaymentService
+    ) -> None:
+        self.ctx, self._orders, self._refunds, self._payments = ctx, orders, refunds, payments
+
+    # ------------------------------------------------------------------ reading
+
+    async def search(self, query: str, *, channel: str, grant: Grant) -> OrderDetail | OrderList:
+        """``query``: an order reference (the order), a buyer's id on ``channel`` or ``i:<import id>`` (their
+        orders, newest first). An @username is refused: the shop keeps none."""
+        query = query.strip()
+        if query.startswith("@"):
+            raise UsernameNotKnown()
+        if m := _IMPORT.fullmatch(query):
+            return await self.ctx.read(_by_import, int(m.group(1)), scope_of(grant))
+        if _BUYER.fullmatch(query):
+            return await self.ctx.read(_by_buyer, channel, query, scope_of(grant))
+        if _REF.fullmatch(query):
+            return await self.detail(query.upper(), grant=grant)
+        raise InvalidInput("not an order reference, buyer id or import batch", field="query")
+
+    async def detail(self, ref: str, *, grant: Grant) -> OrderDetail:
+        return await self.ctx.read(self._detail, ref[:32], grant)
+
+    def _detail(self, uow: UnitOfWork, ref: str, grant: Grant) -> OrderDetail:
+        r = uow.repo
+        found = r.orders.with_buyer_and_product(ref)
+        order, buyer, product = found if found else (None, None, None)
+        reach(grant, order, product, ref, Power.ORDERS)
+        assert order is not None and buyer is not None and product is not None
+        vault = self.ctx.vault
+        # Opened only to be masked here: the plain key never leaves this function.
+        keys = [
+            mask_key(vault.open_key(k.product_id, k.blind_index, k.ciphertext))
+            for k in r.keys.sealed_for_order(order.id)
+        ]
+        return OrderDetail(
+            order, product, buyer, r.payments.for_order(order.id), r.desk.trail(order.id, MAX_TRAIL), keys
+        )
+
+    async def pending(self, *, grant: Grant) -> OrderList:
+        """Paid manual orders waiting for an admin, and orders with money still to give back."""
+        return await self.ctx.read(_pending, scope_of(grant))
+
+    # ------------------------------------------------------------------ actions
+
+    async def deliver(self, ref: str, content: str, *, grant: Grant, actor: str) -> Order:
+        """Deliver a paid manual-delivery order by hand; the buyer gets it through the outbox."""
+        content = clean_text(content)
+        if not 1 <= len(content) <= MAX_MANUAL_CONTENT:
+            raise InvalidInput(f"content must be 1 to {MAX_MANUAL_CONTENT} characters", field="content")
+        now = self.ctx.clock.now()
+        return await self.ctx.write(self._deliver, ref, content, grant, actor, now)
+
+    def _deliver(
+        self, uow: UnitOfWork, ref: str, content: str, grant: Grant, actor: str, now: datetime
+    ) -> Order:
+        _locked(uow.repo, ref, grant, Power.ORDERS)
+        return self._orders._deliver_manually(uow, ref, content, actor, now)
+
+    async def resend(self, ref: str, *, grant: Grant, actor: str) -> Order:
+        """Send a delivered order's keys to its buyer again (through the outbox). Audited."""
+        return await self.ctx.write(self._resend, ref, grant, actor, self.ctx.clock.now())
+
+    def _resend(self, uow: UnitOfWork, ref: str, grant: Grant, actor: str, now: datetime) -> Order:
+        order, _ = _locked(uow.repo, ref, grant, Power.ORDERS)
+        if order.status is not OrderStatus.DELIVERED:
+            raise InvalidOrderState(status=str(order.status))
+        write_message(uow, order.user_id, KeysDelivered(order.ref), now)
+        uow.repo.audit.add(now, actor, "delivery_resent", product_id=order.product_id, order_id=order.id)
+        uow.commit()
+        return order
+
+    async def cancel(self, ref: str, *, grant: Grant, actor: str) -> Order:
+        """Cancel a pending order; its reserved keys return to stock."""
+        return await self.ctx.write(self._cancel, ref, grant, actor, self.ctx.clock.now())
+
+    def _cancel(self, uow: UnitOfWork, ref: str, grant: Grant, actor: str, now: datetime) -> Order:
+        _locked(uow.repo, ref, grant, Power.ORDERS)
+        return self._orders._cancel(uow, ref, None, actor, now)
+
+    async def refund(self, ref: str, *, grant: Grant, actor: str) -> Order:
+        """Refund a paid or delivered order (see ``RefundService.request_refund``). Needs Power.MONEY."""
+        return await self.ctx.write(self._refund, ref, grant, actor, self.ctx.clock.now())
+
+    def _refund(self, uow: UnitOfWork, ref: str, grant: Grant, actor: str, now: datetime) -> Order:
+        _locked(uow.repo, ref, grant, Power.MONEY)
+        return self._refunds._request_refund(uow, ref, actor, "admin", now)
+
+    async def mark_paid(
+        self, ref: str, amount: int, note: str, *, grant: Grant, actor: str
+    ) -> PaymentResult:
+        """Record a payment received outside the chat (``PaymentService.confirm_manual``), with a
+        mandatory note. Needs Power.MONEY."""
+        note = " ".join(clean_text(note).split())
+        if not 1 <= len(note) <= MAX_NOTE:
+            raise InvalidInput(f"a note of 1 to {MAX_NOTE} characters is required", field="note")
+
+        def guard(order: Order, product: Product) -> None:
+            reach(grant, order, product, ref, Power.MONEY)
+
+        return await self._payments.confirm_manual(ref, amount, note=note, actor=actor, guard=guard)
+
+
+# ---------------------------------------------------------------- transactions (on the database thread)
+
+
+def _locked(r: Repositories, ref: str, grant: Grant, power: Power) -> tuple[Order, Product]:
+    found = r.orders.with_product(ref[:128])  # the order locked, with its product
+    order, product = found if found else (None, None)
+    reach(grant, order, product, ref, power)
+    assert order is not None and product is not None
+    return order, product
+
+
+def _listed(lines: list[DeskLine]) -> OrderList:
+    return OrderList(lines[:MAX_LINES], len(lines) > MAX_LINES)
+
+
+def _by_buyer(uow: UnitOfWork, channel: str, external_id: str, scope: Scope) -> OrderList:
+    user = uow.repo.users.get_by_external(channel, external_id)
+    if user is None:
+        raise BuyerNotFound(who=external_id)
+    return _listed(uow.repo.desk.by_buyer(user.id, scope, MAX_LINES + 1))
+
+
+def _by_import(uow: UnitOfWork, import_id: int, scope: Scope) -> OrderList:
+    return _listed(uow.repo.desk.by_import(import_id, scope, MAX_LINES + 1))
+
+
+def _pending(uow: UnitOfWork, scope: Scope) -> OrderList:
+    return _listed(uow.repo.desk.needing_attention(scope, MAX_LINES + 1))
