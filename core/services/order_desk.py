@@ -164,9 +164,7 @@ class OrderDesk:
         _locked(uow.repo, ref, grant, Power.MONEY)
         return self._refunds._request_refund(uow, ref, actor, "admin", now)
 
-    async def mark_paid(
-        self, ref: str, amount: int, note: str, *, grant: Grant, actor: str
-    ) -> PaymentResult:
+    async def mark_paid(self, ref: str, amount: int, note: str, *, grant: Grant, actor: str) -> PaymentResult:
         """Record a payment received outside the chat (``PaymentService.confirm_manual``), with a
         mandatory note. Needs Power.MONEY."""
         note = " ".join(clean_text(note).split())

@@ -59,8 +59,12 @@ async def test_mark_paid_delivers_once_and_a_replay_changes_nothing(any_shop: Se
     shop = any_shop
     pid = await stocked(shop, 3)
     order = await shop.checkout.checkout(await buyer(shop), pid, 1, "USD")
-    first = await shop.order_desk.mark_paid(order.ref, order.amount, "bank transfer 42", grant=ADMIN, actor="a")
-    again = await shop.order_desk.mark_paid(order.ref, order.amount, "bank transfer 42", grant=ADMIN, actor="a")
+    first = await shop.order_desk.mark_paid(
+        order.ref, order.amount, "bank transfer 42", grant=ADMIN, actor="a"
+    )
+    again = await shop.order_desk.mark_paid(
+        order.ref, order.amount, "bank transfer 42", grant=ADMIN, actor="a"
+    )
     assert first.outcome is PaymentStatus.ACCEPTED and not first.replay
     assert again.replay and again.outcome is PaymentStatus.ACCEPTED
     assert first.order is not None and first.order.status is OrderStatus.DELIVERED

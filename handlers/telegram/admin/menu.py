@@ -15,6 +15,8 @@ SCREENS = (
     ("stock", Power.STOCK, "admin-btn-stock"),
     ("products", Power.PRODUCTS, "admin-btn-products"),
     ("staff", Power.STAFF, "admin-btn-staff"),
+    ("orders", Power.ORDERS, "admin-btn-orders"),
+    ("buyers", Power.BUYERS, "admin-btn-buyers"),
 )
 
 

@@ -87,10 +87,34 @@ ADMIN_PREFIX = "a"  # every admin button's data starts with it, so a forged one 
 class AdminCb(CallbackData, prefix="am"):
     """A screen of the /admin menu."""
 
-    screen: Literal["menu", "staff", "stock", "products"]
+    screen: Literal["menu", "staff", "stock", "products", "orders", "buyers"]
 
 
 class StaffRemoveCb(CallbackData, prefix="asr"):
     """Take a staff member (by Telegram id) off the staff."""
 
     tg_id: Id
+
+
+class OrderViewCb(CallbackData, prefix="aov"):
+    """Open one order in the back office."""
+
+    ref: Ref
+
+
+OrderAct = Literal["deliver", "resend", "refund", "cancel", "paid"]
+
+
+class OrderActCb(CallbackData, prefix="aoa"):
+    """An admin's action on one order: asked first (``sure`` False), done when confirmed."""
+
+    ref: Ref
+    act: OrderAct
+    sure: bool = False
+
+
+class OrderInputCb(CallbackData, prefix="aoi"):
+    """Confirm the payment typed for "mark paid" (``paid``), or stop waiting for the admin's input."""
+
+    ref: Ref
+    act: Literal["paid", "stop"]
