@@ -196,8 +196,9 @@ async def input_button(
     query: CallbackQuery, callback_data: OrderInputCb, services: Services, grant: Grant, state: FSMContext
 ) -> None:
     """Receives: Confirm on a typed payment, and Stop while the bot waits for an admin's input."""
-    data = await state.get_data()
     ref = callback_data.ref
+    await services.order_desk.detail(ref, grant=grant)  # not found outside the scope
+    data = await state.get_data()
     if callback_data.act == "stop":
         if data.get("ref") == ref:
             await state.clear()
