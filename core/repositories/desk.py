@@ -44,6 +44,12 @@ class TrailEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class BuyerTotals:
+    orders: int  # every order the buyer placed, whatever became of it
+    spent: dict[str, int]  # currency -> minor units, paid and delivered orders
+
+
+@dataclass(frozen=True, slots=True)
 class Scope:
     """Which products an admin reaches: ``None`` for both is the whole shop."""
 
@@ -105,7 +111,7 @@ class DeskRepo:
             limit,
         )
 
-    def buyer_totals(self, user_id: int) -> tuple[int, dict[str, int]]:
+    def buyer_totals(self, user_id: int) -> BuyerTotals:
         """How many orders the buyer placed, and what they spent per currency (paid and delivered orders)."""
         count = self.conn.execute(select(func.count()).where(_o.c.user_id == user_id)).scalar_one()
         q = (
@@ -114,7 +120,7 @@ class DeskRepo:
             .group_by(_o.c.currency)
             .order_by(_o.c.currency)
         )
-        return int(count), {cur: int(total) for cur, total in self.conn.execute(q).all()}
+        return BuyerTotals(int(count), {cur: int(total) for cur, total in self.conn.execute(q).all()})
 
     def trail(self, order_id: int, limit: int) -> list[TrailEntry]:
         """The order's latest audit rows, oldest first."""

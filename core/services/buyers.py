@@ -71,8 +71,8 @@ def _profile(uow: UnitOfWork, channel: str, external_id: str) -> BuyerProfile:
     user = r.users.get_by_external(channel, external_id)
     if user is None:
         raise BuyerNotFound(who=external_id)
-    count, spent = r.desk.buyer_totals(user.id)
-    return BuyerProfile(user, count, spent, r.desk.by_buyer(user.id, Scope(), RECENT))
+    totals = r.desk.buyer_totals(user.id)
+    return BuyerProfile(user, totals.orders, totals.spent, r.desk.by_buyer(user.id, Scope(), RECENT))
 
 
 def _set_ban(

@@ -13,7 +13,7 @@ from handlers.telegram.ui.callbacks import AdminCb, OrderActCb, OrderInputCb, Or
 from tests.e2e.conftest import ADMIN, Shop
 
 OWNER, OPERATOR, BUYER = 900_002, 900_010, 601  # OWNER: a second owner (messages to ADMIN count as alerts)
-# What the operator may do: /admin, /stock and orders (of their products); everything else is beyond their role.
+# What the operator may do: /admin, /stock and orders (of their products); the rest is beyond their role.
 OPERATOR_MAY = {"admin", "stock", "order", "orders_pending"}
 NO_ORDER = "NOSUCHORDER42"
 ADMIN_BUTTONS = [
