@@ -21,6 +21,7 @@ from core.repositories.notices import PaymentNoticeRepo
 from core.repositories.orders import OrderRepo
 from core.repositories.outbox import OutboxRepo
 from core.repositories.payments import PaymentRepo
+from core.repositories.reports import ReportRepo
 from core.repositories.staff import StaffRepo
 from core.repositories.users import UserRepo
 
@@ -34,6 +35,7 @@ __all__ = [
     "OutboxRepo",
     "PaymentNoticeRepo",
     "PaymentRepo",
+    "ReportRepo",
     "Repositories",
     "StaffRepo",
     "UserRepo",
@@ -59,6 +61,7 @@ class Repositories:
     imports: ImportRepo
     cursors: CursorRepo
     staff: StaffRepo
+    reports: ReportRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

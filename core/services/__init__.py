@@ -9,6 +9,7 @@ class Services:
     """The services a channel calls, as one object to hand to handlers via workflow data."""
 
     def __init__(self, ctx: Context) -> None:
+        from core.services.audit import AuditService
         from core.services.catalog import CatalogService
         from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
@@ -16,6 +17,7 @@ class Services:
         from core.services.outbox import OutboxService
         from core.services.payments import PaymentService
         from core.services.refunds import RefundService
+        from core.services.reports import ReportService
         from core.services.staff import StaffService
         from core.services.stock import StockService
         from core.services.users import UserService
@@ -31,3 +33,5 @@ class Services:
         self.outbox = OutboxService(ctx)
         self.cursors = CursorService(ctx)
         self.staff = StaffService(ctx)
+        self.reports = ReportService(ctx)
+        self.audit = AuditService(ctx)
