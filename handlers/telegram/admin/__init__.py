@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers.telegram.admin import menu, products, refusals, staff, stock
+from handlers.telegram.admin import audit, menu, products, refusals, reports, staff, stock
 from handlers.telegram.admin.filters import StaffOnly
 
 
@@ -25,6 +25,8 @@ def build() -> Router:
         stock.build(),
         products.build(),
         staff.build(),
+        reports.build(),
+        audit.build(),
         refusals.beyond_role_router(),
     )
     return router

@@ -15,6 +15,8 @@ SCREENS = (
     ("stock", Power.STOCK, "admin-btn-stock"),
     ("products", Power.PRODUCTS, "admin-btn-products"),
     ("staff", Power.STAFF, "admin-btn-staff"),
+    ("stats", Power.REPORTS, "admin-btn-stats"),
+    ("audit", Power.AUDIT, "admin-btn-audit"),
 )
 
 
