@@ -23,7 +23,7 @@ from bot.heap import settle_heap
 from bot.i18n import build_i18n
 from bot.settings import Settings, generate_webhook_secret
 from core.services import Services
-from handlers.telegram import build_dispatcher, set_commands
+from handlers.telegram import build_dispatcher, set_commands, set_staff_menus
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import ThrottleMiddleware
 from handlers.telegram.workers.outbox import OutboxSender
@@ -52,6 +52,7 @@ _RESPONSE_TYPES = [
         methods.SendPhoto,
         methods.GetFile,
         methods.SetMyCommands,
+        methods.DeleteMyCommands,
         methods.DeleteWebhook,
         methods.SetWebhook,
         methods.DeleteMessage,
@@ -118,8 +119,10 @@ class Storefront:
         return cls(services, bot, dp, outbox, scheduler, i18n, ledger)
 
     async def start_background(self) -> None:
-        """Outbox sender and sweeper jobs; the command menu; stale imports cleared."""
+        """Outbox sender and sweeper jobs; the command menus (everyone's, each staff member's); stale
+        imports cleared."""
         await set_commands(self.bot, self.i18n)
+        await set_staff_menus(self.bot, self.i18n, self.services, self.dp.workflow_data["admin_ids"])
         await self.services.stock.abandon_stale_imports()
         self.scheduler.start()
         self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))

@@ -22,6 +22,7 @@ from core.repositories.notices import PaymentNoticeRepo
 from core.repositories.orders import OrderRepo
 from core.repositories.outbox import OutboxRepo
 from core.repositories.payments import PaymentRepo
+from core.repositories.reports import ReportRepo
 from core.repositories.staff import StaffRepo
 from core.repositories.users import UserRepo
 
@@ -36,6 +37,7 @@ __all__ = [
     "OutboxRepo",
     "PaymentNoticeRepo",
     "PaymentRepo",
+    "ReportRepo",
     "Repositories",
     "StaffRepo",
     "UserRepo",
@@ -62,6 +64,7 @@ class Repositories:
     cursors: CursorRepo
     staff: StaffRepo
     desk: DeskRepo
+    reports: ReportRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

@@ -10,6 +10,7 @@ class Services:
 
     def __init__(self, ctx: Context) -> None:
         from core.services.buyers import BuyerDesk
+        from core.services.audit import AuditService
         from core.services.catalog import CatalogService
         from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
@@ -18,6 +19,7 @@ class Services:
         from core.services.outbox import OutboxService
         from core.services.payments import PaymentService
         from core.services.refunds import RefundService
+        from core.services.reports import ReportService
         from core.services.staff import StaffService
         from core.services.stock import StockService
         from core.services.users import UserService
@@ -35,3 +37,5 @@ class Services:
         self.staff = StaffService(ctx)
         self.order_desk = OrderDesk(ctx, self.orders, self.refunds, self.payments)
         self.buyers = BuyerDesk(ctx)
+        self.reports = ReportService(ctx)
+        self.audit = AuditService(ctx)

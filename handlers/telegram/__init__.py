@@ -8,8 +8,9 @@
 
 At this level stays what every room shares and none owns: ``chats`` (which chats and senders the bot
 serves, and the group router), ``middlewares`` (the shop user, throttling, language), ``session`` (Bot API
-calls made while handling an update), ``errors`` (the one error handler) and ``alerts`` (rate-limited
-admin alerts). Five small modules the dispatcher wires in; a subpackage would only add a level.
+calls made while handling an update), ``errors`` (the one error handler), ``alerts`` (rate-limited admin
+alerts) and ``commands`` (the command menus: the buyers' and each staff member's). Small modules the
+dispatcher wires in; a subpackage would only add a level.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 from aiogram import Bot, Dispatcher
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.types import BotCommand
 from aiogram.utils.i18n import I18n
 
 from core.errors import ShopError
@@ -26,6 +26,7 @@ from handlers.telegram import admin, chats, errors
 from handlers.telegram.admin import refusals
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.buyer import catalog, checkout, language, orders, start
+from handlers.telegram.commands import COMMANDS, set_commands, set_staff_menus
 from handlers.telegram.middlewares import (
     ShopI18nMiddleware,
     ShopUserMiddleware,
@@ -34,7 +35,7 @@ from handlers.telegram.middlewares import (
 from handlers.telegram.session import AnsweredQueries, BotRequests, InUpdateMiddleware
 from handlers.telegram.workers.outbox import OutboxSender
 
-COMMANDS = ("start", "catalog", "orders", "language", "help")
+__all__ = ["COMMANDS", "build_dispatcher", "set_commands", "set_staff_menus"]
 
 
 def build_dispatcher(
@@ -94,13 +95,3 @@ def build_dispatcher(
         start.build(),
     )
     return dp
-
-
-async def set_commands(bot: Bot, i18n: I18n) -> None:
-    """The command menu in every language we have (English also as the default for everyone else)."""
-    for locale in i18n.available_locales:
-        with i18n.use_locale(locale):
-            cmds = [BotCommand(command=c, description=i18n.gettext(f"cmd-{c}")) for c in COMMANDS]
-        await bot.set_my_commands(cmds, language_code=None if locale == "en" else locale.split("_")[0])
-        if locale == "en":
-            await bot.set_my_commands(cmds, language_code="en")

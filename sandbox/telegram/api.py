@@ -18,7 +18,9 @@ from sandbox.telegram.limits import (
     CALLBACK_ANSWER_MAX,
     check_caption,
     check_commands,
+    check_language,
     check_markup,
+    check_scope,
     check_text,
 )
 from sandbox.telegram.payments import check_invoice
@@ -172,8 +174,57 @@ class BotApi(EmulatorState):
 
     def m_setmycommands(self, p: dict[str, Any]) -> bool:
         cmds = check_commands(p.get("commands"), p.get("language_code"))
-        self.commands[str(p.get("language_code") or "")] = cmds
+        where = self._command_scope(p.get("scope"))
+        language = str(p.get("language_code") or "")
+        if where == "default":  # ``commands``: the default scope's lists, by language
+            self.commands[language] = cmds
+        else:
+            self.scoped_commands[(where, language)] = cmds
         return True
+
+    def m_deletemycommands(self, p: dict[str, Any]) -> bool:
+        language = check_language(p.get("language_code"))
+        where = self._command_scope(p.get("scope"))
+        if where == "default":
+            self.commands.pop(language, None)
+        else:
+            self.scoped_commands.pop((where, language), None)
+        return True
+
+    def _command_scope(self, raw: Any) -> str:
+        """A command scope as a key (``default``, ``chat:<id>``, ``chat_member:<chat>:<user>``, …); the
+        chat of a chat scope must be one the bot knows (a user who started it, a group it is in)."""
+        scope = check_scope(raw)
+        kind = str(scope["type"])
+        if "chat_id" not in scope:
+            return kind
+        try:
+            chat_id = int(scope["chat_id"])
+        except (TypeError, ValueError):
+            raise bad("chat not found") from None
+        user, group = self.users.get(chat_id), self.chats.get(chat_id)
+        # a user who never opened the bot has no chat with it (a blocked bot still has one)
+        known = (user is not None and user.started) if chat_id > 0 else (group and group.bot_is_member)
+        if not known:
+            raise bad("chat not found")
+        if kind != "chat" and chat_id > 0:
+            raise bad("can't use this scope in a private chat")  # administrators and members: groups
+        return f"{kind}:{chat_id}" + (f":{int(scope['user_id'])}" if kind == "chat_member" else "")
+
+    def menu(self, user_id: int, language_code: str | None = None) -> list[str]:
+        """The commands a user's client shows in their private chat with the bot, picked as Telegram
+        picks them: the chat's list in their language, the chat's, all private chats' in their language,
+        all private chats', the default's in their language, the default's."""
+        lang = (language_code or "")[:2]
+        chat = f"chat:{user_id}"
+        for where in (chat, "all_private_chats"):
+            for code in ([lang] if lang else []) + [""]:
+                if (where, code) in self.scoped_commands:
+                    return [c["command"] for c in self.scoped_commands[(where, code)]]
+        for code in ([lang] if lang else []) + [""]:
+            if code in self.commands:
+                return [c["command"] for c in self.commands[code]]
+        return []
 
     async def m_sendmessage(self, p: dict[str, Any]) -> dict[str, Any]:
         chat_id, chat = self._target(p)

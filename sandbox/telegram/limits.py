@@ -147,9 +147,7 @@ def check_markup(markup: Any, *, inline_only: bool = False, private: bool = True
 def check_commands(commands: Any, language_code: Any) -> list[dict[str, Any]]:
     """setMyCommands: at most 100 commands of 1-32 ``[a-z0-9_]``, descriptions 1-256 characters, and a
     ``language_code`` that is empty or two lowercase letters (tdlib's ``validate_bot_language_code``)."""
-    code = "" if language_code is None else str(language_code)
-    if code and not LANGUAGE_RE.fullmatch(code):
-        raise bad("invalid language code specified")
+    check_language(language_code)
     if not isinstance(commands, list) or len(commands) > 100:
         raise bad("commands must be an Array of at most 100 BotCommand")
     for c in commands:
@@ -162,6 +160,46 @@ def check_commands(commands: Any, language_code: Any) -> list[dict[str, Any]]:
         if not 1 <= len(description) <= 256:
             raise bad("BOT_COMMAND_DESCRIPTION_INVALID")
     return commands
+
+
+# BotCommandScope types, and the fields each needs besides ``type``.
+SCOPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "all_private_chats": (),
+    "all_group_chats": (),
+    "all_chat_administrators": (),
+    "chat": ("chat_id",),
+    "chat_administrators": ("chat_id",),
+    "chat_member": ("chat_id", "user_id"),
+}
+
+
+def check_scope(scope: Any) -> dict[str, Any]:
+    """A BotCommandScope (absent: the default scope): a known ``type`` with the fields it needs. Whether
+    its chat exists is the caller's to check."""
+    if scope is None or scope == "":
+        return {"type": "default"}
+    if not isinstance(scope, dict):
+        raise bad("can't parse BotCommandScope: Object expected")
+    kind = scope.get("type")
+    if kind not in SCOPE_FIELDS:
+        raise bad("can't parse BotCommandScope: unsupported scope type")  # wording undocumented
+    for name in SCOPE_FIELDS[kind]:
+        value = scope.get(name)
+        if value is None or value == "":
+            raise bad(f'can\'t parse BotCommandScope: field "{name}" must be specified')
+        if name == "user_id" and not (isinstance(value, int) or str(value).lstrip("-").isdigit()):
+            raise bad('can\'t parse BotCommandScope: field "user_id" must be an Integer')
+    return scope
+
+
+def check_language(language_code: Any) -> str:
+    """setMyCommands / deleteMyCommands ``language_code``: empty or two lowercase letters (tdlib's
+    ``validate_bot_language_code``)."""
+    code = "" if language_code is None else str(language_code)
+    if code and not LANGUAGE_RE.fullmatch(code):
+        raise bad("invalid language code specified")
+    return code
 
 
 class Bucket:

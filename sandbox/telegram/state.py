@@ -45,7 +45,9 @@ class EmulatorState:
     chats: dict[int, EmuChat] = field(default_factory=dict)
     sent: dict[int, list[Sent]] = field(default_factory=lambda: defaultdict(list))
     payments: dict[str, Payment] = field(default_factory=dict)
-    commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # default scope, by language
+    # other scopes: (scope key, language) -> commands (see ``BotApi._command_scope``)
+    scoped_commands: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     callback_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     keyboards: dict[int, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)

@@ -202,10 +202,36 @@ def test_the_commands_are_the_documented_ones_and_a_group_without_an_action_show
         "keys": ["import"],
         "stock": [],
         "vault": ["new-key", "rotate"],
+        "audit": [],
     }
-    assert list(groups) == ["run", "sandbox", "db", "product", "category", "keys", "stock", "vault"]
+    assert list(groups) == ["run", "sandbox", "db", "product", "category", "keys", "stock", "vault", "audit"]
     for group in ("db", "product", "category", "keys", "vault"):
         code, out, _ = run(capsys, group)
         assert code == 2 and out.startswith("usage: keyshop")
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "keyshop"]
     assert script.value == "bot.cli:main" and script.load() is main
+
+
+def test_audit_json_prints_one_object_per_line_newest_first_and_filters_by_actor_and_order(
+    capsys: pytest.CaptureFixture[str], shop_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_TIMEZONE", "Asia/Shanghai")
+    run(capsys, "product", "add", "--name", "网飞 <VIP>", "--stars", "20")
+    (shop_dir / "keys.txt").write_bytes(b"SECRET-1\nSECRET-2\n")
+    run(capsys, "keys", "import", "1", "keys.txt")
+    run(capsys, "product", "set-kind", "1", "manual")
+    code, out, _ = run(capsys, "audit", "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and rows and [r["id"] for r in rows] == sorted((r["id"] for r in rows), reverse=True)
+    assert rows[0]["action"] == "product_updated" and rows[0]["product_name"] == "网飞 <VIP>"
+    assert rows[0]["actor"] == "cli" and rows[0]["at"].endswith("+08:00")
+    assert "SECRET" not in out
+    code, out, _ = run(capsys, "audit", "--json", "--actor", "cli", "--limit", "1")
+    assert code == 0 and len(out.splitlines()) == 1
+    assert run(capsys, "audit", "--json", "--actor", "nobody")[1] == ""
+    code, out, _ = run(capsys, "audit")
+    assert code == 0 and "product_updated" in out and "product #1 网飞 <VIP>" in out
+    code, _, err = run(capsys, "audit", "--order", "NOPE")
+    assert code == 1 and err.startswith("error:")
+    with pytest.raises(SystemExit):
+        run(capsys, "audit", "--limit", "0")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers.telegram.admin import buyers, menu, orders, products, refusals, staff, stock
+from handlers.telegram.admin import audit, buyers, menu, orders, products, refusals, reports, staff, stock
 from handlers.telegram.admin.filters import StaffOnly
 
 
@@ -27,6 +27,8 @@ def build() -> Router:
         staff.build(),
         orders.build(),
         buyers.build(),
+        reports.build(),
+        audit.build(),
         refusals.beyond_role_router(),
     )
     return router

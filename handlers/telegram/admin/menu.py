@@ -17,6 +17,8 @@ SCREENS = (
     ("staff", Power.STAFF, "admin-btn-staff"),
     ("orders", Power.ORDERS, "admin-btn-orders"),
     ("buyers", Power.BUYERS, "admin-btn-buyers"),
+    ("stats", Power.REPORTS, "admin-btn-stats"),
+    ("audit", Power.AUDIT, "admin-btn-audit"),
 )
 
 

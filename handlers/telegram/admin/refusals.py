@@ -15,6 +15,7 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
+from core.roles import Power
 from core.services import Services
 from handlers.telegram.admin.common import not_permitted
 from handlers.telegram.admin.filters import CHANNEL, sender_in_private
@@ -24,21 +25,27 @@ from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, tr, tr_p
 
 log = logging.getLogger(__name__)
 
-# Every admin command; a test checks each one a screen registers is here.
-ADMIN_COMMANDS = (
-    "admin",
-    "staff",
-    "stock",
-    "products",
-    "price",
-    "hide",
-    "show",
-    "order",
-    "orders_pending",
-    "user",
-    "ban",
-    "unban",
-)
+# Every admin command and the power it needs (None: any staff member). The refusals below, the /admin
+# menu's commands and each staff member's command menu (``menus``) all come from this one table: a new
+# command is one line here (and its ``cmd-<command>`` description in both catalogs). A test checks that
+# each command a screen registers is here.
+ADMIN_COMMAND_POWERS: dict[str, Power | None] = {
+    "admin": None,
+    "staff": Power.STAFF,
+    "stock": Power.STOCK,
+    "products": Power.PRODUCTS,
+    "price": Power.PRODUCTS,
+    "hide": Power.PRODUCTS,
+    "show": Power.PRODUCTS,
+    "order": Power.ORDERS,
+    "orders_pending": Power.ORDERS,
+    "user": Power.BUYERS,
+    "ban": Power.BUYERS,
+    "unban": Power.BUYERS,
+    "stats": Power.REPORTS,
+    "audit": Power.AUDIT,
+}
+ADMIN_COMMANDS = tuple(ADMIN_COMMAND_POWERS)
 ADMIN_BUTTON = When(F.data.regexp(rf"^{ADMIN_PREFIX}[a-z]*:"))
 
 

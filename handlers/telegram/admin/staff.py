@@ -5,7 +5,8 @@
     /staff remove <telegram id>
 
 A Telegram id is what the person sees as their id (for example in @userinfobot); they get the menu the
-role allows the next time they send /admin."""
+role allows the next time they send /admin, and their "/" command menu is changed at once (reset to the
+buyers' when they are removed)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import re
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import I18n
 
 from core.repositories.staff import StaffMember
 from core.roles import Power, Role
 from core.services import Services
 from handlers.telegram.admin.common import actor, back_to_menu
 from handlers.telegram.admin.filters import CHANNEL, Has
+from handlers.telegram.commands import reset_staff_menu, set_staff_menu
 from handlers.telegram.ui.callbacks import MAX_ID, AdminCb, StaffRemoveCb
 from handlers.telegram.ui.text import acknowledge, redraw, show, tr, tr_plain
 
@@ -63,7 +66,7 @@ async def staff_screen(event: Message | CallbackQuery, services: Services) -> No
 
 
 async def staff_command(
-    message: Message, command: CommandObject, services: Services, admin_ids: list[int]
+    message: Message, command: CommandObject, services: Services, admin_ids: list[int], i18n: I18n
 ) -> None:
     """Receives: /staff (the list), /staff admin|operator|remove <telegram id> [scope]."""
     args = " ".join((command.args or "").split())
@@ -74,6 +77,8 @@ async def staff_command(
     if m := _REMOVE.fullmatch(args):
         tg_id = m.group(1)
         removed = await services.staff.remove(CHANNEL, tg_id, actor=actor(message))
+        if removed and message.bot is not None:
+            await reset_staff_menu(message.bot, i18n, int(tg_id))
         await message.answer(tr("admin-staff-removed" if removed else "admin-staff-not-found", id=tg_id))
         return
     m = _PUT.fullmatch(args)
@@ -94,13 +99,19 @@ async def staff_command(
         products=products,
         categories=categories,
     )
+    if message.bot is not None:
+        await set_staff_menu(message.bot, i18n, int(tg_id), member.grant)
     await message.answer(tr("admin-staff-saved") + "\n" + _member_line(member))
 
 
-async def remove_button(query: CallbackQuery, callback_data: StaffRemoveCb, services: Services) -> None:
+async def remove_button(
+    query: CallbackQuery, callback_data: StaffRemoveCb, services: Services, i18n: I18n
+) -> None:
     """Receives: a Remove button of the staff list."""
     tg_id = str(callback_data.tg_id)
     removed = await services.staff.remove(CHANNEL, tg_id, actor=actor(query))
+    if removed and query.bot is not None:
+        await reset_staff_menu(query.bot, i18n, callback_data.tg_id)
     await acknowledge(
         query, tr_plain("admin-staff-removed" if removed else "admin-staff-not-found", id=tg_id)
     )

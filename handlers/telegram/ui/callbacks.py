@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Literal
 
 from aiogram.filters.callback_data import CallbackData
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 MAX_ID = 2**63 - 1  # the largest id a BIGINT column holds
 MAX_PAGE = 10_000
@@ -87,7 +87,7 @@ ADMIN_PREFIX = "a"  # every admin button's data starts with it, so a forged one 
 class AdminCb(CallbackData, prefix="am"):
     """A screen of the /admin menu."""
 
-    screen: Literal["menu", "staff", "stock", "products", "orders", "buyers"]
+    screen: Literal["menu", "staff", "stock", "products", "orders", "buyers", "stats", "audit"]
 
 
 class StaffRemoveCb(CallbackData, prefix="asr"):
@@ -118,3 +118,30 @@ class OrderInputCb(CallbackData, prefix="aoi"):
 
     ref: Ref
     act: Literal["paid", "stop"]
+
+
+def _period(value: int) -> int:
+    if value not in (1, 7, 30):
+        raise ValueError("a report covers 1, 7 or 30 days")
+    return value
+
+
+Days = Annotated[int, BeforeValidator(_ascii_int), AfterValidator(_period)]
+
+
+class StatsCb(CallbackData, prefix="ats"):
+    """/stats for the last ``days`` shop days; ``chart``: send that period's chart as a photo."""
+
+    days: Days
+    chart: bool = False
+
+
+AUDIT_QUERY = r"^[A-Za-z0-9_.-]{0,40}$"  # an order reference, or an actor with ":" written as "."
+
+
+class AuditPageCb(CallbackData, prefix="aap"):
+    """A page of /audit (0: the newest), of every entry, or of one order's or one actor's."""
+
+    page: Page
+    by: Literal["all", "order", "actor"] = "all"
+    q: Annotated[str, Field(pattern=AUDIT_QUERY)] = ""
