@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from core.repositories.audit import AuditRepo
+from core.repositories.broadcasts import BroadcastRepo
 from core.repositories.catalog import CatalogRepo
 from core.repositories.cursors import CursorRepo
 from core.repositories.imports import ImportRepo
@@ -26,6 +27,7 @@ from core.repositories.users import UserRepo
 
 __all__ = [
     "AuditRepo",
+    "BroadcastRepo",
     "CatalogRepo",
     "CursorRepo",
     "ImportRepo",
@@ -59,6 +61,7 @@ class Repositories:
     imports: ImportRepo
     cursors: CursorRepo
     staff: StaffRepo
+    broadcasts: BroadcastRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

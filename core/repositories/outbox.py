@@ -58,17 +58,30 @@ class OutboxRepo:
         return [to_dataclass(OutboxRow, r) for r in (self.conn.execute(q)).all()]
 
     def claim(
-        self, channel: str, kinds: Collection[str], now: datetime, lease_until: datetime, limit: int
+        self,
+        channel: str,
+        kinds: Collection[str],
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        broadcast_id: int | None = None,
     ) -> list[ClaimedOutboxRow]:
         """Take a channel's due messages of ``kinds`` (the types this process can read) for sending: their
         next attempt moves to ``lease_until``, so another sender (or this one after a crash) picks them up
         only once the lease has run out. A kind this process does not know stays for one that does (a
-        newer version running beside it)."""
+        newer version running beside it).
+
+        Each lane on its own: the shop's messages (``broadcast_id`` None), or one broadcast's. Both are
+        read in id order from ``ix_outbox_broadcast_status_id``, so 100,000 waiting broadcast messages
+        cost the shop's lane nothing."""
         o, u = t.outbox, t.users
+        lane = o.c.broadcast_id.is_(None) if broadcast_id is None else o.c.broadcast_id == broadcast_id
         pick = (
             select(o.c.id)
             .join_from(o, u, u.c.id == o.c.user_id)
             .where(
+                lane,
                 o.c.status == "pending",
                 o.c.next_attempt_at <= now,
                 u.c.channel == channel,

@@ -9,6 +9,7 @@ class Services:
     """The services a channel calls, as one object to hand to handlers via workflow data."""
 
     def __init__(self, ctx: Context) -> None:
+        from core.services.broadcasts import BroadcastService
         from core.services.catalog import CatalogService
         from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
@@ -31,3 +32,4 @@ class Services:
         self.outbox = OutboxService(ctx)
         self.cursors = CursorService(ctx)
         self.staff = StaffService(ctx)
+        self.broadcasts = BroadcastService(ctx)
