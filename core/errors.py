@@ -215,7 +215,7 @@ class BroadcastNotDraft(ShopError):
     """Confirming, editing or discarding a broadcast that is no longer a draft (a second tap)."""
 
     key = "admin-broadcast-not-draft"
-    template = "broadcast {broadcast_id} is {status}, no longer a draft"
+    template = "broadcast {broadcast_id} is {state}, no longer a draft"
 
 
 class BroadcastWithdrawn(ShopError):

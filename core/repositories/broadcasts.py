@@ -104,6 +104,15 @@ def audience_condition(a: Audience, channel: str, now: datetime) -> ColumnElemen
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Recipients written by one ``enqueue_chunk``, and the last user id among them (None: the audience
+    has no more)."""
+
+    written: int
+    upto: int | None
+
+
 class BroadcastRepo:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
@@ -154,14 +163,12 @@ class BroadcastRepo:
         )
         return [int(i) for i in self.conn.execute(q).scalars()]
 
-    def set(self, broadcast_id: int, *, expect: tuple[str, ...] | None = None, **values: Any) -> int:
+    def set(self, broadcast_id: int, **values: Any) -> None:
+        """Change a broadcast the caller holds locked (``get(lock=True)``)."""
         b = t.broadcasts
-        q = update(b).where(b.c.id == broadcast_id)
-        if expect is not None:
-            q = q.where(b.c.status.in_(expect))
-        return int(self.conn.execute(q.values(**values)).rowcount)
+        self.conn.execute(update(b).where(b.c.id == broadcast_id).values(**values))
 
-    def enqueue_chunk(self, row: BroadcastRow, size: int, now: datetime) -> tuple[int, int | None]:
+    def enqueue_chunk(self, row: BroadcastRow, size: int, now: datetime) -> Chunk:
         """Write the outbox messages of the next ``size`` recipients after user ``row.enqueued_upto``;
         returns how many were written and the last user id written (None: the audience is exhausted).
 
@@ -196,7 +203,7 @@ class BroadcastRepo:
             "broadcast_id",
         ]
         written = self.conn.execute(insert(o).from_select(columns, pick)).rowcount
-        return int(written), upper
+        return Chunk(int(written), upper)
 
     def delivery(self, broadcast_id: int) -> Delivery:
         o = t.outbox

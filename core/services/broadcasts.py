@@ -130,7 +130,7 @@ class BroadcastService:
         if row is None:
             raise BroadcastNotFound(broadcast_id=broadcast_id)
         if row.finished_at is None and row.status in ("sending", "cancelled") and delivery.left == 0:
-            row, delivery = await self.ctx.write(_finish, broadcast_id, self.ctx.clock.now())
+            return Progress(*await self.ctx.write(_finish, broadcast_id, self.ctx.clock.now()))
         return Progress(row, delivery)
 
     async def unfinished(self) -> list[BroadcastRow]:
@@ -189,7 +189,7 @@ def _save_draft(
         if row is None:
             raise BroadcastNotFound(broadcast_id=draft_id)
         if row.status != "draft":
-            raise BroadcastNotDraft(broadcast_id=draft_id, status=row.status)
+            raise BroadcastNotDraft(broadcast_id=draft_id, state=row.status)
         r.set(draft_id, text=text, audience=a.kind, product_id=a.product_id, days=a.days)
     uow.commit()
     return draft_id, count
@@ -200,7 +200,7 @@ def _draft(uow: UnitOfWork, broadcast_id: int) -> BroadcastRow:
     if row is None:
         raise BroadcastNotFound(broadcast_id=broadcast_id)
     if row.status != "draft":
-        raise BroadcastNotDraft(broadcast_id=broadcast_id, status=row.status)
+        raise BroadcastNotDraft(broadcast_id=broadcast_id, state=row.status)
     return row
 
 
@@ -252,7 +252,7 @@ def _enqueue(uow: UnitOfWork, broadcast_id: int, size: int, now: datetime) -> bo
     row = r.get(broadcast_id, lock=True)  # a cancel waits for this chunk, or this chunk sees the cancel
     if row is None or row.status != "enqueuing":
         return False
-    _, upper = r.enqueue_chunk(row, size, row.started_at or now)
+    upper = r.enqueue_chunk(row, size, row.started_at or now).upto
     if upper is None:
         r.set(broadcast_id, recipients=r.delivery(broadcast_id).total, status="sending")
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers.telegram.admin import menu, products, refusals, staff, stock
+from handlers.telegram.admin import broadcast, menu, products, refusals, staff, stock
 from handlers.telegram.admin.filters import StaffOnly
 
 
@@ -25,6 +25,7 @@ def build() -> Router:
         stock.build(),
         products.build(),
         staff.build(),
+        broadcast.build(),
         refusals.beyond_role_router(),
     )
     return router

@@ -15,6 +15,7 @@ SCREENS = (
     ("stock", Power.STOCK, "admin-btn-stock"),
     ("products", Power.PRODUCTS, "admin-btn-products"),
     ("staff", Power.STAFF, "admin-btn-staff"),
+    ("broadcast", Power.BROADCAST, "admin-btn-broadcast"),
 )
 
 

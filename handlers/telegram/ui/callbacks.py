@@ -87,10 +87,24 @@ ADMIN_PREFIX = "a"  # every admin button's data starts with it, so a forged one 
 class AdminCb(CallbackData, prefix="am"):
     """A screen of the /admin menu."""
 
-    screen: Literal["menu", "staff", "stock", "products"]
+    screen: Literal["menu", "staff", "stock", "products", "broadcast"]
 
 
 class StaffRemoveCb(CallbackData, prefix="asr"):
     """Take a staff member (by Telegram id) off the staff."""
 
     tg_id: Id
+
+
+class BroadcastAudienceCb(CallbackData, prefix="aba"):
+    """A broadcast's audience: all buyers, buyers of a product (0: choose it), buyers active lately."""
+
+    kind: Literal["all", "product", "active"]
+    product_id: IdOrZero = 0
+
+
+class BroadcastCb(CallbackData, prefix="abc"):
+    """A broadcast's draft (go: send it, edit: new text, drop: discard) or, once running, stop."""
+
+    action: Literal["go", "edit", "drop", "stop"]
+    broadcast_id: Id
