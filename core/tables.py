@@ -305,8 +305,9 @@ outbox = Table(
     # lane, after every due message of the shop's own (keys, refunds), so a broadcast never delays a buyer.
     Column("broadcast_id", Id),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
-    # A lane's due messages in order (the shop's: broadcast_id IS NULL), and a broadcast's counts by status
-    Index("ix_outbox_broadcast_status_id", "broadcast_id", "status", "id"),
+    # Each lane's due messages (the shop's: broadcast_id IS NULL; a broadcast's), a broadcast's counts by
+    # status, and its cancel
+    Index("ix_outbox_broadcast_status_next", "broadcast_id", "status", "next_attempt_at"),
 )
 
 

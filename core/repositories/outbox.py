@@ -72,11 +72,14 @@ class OutboxRepo:
         only once the lease has run out. A kind this process does not know stays for one that does (a
         newer version running beside it).
 
-        Each lane on its own: the shop's messages (``broadcast_id`` None), or one broadcast's. Both are
-        read in id order from ``ix_outbox_broadcast_status_id``, so 100,000 waiting broadcast messages
-        cost the shop's lane nothing."""
+        Each lane on its own, through ``ix_outbox_broadcast_status_next``: the shop's messages
+        (``broadcast_id`` None), oldest first, so 100,000 waiting broadcast messages cost the shop's lane
+        nothing; or one broadcast's, in the index's order (when due), so taking 20 of 100,000 sorts none."""
         o, u = t.outbox, t.users
-        lane = o.c.broadcast_id.is_(None) if broadcast_id is None else o.c.broadcast_id == broadcast_id
+        if broadcast_id is None:
+            lane, order = o.c.broadcast_id.is_(None), (o.c.id,)
+        else:
+            lane, order = o.c.broadcast_id == broadcast_id, (o.c.next_attempt_at, o.c.id)
         pick = (
             select(o.c.id)
             .join_from(o, u, u.c.id == o.c.user_id)
@@ -87,7 +90,7 @@ class OutboxRepo:
                 u.c.channel == channel,
                 o.c.kind.in_(sorted(kinds)),
             )
-            .order_by(o.c.id)
+            .order_by(*order)
             .limit(limit)
             .with_for_update(of=o, skip_locked=True)
         )

@@ -48,11 +48,13 @@ def upgrade() -> None:
     op.create_index("ix_broadcasts_status", "broadcasts", ["status"])
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("broadcast_id", _ID, nullable=True))
-    op.create_index("ix_outbox_broadcast_status_id", "outbox", ["broadcast_id", "status", "id"])
+    op.create_index(
+        "ix_outbox_broadcast_status_next", "outbox", ["broadcast_id", "status", "next_attempt_at"]
+    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_broadcast_status_id", table_name="outbox")
+    op.drop_index("ix_outbox_broadcast_status_next", table_name="outbox")
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("broadcast_id")
     op.drop_index("ix_broadcasts_status", table_name="broadcasts")
