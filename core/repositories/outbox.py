@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, Text, bindparam, cast, insert, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    LargeBinary,
+    Text,
+    bindparam,
+    cast,
+    insert,
+    select,
+    update,
+)
 
 from core import tables as t
 from core.repositories._rows import to_dataclass
@@ -76,6 +87,8 @@ class OutboxRepo:
         (``broadcast_id`` None), oldest first, so 100,000 waiting broadcast messages cost the shop's lane
         nothing; or one broadcast's, in the index's order (when due), so taking 20 of 100,000 sorts none."""
         o, u = t.outbox, t.users
+        lane: ColumnElement[bool]
+        order: tuple[Column[Any], ...]
         if broadcast_id is None:
             lane, order = o.c.broadcast_id.is_(None), (o.c.id,)
         else:
