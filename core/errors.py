@@ -232,3 +232,22 @@ class NotBannable(ShopError):
 
     key = "admin-ban-staff"
     template = "{who} is an owner or on the staff: take them off the staff first (owners cannot be banned)"
+
+
+class BroadcastNotFound(NotFound):
+    key = "admin-broadcast-not-found"
+    template = "no broadcast {broadcast_id}"
+
+
+class BroadcastNotDraft(ShopError):
+    """Confirming, editing or discarding a broadcast that is no longer a draft (a second tap)."""
+
+    key = "admin-broadcast-not-draft"
+    template = "broadcast {broadcast_id} is {state}, no longer a draft"
+
+
+class BroadcastWithdrawn(ShopError):
+    """A broadcast's message claimed for sending after the broadcast was cancelled: not sent."""
+
+    key = "admin-broadcast-withdrawn"
+    template = "broadcast {broadcast_id} was cancelled"

@@ -94,6 +94,15 @@ class RefundDue(Message):
         object.__setattr__(self, "amount", int(self.amount))
 
 
+@dataclass(frozen=True, slots=True)
+class Broadcast(Message):
+    """An admin's broadcast (``core.services.broadcasts``) to one recipient: its text is read when sent, so
+    100,000 rows hold a number each, not the text."""
+
+    KIND: ClassVar[str] = "broadcast"
+    broadcast_id: int
+
+
 def _registry(*types: type[Message]) -> dict[str, type[Message]]:
     kinds = [cls.KIND for cls in types]
     if "" in kinds or len(set(kinds)) != len(kinds):
@@ -102,7 +111,7 @@ def _registry(*types: type[Message]) -> dict[str, type[Message]]:
 
 
 # Every message type the outbox can carry. A new type is added here (and gets a deliverer per channel).
-MESSAGE_TYPES: dict[str, type[Message]] = _registry(KeysDelivered, AwaitingManual, RefundDue)
+MESSAGE_TYPES: dict[str, type[Message]] = _registry(KeysDelivered, AwaitingManual, RefundDue, Broadcast)
 
 
 def decode(kind: str, fields: dict[str, Any]) -> Message:

@@ -301,7 +301,44 @@ outbox = Table(
     Column("last_error", String(255)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    # Set on a broadcast's messages (no foreign key: a bulk insert pays no per-row check). Sent in their own
+    # lane, after every due message of the shop's own (keys, refunds), so a broadcast never delays a buyer.
+    Column("broadcast_id", Id),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    # Each lane's due messages (the shop's: broadcast_id IS NULL; a broadcast's), a broadcast's counts by
+    # status, and its cancel
+    Index("ix_outbox_broadcast_status_next", "broadcast_id", "status", "next_attempt_at"),
+)
+
+
+# A message an admin sends to an audience of buyers (``core.services.broadcasts``). Its messages are outbox
+# rows with its id, written in chunks by keyset over users (``enqueued_upto``: the last user id written), so
+# no process ever holds the audience; its counts are those rows' statuses, kept here once it ends.
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("audience", String(16), nullable=False),  # all | product | active
+    Column("product_id", Id),  # audience "product"
+    Column("days", Integer),  # audience "active"
+    Column("text", Text, nullable=False),  # HTML, as the recipients get it
+    Column("status", String(16), nullable=False),  # draft | enqueuing | sending | cancelled | done
+    Column("created_by", String(64), nullable=False),
+    Column("recipients", BigInteger, nullable=False, server_default=text("0")),
+    Column("enqueued_upto", BigInteger, nullable=False, server_default=text("0")),
+    Column("sent", BigInteger, nullable=False, server_default=text("0")),
+    Column("failed", BigInteger, nullable=False, server_default=text("0")),
+    Column("blocked", BigInteger, nullable=False, server_default=text("0")),
+    Column("cancelled", BigInteger, nullable=False, server_default=text("0")),
+    # the admin's progress message, edited as it goes (and after a restart)
+    Column("progress_chat", String(64)),
+    Column("progress_message_id", BigInteger),
+    Column("progress_language", String(16)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Index("ix_broadcasts_status", "status"),
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from core.repositories.audit import AuditRepo
+from core.repositories.broadcasts import BroadcastRepo
 from core.repositories.catalog import CatalogRepo
 from core.repositories.cursors import CursorRepo
 from core.repositories.desk import DeskRepo
@@ -28,6 +29,7 @@ from core.repositories.users import UserRepo
 
 __all__ = [
     "AuditRepo",
+    "BroadcastRepo",
     "CatalogRepo",
     "CursorRepo",
     "DeskRepo",
@@ -65,6 +67,7 @@ class Repositories:
     staff: StaffRepo
     desk: DeskRepo
     reports: ReportRepo
+    broadcasts: BroadcastRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

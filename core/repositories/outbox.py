@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, Text, bindparam, cast, insert, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    LargeBinary,
+    Text,
+    bindparam,
+    cast,
+    insert,
+    select,
+    update,
+)
 
 from core import tables as t
 from core.repositories._rows import to_dataclass
@@ -58,23 +69,41 @@ class OutboxRepo:
         return [to_dataclass(OutboxRow, r) for r in (self.conn.execute(q)).all()]
 
     def claim(
-        self, channel: str, kinds: Collection[str], now: datetime, lease_until: datetime, limit: int
+        self,
+        channel: str,
+        kinds: Collection[str],
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        broadcast_id: int | None = None,
     ) -> list[ClaimedOutboxRow]:
         """Take a channel's due messages of ``kinds`` (the types this process can read) for sending: their
         next attempt moves to ``lease_until``, so another sender (or this one after a crash) picks them up
         only once the lease has run out. A kind this process does not know stays for one that does (a
-        newer version running beside it)."""
+        newer version running beside it).
+
+        Each lane on its own, through ``ix_outbox_broadcast_status_next``: the shop's messages
+        (``broadcast_id`` None), oldest first, so 100,000 waiting broadcast messages cost the shop's lane
+        nothing; or one broadcast's, in the index's order (when due), so taking 20 of 100,000 sorts none."""
         o, u = t.outbox, t.users
+        lane: ColumnElement[bool]
+        order: tuple[Column[Any], ...]
+        if broadcast_id is None:
+            lane, order = o.c.broadcast_id.is_(None), (o.c.id,)
+        else:
+            lane, order = o.c.broadcast_id == broadcast_id, (o.c.next_attempt_at, o.c.id)
         pick = (
             select(o.c.id)
             .join_from(o, u, u.c.id == o.c.user_id)
             .where(
+                lane,
                 o.c.status == "pending",
                 o.c.next_attempt_at <= now,
                 u.c.channel == channel,
                 o.c.kind.in_(sorted(kinds)),
             )
-            .order_by(o.c.id)
+            .order_by(*order)
             .limit(limit)
             .with_for_update(of=o, skip_locked=True)
         )

@@ -9,8 +9,9 @@ class Services:
     """The services a channel calls, as one object to hand to handlers via workflow data."""
 
     def __init__(self, ctx: Context) -> None:
-        from core.services.buyers import BuyerDesk
         from core.services.audit import AuditService
+        from core.services.broadcasts import BroadcastService
+        from core.services.buyers import BuyerDesk
         from core.services.catalog import CatalogService
         from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
@@ -39,3 +40,4 @@ class Services:
         self.buyers = BuyerDesk(ctx)
         self.reports = ReportService(ctx)
         self.audit = AuditService(ctx)
+        self.broadcasts = BroadcastService(ctx)

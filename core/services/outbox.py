@@ -37,13 +37,16 @@ class OutboxService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def claim(self, channel: str, limit: int = 50) -> list[OutboxMessage]:
-        """Lease up to ``limit`` due messages of ``channel`` to the caller.
+    async def claim(self, channel: str, limit: int = 50, bulk: int = 20) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due messages of ``channel`` to the caller: the shop's own first (keys,
+        refunds, notices); only when fewer than ``limit`` of those are due, up to ``bulk`` messages of the
+        oldest broadcast that has some due. A round stays short (``bulk`` sends take well under a second at
+        Telegram's pace), so a delivery written while a broadcast runs goes out in the next round.
 
         Only the message types this process knows are claimed: a type written by a newer version waits for
         a process that can read it. A row of a known type whose fields cannot be read (damaged) can never
         be sent: it is marked failed, with why, in the same transaction, and the rest are claimed."""
-        return await self.ctx.write(_claim, channel, limit, self.ctx.clock.now())
+        return await self.ctx.write(_claim, channel, limit, bulk, self.ctx.clock.now())
 
     async def sent(self, message_id: int) -> None:
         await self._finish(message_id, "sent", None)
@@ -61,6 +64,10 @@ class OutboxService:
         """Never to be sent (the user blocked the bot, the chat is gone): kept for the record."""
         await self._finish(message_id, "failed", error)
 
+    async def withdrawn(self, message_id: int, why: str) -> None:
+        """Not to be sent any more (its broadcast was cancelled): kept for the record."""
+        await self._finish(message_id, "cancelled", why)
+
     async def retry(self, message_id: int, *, after: timedelta, error: str) -> bool:
         """Send again later. Returns False (and gives up) after MAX_ATTEMPTS."""
         return await self.ctx.write(_retry, message_id, self.ctx.clock.now(), after, error)
@@ -69,10 +76,19 @@ class OutboxService:
         await self.ctx.write(_finish, message_id, status, error, self.ctx.clock.now())
 
 
-def _claim(uow: UnitOfWork, channel: str, limit: int, now: datetime) -> list[OutboxMessage]:
+def _claim(uow: UnitOfWork, channel: str, limit: int, bulk: int, now: datetime) -> list[OutboxMessage]:
     out = []
     outbox = uow.repo.outbox
-    for r in outbox.claim(channel, MESSAGE_TYPES.keys(), now, now + LEASE, limit):
+    rows = outbox.claim(channel, MESSAGE_TYPES.keys(), now, now + LEASE, limit)
+    if len(rows) < limit and bulk > 0:
+        for broadcast_id in uow.repo.broadcasts.sending_ids():
+            more = outbox.claim(
+                channel, MESSAGE_TYPES.keys(), now, now + LEASE, bulk, broadcast_id=broadcast_id
+            )
+            if more:
+                rows += more
+                break
+    for r in rows:
         try:
             message = decode(r.kind, json.loads(r.payload_json))
         except (UnknownMessage, ValueError, RecursionError) as e:

@@ -33,6 +33,7 @@ from handlers.telegram.middlewares import (
     ThrottleMiddleware,
 )
 from handlers.telegram.session import AnsweredQueries, BotRequests, InUpdateMiddleware
+from handlers.telegram.workers.broadcasts import BroadcastRunner
 from handlers.telegram.workers.outbox import OutboxSender
 
 __all__ = ["COMMANDS", "build_dispatcher", "set_commands", "set_staff_menus"]
@@ -55,6 +56,7 @@ def build_dispatcher(
     user_cache = outbox.user_cache
     answered = AnsweredQueries()
     requests = BotRequests(answered, pacer=outbox.pacer)
+    broadcaster = BroadcastRunner(services, outbox, i18n)
     dp.workflow_data.update(
         services=services,
         user_cache=user_cache,
@@ -65,12 +67,18 @@ def build_dispatcher(
         fiat_currency=fiat_currency if payment_provider_token else None,
         payment_provider_token=payment_provider_token,
         answered=answered,
+        broadcaster=broadcaster,
     )
 
     async def install_session_middleware(bot: Bot) -> None:
         requests.install(bot)
 
+    async def resume_broadcasts(bot: Bot) -> None:
+        await broadcaster.resume(bot)
+
     dp.startup.register(install_session_middleware)
+    dp.startup.register(resume_broadcasts)
+    dp.shutdown.register(broadcaster.stop)
     # order matters: drop what no person sent, before a user is loaded or anyone is answered
     dp.update.outer_middleware(chats.SendersMiddleware())
     dp.update.outer_middleware(InUpdateMiddleware())

@@ -28,7 +28,7 @@ OPERATOR_MAY = {"admin", "stock", "order", "orders_pending"}
 NO_ORDER = "NOSUCHORDER42"
 ADMIN_BUTTONS = [
     AdminCb(screen=s).pack()
-    for s in ("menu", "staff", "stock", "products", "orders", "buyers", "stats", "audit")
+    for s in ("menu", "staff", "stock", "products", "orders", "buyers", "stats", "audit", "broadcast")
 ] + [
     StaffRemoveCb(tg_id=OPERATOR).pack(),
     OrderViewCb(ref=NO_ORDER).pack(),
@@ -100,6 +100,7 @@ async def test_an_owner_runs_stock_products_and_staff_and_a_scoped_operator_sees
         "🙋 Buyers",
         "📊 Reports",
         "📜 Audit log",
+        "📣 Broadcast",
     ]
     stock = await shop.tap(OWNER, menu, "Stock")
     assert "Netflix 1M" in stock.text and "Steam 10" in stock.text

@@ -7,7 +7,15 @@ import logging
 import pytest
 
 from core.clock import FrozenClock
-from core.messages import MESSAGE_TYPES, AwaitingManual, KeysDelivered, RefundDue, UnknownMessage, decode
+from core.messages import (
+    MESSAGE_TYPES,
+    AwaitingManual,
+    Broadcast,
+    KeysDelivered,
+    RefundDue,
+    UnknownMessage,
+    decode,
+)
 from core.services import Services
 from core.uow import UnitOfWork
 from tests.conftest import buyer, in_write
@@ -16,6 +24,7 @@ SAMPLES = [
     KeysDelivered("REF1"),
     AwaitingManual("REF2"),
     RefundDue(provider="telegram", charge_id="ch", order_ref="REF3", reason=None, amount=50, currency="XTR"),
+    Broadcast(7),
 ]
 
 
@@ -30,7 +39,7 @@ def test_a_message_read_back_from_its_stored_fields_is_the_same_message(message:
 
 def test_message_kinds_are_the_names_stored_in_existing_outbox_rows() -> None:
     # Renaming a kind would make rows already in the outbox unreadable.
-    assert set(MESSAGE_TYPES) == {"order_delivered", "order_awaiting_manual", "payment_refund"}
+    assert set(MESSAGE_TYPES) == {"order_delivered", "order_awaiting_manual", "payment_refund", "broadcast"}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers.telegram.admin import audit, buyers, menu, orders, products, refusals, reports, staff, stock
+from handlers.telegram.admin import (
+    audit,
+    broadcast,
+    buyers,
+    menu,
+    orders,
+    products,
+    refusals,
+    reports,
+    staff,
+    stock,
+)
 from handlers.telegram.admin.filters import StaffOnly
 
 
@@ -29,6 +40,7 @@ def build() -> Router:
         buyers.build(),
         reports.build(),
         audit.build(),
+        broadcast.build(),
         refusals.beyond_role_router(),
     )
     return router

@@ -19,6 +19,7 @@ SCREENS = (
     ("buyers", Power.BUYERS, "admin-btn-buyers"),
     ("stats", Power.REPORTS, "admin-btn-stats"),
     ("audit", Power.AUDIT, "admin-btn-audit"),
+    ("broadcast", Power.BROADCAST, "admin-btn-broadcast"),
 )
 
 

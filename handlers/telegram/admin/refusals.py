@@ -42,6 +42,7 @@ ADMIN_COMMAND_POWERS: dict[str, Power | None] = {
     "user": Power.BUYERS,
     "ban": Power.BUYERS,
     "unban": Power.BUYERS,
+    "broadcast": Power.BROADCAST,
     "stats": Power.REPORTS,
     "audit": Power.AUDIT,
 }

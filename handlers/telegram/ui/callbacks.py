@@ -87,7 +87,7 @@ ADMIN_PREFIX = "a"  # every admin button's data starts with it, so a forged one 
 class AdminCb(CallbackData, prefix="am"):
     """A screen of the /admin menu."""
 
-    screen: Literal["menu", "staff", "stock", "products", "orders", "buyers", "stats", "audit"]
+    screen: Literal["menu", "staff", "stock", "products", "orders", "buyers", "stats", "audit", "broadcast"]
 
 
 class StaffRemoveCb(CallbackData, prefix="asr"):
@@ -145,3 +145,17 @@ class AuditPageCb(CallbackData, prefix="aap"):
     page: Page
     by: Literal["all", "order", "actor"] = "all"
     q: Annotated[str, Field(pattern=AUDIT_QUERY)] = ""
+
+
+class BroadcastAudienceCb(CallbackData, prefix="aba"):
+    """A broadcast's audience: all buyers, buyers of a product (0: choose it), buyers active lately."""
+
+    kind: Literal["all", "product", "active"]
+    product_id: IdOrZero = 0
+
+
+class BroadcastCb(CallbackData, prefix="abc"):
+    """A broadcast's draft (go: send it, edit: new text, drop: discard) or, once running, stop."""
+
+    action: Literal["go", "edit", "drop", "stop"]
+    broadcast_id: Id

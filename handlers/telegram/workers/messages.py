@@ -15,7 +15,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 
 from core.errors import ShopError
-from core.messages import AwaitingManual, KeysDelivered, Message, RefundDue
+from core.messages import AwaitingManual, Broadcast, KeysDelivered, Message, RefundDue
 from core.models import RevealedKeys
 from core.services import Services
 from core.services.outbox import OutboxMessage
@@ -97,12 +97,19 @@ async def refund_alert(out: Outgoing, m: RefundDue, what: str) -> None:
     )
 
 
+async def broadcast(out: Outgoing, m: Broadcast) -> None:
+    """An admin's broadcast, in HTML exactly as they previewed it (the same text, sent the same way)."""
+    text = await out.services.broadcasts.text_to_send(m.broadcast_id)
+    await out.bot.send_message(out.chat, text)
+
+
 Deliverer = Callable[[Outgoing, Any], Awaitable[None]]
 
 DELIVERERS: dict[type[Message], Deliverer] = {
     KeysDelivered: keys_delivered,
     AwaitingManual: awaiting_manual,
     RefundDue: refund_due,
+    Broadcast: broadcast,
 }
 
 

@@ -25,8 +25,8 @@ from aiogram.exceptions import (
 )
 from aiogram.utils.i18n import I18n
 
-from core.errors import ShopError
-from core.messages import KeysDelivered
+from core.errors import BroadcastWithdrawn, ShopError
+from core.messages import Broadcast, KeysDelivered
 from core.models import RevealedKeys
 from core.services import Services
 from core.services.outbox import OutboxMessage
@@ -58,6 +58,8 @@ class OutboxSender:
         private_interval: float = 1.0,
         group_interval: float = 3.0,
         idle_poll: float = 1.0,
+        bulk_per_second: float = 20.0,
+        bulk_per_round: int = 20,
         user_cache: UserCache | None = None,
         alerts: AdminAlerts | None = None,
     ) -> None:
@@ -66,6 +68,11 @@ class OutboxSender:
         self.admin_ids = admin_ids or []
         self.alerts = alerts or AdminAlerts(bot, self.admin_ids)
         self.pacer = SendPacer(per_second)  # shared with the handlers' own sends (session.BotRequests)
+        # Broadcasts take at most ``bulk_per_second`` of that (the rest stays for replies and invoices), in
+        # rounds of at most ``bulk_per_round`` messages, claimed only after every due message of the shop's
+        # own: a key delivery written while a broadcast runs waits one short round at most.
+        self.bulk_pacer = SendPacer(bulk_per_second)
+        self.bulk_per_round = bulk_per_round
         self.private_interval, self.group_interval = private_interval, group_interval
         self.idle_poll = idle_poll
         self._wake = asyncio.Event()
@@ -91,7 +98,7 @@ class OutboxSender:
 
     async def drain(self) -> int:
         """Send what is due now; returns how many messages were handled."""
-        batch = await self.services.outbox.claim(CHANNEL, limit=100)
+        batch = await self.services.outbox.claim(CHANNEL, limit=100, bulk=self.bulk_per_round)
         if not batch:
             return 0
         revealed = await self._reveal(batch)
@@ -133,6 +140,8 @@ class OutboxSender:
         sent: list[int],
     ) -> None:
         for m in msgs:
+            if isinstance(m.message, Broadcast):
+                await self.bulk_pacer.turn()
             await self._pace(chat)
             keys = revealed.get(m.message.order_ref) if isinstance(m.message, KeysDelivered) else None
             if await self._send(m, keys):
@@ -183,6 +192,8 @@ class OutboxSender:
         except (TelegramNetworkError, TelegramServerError, OSError) as e:
             if not await outbox.retry(m.id, after=backoff(m.attempts), error=type(e).__name__):
                 await self._gave_up(m, type(e).__name__)
+        except BroadcastWithdrawn as e:  # cancelled while this message was on its way: not sent
+            await outbox.withdrawn(m.id, e.key)
         except ShopError as e:  # the order changed meanwhile (e.g. refunded): nothing left to say
             log.info("outbox %s (%s) no longer applies: %s", m.id, m.kind, e.key)
             await outbox.undeliverable(m.id, e.key)
