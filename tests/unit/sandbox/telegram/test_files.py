@@ -22,9 +22,11 @@ async def test_a_bot_downloads_a_file_of_up_to_20_mb_through_get_file_and_the_fi
     assert info["file_size"] == DOWNLOAD_MAX_BYTES and info["file_path"]
     runner, url = await serve(emu)
     try:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{url}/file/bot{TOKEN}/{info['file_path']}") as resp:
-                assert resp.status == 200 and await resp.read() == data
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{url}/file/bot{TOKEN}/{info['file_path']}") as resp,
+        ):
+            assert resp.status == 200 and await resp.read() == data
     finally:
         await runner.cleanup()
 
@@ -35,9 +37,11 @@ async def test_get_file_refuses_a_file_over_20_mb_as_telegram_does(emu: Emulator
     assert e.code == 400 and e.description == "Bad Request: file is too big"
     runner, url = await serve(emu)
     try:  # nor is there a URL to fetch it from
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{url}/file/bot{TOKEN}/documents/{file_id}") as resp:
-                assert resp.status == 404
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{url}/file/bot{TOKEN}/documents/{file_id}") as resp,
+        ):
+            assert resp.status == 404
     finally:
         await runner.cleanup()
 
