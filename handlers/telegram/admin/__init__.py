@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers.telegram.admin import menu, products, refusals, staff, stock
+from handlers.telegram.admin import keys, menu, products, refusals, staff, stock, upload
 from handlers.telegram.admin.filters import StaffOnly
 
 
@@ -23,6 +23,8 @@ def build() -> Router:
     router.include_routers(
         menu.build(),
         stock.build(),
+        upload.build(),
+        keys.build(),
         products.build(),
         staff.build(),
         refusals.beyond_role_router(),

@@ -25,7 +25,7 @@ from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, tr, tr_p
 log = logging.getLogger(__name__)
 
 # Every admin command; a test checks each one a screen registers is here.
-ADMIN_COMMANDS = ("admin", "staff", "stock", "products", "price", "hide", "show")
+ADMIN_COMMANDS = ("admin", "staff", "stock", "products", "price", "hide", "show", "import", "export", "void")
 ADMIN_BUTTON = When(F.data.regexp(rf"^{ADMIN_PREFIX}[a-z]*:"))
 
 
@@ -36,9 +36,11 @@ async def beyond_role(event: Message | CallbackQuery, services: Services) -> Non
 
 
 async def refused_command(message: Message, services: Services) -> None:
-    """Receives: an admin command from someone who is not staff."""
-    await _record(message, services, message.text or "")
-    await message.answer(tr("unknown-command"))
+    """Receives: an admin command from someone who is not staff; also as the caption of a document
+    (``/import ID``), which gets what any document from a buyer gets: no answer."""
+    await _record(message, services, message.text or message.caption or "")
+    if message.text is not None:
+        await message.answer(tr("unknown-command"))
 
 
 async def refused_button(query: CallbackQuery, services: Services) -> None:
