@@ -9,18 +9,40 @@ import asyncio
 from core.models import Product
 from core.repositories.audit import AuditEntry
 from handlers.telegram.admin.refusals import ADMIN_COMMANDS
-from handlers.telegram.ui.callbacks import AdminCb, StaffRemoveCb
+from handlers.telegram.ui.callbacks import (
+    AdminCb,
+    StaffRemoveCb,
+    StockCancelCb,
+    StockExportCb,
+    StockImportCb,
+    StockVoidBatchCb,
+    StockVoidKeyCb,
+)
 from tests.e2e.conftest import ADMIN, Shop
 
 OWNER, OPERATOR, BUYER = 900_002, 900_010, 601  # OWNER: a second owner (messages to ADMIN count as alerts)
-# What the operator may do: /admin and /stock; everything else is beyond their role.
-OPERATOR_MAY = {"admin", "stock"}
+THEIRS, OTHER = 1, 2  # the products _setup makes: the operator's, and one beyond their scope
+# What the operator may do: /admin, /stock, /import and /void (of their products); the rest is beyond them.
+OPERATOR_MAY = {"admin", "stock", "import", "void"}
+# Buttons the operator's role reaches (with data that harms nothing): not refused to them.
+OPERATOR_BUTTONS = ("am:menu", "am:stock", "akc:import")
 ADMIN_BUTTONS = [AdminCb(screen=s).pack() for s in ("menu", "staff", "stock", "products")] + [
     StaffRemoveCb(tg_id=OPERATOR).pack(),
+    StockImportCb(product_id=OTHER).pack(),
+    StockCancelCb(what="import").pack(),
+    StockVoidKeyCb(product_id=OTHER, key_id=1).pack(),
+    StockVoidBatchCb(product_id=OTHER, import_id=2).pack(),
+    StockExportCb(product_id=THEIRS).pack(),
     "am:nonsense",
     "asr:99999999999999999999999",
+    "aki:abc",
+    "akv:2",
+    "akx:99999999999999999999999",
+    "akc:nonsense",
     "a:",
 ]
+# Commands of the operator's role aimed at a product beyond their scope.
+OUT_OF_SCOPE = (f"/void {OTHER} KEY-{OTHER}-0000", f"/void {OTHER} batch 2")
 
 
 async def _refusals(shop: Shop) -> list[AuditEntry]:
@@ -44,6 +66,7 @@ async def _setup(shop: Shop) -> tuple[int, int]:
     await shop.rebuild(admin_ids=[ADMIN, OWNER])
     theirs = await shop.product(keys=3, name="Netflix 1M", low_stock_threshold=5)
     other = await shop.product(keys=20, name="Steam 10")
+    assert (theirs, other) == (THEIRS, OTHER)
     reply = await shop.say(OWNER, f"/staff operator {OPERATOR} p:{theirs}")
     assert "Saved" in reply.text and f"only p:{theirs}" in reply.text
     return theirs, other
@@ -59,12 +82,14 @@ async def test_an_owner_runs_stock_products_and_staff_and_a_scoped_operator_sees
     stock = await shop.tap(OWNER, menu, "Stock")
     assert "Netflix 1M" in stock.text and "Steam 10" in stock.text
     assert "LOW #" in stock.text and f"#{theirs} Netflix 1M: 3 / 0 / 0" in stock.text
+    assert "/import ID" in stock.text and "/void ID KEY" in stock.text and "/export ID" in stock.text
 
     op_menu = await shop.say(OPERATOR, "/admin")
     assert "operator" in op_menu.text and "only the products you were given" in op_menu.text
     assert [b["text"] for b in op_menu.buttons] == ["📦 Stock"]
     op_stock = await shop.say(OPERATOR, "/stock")
     assert "Netflix 1M" in op_stock.text and "Steam 10" not in op_stock.text
+    assert "/import ID" in op_stock.text and "/export" not in op_stock.text  # export: owners only
 
     # the owner edits the other product; the operator may not
     assert "(hidden)" in (await shop.say(OWNER, f"/hide {other}")).text
@@ -91,20 +116,35 @@ async def test_every_admin_command_and_button_is_refused_to_a_buyer_and_beyond_a
         reply = (await shop.say(OPERATOR, f"/{command} 1")).text
         if command not in OPERATOR_MAY:
             assert "not part of your role" in reply, command
+    for text in OUT_OF_SCOPE:
+        assert "not part of your role" in (await shop.say(OPERATOR, text)).text, text
+    before = len(shop.emu.messages(OPERATOR))
+    await shop.emu.upload(OPERATOR, "keys.txt", b"X-1\n", caption=f"/import {OTHER}")
+    assert "not part of your role" in (await shop.emu.wait_for(OPERATOR, after=before)).text
+    await shop.emu.upload(BUYER, "keys.txt", b"X-1\n", caption=f"/import {THEIRS}")  # no answer, audited
     menu = await shop.say(BUYER, "/start")
     op_menu = await shop.say(OPERATOR, "/admin")
-    for data in ADMIN_BUTTONS:
+    for i, data in enumerate(ADMIN_BUTTONS):
+        if i >= 6:  # within the throttle's allowance for taps (a burst of 8, then 2 a second)
+            await asyncio.sleep(0.5)
         answer = await shop.answer_to(await shop.tap_data(BUYER, menu, data))
         assert "out of date" in str(answer["text"]) and answer["show_alert"], data
-        if data.startswith(("am:menu", "am:stock")):
+        if data.startswith(OPERATOR_BUTTONS):
             continue
         answer = await shop.answer_to(await shop.tap_data(OPERATOR, op_menu, data))
         assert "not part of your role" in str(answer["text"]), data
     await asyncio.sleep(0.2)
     refused = await _refusals(shop)
     buyer_refusals = [e for e in refused if e.action == f"telegram:{BUYER}"]
-    assert len(buyer_refusals) == len(ADMIN_COMMANDS) + len(ADMIN_BUTTONS)
+    assert len(buyer_refusals) == len(ADMIN_COMMANDS) + len(ADMIN_BUTTONS) + 1  # + the /import document
     assert any(e.detail["what"] == "/staff 1" for e in buyer_refusals)
+    assert any(e.detail["what"] == f"/import {THEIRS}" for e in buyer_refusals)
+    operator_refusals = {e.detail["what"] for e in refused if e.action == f"telegram:{OPERATOR}"}
+    assert {
+        *OUT_OF_SCOPE,
+        f"/import {OTHER}",
+        StockVoidKeyCb(product_id=OTHER, key_id=1).pack(),
+    } <= operator_refusals
     # and no alert reached the owners: the fixture fails a test in which any message reached ADMIN
 
 
