@@ -251,3 +251,54 @@ class BroadcastWithdrawn(ShopError):
 
     key = "admin-broadcast-withdrawn"
     template = "broadcast {broadcast_id} was cancelled"
+
+
+# ---------------------------------------------------------------- stock: uploads, voids and exports
+
+
+class StockNotKept(InvalidInput):
+    """Keys are imported, voided and exported only for unique-key products."""
+
+    key = "error-stock-not-kept"
+    template = "only unique-key products take imported stock (set a shared key instead)"
+
+
+class ImportFileEmpty(InvalidInput):
+    key = "error-import-empty"
+    template = "the file holds no keys"
+
+
+class ImportFileNotUtf8(InvalidInput):
+    """A file checked as a whole (an upload in chat) that is not UTF-8 text: nothing of it is imported."""
+
+    key = "error-import-not-utf8"
+    template = "line {line} is not UTF-8 text: save the file as UTF-8 and send it again"
+
+
+class ImportCsvMalformed(InvalidInput):
+    key = "error-import-csv-malformed"
+    template = "line {line} is not one well-quoted CSV record"
+
+
+class ImportCsvColumns(InvalidInput):
+    key = "error-import-csv-columns"
+    template = "line {line} has {found} columns where the first line has {expected}"
+
+
+class KeyNotInStock(NotFound):
+    """No key of this value in the product's stock (nor sold): nothing to void."""
+
+    key = "error-key-not-found"
+    template = "product {product_id} has no such key"
+
+
+class ImportBatchNotFound(NotFound):
+    key = "error-batch-not-found"
+    template = "product {product_id} has no keys from import #{import_id}"
+
+
+class ExportAlreadySent(ShopError):
+    """A confirmation of a key export is honoured once (and never one older than the last honoured)."""
+
+    key = "error-export-used"
+    template = "this export was confirmed already: ask again with /export"

@@ -20,7 +20,13 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import BinaryIO, NamedTuple
 
-from core.errors import InvalidInput
+from core.errors import (
+    ImportCsvColumns,
+    ImportCsvMalformed,
+    ImportFileEmpty,
+    ImportFileNotUtf8,
+    InvalidInput,
+)
 from core.vault import fold_key, key_fault
 
 MAX_KEY_CHARS = 1000
@@ -194,3 +200,51 @@ def parse(stream: BinaryIO, fmt: str = "txt", column: str | int | None = None) -
     if fmt == "csv":
         return parse_csv(stream, column)
     raise InvalidInput(f"unknown format {fmt!r}: use txt or csv", field="format")
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ``bytes.splitlines`` splits on, and nothing else
+
+
+def check_whole(data: bytes, fmt: str) -> None:
+    """The checks a file handed over whole (an upload in chat, at most 20 MB) gets before any of it is
+    imported: it holds something, it is UTF-8 throughout (a UTF-8 BOM is fine), and as CSV every line is
+    one well-quoted record with as many columns as the first. Raises the first fault found, naming its line.
+
+    The CLI streams files of any size instead and reports such lines one by one (``parse``); in chat an
+    admin rather hears at once that a spreadsheet was saved in the wrong encoding or shape."""
+    if fmt not in ("txt", "csv"):
+        raise InvalidInput(f"unknown format {fmt!r}: use txt or csv", field="format")
+    if data.startswith(_UTF16_BOMS) or data.count(b"\x00", 0, 64) * 4 >= min(len(data), 64) > 0:
+        raise ImportFileNotUtf8(line=1)  # UTF-16 (or binary), as ``_raw_lines`` tells it
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ImportFileNotUtf8(line=_line_at(data, e.start)) from None
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise ImportFileEmpty()
+    if fmt == "csv":
+        _check_columns(text)
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    """The number of the line holding byte ``offset`` (lines end at LF, CRLF or a lone CR)."""
+    head = data[:offset]
+    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+
+
+def _check_columns(text: str) -> None:
+    expected: int | None = None
+    for n, line in enumerate(_LINE_BREAK.split(text), 1):
+        if not line.strip():
+            continue
+        if '"' not in line:
+            found = line.count(",") + 1
+        elif _CSV_RECORD_RE.fullmatch(line):
+            found = len(next(csv.reader([line], strict=True)))
+        else:
+            raise ImportCsvMalformed(line=n)
+        if expected is None:
+            expected = found
+        elif found != expected:
+            raise ImportCsvColumns(line=n, found=found, expected=expected)

@@ -225,12 +225,11 @@ class ImportReport:
     invalid: int = 0
     lines: int = 0
     invalid_samples: list[InvalidLine] = field(default_factory=list)
-
-    MAX_SAMPLES = 100
+    sample_limit: int = 100  # how many invalid lines are kept with their numbers (all are counted)
 
     def reject(self, line: int, reason: str) -> None:
         self.invalid += 1
-        if len(self.invalid_samples) < self.MAX_SAMPLES:
+        if len(self.invalid_samples) < self.sample_limit:
             self.invalid_samples.append(InvalidLine(line, reason))
 
 

@@ -41,3 +41,17 @@ class CursorRepo:
             index_elements=["name"], set_={"position": c.c.position + 1, "updated_at": now}
         )
         self.conn.execute(stmt)
+
+    def claim(self, name: str, position: int, now: datetime) -> bool:
+        """Move the cursor to ``position`` only if that is past where it stands (creating it there); True
+        when it moved. Of two transactions claiming the same position, one moves it; the other waits for
+        it (the row's lock) and then finds the cursor there already. A position is claimed once."""
+        c = t.cursors
+        stmt = dialect_insert(self.dialect, c).values(name=name, position=position, updated_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"position": stmt.excluded.position, "updated_at": now},
+            where=c.c.position < stmt.excluded.position,
+        )
+        # RETURNING rather than rowcount, which psycopg leaves at -1 for an upsert here
+        return self.conn.execute(stmt.returning(c.c.position)).first() is not None

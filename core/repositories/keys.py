@@ -192,6 +192,50 @@ class KeyRepo:
         )
         return {r[0]: r[1] for r in (self.conn.execute(q)).all()}
 
+    # ------------------------------------------------------------ staff's work on stock: void, export
+
+    def status_of(self, product_id: int, key_id: int) -> KeyStatus | None:
+        k = t.keys
+        q = select(k.c.status).where(k.c.id == key_id, k.c.product_id == product_id)
+        status = self.conn.execute(q).scalar()
+        return KeyStatus(status) if status is not None else None
+
+    def void_available(
+        self, product_id: int, *, key_id: int | None = None, import_id: int | None = None
+    ) -> int:
+        """Void the product's keys still in stock: one key (``key_id``) or an import's (``import_id``).
+        Reserved, sold and already void keys are left as they are. Returns how many were voided."""
+        if (key_id is None) == (import_id is None):
+            raise ValueError("void one key or one import's keys")
+        k = t.keys
+        which = k.c.id == key_id if key_id is not None else k.c.import_id == import_id
+        stmt = (
+            update(k)
+            .where(k.c.product_id == product_id, k.c.status == KeyStatus.AVAILABLE, which)
+            .values(status=KeyStatus.VOID)
+        )
+        return int(self.conn.execute(stmt).rowcount)
+
+    def count_by_import(self, product_id: int, import_id: int) -> dict[KeyStatus, int]:
+        """The product's keys an import brought, per status (statuses with none left out)."""
+        k = t.keys
+        q = (
+            select(k.c.status, func.count())
+            .where(k.c.product_id == product_id, k.c.import_id == import_id)
+            .group_by(k.c.status)
+        )
+        return {KeyStatus(r[0]): r[1] for r in self.conn.execute(q).all()}
+
+    def sealed_available(self, product_id: int) -> list[SealedKey]:
+        """The product's keys in stock, as stored, in the order they would be sold."""
+        k = t.keys
+        q = (
+            select(k.c.id, k.c.product_id, k.c.blind_index, k.c.ciphertext)
+            .where(k.c.product_id == product_id, k.c.status == KeyStatus.AVAILABLE)
+            .order_by(k.c.id)
+        )
+        return [SealedKey(r[0], r[1], r[2], r[3]) for r in self.conn.execute(q).all()]
+
     def count_not_under(self, kid: str) -> int:
         q = select(func.count()).select_from(t.keys).where(t.keys.c.kid != kid)
         return int((self.conn.execute(q)).scalar_one())

@@ -15,6 +15,7 @@ class Services:
         from core.services.catalog import CatalogService
         from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
+        from core.services.keys import KeysService
         from core.services.order_desk import OrderDesk
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
@@ -30,6 +31,7 @@ class Services:
         self.checkout = CheckoutService(ctx)
         self.users = UserService(ctx)
         self.stock = StockService(ctx)
+        self.keys = KeysService(ctx)
         self.payments = PaymentService(ctx)
         self.refunds = RefundService(ctx)
         self.orders = OrderService(ctx)

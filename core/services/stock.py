@@ -12,8 +12,17 @@ from typing import Any, BinaryIO
 from core import importer
 from core.catalog_cache import CATALOG_VERSION
 from core.context import Context, UnitOfWork
-from core.errors import ImportAbandoned, ImportIncomplete, InvalidInput, ProductNotFound, VaultError
+from core.errors import (
+    ImportAbandoned,
+    ImportIncomplete,
+    InvalidInput,
+    NotPermitted,
+    ProductNotFound,
+    StockNotKept,
+    VaultError,
+)
 from core.models import DeliveryKind, ImportReport, KeyStatus, Product, StockLevel
+from core.roles import Grant
 from core.vault import normalize_key
 
 log = logging.getLogger(__name__)
@@ -37,6 +46,8 @@ class StockService:
         actor: str = "system",
         progress: Callable[[ImportReport], Any] | None = None,
         batch_size: int = IMPORT_BATCH,
+        grant: Grant | None = None,
+        samples: int = 100,
     ) -> ImportReport:
         """Import keys into a unique-key product's stock, all or nothing.
 
@@ -51,10 +62,14 @@ class StockService:
         anyway, it fails with ``ImportAbandoned`` at its next beat or when publishing; publishing also
         checks that every key it staged is still staged (``ImportIncomplete``). Either way nothing is
         published: an import never reports success with keys missing.
-        """
-        import_id = await self.ctx.write(_start_import, product_id, actor, self.ctx.clock.now())
 
-        report = ImportReport(product_id=product_id, import_id=import_id)
+        ``grant``: the staff member's, when one asked (a product beyond their scope is refused);
+        ``samples``: how many invalid lines the report keeps with their numbers.
+        """
+        now = self.ctx.clock.now()
+        import_id = await self.ctx.write(_start_import, product_id, actor, now, grant)
+
+        report = ImportReport(product_id=product_id, import_id=import_id, sample_limit=samples)
         vault = self.ctx.vault
         try:
             batch: list[tuple[bytes, bytes]] = []
@@ -256,14 +271,14 @@ class StockService:
 # ---------------------------------------------------------------- transactions (on the database thread)
 
 
-def _start_import(uow: UnitOfWork, product_id: int, actor: str, now: datetime) -> int:
+def _start_import(uow: UnitOfWork, product_id: int, actor: str, now: datetime, grant: Grant | None) -> int:
     product = uow.repo.catalog.product(product_id)
     if product is None:
         raise ProductNotFound(product_id=product_id)
+    if grant is not None and not grant.covers(product.id, product.category_id):
+        raise NotPermitted()
     if product.delivery_kind is not DeliveryKind.UNIQUE:
-        raise InvalidInput(
-            "only unique-key products take imported stock (set a shared key instead)", field="product"
-        )
+        raise StockNotKept(field="product")
     import_id = uow.repo.imports.start(product_id, actor, now)
     uow.commit()
     return import_id

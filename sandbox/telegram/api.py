@@ -16,6 +16,7 @@ from sandbox.telegram.errors import ApiError, bad, conflict, forbidden
 from sandbox.telegram.html import formatted
 from sandbox.telegram.limits import (
     CALLBACK_ANSWER_MAX,
+    DOWNLOAD_MAX_BYTES,
     check_caption,
     check_commands,
     check_language,
@@ -431,6 +432,8 @@ class BotApi(EmulatorState):
         if file_id not in self.files:
             raise bad("invalid file_id")
         _, data = self.files[file_id]
+        if len(data) > DOWNLOAD_MAX_BYTES:
+            raise bad("file is too big")
         return {
             "file_id": file_id,
             "file_unique_id": file_id[3:15],

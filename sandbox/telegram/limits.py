@@ -19,6 +19,9 @@ TEXT_MAX = 4096
 CAPTION_MAX = 1024
 CALLBACK_ANSWER_MAX = 200
 CALLBACK_DATA_MAX_BYTES = 64
+# Bots download files up to 20 MB through getFile (bots FAQ; the Bot API server answers a larger one with
+# "Bad Request: file is too big" and gives no file_path).
+DOWNLOAD_MAX_BYTES = 20 * 2**20
 # Undocumented but enforced by Telegram's servers (REPLY_MARKUP_TOO_LONG): 100 inline buttons in all, and the
 # documented 8 per row. tdlib itself silently cuts reply keyboards at 12 a row and 300 in all; Telegram's
 # servers refuse what is bigger, so the emulator refuses it too.

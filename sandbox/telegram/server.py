@@ -10,6 +10,7 @@ from aiohttp import web
 
 from sandbox.telegram.api import BotApi
 from sandbox.telegram.errors import ApiError, bad
+from sandbox.telegram.limits import DOWNLOAD_MAX_BYTES
 from sandbox.telegram.players import Players
 
 JSON_FIELDS = {
@@ -67,7 +68,7 @@ class Emulator(BotApi, Players):
         except ApiError as e:
             return _error(e)
         found = self.files.get(request.match_info["file_id"])
-        if found is None:
+        if found is None or len(found[1]) > DOWNLOAD_MAX_BYTES:  # getFile gives no path to those
             return web.Response(status=404, text="Not Found")
         return web.Response(body=found[1], content_type="application/octet-stream")
 

@@ -13,24 +13,37 @@ from handlers.telegram.admin.refusals import ADMIN_COMMAND_POWERS, ADMIN_COMMAND
 from handlers.telegram.ui.callbacks import (
     AdminCb,
     AuditPageCb,
+    BroadcastAudienceCb,
+    BroadcastCb,
     OrderActCb,
     OrderInputCb,
     OrderViewCb,
     StaffRemoveCb,
     StatsCb,
+    StockCancelCb,
+    StockExportCb,
+    StockImportCb,
+    StockVoidBatchCb,
+    StockVoidKeyCb,
 )
 from tests.e2e.conftest import ADMIN, Shop
 
 OWNER, OPERATOR, BUYER = 900_002, 900_010, 601  # OWNER: a second owner (messages to ADMIN count as alerts)
 STAFF_ADMIN = 900_020  # an admin: everything but staff, key export and the audit trail
 # What the operator may do: /admin, /stock and orders (of their products); the rest is beyond their role.
-OPERATOR_MAY = {"admin", "stock", "order", "orders_pending"}
+OPERATOR_MAY = {"admin", "stock", "import", "void", "order", "orders_pending"}
 NO_ORDER = "NOSUCHORDER42"
+THEIRS, OTHER = 1, 2  # the products _setup makes: the operator's, and one beyond their scope
 ADMIN_BUTTONS = [
     AdminCb(screen=s).pack()
     for s in ("menu", "staff", "stock", "products", "orders", "buyers", "stats", "audit", "broadcast")
 ] + [
     StaffRemoveCb(tg_id=OPERATOR).pack(),
+    StockImportCb(product_id=OTHER).pack(),
+    StockCancelCb(what="import").pack(),
+    StockVoidKeyCb(product_id=OTHER, key_id=1).pack(),
+    StockVoidBatchCb(product_id=OTHER, import_id=2).pack(),
+    StockExportCb(product_id=THEIRS).pack(),
     OrderViewCb(ref=NO_ORDER).pack(),
     *(
         OrderActCb(ref=NO_ORDER, act=a, sure=sure).pack()
@@ -43,6 +56,12 @@ ADMIN_BUTTONS = [
     StatsCb(days=30, chart=True).pack(),
     AuditPageCb(page=1).pack(),
     AuditPageCb(page=0, by="actor", q=f"telegram.{OWNER}").pack(),
+    BroadcastAudienceCb(kind="all").pack(),
+    BroadcastAudienceCb(kind="product", product_id=1).pack(),
+    BroadcastAudienceCb(kind="active").pack(),
+    *(BroadcastCb(action=a, broadcast_id=1).pack() for a in ("go", "edit", "drop", "stop")),  # type: ignore[arg-type]
+    "aba:everyone:0",
+    "abc:go:99999999999999999999999",
     "am:nonsense",
     "asr:99999999999999999999999",
     f"aoa:{NO_ORDER}:nuke:1",
@@ -52,12 +71,18 @@ ADMIN_BUTTONS = [
     "ats:7:1:extra",
     "aap:-1:all:",
     "aap:0:order:<b>",
+    "aki:abc",
+    "akv:2",
+    "akx:99999999999999999999999",
+    "akc:nonsense",
     "a:",
 ]
 # Buttons an operator may press: the screens they reach, and orders (of another product or none: not found).
-OPERATOR_SCREENS = ("am:menu", "am:stock", "am:orders")
+OPERATOR_SCREENS = ("am:menu", "am:stock", "am:orders", "akc:import")
 ORDER_BUTTONS = {d for d in ADMIN_BUTTONS if d.startswith(("aov:", "aoa:", "aoi:")) and "nuke" not in d}
 ORDER_BUTTONS -= {"aov:" + "x" * 40, "aoi:<b>:paid"}
+# Commands of the operator's role aimed at a product beyond their scope.
+OUT_OF_SCOPE = (f"/void {OTHER} KEY-{OTHER}-0000", f"/void {OTHER} batch 2")
 
 
 async def _refusals(shop: Shop) -> list[AuditEntry]:
@@ -81,6 +106,7 @@ async def _setup(shop: Shop) -> tuple[int, int]:
     await shop.rebuild(admin_ids=[ADMIN, OWNER])
     theirs = await shop.product(keys=3, name="Netflix 1M", low_stock_threshold=5)
     other = await shop.product(keys=20, name="Steam 10")
+    assert (theirs, other) == (THEIRS, OTHER)
     reply = await shop.say(OWNER, f"/staff operator {OPERATOR} p:{theirs}")
     assert "Saved" in reply.text and f"only p:{theirs}" in reply.text
     return theirs, other
@@ -105,12 +131,14 @@ async def test_an_owner_runs_stock_products_and_staff_and_a_scoped_operator_sees
     stock = await shop.tap(OWNER, menu, "Stock")
     assert "Netflix 1M" in stock.text and "Steam 10" in stock.text
     assert "LOW #" in stock.text and f"#{theirs} Netflix 1M: 3 / 0 / 0" in stock.text
+    assert "/import ID" in stock.text and "/void ID KEY" in stock.text and "/export ID" in stock.text
 
     op_menu = await shop.say(OPERATOR, "/admin")
     assert "operator" in op_menu.text and "only the products you were given" in op_menu.text
     assert [b["text"] for b in op_menu.buttons] == ["📦 Stock", "🧾 Orders"]
     op_stock = await shop.say(OPERATOR, "/stock")
     assert "Netflix 1M" in op_stock.text and "Steam 10" not in op_stock.text
+    assert "/import ID" in op_stock.text and "/export" not in op_stock.text  # export: owners only
 
     # the owner edits the other product; the operator may not
     assert "(hidden)" in (await shop.say(OWNER, f"/hide {other}")).text
@@ -143,12 +171,18 @@ async def test_every_admin_command_and_button_is_refused_to_a_buyer_and_beyond_a
         power = ADMIN_COMMAND_POWERS[command]
         if power is not None and not admin_grant.may(power):
             assert "not part of your role" in (await shop.say(STAFF_ADMIN, f"/{command} 1")).text, command
+    for text in OUT_OF_SCOPE:
+        assert "not part of your role" in (await shop.say(OPERATOR, text)).text, text
+    before = len(shop.emu.messages(OPERATOR))
+    await shop.emu.upload(OPERATOR, "keys.txt", b"X-1\n", caption=f"/import {OTHER}")
+    assert "not part of your role" in (await shop.emu.wait_for(OPERATOR, after=before)).text
+    await shop.emu.upload(BUYER, "keys.txt", b"X-1\n", caption=f"/import {THEIRS}")  # no answer, audited
     menu = await shop.say(BUYER, "/start")
     op_menu = await shop.say(OPERATOR, "/admin")
     admin_menu = await shop.say(STAFF_ADMIN, "/admin")
     for data in ADMIN_BUTTONS:
         await asyncio.sleep(0.5)  # each person taps at the rate the throttle lets through (2 a second)
-        if data.startswith(("am:staff", "am:audit", "asr:", "aap:")):  # beyond an admin's role
+        if data.startswith(("am:staff", "am:audit", "asr:", "aap:", "akx:")):  # beyond an admin's role
             answer = await shop.answer_to(await shop.tap_data(STAFF_ADMIN, admin_menu, data))
             assert "not part of your role" in str(answer["text"]), data
         answer = await shop.answer_to(await shop.tap_data(BUYER, menu, data))
@@ -161,8 +195,15 @@ async def test_every_admin_command_and_button_is_refused_to_a_buyer_and_beyond_a
     await asyncio.sleep(0.2)
     refused = await _refusals(shop)
     buyer_refusals = [e for e in refused if e.action == f"telegram:{BUYER}"]
-    assert len(buyer_refusals) == len(ADMIN_COMMANDS) + len(ADMIN_BUTTONS)
+    assert len(buyer_refusals) == len(ADMIN_COMMANDS) + len(ADMIN_BUTTONS) + 1  # + the /import document
     assert any(e.detail["what"] == "/staff 1" for e in buyer_refusals)
+    assert any(e.detail["what"] == f"/import {THEIRS}" for e in buyer_refusals)
+    operator_refusals = {e.detail["what"] for e in refused if e.action == f"telegram:{OPERATOR}"}
+    assert {
+        *OUT_OF_SCOPE,
+        f"/import {OTHER}",
+        StockVoidKeyCb(product_id=OTHER, key_id=1).pack(),
+    } <= operator_refusals
     # and no alert reached the owners: the fixture fails a test in which any message reached ADMIN
 
 

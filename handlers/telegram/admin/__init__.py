@@ -14,6 +14,7 @@ from handlers.telegram.admin import (
     audit,
     broadcast,
     buyers,
+    keys,
     menu,
     orders,
     products,
@@ -21,6 +22,7 @@ from handlers.telegram.admin import (
     reports,
     staff,
     stock,
+    upload,
 )
 from handlers.telegram.admin.filters import StaffOnly
 
@@ -34,6 +36,8 @@ def build() -> Router:
     router.include_routers(
         menu.build(),
         stock.build(),
+        upload.build(),
+        keys.build(),
         products.build(),
         staff.build(),
         orders.build(),

@@ -42,6 +42,9 @@ ADMIN_COMMAND_POWERS: dict[str, Power | None] = {
     "user": Power.BUYERS,
     "ban": Power.BUYERS,
     "unban": Power.BUYERS,
+    "import": Power.STOCK,
+    "export": Power.EXPORT,
+    "void": Power.STOCK,
     "broadcast": Power.BROADCAST,
     "stats": Power.REPORTS,
     "audit": Power.AUDIT,
@@ -57,9 +60,11 @@ async def beyond_role(event: Message | CallbackQuery, services: Services) -> Non
 
 
 async def refused_command(message: Message, services: Services) -> None:
-    """Receives: an admin command from someone who is not staff."""
-    await _record(message, services, message.text or "")
-    await message.answer(tr("unknown-command"))
+    """Receives: an admin command from someone who is not staff; also as the caption of a document
+    (``/import ID``), which gets what any document from a buyer gets: no answer."""
+    await _record(message, services, message.text or message.caption or "")
+    if message.text is not None:
+        await message.answer(tr("unknown-command"))
 
 
 async def refused_button(query: CallbackQuery, services: Services) -> None:

@@ -46,6 +46,9 @@ async def stock_screen(event: Message | CallbackQuery, grant: Grant, services: S
         lines.append(tr("admin-stock-none"))
     elif len(levels) > MAX_LINES:
         lines.append(tr("admin-stock-more", count=len(levels) - MAX_LINES))
+    lines += ["", tr("admin-stock-hint")]
+    if grant.may(Power.EXPORT):
+        lines.append(tr("admin-stock-hint-export"))
     back = back_to_menu()
     await show(event, "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=[[back]]))
 

@@ -159,3 +159,38 @@ class BroadcastCb(CallbackData, prefix="abc"):
 
     action: Literal["go", "edit", "drop", "stop"]
     broadcast_id: Id
+
+
+# Stock in chat (prefixes "ak…"): uploads waiting for their product, voids and exports awaiting confirmation.
+
+
+class StockImportCb(CallbackData, prefix="aki"):
+    """Import the file waiting for its product (sent without ``/import ID``) into this product."""
+
+    product_id: Id
+
+
+class StockCancelCb(CallbackData, prefix="akc"):
+    """Drop a waiting upload, or a void or export awaiting confirmation."""
+
+    what: Literal["import", "void", "export"]
+
+
+class StockVoidKeyCb(CallbackData, prefix="akv"):
+    """Confirm voiding one key (found by its value) of a product."""
+
+    product_id: Id
+    key_id: Id
+
+
+class StockVoidBatchCb(CallbackData, prefix="akb"):
+    """Confirm voiding the keys one import brought to a product that are still in stock."""
+
+    product_id: Id
+    import_id: Id
+
+
+class StockExportCb(CallbackData, prefix="akx"):
+    """Confirm exporting a product's unsold keys (honoured once: see ``core.services.keys``)."""
+
+    product_id: Id
