@@ -213,11 +213,12 @@ class BuyerNotFound(NotFound):
     template = "no buyer {who}"
 
 
-class UsernameNotKnown(ShopError):
-    """The shop keeps no @usernames (Telegram does not let a bot look a person up by one): ask by id."""
+class UsernameNotKnown(NotFound):
+    """No one in the shop was seen with this @username (a bot cannot ask Telegram who holds one: the shop
+    knows a handle from the updates of the person using it)."""
 
     key = "admin-username-unknown"
-    template = "the shop does not know people by @username: use their Telegram id"
+    template = "no buyer seen as {who}"
 
 
 class ManualAmountMismatch(InvalidInput):

@@ -88,6 +88,7 @@ class UserIdentity:
     channel: str
     external_id: str
     language: str | None = None
+    username: str | None = None  # the channel's public handle, lower case, without "@"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ class User:
     bot_blocked: bool
     referrer_id: int | None
     created_at: datetime
+    username: str | None = None  # as last seen on the channel (lower case, without "@")
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,11 @@ users = Table(
     Column("bot_blocked", Boolean, nullable=False, server_default=text("false")),
     Column("referrer_id", Id, ForeignKey("users.id")),
     Column("created_at", UTCDateTime, nullable=False),
+    # The channel's public handle (a Telegram @username), lower case without the "@", as last seen in an
+    # update from them: admins look buyers up by it (a bot cannot ask Telegram who has a username).
+    Column("username", String(32)),
     UniqueConstraint("channel", "external_id", name="uq_users_channel_external_id"),
+    Index("ix_users_channel_username", "channel", "username"),
 )
 
 categories = Table(

@@ -59,7 +59,13 @@ class UserRepo:
     }
 
     def insert_if_absent(
-        self, channel: str, external_id: str, language: str | None, referrer_id: int | None, now: datetime
+        self,
+        channel: str,
+        external_id: str,
+        language: str | None,
+        referrer_id: int | None,
+        now: datetime,
+        username: str | None = None,
     ) -> None:
         values = {
             "channel": channel,
@@ -67,8 +73,29 @@ class UserRepo:
             "language": language,
             "referrer_id": referrer_id,
             "created_at": now,
+            "username": username,
         }
         run(self.conn, self._Q_USER_INSERT_ONCE[self.dialect], values)
+
+    def get_by_username(self, channel: str, username: str) -> User | None:
+        """Who last showed this handle on the channel (a handle changes hands: the newest row that
+        still carries it; the previous holder's row is corrected at their next update)."""
+        q = (
+            select(t.users)
+            .where(t.users.c.channel == channel, t.users.c.username == username.lower())
+            .order_by(t.users.c.id.desc())
+            .limit(1)
+        )
+        r = self.conn.execute(q).first()
+        return to_user(r) if r else None
+
+    def release_username(self, channel: str, username: str, *, keep: int) -> None:
+        """No other user of the channel carries this handle any more."""
+        self.conn.execute(
+            update(t.users)
+            .where(t.users.c.channel == channel, t.users.c.username == username, t.users.c.id != keep)
+            .values(username=None)
+        )
 
     def update(self, user_id: int, **values: Any) -> int:
         res = self.conn.execute(update(t.users).where(t.users.c.id == user_id).values(**values))

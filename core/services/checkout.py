@@ -267,7 +267,7 @@ class CheckoutService:
 def _create_user(uow: UnitOfWork, who: UserIdentity, now: datetime) -> int:
     """The row of a buyer whose first write is this checkout (one that exists already is found)."""
     r = uow.repo
-    r.users.insert_if_absent(who.channel, who.external_id, who.language, None, now)
+    r.users.insert_if_absent(who.channel, who.external_id, who.language, None, now, who.username)
     user = r.users.get_by_external(who.channel, who.external_id)
     if user is None:
         raise IntegrityViolation(f"user {who.channel}/{who.external_id} vanished")

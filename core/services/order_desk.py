@@ -37,6 +37,7 @@ MAX_TRAIL = 15
 MAX_NOTE = 200
 _REF = re.compile(r"[A-Za-z0-9]{1,32}")
 _BUYER = re.compile(r"[1-9][0-9]{0,18}")
+_USERNAME = re.compile(r"@[A-Za-z0-9_]{1,32}")  # Telegram's: 5-32 of these (shorter ones are collectible)
 _IMPORT = re.compile(r"(?:i|import|batch):([1-9][0-9]{0,17})", re.IGNORECASE)
 
 
@@ -84,10 +85,12 @@ class OrderDesk:
 
     async def search(self, query: str, *, channel: str, grant: Grant) -> OrderDetail | OrderList:
         """``query``: an order reference (the order), a buyer's id on ``channel`` or ``i:<import id>`` (their
-        orders, newest first). An @username is refused: the shop keeps none."""
+        orders, newest first), or their @username as last seen."""
         query = query.strip()
         if query.startswith("@"):
-            raise UsernameNotKnown()
+            if not _USERNAME.fullmatch(query):
+                raise InvalidInput("not a username", field="query")
+            return await self.ctx.read(_by_username, channel, query[1:].lower(), scope_of(grant))
         if m := _IMPORT.fullmatch(query):
             return await self.ctx.read(_by_import, int(m.group(1)), scope_of(grant))
         if _BUYER.fullmatch(query):
@@ -196,6 +199,13 @@ def _by_buyer(uow: UnitOfWork, channel: str, external_id: str, scope: Scope) -> 
     user = uow.repo.users.get_by_external(channel, external_id)
     if user is None:
         raise BuyerNotFound(who=external_id)
+    return _listed(uow.repo.desk.by_buyer(user.id, scope, MAX_LINES + 1))
+
+
+def _by_username(uow: UnitOfWork, channel: str, username: str, scope: Scope) -> OrderList:
+    user = uow.repo.users.get_by_username(channel, username)
+    if user is None:
+        raise UsernameNotKnown(who=f"@{username}")
     return _listed(uow.repo.desk.by_buyer(user.id, scope, MAX_LINES + 1))
 
 

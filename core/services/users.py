@@ -18,7 +18,13 @@ class UserService:
         self.ctx = ctx
 
     async def ensure(
-        self, channel: str, external_id: str, *, language: str | None = None, referrer_id: int | None = None
+        self,
+        channel: str,
+        external_id: str,
+        *,
+        language: str | None = None,
+        referrer_id: int | None = None,
+        username: str | None = None,
     ) -> User:
         """The user for this identity, created on first sight. Safe to call concurrently. Every update
         needs its user first (a payment needs its payer), so a briefly locked database is retried."""
@@ -28,7 +34,7 @@ class UserService:
             if found is not None:
                 return found
             return await self.ctx.write(
-                _create, channel, external_id, language, referrer_id, self.ctx.clock.now()
+                _create, channel, external_id, language, referrer_id, self.ctx.clock.now(), username
             )
 
         return await retry_transient(find_or_create, f"finding user {channel}/{external_id}")
@@ -44,7 +50,16 @@ class UserService:
         """``who`` as a stored user, created now if it was only an identity."""
         if isinstance(who, User):
             return who
-        return await self.ensure(who.channel, who.external_id, language=who.language)
+        return await self.ensure(who.channel, who.external_id, language=who.language, username=who.username)
+
+    async def find_by_username(self, channel: str, username: str) -> User | None:
+        """Who last showed this handle (without "@", any case) on the channel, or None."""
+        return await self.ctx.read(_by_username, channel, username.lower())
+
+    async def follow_username(self, user_id: int, username: str | None) -> None:
+        """The user's handle as the channel shows it now (None: they have none). Whoever else still
+        carries it in the shop (they gave it up, this user took it) loses it in the same transaction."""
+        await self.ctx.write(_follow_username, user_id, username.lower() if username else None)
 
     async def get(self, user_id: int) -> User:
         user = await self.ctx.read(_get, user_id)
@@ -90,6 +105,21 @@ def _by_external(uow: UnitOfWork, channel: str, external_id: str) -> User | None
     return uow.repo.users.get_by_external(channel, external_id)
 
 
+def _by_username(uow: UnitOfWork, channel: str, username: str) -> User | None:
+    return uow.repo.users.get_by_username(channel, username)
+
+
+def _follow_username(uow: UnitOfWork, user_id: int, username: str | None) -> None:
+    r = uow.repo
+    user = r.users.get(user_id, lock=True)
+    if user is None or user.username == username:
+        return
+    if username is not None:
+        r.users.release_username(user.channel, username, keep=user_id)
+    r.users.update(user_id, username=username)
+    uow.commit()
+
+
 def _get(uow: UnitOfWork, user_id: int) -> User | None:
     return uow.repo.users.get(user_id)
 
@@ -101,8 +131,9 @@ def _create(
     language: str | None,
     referrer_id: int | None,
     now: datetime,
+    username: str | None = None,
 ) -> User:
-    uow.repo.users.insert_if_absent(channel, external_id, language, referrer_id, now)
+    uow.repo.users.insert_if_absent(channel, external_id, language, referrer_id, now, username)
     user = uow.repo.users.get_by_external(channel, external_id)
     uow.commit()
     assert user is not None

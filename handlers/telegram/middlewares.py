@@ -79,7 +79,8 @@ class ShopUserMiddleware(BaseMiddleware):
     Only private chats (and queries without a chat, such as pre-checkout) are looked up: group chatter
     reads nothing. A user who never picked a language with /language follows Telegram's current
     ``language_code`` on every update, cached or not, and the stored language follows too (the outbox
-    writes to them in it)."""
+    writes to them in it). A stored user's @username follows likewise (admins look buyers up by it): a
+    write only when it changed."""
 
     def __init__(self, cache: UserCache) -> None:
         self.cache = cache
@@ -90,7 +91,8 @@ class ShopUserMiddleware(BaseMiddleware):
         services: Services = data["services"]
         if tg is not None and not tg.is_bot and (chat is None or chat.type == ChatType.PRIVATE):
             current = pick_locale(tg.language_code)
-            data["identity"] = UserIdentity(CHANNEL, str(tg.id), current)
+            handle = tg.username.lower() if tg.username else None
+            data["identity"] = UserIdentity(CHANNEL, str(tg.id), current, handle)
             user = self.cache.get(tg.id)
             # A newcomer browsing is remembered as such for a while (no read per tap); a payment always
             # looks again: the checkout it pays for may have been made by another instance. A pre-checkout
@@ -120,6 +122,10 @@ class ShopUserMiddleware(BaseMiddleware):
                     user = dataclasses.replace(user, language=current)
                 else:  # chosen meanwhile (another process): the stored choice wins
                     user = await services.users.get(user.id)
+                self.cache.put(tg.id, user)
+            if user.username != handle:  # a new @username (or none now): admins find them by it
+                await services.users.follow_username(user.id, handle)
+                user = dataclasses.replace(user, username=handle)
                 self.cache.put(tg.id, user)
             data["shop_user"] = user
         return await handler(event, data)

@@ -45,7 +45,7 @@ T = {
         "unbanned": "may buy again",
         "ban_usage": "the reason is required",
         "ban_owner": "owners cannot be banned",
-        "username": "@usernames",
+        "username": "No buyer has written to the shop as @nobody_here",
         "checkout_refused": "cannot place orders",
     },
     "zh": {
@@ -75,7 +75,7 @@ T = {
         "unbanned": "已移出黑名单",
         "ban_usage": "必须填写原因",
         "ban_owner": "店主不能被拉黑",
-        "username": "@用户名",
+        "username": "没有以 @nobody_here 使用过本店的买家",
         "checkout_refused": "无法在本店下单",
     },
 }
@@ -85,7 +85,7 @@ LANGS = pytest.mark.parametrize("lang", ["en", "zh"])
 async def _setup(shop: Shop, lang: str) -> tuple[int, int]:
     shop.emu.user(OWNER, "Owen", T[lang]["lang"])
     shop.emu.user(OPERATOR, "Olga", T[lang]["lang"])
-    shop.emu.user(BUYER, "Ann")
+    shop.emu.user(BUYER, "Ann", username="Ann_Buys")
     shop.emu.user(OTHER_BUYER, "Bo", T[lang]["lang"])
     await shop.rebuild(admin_ids=[OWNER])
     theirs = await shop.product(keys=3, name="Netflix 1M")
@@ -260,10 +260,14 @@ async def test_an_owner_looks_a_buyer_up_bans_and_unbans_them(shop: Shop, lang: 
     profile = await shop.say(OWNER, f"/user {BUYER}")
     assert str(BUYER) in profile.text and t["phone_none"] in profile.text and ref in profile.text
     assert "50 ⭐" in profile.text
-    assert t["username"] in (await shop.say(OWNER, "/user @ann")).text
+    assert t["username"] in (await shop.say(OWNER, "/user @nobody_here")).text
+    # the shop knows the buyer's @username from their own updates (any case)
+    by_name = await shop.say(OWNER, "/user @ANN_buys")
+    assert str(BUYER) in by_name.text and "@ann_buys" in by_name.text and ref in by_name.text
+    assert ref in (await shop.say(OWNER, "/order @ann_buys")).text
     assert t["ban_usage"] in (await shop.say(OWNER, f"/ban {BUYER}")).text
     assert t["ban_owner"] in (await shop.say(OWNER, f"/ban {OWNER} testing")).text
-    assert t["banned"] in (await shop.say(OWNER, f"/ban {BUYER} chargebacks <b>x</b>")).text
+    assert t["banned"] in (await shop.say(OWNER, "/ban @ann_buys chargebacks <b>x</b>")).text
     assert t["buyer_banned"] in (await shop.say(OWNER, f"/user {BUYER}")).text
 
     # the buyer is told politely at checkout, and still sees their order
@@ -300,7 +304,8 @@ async def test_hostile_order_and_buyer_input_gets_a_clear_answer_and_changes_not
         ("/order <b>x</b>", "not valid"),
         ("/order 99999999999999999999999999", "not found"),
         ("/order i:99999", "No orders"),
-        ("/order @someone", "@usernames"),
+        ("/order @someone", "No buyer has written to the shop as @someone"),
+        ("/order @bad-name!", "not valid"),
         ("/user 424242", "No buyer 424242"),
         ("/user 99999999999999999999", "/user TELEGRAM_ID"),
         ("/ban abc spam", "Usage"),

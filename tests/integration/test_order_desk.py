@@ -168,6 +168,11 @@ async def test_an_order_in_full_has_its_payments_trail_and_masked_keys(any_shop:
     assert isinstance(by_batch, OrderList) and [ln.order.ref for ln in by_batch.lines] == [order.ref]
     with pytest.raises(UsernameNotKnown):
         await shop.order_desk.search("@ann", channel="telegram", grant=OWNER)
+    ann = await shop.users.find("telegram", "1001")
+    assert ann is not None
+    await shop.users.follow_username(ann.id, "Ann")
+    by_name = await shop.order_desk.search("@ANN", channel="telegram", grant=OWNER)
+    assert isinstance(by_name, OrderList) and [ln.order.ref for ln in by_name.lines] == [order.ref]
     with pytest.raises(BuyerNotFound):
         await shop.order_desk.search("424242", channel="telegram", grant=OWNER)
     with pytest.raises(InvalidInput):

@@ -1,14 +1,15 @@
 """Buyers in the back office (owners and admins: ``Power.BUYERS``):
 
-    /user TELEGRAM_ID            orders (count, latest), spend per currency, phone set or not, banned or not
-    /ban TELEGRAM_ID reason…     a banned buyer is told politely at checkout and cannot buy; their orders
-    /unban TELEGRAM_ID reason…   stay theirs to see. The reason is required and audited.
+    /user ID|@name               orders (count, latest), spend per currency, phone set or not, banned or not
+    /ban ID|@name reason…        a banned buyer is told politely at checkout and cannot buy; their orders
+    /unban ID|@name reason…      stay theirs to see. The reason is required and audited.
 
-Owners cannot be banned, nor staff (take them off the staff first). The shop keeps no @usernames, so a
-buyer is named by their Telegram id."""
+Owners cannot be banned, nor staff (take them off the staff first). A buyer is named by their Telegram id
+or by the @username the shop last saw them use (a bot cannot ask Telegram who holds a username)."""
 
 from __future__ import annotations
 
+import html
 import re
 
 from aiogram import F, Router
@@ -29,12 +30,18 @@ from handlers.telegram.ui.text import show, tr
 
 _TG_ID = r"[1-9][0-9]{0,18}"
 _ONE = re.compile(_TG_ID)
-_WITH_REASON = re.compile(rf"({_TG_ID})\s+(\S.*)", re.DOTALL)
+_USERNAME = re.compile(r"@[A-Za-z0-9_]{1,32}")
+_WITH_REASON = re.compile(r"(\S+)\s+(\S.*)", re.DOTALL)
 
 
-def _tg_id(text: str) -> str | None:
-    if text.startswith("@"):
-        raise UsernameNotKnown()
+async def _who(text: str, services: Services) -> str | None:
+    """The Telegram id named by ``text``: the id itself, or an @username the shop has seen (else
+    ``UsernameNotKnown``); None when it is neither."""
+    if _USERNAME.fullmatch(text):
+        user = await services.users.find_by_username(CHANNEL, text[1:])
+        if user is None:
+            raise UsernameNotKnown(who=text)
+        return user.external_id
     return text if _ONE.fullmatch(text) and int(text) <= MAX_ID else None
 
 
@@ -43,7 +50,8 @@ def _profile_text(p: BuyerProfile, services: Services) -> str:
     u = p.user
     spent = ", ".join(format_amount(v, c) for c, v in p.spent.items()) or "—"
     lines = [
-        tr("admin-user-title", who=u.external_id, id=u.id),
+        tr("admin-user-title", who=u.external_id, id=u.id)
+        + (f" @{html.escape(u.username)}" if u.username else ""),
         tr("admin-user-since", since=when(u.created_at, tz), language=u.language or "—"),
         tr("admin-user-phone-set" if u.phone else "admin-user-phone-none"),
         tr("admin-user-banned" if u.blocklisted else "admin-user-not-banned"),
@@ -71,7 +79,7 @@ async def buyers_screen(event: Message | CallbackQuery) -> None:
 
 async def user_command(message: Message, command: CommandObject, services: Services) -> None:
     """Receives: /user TELEGRAM_ID."""
-    who = _tg_id((command.args or "").strip())
+    who = await _who((command.args or "").strip(), services)
     if who is None:
         await message.answer(tr("admin-user-usage"))
         return
@@ -82,11 +90,8 @@ async def user_command(message: Message, command: CommandObject, services: Servi
 async def _ban(
     message: Message, command: CommandObject, services: Services, admin_ids: list[int], banned: bool
 ) -> None:
-    args = (command.args or "").strip()
-    if args.startswith("@"):
-        raise UsernameNotKnown()
-    m = _WITH_REASON.fullmatch(args)
-    who = _tg_id(m.group(1)) if m else None
+    m = _WITH_REASON.fullmatch((command.args or "").strip())
+    who = await _who(m.group(1), services) if m else None
     if m is None or who is None:
         await message.answer(tr("admin-ban-usage"))
         return
