@@ -12,6 +12,7 @@ class Services:
         from core.services.catalog import CatalogService
         from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
+        from core.services.drafts import DraftService
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
         from core.services.payments import PaymentService
@@ -31,3 +32,4 @@ class Services:
         self.outbox = OutboxService(ctx)
         self.cursors = CursorService(ctx)
         self.staff = StaffService(ctx)
+        self.drafts = DraftService(ctx)
