@@ -124,7 +124,7 @@ class CatalogService:
     async def add_category(
         self, name: str, description: str = "", position: int = 0, *, actor: str = "system"
     ) -> int:
-        name, description, position = _category_fields(name, description, position)
+        name, description, position = category_fields(name, description, position)
         cid = await self.ctx.write(_add_category, name, description, position, actor, self.ctx.clock.now())
         self.ctx.catalog.catalog_changed()
         return cid
@@ -252,7 +252,7 @@ def apply_update(
     return product
 
 
-def _category_fields(name: str, description: str, position: int) -> tuple[str, str, int]:
+def category_fields(name: str, description: str, position: int) -> tuple[str, str, int]:
     name = " ".join(name.split())
     if not 1 <= len(name) <= 64:
         raise InvalidInput("name must be 1 to 64 characters", field="name")
@@ -266,10 +266,17 @@ def _category_fields(name: str, description: str, position: int) -> tuple[str, s
 def _add_category(
     uow: UnitOfWork, name: str, description: str, position: int, actor: str, now: datetime
 ) -> int:
+    cid = insert_category(uow, name, description, position, actor, now)
+    uow.commit()
+    return cid
+
+
+def insert_category(
+    uow: UnitOfWork, name: str, description: str, position: int, actor: str, now: datetime
+) -> int:
     cid = uow.repo.catalog.add_category(name=name, description=description, position=position, active=True)
     uow.repo.audit.add(now, actor, "category_added", category_id=cid, name=name)
     uow.repo.cursors.bump(CATALOG_VERSION, now)
-    uow.commit()
     return cid
 
 
@@ -285,7 +292,7 @@ def _update_category(
     current = r.category(category_id)
     if current is None:
         raise CategoryNotFound(category_id=category_id)
-    new = _category_fields(
+    new = category_fields(
         current.name if name is None else name,
         current.description if description is None else description,
         current.position if position is None else position,

@@ -19,11 +19,18 @@ from core.context import Context, UnitOfWork
 from core.errors import InvalidInput, ProductNotFound
 from core.importer import MAX_KEY_CHARS
 from core.models import Product
-from core.services.catalog import ProductDraft, apply_update, insert_product
+from core.services.catalog import (
+    ProductDraft,
+    apply_update,
+    category_fields,
+    insert_category,
+    insert_product,
+)
 from core.services.stock import put_shared_key
 from core.vault import mask, normalize_key
 
 DRAFT_CURSOR = "product_draft:"
+CATEGORY_DRAFT_CURSOR = "category_draft:"
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
@@ -81,6 +88,20 @@ class DraftService:
         uow.commit()
         return pid, True
 
+    async def create_category(
+        self, name: str, description: str = "", position: int = 0, *, token: str, actor: str = "system"
+    ) -> tuple[int, bool]:
+        """``CatalogService.add_category``, once per draft ``token``: (its id, whether this call made it)."""
+        _check_token(token)
+        name, description, position = category_fields(name, description, position)
+        now = self.ctx.clock.now()
+        cid, created = await self.ctx.write(
+            _create_category, (name, description, position), token, actor, now
+        )
+        if created:
+            self.ctx.catalog.catalog_changed()
+        return cid, created
+
     async def edit_product(
         self,
         product_id: int,
@@ -118,6 +139,19 @@ class DraftService:
             put_shared_key(uow, self.ctx.vault, product_id, key, actor, now)
         uow.commit()
         return product
+
+
+def _create_category(
+    uow: UnitOfWork, fields: tuple[str, str, int], token: str, actor: str, now: datetime
+) -> tuple[int, bool]:
+    r = uow.repo
+    name = CATEGORY_DRAFT_CURSOR + token
+    if not r.cursors.claim(name, now):
+        return int(r.cursors.get(name) or 0), False
+    cid = insert_category(uow, *fields, actor, now)
+    r.cursors.put(name, cid, now)
+    uow.commit()
+    return cid, True
 
 
 def _check_token(token: str) -> None:

@@ -133,3 +133,11 @@ async def test_a_category_is_renamed_and_moved_audited(any_shop: Services) -> No
         await any_shop.catalog.update_category(cid, position=2**31)
     with pytest.raises(CategoryNotFound):
         await any_shop.catalog.update_category(12345, name="X")
+
+
+async def test_a_category_draft_saved_twice_is_one_category(any_shop: Services) -> None:
+    token = new_token()
+    first = await any_shop.drafts.create_category(" Gift  cards ", token=token, actor="telegram:1")
+    again = await any_shop.drafts.create_category("Gift cards", token=token, actor="telegram:1")
+    assert first[1] and again == (first[0], False)
+    assert [c.name for c in await any_shop.catalog.categories()] == ["Gift cards"]
