@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers.telegram.admin import menu, products, refusals, staff, stock
+from handlers.telegram.admin import editor, menu, products, refusals, staff, stock
 from handlers.telegram.admin.filters import StaffOnly
 
 
@@ -24,6 +24,7 @@ def build() -> Router:
         menu.build(),
         stock.build(),
         products.build(),
+        editor.build(),
         staff.build(),
         refusals.beyond_role_router(),
     )

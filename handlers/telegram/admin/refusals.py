@@ -25,7 +25,19 @@ from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, tr, tr_p
 log = logging.getLogger(__name__)
 
 # Every admin command; a test checks each one a screen registers is here.
-ADMIN_COMMANDS = ("admin", "staff", "stock", "products", "price", "hide", "show")
+ADMIN_COMMANDS = (
+    "admin",
+    "staff",
+    "stock",
+    "products",
+    "price",
+    "hide",
+    "show",
+    "newproduct",
+    "edit",
+    "categories",
+    "newcategory",
+)
 ADMIN_BUTTON = When(F.data.regexp(rf"^{ADMIN_PREFIX}[a-z]*:"))
 
 
