@@ -271,3 +271,24 @@ async def test_the_conversation_lives_in_redis_too(shop: Shop) -> None:
     await _setup(shop, redis_url=REDIS_URL)
     p = await _create_category_and_product(shop)
     assert p.delivery_kind is DeliveryKind.SHARED and p.daily_limit == 50
+
+
+async def test_staff_who_lose_the_products_power_mid_conversation_are_told_and_their_draft_dropped(
+    shop: Shop,
+) -> None:
+    staff = 900_020
+    shop.emu.user(staff, "Sam")
+    await _setup(shop)
+    assert "Saved" in (await shop.say(OWNER, f"/staff admin {staff}")).text
+    await shop.say(staff, "/newcategory")
+    await shop.say(staff, "Games")
+    step = await shop.say(staff, "Every game")
+    preview = await shop.tap(staff, step, "Keep: 0")
+    assert "Position: 0" in preview.text
+    assert "use the buttons" in (await shop.say(staff, "save it")).text  # the preview takes taps only
+    fields = await shop.tap(staff, preview, "Edit a field")
+    await shop.tap(staff, fields, "Name")
+    assert "Saved" in (await shop.say(OWNER, f"/staff operator {staff}")).text
+    assert "not part of your role" in (await shop.say(staff, "Board games")).text
+    assert "step" not in (await shop.say(staff, "Board games")).text  # the conversation is over
+    assert await shop.services.catalog.categories() == []
