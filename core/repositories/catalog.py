@@ -28,6 +28,14 @@ class CatalogRepo:
             Category(r.id, r.name, r.description, r.position, r.active) for r in (self.conn.execute(q)).all()
         ]
 
+    def category(self, category_id: int) -> Category | None:
+        r = self.conn.execute(select(t.categories).where(t.categories.c.id == category_id)).first()
+        return Category(r.id, r.name, r.description, r.position, r.active) if r else None
+
+    def update_category(self, category_id: int, **values: Any) -> int:
+        q = update(t.categories).where(t.categories.c.id == category_id).values(**values)
+        return self.conn.execute(q).rowcount
+
     def category_exists(self, category_id: int) -> bool:
         q = select(t.categories.c.id).where(t.categories.c.id == category_id)
         return (self.conn.execute(q)).first() is not None

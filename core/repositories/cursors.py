@@ -1,10 +1,11 @@
-"""Small named positions that must survive restarts (how far the Stars ledger was reconciled)."""
+"""Small named positions that must survive restarts (how far the Stars ledger was reconciled, the catalog's
+version, which product a chat draft became)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 
 from core import tables as t
 from core.repositories._rows import dialect_insert
@@ -55,3 +56,20 @@ class CursorRepo:
         )
         # RETURNING rather than rowcount, which psycopg leaves at -1 for an upsert here
         return self.conn.execute(stmt.returning(c.c.position)).first() is not None
+
+    def create_once(self, name: str, now: datetime) -> bool:
+        """Create the cursor at 0 unless it exists: True when this transaction created it. (On PostgreSQL a
+        second transaction claiming the same name waits for the first to end, then finds it taken.)"""
+        c = t.cursors
+        stmt = (
+            dialect_insert(self.dialect, c)
+            .values(name=name, position=0, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+            .returning(c.c.name)
+        )
+        return self.conn.execute(stmt).first() is not None
+
+    def put(self, name: str, position: int, now: datetime) -> None:
+        """Set an existing cursor to ``position``."""
+        c = t.cursors
+        self.conn.execute(update(c).where(c.c.name == name).values(position=position, updated_at=now))

@@ -15,6 +15,7 @@ class Services:
         from core.services.catalog import CatalogService
         from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
+        from core.services.drafts import DraftService
         from core.services.keys import KeysService
         from core.services.order_desk import OrderDesk
         from core.services.orders import OrderService
@@ -43,3 +44,4 @@ class Services:
         self.reports = ReportService(ctx)
         self.audit = AuditService(ctx)
         self.broadcasts = BroadcastService(ctx)
+        self.drafts = DraftService(ctx)

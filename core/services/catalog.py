@@ -9,13 +9,19 @@ from datetime import datetime
 from typing import Any
 
 from core.catalog_cache import CATALOG_VERSION, CatalogSnapshot
-from core.context import STARS, Context, UnitOfWork
-from core.errors import DeliveryKindChangeRefused, InvalidInput, NotFound, ProductNotFound
+from core.context import STARS, Context, ShopConfig, UnitOfWork
+from core.errors import (
+    CategoryNotFound,
+    DeliveryKindChangeRefused,
+    InvalidInput,
+    ProductNotFound,
+)
 from core.models import Category, DeliveryKind, Product
 
 MAX_QTY_PER_ORDER = 1000  # an order larger than this is a typo or an attack, whatever the product says
 MAX_PRICE = 10**12  # minor units
 MAX_VALIDITY_DAYS = 3650
+MAX_POSITION = 2**31 - 1  # a category's position is an INTEGER column
 # Telegram refuses a Stars invoice of more than 10,000 Stars (the per-payment bound bots are held to; the
 # emulator enforces the same, ``sandbox.telegram.payments.STARS_MAX``). Raise it if Telegram lifts it.
 STARS_MAX_PER_INVOICE = 10_000
@@ -115,13 +121,29 @@ class CatalogService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def add_category(self, name: str, description: str = "", position: int = 0) -> int:
-        name = " ".join(name.split())
-        if not 1 <= len(name) <= 64:
-            raise InvalidInput("name must be 1 to 64 characters", field="name")
-        cid = await self.ctx.write(_add_category, name, description, position, self.ctx.clock.now())
+    async def add_category(
+        self, name: str, description: str = "", position: int = 0, *, actor: str = "system"
+    ) -> int:
+        name, description, position = category_fields(name, description, position)
+        cid = await self.ctx.write(_add_category, name, description, position, actor, self.ctx.clock.now())
         self.ctx.catalog.catalog_changed()
         return cid
+
+    async def update_category(
+        self,
+        category_id: int,
+        *,
+        actor: str = "system",
+        name: str | None = None,
+        description: str | None = None,
+        position: int | None = None,
+    ) -> Category:
+        """Rename a category, or change its description or position (audited)."""
+        now = self.ctx.clock.now()
+        change = (name, description, position)
+        category = await self.ctx.write(_update_category, category_id, change, actor, now)
+        self.ctx.catalog.catalog_changed()
+        return category
 
     async def categories(self, *, active_only: bool = True) -> list[Category]:
         if active_only:
@@ -142,31 +164,8 @@ class CatalogService:
     def _update_product(
         self, uow: UnitOfWork, product_id: int, actor: str, changes: dict[str, Any], now: datetime
     ) -> Product:
-        current = uow.repo.catalog.product(product_id, lock=True)
-        if current is None:
-            raise ProductNotFound(f"no product {product_id}", product_id=product_id)
-        try:
-            draft = dataclasses.replace(ProductDraft.of(current), **changes).validate(
-                self.ctx.config.currency, self.ctx.config.currency_exponent
-            )
-        except TypeError as e:
-            raise InvalidInput(str(e)) from None
-        if draft.delivery_kind is not current.delivery_kind:
-            # Open orders were made for the old kind (reserved keys, an awaited manual delivery):
-            # under the new one they would never be delivered or released. On SQLite this write
-            # transaction excludes checkouts; on PostgreSQL a checkout that read the product just
-            # before the lock above can still commit an order of the old kind (checkout does not
-            # lock the product row).
-            open_orders = uow.repo.catalog.open_orders(product_id)
-            if open_orders:
-                raise DeliveryKindChangeRefused(product_id=product_id, name=current.name, orders=open_orders)
-        values = dataclasses.asdict(draft)
-        uow.repo.catalog.update_product(product_id, **values)
-        uow.repo.audit.add(now, actor, "product_updated", product_id=product_id, fields=sorted(changes))
-        product = uow.repo.catalog.product(product_id)
-        uow.repo.cursors.bump(CATALOG_VERSION, now)
+        product = apply_update(uow, self.ctx.config, product_id, actor, changes, now)
         uow.commit()
-        assert product is not None
         return product
 
     async def product(self, product_id: int) -> Product:
@@ -219,11 +218,93 @@ class CatalogService:
 # ---------------------------------------------------------------- transactions (on the database thread)
 
 
-def _add_category(uow: UnitOfWork, name: str, description: str, position: int, now: datetime) -> int:
-    cid = uow.repo.catalog.add_category(name=name, description=description, position=position, active=True)
+def apply_update(
+    uow: UnitOfWork, config: ShopConfig, product_id: int, actor: str, changes: dict[str, Any], now: datetime
+) -> Product:
+    """Change a product inside the caller's transaction (which commits), audited; see ``update_product``."""
+    current = uow.repo.catalog.product(product_id, lock=True)
+    if current is None:
+        raise ProductNotFound(f"no product {product_id}", product_id=product_id)
+    try:
+        draft = dataclasses.replace(ProductDraft.of(current), **changes).validate(
+            config.currency, config.currency_exponent
+        )
+    except TypeError as e:
+        raise InvalidInput(str(e)) from None
+    moved_to = draft.category_id if "category_id" in changes else None
+    if moved_to is not None and not uow.repo.catalog.category_exists(moved_to):
+        raise CategoryNotFound(category_id=draft.category_id)
+    if draft.delivery_kind is not current.delivery_kind:
+        # Open orders were made for the old kind (reserved keys, an awaited manual delivery):
+        # under the new one they would never be delivered or released. On SQLite this write
+        # transaction excludes checkouts; on PostgreSQL a checkout that read the product just
+        # before the lock above can still commit an order of the old kind (checkout does not
+        # lock the product row).
+        open_orders = uow.repo.catalog.open_orders(product_id)
+        if open_orders:
+            raise DeliveryKindChangeRefused(product_id=product_id, name=current.name, orders=open_orders)
+    values = dataclasses.asdict(draft)
+    uow.repo.catalog.update_product(product_id, **values)
+    uow.repo.audit.add(now, actor, "product_updated", product_id=product_id, fields=sorted(changes))
+    product = uow.repo.catalog.product(product_id)
     uow.repo.cursors.bump(CATALOG_VERSION, now)
+    assert product is not None
+    return product
+
+
+def category_fields(name: str, description: str, position: int) -> tuple[str, str, int]:
+    name = " ".join(name.split())
+    if not 1 <= len(name) <= 64:
+        raise InvalidInput("name must be 1 to 64 characters", field="name")
+    if len(description) > 2000:
+        raise InvalidInput("description must be at most 2000 characters", field="description")
+    if type(position) is not int or not -MAX_POSITION <= position <= MAX_POSITION:
+        raise InvalidInput(f"position must be from -{MAX_POSITION} to {MAX_POSITION}", field="position")
+    return name, description, position
+
+
+def _add_category(
+    uow: UnitOfWork, name: str, description: str, position: int, actor: str, now: datetime
+) -> int:
+    cid = insert_category(uow, name, description, position, actor, now)
     uow.commit()
     return cid
+
+
+def insert_category(
+    uow: UnitOfWork, name: str, description: str, position: int, actor: str, now: datetime
+) -> int:
+    cid = uow.repo.catalog.add_category(name=name, description=description, position=position, active=True)
+    uow.repo.audit.add(now, actor, "category_added", category_id=cid, name=name)
+    uow.repo.cursors.bump(CATALOG_VERSION, now)
+    return cid
+
+
+def _update_category(
+    uow: UnitOfWork,
+    category_id: int,
+    change: tuple[str | None, str | None, int | None],
+    actor: str,
+    now: datetime,
+) -> Category:
+    name, description, position = change
+    r = uow.repo.catalog
+    current = r.category(category_id)
+    if current is None:
+        raise CategoryNotFound(category_id=category_id)
+    new = category_fields(
+        current.name if name is None else name,
+        current.description if description is None else description,
+        current.position if position is None else position,
+    )
+    r.update_category(category_id, name=new[0], description=new[1], position=new[2])
+    fields = [f for f, v in zip(("name", "description", "position"), change, strict=True) if v is not None]
+    uow.repo.audit.add(now, actor, "category_updated", category_id=category_id, fields=fields)
+    uow.repo.cursors.bump(CATALOG_VERSION, now)
+    updated = r.category(category_id)
+    assert updated is not None
+    uow.commit()
+    return updated
 
 
 def _categories(uow: UnitOfWork, active_only: bool) -> list[Category]:
@@ -231,12 +312,17 @@ def _categories(uow: UnitOfWork, active_only: bool) -> list[Category]:
 
 
 def _add_product(uow: UnitOfWork, draft: ProductDraft, actor: str, now: datetime) -> int:
+    pid = insert_product(uow, draft, actor, now)
+    uow.commit()
+    return pid
+
+
+def insert_product(uow: UnitOfWork, draft: ProductDraft, actor: str, now: datetime) -> int:
     if draft.category_id is not None and not uow.repo.catalog.category_exists(draft.category_id):
-        raise NotFound(f"no category {draft.category_id}", field="category_id")
+        raise CategoryNotFound(f"no category {draft.category_id}", category_id=draft.category_id)
     pid = uow.repo.catalog.add_product(**dataclasses.asdict(draft), created_at=now)
     uow.repo.audit.add(now, actor, "product_added", product_id=pid, name=draft.name)
     uow.repo.cursors.bump(CATALOG_VERSION, now)
-    uow.commit()
     return pid
 
 

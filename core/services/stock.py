@@ -23,7 +23,7 @@ from core.errors import (
 )
 from core.models import DeliveryKind, ImportReport, KeyStatus, Product, StockLevel
 from core.roles import Grant
-from core.vault import normalize_key
+from core.vault import Vault, normalize_key
 
 log = logging.getLogger(__name__)
 
@@ -174,31 +174,7 @@ class StockService:
         return await self.ctx.write(self._set_shared_key, product_id, key, actor, self.ctx.clock.now())
 
     def _set_shared_key(self, uow: UnitOfWork, product_id: int, key: str, actor: str, now: datetime) -> int:
-        vault = self.ctx.vault
-        r = uow.repo
-        product = r.catalog.product(product_id)
-        if product is None:
-            raise ProductNotFound(product_id=product_id)
-        if product.delivery_kind is not DeliveryKind.SHARED:
-            raise InvalidInput("this product is not a shared-key product", field="product")
-        bidx, blob = vault.seal_key(product_id, key)
-        existing = r.keys.find_by_index(product_id, bidx)
-        if existing is not None and existing.status is KeyStatus.SHARED:
-            return existing.id
-        if existing is not None:
-            raise InvalidInput("this key was used for this product before", field="key")
-        r.keys.retire_shared(product_id)
-        key_id = r.keys.add_one(
-            product_id=product_id,
-            status=KeyStatus.SHARED,
-            kid=vault.current_kid,
-            blind_index=bidx,
-            ciphertext=blob,
-            created_at=now,
-        )
-        r.audit.add(now, actor, "shared_key_set", product_id=product_id, key=key_id)
-        r.cursors.bump(CATALOG_VERSION, now)
-        uow.stock_moved = True
+        key_id = put_shared_key(uow, self.ctx.vault, product_id, key, actor, now)
         uow.commit()
         return key_id
 
@@ -333,3 +309,35 @@ def _count_not_under(uow: UnitOfWork, kid: str) -> int:
 def _audit_rotation(uow: UnitOfWork, now: datetime, kid: str, keys: int) -> None:
     uow.repo.audit.add(now, "system", "vault_rotated", kid=kid, keys=keys)
     uow.commit()
+
+
+def put_shared_key(
+    uow: UnitOfWork, vault: Vault, product_id: int, key: str, actor: str, now: datetime
+) -> int:
+    """Give a shared-key product its (normalized) key inside the caller's transaction (which commits): the
+    previous key is retired (orders keep it); the same key again changes nothing."""
+    r = uow.repo
+    product = r.catalog.product(product_id)
+    if product is None:
+        raise ProductNotFound(product_id=product_id)
+    if product.delivery_kind is not DeliveryKind.SHARED:
+        raise InvalidInput("this product is not a shared-key product", field="product")
+    bidx, blob = vault.seal_key(product_id, key)
+    existing = r.keys.find_by_index(product_id, bidx)
+    if existing is not None and existing.status is KeyStatus.SHARED:
+        return existing.id
+    if existing is not None:
+        raise InvalidInput("this key was used for this product before", field="key")
+    r.keys.retire_shared(product_id)
+    key_id = r.keys.add_one(
+        product_id=product_id,
+        status=KeyStatus.SHARED,
+        kid=vault.current_kid,
+        blind_index=bidx,
+        ciphertext=blob,
+        created_at=now,
+    )
+    r.audit.add(now, actor, "shared_key_set", product_id=product_id, key=key_id)
+    r.cursors.bump(CATALOG_VERSION, now)
+    uow.stock_moved = True
+    return key_id

@@ -138,6 +138,15 @@ class EmulatorState:
     def messages(self, chat_id: int) -> list[Sent]:
         return list(self.sent.get(chat_id, []))
 
+    def history(self, chat_id: int) -> list[dict[str, Any]]:
+        """Every message still in the chat, the users' and the bot's (deleted ones gone), oldest first."""
+        return [
+            m
+            for (cid, _), m in sorted(self._messages.items(), key=lambda kv: kv[0][1])
+            if cid == chat_id
+            if not m.get("_deleted")
+        ]
+
     async def wait_for(
         self,
         chat_id: int,

@@ -8,21 +8,24 @@ import re
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from core.models import STARS, Product
 from core.roles import Power
 from core.services import Services
 from handlers.money import parse_amount
+from handlers.telegram.admin.category_form import categories_button
 from handlers.telegram.admin.common import actor, back_to_menu
 from handlers.telegram.admin.filters import Has
-from handlers.telegram.ui.callbacks import MAX_ID, AdminCb
-from handlers.telegram.ui.text import price, show, tr
+from handlers.telegram.admin.product_form import new_product_button
+from handlers.telegram.ui.callbacks import MAX_ID, AdminCb, EditProductCb
+from handlers.telegram.ui.text import BUTTON_TEXT_MAX, clip, price, show, tr, tr_plain
 
 _ID = r"[1-9][0-9]{0,18}"
 _PRICE = re.compile(rf"({_ID})\s+([0-9][0-9.,]{{0,24}})(\s+stars)?", re.IGNORECASE)
 _ONE_ID = re.compile(_ID)
 MAX_LINES = 60
+MAX_EDIT_BUTTONS = 60  # Telegram: at most 100 buttons per keyboard
 
 
 def _product_id(text: str) -> int | None:
@@ -41,9 +44,23 @@ async def products_screen(event: Message | CallbackQuery, services: Services) ->
     products = await services.catalog.products()
     lines = [tr("admin-products-title")]
     lines += [_line(p, currency) for p in products[:MAX_LINES]] or [tr("admin-products-none")]
-    lines += ["", tr("admin-products-usage")]
-    back = back_to_menu()
-    await show(event, "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=[[back]]))
+    lines += ["", tr("admin-products-usage"), tr("ae-products-usage")]
+    await show(event, "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=_buttons(products)))
+
+
+def _buttons(products: list[Product]) -> list[list[InlineKeyboardButton]]:
+    """An Edit button per product (two a row), New product and Categories, Back to the menu."""
+    edits = [
+        InlineKeyboardButton(
+            text=clip(tr_plain("ae-btn-edit-product", id=p.id, name=p.name), BUTTON_TEXT_MAX),
+            callback_data=EditProductCb(product_id=p.id).pack(),
+        )
+        for p in products[:MAX_EDIT_BUTTONS]
+    ]
+    rows = [edits[i : i + 2] for i in range(0, len(edits), 2)]
+    rows.append([new_product_button(), categories_button()])
+    rows.append([back_to_menu()])
+    return rows
 
 
 async def set_price(message: Message, command: CommandObject, services: Services) -> None:

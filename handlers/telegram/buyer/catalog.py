@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
@@ -13,10 +11,10 @@ from core.services import Services
 from handlers.telegram.chats import private_router
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import CatalogCb, CategoryCb, MenuCb, ProductCb, QuantityCb
+from handlers.telegram.ui.cards import card_text
 from handlers.telegram.ui.text import (
     CALLBACK_ANSWER_MAX,
     acknowledge,
-    price,
     redraw,
     show,
     tr,
@@ -74,34 +72,6 @@ async def _products_page(
         _with_page(tr("catalog-products", category=name), page, pages),
         keyboards.products(items, back_to_categories=bool(cats), category_id=category_id, page=page),
     )
-
-
-def card_text(p: Product, stock: int | None) -> str:
-    """The product card (HTML): the admin's name and description are escaped, never markup."""
-    lines = [f"<b>{html.escape(p.name, quote=False)}</b>"]
-    if p.description:
-        lines.append(html.escape(p.description, quote=False))
-    lines.append("")
-    lines.append(tr("product-price", price=price(p)))
-    if stock == 0:
-        lines.append(tr("product-out-of-stock"))
-    elif stock is None:
-        lines.append(tr("product-always-available"))
-    else:
-        lines.append(tr("product-stock", stock=stock))
-    if p.max_qty > 1 or p.min_qty > 1:
-        lines.append(tr("product-quantity-range", min=p.min_qty, max=p.max_qty))
-    if p.user_limit and p.user_limit_hours:
-        lines.append(tr("product-user-limit", limit=p.user_limit, hours=p.user_limit_hours))
-    if p.daily_limit:
-        lines.append(tr("product-daily-limit", limit=p.daily_limit))
-    if p.validity_days:
-        lines.append(tr("product-validity", days=p.validity_days))
-    if p.delivery_kind == "manual":
-        lines.append(tr("product-manual"))
-    if p.requires_phone:
-        lines.append(tr("product-phone"))
-    return "\n".join(lines)
 
 
 async def _unavailable(query: CallbackQuery, p: Product) -> None:

@@ -194,3 +194,51 @@ class StockExportCb(CallbackData, prefix="akx"):
     """Confirm exporting a product's unsold keys (honoured once: see ``core.services.keys``)."""
 
     product_id: Id
+
+
+# The product and category editor (handlers.telegram.admin.editor): prefixes "ae…".
+EDITOR_FIELDS = Literal[
+    "name",
+    "description",
+    "category",
+    "price",
+    "price_stars",
+    "delivery_kind",
+    "shared_key",
+    "validity_days",
+    "min_qty",
+    "max_qty",
+    "user_limit",
+    "daily_limit",
+    "requires_phone",
+    "low_stock_threshold",
+    "active",
+    "position",
+]
+
+
+class EditorCb(CallbackData, prefix="aen"):
+    """A button of the editor: a step's Back / Cancel / Keep / None, the preview's Save and Edit field,
+    and the screens that start a conversation (new product, categories, new category)."""
+
+    action: Literal["back", "cancel", "keep", "clear", "save", "fields", "new", "cats", "newcat"]
+
+
+class EditorChoiceCb(CallbackData, prefix="aev"):
+    """One of the current step's choices (a delivery kind, yes/no, a category id or "none")."""
+
+    value: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,20}$")]
+
+
+class EditorFieldCb(CallbackData, prefix="aef"):
+    """The field to change, chosen from the list."""
+
+    field: EDITOR_FIELDS
+
+
+class EditProductCb(CallbackData, prefix="aep"):
+    product_id: Id
+
+
+class EditCategoryCb(CallbackData, prefix="aec"):
+    category_id: Id
