@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -238,6 +238,6 @@ def build() -> Router:
     router.callback_query.register(view_button, OrderViewCb.filter())
     router.callback_query.register(action_button, OrderActCb.filter())
     router.callback_query.register(input_button, OrderInputCb.filter())
-    router.message.register(delivery_content, OrderInput.content, _NOT_A_COMMAND)
-    router.message.register(payment_typed, OrderInput.payment, _NOT_A_COMMAND)
+    router.message.register(delivery_content, StateFilter(OrderInput.content), _NOT_A_COMMAND)
+    router.message.register(payment_typed, StateFilter(OrderInput.payment), _NOT_A_COMMAND)
     return router
