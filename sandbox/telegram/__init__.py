@@ -8,7 +8,9 @@ text, tap a button, pay or forward an invoice, upload a file, block the bot, wri
 * ``chats``     – users, groups/supergroups/channels, GroupAnonymousBot, what the bot sent (``Sent``)
 * ``payments``  – invoice fields, currencies and their bounds, Stars, charges
 * ``webhook``   – setWebhook validation and delivery
-* ``state``     – the shared state; ``players`` – playing users; ``api`` – the Bot API methods
+* ``state``     – the shared state; ``players`` – playing users; ``api`` – the Bot API methods, with
+  ``api_files`` (sendDocument, sendPhoto, getFile) and ``api_payments`` (invoices, pre-checkout, refunds,
+  the Stars ledger) as its mixins
 * ``server``    – ``Emulator`` and its HTTP server (``serve``)
 
 The rules and where they come from are gathered in ``../shared/TELEGRAM_LIMITS.md``; each has a test in

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import secrets
 import time
 from typing import Any
 
 import aiohttp
 
 from sandbox.telegram import webhook
-from sandbox.telegram.errors import ApiError, bad, conflict, forbidden
+from sandbox.telegram.api_files import FileMethods
+from sandbox.telegram.api_payments import PaymentMethods
+from sandbox.telegram.errors import QUERY_INVALID, ApiError, bad, conflict, forbidden
 from sandbox.telegram.html import formatted
 from sandbox.telegram.limits import (
     CALLBACK_ANSWER_MAX,
-    DOWNLOAD_MAX_BYTES,
     check_caption,
     check_commands,
     check_language,
@@ -24,22 +24,19 @@ from sandbox.telegram.limits import (
     check_scope,
     check_text,
 )
-from sandbox.telegram.payments import check_invoice
-from sandbox.telegram.state import EmulatorState
+from sandbox.telegram.state import is_private
 
 TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 _NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly the same as a "
     "current content and reply markup of the message"
 )
-_QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
 
 
-def _is_private(chat: dict[str, Any]) -> bool:
-    return chat["type"] == "private"
+class BotApi(FileMethods, PaymentMethods):
+    """The Bot API's methods, ``m_<method name in lower case>``: updates (polling, webhook), commands,
+    sending and editing messages, callback answers; files and payments are their mixins'."""
 
-
-class BotApi(EmulatorState):
     def _check_token(self, token: str) -> None:
         if (self.token is not None and token != self.token) or not TOKEN_RE.match(token):
             raise ApiError(401, "Unauthorized")
@@ -234,7 +231,7 @@ class BotApi(EmulatorState):
             raise bad("message text is empty")
         shown, entities = formatted(text, p.get("parse_mode"))
         check_text(shown)
-        kind = check_markup(p.get("reply_markup"), private=_is_private(chat))
+        kind = check_markup(p.get("reply_markup"), private=is_private(chat))
         self._flood(chat_id)
         msg = self._bot_message(chat_id, chat, text=shown, entities=entities)
         keyboard = self._apply_markup(chat_id, msg, p.get("reply_markup"), kind)
@@ -251,12 +248,6 @@ class BotApi(EmulatorState):
         if not msg.get("_by_bot"):
             raise bad("message can't be edited")
         return chat_id, msg
-
-    def _set_inline(self, msg: dict[str, Any], markup: Any) -> None:
-        if markup:
-            msg["reply_markup"] = markup
-        else:
-            msg.pop("reply_markup", None)  # an edit without reply_markup removes the inline keyboard
 
     async def m_editmessagetext(self, p: dict[str, Any]) -> dict[str, Any]:
         chat_id, msg = self._editable(p)
@@ -311,7 +302,7 @@ class BotApi(EmulatorState):
         msg = self._messages.get((chat_id, int(p.get("message_id") or 0)))
         if msg is None or msg.get("_deleted"):
             raise bad("message to delete not found")
-        if not msg.get("_by_bot") and not _is_private(chat):
+        if not msg.get("_by_bot") and not is_private(chat):
             raise bad("message can't be deleted")
         msg["_deleted"] = True
         return True
@@ -321,7 +312,7 @@ class BotApi(EmulatorState):
         qid = str(p.get("callback_query_id") or "")
         issued = self._queries.get(qid)
         if issued is None or qid in self.callback_answers or self.clock() - issued > self.callback_ttl:
-            raise bad(_QUERY_INVALID)
+            raise bad(QUERY_INVALID)
         text = str(p.get("text") or "")
         if len(text) > CALLBACK_ANSWER_MAX:
             raise bad("MESSAGE_TOO_LONG")
@@ -330,113 +321,3 @@ class BotApi(EmulatorState):
         show_alert = p.get("show_alert") in (True, "true")
         self.callback_answers[qid] = {"text": p.get("text"), "show_alert": show_alert}
         return True
-
-    # ------------------------------------------------------------------ payments
-
-    async def m_sendinvoice(self, p: dict[str, Any]) -> dict[str, Any]:
-        chat_id, chat = self._target(p)
-        inv = check_invoice(p, self.stars_max)
-        markup = p.get("reply_markup")
-        check_markup(markup, inline_only=True)
-        if markup and not markup["inline_keyboard"][0][0].get("pay"):
-            raise bad("the first button of an invoice's keyboard must be a Pay button")
-        self._flood(chat_id)
-        msg = self._bot_message(chat_id, chat, invoice=inv)
-        self._set_inline(msg, markup)
-        msg["_payload"] = str(p["payload"])
-        return await self._notify(self._record(chat_id, "sendInvoice", msg))
-
-    def m_answerprecheckoutquery(self, p: dict[str, Any]) -> bool:
-        """Only the pending query's id, once, within ``pre_checkout_timeout`` seconds (Telegram's 10) of the
-        query; a late answer is refused and the payment fails: nothing is charged. The Bot API words an
-        invalid or expired query id (``QUERY_ID_INVALID``) as for callback queries (telegram-bot-api,
-        ``Client::fail_query_with_error``)."""
-        qid = str(p.get("pre_checkout_query_id") or "")
-        pending = self._pre_checkout.get(qid)
-        if pending is None or pending[1].done():
-            raise bad(_QUERY_INVALID)
-        issued, fut = pending
-        if self.clock() - issued > self.pre_checkout_timeout:
-            fut.set_result({"ok": False, "late": True})
-            raise bad(_QUERY_INVALID)
-        ok = p.get("ok") in (True, "true", "True", 1)
-        if not ok and not p.get("error_message"):
-            raise bad("error_message is required when ok is false")
-        fut.set_result({"ok": ok, "error_message": p.get("error_message")})
-        return True
-
-    def m_refundstarpayment(self, p: dict[str, Any]) -> bool:
-        charge = self.payments.get(str(p.get("telegram_payment_charge_id") or ""))
-        if charge is None or str(charge.user_id) != str(p.get("user_id")):
-            raise bad("CHARGE_NOT_FOUND")
-        if charge.refunded:
-            raise bad("CHARGE_ALREADY_REFUNDED")
-        charge.refunded = True
-        self.star_ledger.append(
-            {
-                "id": charge.charge_id,
-                "amount": charge.amount,
-                "date": int(time.time()),
-                "receiver": {
-                    "type": "user",
-                    "transaction_type": "invoice_payment",
-                    "user": self.user(charge.user_id).as_tg(),
-                },
-            }
-        )
-        return True
-
-    def m_getstartransactions(self, p: dict[str, Any]) -> dict[str, Any]:
-        """The bot's Stars ledger in the order things happened: payments in, refunds out."""
-        offset = int(p.get("offset") or 0)
-        limit = int(p.get("limit") or 100)
-        if offset < 0 or not 1 <= limit <= 100:
-            raise bad("offset must be >= 0 and limit 1 to 100")
-        return {"transactions": self.star_ledger[offset : offset + limit]}
-
-    # ------------------------------------------------------------------ files
-
-    async def _send_file(self, p: dict[str, Any], kind: str, method: str) -> dict[str, Any]:
-        chat_id, chat = self._target(p)
-        upload = p.get(kind)
-        if not isinstance(upload, tuple):
-            raise bad(f"there is no {kind} in the request")
-        name, data = upload
-        if not data:
-            raise bad("file must be non-empty")
-        shown, entities = formatted(str(p.get("caption") or ""), p.get("parse_mode"))
-        check_caption(shown)
-        markup = p.get("reply_markup")
-        markup_kind = check_markup(markup, private=_is_private(chat))
-        self._flood(chat_id)
-        file_id = f"{kind[:3].upper()}{secrets.token_hex(10)}"
-        self.files[file_id] = (name, data)
-        meta = {"file_id": file_id, "file_unique_id": file_id[3:15], "file_size": len(data)}
-        content = (
-            {"document": {**meta, "file_name": name}}
-            if kind == "document"
-            else {"photo": [{**meta, "width": 1, "height": 1}]}
-        )
-        msg = self._bot_message(chat_id, chat, caption=shown or None, caption_entities=entities, **content)
-        keyboard = self._apply_markup(chat_id, msg, markup, markup_kind)
-        return await self._notify(self._record(chat_id, method, msg, keyboard))
-
-    async def m_senddocument(self, p: dict[str, Any]) -> dict[str, Any]:
-        return await self._send_file(p, "document", "sendDocument")
-
-    async def m_sendphoto(self, p: dict[str, Any]) -> dict[str, Any]:
-        return await self._send_file(p, "photo", "sendPhoto")
-
-    def m_getfile(self, p: dict[str, Any]) -> dict[str, Any]:
-        file_id = str(p.get("file_id") or "")
-        if file_id not in self.files:
-            raise bad("invalid file_id")
-        _, data = self.files[file_id]
-        if len(data) > DOWNLOAD_MAX_BYTES:
-            raise bad("file is too big")
-        return {
-            "file_id": file_id,
-            "file_unique_id": file_id[3:15],
-            "file_size": len(data),
-            "file_path": f"documents/{file_id}",
-        }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# How the Bot API words an unknown, already answered or expired query id, callback or pre-checkout alike.
+QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
+
 
 class ApiError(Exception):
     def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:

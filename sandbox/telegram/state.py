@@ -1,5 +1,5 @@
 """The emulator's state: who exists, what was sent where, the update queue, flood control, and the helpers the
-Bot API methods (``api.py``) and the user-playing side (``players.py``) share."""
+Bot API methods (``api.py`` and its mixins) and the user-playing side (``players.py``) share."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ from sandbox.telegram.webhook import Webhook
 
 # Telegram's default when a bot never chose: every update type but these.
 NOT_BY_DEFAULT = {"chat_member", "message_reaction", "message_reaction_count"}
+
+
+def is_private(chat: dict[str, Any]) -> bool:
+    return chat["type"] == "private"
 
 
 @dataclass
@@ -279,6 +283,12 @@ class EmulatorState:
         elif kind == "remove":
             self.keyboards.pop(chat_id, None)
         return dict(markup)
+
+    def _set_inline(self, msg: dict[str, Any], markup: Any) -> None:
+        if markup:
+            msg["reply_markup"] = markup
+        else:
+            msg.pop("reply_markup", None)  # an edit without reply_markup removes the inline keyboard
 
     def _record(
         self, chat_id: int, method: str, message: dict[str, Any], reply_keyboard: dict[str, Any] | None = None

@@ -19,15 +19,17 @@ from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 
 from core.errors import ProductNotFound, ShopError
 from core.roles import Power
 from core.services import Services
+from handlers.telegram.admin import editor_screens as screens
 from handlers.telegram.admin.category_form import CategoryForm, categories_screen
 from handlers.telegram.admin.common import actor, not_permitted
+from handlers.telegram.admin.editor_screens import Event
 from handlers.telegram.admin.filters import Has
-from handlers.telegram.admin.forms import Bad, Data, Editing, Form
+from handlers.telegram.admin.forms import Bad, Editing
 from handlers.telegram.admin.product_form import ProductForm
 from handlers.telegram.filters import When
 from handlers.telegram.ui.callbacks import (
@@ -38,145 +40,14 @@ from handlers.telegram.ui.callbacks import (
     EditorFieldCb,
     EditProductCb,
 )
-from handlers.telegram.ui.text import (
-    BUTTON_TEXT_MAX,
-    CALLBACK_ANSWER_MAX,
-    acknowledge,
-    clip,
-    redraw,
-    refusal,
-    show,
-    tr,
-    tr_plain,
-)
+from handlers.telegram.ui.text import acknowledge, redraw, refusal, show, tr
 
 log = logging.getLogger(__name__)
-
-FORMS: dict[str, Form] = {"product": ProductForm(), "category": CategoryForm()}
-Event = Message | CallbackQuery
-
-
-def _button(text: str, data: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text=clip(text, BUTTON_TEXT_MAX), callback_data=data)
-
-
-def _back_cancel() -> list[InlineKeyboardButton]:
-    return [
-        _button(tr_plain("button-back"), EditorCb(action="back").pack()),
-        _button(tr_plain("ae-btn-cancel"), EditorCb(action="cancel").pack()),
-    ]
-
-
-async def _stale(query: CallbackQuery) -> None:
-    await acknowledge(query, tr_plain("error-stale-button", limit=CALLBACK_ANSWER_MAX), show_alert=True)
-
-
-async def _current(state: FSMContext) -> tuple[Form, Data] | None:
-    data = await state.get_data()
-    form = FORMS.get(str(data.get("form")))
-    return (form, data) if form is not None else None
-
-
-# ---------------------------------------------------------------- the screens of a conversation
-
-
-async def _ask(
-    event: Event, services: Services, state: FSMContext, form: Form, data: Data, step: str, error: str = ""
-) -> None:
-    """Ask for ``step`` (after ``error``, the explanation of a refused value)."""
-    data["step"] = step
-    await state.set_state(Editing.value)
-    await state.set_data(data)
-    steps = form.steps(data)
-    head = form.title(data)
-    if data["mode"] == "new" and step in steps:
-        head += " · " + tr("ae-step", n=steps.index(step) + 1, total=len(steps))
-    lines = [head]
-    if error:
-        lines += ["", "⚠️ " + error]
-    shown = await form.shown(services, data, step)
-    lines += ["", tr(f"ae-ask-{form.kind}-{step}", **form.params(services)), tr("ae-now", value=shown)]
-    choices = await form.choices(services, data, step)
-    rows = [[_button(label, EditorChoiceCb(value=v).pack())] for v, label in choices]
-    extra = []
-    if form.can_keep(data, step):
-        extra.append(_button(tr_plain("ae-btn-keep", value=shown), EditorCb(action="keep").pack()))
-    if step in form.nullable:
-        extra.append(_button(tr_plain("ae-btn-clear"), EditorCb(action="clear").pack()))
-    if extra:
-        rows.append(extra)
-    rows.append(_back_cancel())
-    await show(event, "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows))
-
-
-async def _fields(event: Event, services: Services, state: FSMContext, form: Form, data: Data) -> None:
-    """The list of fields to change."""
-    await state.set_state(Editing.fields)
-    await state.set_data(data)
-    buttons = [_button(tr_plain(f"ae-field-{s}"), EditorFieldCb(field=s).pack()) for s in form.steps(data)]  # type: ignore[arg-type]
-    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-    rows.append(_back_cancel())
-    await show(
-        event, form.title(data) + "\n\n" + tr("ae-choose-field"), InlineKeyboardMarkup(inline_keyboard=rows)
-    )
-
-
-async def _preview(
-    event: Event, services: Services, state: FSMContext, form: Form, data: Data, note: str = ""
-) -> None:
-    """The draft as it will be saved, or the field that keeps it from being saved, asked again."""
-    problem = await form.check(services, data)
-    if problem is not None:
-        step, key = problem
-        data["walk"] = False
-        await _ask(event, services, state, form, data, step, tr(key, **form.params(services)))
-        return
-    await state.set_state(Editing.preview)
-    await state.set_data(data)
-    text = await form.preview(services, data)
-    rows = [
-        [
-            _button(tr_plain("ae-btn-save"), EditorCb(action="save").pack()),
-            _button(tr_plain("ae-btn-fields"), EditorCb(action="fields").pack()),
-        ],
-        _back_cancel(),
-    ]
-    await show(event, (f"⚠️ {note}\n\n" if note else "") + text, InlineKeyboardMarkup(inline_keyboard=rows))
-
-
-async def _advance(event: Event, services: Services, state: FSMContext, form: Form, data: Data) -> None:
-    """A value was given for the step asked: the next step (a new draft), else the preview."""
-    step = str(data["step"])
-    if step not in data["changed"]:
-        data["changed"].append(step)
-    following = form.next_after(data, step)
-    if following is None and data["walk"]:
-        steps = form.steps(data)
-        at = steps.index(step) if step in steps else len(steps)
-        following = steps[at + 1] if at + 1 < len(steps) else None
-    if following is not None:
-        await _ask(event, services, state, form, data, following)
-    else:
-        await _preview(event, services, state, form, data)
-
-
-async def _begin(event: Event, services: Services, state: FSMContext, data: Data) -> None:
-    data.setdefault("changed", [])
-    data.setdefault("walk", data["mode"] == "new")
-    form = FORMS[data["form"]]
-    await state.clear()
-    if data["mode"] == "new":
-        await _ask(event, services, state, form, data, form.steps(data)[0])
-    else:
-        await _fields(event, services, state, form, data)
-
-
-# ---------------------------------------------------------------- handlers
 
 
 async def new_product(event: Event, services: Services, state: FSMContext) -> None:
     """Receives: /newproduct and the products screen's New product button."""
-    await _begin(event, services, state, ProductForm.new())
+    await screens.begin(event, services, state, ProductForm.new())
 
 
 async def edit_command(
@@ -188,7 +59,7 @@ async def edit_command(
         await message.answer(tr("ae-edit-usage"))
         return
     product = await services.catalog.product(int(arg))  # an unknown id: "no longer exists"
-    await _begin(message, services, state, ProductForm.editing(product))
+    await screens.begin(message, services, state, ProductForm.editing(product))
 
 
 async def edit_button(
@@ -198,9 +69,9 @@ async def edit_button(
     try:
         product = await services.catalog.product(callback_data.product_id)
     except ProductNotFound:
-        await _stale(query)
+        await screens.stale(query)
         return
-    await _begin(query, services, state, ProductForm.editing(product))
+    await screens.begin(query, services, state, ProductForm.editing(product))
 
 
 async def categories(event: Event, services: Services) -> None:
@@ -210,7 +81,7 @@ async def categories(event: Event, services: Services) -> None:
 
 async def new_category(event: Event, services: Services, state: FSMContext) -> None:
     """Receives: /newcategory and the category list's New category button."""
-    await _begin(event, services, state, CategoryForm.new())
+    await screens.begin(event, services, state, CategoryForm.new())
 
 
 async def edit_category(
@@ -220,14 +91,14 @@ async def edit_category(
     cats = {c.id: c for c in await services.catalog.categories(active_only=False)}
     category = cats.get(callback_data.category_id)
     if category is None:
-        await _stale(query)
+        await screens.stale(query)
         return
-    await _begin(query, services, state, CategoryForm.editing(category))
+    await screens.begin(query, services, state, CategoryForm.editing(category))
 
 
 async def value_text(message: Message, services: Services, state: FSMContext) -> None:
     """Receives: the text an admin sends while a step waits for a value."""
-    current = await _current(state)
+    current = await screens.current(state)
     if current is None:
         await state.clear()
         return
@@ -241,82 +112,82 @@ async def value_text(message: Message, services: Services, state: FSMContext) ->
     try:
         await form.parse(services, data, step, text)
     except Bad as bad:
-        await _ask(
+        await screens.ask(
             message, services, state, form, data, step, tr(bad.key, **{**form.params(services), **bad.params})
         )
         return
     except ShopError as e:
-        await _ask(message, services, state, form, data, step, refusal(e, plain=False))
+        await screens.ask(message, services, state, form, data, step, refusal(e, plain=False))
         return
-    await _advance(message, services, state, form, data)
+    await screens.advance(message, services, state, form, data)
 
 
 async def value_choice(
     query: CallbackQuery, callback_data: EditorChoiceCb, services: Services, state: FSMContext
 ) -> None:
     """Receives: a choice button of the step asked."""
-    current = await _current(state)
+    current = await screens.current(state)
     if current is None:
-        await _stale(query)
+        await screens.stale(query)
         return
     form, data = current
     step = str(data["step"])
     if callback_data.value not in {v for v, _ in await form.choices(services, data, step)}:
-        await _stale(query)
+        await screens.stale(query)
         return
     form.choose(data, step, callback_data.value)
-    await _advance(query, services, state, form, data)
+    await screens.advance(query, services, state, form, data)
 
 
 async def keep_or_clear(
     query: CallbackQuery, callback_data: EditorCb, services: Services, state: FSMContext
 ) -> None:
     """Receives: Keep (the value shown) or None, on the step asked."""
-    current = await _current(state)
+    current = await screens.current(state)
     if current is None:
-        await _stale(query)
+        await screens.stale(query)
         return
     form, data = current
     step = str(data["step"])
     if callback_data.action == "clear":
         if step not in form.nullable:
-            await _stale(query)
+            await screens.stale(query)
             return
         form.clear(data, step)
     elif not form.can_keep(data, step):
-        await _stale(query)
+        await screens.stale(query)
         return
-    await _advance(query, services, state, form, data)
+    await screens.advance(query, services, state, form, data)
 
 
 async def back(query: CallbackQuery, services: Services, state: FSMContext, raw_state: str | None) -> None:
     """Receives: Back, at a step (the previous one), the field list or the preview."""
-    current = await _current(state)
+    current = await screens.current(state)
     if current is None:
-        await _stale(query)
+        await screens.stale(query)
         return
     form, data = current
     if raw_state == Editing.value.state:
         steps = form.steps(data)
         step = str(data["step"])
         if not data["walk"]:
-            await _fields(query, services, state, form, data)
+            await screens.field_list(query, services, state, form, data)
         elif step in steps and steps.index(step) > 0:
-            await _ask(query, services, state, form, data, steps[steps.index(step) - 1])
+            await screens.ask(query, services, state, form, data, steps[steps.index(step) - 1])
         else:
             await cancel(query, state)
     elif raw_state == Editing.fields.state:
-        await _preview(query, services, state, form, data)
+        await screens.preview(query, services, state, form, data)
     elif data["mode"] == "new":
         data["walk"] = True
-        await _ask(query, services, state, form, data, form.steps(data)[-1])
+        await screens.ask(query, services, state, form, data, form.steps(data)[-1])
     else:
-        await _fields(query, services, state, form, data)
+        await screens.field_list(query, services, state, form, data)
 
 
 async def cancel(query: CallbackQuery, state: FSMContext) -> None:
     """Receives: Cancel, anywhere in a conversation: nothing is saved."""
-    current = await _current(state)
+    current = await screens.current(state)
     await state.clear()
     markup = current[0].leave_markup() if current else None
     await show(query, tr("ae-cancelled"), markup)
@@ -324,38 +195,38 @@ async def cancel(query: CallbackQuery, state: FSMContext) -> None:
 
 async def fields(query: CallbackQuery, services: Services, state: FSMContext) -> None:
     """Receives: the preview's Edit field."""
-    current = await _current(state)
+    current = await screens.current(state)
     if current is None:
-        await _stale(query)
+        await screens.stale(query)
         return
-    await _fields(query, services, state, *current)
+    await screens.field_list(query, services, state, *current)
 
 
 async def pick_field(
     query: CallbackQuery, callback_data: EditorFieldCb, services: Services, state: FSMContext
 ) -> None:
     """Receives: a field of the field list."""
-    current = await _current(state)
+    current = await screens.current(state)
     if current is None or callback_data.field not in current[0].steps(current[1]):
-        await _stale(query)
+        await screens.stale(query)
         return
     form, data = current
     data["walk"] = False
-    await _ask(query, services, state, form, data, callback_data.field)
+    await screens.ask(query, services, state, form, data, callback_data.field)
 
 
 async def save(query: CallbackQuery, services: Services, state: FSMContext) -> None:
     """Receives: the preview's Save. A second tap of the same draft saves nothing more."""
-    current = await _current(state)
+    current = await screens.current(state)
     if current is None:
-        await _stale(query)
+        await screens.stale(query)
         return
     await acknowledge(query)
     form, data = current
     try:
         text, markup = await form.save(services, data, actor(query))
     except ShopError as e:  # e.g. a delivery kind that cannot change under open orders
-        await _preview(query, services, state, form, data, note=refusal(e, plain=False))
+        await screens.preview(query, services, state, form, data, note=refusal(e, plain=False))
         return
     await state.clear()
     await redraw(query, text, markup)
@@ -363,7 +234,7 @@ async def save(query: CallbackQuery, services: Services, state: FSMContext) -> N
 
 async def stale(query: CallbackQuery) -> None:
     """Receives: an editor button that belongs to no step now (an old message, forged data)."""
-    await _stale(query)
+    await screens.stale(query)
 
 
 async def use_buttons(message: Message) -> None:
