@@ -19,10 +19,12 @@ from sandbox.telegram.limits import (
     DOWNLOAD_MAX_BYTES,
     check_caption,
     check_commands,
+    check_file,
     check_language,
     check_markup,
     check_scope,
     check_text,
+    photo_entries,
 )
 from sandbox.telegram.payments import check_invoice
 from sandbox.telegram.state import EmulatorState
@@ -404,6 +406,7 @@ class BotApi(EmulatorState):
         name, data = upload
         if not data:
             raise bad("file must be non-empty")
+        dims = check_file(kind, data)  # size (413 over 50 MB), and a photo's own rules
         shown, entities = formatted(str(p.get("caption") or ""), p.get("parse_mode"))
         check_caption(shown)
         markup = p.get("reply_markup")
@@ -415,8 +418,9 @@ class BotApi(EmulatorState):
         content = (
             {"document": {**meta, "file_name": name}}
             if kind == "document"
-            else {"photo": [{**meta, "width": 1, "height": 1}]}
+            else {"photo": photo_entries(file_id, len(data), dims)}
         )
+        self.files.update({size["file_id"]: (name, data) for size in content.get("photo", [])})
         msg = self._bot_message(chat_id, chat, caption=shown or None, caption_entities=entities, **content)
         keyboard = self._apply_markup(chat_id, msg, markup, markup_kind)
         return await self._notify(self._record(chat_id, method, msg, keyboard))
