@@ -415,12 +415,9 @@ class BotApi(EmulatorState):
         file_id = f"{kind[:3].upper()}{secrets.token_hex(10)}"
         self.files[file_id] = (name, data)
         meta = {"file_id": file_id, "file_unique_id": file_id[3:15], "file_size": len(data)}
-        content = (
-            {"document": {**meta, "file_name": name}}
-            if kind == "document"
-            else {"photo": photo_entries(file_id, len(data), dims)}
-        )
-        self.files.update({size["file_id"]: (name, data) for size in content.get("photo", [])})
+        sizes = photo_entries(file_id, len(data), dims) if kind == "photo" else []
+        self.files.update({size["file_id"]: (name, data) for size in sizes})
+        content = {"document": {**meta, "file_name": name}} if kind == "document" else {"photo": sizes}
         msg = self._bot_message(chat_id, chat, caption=shown or None, caption_entities=entities, **content)
         keyboard = self._apply_markup(chat_id, msg, markup, markup_kind)
         return await self._notify(self._record(chat_id, method, msg, keyboard))
