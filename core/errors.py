@@ -303,3 +303,14 @@ class ExportAlreadySent(ShopError):
 
     key = "error-export-used"
     template = "this export was confirmed already: ask again with /export"
+
+
+class ExportTooLarge(ShopError):
+    """An export bigger than the channel can send in one file: refused before anything is revealed (no claim,
+    no audit row); the CLI writes any size to a file (``keyshop keys export``)."""
+
+    key = "error-export-too-big"
+    template = (
+        "{count} keys of product {product_id} make {size} MB, more than {limit} MB: "
+        "use keyshop keys export {product_id} FILE --yes"
+    )

@@ -35,6 +35,7 @@ from core.errors import KeyRefused, VaultError
 
 VERSION = 1
 NONCE_LEN = 12
+GCM_TAG_LEN = 16
 BLIND_INDEX_LEN = 16
 KID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
@@ -233,6 +234,12 @@ class Vault:
         if len(blob) < 2 or blob[0] != VERSION:
             raise VaultError("unknown ciphertext version")
         return blob[2 : 2 + blob[1]].decode("ascii", "replace")
+
+    @staticmethod
+    def plaintext_size(blob: bytes) -> int:
+        """The UTF-8 length of what ``blob`` holds, without opening it: AES-GCM adds only its 16-byte tag
+        to the plaintext, after the version, key id and nonce."""
+        return len(blob) - 2 - blob[1] - NONCE_LEN - GCM_TAG_LEN
 
     def decrypt(self, blob: bytes, aad: bytes) -> str:
         kid = self.kid_of(blob)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -13,7 +15,10 @@ from bot.cli.common import Subparsers, out, with_shop
 from bot.settings import Settings
 from core.errors import ShopError
 from core.models import DeliveryKind, ImportReport
+from core.roles import Grant, Role
 from core.services import Services
+
+CLI_GRANT = Grant(Role.OWNER)  # whoever runs the CLI holds the shop's database and vault keys
 
 REJECT_REASONS = {
     "blank": "empty",
@@ -108,6 +113,37 @@ async def cmd_stock(args: argparse.Namespace, settings: Settings) -> int:
     return await with_shop(settings, go)
 
 
+async def cmd_keys_export(args: argparse.Namespace, settings: Settings) -> int:
+    """A product's unsold keys into a new file (mode 600), any size: what ``/export`` refuses over 50 MB.
+    Audited as the chat's export (``keys_exported``, actor ``cli``); without ``--yes`` it only counts."""
+    path = Path(args.file)
+
+    async def go(s: Services) -> int:
+        product, count = await s.keys.unsold(args.product, grant=CLI_GRANT)
+        if not args.yes:
+            out(f"product {product.id} ({product.name}) has {count} unsold keys")
+            out("nothing exported: add --yes to write them to the file (the export is audited)")
+            return 2
+        try:  # the file first, so a reveal is never audited for a file that cannot be written
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ShopError(f"{path} exists: choose a new file (an export never overwrites one)") from None
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            try:
+                keys = await s.keys.export(
+                    args.product, grant=CLI_GRANT, actor="cli", request=time.time_ns() // 1000
+                )
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+            for key in keys:
+                f.write(key + "\n")
+        out(f"exported {len(keys)} keys of product {product.id} to {path} (audited as keys_exported)")
+        return 0
+
+    return await with_shop(settings, go)
+
+
 def register(sub: Subparsers) -> None:
     keys = sub.add_parser("keys", help="card keys").add_subparsers(dest="keys_command", metavar="ACTION")
     imp = keys.add_parser("import", help="import keys from a text file (one per line) or CSV")
@@ -116,6 +152,14 @@ def register(sub: Subparsers) -> None:
     imp.add_argument("--format", choices=["txt", "csv"], help="default: by file extension")
     imp.add_argument("--column", help="CSV column (header name or 0-based index)")
     imp.set_defaults(handler=cmd_keys_import)
+    exp = keys.add_parser(
+        "export",
+        help="write a product's unsold keys to a new file, one a line (any size; audited)",
+    )
+    exp.add_argument("product", type=int, help="product id")
+    exp.add_argument("file", help="a new file (never overwritten; created readable by you only)")
+    exp.add_argument("--yes", action="store_true", help="confirm: without it, only the count is shown")
+    exp.set_defaults(handler=cmd_keys_export)
 
     st = sub.add_parser("stock", help="stock levels")
     st.add_argument("product", type=int, nargs="?")

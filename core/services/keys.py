@@ -22,6 +22,7 @@ from core.catalog_cache import CATALOG_VERSION
 from core.context import Context, UnitOfWork
 from core.errors import (
     ExportAlreadySent,
+    ExportTooLarge,
     ImportBatchNotFound,
     InvalidInput,
     KeyNotInStock,
@@ -31,7 +32,7 @@ from core.errors import (
 )
 from core.models import DeliveryKind, KeyStatus, Product, SealedKey
 from core.roles import Grant, Power
-from core.vault import normalize_key
+from core.vault import Vault, normalize_key
 
 EXPORT_CURSOR = "keys_export:"  # + actor: the newest export confirmation honoured for them
 
@@ -98,11 +99,15 @@ class KeysService:
         """The product and how many of its keys an export would hold (for the confirmation)."""
         return await self.ctx.read(_unsold, product_id, grant)
 
-    async def export(self, product_id: int, *, grant: Grant, actor: str, request: int) -> list[str]:
+    async def export(
+        self, product_id: int, *, grant: Grant, actor: str, request: int, max_bytes: int | None = None
+    ) -> list[str]:
         """The product's unsold keys, decrypted, oldest first; audited. ``request``: the channel's number of
-        the confirmation, honoured once per actor (``ExportAlreadySent`` for it, or for an older one)."""
+        the confirmation, honoured once per actor (``ExportAlreadySent`` for it, or for an older one).
+        ``max_bytes``: the most the channel can send as one file (one key a line, UTF-8); a bigger export
+        raises ``ExportTooLarge`` before the confirmation is claimed or anything audited."""
         now = self.ctx.clock.now()
-        sealed = await self.ctx.write(_export, product_id, grant, actor, request, now)
+        sealed = await self.ctx.write(_export, product_id, grant, actor, request, now, max_bytes)
         vault = self.ctx.vault
         return [vault.open_key(k.product_id, k.blind_index, k.ciphertext) for k in sealed]
 
@@ -165,16 +170,35 @@ def _unsold(uow: UnitOfWork, product_id: int, grant: Grant) -> tuple[Product, in
     return product, uow.repo.keys.available(product_id)
 
 
+def export_size(sealed: list[SealedKey]) -> int:
+    """The bytes of an export's file (one key a line, UTF-8), from the ciphertexts' lengths."""
+    return sum(Vault.plaintext_size(k.ciphertext) + 1 for k in sealed) or 1
+
+
 def _export(
-    uow: UnitOfWork, product_id: int, grant: Grant, actor: str, request: int, now: datetime
+    uow: UnitOfWork,
+    product_id: int,
+    grant: Grant,
+    actor: str,
+    request: int,
+    now: datetime,
+    max_bytes: int | None,
 ) -> list[SealedKey]:
     if not grant.may(Power.EXPORT):
         raise NotPermitted()
     r = uow.repo
     _in_reach(uow, product_id, grant)
+    sealed = r.keys.sealed_available(product_id)
+    size = export_size(sealed)
+    if max_bytes is not None and size > max_bytes:  # nothing claimed, nothing revealed: the write rolls back
+        raise ExportTooLarge(
+            count=len(sealed),
+            product_id=product_id,
+            size=f"{size / 2**20:.1f}",
+            limit=f"{max_bytes / 2**20:.0f}",
+        )
     if not r.cursors.claim(f"{EXPORT_CURSOR}{actor}"[:64], request, now):
         raise ExportAlreadySent()
-    sealed = r.keys.sealed_available(product_id)
     # a reveal: who saw which product's keys, and how many (the keys themselves never reach the trail)
     r.audit.add(now, actor, "keys_exported", product_id=product_id, count=len(sealed), request=request)
     uow.commit()

@@ -8,7 +8,7 @@ from typing import Any
 
 from sandbox.telegram.errors import bad
 from sandbox.telegram.html import formatted
-from sandbox.telegram.limits import DOWNLOAD_MAX_BYTES, check_caption, check_markup
+from sandbox.telegram.limits import DOWNLOAD_MAX_BYTES, check_caption, check_file, check_markup, photo_entries
 from sandbox.telegram.state import EmulatorState, is_private
 
 
@@ -21,6 +21,7 @@ class FileMethods(EmulatorState):
         name, data = upload
         if not data:
             raise bad("file must be non-empty")
+        dims = check_file(kind, data)  # size (413 over 50 MB), and a photo's own rules
         shown, entities = formatted(str(p.get("caption") or ""), p.get("parse_mode"))
         check_caption(shown)
         markup = p.get("reply_markup")
@@ -29,11 +30,9 @@ class FileMethods(EmulatorState):
         file_id = f"{kind[:3].upper()}{secrets.token_hex(10)}"
         self.files[file_id] = (name, data)
         meta = {"file_id": file_id, "file_unique_id": file_id[3:15], "file_size": len(data)}
-        content = (
-            {"document": {**meta, "file_name": name}}
-            if kind == "document"
-            else {"photo": [{**meta, "width": 1, "height": 1}]}
-        )
+        sizes = photo_entries(file_id, len(data), dims) if kind == "photo" else []
+        self.files.update({size["file_id"]: (name, data) for size in sizes})
+        content = {"document": {**meta, "file_name": name}} if kind == "document" else {"photo": sizes}
         msg = self._bot_message(chat_id, chat, caption=shown or None, caption_entities=entities, **content)
         keyboard = self._apply_markup(chat_id, msg, markup, markup_kind)
         return await self._notify(self._record(chat_id, method, msg, keyboard))

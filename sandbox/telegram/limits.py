@@ -225,3 +225,115 @@ class Bucket:
 def too_many(wait: float) -> ApiError:
     retry = max(1, math.ceil(wait))
     return ApiError(429, f"Too Many Requests: retry after {retry}", retry_after=retry)
+
+
+# ---------------------------------------------------------------- files a bot uploads
+
+# Multipart uploads (Bot API, "Sending files"): 10 MB for photos, 50 MB for other files. Telegram's servers
+# answer a bigger request with 413 "Request Entity Too Large" before reading it; the photo limit is tdlib's
+# ``check_full_local_location``, whose refusal bots receive as the description below.
+UPLOAD_MAX_BYTES = 50 * 2**20
+PHOTO_MAX_BYTES = 10 * 2**20
+# sendPhoto: "The photo's width and height must not exceed 10000 in total. Width and height ratio must be at
+# most 20."
+PHOTO_SIDES_MAX = 10000
+PHOTO_RATIO_MAX = 20
+# The sizes Telegram makes of a photo (thumbnails boxed to 90, 320, 800 and 1280 on the longer side); the
+# largest it keeps is boxed to 2560, so that size carries the original's dimensions up to there.
+PHOTO_BOXES = (90, 320, 800, 1280)
+PHOTO_LARGEST = 2560
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def too_large() -> ApiError:
+    return ApiError(413, "Request Entity Too Large")
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from a PNG, JPEG or GIF header; None for anything else (or a broken header)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The dimensions in a JPEG's start-of-frame segment, walking the segments before it."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in _JPEG_SOF:
+            if length < 7 or i + 9 > len(data):
+                return None
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+        if marker == 0xDA or length < 2:  # image data before any frame header: not a JPEG we can read
+            return None
+        i += 2 + length
+    return None
+
+
+def check_upload(data: bytes) -> None:
+    """Any file a bot uploads by multipart: at most 50 MB."""
+    if len(data) > UPLOAD_MAX_BYTES:
+        raise too_large()
+
+
+def check_photo(data: bytes) -> tuple[int, int]:
+    """sendPhoto's rules on the uploaded bytes; returns the photo's (width, height)."""
+    if len(data) > PHOTO_MAX_BYTES:
+        raise bad(
+            f"file of size {len(data)} bytes is too big for a photo; "
+            f"the maximum size is {PHOTO_MAX_BYTES} bytes"
+        )
+    size = image_size(data)
+    if size is None or not all(size):
+        raise bad("IMAGE_PROCESS_FAILED")
+    w, h = size
+    if w + h > PHOTO_SIDES_MAX or max(w, h) > PHOTO_RATIO_MAX * min(w, h):
+        raise bad("PHOTO_INVALID_DIMENSIONS")
+    return w, h
+
+
+def photo_sizes(width: int, height: int) -> list[tuple[int, int]]:
+    """The PhotoSize dimensions Telegram returns for a photo, smallest first: a thumbnail per box the photo
+    is larger than, then the photo itself (boxed to ``PHOTO_LARGEST``)."""
+
+    def boxed(box: int) -> tuple[int, int]:
+        scale = min(1.0, box / max(width, height))
+        return max(1, round(width * scale)), max(1, round(height * scale))
+
+    return [boxed(b) for b in PHOTO_BOXES if max(width, height) > b] + [boxed(PHOTO_LARGEST)]
+
+
+def check_file(kind: str, data: bytes) -> tuple[int, int] | None:
+    """What Telegram checks of a multipart upload before sending it: the size (413 over 50 MB, before
+    anything else), and for a photo its own rules; returns a photo's (width, height)."""
+    check_upload(data)
+    return check_photo(data) if kind == "photo" else None
+
+
+def photo_entries(file_id: str, size: int, dims: tuple[int, int] | None) -> list[dict[str, Any]]:
+    """The ``photo`` array of a sent photo's message: one PhotoSize per size Telegram keeps, the largest
+    last with ``file_id`` (thumbnails get ids of their own, ``file_id`` + a suffix; only the largest
+    carries ``file_size``, which the Bot API may omit)."""
+    assert dims is not None, "check_file gives a photo's dimensions"
+    sizes = photo_sizes(*dims)
+    entries: list[dict[str, Any]] = []
+    for i, (w, h) in enumerate(sizes):
+        last = i == len(sizes) - 1
+        fid = file_id if last else f"{file_id}_{i}"
+        entry: dict[str, Any] = {"file_id": fid, "file_unique_id": fid[3:15] + ("" if last else str(i))}
+        entries.append({**entry, "width": w, "height": h, **({"file_size": size} if last else {})})
+    return entries

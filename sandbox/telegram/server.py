@@ -10,7 +10,7 @@ from aiohttp import web
 
 from sandbox.telegram.api import BotApi
 from sandbox.telegram.errors import ApiError, bad
-from sandbox.telegram.limits import DOWNLOAD_MAX_BYTES
+from sandbox.telegram.limits import DOWNLOAD_MAX_BYTES, UPLOAD_MAX_BYTES, too_large
 from sandbox.telegram.players import Players
 
 JSON_FIELDS = {
@@ -26,11 +26,16 @@ JSON_FIELDS = {
 }
 
 
+REQUEST_SLACK = 2**20
+
+
 class Emulator(BotApi, Players):
     """A local Telegram Bot API: Telegram's validation and flood limits, plus an API to play users."""
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=50 * 2**20)
+        # room for a 50 MB file and the request's other fields; the file itself is checked by the method
+        # (``check_file``), and anything bigger is answered as Telegram answers it (413, in JSON)
+        app = web.Application(client_max_size=UPLOAD_MAX_BYTES + REQUEST_SLACK)
         app.router.add_route("*", "/bot{token}/{method}", self._http_method)
         app.router.add_get("/file/bot{token}/documents/{file_id}", self._http_file)
         return app
@@ -40,7 +45,10 @@ class Emulator(BotApi, Players):
         if request.content_type == "application/json":
             params = await request.json() if request.can_read_body else {}
         elif request.method == "POST":
-            form = await request.post()
+            try:
+                form = await request.post()
+            except web.HTTPRequestEntityTooLarge:
+                return _error(too_large())
             for key, value in form.items():
                 if isinstance(value, web.FileField):
                     params[key] = (value.filename, value.file.read())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 from core.models import STARS
+from handlers.charts import HEIGHT_PX, WIDTH_PX
 from handlers.telegram.ui.callbacks import AuditPageCb
 from sandbox.telegram import Sent
 from tests.e2e.conftest import Shop
@@ -34,9 +35,13 @@ async def _sell(shop: Shop, pid: int, qty: int = 1) -> str:
 
 
 def _png(shop: Shop, sent: Sent) -> bytes:
+    """The chart's bytes; the emulator took it as Telegram takes a photo (an image, at most 10 MB, sides at
+    most 10000 in total, ratio at most 20) and records the dimensions it read from it."""
     assert sent.method == "sendPhoto"
-    file_id = sent.message["photo"][-1]["file_id"]
-    return shop.emu.files[file_id][1]
+    largest = sent.message["photo"][-1]
+    png = shop.emu.files[largest["file_id"]][1]
+    assert (largest["width"], largest["height"]) == _size(png) == (WIDTH_PX, HEIGHT_PX)
+    return png
 
 
 def _size(png: bytes) -> tuple[int, int]:

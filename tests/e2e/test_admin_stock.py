@@ -11,12 +11,15 @@ import itertools
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from core import tables as t
 from core.context import UnitOfWork
 from core.models import STARS, DeliveryKind
 from core.roles import Role
+from handlers.telegram.admin import keys as keys_handlers
+from handlers.telegram.admin import upload as upload_handlers
 from sandbox.telegram import Sent
 from sandbox.telegram.limits import DOWNLOAD_MAX_BYTES
 from tests.e2e.conftest import ADMIN, Shop
@@ -185,6 +188,20 @@ async def test_many_invalid_lines_are_listed_in_a_file_after_the_first_few(shop:
     assert name.startswith("invalid-lines-import-") and body.decode().splitlines()[-1] == "line 30: empty"
 
 
+async def test_the_invalid_lines_file_is_cut_to_what_a_bot_may_send_with_a_count_of_the_rest(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    theirs, _ = await _setup(shop)
+    monkeypatch.setattr(upload_handlers, "DOCUMENT_MAX_BYTES", 100)  # 50 MB, scaled down
+    data = b"".join(b"GOOD-%d\n\n" % i for i in range(15))  # every second line is empty
+    first = await _upload(shop, OWNER, "keys.txt", data, caption=f"/import {theirs}")
+    assert "Invalid: 15" in (await _outcome(shop, OWNER, first)).text
+    doc = await shop.emu.wait_for(OWNER, lambda s: s.method == "sendDocument", within=10)
+    rows = _file_sent(shop, doc)[1].decode().splitlines()
+    assert len(_file_sent(shop, doc)[1]) <= 100 and rows[0] == "line 2: empty"
+    assert rows[-1] == f"… and {15 - (len(rows) - 1)} more invalid lines."
+
+
 async def test_100000_keys_are_uploaded_with_the_progress_edited_no_more_than_every_2_s(shop: Shop) -> None:
     theirs, _ = await _setup(shop)
     # The bot's progress clock and the record of Telegram's edits share one clock that runs 8 times faster
@@ -289,6 +306,33 @@ async def test_an_owner_exports_unsold_keys_once_and_the_reveal_is_audited(shop:
         (f"telegram:{OWNER}", theirs, {"count": 2, "request": ask.message["message_id"]})
     ]
     assert await _available(shop, theirs) == 2  # a copy: stock unchanged
+
+
+@pytest.mark.parametrize(
+    ("language", "shown"), [("en", "more than a bot may send"), ("zh-hans", "超过机器人单个文件的上限")]
+)
+async def test_an_export_too_big_for_one_document_is_refused_before_anything_is_revealed_or_audited(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, language: str, shown: str
+) -> None:
+    shop.emu.user(OWNER, "Owen", language)
+    theirs, _ = await _setup(shop)
+    monkeypatch.setattr(keys_handlers, "DOCUMENT_MAX_BYTES", 21)  # 2 keys make 22 bytes
+    ask = await shop.say(OWNER, f"/export {theirs}")
+    confirm = ask.buttons[0]["callback_data"]
+    before = len(shop.emu.messages(OWNER))
+    await shop.tap_data(OWNER, ask, confirm)
+    refused = await shop.emu.wait_for(OWNER, lambda s: shown in s.text, after=before)
+    assert f"keyshop keys export {theirs} FILE --yes" in refused.text
+    await asyncio.sleep(0.3)
+    assert not any(s.method == "sendDocument" for s in shop.emu.messages(OWNER))
+    assert await _audit(shop, "keys_exported") == []  # no reveal on the trail that never reached the chat
+    # the refused confirmation was not used up: within the limit the same one goes through
+    monkeypatch.setattr(keys_handlers, "DOCUMENT_MAX_BYTES", 22)
+    before = len(shop.emu.messages(OWNER))
+    await shop.tap_data(OWNER, ask, confirm)
+    doc = await shop.emu.wait_for(OWNER, lambda s: s.method == "sendDocument", after=before)
+    assert len(_file_sent(shop, doc)[1]) == 22
+    assert [a for a, _, _ in await _audit(shop, "keys_exported")] == [f"telegram:{OWNER}"]
 
 
 async def test_export_is_for_owners_only(shop: Shop) -> None:

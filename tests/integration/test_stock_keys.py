@@ -14,6 +14,7 @@ from sqlalchemy import select
 from core import tables as t
 from core.errors import (
     ExportAlreadySent,
+    ExportTooLarge,
     ImportBatchNotFound,
     KeyNotInStock,
     NotPermitted,
@@ -158,6 +159,23 @@ async def test_an_owner_exports_the_unsold_keys_once_per_confirmation_and_it_is_
         ("telegram:2", pid, {"count": 3, "request": 9}),
     ]
     assert await key_statuses(any_shop, pid) == {"available": 3, "sold": 1}  # a copy: stock unchanged
+
+
+async def test_an_export_bigger_than_the_channel_takes_is_refused_before_it_is_claimed_or_audited(
+    any_shop: Services,
+) -> None:
+    pid = await stocked(any_shop, 3)
+    await _import(any_shop, pid, ["卡密-長い-0001"])  # multi-byte: sized in UTF-8 bytes, not characters
+    keys = await any_shop.keys.export(pid, grant=OWNER, actor="telegram:9", request=1)
+    exact = len(("\n".join(keys) + "\n").encode())  # the file the chat would send
+    with pytest.raises(ExportTooLarge) as refused:
+        await any_shop.keys.export(pid, grant=OWNER, actor="telegram:1", request=5, max_bytes=exact - 1)
+    assert refused.value.params["count"] == 4 and refused.value.params["product_id"] == pid
+    assert [a for a, _, _ in await _audit(any_shop, "keys_exported")] == ["telegram:9"]  # no reveal recorded
+    # the confirmation was not used up: the same one goes through within the limit
+    again = await any_shop.keys.export(pid, grant=OWNER, actor="telegram:1", request=5, max_bytes=exact)
+    assert sorted(again) == sorted(keys)
+    assert [a for a, _, _ in await _audit(any_shop, "keys_exported")] == ["telegram:9", "telegram:1"]
 
 
 async def test_only_owners_export_keys(any_shop: Services) -> None:

@@ -199,7 +199,7 @@ def test_the_commands_are_the_documented_ones_and_a_group_without_an_action_show
         "db": ["upgrade"],
         "product": ["add", "list", "set-kind"],
         "category": ["add", "list"],
-        "keys": ["import"],
+        "keys": ["export", "import"],
         "stock": [],
         "vault": ["new-key", "rotate"],
         "audit": [],
@@ -235,3 +235,34 @@ def test_audit_json_prints_one_object_per_line_newest_first_and_filters_by_actor
     assert code == 1 and err.startswith("error:")
     with pytest.raises(SystemExit):
         run(capsys, "audit", "--limit", "0")
+
+
+def test_keys_export_without_yes_only_counts_and_with_yes_writes_a_private_file_and_audits_it(
+    capsys: pytest.CaptureFixture[str], shop_dir: Path
+) -> None:
+    run(capsys, "product", "add", "--name", "VPN", "--stars", "20")
+    (shop_dir / "keys.txt").write_text("A-1\nB-2\n卡密-3\n", encoding="utf-8")
+    assert run(capsys, "keys", "import", "1", "keys.txt")[0] == 0
+    code, out, _ = run(capsys, "keys", "export", "1", "out.txt")
+    assert code == 2 and "3 unsold keys" in out and "--yes" in out and not (shop_dir / "out.txt").exists()
+    assert '"keys_exported"' not in run(capsys, "audit", "--json")[1]
+    code, out, _ = run(capsys, "keys", "export", "1", "out.txt", "--yes")
+    assert code == 0 and "exported 3 keys" in out
+    written = (shop_dir / "out.txt").read_text(encoding="utf-8")
+    assert written.endswith("\n") and sorted(written.splitlines()) == ["A-1", "B-2", "卡密-3"]
+    assert stat.S_IMODE((shop_dir / "out.txt").stat().st_mode) == 0o600
+    (row,) = [json.loads(r) for r in run(capsys, "audit", "--json")[1].splitlines() if "keys_exported" in r]
+    assert row["actor"] == "cli" and row["detail"]["count"] == 3
+
+
+def test_keys_export_never_overwrites_a_file_and_then_reveals_nothing(
+    capsys: pytest.CaptureFixture[str], shop_dir: Path
+) -> None:
+    run(capsys, "product", "add", "--name", "VPN", "--stars", "20")
+    (shop_dir / "keys.txt").write_text("A-1\n", encoding="utf-8")
+    run(capsys, "keys", "import", "1", "keys.txt")
+    code, _, err = run(capsys, "keys", "export", "1", "keys.txt", "--yes")
+    assert code == 1 and "exists" in err and (shop_dir / "keys.txt").read_text() == "A-1\n"
+    assert "keys_exported" not in run(capsys, "audit", "--json")[1]
+    code, _, err = run(capsys, "keys", "export", "9", "new.txt", "--yes")
+    assert code == 1 and err.startswith("error:") and not (shop_dir / "new.txt").exists()

@@ -19,7 +19,7 @@ from aiogram.types import (
     Message,
 )
 
-from core.errors import ExportAlreadySent
+from core.errors import ExportAlreadySent, ExportTooLarge
 from core.models import KeyStatus, Product
 from core.roles import Grant, Power
 from core.services import Services
@@ -33,9 +33,9 @@ from handlers.telegram.ui.callbacks import (
     StockVoidBatchCb,
     StockVoidKeyCb,
 )
+from handlers.telegram.ui.files import DOCUMENT_MAX_BYTES
 from handlers.telegram.ui.text import acknowledge, redraw, refusal, tr, tr_plain
 
-UPLOAD_MAX = 49 * 2**20  # a bot sends documents up to 50 MB (with room for the request around it)
 _ID = r"[1-9][0-9]{0,18}"
 _VOID_BATCH = re.compile(rf"({_ID})\s+batch\s+({_ID})", re.IGNORECASE)
 _VOID_KEY = re.compile(rf"({_ID})\s+(\S.{{0,1999}})", re.DOTALL)
@@ -179,20 +179,21 @@ async def export_confirmed(
     if query.message is None:
         return
     pid = callback_data.product_id
-    try:
+    try:  # too big for one document: refused before anything is claimed, revealed or audited
         keys = await services.keys.export(
-            pid, grant=grant, actor=actor(query), request=query.message.message_id
+            pid,
+            grant=grant,
+            actor=actor(query),
+            request=query.message.message_id,
+            max_bytes=DOCUMENT_MAX_BYTES,
         )
-    except ExportAlreadySent as e:
+    except (ExportAlreadySent, ExportTooLarge) as e:
         await redraw(query, refusal(e, plain=False))
         return
     product = await services.catalog.product(pid)
     shown = {"count": len(keys), "id": product.id, "name": product.name}
     body = ("\n".join(keys) + "\n").encode() if keys else b"\n"
     del keys
-    if len(body) > UPLOAD_MAX:
-        await redraw(query, tr("admin-export-too-big", size=f"{len(body) / 2**20:.0f}", **shown))
-        return
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     document = BufferedInputFile(body, filename=f"keys-{pid}-{stamp}.txt")
     assert query.bot is not None

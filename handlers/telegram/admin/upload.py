@@ -47,6 +47,7 @@ from handlers.telegram.admin.filters import Has
 from handlers.telegram.admin.progress import ProgressMessage
 from handlers.telegram.filters import When
 from handlers.telegram.ui.callbacks import MAX_ID, StockCancelCb, StockImportCb
+from handlers.telegram.ui.files import DOCUMENT_MAX_BYTES, capped_lines
 from handlers.telegram.ui.text import BUTTON_TEXT_MAX, acknowledge, redraw, refusal, tr, tr_plain
 
 DOWNLOAD_MAX = 20 * 2**20  # what bots may download through getFile
@@ -304,14 +305,14 @@ async def _send_invalid_lines(message: Message, rep: ImportReport) -> None:
         tr_plain("admin-import-invalid-line", line=b.line, reason=_reason(b.reason))
         for b in rep.invalid_samples
     ]
-    if rep.invalid > len(rep.invalid_samples):
-        rows.append(
-            tr_plain("admin-import-invalid-more", count=f"{rep.invalid - len(rep.invalid_samples):,}")
-        )
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    document = BufferedInputFile(
-        ("\n".join(rows) + "\n").encode(), filename=f"invalid-lines-import-{rep.import_id}-{stamp}.txt"
+    body = capped_lines(  # within what a bot may send, the rest counted on a last line
+        rows,
+        lambda n: tr_plain("admin-import-invalid-more", count=f"{n:,}"),
+        omitted=rep.invalid - len(rep.invalid_samples),
+        limit=DOCUMENT_MAX_BYTES,
     )
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    document = BufferedInputFile(body, filename=f"invalid-lines-import-{rep.import_id}-{stamp}.txt")
     await message.answer_document(
         document, caption=tr("admin-import-invalid-caption", import_id=rep.import_id)
     )
