@@ -181,10 +181,10 @@ class RefundService:
                 order_ref=order.ref, reason=pay.reason, amount=pay.amount, currency=pay.currency
             )
             write_message(uow, payer, told, now)
-        if due and order.status is OrderStatus.REFUND_DUE:
-            if not any(p.status == PaymentStatus.REFUND_DUE for p in r.payments.for_order(order.id)):
-                order = transition(r, order, OrderStatus.REFUNDED)
-                uow.emit(OrderRefunded(at=now, actor=actor, order=order))
+        still_owed = any(p.status == PaymentStatus.REFUND_DUE for p in r.payments.for_order(order.id))
+        if due and order.status is OrderStatus.REFUND_DUE and not still_owed:
+            order = transition(r, order, OrderStatus.REFUNDED)
+            uow.emit(OrderRefunded(at=now, actor=actor, order=order))
         uow.commit()
         return HandRefund(order, due)
 
