@@ -13,7 +13,7 @@ from core.roles import Grant, Power
 from core.services.order_desk import OrderDetail, OrderList
 from core.services.refunds import owed_by_hand
 from handlers.money import format_amount
-from handlers.telegram.admin.common import back_to_menu
+from handlers.telegram.admin.common import action_label, back_to_menu
 from handlers.telegram.ui.callbacks import OrderAct, OrderActCb, OrderViewCb
 from handlers.telegram.ui.text import clip, tr, tr_plain
 
@@ -81,7 +81,8 @@ def order_text(d: OrderDetail, tz: tzinfo) -> str:
     ] or [tr("admin-order-none")]
     lines.append(tr("admin-order-trail"))
     lines += [
-        tr("admin-order-trail-line", at=when(e.at, tz), actor=e.actor, action=e.action) for e in d.trail
+        tr("admin-order-trail-line", at=when(e.at, tz), actor=e.actor, action=action_label(e.action))
+        for e in d.trail
     ] or [tr("admin-order-none")]
     return "\n".join(lines)
 
