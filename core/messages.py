@@ -103,6 +103,18 @@ class Broadcast(Message):
     broadcast_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class RefundMade(Message):
+    """Tell whoever paid that an admin returned their money outside the chat (a refund "by hand": fiat,
+    a payment marked paid): the channel moves no money, it only says so."""
+
+    KIND: ClassVar[str] = "payment_refunded_by_hand"
+    order_ref: str
+    reason: str | None
+    amount: int
+    currency: str
+
+
 def _registry(*types: type[Message]) -> dict[str, type[Message]]:
     kinds = [cls.KIND for cls in types]
     if "" in kinds or len(set(kinds)) != len(kinds):
@@ -111,7 +123,9 @@ def _registry(*types: type[Message]) -> dict[str, type[Message]]:
 
 
 # Every message type the outbox can carry. A new type is added here (and gets a deliverer per channel).
-MESSAGE_TYPES: dict[str, type[Message]] = _registry(KeysDelivered, AwaitingManual, RefundDue, Broadcast)
+MESSAGE_TYPES: dict[str, type[Message]] = _registry(
+    KeysDelivered, AwaitingManual, RefundDue, RefundMade, Broadcast
+)
 
 
 def decode(kind: str, fields: dict[str, Any]) -> Message:

@@ -4,8 +4,9 @@
 
 ``--json`` prints JSON Lines: one object per entry and line (``id``, ``at`` (ISO 8601 in SHOP_TIMEZONE, with
 its offset), ``actor``, ``action``, ``order_ref``, ``product_id``, ``product_name``, ``detail``), so a
-pipe can read entries as they come (``jq``, ``grep``). Without it: a table. Audit rows hold key ids, never
-keys."""
+pipe can read entries as they come (``jq``, ``grep``). Without it: a table. Both print the raw action names
+(``keys_revealed``), the same in every language, for scripts; the chat's /audit translates them. Audit
+rows hold key ids, never keys."""
 
 from __future__ import annotations
 

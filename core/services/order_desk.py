@@ -1,5 +1,6 @@
 """The back office's orders: finding them, one order in full (payments, audit trail, keys masked), what needs
-an admin, and an admin's actions on one order (deliver by hand, resend, cancel, refund, mark paid).
+an admin, and an admin's actions on one order (deliver by hand, resend, cancel, refund, mark paid, and
+record a refund made by hand).
 
 Every method takes the admin's ``Grant`` and checks it inside its own transaction, on the order as it is
 then: an order of a product outside an operator's scope is "not found" (its existence is not confirmed),
@@ -29,7 +30,7 @@ from core.repositories.desk import DeskLine, Scope, TrailEntry
 from core.roles import Grant, Power
 from core.services.orders import MAX_MANUAL_CONTENT, OrderService
 from core.services.payments import PaymentService
-from core.services.refunds import RefundService
+from core.services.refunds import HandRefund, RefundService
 from core.vault import clean_text
 
 MAX_LINES = 20  # orders listed at once (newest first); the screen says when there are more
@@ -167,12 +168,23 @@ class OrderDesk:
         _locked(uow.repo, ref, grant, Power.MONEY)
         return self._refunds._request_refund(uow, ref, actor, "admin", now)
 
+    async def refund_by_hand(self, ref: str, note: str, *, grant: Grant, actor: str) -> HandRefund:
+        """Record that the money of the order's charges the channel cannot pay back (fiat, marked paid)
+        went back outside the chat, with a mandatory note (``RefundService._refund_by_hand``): the order
+        leaves what needs an admin. Needs Power.MONEY. Idempotent (a second call returns no payments)."""
+        note = _note(note)
+        return await self.ctx.write(self._refund_by_hand, ref, note, grant, actor, self.ctx.clock.now())
+
+    def _refund_by_hand(
+        self, uow: UnitOfWork, ref: str, note: str, grant: Grant, actor: str, now: datetime
+    ) -> HandRefund:
+        order, _ = _locked(uow.repo, ref, grant, Power.MONEY)
+        return self._refunds._refund_by_hand(uow, order, note, actor, now)
+
     async def mark_paid(self, ref: str, amount: int, note: str, *, grant: Grant, actor: str) -> PaymentResult:
         """Record a payment received outside the chat (``PaymentService.confirm_manual``), with a
         mandatory note. Needs Power.MONEY."""
-        note = " ".join(clean_text(note).split())
-        if not 1 <= len(note) <= MAX_NOTE:
-            raise InvalidInput(f"a note of 1 to {MAX_NOTE} characters is required", field="note")
+        note = _note(note)
 
         def guard(order: Order, product: Product) -> None:
             reach(grant, order, product, ref, Power.MONEY)
@@ -181,6 +193,13 @@ class OrderDesk:
 
 
 # ---------------------------------------------------------------- transactions (on the database thread)
+
+
+def _note(note: str) -> str:
+    note = " ".join(clean_text(note).split())
+    if not 1 <= len(note) <= MAX_NOTE:
+        raise InvalidInput(f"a note of 1 to {MAX_NOTE} characters is required", field="note")
+    return note
 
 
 def _locked(r: Repositories, ref: str, grant: Grant, power: Power) -> tuple[Order, Product]:

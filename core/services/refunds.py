@@ -1,15 +1,19 @@
-"""Refunds: an admin refunds an order, the channel reports each charge it paid back.
+"""Refunds: an admin refunds an order, the channel reports each charge it paid back, and an admin records
+the charges the channel cannot pay back (fiat, a payment marked paid) once they returned the money by hand.
 
 Locks are taken in one order everywhere: the order row first, then its payments."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from core.context import Context, UnitOfWork
 from core.errors import InvalidInput, InvalidOrderState, OrderNotFound
 from core.events import OrderRefunded, OrderRefundRequested, RefundOwed
+from core.messages import RefundMade
 from core.models import (
+    STARS,
     Charge,
     DeliveryKind,
     Order,
@@ -19,9 +23,28 @@ from core.models import (
     PaymentResult,
     PaymentStatus,
 )
+from core.reactions import write_message
 from core.services.fulfilment import transition
 
 _OWED = (PaymentStatus.REFUND_DUE, PaymentStatus.REJECTED)
+TELEGRAM = "telegram"  # the provider of Telegram's charges (Stars, and fiat through a provider token)
+
+
+def paid_back_by_channel(p: Payment) -> bool:
+    """Whether the channel pays this charge back by itself: Telegram Stars (``refundStarPayment``). Any
+    other owed charge (fiat, a payment marked paid) an admin returns by hand, then records it."""
+    return p.provider == TELEGRAM and p.currency == STARS
+
+
+def owed_by_hand(payments: list[Payment]) -> list[Payment]:
+    """The order's charges still owed back that only an admin can return (``paid_back_by_channel`` not)."""
+    return [p for p in payments if p.status == PaymentStatus.REFUND_DUE and not paid_back_by_channel(p)]
+
+
+@dataclass(frozen=True, slots=True)
+class HandRefund:
+    order: Order  # as it is now: ``refunded`` once nothing more is owed
+    payments: list[Payment]  # the charges recorded as returned now; empty: none was left (a replay)
 
 
 class RefundService:
@@ -117,6 +140,53 @@ class RefundService:
         r.audit.add(now, actor, "payment_refunded", order_id=order.id if order else None, charge_id=charge_id)
         uow.commit()
         return PaymentResult(PaymentStatus.REFUNDED, order, replay=False, reason=pay.reason)
+
+    async def refund_by_hand(self, order_ref: str, note: str, *, actor: str) -> HandRefund:
+        """Record that an admin returned the order's hand-refund charges (``owed_by_hand``) outside the
+        chat: see ``_refund_by_hand``. The caller validates ``note``."""
+        return await self.ctx.write(self._refund_by_hand_ref, order_ref, note, actor, self.ctx.clock.now())
+
+    def _refund_by_hand_ref(
+        self, uow: UnitOfWork, order_ref: str, note: str, actor: str, now: datetime
+    ) -> HandRefund:
+        found = uow.repo.orders.with_product(order_ref[:128])  # the order locked
+        if found is None:
+            raise OrderNotFound(ref=order_ref)
+        return self._refund_by_hand(uow, found[0], note, actor, now)
+
+    def _refund_by_hand(
+        self, uow: UnitOfWork, order: Order, note: str, actor: str, now: datetime
+    ) -> HandRefund:
+        """``order`` locked by the caller. Each charge owed back by hand becomes ``refunded`` (audited with
+        who and ``note``), whoever paid it is told (through the outbox), and the order is ``refunded`` once
+        nothing more is owed, as when the channel pays back. Idempotent: with nothing left to return by hand
+        it changes nothing and returns no payments."""
+        r = uow.repo
+        due = owed_by_hand(r.payments.for_order(order.id))
+        for pay in due:
+            if r.payments.set_status(pay.id, _OWED, PaymentStatus.REFUNDED, refunded_at=now) != 1:
+                raise InvalidOrderState(status=str(pay.status))
+            r.audit.add(
+                now,
+                actor,
+                "payment_refunded_by_hand",
+                order_id=order.id,
+                charge_id=pay.charge_id,
+                amount=pay.amount,
+                currency=pay.currency,
+                note=note,
+            )
+            payer = pay.payer_id if pay.payer_id is not None else order.user_id  # legacy: the owner
+            told = RefundMade(
+                order_ref=order.ref, reason=pay.reason, amount=pay.amount, currency=pay.currency
+            )
+            write_message(uow, payer, told, now)
+        still_owed = any(p.status == PaymentStatus.REFUND_DUE for p in r.payments.for_order(order.id))
+        if due and order.status is OrderStatus.REFUND_DUE and not still_owed:
+            order = transition(r, order, OrderStatus.REFUNDED)
+            uow.emit(OrderRefunded(at=now, actor=actor, order=order))
+        uow.commit()
+        return HandRefund(order, due)
 
 
 def _order_payments(uow: UnitOfWork, order_ref: str) -> tuple[Order | None, list[Payment]]:

@@ -52,7 +52,7 @@ ADMIN_BUTTONS = [
     OrderViewCb(ref=NO_ORDER).pack(),
     *(
         OrderActCb(ref=NO_ORDER, act=a, sure=sure).pack()
-        for a in ("deliver", "resend", "refund", "cancel", "paid")
+        for a in ("deliver", "resend", "refund", "cancel", "paid", "byhand")
         for sure in (False, True)
     ),
     OrderInputCb(ref=NO_ORDER, act="paid").pack(),
@@ -79,6 +79,8 @@ ADMIN_BUTTONS = [
     "am:nonsense",
     "asr:99999999999999999999999",
     f"aoa:{NO_ORDER}:nuke:1",
+    f"aoa:{NO_ORDER}:byhand:2",
+    "aoa:<b>:byhand:1",
     "aov:" + "x" * 40,
     "aoi:<b>:paid",
     "ats:2:0",
@@ -94,7 +96,7 @@ ADMIN_BUTTONS = [
 # Buttons an operator may press: the screens they reach, and orders (of another product or none: not found).
 OPERATOR_SCREENS = ("am:menu", "am:stock", "am:orders", "akc:import")
 ORDER_BUTTONS = {d for d in ADMIN_BUTTONS if d.startswith(("aov:", "aoa:", "aoi:")) and "nuke" not in d}
-ORDER_BUTTONS -= {"aov:" + "x" * 40, "aoi:<b>:paid"}
+ORDER_BUTTONS -= {"aov:" + "x" * 40, "aoi:<b>:paid", f"aoa:{NO_ORDER}:byhand:2", "aoa:<b>:byhand:1"}
 # Commands of the operator's role aimed at a product beyond their scope.
 OUT_OF_SCOPE = (f"/void {OTHER} KEY-{OTHER}-0000", f"/void {OTHER} batch 2")
 

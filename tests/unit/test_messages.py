@@ -13,6 +13,7 @@ from core.messages import (
     Broadcast,
     KeysDelivered,
     RefundDue,
+    RefundMade,
     UnknownMessage,
     decode,
 )
@@ -24,6 +25,7 @@ SAMPLES = [
     KeysDelivered("REF1"),
     AwaitingManual("REF2"),
     RefundDue(provider="telegram", charge_id="ch", order_ref="REF3", reason=None, amount=50, currency="XTR"),
+    RefundMade(order_ref="REF4", reason="already_paid", amount=990, currency="USD"),
     Broadcast(7),
 ]
 
@@ -39,7 +41,13 @@ def test_a_message_read_back_from_its_stored_fields_is_the_same_message(message:
 
 def test_message_kinds_are_the_names_stored_in_existing_outbox_rows() -> None:
     # Renaming a kind would make rows already in the outbox unreadable.
-    assert set(MESSAGE_TYPES) == {"order_delivered", "order_awaiting_manual", "payment_refund", "broadcast"}
+    assert set(MESSAGE_TYPES) == {
+        "order_delivered",
+        "order_awaiting_manual",
+        "payment_refund",
+        "payment_refunded_by_hand",
+        "broadcast",
+    }
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@
     /audit actor <actor>         one actor's: telegram:<id> (staff), user:<shop user id> (a buyer), cli,
                                  system, outbox, telegram (the channel itself)
 
+Actions are shown in the owner's language (``action_label``; ``keyshop audit --json`` keeps the raw names).
 Times are the shop's (``SHOP_TIMEZONE``). Details are shown escaped; key ids are shown as a count (audit
 rows never hold a key's value)."""
 
@@ -21,7 +22,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from core.repositories.audit import AuditRecord
 from core.roles import Power
 from core.services import Services
-from handlers.telegram.admin.common import back_to_menu
+from handlers.telegram.admin.common import action_label, back_to_menu
 from handlers.telegram.admin.filters import Has
 from handlers.telegram.ui.callbacks import MAX_PAGE, AdminCb, AuditPageCb
 from handlers.telegram.ui.text import clip, show, tr
@@ -51,7 +52,7 @@ def _entry(e: AuditRecord, tz: tzinfo) -> str:
             id=e.id,
             at=e.at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
             actor=e.actor,
-            action=e.action,
+            action=action_label(e.action),
         )
     ]
     if e.order_ref is not None:

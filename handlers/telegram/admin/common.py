@@ -1,5 +1,5 @@
-"""What the admin screens share: the actor name they audit under, the grant check for one product, and the
-answer to a staff member whose role does not reach what they asked."""
+"""What the admin screens share: the actor name they audit under, an audit action's label, the grant check
+for one product, and the answer to a staff member whose role does not reach what they asked."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ from handlers.telegram.ui.callbacks import AdminCb
 from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, tr, tr_plain
 
 log = logging.getLogger(__name__)
+
+
+def action_label(action: str) -> str:
+    """An audit action in the reader's language (locale key ``audit-action-<action>``); an action with no
+    label (written by a newer version, say) shows as it is stored. Plain text: escape it for HTML."""
+    key = f"audit-action-{action}"
+    label = tr_plain(key)
+    return action if label == key else label
 
 
 def actor(event: Message | CallbackQuery) -> str:

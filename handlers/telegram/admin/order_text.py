@@ -11,8 +11,9 @@ from core.models import DeliveryKind, Order, OrderStatus
 from core.repositories.desk import DeskLine
 from core.roles import Grant, Power
 from core.services.order_desk import OrderDetail, OrderList
+from core.services.refunds import owed_by_hand
 from handlers.money import format_amount
-from handlers.telegram.admin.common import back_to_menu
+from handlers.telegram.admin.common import action_label, back_to_menu
 from handlers.telegram.ui.callbacks import OrderAct, OrderActCb, OrderViewCb
 from handlers.telegram.ui.text import clip, tr, tr_plain
 
@@ -23,15 +24,25 @@ ACTIONS: dict[OrderAct, tuple[Power, frozenset[OrderStatus]]] = {
     "cancel": (Power.ORDERS, frozenset({OrderStatus.PENDING})),
     "refund": (Power.MONEY, frozenset({OrderStatus.PAID, OrderStatus.DELIVERED})),
     "paid": (Power.MONEY, frozenset({OrderStatus.PENDING, OrderStatus.EXPIRED, OrderStatus.CANCELLED})),
+    # any state with a charge owed back that only an admin can return (fiat, marked paid): see applies()
+    "byhand": (Power.MONEY, frozenset(OrderStatus)),
 }
 
 
 def applies(act: OrderAct, detail: OrderDetail) -> bool:
-    """Whether ``act`` fits the order as it is now (its state, and for "deliver" its delivery kind)."""
+    """Whether ``act`` fits the order as it is now (its state, for "deliver" its delivery kind, for
+    "byhand" a charge still owed back by hand)."""
     _, states = ACTIONS[act]
+    if act == "byhand":
+        return bool(owed_by_hand(detail.payments))
     if act == "deliver" and detail.product.delivery_kind is not DeliveryKind.MANUAL:
         return False
     return detail.order.status in states
+
+
+def owed_text(d: OrderDetail) -> str:
+    """What the admin must have returned by hand: each such charge's amount."""
+    return ", ".join(format_amount(p.amount, p.currency) for p in owed_by_hand(d.payments))
 
 
 def when(at: datetime | None, tz: tzinfo) -> str:
@@ -70,7 +81,8 @@ def order_text(d: OrderDetail, tz: tzinfo) -> str:
     ] or [tr("admin-order-none")]
     lines.append(tr("admin-order-trail"))
     lines += [
-        tr("admin-order-trail-line", at=when(e.at, tz), actor=e.actor, action=e.action) for e in d.trail
+        tr("admin-order-trail-line", at=when(e.at, tz), actor=e.actor, action=action_label(e.action))
+        for e in d.trail
     ] or [tr("admin-order-none")]
     return "\n".join(lines)
 

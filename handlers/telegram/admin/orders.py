@@ -9,9 +9,11 @@ pending order, refund and "mark paid" (money: owners and admins only). Every tap
 acts only if the action still fits; cancel, refund and mark paid ask first. The core re-checks the scope
 and the role in the transaction that acts: an order outside an operator's scope is "not found".
 
-Deliver by hand and mark paid wait for the admin's next message (an FSM state): the item to deliver (sent
-at once, never kept in the FSM storage: it is a key), or the amount received and a note (confirmed
-first)."""
+Deliver by hand, mark paid and "refunded by hand" wait for the admin's next message (an FSM state): the
+item to deliver (sent at once, never kept in the FSM storage: it is a key), the amount received and a
+note, or the note of a refund the admin made outside the chat (both confirmed first). "Refunded by hand"
+shows on an order with a charge owed back that the channel cannot pay back (fiat, a payment marked paid);
+confirmed, the core records it as returned and the order leaves /orders_pending."""
 
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ from handlers.telegram.admin.order_text import (
     list_text,
     order_markup,
     order_text,
+    owed_text,
 )
 from handlers.telegram.filters import When
 from handlers.telegram.ui.callbacks import AdminCb, OrderActCb, OrderInputCb, OrderViewCb
@@ -52,6 +55,7 @@ _NOT_A_COMMAND = When(F.text.regexp(r"^[^/]"))
 class OrderInput(StatesGroup):
     content = State()  # the item for a manual delivery
     payment = State()  # "9.90 note" for mark paid
+    refund_note = State()  # the note of a refund made by hand
 
 
 async def _show_order(event: Message | CallbackQuery, services: Services, grant: Grant, ref: str) -> None:
@@ -116,6 +120,9 @@ async def action_button(
         await state.set_data({"ref": ref})
         await show(query, tr("admin-order-paid-ask", ref=ref, amount=amount(detail.order)), _stop_markup(ref))
         return
+    if act == "byhand":
+        await _by_hand(query, callback_data, services, grant, state, detail)
+        return
     if act == "resend":
         await services.order_desk.resend(ref, grant=grant, actor=actor(query))
         await acknowledge(query, tr_plain("admin-order-resent", limit=CALLBACK_ANSWER_MAX))
@@ -134,6 +141,40 @@ async def action_button(
         await not_permitted(query, services, query.data or "")
         return
     await acknowledge(query, tr_plain(f"admin-order-{act}-done", limit=CALLBACK_ANSWER_MAX))
+    await redraw(query, *_screen(await services.order_desk.detail(ref, grant=grant), services, grant))
+
+
+async def _by_hand(
+    query: CallbackQuery,
+    callback_data: OrderActCb,
+    services: Services,
+    grant: Grant,
+    state: FSMContext,
+    detail: OrderDetail,
+) -> None:
+    """The "Refunded by hand" button asks for the note; once it is typed (``refund_note_typed``), its
+    confirmation (``sure``) records the refund."""
+    ref = callback_data.ref
+    if not callback_data.sure:
+        await state.set_state(OrderInput.refund_note)
+        await state.set_data({"ref": ref})
+        await show(query, tr("admin-order-byhand-ask", ref=ref, amount=owed_text(detail)), _stop_markup(ref))
+        return
+    data = await state.get_data()
+    note = data.get("refund_note")  # not mark paid's "note": a note is confirmed for its own action only
+    if data.get("ref") != ref or not isinstance(note, str):
+        await acknowledge(
+            query, tr_plain("admin-order-input-stale", limit=CALLBACK_ANSWER_MAX), show_alert=True
+        )
+        return
+    try:
+        done = await services.order_desk.refund_by_hand(ref, note, grant=grant, actor=actor(query))
+    except NotPermitted:
+        await not_permitted(query, services, query.data or "")
+        return
+    await state.clear()
+    key = "admin-order-byhand-done" if done.payments else "admin-order-byhand-replay"
+    await acknowledge(query, tr_plain(key, limit=CALLBACK_ANSWER_MAX), show_alert=not done.payments)
     await redraw(query, *_screen(await services.order_desk.detail(ref, grant=grant), services, grant))
 
 
@@ -192,6 +233,28 @@ async def payment_typed(message: Message, services: Services, grant: Grant, stat
     )
 
 
+async def refund_note_typed(message: Message, services: Services, grant: Grant, state: FSMContext) -> None:
+    """Receives: the admin's next message after "Refunded by hand": the note (e.g. the transfer's id)."""
+    ref = str((await state.get_data()).get("ref", ""))
+    detail = await services.order_desk.detail(ref, grant=grant)  # not found outside the scope
+    note = " ".join((message.text or "").split())[:200]
+    if not note:
+        await message.answer(
+            tr("admin-order-byhand-ask", ref=ref, amount=owed_text(detail)), reply_markup=_stop_markup(ref)
+        )
+        return
+    await state.update_data(refund_note=note)
+    sure = InlineKeyboardButton(
+        text=tr_plain("admin-btn-order-byhand-sure"),
+        callback_data=OrderActCb(ref=ref, act="byhand", sure=True).pack(),
+    )
+    stop = _stop_markup(ref).inline_keyboard[0]
+    await message.answer(
+        tr("admin-order-byhand-confirm", ref=ref, amount=owed_text(detail), note=note),
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[sure], stop]),
+    )
+
+
 async def input_button(
     query: CallbackQuery, callback_data: OrderInputCb, services: Services, grant: Grant, state: FSMContext
 ) -> None:
@@ -240,4 +303,5 @@ def build() -> Router:
     router.callback_query.register(input_button, OrderInputCb.filter())
     router.message.register(delivery_content, StateFilter(OrderInput.content), _NOT_A_COMMAND)
     router.message.register(payment_typed, StateFilter(OrderInput.payment), _NOT_A_COMMAND)
+    router.message.register(refund_note_typed, StateFilter(OrderInput.refund_note), _NOT_A_COMMAND)
     return router

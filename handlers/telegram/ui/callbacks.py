@@ -102,7 +102,7 @@ class OrderViewCb(CallbackData, prefix="aov"):
     ref: Ref
 
 
-OrderAct = Literal["deliver", "resend", "refund", "cancel", "paid"]
+OrderAct = Literal["deliver", "resend", "refund", "cancel", "paid", "byhand"]  # byhand: a refund made by hand
 
 
 class OrderActCb(CallbackData, prefix="aoa"):

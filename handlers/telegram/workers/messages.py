@@ -15,7 +15,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 
 from core.errors import ShopError
-from core.messages import AwaitingManual, Broadcast, KeysDelivered, Message, RefundDue
+from core.messages import AwaitingManual, Broadcast, KeysDelivered, Message, RefundDue, RefundMade
 from core.models import RevealedKeys
 from core.services import Services
 from core.services.outbox import OutboxMessage
@@ -86,6 +86,14 @@ async def refund_due(out: Outgoing, m: RefundDue) -> None:
     await out.bot.send_message(out.chat, tr("refund-done", amount=amount, ref=m.order_ref, reason=reason))
 
 
+async def refund_made(out: Outgoing, m: RefundMade) -> None:
+    """An admin returned the money by hand (fiat, a payment marked paid): tell the payer, as a refund the
+    channel made is told."""
+    reason = tr(f"refund-reason-{m.reason or 'admin'}")
+    amount = format_amount(m.amount, m.currency)
+    await out.bot.send_message(out.chat, tr("refund-done", amount=amount, ref=m.order_ref, reason=reason))
+
+
 async def refund_alert(out: Outgoing, m: RefundDue, what: str) -> None:
     """Tell the admins about a refund that needs a hand: order, amount, charge and payer (never a key)."""
     amount = format_amount(m.amount, m.currency)
@@ -109,6 +117,7 @@ DELIVERERS: dict[type[Message], Deliverer] = {
     KeysDelivered: keys_delivered,
     AwaitingManual: awaiting_manual,
     RefundDue: refund_due,
+    RefundMade: refund_made,
     Broadcast: broadcast,
 }
 
