@@ -32,13 +32,25 @@ class Shop:
     clock: ShiftedClock
     url: str
 
-    async def rebuild(self, **settings: object) -> None:
-        """Replace the bot with one built from other settings (the fixture stops whichever runs last)."""
+    async def rebuild(self, *, tap_rate: float | None = None, **settings: object) -> None:
+        """Replace the bot with one built from other settings (the fixture stops whichever runs last).
+        ``tap_rate``: button taps a person may make per second (the bot's default is 2, bursts of 8), for
+        a test that walks many buttons and is not about the throttle."""
         await self.front.stop()
         values: dict[str, object] = {"admin_ids": [ADMIN], **settings}
         config = Settings.load(_env_file=None, **values)
+        throttle = None
+        if tap_rate is not None:
+            from bot.i18n import build_i18n
+            from handlers.telegram.middlewares import ThrottleMiddleware
+
+            throttle = ThrottleMiddleware(build_i18n(), rate=tap_rate, burst=tap_rate * 4)
         self.front = Storefront.build(
-            self.services, config, make_bot(TOKEN, self.url), sender={"private_interval": 0.05}
+            self.services,
+            config,
+            make_bot(TOKEN, self.url),
+            sender={"private_interval": 0.05},
+            throttle=throttle,
         )
         await self.front.start_background()
         await self.front.start_polling()
