@@ -339,6 +339,11 @@ broadcasts = Table(
     Column("progress_chat", String(64)),
     Column("progress_message_id", BigInteger),
     Column("progress_language", String(16)),
+    Column("progress_shown", String(64)),  # a digest of what the progress message says now
+    # The one process leading it (writing its recipients, editing its progress message), until when: a
+    # second bot process takes it up only once the first let go (stopped) or its lease ran out (crashed).
+    Column("runner", String(64)),
+    Column("runner_until", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),

@@ -67,6 +67,9 @@ class BroadcastRow:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    progress_shown: str | None = None
+    runner: str | None = None
+    runner_until: datetime | None = None
 
     @property
     def target(self) -> Audience:
@@ -167,6 +170,11 @@ class BroadcastRepo:
         """Change a broadcast the caller holds locked (``get(lock=True)``)."""
         b = t.broadcasts
         self.conn.execute(update(b).where(b.c.id == broadcast_id).values(**values))
+
+    def set_if_runner(self, broadcast_id: int, holder: str, **values: Any) -> None:
+        """Change a broadcast only while ``holder`` leads it."""
+        b = t.broadcasts
+        self.conn.execute(update(b).where(b.c.id == broadcast_id, b.c.runner == holder).values(**values))
 
     def enqueue_chunk(self, row: BroadcastRow, size: int, now: datetime) -> Chunk:
         """Write the outbox messages of the next ``size`` recipients after user ``row.enqueued_upto``;

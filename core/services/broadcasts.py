@@ -9,14 +9,20 @@ once, the few a sender holds are withdrawn when it comes to them (``text_to_send
 
 Its counts are its outbox rows' statuses (``Delivery``): sent, failed, blocked (the recipient blocked the
 bot: never retried, and those already known to have blocked it are never tried), cancelled, left. They are
-kept on the broadcast when it ends. Starting, cancelling and finishing are audited."""
+kept on the broadcast when it ends. Starting, cancelling and finishing are audited.
+
+Several bot processes may share one database: one at a time **leads** a broadcast under way (``hold``: it
+writes the recipients and edits the progress message, for ``LEASE``), so the progress message is never
+edited by two at once nor set back to older figures; another takes the lead when the first lets go (it
+stopped) or its lease runs out (it crashed). Writing a chunk is safe without the lead anyway (the broadcast
+row is locked, ``enqueued_upto`` read under the lock), and so is sending (the outbox claim)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core.context import Context, UnitOfWork
 from core.errors import (
@@ -32,6 +38,7 @@ CHUNK = 2_000  # recipients written per transaction
 MAX_DAYS = 365  # "active in the last N days": 1..MAX_DAYS
 MAX_TEXT = 16_384  # characters of HTML source; Telegram's own limit (4,096 once parsed) is checked by sending
 AUDIENCES = ("all", "product", "active")
+LEASE = timedelta(seconds=30)  # how long a process leads a broadcast without renewing (``hold``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +139,21 @@ class BroadcastService:
         if row.finished_at is None and row.status in ("sending", "cancelled") and delivery.left == 0:
             return Progress(*await self.ctx.write(_finish, broadcast_id, self.ctx.clock.now()))
         return Progress(row, delivery)
+
+    async def hold(self, broadcast_id: int, *, runner: str) -> bool | None:
+        """Take or keep the lead on a broadcast under way for ``LEASE``: True when ``runner`` leads it now,
+        False while another process does (until it lets go or its lease runs out), None when there is
+        nothing left to lead (finished, or unknown)."""
+        return await self.ctx.write(_hold, broadcast_id, runner, self.ctx.clock.now())
+
+    async def shown(self, broadcast_id: int, digest: str, *, runner: str) -> None:
+        """Record what the progress message says now (a digest), as its leader edited it; whoever leads
+        next edits it only when its figures differ (Telegram refuses an edit that changes nothing)."""
+        await self.ctx.write(_shown, broadcast_id, digest, runner)
+
+    async def let_go(self, broadcast_id: int, *, runner: str) -> None:
+        """Give up the lead (a process stopping): another may take it at once."""
+        await self.ctx.write(_let_go, broadcast_id, runner)
 
     async def unfinished(self) -> list[BroadcastRow]:
         return await self.ctx.read(_unfinished)
@@ -305,3 +327,25 @@ def _finish(uow: UnitOfWork, broadcast_id: int, now: datetime) -> tuple[Broadcas
 
 def _unfinished(uow: UnitOfWork) -> list[BroadcastRow]:
     return uow.repo.broadcasts.unfinished()
+
+
+def _hold(uow: UnitOfWork, broadcast_id: int, runner: str, now: datetime) -> bool | None:
+    r = uow.repo.broadcasts
+    row = r.get(broadcast_id, lock=True)
+    if row is None or row.finished_at is not None or row.status not in ("enqueuing", "sending", "cancelled"):
+        return None
+    if row.runner not in (None, runner) and row.runner_until is not None and row.runner_until > now:
+        return False
+    r.set(broadcast_id, runner=runner, runner_until=now + LEASE)
+    uow.commit()
+    return True
+
+
+def _shown(uow: UnitOfWork, broadcast_id: int, digest: str, runner: str) -> None:
+    uow.repo.broadcasts.set_if_runner(broadcast_id, runner, progress_shown=digest)
+    uow.commit()
+
+
+def _let_go(uow: UnitOfWork, broadcast_id: int, runner: str) -> None:
+    uow.repo.broadcasts.set_if_runner(broadcast_id, runner, runner=None, runner_until=None)
+    uow.commit()
