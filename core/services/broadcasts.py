@@ -105,11 +105,13 @@ class BroadcastService:
         progress_chat: str | None = None,
         progress_message_id: int | None = None,
         language: str | None = None,
+        runner: str | None = None,
     ) -> BroadcastRow:
-        """Confirm a draft: it starts enqueuing (``enqueue_next``). A second confirmation is refused
-        (``BroadcastNotDraft``), so a double tap sends nothing twice. Audited with its audience and count."""
+        """Confirm a draft: it starts enqueuing (``enqueue_next``), led by ``runner`` (the process that
+        confirmed it, see ``hold``). A second confirmation is refused (``BroadcastNotDraft``), so a double
+        tap sends nothing twice. Audited with its audience and count."""
         progress = (progress_chat, progress_message_id, language)
-        return await self.ctx.write(_start, broadcast_id, actor, progress, self.ctx.clock.now())
+        return await self.ctx.write(_start, broadcast_id, actor, progress, runner, self.ctx.clock.now())
 
     async def discard(self, broadcast_id: int, *, actor: str) -> None:
         """Drop a draft (never sent)."""
@@ -231,6 +233,7 @@ def _start(
     broadcast_id: int,
     actor: str,
     progress: tuple[str | None, int | None, str | None],
+    runner: str | None,
     now: datetime,
 ) -> BroadcastRow:
     r = uow.repo.broadcasts
@@ -245,6 +248,8 @@ def _start(
         progress_chat=chat,
         progress_message_id=message_id,
         progress_language=language,
+        runner=runner,
+        runner_until=now + LEASE if runner else None,
     )
     uow.repo.audit.add(
         now,

@@ -32,10 +32,13 @@ class Shop:
     clock: ShiftedClock
     url: str
 
-    async def rebuild(self, *, tap_rate: float | None = None, **settings: object) -> None:
+    async def rebuild(
+        self, *, tap_rate: float | None = None, sender: dict[str, object] | None = None, **settings: object
+    ) -> None:
         """Replace the bot with one built from other settings (the fixture stops whichever runs last).
         ``tap_rate``: button taps a person may make per second (the bot's default is 2, bursts of 8), for
-        a test that walks many buttons and is not about the throttle."""
+        a test that walks many buttons and is not about the throttle; ``sender``: the outbox sender's
+        options (e.g. a slower broadcast pace)."""
         await self.front.stop()
         values: dict[str, object] = {"admin_ids": [ADMIN], **settings}
         config = Settings.load(_env_file=None, **values)
@@ -49,7 +52,7 @@ class Shop:
             self.services,
             config,
             make_bot(TOKEN, self.url),
-            sender={"private_interval": 0.05},
+            sender={"private_interval": 0.05, **(sender or {})},
             throttle=throttle,
         )
         await self.front.start_background()

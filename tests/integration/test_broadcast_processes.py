@@ -71,7 +71,9 @@ async def test_two_processes_writing_one_broadcasts_recipients_write_each_once(
     any_shop.broadcasts.chunk = other.broadcasts.chunk = 7  # many chunks, so the two interleave
     await asyncio.gather(any_shop.broadcasts.enqueue_all(bid), other.broadcasts.enqueue_all(bid))
     o = t.outbox
-    rows = await query(any_shop, select(o.c.user_id, func.count()).where(o.c.broadcast_id == bid).group_by(o.c.user_id))
+    rows = await query(
+        any_shop, select(o.c.user_id, func.count()).where(o.c.broadcast_id == bid).group_by(o.c.user_id)
+    )
     assert len(rows) == N and {n for _, n in rows} == {1}
     row = await any_shop.broadcasts.get(bid)
     assert row.status == "sending" and row.recipients == N
@@ -126,3 +128,13 @@ async def test_one_process_leads_a_broadcast_until_it_lets_go_or_its_lease_runs_
     await a.cancel(bid, actor="telegram:1")
     assert (await a.progress(bid)).finished
     assert await a.hold(bid, runner=leader) is None and await b.hold(bid, runner=follower) is None
+
+
+async def test_the_process_that_confirms_a_broadcast_leads_it_first(
+    any_shop: Services, other: Services, clock: FrozenClock
+) -> None:
+    await _buyers(any_shop, clock, 2)
+    bid, _ = await any_shop.broadcasts.save_draft("telegram", ALL, "Sale!", actor="telegram:1")
+    await any_shop.broadcasts.start(bid, actor="telegram:1", runner="a")
+    assert await other.broadcasts.hold(bid, runner="b") is False  # it drew the message: no other edits it
+    assert await any_shop.broadcasts.hold(bid, runner="a") is True

@@ -171,6 +171,7 @@ async def on_broadcast(
             progress_chat=str(query.from_user.id) if shown else None,
             progress_message_id=shown.message_id if shown else None,
             language=get_i18n().current_locale,
+            runner=broadcaster.name,  # this process leads it: no other edits the message meanwhile
         )
         await acknowledge(query, tr_plain("admin-broadcast-started"))
         text, markup = progress_view(await bc.progress(bid))
