@@ -10,10 +10,10 @@ every 2 s (``progress.ProgressMessage``), then the report: added, duplicates, in
 numbers (the first few in the message, all of them in a .txt document when there are more).
 
 A file waiting for its product is remembered in the staff member's FSM data under its picker's message id
-(a few at a time): a picker imports its own file, never one sent after it, and only once (its file is
-taken from the FSM data before the import starts). A plain document is taken for an upload only outside
-any other conversation (another screen's step may expect a document). Handlers take
-``progress_clock`` from the dispatcher's workflow data when given (tests observe the edits with it)."""
+(a few at a time): a picker imports its own file, never one sent after it, and only once however often it
+is tapped at once (FSM data has no lock: the picker is claimed once, ``CursorService.create_once``). A
+plain document is taken for an upload only outside any other conversation (another screen's step may
+expect a document). Handlers take ``progress_clock`` from the dispatcher's workflow data when given (tests observe the edits with it)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -156,6 +157,9 @@ async def picked(
     if waiting is None or not isinstance(query.message, Message):
         await redraw(query, tr("admin-import-nothing-waiting"))
         return
+    # FSM data has no lock (in Redis two taps may both find the file): the picker is claimed once
+    if not await services.cursors.create_once(f"upload:{actor(query)}:{query.message.message_id}"[:64]):
+        return
     upload = Upload(**waiting)
     sent = tr("admin-import-downloading", id=product.id, name=product.name, file=upload.name)
     await redraw(query, sent)
@@ -171,12 +175,12 @@ async def cancel(query: CallbackQuery, callback_data: StockCancelCb, state: FSMC
     await redraw(query, tr("admin-cancelled"))
 
 
-def _waiting(data: dict[str, object]) -> dict[str, dict[str, object]]:
+def _waiting(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     pending = data.get(PENDING)
-    return dict(pending) if isinstance(pending, dict) else {}  # type: ignore[arg-type]
+    return dict(pending) if isinstance(pending, dict) else {}
 
 
-async def _take(picker_id: int, state: FSMContext) -> dict[str, object] | None:
+async def _take(picker_id: int, state: FSMContext) -> dict[str, Any] | None:
     """The file waiting under the picker ``picker_id``, no longer waiting."""
     data = await state.get_data()
     pending = _waiting(data)
