@@ -13,7 +13,8 @@ A file waiting for its product is remembered in the staff member's FSM data unde
 (a few at a time): a picker imports its own file, never one sent after it, and only once however often it
 is tapped at once (FSM data has no lock: the picker is claimed once, ``CursorService.create_once``). A
 plain document is taken for an upload only outside any other conversation (another screen's step may
-expect a document). Handlers take ``progress_clock`` from the dispatcher's workflow data when given (tests observe the edits with it)."""
+expect a document). Handlers take ``progress_clock`` from the dispatcher's workflow data when given (tests
+observe the edits with it)."""
 
 from __future__ import annotations
 
