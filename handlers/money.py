@@ -17,14 +17,18 @@ def exponent(currency: str) -> int:
     return 0 if currency == "XTR" else int(get_currency_precision(currency))
 
 
+MAX_DIGITS = 18  # whole digits an amount may have: a BIGINT holds any such amount in minor units
+
+
 def parse_amount(text: str, currency: str) -> int:
-    """``"9.90"`` in USD -> 990. Refuses more decimals than the currency has, negatives and non-numbers."""
+    """``"9.90"`` in USD -> 990. Refuses more decimals than the currency has, negatives, non-numbers and
+    amounts of more than ``MAX_DIGITS`` whole digits (``1e999999`` would overflow or build a huge int)."""
     try:
         value = Decimal(text.strip().replace(",", ""))
     except InvalidOperation:
-        raise InvalidInput(f"{text!r} is not an amount", field="price") from None
-    if not value.is_finite() or value < 0:
-        raise InvalidInput(f"{text!r} is not an amount", field="price")
+        raise InvalidInput(f"{text[:32]!r} is not an amount", field="price") from None
+    if not value.is_finite() or value < 0 or (value and value.adjusted() >= MAX_DIGITS):
+        raise InvalidInput(f"{text[:32]!r} is not an amount", field="price")
     minor = value.scaleb(exponent(currency))
     if minor != minor.to_integral_value():
         raise InvalidInput(f"{text!r} has more decimals than {currency} allows", field="price")

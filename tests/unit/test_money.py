@@ -34,3 +34,13 @@ def test_formatting_uses_the_currency_and_locale() -> None:
     assert format_amount(990, "USD") == "$9.90"
     assert format_amount(990, "CNY", "zh_CN") == "¥9.90"
     assert format_amount(50, "XTR") == "50 ⭐"
+
+
+@pytest.mark.parametrize("text", ["1e999999", "1E+999999999", "9e5000", "1" * 5000, "1" * 19, "1e18"])
+def test_amounts_of_more_than_18_whole_digits_are_refused_not_overflowed(text: str) -> None:
+    with pytest.raises(InvalidInput):
+        parse_amount(text, "USD")
+
+
+def test_an_amount_of_18_whole_digits_is_still_an_amount() -> None:
+    assert parse_amount("9" * 18, "XTR") == int("9" * 18)

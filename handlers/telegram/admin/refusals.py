@@ -17,7 +17,7 @@ from aiogram.types import CallbackQuery, Message
 
 from core.roles import Power
 from core.services import Services
-from handlers.telegram.admin.common import not_permitted
+from handlers.telegram.admin.common import not_permitted, redacted
 from handlers.telegram.admin.filters import CHANNEL, sender_in_private
 from handlers.telegram.filters import When
 from handlers.telegram.ui.callbacks import ADMIN_PREFIX
@@ -79,6 +79,7 @@ async def refused_button(query: CallbackQuery, services: Services) -> None:
 
 async def _record(event: Message | CallbackQuery, services: Services, what: str) -> None:
     tg_id = sender_in_private(event)
+    what = redacted(what)
     log.info("admin command or button refused to %s: %r", tg_id, what[:64])
     if tg_id is not None:
         await services.staff.record_refusal(CHANNEL, str(tg_id), what)

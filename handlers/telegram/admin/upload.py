@@ -9,9 +9,12 @@ uneven columns are refused and nothing is imported), and imports it with the CLI
 every 2 s (``progress.ProgressMessage``), then the report: added, duplicates, invalid lines with their
 numbers (the first few in the message, all of them in a .txt document when there are more).
 
-A file waiting for its product is remembered in the staff member's FSM data; a plain document is taken for
-an upload only outside any other conversation (another screen's step may expect a document). Handlers take
-``progress_clock`` from the dispatcher's workflow data when given (tests observe the edits with it)."""
+A file waiting for its product is remembered in the staff member's FSM data under its picker's message id
+(a few at a time): a picker imports its own file, never one sent after it, and only once however often it
+is tapped at once (FSM data has no lock: the picker is claimed once, ``CursorService.create_once``). A
+plain document is taken for an upload only outside any other conversation (another screen's step may
+expect a document). Handlers take ``progress_clock`` from the dispatcher's workflow data when given (tests
+observe the edits with it)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -52,7 +56,8 @@ from handlers.telegram.ui.text import BUTTON_TEXT_MAX, acknowledge, redraw, refu
 
 DOWNLOAD_MAX = 20 * 2**20  # what bots may download through getFile
 FORMATS = {".txt": "txt", ".csv": "csv"}
-PENDING = "stock_upload"  # FSM data: the file waiting for its product
+PENDING = "stock_uploads"  # FSM data: the files waiting for their product, by their picker's message id
+WAITING_MAX = 5  # files kept waiting at once (the oldest pickers are forgotten first)
 PICK_MAX = 30  # product buttons under one message
 INLINE_INVALID = 10  # invalid lines listed in the report itself; more go to a file
 LISTED_INVALID = 100_000  # invalid lines listed in that file (all are counted)
@@ -149,11 +154,12 @@ async def picked(
         await not_permitted(query, services, query.data or "")
         return
     await acknowledge(query)
-    data = await state.get_data()
-    waiting = data.pop(PENDING, None)
-    await state.set_data(data)
-    if not isinstance(waiting, dict) or not isinstance(query.message, Message):
+    waiting = await _take(query.message.message_id, state) if isinstance(query.message, Message) else None
+    if waiting is None or not isinstance(query.message, Message):
         await redraw(query, tr("admin-import-nothing-waiting"))
+        return
+    # FSM data has no lock (in Redis two taps may both find the file): the picker is claimed once
+    if not await services.cursors.create_once(f"upload:{actor(query)}:{query.message.message_id}"[:64]):
         return
     upload = Upload(**waiting)
     sent = tr("admin-import-downloading", id=product.id, name=product.name, file=upload.name)
@@ -165,11 +171,23 @@ async def picked(
 async def cancel(query: CallbackQuery, callback_data: StockCancelCb, state: FSMContext) -> None:
     """Receives: Cancel under a waiting upload, void or export."""
     await acknowledge(query)
-    if callback_data.what == "import":
-        data = await state.get_data()
-        data.pop(PENDING, None)
-        await state.set_data(data)
+    if callback_data.what == "import" and isinstance(query.message, Message):
+        await _take(query.message.message_id, state)
     await redraw(query, tr("admin-cancelled"))
+
+
+def _waiting(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    pending = data.get(PENDING)
+    return dict(pending) if isinstance(pending, dict) else {}
+
+
+async def _take(picker_id: int, state: FSMContext) -> dict[str, Any] | None:
+    """The file waiting under the picker ``picker_id``, no longer waiting."""
+    data = await state.get_data()
+    pending = _waiting(data)
+    waiting = pending.pop(str(picker_id), None)
+    await state.update_data({PENDING: pending})
+    return waiting if isinstance(waiting, dict) else None
 
 
 # ---------------------------------------------------------------- the import
@@ -186,7 +204,6 @@ async def _ask_for_product(
     if not products:
         await message.answer(tr("admin-import-pick-none"))
         return
-    await state.update_data({PENDING: asdict(upload)})
     rows = [
         [
             InlineKeyboardButton(
@@ -201,7 +218,10 @@ async def _ask_for_product(
     text = tr("admin-import-pick", file=upload.name)
     if len(products) > PICK_MAX:
         text += "\n" + tr("admin-import-pick-more", count=PICK_MAX)
-    await message.answer(text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+    picker = await message.answer(text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+    pending = _waiting(await state.get_data())
+    pending[str(picker.message_id)] = asdict(upload)
+    await state.update_data({PENDING: dict(list(pending.items())[-WAITING_MAX:])})
 
 
 async def _import(
