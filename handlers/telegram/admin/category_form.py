@@ -10,7 +10,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from core.models import Category
 from core.services import Services
 from core.services.drafts import new_token
-from handlers.telegram.admin.forms import MAX_INT, NONE, Bad, Data, Form, whole
+from handlers.telegram.admin.forms import MAX_INT, NONE, Data, Form, whole
 from handlers.telegram.ui.callbacks import AdminCb, EditCategoryCb, EditorCb
 from handlers.telegram.ui.text import BUTTON_TEXT_MAX, clip, tr, tr_plain
 
@@ -50,16 +50,7 @@ class CategoryForm(Form):
 
     async def parse(self, services: Services, data: Data, step: str, text: str) -> None:
         d = data["draft"]
-        if step == "name":
-            name = " ".join(text.split())
-            if not 1 <= len(name) <= 64:
-                raise Bad("ae-bad-name")
-            d["name"] = name
-        elif step == "description":
-            if len(text.strip()) > 2000:
-                raise Bad("ae-bad-description")
-            d["description"] = text.strip()
-        else:
+        if not self.parse_named(d, step, text):
             d["position"] = whole(text, -MAX_INT, MAX_INT, "ae-bad-position", max=MAX_INT)
 
     async def shown(self, services: Services, data: Data, step: str) -> str:

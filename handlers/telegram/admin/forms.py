@@ -71,6 +71,23 @@ class Form:
         """Read a typed value into the draft, or raise ``Bad``."""
         raise Bad("ae-bad-choice")
 
+    @staticmethod
+    def parse_named(draft: dict[str, Any], step: str, text: str) -> bool:
+        """The name (spaces folded, 1 to 64 characters) and description (at most 2000) that products and
+        categories share: True when ``step`` was one of them and the value went into the draft."""
+        if step == "name":
+            name = " ".join(text.split())
+            if not 1 <= len(name) <= 64:
+                raise Bad("ae-bad-name")
+            draft["name"] = name
+            return True
+        if step == "description":
+            if len(text.strip()) > 2000:
+                raise Bad("ae-bad-description")
+            draft["description"] = text.strip()
+            return True
+        return False
+
     def choose(self, data: Data, step: str, value: str) -> None:
         """Put a tapped choice (one of ``choices``) into the draft."""
 

@@ -160,16 +160,9 @@ class ProductForm(Form):
     async def parse(self, services: Services, data: Data, step: str, text: str) -> None:
         d, p = data["draft"], self.params(services)
         cfg = services.ctx.config
-        if step == "name":
-            name = " ".join(text.split())
-            if not 1 <= len(name) <= 64:
-                raise Bad("ae-bad-name")
-            d["name"] = name
-        elif step == "description":
-            if len(text.strip()) > 2000:
-                raise Bad("ae-bad-description")
-            d["description"] = text.strip()
-        elif step == "category":
+        if self.parse_named(d, step, text):
+            return
+        if step == "category":
             cid = whole(text, 1, MAX_INT, "ae-bad-category")
             if cid not in {c.id for c in await services.catalog.categories(active_only=False)}:
                 raise Bad("ae-bad-category")
