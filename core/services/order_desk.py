@@ -26,14 +26,14 @@ from core.messages import KeysDelivered
 from core.models import Order, OrderStatus, Payment, PaymentResult, Product, User
 from core.reactions import write_message
 from core.repositories import Repositories
-from core.repositories.desk import DeskLine, Scope, TrailEntry
+from core.repositories.desk import DeskLine, ListKind, Scope, TrailEntry
 from core.roles import Grant, Power
 from core.services.orders import MAX_MANUAL_CONTENT, OrderService
 from core.services.payments import PaymentService
 from core.services.refunds import HandRefund, RefundService
 from core.vault import clean_text
 
-MAX_LINES = 20  # orders listed at once (newest first); the screen says when there are more
+PAGE_SIZE = 10  # orders on one page of a list (newest first); ◀️ ▶️ turn the pages
 MAX_TRAIL = 15
 MAX_NOTE = 200
 _REF = re.compile(r"[A-Za-z0-9]{1,32}")
@@ -72,8 +72,15 @@ class OrderDetail:
 
 @dataclass(frozen=True, slots=True)
 class OrderList:
+    """One page of a list of orders, newest first."""
+
     lines: list[DeskLine]
-    more: bool  # more orders matched than are listed
+    kind: ListKind = "pending"
+    key: int = 0  # the buyer's shop user id, or the import batch's id (0 for pending)
+    page: int = 0  # 0: the newest
+    pages: int = 1  # as counted now (orders keep arriving: a guide, not a bound)
+    newer: bool = False  # a page of newer orders exists (◀️)
+    older: bool = False  # a page of older orders exists (▶️)
 
 
 class OrderDesk:
@@ -121,7 +128,17 @@ class OrderDesk:
 
     async def pending(self, *, grant: Grant) -> OrderList:
         """Paid manual orders waiting for an admin, and orders with money still to give back."""
-        return await self.ctx.read(_pending, scope_of(grant))
+        return await self.page("pending", 0, grant=grant)
+
+    async def page(
+        self, kind: ListKind, key: int, *, grant: Grant, page: int = 0, before: int = 0, after: int = 0
+    ) -> OrderList:
+        """A page of a list: orders older than order ``before`` (0: the newest page), or with ``after`` the
+        page of orders just newer than it (◀️). Reads one page and one row more, within the grant's scope:
+        a buyer or an import batch outside an operator's scope lists nothing (and is not confirmed)."""
+        if kind != "pending" and key <= 0:
+            raise InvalidInput("a buyer's or an import's list needs its id", field="key")
+        return await self.ctx.read(_page, kind, key, scope_of(grant), page, before, after)
 
     # ------------------------------------------------------------------ actions
 
@@ -210,27 +227,40 @@ def _locked(r: Repositories, ref: str, grant: Grant, power: Power) -> tuple[Orde
     return order, product
 
 
-def _listed(lines: list[DeskLine]) -> OrderList:
-    return OrderList(lines[:MAX_LINES], len(lines) > MAX_LINES)
+def _page(
+    uow: UnitOfWork, kind: ListKind, key: int, scope: Scope, page: int, before: int, after: int
+) -> OrderList:
+    desk = uow.repo.desk
+    rows = desk.listing(kind, key, scope, PAGE_SIZE + 1, before=0 if after else before, after=after)
+    if after:  # oldest first: the page is the PAGE_SIZE just newer than ``after``
+        newer, older = len(rows) > PAGE_SIZE, True
+        lines = rows[:PAGE_SIZE][::-1]
+        page = page if newer else 0
+    else:
+        page = page if before else 0
+        newer, older = page > 0, len(rows) > PAGE_SIZE
+        lines = rows[:PAGE_SIZE]
+    pages = max(1, -(-desk.count(kind, key, scope) // PAGE_SIZE), page + 1 + int(older))
+    return OrderList(lines, kind, key, page, pages, newer, older)
+
+
+def _buyer_list(uow: UnitOfWork, user_id: int, scope: Scope) -> OrderList:
+    return _page(uow, "buyer", user_id, scope, 0, 0, 0)
 
 
 def _by_buyer(uow: UnitOfWork, channel: str, external_id: str, scope: Scope) -> OrderList:
     user = uow.repo.users.get_by_external(channel, external_id)
     if user is None:
         raise BuyerNotFound(who=external_id)
-    return _listed(uow.repo.desk.by_buyer(user.id, scope, MAX_LINES + 1))
+    return _buyer_list(uow, user.id, scope)
 
 
 def _by_username(uow: UnitOfWork, channel: str, username: str, scope: Scope) -> OrderList:
     user = uow.repo.users.get_by_username(channel, username)
     if user is None:
         raise UsernameNotKnown(who=f"@{username}")
-    return _listed(uow.repo.desk.by_buyer(user.id, scope, MAX_LINES + 1))
+    return _buyer_list(uow, user.id, scope)
 
 
 def _by_import(uow: UnitOfWork, import_id: int, scope: Scope) -> OrderList:
-    return _listed(uow.repo.desk.by_import(import_id, scope, MAX_LINES + 1))
-
-
-def _pending(uow: UnitOfWork, scope: Scope) -> OrderList:
-    return _listed(uow.repo.desk.needing_attention(scope, MAX_LINES + 1))
+    return _page(uow, "import", import_id, scope, 0, 0, 0)

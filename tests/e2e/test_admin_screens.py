@@ -23,6 +23,7 @@ from handlers.telegram.ui.callbacks import (
     EditProductCb,
     OrderActCb,
     OrderInputCb,
+    OrderListCb,
     OrderViewCb,
     StaffRemoveCb,
     StatsCb,
@@ -32,6 +33,7 @@ from handlers.telegram.ui.callbacks import (
     StockVoidBatchCb,
     StockVoidKeyCb,
 )
+from sandbox.telegram.chats import Sent
 from tests.e2e.conftest import ADMIN, Shop
 
 OWNER, OPERATOR, BUYER = 900_002, 900_010, 601  # OWNER: a second owner (messages to ADMIN count as alerts)
@@ -40,6 +42,12 @@ STAFF_ADMIN = 900_020  # an admin: everything but staff, key export and the audi
 OPERATOR_MAY = {"admin", "stock", "import", "void", "order", "orders_pending"}
 NO_ORDER = "NOSUCHORDER42"
 THEIRS, OTHER = 1, 2  # the products _setup makes: the operator's, and one beyond their scope
+# Forged pages of order lists: the buyer's (shop user 1) and import 2's are of OTHER, beyond the operator.
+ORDER_PAGES = [
+    OrderListCb(kind="p", key=0, page=1, at=5).pack(),
+    OrderListCb(kind="b", key=1, page=0).pack(),
+    OrderListCb(kind="i", key=2, page=3, at=9, back=True).pack(),
+]
 ADMIN_BUTTONS = [
     AdminCb(screen=s).pack()
     for s in ("menu", "staff", "stock", "products", "orders", "buyers", "stats", "audit", "broadcast")
@@ -58,6 +66,13 @@ ADMIN_BUTTONS = [
     ),
     OrderInputCb(ref=NO_ORDER, act="paid").pack(),
     OrderInputCb(ref=NO_ORDER, act="stop").pack(),
+    *ORDER_PAGES,
+    "aol:p:7:0:0:0",  # pending has no key
+    "aol:b:0:0:0:0",  # a buyer's list needs one
+    "aol:i:1:0:0:1",  # back needs an order to start from
+    "aol:x:1:0:0:0",
+    "aol:b:99999999999999999999999:0:0:0",
+    "aol:b:1:-1:0:0",
     StatsCb(days=7).pack(),
     StatsCb(days=30, chart=True).pack(),
     AuditPageCb(page=1).pack(),
@@ -114,6 +129,13 @@ async def _refusals(shop: Shop) -> list[AuditEntry]:
         return [AuditEntry(r[0], r[1]) for r in uow.repo.conn.execute(q).all()]
 
     return await shop.services.ctx.read(read)
+
+
+async def _tapped(shop: Shop, user: int, sent: Sent, data: str) -> int:
+    """Tap ``data``; how many messages ``user`` had before (for ``wait_for``)."""
+    before = len(shop.emu.messages(user))
+    await shop.tap_data(user, sent, data)
+    return before
 
 
 async def _setup(shop: Shop, tap_rate: float | None = None) -> tuple[int, int]:
@@ -204,6 +226,10 @@ async def test_every_admin_command_and_button_is_refused_to_a_buyer_and_beyond_a
         answer = await shop.answer_to(await shop.tap_data(BUYER, menu, data))
         assert "out of date" in str(answer["text"]) and answer["show_alert"], data
         if data.startswith(OPERATOR_SCREENS):
+            continue
+        if data in ORDER_PAGES:  # the operator's page lists nothing of OTHER's
+            page = await shop.emu.wait_for(OPERATOR, after=await _tapped(shop, OPERATOR, op_menu, data))
+            assert "No orders." in page.text and "Steam 10" not in page.text, data
             continue
         answer = await shop.answer_to(await shop.tap_data(OPERATOR, op_menu, data))
         expected = "Order not found" if data in ORDER_BUTTONS else "not part of your role"

@@ -58,7 +58,7 @@ def _profile_text(p: BuyerProfile, services: Services) -> str:
         tr("admin-user-orders", count=p.orders, spent=spent),
     ]
     if p.recent:
-        lines.append(list_text(OrderList(p.recent, False), tr("admin-user-recent"), tz))
+        lines.append(list_text(OrderList(p.recent), tr("admin-user-recent"), tz))
     lines += ["", tr("admin-user-usage")]
     return "\n".join(lines)
 

@@ -1,21 +1,25 @@
 """How the back office shows orders: one order in full (with the buttons its state and the admin's role
-allow), and a list of orders with a button to open each."""
+allow), and a page of a list of orders with a button to open each and ◀️ N/M ▶️ to turn the pages."""
 
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from typing import Literal
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from core.models import DeliveryKind, Order, OrderStatus
-from core.repositories.desk import DeskLine
+from core.repositories.desk import DeskLine, ListKind
 from core.roles import Grant, Power
 from core.services.order_desk import OrderDetail, OrderList
 from core.services.refunds import owed_by_hand
 from handlers.money import format_amount
 from handlers.telegram.admin.common import action_label, back_to_menu
-from handlers.telegram.ui.callbacks import OrderAct, OrderActCb, OrderViewCb
+from handlers.telegram.ui.callbacks import MAX_PAGE, OrderAct, OrderActCb, OrderListCb, OrderViewCb
 from handlers.telegram.ui.text import clip, tr, tr_plain
+
+LIST_CODES: dict[ListKind, Literal["p", "b", "i"]] = {"pending": "p", "buyer": "b", "import": "i"}
+LIST_KINDS: dict[str, ListKind] = {code: kind for kind, code in LIST_CODES.items()}
 
 # Which actions an order's state allows, and the power each needs (checked again when tapped).
 ACTIONS: dict[OrderAct, tuple[Power, frozenset[OrderStatus]]] = {
@@ -136,8 +140,6 @@ def list_text(found: OrderList, title: str, tz: tzinfo) -> str:
         )
     if not found.lines:
         lines.append(tr("admin-orders-none"))
-    if found.more:
-        lines.append(tr("admin-orders-more", count=len(found.lines)))
     return "\n".join(lines)
 
 
@@ -146,5 +148,26 @@ def list_markup(found: OrderList) -> InlineKeyboardMarkup:
         [InlineKeyboardButton(text=line_label(ln), callback_data=OrderViewCb(ref=ln.order.ref).pack())]
         for ln in found.lines
     ]
+    if found.newer or found.older:
+        rows.append(page_row(found))
     rows.append([back_to_menu()])
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def page_row(found: OrderList) -> list[InlineKeyboardButton]:
+    """◀️ N/M ▶️: ◀️ the page just newer than this one's first order, N/M this page again (from its first
+    order), ▶️ the page older than its last order."""
+    kind, key, page = LIST_CODES[found.kind], found.key, found.page
+
+    def button(text: str, page: int, at: int, back: bool = False) -> InlineKeyboardButton:
+        data = OrderListCb(kind=kind, key=key, page=page, at=at, back=back).pack()
+        return InlineKeyboardButton(text=text, callback_data=data)
+
+    first = found.lines[0].order.id if found.lines else 0
+    here = button(f"{page + 1}/{found.pages}", page=page, at=first + 1 if first and page else 0)
+    row = [here]
+    if found.newer and first:
+        row.insert(0, button("◀️", page=max(page - 1, 0), at=first, back=True))
+    if found.older and found.lines and page < MAX_PAGE:
+        row.append(button("▶️", page=page + 1, at=found.lines[-1].order.id))
+    return row

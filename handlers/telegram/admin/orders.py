@@ -4,6 +4,10 @@
     /order TELEGRAM_ID      a buyer's orders, newest first (also i:IMPORT_ID: orders given a key of an import)
     /orders_pending         paid manual orders waiting for an admin, and refunds not done yet
 
+Lists show PAGE_SIZE orders a page, newest first, with ◀️ N/M ▶️ (OrderListCb: the list's kind and key,
+and the order the page starts from): each tap reads one page within the admin's scope, so a forged page of
+a buyer or an import outside an operator's scope lists nothing of it.
+
 An order's buttons follow its state and the admin's role: deliver by hand, resend the delivery, cancel a
 pending order, refund and "mark paid" (money: owners and admins only). Every tap re-reads the order and
 acts only if the action still fits; cancel, refund and mark paid ask first. The core re-checks the scope
@@ -29,12 +33,13 @@ from core.errors import NotPermitted
 from core.models import PaymentStatus
 from core.roles import Grant, Power
 from core.services import Services
-from core.services.order_desk import OrderDetail
+from core.services.order_desk import OrderDetail, OrderList
 from handlers.money import format_amount, parse_amount
 from handlers.telegram.admin.common import actor, not_permitted
 from handlers.telegram.admin.filters import CHANNEL, Has
 from handlers.telegram.admin.order_text import (
     ACTIONS,
+    LIST_KINDS,
     amount,
     applies,
     confirm_markup,
@@ -45,7 +50,7 @@ from handlers.telegram.admin.order_text import (
     owed_text,
 )
 from handlers.telegram.filters import When
-from handlers.telegram.ui.callbacks import AdminCb, OrderActCb, OrderInputCb, OrderViewCb
+from handlers.telegram.ui.callbacks import AdminCb, OrderActCb, OrderInputCb, OrderListCb, OrderViewCb
 from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, redraw, show, tr, tr_plain
 
 _PAID = re.compile(r"([0-9][0-9.,]{0,24})\s+(.+)", re.DOTALL)
@@ -81,9 +86,34 @@ async def order_command(message: Message, command: CommandObject, services: Serv
 
 async def pending_screen(event: Message | CallbackQuery, services: Services, grant: Grant) -> None:
     """Receives: /orders_pending, and the menu's Orders button."""
-    found = await services.order_desk.pending(grant=grant)
-    text = list_text(found, tr("admin-orders-pending-title"), services.ctx.config.timezone)
-    await show(event, text + "\n\n" + tr("admin-order-usage"), list_markup(found))
+    await _show_list(event, services, await services.order_desk.pending(grant=grant))
+
+
+async def _show_list(event: Message | CallbackQuery, services: Services, found: OrderList) -> None:
+    tz = services.ctx.config.timezone
+    if found.kind == "pending":
+        text = list_text(found, tr("admin-orders-pending-title"), tz) + "\n\n" + tr("admin-order-usage")
+    else:
+        who = found.lines[0].buyer_external_id if found.lines else f"#{found.key}"
+        query = who if found.kind == "buyer" else f"i:{found.key}"
+        text = list_text(found, tr("admin-orders-found", query=query), tz)
+    await show(event, text, list_markup(found))
+
+
+async def page_button(
+    query: CallbackQuery, callback_data: OrderListCb, services: Services, grant: Grant
+) -> None:
+    """Receives: ◀️ N/M ▶️ under an order list."""
+    cb = callback_data
+    found = await services.order_desk.page(
+        LIST_KINDS[cb.kind],
+        cb.key,
+        grant=grant,
+        page=cb.page,
+        before=0 if cb.back else cb.at,
+        after=cb.at if cb.back else 0,
+    )
+    await _show_list(query, services, found)
 
 
 async def view_button(
@@ -299,6 +329,7 @@ def build() -> Router:
     router.message.register(pending_screen, Command("orders_pending"))
     router.callback_query.register(pending_screen, AdminCb.filter(F.screen == "orders"))
     router.callback_query.register(view_button, OrderViewCb.filter())
+    router.callback_query.register(page_button, OrderListCb.filter())
     router.callback_query.register(action_button, OrderActCb.filter())
     router.callback_query.register(input_button, OrderInputCb.filter())
     router.message.register(delivery_content, StateFilter(OrderInput.content), _NOT_A_COMMAND)

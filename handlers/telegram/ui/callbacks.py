@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Literal
 
 from aiogram.filters.callback_data import CallbackData
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 MAX_ID = 2**63 - 1  # the largest id a BIGINT column holds
 MAX_PAGE = 10_000
@@ -118,6 +118,24 @@ class OrderInputCb(CallbackData, prefix="aoi"):
 
     ref: Ref
     act: Literal["paid", "stop"]
+
+
+class OrderListCb(CallbackData, prefix="aol"):
+    """A page of a back-office order list: ``kind`` (p: pending, b: a buyer's, i: an import batch's) and
+    its ``key`` (0 for pending; the buyer's shop user id or the import's id, at least 1); the page starts
+    after order ``at`` (0: the newest page), or with ``back`` is the page just newer than order ``at``."""
+
+    kind: Literal["p", "b", "i"]
+    key: IdOrZero
+    page: Page
+    at: IdOrZero = 0
+    back: bool = False
+
+    @model_validator(mode="after")
+    def _keyed(self) -> OrderListCb:
+        if (self.kind == "p") != (self.key == 0) or (self.back and self.at == 0):
+            raise ValueError("pending has no key; a buyer's or an import's list has one; back needs at")
+        return self
 
 
 def _period(value: int) -> int:
