@@ -383,3 +383,17 @@ staff_scopes = Table(
     Column("kind", String(16), primary_key=True),  # product | category
     Column("target_id", Id, primary_key=True),
 )
+
+# A user's referral code (their invite link's ``r<code>``), made at their first /invite: random, never their
+# channel id. ``opens`` counts /start with the code (anyone, attributed or not), ``starts`` the new users it
+# attributed; both only ever incremented in SQL.
+referral_codes = Table(
+    "referral_codes",
+    metadata,
+    Column("user_id", Id, ForeignKey("users.id"), primary_key=True),
+    Column("code", String(16), nullable=False),
+    Column("opens", BigInteger, nullable=False, server_default=text("0")),
+    Column("starts", BigInteger, nullable=False, server_default=text("0")),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("code", name="uq_referral_codes_code"),
+)

@@ -23,6 +23,7 @@ from core.repositories.notices import PaymentNoticeRepo
 from core.repositories.orders import OrderRepo
 from core.repositories.outbox import OutboxRepo
 from core.repositories.payments import PaymentRepo
+from core.repositories.referrals import ReferralRepo
 from core.repositories.reports import ReportRepo
 from core.repositories.staff import StaffRepo
 from core.repositories.users import UserRepo
@@ -39,6 +40,7 @@ __all__ = [
     "OutboxRepo",
     "PaymentNoticeRepo",
     "PaymentRepo",
+    "ReferralRepo",
     "ReportRepo",
     "Repositories",
     "StaffRepo",
@@ -68,6 +70,7 @@ class Repositories:
     desk: DeskRepo
     reports: ReportRepo
     broadcasts: BroadcastRepo
+    referrals: ReferralRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

@@ -77,6 +77,33 @@ class UserRepo:
         }
         run(self.conn, self._Q_USER_INSERT_ONCE[self.dialect], values)
 
+    def insert_new(
+        self,
+        channel: str,
+        external_id: str,
+        language: str | None,
+        referrer_id: int | None,
+        now: datetime,
+        username: str | None = None,
+    ) -> int | None:
+        """The new user's id, or None when the identity has a row already (this transaction did not make
+        it: a concurrent one waits for the other to end, then finds it taken)."""
+        values = {
+            "channel": channel,
+            "external_id": external_id,
+            "language": language,
+            "referrer_id": referrer_id,
+            "created_at": now,
+            "username": username,
+        }
+        stmt = (
+            dialect_insert(self.dialect, t.users)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+            .returning(t.users.c.id)
+        )
+        return self.conn.execute(stmt).scalar()
+
     def get_by_username(self, channel: str, username: str) -> User | None:
         """Who last showed this handle on the channel (a handle changes hands: the newest row that
         still carries it; the previous holder's row is corrected at their next update)."""

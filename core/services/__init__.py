@@ -21,6 +21,7 @@ class Services:
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
         from core.services.payments import PaymentService
+        from core.services.referrals import ReferralService
         from core.services.refunds import RefundService
         from core.services.reports import ReportService
         from core.services.staff import StaffService
@@ -45,3 +46,4 @@ class Services:
         self.audit = AuditService(ctx)
         self.broadcasts = BroadcastService(ctx)
         self.drafts = DraftService(ctx)
+        self.referrals = ReferralService(ctx)

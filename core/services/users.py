@@ -82,12 +82,6 @@ class UserService:
             raise InvalidInput("not a phone number", field="phone")
         await self._update(user_id, phone=phone)
 
-    async def set_referrer_once(self, user_id: int, referrer_id: int) -> bool:
-        """Record who referred a user, once, and never the user themself. True if recorded."""
-        if referrer_id == user_id:
-            return False
-        return await self.ctx.write(_set_referrer_once, user_id, referrer_id)
-
     async def set_blocklisted(self, user_id: int, blocklisted: bool) -> None:
         await self._update(user_id, blocklisted=blocklisted)
 
@@ -145,16 +139,6 @@ def _follow_language(uow: UnitOfWork, user_id: int, language: str) -> bool:
     if user is None or user.language_chosen or user.language == language:
         return False
     uow.repo.users.update(user_id, language=language)
-    uow.commit()
-    return True
-
-
-def _set_referrer_once(uow: UnitOfWork, user_id: int, referrer_id: int) -> bool:
-    referrer = uow.repo.users.get(referrer_id)
-    user = uow.repo.users.get(user_id, lock=True)
-    if referrer is None or user is None or user.referrer_id is not None:
-        return False
-    uow.repo.users.update(user_id, referrer_id=referrer_id)
     uow.commit()
     return True
 

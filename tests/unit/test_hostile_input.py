@@ -15,7 +15,7 @@ from core.errors import InvalidOrderState
 from core.models import Category, DeliveryKind, OrderStatus, Product, check_transition
 from core.services import Services
 from handlers.telegram.buyer.catalog import card_text
-from handlers.telegram.buyer.start import referrer_of
+from handlers.telegram.ui.deeplinks import StartLink, deep_link, parse_start, start_payload
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import BuyCb, CategoryCb, OrdersCb, ProductCb, RevealCb
 from handlers.telegram.ui.text import refusal, tr, tr_plain, visible
@@ -87,25 +87,38 @@ def test_callback_data_within_bounds_round_trips() -> None:
 
 
 @pytest.mark.parametrize(
-    ("payload", "referrer"),
+    ("payload", "link"),
     [
-        ("r42", 42),
-        ("r9223372036854775807", 2**63 - 1),
-        ("r9223372036854775808", None),
-        ("r99999999999999999999", None),
-        ("r²", None),
-        ("r１２", None),
-        ("r0", None),
-        ("r-5", None),
-        ("r 5", None),
+        ("rAbCdE12345", StartLink("AbCdE12345")),
+        ("rAbCdE12345_p42", StartLink("AbCdE12345", 42)),
+        ("rAbCdE12345_p9223372036854775807", StartLink("AbCdE12345", 2**63 - 1)),
+        ("rAbCdE12345_p9223372036854775808", None),
+        ("rAbCdE12345_p99999999999999999999", None),
+        ("rAbCdE12345_p0", None),
+        ("rAbCdE12345_p042", None),
+        ("rAbCdE12345_p", None),
+        ("rAbCdE12345_p１２", None),
+        ("rAbCdE12345_x42", None),
+        ("rAbCdE1234", None),  # a code is exactly 10 characters
+        ("rAbCdE123456", None),
+        ("rAbCdE-2345", None),
+        ("rAbCdE²2345", None),
+        ("r42", None),  # the old ``r<user id>`` links: never an id
         ("order-ABCDEF", None),  # an invoice's start_parameter: a plain /start
-        ("r" + "1" * 64, None),
+        ("r" + "A" * 64, None),
         ("", None),
         (None, None),
     ],
 )
-def test_start_payloads_are_parsed_strictly(payload: str | None, referrer: int | None) -> None:
-    assert referrer_of(payload) == referrer
+def test_start_payloads_are_parsed_strictly(payload: str | None, link: StartLink | None) -> None:
+    assert parse_start(payload) == link
+
+
+def test_start_payloads_round_trip_within_telegrams_64_characters() -> None:
+    longest = StartLink("Z" * 10, 2**63 - 1)
+    assert len(start_payload(longest)) <= 64
+    assert parse_start(start_payload(longest)) == longest
+    assert deep_link("shop_bot", StartLink("AbCdE12345")) == "https://t.me/shop_bot?start=rAbCdE12345"
 
 
 @pytest.mark.usefixtures("en")

@@ -6,6 +6,7 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
+from core.errors import ProductNotFound
 from core.models import Product
 from core.services import Services
 from handlers.telegram.chats import private_router
@@ -87,12 +88,32 @@ async def product(
     if not p.active:
         await _unavailable(query, p)
         return
+    await _show_card(query, p, available, fiat_currency, locale)
+
+
+async def _show_card(
+    event: Message | CallbackQuery, p: Product, available: int, fiat_currency: str | None, locale: str
+) -> None:
     stock = keyboards.stock_of(p, available)
     await show(
-        query,
+        event,
         card_text(p, stock),
         keyboards.product_card(p, stock, fiat_currency=fiat_currency, locale=locale),
     )
+
+
+async def open_card(
+    message: Message, product_id: int, services: Services, fiat_currency: str | None, locale: str
+) -> bool:
+    """A product's card as a new message (a deep link's product), if it is on sale; False if not."""
+    try:
+        p, available = await services.catalog.card(product_id)
+    except ProductNotFound:
+        return False
+    if not p.active:
+        return False
+    await _show_card(message, p, available, fiat_currency, locale)
+    return True
 
 
 async def quantity(query: CallbackQuery, callback_data: QuantityCb, services: Services) -> None:

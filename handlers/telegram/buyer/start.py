@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
@@ -11,31 +10,16 @@ from aiogram.types import CallbackQuery, Message
 
 from core.models import User, UserIdentity
 from core.services import Services
+from handlers.telegram.buyer import catalog
 from handlers.telegram.chats import private_router
 from handlers.telegram.filters import When
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.ui import keyboards
-from handlers.telegram.ui.callbacks import MAX_ID, MenuCb
+from handlers.telegram.ui.callbacks import MenuCb
+from handlers.telegram.ui.deeplinks import parse_start
 from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, reply, tr, tr_plain
 
 log = logging.getLogger(__name__)
-
-# Telegram's deep-link payload: up to 64 characters of A-Z a-z 0-9 _ -
-_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_REFERRAL = re.compile(r"r([1-9][0-9]{0,18})")
-
-
-def referrer_of(payload: str | None) -> int | None:
-    """The referrer's user id in a ``/start r<id>`` payload; None for anything else (another kind of
-    link such as an invoice's ``order-<REF>``, or something forged), which is then a plain /start."""
-    if not payload or not _PAYLOAD.fullmatch(payload):
-        return None
-    m = _REFERRAL.fullmatch(payload)
-    if m is None:
-        return None
-    referrer = int(m.group(1))
-    return referrer if referrer <= MAX_ID else None
-
 
 async def start(
     message: Message,
@@ -44,15 +28,20 @@ async def start(
     identity: UserIdentity,
     services: Services,
     user_cache: UserCache,
+    fiat_currency: str | None,
+    locale: str,
 ) -> None:
-    """Receives: /start and /start <payload> (a referral link ``r<user id>``; others are a plain /start)."""
-    referrer = referrer_of(command.args)
-    if referrer is not None:  # the referral is kept: the newcomer's row is made for it
-        user = await services.users.stored(shop_user or identity)
-        user_cache.forget(int(identity.external_id))
-        await services.users.set_referrer_once(user.id, referrer)
+    """Receives: /start and /start <payload>: an invite link (``deeplinks``) attributes a new user to the
+    distributor and may open a product's card; any other payload is a plain /start."""
+    link = parse_start(command.args)
+    if link is not None:
+        arrival = await services.referrals.arrive(shop_user or identity, link.code)
+        if arrival.attributed:  # the newcomer's row was made for it
+            user_cache.forget(int(identity.external_id))
     name = message.from_user.first_name if message.from_user else ""
     await message.answer(tr("start-welcome", name=name), reply_markup=keyboards.main_menu())
+    if link is not None and link.product_id is not None:
+        await catalog.open_card(message, link.product_id, services, fiat_currency, locale)
 
 
 async def help_(event: Message | CallbackQuery, reservation_minutes: int) -> None:
