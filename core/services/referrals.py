@@ -127,11 +127,11 @@ def _refusal(uow: UnitOfWork, user: User, referrer: int) -> Outcome:
         return Outcome.SELF
     if user.referrer_id is not None:
         return Outcome.ALREADY_REFERRED
-    up: int | None = referrer
+    up: int | None = uow.repo.referrals.referrer_of(referrer)
     for _ in range(_CHAIN_MAX):
-        up = uow.repo.referrals.referrer_of(up)
         if up is None:
             break
         if up == user.id:
             return Outcome.CYCLE
+        up = uow.repo.referrals.referrer_of(up)
     return Outcome.EXISTING_USER

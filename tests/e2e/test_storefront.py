@@ -30,7 +30,14 @@ async def test_start_greets_in_the_users_language_with_the_main_menu(shop: Shop)
 
 
 async def test_commands_are_registered_in_both_languages(shop: Shop) -> None:
-    assert [c["command"] for c in shop.emu.commands[""]] == ["start", "catalog", "orders", "language", "help"]
+    assert [c["command"] for c in shop.emu.commands[""]] == [
+        "start",
+        "catalog",
+        "orders",
+        "invite",
+        "language",
+        "help",
+    ]
     assert shop.emu.commands["zh"][1]["description"] == "浏览商品"
 
 

@@ -15,9 +15,9 @@ from core.errors import InvalidOrderState
 from core.models import Category, DeliveryKind, OrderStatus, Product, check_transition
 from core.services import Services
 from handlers.telegram.buyer.catalog import card_text
-from handlers.telegram.ui.deeplinks import StartLink, deep_link, parse_start, start_payload
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.callbacks import BuyCb, CategoryCb, OrdersCb, ProductCb, RevealCb
+from handlers.telegram.ui.deeplinks import StartLink, deep_link, parse_start, start_payload
 from handlers.telegram.ui.text import refusal, tr, tr_plain, visible
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

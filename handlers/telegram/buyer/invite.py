@@ -32,7 +32,9 @@ async def invite(
     me = await bot.me()
     link = deep_link(me.username or "", StartLink(code.code))
     photo = BufferedInputFile(qr_png(link), filename=f"invite-{code.code}.png")
-    await message.answer_photo(photo, caption=tr("invite-text", link=link, opens=code.opens, starts=code.starts))
+    await message.answer_photo(
+        photo, caption=tr("invite-text", link=link, opens=code.opens, starts=code.starts)
+    )
 
 
 def build() -> Router:

@@ -21,6 +21,7 @@ from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, acknowledge, reply, t
 
 log = logging.getLogger(__name__)
 
+
 async def start(
     message: Message,
     command: CommandObject,
