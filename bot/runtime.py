@@ -30,6 +30,8 @@ def shop_config(settings: Settings) -> ShopConfig:
         currency_exponent=exponent(settings.shop.shop_currency),
         reservation_ttl=timedelta(minutes=settings.shop.reservation_ttl_minutes),
         timezone=ZoneInfo(settings.shop.shop_timezone),
+        commission_rates=settings.shop.commission_rates_bp,
+        commission_hold=timedelta(days=settings.shop.commission_hold_days),
     )
 
 

@@ -13,6 +13,7 @@ from core.catalog_cache import CatalogCache
 from core.clock import Clock, SystemClock
 from core.db import Database
 from core.events import EventHandlers
+from core.ledger import DEFAULT_HOLD, DEFAULT_RATES_BP, CommissionRules
 from core.models import STARS
 from core.reactions import shop_reactions
 from core.uow import UnitOfWork, run_unit
@@ -29,6 +30,12 @@ class ShopConfig:
     currency_exponent: int = 2  # one minor unit is 10^-exponent of the currency (USD, CNY: 2; JPY: 0)
     reservation_ttl: timedelta = timedelta(minutes=15)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # for "per day" limits
+    commission_rates: tuple[int, ...] = DEFAULT_RATES_BP  # COMMISSION_RATES, basis points per level
+    commission_hold: timedelta = DEFAULT_HOLD  # COMMISSION_HOLD_DAYS
+
+    @property
+    def commissions(self) -> CommissionRules:
+        return CommissionRules(self.commission_rates, self.commission_hold)
 
 
 @dataclass
@@ -37,8 +44,13 @@ class Context:
     vault: Vault
     config: ShopConfig = field(default_factory=ShopConfig)
     clock: Clock = field(default_factory=SystemClock)
-    events: EventHandlers = field(default_factory=shop_reactions)
+    # The shop's reactions (``shop_reactions``, with this configuration's commission rules) unless given.
+    events: EventHandlers = field(default=None)  # type: ignore[assignment]
     catalog: CatalogCache = field(default_factory=CatalogCache)  # what the shelf and cards show
+
+    def __post_init__(self) -> None:
+        if self.events is None:
+            self.events = shop_reactions(self.config.commissions)
 
     async def write(self, fn: Callable[..., _T], /, *args: Any) -> _T:
         """``fn(uow, *args)``: one write transaction, in one trip to the database thread. It commits with

@@ -308,3 +308,55 @@ class SealedKey:
     product_id: int
     blind_index: bytes
     ciphertext: bytes
+
+
+class AccountKind(StrEnum):
+    """What a ledger account holds. The shop's (no owner): ``commission_expense``, what commissions cost
+    it. A distributor's: ``pending`` (in the holding period), ``available`` (theirs to spend or withdraw;
+    may go negative after a clawback), ``spent`` (used as shop balance), ``paid_out`` (withdrawn)."""
+
+    COMMISSION_EXPENSE = "commission_expense"
+    PENDING = "pending"
+    AVAILABLE = "available"
+    SPENT = "spent"
+    PAID_OUT = "paid_out"
+
+
+class CommissionStatus(StrEnum):
+    PENDING = "pending"  # in the holding period
+    AVAILABLE = "available"  # settled
+    REVERSED = "reversed"  # the order was refunded while it was pending
+    CLAWED_BACK = "clawed_back"  # the order was refunded after it was settled
+
+
+@dataclass(frozen=True, slots=True)
+class Commission:
+    id: int
+    order_id: int
+    level: int  # 1: the buyer's referrer, 2: that referrer's referrer
+    beneficiary_id: int
+    base: int  # the amount paid it was computed on (minor units, Stars whole)
+    rate_bp: int  # basis points: 1000 = 10 %
+    amount: int
+    currency: str
+    status: CommissionStatus
+    due_at: datetime
+    created_at: datetime
+    settled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    owner_id: int | None  # None: the shop
+    kind: AccountKind
+    currency: str
+    amount: int
+
+
+def commission_amounts(base: int, rates_bp: tuple[int, ...]) -> tuple[int, ...]:
+    """Commission per level on ``base`` (integer minor units; Stars whole): ``base × rate`` rounded down
+    to the minor unit, level by level; what the rounding leaves is the shop's. Integers only, never
+    floats."""
+    if base < 0:
+        raise ValueError("a commission base cannot be negative")
+    return tuple(base * rate // 10_000 for rate in rates_bp)

@@ -14,9 +14,11 @@ from core.events import (
     EventHandlers,
     OrderDelivered,
     OrderPaid,
+    OrderRefundRequested,
     PaymentRejected,
     RefundOwed,
 )
+from core.ledger import CommissionRules
 from core.messages import AwaitingManual, KeysDelivered, Message, RefundDue, check_writable
 from core.models import Charge, OrderStatus
 from core.uow import UnitOfWork
@@ -62,11 +64,15 @@ def pay_back_an_owed_charge(uow: UnitOfWork, e: RefundOwed) -> None:
     _pay_back(uow, e.charge, e.reason, e.at)
 
 
-def shop_reactions() -> EventHandlers:
-    """The reactions every shop has. The composition root may register more on the returned registry."""
+def shop_reactions(commissions: CommissionRules | None = None) -> EventHandlers:
+    """The reactions every shop has, commissions by ``commissions`` (the defaults if not given). The
+    composition root may register more on the returned registry."""
+    rules = commissions if commissions is not None else CommissionRules()
     h = EventHandlers()
     h.register(OrderDelivered, tell_buyer_keys_are_ready)
     h.register(OrderPaid, tell_buyer_an_admin_will_deliver)
     h.register(PaymentRejected, pay_back_a_rejected_charge)
     h.register(RefundOwed, pay_back_an_owed_charge)
+    h.register(OrderDelivered, rules.post_commissions)
+    h.register(OrderRefundRequested, rules.take_back_commissions)
     return h

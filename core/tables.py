@@ -397,3 +397,80 @@ referral_codes = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("code", name="uq_referral_codes_code"),
 )
+
+# The double-entry ledger (``core.ledger``). An account belongs to a user (a distributor) or, with no owner,
+# to the shop; it holds one currency. A posting is a set of entries summing to zero per currency, written in
+# one transaction with what caused it; its ``key`` makes it happen once (a replayed delivery posts nothing).
+# Balances are sums of entries: nothing here is ever updated, only added.
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("owner_id", Id, ForeignKey("users.id")),  # NULL: the shop's own account
+    Column("kind", String(24), nullable=False),  # commission_expense | pending | available | spent | paid_out
+    Column("currency", String(8), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(
+        "uq_ledger_accounts_owner_kind_currency",
+        "owner_id",
+        "kind",
+        "currency",
+        unique=True,
+        sqlite_where=text("owner_id IS NOT NULL"),
+        postgresql_where=text("owner_id IS NOT NULL"),
+    ),
+    Index(
+        "uq_ledger_accounts_shop_kind_currency",
+        "kind",
+        "currency",
+        unique=True,
+        sqlite_where=text("owner_id IS NULL"),
+        postgresql_where=text("owner_id IS NULL"),
+    ),
+)
+
+ledger_postings = Table(
+    "ledger_postings",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("key", String(96), nullable=False, unique=True),  # e.g. "commission:<order id>:<level>"
+    Column("kind", String(24), nullable=False),  # commission | reversal | settlement | clawback
+    Column("order_id", Id, ForeignKey("orders.id")),
+    Column("actor", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("posting_id", Id, ForeignKey("ledger_postings.id"), nullable=False),
+    Column("account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # signed minor units (Stars whole) of ``currency``
+    Column("currency", String(8), nullable=False),
+    Index("ix_ledger_entries_posting", "posting_id"),
+    Index("ix_ledger_entries_account", "account_id"),
+)
+
+# One row per commission owed on a delivered order and level (UNIQUE: never twice for one order). Its
+# status moves only by UPDATEs guarded by the old status (the row is the claim): pending -> available at
+# settlement, pending -> reversed or available -> clawed_back on a refund, each with its posting.
+commissions = Table(
+    "commissions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("beneficiary_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("base", BigInteger, nullable=False),  # the amount paid it was computed on
+    Column("rate_bp", Integer, nullable=False),  # basis points: 1000 = 10 %
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | available | reversed | clawed_back
+    Column("due_at", UTCDateTime, nullable=False),  # when the holding period ends
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("settled_at", UTCDateTime),
+    UniqueConstraint("order_id", "level", name="uq_commissions_order_level"),
+    Index("ix_commissions_status_due", "status", "due_at"),
+    Index("ix_commissions_beneficiary", "beneficiary_id"),
+)

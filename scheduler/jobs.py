@@ -21,6 +21,7 @@ EXPIRE_EVERY_SECONDS = 30
 STALE_IMPORTS_EVERY_SECONDS = 300
 PAYMENT_NOTICES_EVERY_SECONDS = 30
 RECONCILE_EVERY_MINUTES = 5
+SETTLE_EVERY_MINUTES = 60
 
 # Told how a round of payment notices went: how many were processed now, and those still failing after
 # NOTICE_ALERT_AFTER attempts (the channel wakes its sender and alerts the admins).
@@ -64,6 +65,14 @@ async def process_payment_notices(services: Services, report: NoticeReport | Non
     return done
 
 
+async def settle_commissions(services: Services) -> int:
+    """Commissions whose holding period ended move from pending to available."""
+    n = await services.ledger.settle()
+    if n:
+        log.info("settled %d commissions", n)
+    return n
+
+
 async def reconcile_payments(reconciler: Reconciler) -> None:
     """Find payments the channel took but never reported (the process was down, an update was lost)."""
     try:
@@ -101,6 +110,9 @@ def build_scheduler(
         seconds=STALE_IMPORTS_EVERY_SECONDS,
         id="clear_abandoned_imports",
         **common,
+    )
+    sched.add_job(
+        settle_commissions, "interval", minutes=SETTLE_EVERY_MINUTES, id="settle_commissions", **common
     )
     if reconciler is not None:
         # Every 5 minutes, and once right after start: payments made while the shop was down are found.

@@ -1,7 +1,9 @@
-"""The shop's rules: SHOP_CURRENCY, SHOP_TIMEZONE, RESERVATION_TTL_MINUTES."""
+"""The shop's rules: SHOP_CURRENCY, SHOP_TIMEZONE, RESERVATION_TTL_MINUTES, COMMISSION_RATES,
+COMMISSION_HOLD_DAYS."""
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import list_currencies
@@ -16,6 +18,23 @@ class ShopSettings(ConcernSettings):
     reservation_ttl_minutes: int = Field(
         15, ge=1, le=24 * 60, description="How long checkout holds stock for an unpaid order."
     )
+    commission_rates: str = Field(
+        "10,5",
+        description="Commission percent per level: the buyer's referrer, then theirs (at most 2 decimals).",
+    )
+    commission_hold_days: int = Field(
+        7, ge=0, le=365, description="Days a commission stays pending (a refund reverses it) before settling."
+    )
+
+    @field_validator("commission_rates")
+    @classmethod
+    def _check_rates(cls, v: str) -> str:
+        commission_rates_bp(v)
+        return v.strip()
+
+    @property
+    def commission_rates_bp(self) -> tuple[int, ...]:
+        return commission_rates_bp(self.commission_rates)
 
     @field_validator("shop_currency")
     @classmethod
@@ -33,3 +52,27 @@ class ShopSettings(ConcernSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("must be an IANA time zone such as UTC or Asia/Shanghai") from None
         return v
+
+
+MAX_COMMISSION_LEVELS = 2
+
+
+def commission_rates_bp(text: str) -> tuple[int, ...]:
+    """``"10,5"`` -> ``(1000, 500)``: percent per level as basis points. Refuses more than two levels,
+    more than two decimals, negatives, and rates adding up to more than 100 %."""
+    parts = [p.strip() for p in text.split(",")] if text.strip() else []
+    if not 1 <= len(parts) <= MAX_COMMISSION_LEVELS:
+        raise ValueError("must be one or two percentages separated by a comma, such as 10,5")
+    out: list[int] = []
+    for part in parts:
+        try:
+            value = Decimal(part)
+        except InvalidOperation:
+            raise ValueError(f"{part!r} is not a percentage") from None
+        bp = value * 100
+        if not value.is_finite() or bp != bp.to_integral_value() or not 0 <= value <= 100:
+            raise ValueError(f"{part!r}: a percentage from 0 to 100 with at most 2 decimals")
+        out.append(int(bp))
+    if sum(out) > 10_000:
+        raise ValueError("the levels add up to more than 100 %")
+    return tuple(out)

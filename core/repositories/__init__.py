@@ -19,6 +19,7 @@ from core.repositories.cursors import CursorRepo
 from core.repositories.desk import DeskRepo
 from core.repositories.imports import ImportRepo
 from core.repositories.keys import KeyRepo
+from core.repositories.ledger import LedgerRepo
 from core.repositories.notices import PaymentNoticeRepo
 from core.repositories.orders import OrderRepo
 from core.repositories.outbox import OutboxRepo
@@ -36,6 +37,7 @@ __all__ = [
     "DeskRepo",
     "ImportRepo",
     "KeyRepo",
+    "LedgerRepo",
     "OrderRepo",
     "OutboxRepo",
     "PaymentNoticeRepo",
@@ -71,6 +73,7 @@ class Repositories:
     reports: ReportRepo
     broadcasts: BroadcastRepo
     referrals: ReferralRepo
+    ledger: LedgerRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

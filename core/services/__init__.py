@@ -17,6 +17,7 @@ class Services:
         from core.services.cursors import CursorService
         from core.services.drafts import DraftService
         from core.services.keys import KeysService
+        from core.services.ledger import LedgerService
         from core.services.order_desk import OrderDesk
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
@@ -47,3 +48,4 @@ class Services:
         self.broadcasts = BroadcastService(ctx)
         self.drafts = DraftService(ctx)
         self.referrals = ReferralService(ctx)
+        self.ledger = LedgerService(ctx)

@@ -15,6 +15,7 @@ from scheduler.jobs import (
     clear_abandoned_imports,
     expire_reservations,
     reconcile_payments,
+    settle_commissions,
 )
 from tests.conftest import buyer, stocked
 
@@ -33,8 +34,16 @@ async def test_the_sweeper_job_expires_unpaid_orders_and_restocks(shop: Services
 async def test_the_scheduler_runs_every_sweeper_job_one_at_a_time(shop: Services) -> None:
     sched = build_scheduler(shop)
     jobs = {j.id: j for j in sched.get_jobs()}
-    assert set(jobs) == {"expire_reservations", "clear_abandoned_imports", "process_payment_notices"}
+    assert set(jobs) == {
+        "expire_reservations",
+        "clear_abandoned_imports",
+        "process_payment_notices",
+        "settle_commissions",
+    }
     assert all(j.max_instances == 1 and j.coalesce for j in jobs.values())
+    settle = jobs["settle_commissions"]
+    assert settle.func is settle_commissions
+    assert isinstance(settle.trigger, IntervalTrigger) and settle.trigger.interval == timedelta(hours=1)
 
 
 class _Ledger:
@@ -65,6 +74,7 @@ async def test_the_scheduler_reconciles_the_payment_ledger_every_five_minutes_fr
         "expire_reservations",
         "clear_abandoned_imports",
         "process_payment_notices",
+        "settle_commissions",
         "reconcile_stars",
     }
     await reconcile_payments(ledger)

@@ -23,6 +23,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "SHOP_CURRENCY",
         "SHOP_TIMEZONE",
         "RESERVATION_TTL_MINUTES",
+        "COMMISSION_RATES",
+        "COMMISSION_HOLD_DAYS",
         "LOG_LEVEL",
         "WEBHOOK_URL",
         "WEBHOOK_SECRET",
@@ -83,6 +85,12 @@ def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
         ("WEBHOOK_SECRET", "has space"),
         ("RESERVATION_TTL_MINUTES", "1441"),
         ("RESERVATION_TTL_MINUTES", "soon"),
+        ("COMMISSION_RATES", "10,5,2"),
+        ("COMMISSION_RATES", "10.555"),
+        ("COMMISSION_RATES", "-1"),
+        ("COMMISSION_RATES", "60,50"),
+        ("COMMISSION_RATES", "ten"),
+        ("COMMISSION_HOLD_DAYS", "-1"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_setting(
@@ -112,6 +120,8 @@ VARIABLES = [
     ("SHOP_CURRENCY", "shop", "shop_currency", "eur", "EUR"),
     ("SHOP_TIMEZONE", "shop", "shop_timezone", "Europe/Berlin", "Europe/Berlin"),
     ("RESERVATION_TTL_MINUTES", "shop", "reservation_ttl_minutes", "30", 30),
+    ("COMMISSION_RATES", "shop", "commission_rates", " 7.5, 2.25 ", "7.5, 2.25"),
+    ("COMMISSION_HOLD_DAYS", "shop", "commission_hold_days", "14", 14),
     ("LOG_LEVEL", "log", "log_level", "debug", "DEBUG"),
 ]
 
@@ -235,3 +245,12 @@ def test_admin_ids_accept_only_telegram_user_ids_in_ascii_digits(value: str) -> 
     # no Telegram id reaches are all taken silently today
     with pytest.raises(SettingsError, match="ADMIN_IDS"):
         load_settings(None, admin_ids=value)
+
+
+def test_commission_rates_are_basis_points_per_level() -> None:
+    from bot.settings.shop import commission_rates_bp
+
+    assert load_settings().shop.commission_rates_bp == (1000, 500)
+    assert commission_rates_bp("7.5, 2.25") == (750, 225)
+    assert commission_rates_bp("12") == (1200,)
+    assert commission_rates_bp("0,0") == (0, 0)

@@ -1,0 +1,203 @@
+"""The ledger's rules, run inside other services' transactions: writing a balanced posting, posting the
+commissions of a delivered order, and undoing them when it is refunded.
+
+Every posting is a set of entries summing to zero per currency (refused otherwise, rolling the transaction
+back) and carries a unique key, so a replayed event posts nothing twice. Balances are sums of entries;
+no balance is ever read in Python, changed and written back.
+
+A commission is posted when an order is delivered (a reaction to ``OrderDelivered``, in the delivery's
+transaction): per level, the rate of ``COMMISSION_RATES`` times the amount the order's payments actually
+brought in, rounded down to the currency's minor unit (Stars whole); the shop keeps what rounding leaves.
+It waits in the distributor's ``pending`` account for the holding period, then ``settle`` moves it to
+``available``. A refund before that reverses it; after, a clawback takes it back from ``available``
+(which may go negative and is netted against later commissions).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from core.events import OrderDelivered, OrderRefundRequested
+from core.models import AccountKind, Commission, CommissionStatus, PaymentStatus, commission_amounts
+
+if TYPE_CHECKING:
+    from core.uow import UnitOfWork
+
+# The provider of an admin's "mark paid" (core.services.manual_payments.MANUAL, which imports the services
+# package and so cannot be imported here): such an order earns no commission.
+MANUAL = "manual"
+DEFAULT_RATES_BP = (1000, 500)  # 10 % to the buyer's referrer, 5 % to theirs
+DEFAULT_HOLD = timedelta(days=7)
+
+# (owner id or None for the shop, kind, signed amount, currency)
+Leg = tuple[int | None, AccountKind, int, str]
+
+
+class UnbalancedPosting(ValueError):
+    """A posting whose entries do not sum to zero in every currency: a bug, never written."""
+
+
+def post(
+    uow: UnitOfWork,
+    key: str,
+    kind: str,
+    legs: Sequence[Leg],
+    at: datetime,
+    *,
+    order_id: int | None = None,
+    actor: str = "system",
+) -> bool:
+    """Write one balanced posting (refused with ``UnbalancedPosting`` otherwise) unless ``key`` was
+    posted before. True if written now."""
+    totals: dict[str, int] = defaultdict(int)
+    for _owner, _kind, amount, currency in legs:
+        totals[currency] += amount
+    if not legs or any(totals.values()):
+        raise UnbalancedPosting(f"posting {key} does not sum to zero: {dict(totals)}")
+    r = uow.repo.ledger
+    entries = [(r.account(owner, k, currency, at), amount, currency) for owner, k, amount, currency in legs]
+    return r.add_posting(key, kind, order_id, actor, at, entries)
+
+
+def _move(
+    c: Commission, source: tuple[int | None, AccountKind], target: tuple[int | None, AccountKind]
+) -> list[Leg]:
+    return [(source[0], source[1], -c.amount, c.currency), (target[0], target[1], c.amount, c.currency)]
+
+
+SHOP_EXPENSE = (None, AccountKind.COMMISSION_EXPENSE)
+
+
+@dataclass(frozen=True, slots=True)
+class CommissionRules:
+    """``rates_bp``: basis points per level (``COMMISSION_RATES``); ``hold``: the holding period
+    (``COMMISSION_HOLD_DAYS``). Its methods are the reactions ``core.reactions`` registers."""
+
+    rates_bp: tuple[int, ...] = DEFAULT_RATES_BP
+    hold: timedelta = DEFAULT_HOLD
+
+    def post_commissions(self, uow: UnitOfWork, e: OrderDelivered) -> None:
+        """Commission per level on what the order's payments brought in, to the buyer's referrer chain:
+        none on an order an admin marked paid, none to a blocklisted distributor, to the buyer themself
+        or twice to one person; never twice for one order and level."""
+        r = uow.repo
+        order = e.order
+        user = r.users.get(order.user_id)
+        if user is None or user.referrer_id is None:
+            return  # most buyers came by themselves: one read, nothing more on the purchase path
+        payments = [p for p in r.payments.for_order(order.id) if p.status == PaymentStatus.ACCEPTED]
+        if not payments or any(p.provider == MANUAL for p in payments):
+            return
+        base = sum(p.amount for p in payments if p.currency == order.currency)
+        amounts = commission_amounts(base, self.rates_bp)
+        seen = {order.user_id}
+        for level, (rate, amount) in enumerate(zip(self.rates_bp, amounts, strict=True), start=1):
+            if user is None or user.referrer_id is None or user.referrer_id in seen:
+                return  # the chain ends (or loops back: no commission to anyone already in it)
+            user = r.users.get(user.referrer_id)
+            if user is None:
+                return
+            seen.add(user.id)
+            if user.blocklisted or amount <= 0:
+                continue  # their share stays the shop's; the chain goes on above them
+            added = r.ledger.add_commission(
+                order_id=order.id,
+                level=level,
+                beneficiary_id=user.id,
+                base=base,
+                rate_bp=rate,
+                amount=amount,
+                currency=order.currency,
+                status=CommissionStatus.PENDING.value,
+                due_at=e.at + self.hold,
+                created_at=e.at,
+            )
+            if added is None:
+                continue  # posted before (a replay)
+            legs: list[Leg] = [
+                (None, AccountKind.COMMISSION_EXPENSE, -amount, order.currency),
+                (user.id, AccountKind.PENDING, amount, order.currency),
+            ]
+            post(
+                uow,
+                f"commission:{order.id}:{level}",
+                "commission",
+                legs,
+                e.at,
+                order_id=order.id,
+                actor=e.actor,
+            )
+
+    def take_back_commissions(self, uow: UnitOfWork, e: OrderRefundRequested) -> None:
+        """The order is being refunded: pending commissions are reversed, settled ones clawed back from
+        the distributor's available balance (which may go negative)."""
+        r = uow.repo.ledger
+        oid = e.order.id
+        for c in r.move_order_commissions(oid, CommissionStatus.PENDING, CommissionStatus.REVERSED):
+            legs = _move(c, (c.beneficiary_id, AccountKind.PENDING), SHOP_EXPENSE)
+            post(uow, f"reversal:{c.id}", "reversal", legs, e.at, order_id=oid, actor=e.actor)
+        for c in r.move_order_commissions(oid, CommissionStatus.AVAILABLE, CommissionStatus.CLAWED_BACK):
+            legs = _move(c, (c.beneficiary_id, AccountKind.AVAILABLE), SHOP_EXPENSE)
+            post(uow, f"clawback:{c.id}", "clawback", legs, e.at, order_id=oid, actor=e.actor)
+
+
+def settle_due(uow: UnitOfWork, now: datetime, limit: int) -> list[Commission]:
+    """Claim up to ``limit`` commissions whose holding period ended and move each from pending to
+    available, in this transaction. Returns those settled now."""
+    claimed = uow.repo.ledger.claim_due(now, limit)
+    for c in claimed:
+        legs = _move(c, (c.beneficiary_id, AccountKind.PENDING), (c.beneficiary_id, AccountKind.AVAILABLE))
+        post(uow, f"settlement:{c.id}", "settlement", legs, now, order_id=c.order_id)
+    return claimed
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """Something in the ledger that breaks its rules, said in one line."""
+
+    what: str
+
+
+def check(uow: UnitOfWork) -> list[Drift]:
+    """Every rule the ledger keeps, checked against what is stored: postings sum to zero per currency,
+    entries are in their account's currency, and each distributor's pending balance, and what was
+    settled to them (available, spent and paid out together), are what their commissions say.
+    Empty when clean (``keyshop ledger check`` will print the rest)."""
+    r = uow.repo.ledger
+    drift = [
+        Drift(f"posting {u.posting_id} ({u.key}) sums to {u.total} {u.currency}") for u in r.unbalanced()
+    ]
+    drift += [
+        Drift(
+            f"entry {m.entry_id} of posting {m.posting_id} is in {m.currency},"
+            f" its account in {m.account_currency}"
+        )
+        for m in r.misfiled()
+    ]
+    # Settled money stays the distributor's wherever it went since (available, spent, paid out).
+    bucket = {
+        AccountKind.PENDING: "pending",
+        AccountKind.AVAILABLE: "settled",
+        AccountKind.SPENT: "settled",
+        AccountKind.PAID_OUT: "settled",
+    }
+    expected: dict[tuple[int, str, str], int] = defaultdict(int)
+    held: dict[tuple[int, str, str], int] = defaultdict(int)
+    for b in r.commission_totals():
+        if b.owner_id is not None:
+            expected[(b.owner_id, bucket[b.kind], b.currency)] += b.amount
+    for b in r.balances():
+        if b.owner_id is not None and b.kind in bucket:
+            held[(b.owner_id, bucket[b.kind], b.currency)] += b.amount
+    for key in sorted(set(expected) | set(held)):
+        want, have = expected.get(key, 0), held.get(key, 0)
+        if want != have:
+            owner, what, currency = key
+            drift.append(
+                Drift(f"user {owner} {what} {currency}: entries sum to {have}, commissions to {want}")
+            )
+    return drift
