@@ -6,7 +6,8 @@ same run (alternating rounds, best of N for each side):
 
 Each order is one checkout of one key (buyer and product read, pending orders read, order inserted, stock
 reserved, audit row) in one write transaction, then one payment confirmation (order and product read,
-replay check, buyer read, payment row, keys sold, order delivered, outbox row, audit rows in one
+replay check, buyer read, payment row, keys sold, order delivered, outbox row, the buyer read again by the
+commission rule (for a referrer), audit rows in one
 executemany) in another.
 
 - **keyshop**: ``shop.checkout.checkout`` + ``shop.payments.confirm_payment`` from 64 concurrent asyncio
@@ -342,6 +343,8 @@ def payment_tx(c: Any, q: Dialect, charge_id: str, ref: str, amount: int) -> boo
         q.insert_outbox,
         (order[O_USER], "order_delivered", q.json({"order_ref": ref}), "pending", stamp, stamp),
     )
+    # the commission rule (a reaction to the delivery) reads the buyer's referrer: none here, so no more
+    _x(c, q.user, (order[O_USER],)).fetchone()
     actor, pid = "payment:telegram", order[O_PRODUCT]
     paid = {"charge_id": charge_id, "amount": amount, "currency": STARS, "reason": None}
     _many(
