@@ -67,14 +67,7 @@ class UserRepo:
         now: datetime,
         username: str | None = None,
     ) -> None:
-        values = {
-            "channel": channel,
-            "external_id": external_id,
-            "language": language,
-            "referrer_id": referrer_id,
-            "created_at": now,
-            "username": username,
-        }
+        values = _new_user(channel, external_id, language, referrer_id, now, username)
         run(self.conn, self._Q_USER_INSERT_ONCE[self.dialect], values)
 
     def insert_new(
@@ -88,14 +81,7 @@ class UserRepo:
     ) -> int | None:
         """The new user's id, or None when the identity has a row already (this transaction did not make
         it: a concurrent one waits for the other to end, then finds it taken)."""
-        values = {
-            "channel": channel,
-            "external_id": external_id,
-            "language": language,
-            "referrer_id": referrer_id,
-            "created_at": now,
-            "username": username,
-        }
+        values = _new_user(channel, external_id, language, referrer_id, now, username)
         stmt = (
             dialect_insert(self.dialect, t.users)
             .values(**values)
@@ -127,3 +113,22 @@ class UserRepo:
     def update(self, user_id: int, **values: Any) -> int:
         res = self.conn.execute(update(t.users).where(t.users.c.id == user_id).values(**values))
         return res.rowcount
+
+
+def _new_user(
+    channel: str,
+    external_id: str,
+    language: str | None,
+    referrer_id: int | None,
+    now: datetime,
+    username: str | None,
+) -> dict[str, object]:
+    """The row of a user seen for the first time."""
+    return {
+        "channel": channel,
+        "external_id": external_id,
+        "language": language,
+        "referrer_id": referrer_id,
+        "created_at": now,
+        "username": username,
+    }

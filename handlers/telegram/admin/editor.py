@@ -126,9 +126,8 @@ async def value_choice(
     query: CallbackQuery, callback_data: EditorChoiceCb, services: Services, state: FSMContext
 ) -> None:
     """Receives: a choice button of the step asked."""
-    current = await screens.current(state)
+    current = await screens.tapped(query, state)
     if current is None:
-        await screens.stale(query)
         return
     form, data = current
     step = str(data["step"])
@@ -143,9 +142,8 @@ async def keep_or_clear(
     query: CallbackQuery, callback_data: EditorCb, services: Services, state: FSMContext
 ) -> None:
     """Receives: Keep (the value shown) or None, on the step asked."""
-    current = await screens.current(state)
+    current = await screens.tapped(query, state)
     if current is None:
-        await screens.stale(query)
         return
     form, data = current
     step = str(data["step"])
@@ -162,9 +160,8 @@ async def keep_or_clear(
 
 async def back(query: CallbackQuery, services: Services, state: FSMContext, raw_state: str | None) -> None:
     """Receives: Back, at a step (the previous one), the field list or the preview."""
-    current = await screens.current(state)
+    current = await screens.tapped(query, state)
     if current is None:
-        await screens.stale(query)
         return
     form, data = current
     if raw_state == Editing.value.state:
@@ -195,9 +192,8 @@ async def cancel(query: CallbackQuery, state: FSMContext) -> None:
 
 async def fields(query: CallbackQuery, services: Services, state: FSMContext) -> None:
     """Receives: the preview's Edit field."""
-    current = await screens.current(state)
+    current = await screens.tapped(query, state)
     if current is None:
-        await screens.stale(query)
         return
     await screens.field_list(query, services, state, *current)
 
@@ -217,9 +213,8 @@ async def pick_field(
 
 async def save(query: CallbackQuery, services: Services, state: FSMContext) -> None:
     """Receives: the preview's Save. A second tap of the same draft saves nothing more."""
-    current = await screens.current(state)
+    current = await screens.tapped(query, state)
     if current is None:
-        await screens.stale(query)
         return
     await acknowledge(query)
     form, data = current

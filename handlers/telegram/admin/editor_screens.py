@@ -50,6 +50,14 @@ async def current(state: FSMContext) -> tuple[Form, Data] | None:
     return (form, data) if form is not None else None
 
 
+async def tapped(query: CallbackQuery, state: FSMContext) -> tuple[Form, Data] | None:
+    """The conversation a button of it was tapped in, or None once the tap got the stale-button alert."""
+    found = await current(state)
+    if found is None:
+        await stale(query)
+    return found
+
+
 async def ask(
     event: Event, services: Services, state: FSMContext, form: Form, data: Data, step: str, error: str = ""
 ) -> None:
