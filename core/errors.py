@@ -106,6 +106,13 @@ class NotOrderOwner(ShopError):
     template = "order {ref} belongs to another buyer"
 
 
+class InsufficientBalance(ShopError):
+    """The buyer's shop balance (available commission) does not cover the order (nothing was spent)."""
+
+    key = "error-balance-insufficient"
+    template = "the balance does not cover order {ref}"
+
+
 class CurrencyNotAccepted(ShopError):
     key = "error-currency"
     template = "this product is not sold in {currency}"

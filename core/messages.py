@@ -115,6 +115,18 @@ class RefundMade(Message):
     currency: str
 
 
+@dataclass(frozen=True, slots=True)
+class BalanceReturned(Message):
+    """Tell whoever paid from their shop balance that the payment is back in that balance (the order was
+    refunded): the money moved in the ledger already, the channel only says so."""
+
+    KIND: ClassVar[str] = "payment_returned_to_balance"
+    order_ref: str
+    reason: str | None
+    amount: int
+    currency: str
+
+
 def _registry(*types: type[Message]) -> dict[str, type[Message]]:
     kinds = [cls.KIND for cls in types]
     if "" in kinds or len(set(kinds)) != len(kinds):
@@ -124,7 +136,7 @@ def _registry(*types: type[Message]) -> dict[str, type[Message]]:
 
 # Every message type the outbox can carry. A new type is added here (and gets a deliverer per channel).
 MESSAGE_TYPES: dict[str, type[Message]] = _registry(
-    KeysDelivered, AwaitingManual, RefundDue, RefundMade, Broadcast
+    KeysDelivered, AwaitingManual, RefundDue, RefundMade, Broadcast, BalanceReturned
 )
 
 

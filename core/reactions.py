@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core.balance import BALANCE, return_payment
 from core.events import (
     EventHandlers,
     OrderDelivered,
@@ -19,7 +20,14 @@ from core.events import (
     RefundOwed,
 )
 from core.ledger import CommissionRules
-from core.messages import AwaitingManual, KeysDelivered, Message, RefundDue, check_writable
+from core.messages import (
+    AwaitingManual,
+    BalanceReturned,
+    KeysDelivered,
+    Message,
+    RefundDue,
+    check_writable,
+)
 from core.models import Charge, OrderStatus
 from core.uow import UnitOfWork
 
@@ -42,8 +50,9 @@ def tell_buyer_an_admin_will_deliver(uow: UnitOfWork, e: OrderPaid) -> None:
 def _pay_back(uow: UnitOfWork, charge: Charge, reason: str | None, at: datetime) -> None:
     """The message that pays a charge back. It is addressed to the payer: the channel refunds the payer's
     own charge (Telegram refuses a refund to anyone else) and tells them why. A charge whose payer is
-    unknown cannot be paid back by the channel (it stays recorded for the admins)."""
-    if charge.payer_id is None:
+    unknown cannot be paid back by the channel (it stays recorded for the admins). A payment from the shop
+    balance is no channel's to pay back: it returns to the balance (``return_to_balance``)."""
+    if charge.payer_id is None or charge.provider == BALANCE:
         return
     message = RefundDue(
         provider=charge.provider,
@@ -64,6 +73,16 @@ def pay_back_an_owed_charge(uow: UnitOfWork, e: RefundOwed) -> None:
     _pay_back(uow, e.charge, e.reason, e.at)
 
 
+def return_to_balance(uow: UnitOfWork, e: RefundOwed) -> None:
+    """A payment from the shop balance owed back returns to that balance at once, and its payer is told."""
+    pay = return_payment(uow, e)
+    if pay is not None and pay.payer_id is not None:
+        told = BalanceReturned(
+            order_ref=pay.order_ref, reason=e.reason, amount=pay.amount, currency=pay.currency
+        )
+        write_message(uow, pay.payer_id, told, e.at)
+
+
 def shop_reactions(commissions: CommissionRules | None = None) -> EventHandlers:
     """The reactions every shop has, commissions by ``commissions`` (the defaults if not given). The
     composition root may register more on the returned registry."""
@@ -73,6 +92,7 @@ def shop_reactions(commissions: CommissionRules | None = None) -> EventHandlers:
     h.register(OrderPaid, tell_buyer_an_admin_will_deliver)
     h.register(PaymentRejected, pay_back_a_rejected_charge)
     h.register(RefundOwed, pay_back_an_owed_charge)
+    h.register(RefundOwed, return_to_balance)
     h.register(OrderDelivered, rules.post_commissions)
     h.register(OrderRefundRequested, rules.take_back_commissions)
     return h

@@ -60,6 +60,30 @@ class LedgerRepo:
         q = select(a.c.id).where(owner, a.c.kind == kind.value, a.c.currency == currency)
         return int(self.conn.execute(q).scalar_one())
 
+    def locked_balance(self, owner_id: int, kind: AccountKind, currency: str, now: datetime) -> int:
+        """The balance of a user's account (made if missing), its row locked until this transaction ends:
+        every other writer of the account (a payment, a withdrawal, a clawback posting to it) waits, so
+        a guard "balance >= amount" read here stays true until COMMIT. PostgreSQL: ``FOR UPDATE`` (a
+        posting's entry takes a key-share lock on its account, which that conflicts with); SQLite: the
+        write transaction (``BEGIN IMMEDIATE``) already serialises writers."""
+        account_id = self.account(owner_id, kind, currency, now)
+        if self.dialect == "postgresql":
+            a = t.ledger_accounts
+            self.conn.execute(select(a.c.id).where(a.c.id == account_id).with_for_update())
+        return self._sum(account_id)
+
+    def balance(self, owner_id: int, kind: AccountKind, currency: str) -> int:
+        """The balance of a user's account (0 if it has none), as it is now: a read, nothing locked."""
+        a = t.ledger_accounts
+        q = select(a.c.id).where(a.c.owner_id == owner_id, a.c.kind == kind.value, a.c.currency == currency)
+        account_id = self.conn.execute(q).scalar()
+        return 0 if account_id is None else self._sum(int(account_id))
+
+    def _sum(self, account_id: int) -> int:
+        e = t.ledger_entries
+        q = select(func.coalesce(func.sum(e.c.amount), 0)).where(e.c.account_id == account_id)
+        return int(self.conn.execute(q).scalar_one())
+
     def add_posting(
         self,
         key: str,

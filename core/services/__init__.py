@@ -10,6 +10,7 @@ class Services:
 
     def __init__(self, ctx: Context) -> None:
         from core.services.audit import AuditService
+        from core.services.balance_payments import BalancePaymentService
         from core.services.broadcasts import BroadcastService
         from core.services.buyers import BuyerDesk
         from core.services.catalog import CatalogService
@@ -49,3 +50,4 @@ class Services:
         self.drafts = DraftService(ctx)
         self.referrals = ReferralService(ctx)
         self.ledger = LedgerService(ctx)
+        self.balance = BalancePaymentService(ctx)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.balance import BALANCE
 from core.context import Context, UnitOfWork
 from core.errors import InvalidInput, InvalidOrderState, OrderNotFound
 from core.events import OrderRefunded, OrderRefundRequested, RefundOwed
@@ -31,14 +32,20 @@ TELEGRAM = "telegram"  # the provider of Telegram's charges (Stars, and fiat thr
 
 
 def paid_back_by_channel(p: Payment) -> bool:
-    """Whether the channel pays this charge back by itself: Telegram Stars (``refundStarPayment``). Any
+    """Whether the channel pays this charge back by itself: Telegram Stars (``refundStarPayment``). A
+    payment from the shop balance returns to it in the transaction that owes it (``core.balance``); any
     other owed charge (fiat, a payment marked paid) an admin returns by hand, then records it."""
     return p.provider == TELEGRAM and p.currency == STARS
 
 
 def owed_by_hand(payments: list[Payment]) -> list[Payment]:
-    """The order's charges still owed back that only an admin can return (``paid_back_by_channel`` not)."""
-    return [p for p in payments if p.status == PaymentStatus.REFUND_DUE and not paid_back_by_channel(p)]
+    """The order's charges still owed back that only an admin can return (``paid_back_by_channel`` not,
+    nor a balance payment)."""
+    return [
+        p
+        for p in payments
+        if p.status == PaymentStatus.REFUND_DUE and not paid_back_by_channel(p) and p.provider != BALANCE
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from core.services import Services
 from handlers.telegram import admin, chats, errors
 from handlers.telegram.admin import refusals
 from handlers.telegram.alerts import AdminAlerts
-from handlers.telegram.buyer import catalog, checkout, invite, language, orders, start
+from handlers.telegram.buyer import balance, catalog, checkout, invite, language, orders, start
 from handlers.telegram.commands import COMMANDS, set_commands, set_staff_menus
 from handlers.telegram.middlewares import (
     ShopI18nMiddleware,
@@ -95,6 +95,7 @@ def build_dispatcher(
     dp.include_routers(
         checkout.build(),
         catalog.build(),
+        balance.build(),
         orders.build(),
         language.build(),
         invite.build(),

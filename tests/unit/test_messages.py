@@ -10,6 +10,7 @@ from core.clock import FrozenClock
 from core.messages import (
     MESSAGE_TYPES,
     AwaitingManual,
+    BalanceReturned,
     Broadcast,
     KeysDelivered,
     RefundDue,
@@ -27,6 +28,7 @@ SAMPLES = [
     RefundDue(provider="telegram", charge_id="ch", order_ref="REF3", reason=None, amount=50, currency="XTR"),
     RefundMade(order_ref="REF4", reason="already_paid", amount=990, currency="USD"),
     Broadcast(7),
+    BalanceReturned(order_ref="REF5", reason="admin", amount=50, currency="XTR"),
 ]
 
 
@@ -47,6 +49,7 @@ def test_message_kinds_are_the_names_stored_in_existing_outbox_rows() -> None:
         "payment_refund",
         "payment_refunded_by_hand",
         "broadcast",
+        "payment_returned_to_balance",
     }
 
 

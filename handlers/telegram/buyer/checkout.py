@@ -19,6 +19,7 @@ from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 from core.errors import NotOrderOwner, PhoneRequired, ProductNotFound, ReservationExpired, ShopError
 from core.models import STARS, Charge, Order, Product, User, UserIdentity
 from core.services import Services
+from handlers.telegram.buyer import balance
 from handlers.telegram.buyer.catalog import card_text
 from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.filters import When
@@ -63,7 +64,8 @@ async def buy(
 ) -> None:
     """Receives: a Buy button: one key, a quantity from the list, or the shop-currency (💳) button; tapped
     again, it sends the invoice of the same unpaid order once more. Reserves the stock and sends the
-    invoice (payload: the order reference).
+    invoice (payload: the order reference), then, when the buyer's shop balance covers the order, the
+    offer to pay from it (``balance``).
 
     The tap is answered first, before any database work: Telegram takes an answer only within about 15 s,
     and in a flash sale the reservations queue behind one another for longer than that. Whatever the buyer
@@ -104,6 +106,8 @@ async def buy(
         if created:
             await _release(services, order, e)
         raise
+    # After the invoice, never holding it up: paying from the shop balance, when it covers the order.
+    await balance.offer(bot, query.from_user.id, order, services, locale)
 
 
 async def _refused(

@@ -75,6 +75,14 @@ class CancelCb(CallbackData, prefix="x"):
     ref: Ref
 
 
+class PayBalanceCb(CallbackData, prefix="pb"):
+    """Pay an order from the shop balance: ``ask`` shows the confirmation, ``go`` pays, ``back`` returns
+    from the confirmation to the offer."""
+
+    ref: Ref
+    step: Literal["ask", "go", "back"]
+
+
 class LanguageCb(CallbackData, prefix="l"):
     code: Annotated[str, Field(max_length=16)]
 

@@ -18,6 +18,7 @@ from handlers.telegram.ui.callbacks import (
     CategoryCb,
     LanguageCb,
     MenuCb,
+    PayBalanceCb,
     ProductCb,
     QuantityCb,
     RevealCb,
@@ -152,6 +153,24 @@ def orders(items: list[Order]) -> InlineKeyboardMarkup | None:
         elif o.status is OrderStatus.PENDING:
             buttons.append(_button(tr_plain("button-cancel-order", ref=o.ref), CancelCb(ref=o.ref)))
     return _markup(_grid(buttons, 1)) if buttons else None
+
+
+def balance_offer(ref: str, available: str) -> InlineKeyboardMarkup:
+    """Under the invoice, when the shop balance covers the order: pay from it instead."""
+    label = tr_plain("button-balance-pay", available=available)
+    return _markup([[_button(clip(label, BUTTON_TEXT_MAX), PayBalanceCb(ref=ref, step="ask"))]])
+
+
+def balance_confirm(ref: str) -> InlineKeyboardMarkup:
+    """Confirm paying from the balance, or go back to the offer."""
+    return _markup(
+        [
+            [
+                _button(tr_plain("button-balance-confirm"), PayBalanceCb(ref=ref, step="go")),
+                _button(tr_plain("button-balance-cancel"), PayBalanceCb(ref=ref, step="back")),
+            ]
+        ]
+    )
 
 
 def languages() -> InlineKeyboardMarkup:

@@ -15,7 +15,15 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 
 from core.errors import ShopError
-from core.messages import AwaitingManual, Broadcast, KeysDelivered, Message, RefundDue, RefundMade
+from core.messages import (
+    AwaitingManual,
+    BalanceReturned,
+    Broadcast,
+    KeysDelivered,
+    Message,
+    RefundDue,
+    RefundMade,
+)
 from core.models import RevealedKeys
 from core.services import Services
 from core.services.outbox import OutboxMessage
@@ -94,6 +102,14 @@ async def refund_made(out: Outgoing, m: RefundMade) -> None:
     await out.bot.send_message(out.chat, tr("refund-done", amount=amount, ref=m.order_ref, reason=reason))
 
 
+async def balance_returned(out: Outgoing, m: BalanceReturned) -> None:
+    """A payment from the shop balance went back to it (the order was refunded): tell whoever paid."""
+    reason = tr(f"refund-reason-{m.reason or 'admin'}")
+    amount = format_amount(m.amount, m.currency)
+    text = tr("refund-to-balance", amount=amount, ref=m.order_ref, reason=reason)
+    await out.bot.send_message(out.chat, text)
+
+
 async def refund_alert(out: Outgoing, m: RefundDue, what: str) -> None:
     """Tell the admins about a refund that needs a hand: order, amount, charge and payer (never a key)."""
     amount = format_amount(m.amount, m.currency)
@@ -118,6 +134,7 @@ DELIVERERS: dict[type[Message], Deliverer] = {
     AwaitingManual: awaiting_manual,
     RefundDue: refund_due,
     RefundMade: refund_made,
+    BalanceReturned: balance_returned,
     Broadcast: broadcast,
 }
 
