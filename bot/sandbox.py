@@ -116,7 +116,7 @@ async def run_sandbox(settings: Settings, *, language: str = "en") -> int:
         redis_url=None,
         payment_provider_token=None,
     )
-    emulator = Emulator(token=SANDBOX_TOKEN)
+    emulator = Emulator(token=SANDBOX_TOKEN, inline_mode=True, inline_feedback=True)
     emulator.user(YOU, "You", language_code=language)
     runner, url = await serve(emulator)
     services = await open_shop(sb)

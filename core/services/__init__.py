@@ -26,6 +26,7 @@ class Services:
         from core.services.referrals import ReferralService
         from core.services.refunds import RefundService
         from core.services.reports import ReportService
+        from core.services.sharing import SharingService
         from core.services.staff import StaffService
         from core.services.stock import StockService
         from core.services.users import UserService
@@ -51,3 +52,4 @@ class Services:
         self.referrals = ReferralService(ctx)
         self.ledger = LedgerService(ctx)
         self.balance = BalancePaymentService(ctx)
+        self.sharing = SharingService(ctx, self.catalog, self.users, self.referrals)

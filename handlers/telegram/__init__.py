@@ -1,6 +1,7 @@
 """The Telegram storefront: the dispatcher that wires it (``build_dispatcher``), and its rooms.
 
-- ``buyer/``: the buyer's routers, one per feature (start, catalog, checkout, orders, language).
+- ``buyer/``: the buyer's routers, one per feature (start, catalog, checkout, orders, language, invite,
+  share).
 - ``admin/``: the admins' routers, reached only by an admin in a private chat.
 - ``ui/``: what a user sees: locale-keyed text, typed callback data, keyboards, key delivery.
 - ``workers/``: what runs without an update: the outbox sender, the Stars ledger reconciliation (which
@@ -25,7 +26,7 @@ from core.services import Services
 from handlers.telegram import admin, chats, errors
 from handlers.telegram.admin import refusals
 from handlers.telegram.alerts import AdminAlerts
-from handlers.telegram.buyer import balance, catalog, checkout, invite, language, orders, start
+from handlers.telegram.buyer import balance, catalog, checkout, invite, language, orders, share, start
 from handlers.telegram.commands import COMMANDS, set_commands, set_staff_menus
 from handlers.telegram.middlewares import (
     ShopI18nMiddleware,
@@ -68,6 +69,7 @@ def build_dispatcher(
         payment_provider_token=payment_provider_token,
         answered=answered,
         broadcaster=broadcaster,
+        group_pacer=outbox.groups,
     )
 
     async def install_session_middleware(bot: Bot) -> None:
@@ -90,8 +92,9 @@ def build_dispatcher(
     # The buyer's flows first, the busiest first: an update visits the routers in this order until one
     # handles it, and every router passed costs its filters. They match only their own commands, buttons and
     # payments, in private chats (router filters), so nothing of the admins' or a group's reaches them by
-    # mistake. Then the admins' screens (their filter passes everyone else on), then groups; start last: it
-    # holds the private catch-alls (unknown commands, free text, unparseable buttons).
+    # mistake; only sharing also takes /share in groups, and inline queries. Then the admins' screens (their
+    # filter passes everyone else on), then groups; start last: it holds the private catch-alls (unknown
+    # commands, free text, unparseable buttons).
     dp.include_routers(
         checkout.build(),
         catalog.build(),
@@ -99,6 +102,7 @@ def build_dispatcher(
         orders.build(),
         language.build(),
         invite.build(),
+        share.build(),
         admin.build(),
         refusals.refusals(),
         chats.build(),

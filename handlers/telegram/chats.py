@@ -2,13 +2,16 @@
 
 Buying is personal (orders, keys, the buttons that reveal them), so every buyer flow runs in the private
 chat only. In a group or supergroup, a command addressed to the bot gets one short "open me in private"
-reply with a deep link; anything else said there is ignored. Updates without a person behind them, an
+reply with a deep link (but /share, which posts a product card there: ``buyer.share``); anything else said
+there is ignored. Whatever the bot posts in a group keeps Telegram's 20 messages a minute there
+(``pacing.GroupPacer``). Updates without a person behind them, an
 anonymous group admin (posting as the group, through ``GroupAnonymousBot``), a channel post, another bot,
 are dropped before any handler sees them: no reply, no error, no user created.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +28,7 @@ from aiogram.types import (
 )
 
 from handlers.telegram.filters import When
+from handlers.telegram.pacing import GroupPacer
 from handlers.telegram.ui.text import BUTTON_TEXT_MAX, CALLBACK_ANSWER_MAX, tr, tr_plain
 
 log = logging.getLogger(__name__)
@@ -89,8 +93,14 @@ async def deep_link(bot: Bot) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
-async def open_in_private(message: Message, bot: Bot) -> None:
-    """Receives: a command addressed to the bot in a group or supergroup."""
+async def open_in_private(message: Message, bot: Bot, group_pacer: GroupPacer) -> None:
+    """Receives: a command addressed to the bot in a group or supergroup. Within the group's allowance
+    of Telegram's 20 messages a minute (shared with the cards posted there); beyond it, nothing."""
+    wait = group_pacer.slot(message.chat.id)
+    if wait is None:
+        log.info("chat %s: the minute's allowance is used, no reply", message.chat.id)
+        return
+    await asyncio.sleep(wait)
     await message.reply(tr("group-open-private"), reply_markup=await deep_link(bot))
 
 

@@ -1,5 +1,6 @@
 """A local Telegram Bot API server that holds the bot to Telegram's rules, plus an API to play users (send
-text, tap a button, pay or forward an invoice, upload a file, block the bot, write in groups and channels).
+text, tap a button, open a link to the bot, pay or forward an invoice, upload a file, block the bot, add the
+bot to groups, join them and write there, post in channels, use the bot inline).
 
 ``keyshop sandbox`` and the end-to-end tests use it; nothing here ever reaches Telegram. By concern:
 
@@ -7,6 +8,7 @@ text, tap a button, pay or forward an invoice, upload a file, block the bot, wri
 * ``limits``    – text lengths, keyboards and buttons, commands, flood-control buckets
 * ``chats``     – users, groups/supergroups/channels, GroupAnonymousBot, what the bot sent (``Sent``)
 * ``payments``  – invoice fields, currencies and their bounds, Stars, charges
+* ``inline``    – inline mode: inline queries, answerInlineQuery's rules, chosen results
 * ``webhook``   – setWebhook validation and delivery
 * ``state``     – the shared state; ``players`` – playing users; ``api`` – the Bot API methods, with
   ``api_files`` (sendDocument, sendPhoto, getFile) and ``api_payments`` (invoices, pre-checkout, refunds,

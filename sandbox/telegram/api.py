@@ -15,6 +15,7 @@ from sandbox.telegram.api_files import FileMethods
 from sandbox.telegram.api_payments import PaymentMethods
 from sandbox.telegram.errors import QUERY_INVALID, ApiError, bad, conflict, forbidden
 from sandbox.telegram.html import formatted
+from sandbox.telegram.inline import InlineMethods
 from sandbox.telegram.limits import (
     CALLBACK_ANSWER_MAX,
     check_caption,
@@ -33,9 +34,10 @@ _NOT_MODIFIED = (
 )
 
 
-class BotApi(FileMethods, PaymentMethods):
+class BotApi(FileMethods, PaymentMethods, InlineMethods):
     """The Bot API's methods, ``m_<method name in lower case>``: updates (polling, webhook), commands,
-    sending and editing messages, callback answers; files and payments are their mixins'."""
+    sending and editing messages, callback answers; files, payments and inline answers are their
+    mixins'."""
 
     def _check_token(self, token: str) -> None:
         if (self.token is not None and token != self.token) or not TOKEN_RE.match(token):
@@ -77,7 +79,7 @@ class BotApi(FileMethods, PaymentMethods):
             "username": self.bot_username,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": self.inline_mode,
         }
 
     # ------------------------------------------------------------------ updates: polling or webhook

@@ -1,5 +1,7 @@
-"""Playing the people on the other side: users write, tap buttons, share contacts, upload files, pay invoices
-(also forwarded ones), block the bot; group members and anonymous admins write in groups; channels post."""
+"""Playing the people on the other side: users write, tap buttons, open links to the bot, share contacts,
+upload files, pay invoices (also forwarded ones), block the bot; people add the bot to groups and remove it,
+join and leave them; group members and anonymous admins write in groups; channels post. Inline mode is
+played by ``inline.InlinePlayers``."""
 
 from __future__ import annotations
 
@@ -7,10 +9,12 @@ import asyncio
 import secrets
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from sandbox.telegram.chats import GROUP_ANONYMOUS_BOT, EmuChat, EmuUser, Sent
+from sandbox.telegram.inline import InlinePlayers
+from sandbox.telegram.limits import DEEP_LINK_RE
 from sandbox.telegram.payments import Payment
-from sandbox.telegram.state import EmulatorState
 
 
 def _public(message: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +27,26 @@ def _command_entities(text: str) -> list[dict[str, Any]]:
     return [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
 
 
-class Players(EmulatorState):
+# A channel's administrator rights, as a ChatMemberAdministrator carries them (the bot posts in channels).
+_CHANNEL_ADMIN_RIGHTS = {
+    "can_be_edited": False,
+    "is_anonymous": False,
+    "can_manage_chat": True,
+    "can_delete_messages": True,
+    "can_manage_video_chats": True,
+    "can_restrict_members": True,
+    "can_promote_members": False,
+    "can_change_info": True,
+    "can_invite_users": True,
+    "can_post_stories": False,
+    "can_edit_stories": False,
+    "can_delete_stories": False,
+    "can_post_messages": True,
+    "can_edit_messages": True,
+}
+
+
+class Players(InlinePlayers):
     def _user_message(self, user: EmuUser, chat: EmuChat | None = None, **content: Any) -> dict[str, Any]:
         chat_id = chat.id if chat else user.id
         if chat is None:
@@ -41,11 +64,15 @@ class Players(EmulatorState):
         return msg
 
     async def send_text(self, user_id: int, text: str, *, chat: EmuChat | None = None) -> dict[str, Any]:
-        """The user writes ``text`` to the bot, or in ``chat`` (a group the user is a member of)."""
+        """The user writes ``text`` to the bot, or in ``chat`` (a group the user is a member of; a group
+        the bot is not in keeps the message, and the bot hears nothing)."""
         content: dict[str, Any] = {"text": text}
         if entities := _command_entities(text):
             content["entities"] = entities
-        return await self._push(message=self._user_message(self.user(user_id), chat, **content))
+        message = self._user_message(self.user(user_id), chat, **content)
+        if chat is not None and not chat.bot_is_member:
+            return {"message": message}
+        return await self._push(message=message)
 
     async def send_anonymous(self, chat: EmuChat, text: str) -> dict[str, Any]:
         """An anonymous admin writes in ``chat``: ``from`` is GroupAnonymousBot, ``sender_chat`` the group."""
@@ -78,6 +105,100 @@ class Players(EmulatorState):
         }
         self._messages[(chat.id, msg["message_id"])] = msg
         return await self._push(channel_post=msg)
+
+    async def open_link(self, user_id: int, url: str) -> dict[str, Any]:
+        """The user opens a link to the bot (``https://t.me/<bot>?start=<payload>``, ``tg://resolve?domain=
+        <bot>&start=<payload>``), say from a URL button in a group: Telegram opens their private chat with
+        the bot and sends ``/start <payload>`` for them (a plain ``/start`` when the payload is not 1-64 of
+        ``A-Z a-z 0-9 _ -``: clients drop it). Pressing Start also undoes a block."""
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        if parts.scheme in ("http", "https", "") and (parts.hostname or "") in ("t.me", "telegram.me"):
+            username = parts.path.strip("/")
+        elif parts.scheme == "tg" and parts.netloc == "resolve":
+            username = query.get("domain", [""])[0]
+        else:
+            raise ValueError(f"not a link Telegram opens as a chat: {url!r}")
+        if username.lower() != self.bot_username.lower():
+            raise ValueError(f"{url!r} is not a link to this bot")
+        payload = query.get("start", [""])[0]
+        self.user(user_id).blocked_bot = False
+        text = f"/start {payload}" if DEEP_LINK_RE.fullmatch(payload) else "/start"
+        return await self.send_text(user_id, text)
+
+    # ------------------------------------------------------------------ groups: the bot and the members
+
+    def _member(self, status: str, user: dict[str, Any]) -> dict[str, Any]:
+        extra: dict[str, Any] = {"until_date": 0} if status == "kicked" else {}
+        if status == "administrator":
+            extra = _CHANNEL_ADMIN_RIGHTS
+        return {"status": status, "user": user, **extra}
+
+    async def _service(self, chat: EmuChat, by: EmuUser, **content: Any) -> None:
+        """A service message in a group (someone joined, left, added the bot): the bot gets it while it
+        is a member (service messages pass privacy mode)."""
+        msg = {
+            "message_id": next(self._message_ids[chat.id]),
+            "date": int(time.time()),
+            "chat": chat.chat(),
+            "from": by.as_tg(),
+            **content,
+        }
+        self._messages[(chat.id, msg["message_id"])] = msg
+        if chat.bot_is_member and chat.type != "channel":
+            await self._push(message=msg)
+
+    async def _bot_status(self, chat: EmuChat, by: EmuUser, old: str, new: str) -> None:
+        bot = self._bot_user()
+        await self._push(
+            my_chat_member={
+                "chat": chat.chat(),
+                "from": by.as_tg(),
+                "date": int(time.time()),
+                "old_chat_member": self._member(old, bot),
+                "new_chat_member": self._member(new, bot),
+            }
+        )
+
+    async def add_bot(self, chat: EmuChat, by: int) -> None:
+        """``by`` adds the bot to ``chat``: a ``my_chat_member`` update (left → member; administrator in
+        a channel, where only its admins add bots) and, in a group, the service message."""
+        if by not in (chat.admins if chat.type == "channel" else chat.members):
+            raise ValueError(f"user {by} can't add members to chat {chat.id}")
+        if chat.bot_is_member:
+            return
+        chat.bot_is_member = True
+        who = self.user(by)
+        await self._bot_status(chat, who, "left", "administrator" if chat.type == "channel" else "member")
+        await self._service(chat, who, new_chat_members=[self._bot_user()])
+
+    async def remove_bot(self, chat: EmuChat, by: int) -> None:
+        """``by`` (an admin) removes the bot: from now on it may not write there (403) and gets no updates
+        from there; its ``my_chat_member`` says ``kicked``."""
+        if by not in chat.admins:
+            raise ValueError(f"user {by} is not an admin of chat {chat.id}")
+        if not chat.bot_is_member:
+            return
+        who = self.user(by)
+        await self._service(chat, who, left_chat_member=self._bot_user())
+        chat.bot_is_member = False
+        await self._bot_status(chat, who, "administrator" if chat.type == "channel" else "member", "kicked")
+
+    async def join(self, chat: EmuChat, user_id: int) -> None:
+        """The user joins ``chat`` (the bot, if it is there, sees the service message)."""
+        user = self.user(user_id)
+        if user_id in chat.members:
+            return
+        chat.members.add(user_id)
+        await self._service(chat, user, new_chat_members=[user.as_tg()])
+
+    async def leave(self, chat: EmuChat, user_id: int) -> None:
+        user = self.user(user_id)
+        if user_id not in chat.members:
+            return
+        chat.members.discard(user_id)
+        chat.admins.discard(user_id)
+        await self._service(chat, user, left_chat_member=user.as_tg())
 
     async def share_contact(self, user_id: int, phone: str) -> dict[str, Any]:
         user = self.user(user_id)
@@ -127,9 +248,8 @@ class Players(EmulatorState):
             button: dict[str, Any] = {"text": inv["title"], "url": url}
         else:
             button = {"text": f"Pay {inv['total_amount']} {inv['currency']}", "pay": True}
-        pair = min(from_user, to_user) * 10**12 + max(from_user, to_user)  # the two users' own chat
         copy = {
-            "message_id": next(self._message_ids[pair]),
+            "message_id": next(self._message_ids[self._pair(from_user, to_user)]),
             "date": int(time.time()),
             "chat": sender.chat(),
             "from": sender.as_tg(),

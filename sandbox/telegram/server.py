@@ -23,6 +23,8 @@ JSON_FIELDS = {
     "allowed_updates",
     "link_preview_options",
     "reply_parameters",
+    "results",
+    "button",
 }
 
 

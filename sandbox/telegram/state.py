@@ -9,13 +9,16 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.telegram.chats import CHAT_TYPES, EmuChat, EmuUser, Sent
 from sandbox.telegram.errors import bad, forbidden
 from sandbox.telegram.limits import Bucket, too_many
 from sandbox.telegram.payments import STARS_MAX, Payment
 from sandbox.telegram.webhook import Webhook
+
+if TYPE_CHECKING:
+    from sandbox.telegram.inline import InlineQuery
 
 # Telegram's default when a bot never chose: every update type but these.
 NOT_BY_DEFAULT = {"chat_member", "message_reaction", "message_reaction_count"}
@@ -38,6 +41,10 @@ class EmulatorState:
     group_burst: float = 20.0
     pre_checkout_timeout: float = 10.0
     callback_ttl: float = 15.0
+    # BotFather's /setinline and /setinlinefeedback (``inline``); off, as for a new bot
+    inline_mode: bool = False
+    inline_feedback: bool = False
+    inline_ttl: float = 10.0
     # Seconds, for the deadlines Telegram keeps (callback and pre-checkout answers); tests may move it.
     clock: Callable[[], float] = time.monotonic
     stars_max: int = STARS_MAX
@@ -60,6 +67,10 @@ class EmulatorState:
     stalls: deque[tuple[str, float]] = field(default_factory=deque)
     on_send: list[Callable[[int, Sent], None]] = field(default_factory=list)
     star_ledger: list[dict[str, Any]] = field(default_factory=list)
+    inline_answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # inline query id -> answer
+    # Every 429 the flood limits answered, as (chat id, retry_after): a bot that keeps Telegram's limits
+    # leaves this empty (injected faults, ``fail_next``, are not counted).
+    flood_refusals: list[tuple[int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -71,6 +82,7 @@ class EmulatorState:
         # pre-checkout query id -> (when it was issued, by ``clock``; the payer's wait for the answer)
         self._pre_checkout: dict[str, tuple[float, asyncio.Future[dict[str, Any]]]] = {}
         self._queries: dict[str, float] = {}  # callback query id -> when it was issued (``clock``)
+        self._inline: dict[str, InlineQuery] = {}  # inline query id -> the query (``inline``)
         self._chat_buckets: dict[int, Bucket] = {}
         self._group_buckets: dict[int, Bucket] = {}
         self._global = Bucket(self.global_rate, self.global_rate)
@@ -214,7 +226,9 @@ class EmulatorState:
             buckets.append(self._group_buckets.setdefault(chat_id, Bucket(self.group_rate, self.group_burst)))
         wait = max(b.wait() for b in buckets)
         if wait > 0:
-            raise too_many(wait)
+            refusal = too_many(wait)
+            self.flood_refusals.append((chat_id, refusal.retry_after or 1))
+            raise refusal
         for b in buckets:
             b.take()
 
@@ -248,6 +262,15 @@ class EmulatorState:
             raise forbidden(f"bot is not a member of the {group.kind} chat")
         return chat_id, group.chat()
 
+    def _bot_user(self) -> dict[str, Any]:
+        """The bot as a User object (a message's ``from``, ``via_bot``, a chat member)."""
+        return {"id": self.bot_id, "is_bot": True, "first_name": "keyshop", "username": self.bot_username}
+
+    @staticmethod
+    def _pair(a: int, b: int) -> int:
+        """A key for the private chat of two users (the bot is in neither): its message ids."""
+        return min(a, b) * 10**12 + max(a, b)
+
     def _bot_message(self, chat_id: int, chat: dict[str, Any], **content: Any) -> dict[str, Any]:
         msg: dict[str, Any] = {
             "message_id": next(self._message_ids[chat_id]),
@@ -257,12 +280,7 @@ class EmulatorState:
         if chat["type"] == "channel":
             msg["sender_chat"] = chat
         else:
-            msg["from"] = {
-                "id": self.bot_id,
-                "is_bot": True,
-                "first_name": "keyshop",
-                "username": self.bot_username,
-            }
+            msg["from"] = self._bot_user()
         msg.update({k: v for k, v in content.items() if v is not None and v != []})
         msg["_by_bot"] = True
         self._messages[(chat_id, msg["message_id"])] = msg

@@ -32,7 +32,7 @@ from core.services import Services
 from core.services.outbox import OutboxMessage
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import UserCache
-from handlers.telegram.pacing import SendPacer
+from handlers.telegram.pacing import GroupPacer, SendPacer
 from handlers.telegram.workers.messages import Outgoing, deliver, gave_up
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class OutboxSender:
         per_second: float = 30.0,
         private_interval: float = 1.0,
         group_interval: float = 3.0,
+        group_per_minute: int = 20,
+        group_gap: float = 1.0,
         idle_poll: float = 1.0,
         bulk_per_second: float = 20.0,
         bulk_per_round: int = 20,
@@ -68,6 +70,8 @@ class OutboxSender:
         self.admin_ids = admin_ids or []
         self.alerts = alerts or AdminAlerts(bot, self.admin_ids)
         self.pacer = SendPacer(per_second)  # shared with the handlers' own sends (session.BotRequests)
+        # What the handlers post in groups (shared cards, replies there) keeps each group's allowance.
+        self.groups = GroupPacer(group_per_minute, gap=group_gap)
         # Broadcasts take at most ``bulk_per_second`` of that (the rest stays for replies and invoices), in
         # rounds of at most ``bulk_per_round`` messages, claimed only after every due message of the shop's
         # own: a key delivery written while a broadcast runs waits one short round at most.

@@ -127,3 +127,86 @@ async def test_a_refused_message_does_not_use_up_the_allowance(emu: Emulator) ->
     await call(emu, "sendMessage", chat_id=USER, text="hi")
     await refused(emu, "sendMessage", chat_id=USER, text="hi")
     assert emu._global.tokens > emu.global_rate - 2  # the refused one took nothing from the global bucket
+
+
+async def test_the_bot_added_to_a_group_hears_of_it_and_may_write_there(emu: Emulator) -> None:
+    group = emu.group(GROUP, "Shop", members=[USER], admins=[9], bot_is_member=False)
+    await emu.send_text(USER, "/share 1", chat=group)
+    assert not emu._updates  # the bot is not there: it hears nothing
+    with pytest.raises(ValueError, match="can't add"):
+        await emu.add_bot(group, by=99)
+    await emu.add_bot(group, by=USER)
+    status, service = emu._updates[-2]["my_chat_member"], emu._updates[-1]["message"]
+    assert (status["old_chat_member"]["status"], status["new_chat_member"]["status"]) == ("left", "member")
+    assert status["new_chat_member"]["user"]["id"] == emu.bot_id and status["from"]["id"] == USER
+    assert service["new_chat_members"][0]["id"] == emu.bot_id
+    await call(emu, "sendMessage", chat_id=GROUP, text="hello")
+
+
+async def test_a_bot_removed_from_a_group_may_no_longer_write_there(emu: Emulator) -> None:
+    group = emu.group(GROUP, "Shop", members=[USER], admins=[9])
+    with pytest.raises(ValueError, match="not an admin"):
+        await emu.remove_bot(group, by=USER)
+    await emu.remove_bot(group, by=9)
+    assert emu._updates[-1]["my_chat_member"]["new_chat_member"]["status"] == "kicked"
+    e = await refused(emu, "sendMessage", chat_id=GROUP, text="hi")
+    assert (e.code, e.description) == (403, "Forbidden: bot is not a member of the supergroup chat")
+
+
+async def test_a_bot_added_to_a_channel_is_its_administrator(emu: Emulator) -> None:
+    channel = emu.channel(CHANNEL, "News", admins=[USER], bot_is_member=False)
+    await emu.add_bot(channel, by=USER)
+    member = emu._updates[-1]["my_chat_member"]["new_chat_member"]
+    assert member["status"] == "administrator" and member["can_post_messages"]
+    assert len(emu._updates) == 1  # no service message in a channel
+
+
+async def test_people_join_and_leave_and_the_bot_sees_the_service_messages(emu: Emulator) -> None:
+    group = emu.group(GROUP, "Shop")
+    await emu.join(group, 5)
+    assert 5 in group.members and emu._updates[-1]["message"]["new_chat_members"][0]["id"] == 5
+    await emu.send_text(5, "hi", chat=group)
+    await emu.leave(group, 5)
+    assert 5 not in group.members and emu._updates[-1]["message"]["left_chat_member"]["id"] == 5
+    with pytest.raises(ValueError, match="not a member"):
+        await emu.send_text(5, "hi", chat=group)
+
+
+@pytest.mark.parametrize(
+    ("url", "text"),
+    [
+        ("https://t.me/keyshop_sandbox_bot?start=rAbCdEfGhIj_p7", "/start rAbCdEfGhIj_p7"),
+        ("tg://resolve?domain=keyshop_sandbox_bot&start=abc", "/start abc"),
+        ("https://t.me/KEYSHOP_SANDBOX_BOT", "/start"),
+        ("https://t.me/keyshop_sandbox_bot?start=has+space", "/start"),  # clients drop a bad payload
+        ("https://t.me/keyshop_sandbox_bot?start=" + "x" * 65, "/start"),
+    ],
+)
+async def test_opening_a_link_to_the_bot_sends_start_with_its_payload_in_private(
+    emu: Emulator, url: str, text: str
+) -> None:
+    emu.user(5, "New", started=False)
+    emu.block(5)
+    await emu.open_link(5, url)
+    msg = emu._updates[-1]["message"]
+    assert msg["chat"] == {"id": 5, "type": "private", "first_name": "New"} and msg["text"] == text
+    assert msg["entities"][0] == {"type": "bot_command", "offset": 0, "length": 6}
+    await call(emu, "sendMessage", chat_id=5, text="welcome")  # started, and no longer blocked
+
+
+async def test_only_links_to_this_bot_open_its_chat(emu: Emulator) -> None:
+    for url in ("https://t.me/another_bot?start=x", "https://example.com/?start=x", "tg://msg?text=x"):
+        with pytest.raises(ValueError):
+            await emu.open_link(USER, url)
+
+
+async def test_the_emulator_counts_the_429s_its_flood_limits_answer() -> None:
+    emu = Emulator(per_chat_burst=100)
+    emu.group(GROUP, "Shop")
+    emu.fail_next("sendMessage", 429, retry_after=7)
+    await refused(emu, "sendMessage", chat_id=GROUP, text="injected")
+    assert emu.flood_refusals == []  # injected faults are not Telegram's limits
+    for _ in range(20):
+        await call(emu, "sendMessage", chat_id=GROUP, text="hi")
+    await refused(emu, "sendMessage", chat_id=GROUP, text="one too many")
+    assert emu.flood_refusals == [(GROUP, 3)]
