@@ -60,6 +60,20 @@ class LedgerRepo:
         q = select(a.c.id).where(owner, a.c.kind == kind.value, a.c.currency == currency)
         return int(self.conn.execute(q).scalar_one())
 
+    def locked_balance(self, owner_id: int, kind: AccountKind, currency: str, now: datetime) -> int:
+        """The balance of a distributor's account (made if missing), read under a lock on its row that
+        every other locked reader of the account waits for until this transaction ends: a check
+        "balance >= amount" made on it holds until COMMIT. On PostgreSQL ``SELECT ... FOR UPDATE`` (entries
+        posted meanwhile by others wait too: their foreign key check needs a share lock on the row); on
+        SQLite the write transaction's ``BEGIN IMMEDIATE`` already lets one writer in at a time."""
+        account_id = self.account(owner_id, kind, currency, now)
+        a, e = t.ledger_accounts, t.ledger_entries
+        if self.dialect == "postgresql":
+            self.conn.execute(select(a.c.id).where(a.c.id == account_id).with_for_update())
+        # a statement of its own: under READ COMMITTED it sees what a transaction we waited for committed
+        total = select(func.coalesce(func.sum(e.c.amount), 0)).where(e.c.account_id == account_id)
+        return int(self.conn.execute(total).scalar_one())
+
     def add_posting(
         self,
         key: str,

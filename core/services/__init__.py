@@ -22,6 +22,7 @@ class Services:
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
         from core.services.payments import PaymentService
+        from core.services.payouts import PayoutService
         from core.services.referrals import ReferralService
         from core.services.refunds import RefundService
         from core.services.reports import ReportService
@@ -49,3 +50,4 @@ class Services:
         self.drafts = DraftService(ctx)
         self.referrals = ReferralService(ctx)
         self.ledger = LedgerService(ctx)
+        self.payouts = PayoutService(ctx)

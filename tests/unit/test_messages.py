@@ -12,6 +12,8 @@ from core.messages import (
     AwaitingManual,
     Broadcast,
     KeysDelivered,
+    PayoutPaid,
+    PayoutRejected,
     RefundDue,
     RefundMade,
     UnknownMessage,
@@ -27,6 +29,10 @@ SAMPLES = [
     RefundDue(provider="telegram", charge_id="ch", order_ref="REF3", reason=None, amount=50, currency="XTR"),
     RefundMade(order_ref="REF4", reason="already_paid", amount=990, currency="USD"),
     Broadcast(7),
+    PayoutPaid(
+        payout_id=3, amount=1250, currency="USD", payout_amount=1250, payout_currency="USD", reference="TX-1"
+    ),
+    PayoutRejected(payout_id=4, amount=40, currency="XTR", reason="wrong account"),
 ]
 
 
@@ -47,6 +53,8 @@ def test_message_kinds_are_the_names_stored_in_existing_outbox_rows() -> None:
         "payment_refund",
         "payment_refunded_by_hand",
         "broadcast",
+        "payout_paid",
+        "payout_rejected",
     }
 
 
