@@ -25,7 +25,7 @@ from core.services import Services
 from handlers.telegram import admin, chats, errors
 from handlers.telegram.admin import refusals
 from handlers.telegram.alerts import AdminAlerts
-from handlers.telegram.buyer import catalog, checkout, invite, language, orders, start
+from handlers.telegram.buyer import catalog, checkout, invite, language, orders, start, withdraw
 from handlers.telegram.commands import COMMANDS, set_commands, set_staff_menus
 from handlers.telegram.middlewares import (
     ShopI18nMiddleware,
@@ -98,6 +98,7 @@ def build_dispatcher(
         orders.build(),
         language.build(),
         invite.build(),
+        withdraw.build(),
         admin.build(),
         refusals.refusals(),
         chats.build(),
