@@ -159,9 +159,9 @@ async def test_an_admin_sees_stats_but_not_the_audit_trail_and_an_operator_neith
 
 async def test_each_staff_member_gets_the_command_menu_of_their_role_in_their_language(shop: Shop) -> None:
     await _setup(shop)
-    buyer_menu = ["start", "catalog", "orders", "invite", "language", "help"]
+    buyer_menu = ["start", "catalog", "orders", "invite", "withdraw", "language", "help"]
     owner = shop.emu.menu(OWNER, "en")  # set at start
-    assert owner[:6] == buyer_menu and {"admin", "staff", "stats", "audit", "price"} <= set(owner)
+    assert owner[:7] == buyer_menu and {"admin", "staff", "stats", "audit", "price"} <= set(owner)
     assert shop.emu.menu(BUYER, "en") == buyer_menu
 
     pid = await shop.product(keys=1)
@@ -172,7 +172,7 @@ async def test_each_staff_member_gets_the_command_menu_of_their_role_in_their_la
     operator_menu = [*buyer_menu, "admin", "stock", "order", "orders_pending", "import", "void"]
     assert shop.emu.menu(OPERATOR, "en") == operator_menu
     zh = shop.emu.scoped_commands[(f"chat:{OPERATOR}", "zh")]
-    assert [c["description"] for c in zh][7] == "库存"
+    assert [c["description"] for c in zh][8] == "库存"
 
     await shop.say(OWNER, f"/staff remove {OPERATOR}")
     assert shop.emu.menu(OPERATOR, "en") == buyer_menu and shop.emu.menu(OPERATOR, "zh") == buyer_menu

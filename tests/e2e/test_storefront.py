@@ -35,6 +35,7 @@ async def test_commands_are_registered_in_both_languages(shop: Shop) -> None:
         "catalog",
         "orders",
         "invite",
+        "withdraw",
         "language",
         "help",
     ]
