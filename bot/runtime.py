@@ -32,6 +32,8 @@ def shop_config(settings: Settings) -> ShopConfig:
         timezone=ZoneInfo(settings.shop.shop_timezone),
         commission_rates=settings.shop.commission_rates_bp,
         commission_hold=timedelta(days=settings.shop.commission_hold_days),
+        payout_minimum=settings.shop.payout_minimum,
+        stars_payout_rate=settings.shop.stars_payout_rate,
     )
 
 

@@ -32,6 +32,8 @@ class ShopConfig:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # for "per day" limits
     commission_rates: tuple[int, ...] = DEFAULT_RATES_BP  # COMMISSION_RATES, basis points per level
     commission_hold: timedelta = DEFAULT_HOLD  # COMMISSION_HOLD_DAYS
+    payout_minimum: int = 1000  # PAYOUT_MINIMUM: the smallest withdrawal, in minor units of ``currency``
+    stars_payout_rate: int = 0  # STARS_PAYOUT_RATE: ``currency`` minor units per Star; 0: Stars only spent
 
     @property
     def commissions(self) -> CommissionRules:

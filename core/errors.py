@@ -321,3 +321,51 @@ class ExportTooLarge(ShopError):
         "{count} keys of product {product_id} make {size} MB, more than {limit} MB: "
         "use keyshop keys export {product_id} FILE --yes"
     )
+
+
+# ---------------------------------------------------------------- withdrawals (core.services.payouts)
+
+
+class PayoutNotFound(NotFound):
+    key = "payout-not-found"
+    template = "no withdrawal request {payout_id}"
+
+
+class PayoutRefused(ShopError):
+    """A withdrawal the rules do not allow now (the /withdraw screen says which and why)."""
+
+    key = "payout-refused"
+    template = "no withdrawal of {currency} now"
+
+
+class PayoutNotWithdrawable(PayoutRefused):
+    """Stars with no ``STARS_PAYOUT_RATE``, or a currency that is not the shop's: spent, never withdrawn."""
+
+    key = "payout-not-withdrawable"
+    template = "commission in {currency} can be spent in the shop but not withdrawn"
+
+
+class PayoutBelowMinimum(PayoutRefused):
+    key = "payout-below-minimum"
+    template = "the available {currency} balance pays less than the minimum withdrawal"
+
+
+class PayoutAlreadyOpen(PayoutRefused):
+    """One open request per currency: the next one once an admin paid or rejected it."""
+
+    key = "payout-already-open"
+    template = "a withdrawal request in {currency} is already waiting for an admin"
+
+
+class PayoutAlreadyDecided(ShopError):
+    """An admin's decision on a request another admin (or a second tap) decided first."""
+
+    key = "payout-already-decided"
+    template = "withdrawal request {payout_id} was already decided"
+
+
+class PayoutTextInvalid(InvalidInput):
+    """Payout details, a payment reference or a rejection reason: empty once cleaned, or too long."""
+
+    key = "payout-text-invalid"
+    template = "type 1 to {max} characters"

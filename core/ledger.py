@@ -165,7 +165,7 @@ class Drift:
 def check(uow: UnitOfWork) -> list[Drift]:
     """Every rule the ledger keeps, checked against what is stored: postings sum to zero per currency,
     entries are in their account's currency, and each distributor's pending balance, and what was
-    settled to them (available, spent and paid out together), are what their commissions say.
+    settled to them (available, spent, withdrawing and paid out together), are what their commissions say.
     Empty when clean (``keyshop ledger check`` will print the rest)."""
     r = uow.repo.ledger
     drift = [
@@ -178,11 +178,13 @@ def check(uow: UnitOfWork) -> list[Drift]:
         )
         for m in r.misfiled()
     ]
-    # Settled money stays the distributor's wherever it went since (available, spent, paid out).
+    # Settled money stays the distributor's wherever it went since (available, spent, being withdrawn,
+    # paid out).
     bucket = {
         AccountKind.PENDING: "pending",
         AccountKind.AVAILABLE: "settled",
         AccountKind.SPENT: "settled",
+        AccountKind.WITHDRAWING: "settled",
         AccountKind.PAID_OUT: "settled",
     }
     expected: dict[tuple[int, str, str], int] = defaultdict(int)

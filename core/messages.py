@@ -127,6 +127,32 @@ class BalanceReturned(Message):
     currency: str
 
 
+@dataclass(frozen=True, slots=True)
+class PayoutPaid(Message):
+    """Tell a distributor that an admin paid their withdrawal request (``reference``: the admin's payment
+    reference, to find the transfer)."""
+
+    KIND: ClassVar[str] = "payout_paid"
+    payout_id: int
+    amount: int
+    currency: str  # of ``amount``: the ledger currency withdrawn
+    payout_amount: int
+    payout_currency: str
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRejected(Message):
+    """Tell a distributor that an admin rejected their withdrawal request, and why: the money is back in
+    their available balance."""
+
+    KIND: ClassVar[str] = "payout_rejected"
+    payout_id: int
+    amount: int
+    currency: str
+    reason: str
+
+
 def _registry(*types: type[Message]) -> dict[str, type[Message]]:
     kinds = [cls.KIND for cls in types]
     if "" in kinds or len(set(kinds)) != len(kinds):
@@ -136,7 +162,14 @@ def _registry(*types: type[Message]) -> dict[str, type[Message]]:
 
 # Every message type the outbox can carry. A new type is added here (and gets a deliverer per channel).
 MESSAGE_TYPES: dict[str, type[Message]] = _registry(
-    KeysDelivered, AwaitingManual, RefundDue, RefundMade, Broadcast, BalanceReturned
+    KeysDelivered,
+    AwaitingManual,
+    RefundDue,
+    RefundMade,
+    Broadcast,
+    BalanceReturned,
+    PayoutPaid,
+    PayoutRejected,
 )
 
 

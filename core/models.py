@@ -313,12 +313,14 @@ class SealedKey:
 class AccountKind(StrEnum):
     """What a ledger account holds. The shop's (no owner): ``commission_expense``, what commissions cost
     it. A distributor's: ``pending`` (in the holding period), ``available`` (theirs to spend or withdraw;
-    may go negative after a clawback), ``spent`` (used as shop balance), ``paid_out`` (withdrawn)."""
+    may go negative after a clawback), ``spent`` (used as shop balance), ``withdrawing`` (asked to be paid
+    out, waiting for an admin), ``paid_out`` (withdrawn)."""
 
     COMMISSION_EXPENSE = "commission_expense"
     PENDING = "pending"
     AVAILABLE = "available"
     SPENT = "spent"
+    WITHDRAWING = "withdrawing"
     PAID_OUT = "paid_out"
 
 
@@ -360,3 +362,53 @@ def commission_amounts(base: int, rates_bp: tuple[int, ...]) -> tuple[int, ...]:
     if base < 0:
         raise ValueError("a commission base cannot be negative")
     return tuple(base * rate // 10_000 for rate in rates_bp)
+
+
+class PayoutStatus(StrEnum):
+    REQUESTED = "requested"  # the distributor asked; their money waits in ``withdrawing``
+    APPROVED = "approved"  # an admin agreed to pay it (no money moved)
+    PAID = "paid"  # an admin paid it outside the chat (with a reference): ``paid_out``
+    REJECTED = "rejected"  # an admin refused it (with a reason): back to ``available``
+
+
+OPEN_PAYOUT = (PayoutStatus.REQUESTED, PayoutStatus.APPROVED)
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    """A distributor's withdrawal request: ``amount`` of the ledger currency ``currency`` leaves their
+    available balance; the admin pays ``payout_amount`` of ``payout_currency`` (the shop currency).
+    ``details`` is what the distributor typed (where to pay them): personal data, never logged."""
+
+    id: int
+    user_id: int
+    currency: str
+    amount: int
+    payout_amount: int
+    payout_currency: str
+    details: str
+    status: PayoutStatus
+    request_key: str
+    reference: str | None
+    reason: str | None
+    decided_by: str | None
+    paid_by: str | None
+    created_at: datetime
+    decided_at: datetime | None
+    paid_at: datetime | None
+
+    @property
+    def open(self) -> bool:
+        return self.status in OPEN_PAYOUT
+
+
+def payout_value(amount: int, currency: str, shop_currency: str, stars_rate: int) -> int | None:
+    """What withdrawing ``amount`` of ``currency`` pays, in shop-currency minor units: the same amount of
+    the shop currency; Stars times ``stars_rate`` (minor units per Star), or None when the rate is 0 (Stars
+    are then only spent); None for any other currency (commissions earned before the shop currency
+    changed: spent, not withdrawn). Integers only."""
+    if currency == shop_currency:
+        return amount
+    if currency == STARS and stars_rate > 0:
+        return amount * stars_rate
+    return None

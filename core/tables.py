@@ -407,7 +407,8 @@ ledger_accounts = Table(
     metadata,
     Column("id", Id, primary_key=True),
     Column("owner_id", Id, ForeignKey("users.id")),  # NULL: the shop's own account
-    Column("kind", String(24), nullable=False),  # commission_expense | pending | available | spent | paid_out
+    # commission_expense | pending | available | spent | withdrawing | paid_out
+    Column("kind", String(24), nullable=False),
     Column("currency", String(8), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index(
@@ -434,7 +435,8 @@ ledger_postings = Table(
     metadata,
     Column("id", Id, primary_key=True),
     Column("key", String(96), nullable=False, unique=True),  # e.g. "commission:<order id>:<level>"
-    Column("kind", String(24), nullable=False),  # commission | reversal | settlement | clawback
+    # commission | reversal | settlement | clawback | payout_requested | payout_rejected | payout_paid
+    Column("kind", String(24), nullable=False),
     Column("order_id", Id, ForeignKey("orders.id")),
     Column("actor", String(64), nullable=False),
     Column("at", UTCDateTime, nullable=False),
@@ -473,4 +475,40 @@ commissions = Table(
     UniqueConstraint("order_id", "level", name="uq_commissions_order_level"),
     Index("ix_commissions_status_due", "status", "due_at"),
     Index("ix_commissions_beneficiary", "beneficiary_id"),
+)
+
+# A distributor's withdrawal request (``core.services.payouts``). Its status moves only by UPDATEs guarded by
+# the old status: requested -> approved -> paid, or requested/approved -> rejected; each money move has its
+# ledger posting in the same transaction. ``request_key`` (UNIQUE) makes a replayed request one request; the
+# partial unique index lets a distributor have one open request per currency.
+payout_requests = Table(
+    "payout_requests",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("currency", String(8), nullable=False),  # the ledger currency withdrawn
+    Column("amount", BigInteger, nullable=False),  # in that currency's units (Stars whole)
+    Column("payout_amount", BigInteger, nullable=False),  # what the admin pays, in payout_currency
+    Column("payout_currency", String(8), nullable=False),  # the shop currency
+    Column("details", String(200), nullable=False),  # where to pay (typed by the distributor): personal data
+    Column("status", String(16), nullable=False),  # requested | approved | paid | rejected
+    Column("request_key", String(64), nullable=False),
+    Column("reference", String(128)),  # the admin's payment reference (paid)
+    Column("reason", String(200)),  # why it was rejected
+    Column("decided_by", String(64)),  # who approved or rejected it
+    Column("paid_by", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("paid_at", UTCDateTime),
+    UniqueConstraint("request_key", name="uq_payout_requests_request_key"),
+    Index(
+        "uq_payout_requests_open",
+        "user_id",
+        "currency",
+        unique=True,
+        sqlite_where=text("status IN ('requested', 'approved')"),
+        postgresql_where=text("status IN ('requested', 'approved')"),
+    ),
+    Index("ix_payout_requests_status_id", "status", "id"),
+    Index("ix_payout_requests_user", "user_id", "id"),
 )

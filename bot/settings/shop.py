@@ -1,5 +1,5 @@
 """The shop's rules: SHOP_CURRENCY, SHOP_TIMEZONE, RESERVATION_TTL_MINUTES, COMMISSION_RATES,
-COMMISSION_HOLD_DAYS."""
+COMMISSION_HOLD_DAYS, PAYOUT_MINIMUM, STARS_PAYOUT_RATE."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ class ShopSettings(ConcernSettings):
     )
     commission_hold_days: int = Field(
         7, ge=0, le=365, description="Days a commission stays pending (a refund reverses it) before settling."
+    )
+    payout_minimum: int = Field(
+        1000,
+        ge=1,
+        le=10**15,
+        description="The smallest withdrawal of commission, in minor units of SHOP_CURRENCY (1000 = 10.00).",
+    )
+    stars_payout_rate: int = Field(
+        0,
+        ge=0,
+        le=10**6,
+        description="SHOP_CURRENCY minor units paid per Star withdrawn; 0: Stars commission is only spent.",
     )
 
     @field_validator("commission_rates")

@@ -24,6 +24,7 @@ from core.repositories.notices import PaymentNoticeRepo
 from core.repositories.orders import OrderRepo
 from core.repositories.outbox import OutboxRepo
 from core.repositories.payments import PaymentRepo
+from core.repositories.payouts import PayoutRepo
 from core.repositories.referrals import ReferralRepo
 from core.repositories.reports import ReportRepo
 from core.repositories.staff import StaffRepo
@@ -42,6 +43,7 @@ __all__ = [
     "OutboxRepo",
     "PaymentNoticeRepo",
     "PaymentRepo",
+    "PayoutRepo",
     "ReferralRepo",
     "ReportRepo",
     "Repositories",
@@ -74,6 +76,7 @@ class Repositories:
     broadcasts: BroadcastRepo
     referrals: ReferralRepo
     ledger: LedgerRepo
+    payouts: PayoutRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

@@ -23,6 +23,7 @@ class Services:
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
         from core.services.payments import PaymentService
+        from core.services.payouts import PayoutService
         from core.services.referrals import ReferralService
         from core.services.refunds import RefundService
         from core.services.reports import ReportService
@@ -53,3 +54,4 @@ class Services:
         self.ledger = LedgerService(ctx)
         self.balance = BalancePaymentService(ctx)
         self.sharing = SharingService(ctx, self.catalog, self.users, self.referrals)
+        self.payouts = PayoutService(ctx)

@@ -26,7 +26,17 @@ from core.services import Services
 from handlers.telegram import admin, chats, errors
 from handlers.telegram.admin import refusals
 from handlers.telegram.alerts import AdminAlerts
-from handlers.telegram.buyer import balance, catalog, checkout, invite, language, orders, share, start
+from handlers.telegram.buyer import (
+    balance,
+    catalog,
+    checkout,
+    invite,
+    language,
+    orders,
+    share,
+    start,
+    withdraw,
+)
 from handlers.telegram.commands import COMMANDS, set_commands, set_staff_menus
 from handlers.telegram.middlewares import (
     ShopI18nMiddleware,
@@ -103,6 +113,7 @@ def build_dispatcher(
         language.build(),
         invite.build(),
         share.build(),
+        withdraw.build(),
         admin.build(),
         refusals.refusals(),
         chats.build(),

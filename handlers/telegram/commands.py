@@ -27,7 +27,7 @@ from handlers.telegram.admin.refusals import ADMIN_COMMAND_POWERS
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("start", "catalog", "orders", "invite", "share", "language", "help")
+COMMANDS = ("start", "catalog", "orders", "invite", "share", "withdraw", "language", "help")
 
 
 def _language(locale: str) -> str | None:

@@ -159,7 +159,7 @@ async def test_an_admin_sees_stats_but_not_the_audit_trail_and_an_operator_neith
 
 async def test_each_staff_member_gets_the_command_menu_of_their_role_in_their_language(shop: Shop) -> None:
     await _setup(shop)
-    buyer_menu = ["start", "catalog", "orders", "invite", "share", "language", "help"]
+    buyer_menu = ["start", "catalog", "orders", "invite", "share", "withdraw", "language", "help"]
     owner = shop.emu.menu(OWNER, "en")  # set at start
     assert owner[:7] == buyer_menu and {"admin", "staff", "stats", "audit", "price"} <= set(owner)
     assert shop.emu.menu(BUYER, "en") == buyer_menu

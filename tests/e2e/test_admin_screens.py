@@ -25,6 +25,7 @@ from handlers.telegram.ui.callbacks import (
     OrderInputCb,
     OrderListCb,
     OrderViewCb,
+    PayoutCb,
     StaffRemoveCb,
     StatsCb,
     StockCancelCb,
@@ -107,6 +108,16 @@ ADMIN_BUTTONS = [
     "akv:2",
     "akx:99999999999999999999999",
     "akc:nonsense",
+    PayoutCb(action="list").pack(),
+    PayoutCb(action="list", page=2).pack(),
+    *(
+        PayoutCb(action=a, payout_id=1).pack()  # type: ignore[arg-type]
+        for a in ("approve", "reject", "paid", "rejectok", "paidok", "stop")
+    ),
+    "apo:approve:0:0",
+    "apo:list:7:0",
+    "apo:nuke:1:0",
+    "apo:paid:99999999999999999999999:0",
     "a:",
 ]
 # Buttons an operator may press: the screens they reach, and orders (of another product or none: not found).

@@ -36,6 +36,7 @@ async def test_commands_are_registered_in_both_languages(shop: Shop) -> None:
         "orders",
         "invite",
         "share",
+        "withdraw",
         "language",
         "help",
     ]

@@ -21,6 +21,7 @@ def test_each_role_gets_the_buyer_commands_and_the_admin_commands_its_powers_rea
     operator = commands_for(Grant(Role.OPERATOR, frozenset({1})))
     assert owner == [*COMMANDS, *ADMIN_COMMANDS]
     assert "stats" in admin and not {"staff", "audit"} & set(admin)
+    assert "payouts" in admin and "payouts" not in operator  # money: never an operator's
     assert operator == [*COMMANDS, "admin", "stock", "order", "orders_pending", "import", "void"]
     assert all(len(menu) <= 100 for menu in (owner, admin, operator))  # Telegram's limit
 

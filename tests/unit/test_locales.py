@@ -55,7 +55,9 @@ def test_every_message_key_the_telegram_handlers_use_exists() -> None:
         f"status-{s}"
         for s in ("pending", "paid", "delivered", "expired", "cancelled", "refund_due", "refunded")
     }
-    used |= {f"cmd-{c}" for c in ("start", "catalog", "orders", "invite", "share", "language", "help")}
+    used |= {
+        f"cmd-{c}" for c in ("start", "catalog", "orders", "invite", "share", "withdraw", "language", "help")
+    }
     used |= {f"menu-{a}" for a in ("catalog", "orders", "language", "help")}
     used |= {
         f"refund-reason-{r}"

@@ -13,6 +13,8 @@ from core.messages import (
     BalanceReturned,
     Broadcast,
     KeysDelivered,
+    PayoutPaid,
+    PayoutRejected,
     RefundDue,
     RefundMade,
     UnknownMessage,
@@ -29,6 +31,10 @@ SAMPLES = [
     RefundMade(order_ref="REF4", reason="already_paid", amount=990, currency="USD"),
     Broadcast(7),
     BalanceReturned(order_ref="REF5", reason="admin", amount=50, currency="XTR"),
+    PayoutPaid(
+        payout_id=3, amount=1250, currency="USD", payout_amount=1250, payout_currency="USD", reference="TX-1"
+    ),
+    PayoutRejected(payout_id=4, amount=40, currency="XTR", reason="wrong account"),
 ]
 
 
@@ -50,6 +56,8 @@ def test_message_kinds_are_the_names_stored_in_existing_outbox_rows() -> None:
         "payment_refunded_by_hand",
         "broadcast",
         "payment_returned_to_balance",
+        "payout_paid",
+        "payout_rejected",
     }
 
 

@@ -122,6 +122,8 @@ VARIABLES = [
     ("RESERVATION_TTL_MINUTES", "shop", "reservation_ttl_minutes", "30", 30),
     ("COMMISSION_RATES", "shop", "commission_rates", " 7.5, 2.25 ", "7.5, 2.25"),
     ("COMMISSION_HOLD_DAYS", "shop", "commission_hold_days", "14", 14),
+    ("PAYOUT_MINIMUM", "shop", "payout_minimum", "5000", 5000),
+    ("STARS_PAYOUT_RATE", "shop", "stars_payout_rate", "2", 2),
     ("LOG_LEVEL", "log", "log_level", "debug", "DEBUG"),
 ]
 

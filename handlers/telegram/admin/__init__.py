@@ -18,6 +18,7 @@ from handlers.telegram.admin import (
     keys,
     menu,
     orders,
+    payouts,
     products,
     refusals,
     reports,
@@ -47,6 +48,7 @@ def build() -> Router:
         reports.build(),
         audit.build(),
         broadcast.build(),
+        payouts.build(),
         refusals.beyond_role_router(),
     )
     return router

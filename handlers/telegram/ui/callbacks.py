@@ -87,6 +87,23 @@ class LanguageCb(CallbackData, prefix="l"):
     code: Annotated[str, Field(max_length=16)]
 
 
+Currency = Annotated[str, Field(pattern=r"^(?:[A-Z]{3})?$")]  # ISO 4217 or XTR; "" where none applies
+
+
+class WithdrawCb(CallbackData, prefix="w"):
+    """/withdraw: ``open`` the screen, ``pick`` a currency to withdraw, ``go``: confirm the request,
+    ``stop``: leave without asking."""
+
+    action: Literal["open", "pick", "go", "stop"]
+    currency: Currency = ""
+
+    @model_validator(mode="after")
+    def _currency(self) -> WithdrawCb:
+        if (self.action in ("pick", "go")) != bool(self.currency):
+            raise ValueError("pick and go name a currency; open and stop none")
+        return self
+
+
 # ---------------------------------------------------------------- admin screens (prefixes start with "a")
 
 ADMIN_PREFIX = "a"  # every admin button's data starts with it, so a forged one is recognised as such
@@ -268,3 +285,23 @@ class EditProductCb(CallbackData, prefix="aep"):
 
 class EditCategoryCb(CallbackData, prefix="aec"):
     category_id: Id
+
+
+# The payout queue (handlers.telegram.admin.payouts): prefix "apo".
+PayoutAct = Literal["list", "approve", "reject", "paid", "rejectok", "paidok", "stop"]
+
+
+class PayoutCb(CallbackData, prefix="apo"):
+    """A button of /payouts: a page of the queue (``list``, no request), or an action on one request:
+    approve; reject and paid ask for a reason or a reference, ``rejectok`` / ``paidok`` confirm what was
+    typed, ``stop`` stops waiting for it. ``page``: the queue page to show afterwards."""
+
+    action: PayoutAct
+    payout_id: IdOrZero = 0
+    page: Page = 0
+
+    @model_validator(mode="after")
+    def _target(self) -> PayoutCb:
+        if (self.action == "list") != (self.payout_id == 0):
+            raise ValueError("a page names no request; an action names one")
+        return self

@@ -21,6 +21,8 @@ from core.messages import (
     Broadcast,
     KeysDelivered,
     Message,
+    PayoutPaid,
+    PayoutRejected,
     RefundDue,
     RefundMade,
 )
@@ -127,6 +129,26 @@ async def broadcast(out: Outgoing, m: Broadcast) -> None:
     await out.bot.send_message(out.chat, text)
 
 
+async def payout_paid(out: Outgoing, m: PayoutPaid) -> None:
+    """Tell a distributor their withdrawal was paid, with the admin's payment reference."""
+    text = tr(
+        "payout-paid-message",
+        id=m.payout_id,
+        payout=format_amount(m.payout_amount, m.payout_currency),
+        amount=format_amount(m.amount, m.currency),
+        reference=m.reference,
+    )
+    await out.bot.send_message(out.chat, text)
+
+
+async def payout_rejected(out: Outgoing, m: PayoutRejected) -> None:
+    """Tell a distributor their withdrawal was rejected and why: the money is available again."""
+    text = tr(
+        "payout-rejected-message", id=m.payout_id, amount=format_amount(m.amount, m.currency), reason=m.reason
+    )
+    await out.bot.send_message(out.chat, text)
+
+
 Deliverer = Callable[[Outgoing, Any], Awaitable[None]]
 
 DELIVERERS: dict[type[Message], Deliverer] = {
@@ -136,6 +158,8 @@ DELIVERERS: dict[type[Message], Deliverer] = {
     RefundMade: refund_made,
     BalanceReturned: balance_returned,
     Broadcast: broadcast,
+    PayoutPaid: payout_paid,
+    PayoutRejected: payout_rejected,
 }
 
 

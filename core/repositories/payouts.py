@@ -1,0 +1,105 @@
+"""Withdrawal requests (payout_requests): written once per request key, moved only by UPDATEs guarded by
+their old status (of two admins deciding one request, exactly one gets the row back)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select, func, select, update
+
+from core import tables as t
+from core.models import OPEN_PAYOUT, Payout, PayoutStatus
+from core.repositories._rows import dialect_insert, to_dataclass
+
+_OPEN = [s.value for s in OPEN_PAYOUT]
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutLine:
+    """A request as the admins' queue shows it: with who asked (their channel id and handle)."""
+
+    payout: Payout
+    channel: str
+    external_id: str
+    username: str | None
+
+
+def _payout(r: Any) -> Payout:
+    return to_dataclass(Payout, r, status=PayoutStatus)
+
+
+def _lines() -> Select[Any]:
+    p, u = t.payout_requests, t.users
+    return select(p, u.c.channel, u.c.external_id, u.c.username).select_from(p.join(u, u.c.id == p.c.user_id))
+
+
+def _line(r: Any) -> PayoutLine:
+    return PayoutLine(_payout(r), r.channel, r.external_id, r.username)
+
+
+class PayoutRepo:
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    def insert(self, **values: Any) -> int | None:
+        """A new request, unless one with its ``request_key`` exists or the user already has an open one
+        in its currency (either unique index): its id if inserted."""
+        p = t.payout_requests
+        stmt = dialect_insert(self.dialect, p).values(**values).on_conflict_do_nothing().returning(p.c.id)
+        found = self.conn.execute(stmt).scalar()
+        return int(found) if found is not None else None
+
+    def get(self, payout_id: int) -> Payout | None:
+        r = self.conn.execute(select(t.payout_requests).where(t.payout_requests.c.id == payout_id)).first()
+        return _payout(r) if r else None
+
+    def by_key(self, request_key: str) -> Payout | None:
+        p = t.payout_requests
+        r = self.conn.execute(select(p).where(p.c.request_key == request_key)).first()
+        return _payout(r) if r else None
+
+    def open_for(self, user_id: int, currency: str) -> Payout | None:
+        """The user's open (requested or approved) request in ``currency``, if any (at most one)."""
+        p = t.payout_requests
+        q = select(p).where(p.c.user_id == user_id, p.c.currency == currency, p.c.status.in_(_OPEN))
+        r = self.conn.execute(q).first()
+        return _payout(r) if r else None
+
+    def move(
+        self, payout_id: int, old: Collection[PayoutStatus], new: PayoutStatus, **values: Any
+    ) -> Payout | None:
+        """The request becomes ``new`` (with ``values``) if its status is one of ``old``; the request as it
+        is now, or None when its status was another (someone decided it first) or it does not exist."""
+        p = t.payout_requests
+        res = self.conn.execute(
+            update(p)
+            .where(p.c.id == payout_id, p.c.status.in_([s.value for s in old]))
+            .values(status=new.value, **values)
+            .returning(*p.c)
+        )
+        r = res.first()
+        return _payout(r) if r else None
+
+    def queue(self, offset: int, limit: int) -> list[PayoutLine]:
+        """Open requests, oldest first, ``limit`` from ``offset``, with who asked."""
+        p = t.payout_requests
+        q = _lines().where(p.c.status.in_(_OPEN)).order_by(p.c.id).offset(offset).limit(limit)
+        return [_line(r) for r in self.conn.execute(q).all()]
+
+    def line(self, payout_id: int) -> PayoutLine | None:
+        """One request (in any state) with who asked."""
+        r = self.conn.execute(_lines().where(t.payout_requests.c.id == payout_id)).first()
+        return _line(r) if r else None
+
+    def count_open(self) -> int:
+        p = t.payout_requests
+        q = select(func.count()).select_from(p).where(p.c.status.in_(_OPEN))
+        return int(self.conn.execute(q).scalar_one())
+
+    def of_user(self, user_id: int, limit: int) -> list[Payout]:
+        """The user's requests, newest first."""
+        p = t.payout_requests
+        q = select(p).where(p.c.user_id == user_id).order_by(p.c.id.desc()).limit(limit)
+        return [_payout(r) for r in self.conn.execute(q).all()]
