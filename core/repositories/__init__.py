@@ -17,6 +17,7 @@ from core.repositories.broadcasts import BroadcastRepo
 from core.repositories.catalog import CatalogRepo
 from core.repositories.cursors import CursorRepo
 from core.repositories.desk import DeskRepo
+from core.repositories.distributors import DistributorRepo
 from core.repositories.imports import ImportRepo
 from core.repositories.keys import KeyRepo
 from core.repositories.ledger import LedgerRepo
@@ -35,6 +36,7 @@ __all__ = [
     "CatalogRepo",
     "CursorRepo",
     "DeskRepo",
+    "DistributorRepo",
     "ImportRepo",
     "KeyRepo",
     "LedgerRepo",
@@ -74,6 +76,7 @@ class Repositories:
     broadcasts: BroadcastRepo
     referrals: ReferralRepo
     ledger: LedgerRepo
+    distributors: DistributorRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

@@ -15,6 +15,7 @@ class Services:
         from core.services.catalog import CatalogService
         from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
+        from core.services.distributors import DistributorService
         from core.services.drafts import DraftService
         from core.services.keys import KeysService
         from core.services.ledger import LedgerService
@@ -49,3 +50,4 @@ class Services:
         self.drafts = DraftService(ctx)
         self.referrals = ReferralService(ctx)
         self.ledger = LedgerService(ctx)
+        self.distributors = DistributorService(ctx)
