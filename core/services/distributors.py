@@ -58,7 +58,7 @@ class Dashboard:
 class Overview:
     totals: Totals
     currency: str  # the currency the ranking is by
-    currencies: tuple[str, ...]  # those with money (the shop's first), to rank by
+    currencies: tuple[str, ...]  # those with money (the shop's first; just the shop's if none), to rank by
     top: tuple[DistributorSummary, ...]  # most earned in ``currency`` first, one page
     page: int
     has_more: bool
@@ -88,13 +88,14 @@ class DistributorService:
 
     async def overview(self, currency: str | None = None, page: int = 0) -> Overview:
         """The admins' view: totals, and a page of distributors by what they earned in ``currency`` (one
-        of those with money; the shop's currency when not given or unknown)."""
+        of those with money; when not given or not one of them, the first of them: the shop's currency
+        when it has money)."""
         return await self.ctx.read(self._overview, currency, page)
 
     def _overview(self, uow: UnitOfWork, currency: str | None, page: int) -> Overview:
         r = uow.repo.distributors
         totals = r.totals()
-        currencies = self._order({e.currency for e in totals.earnings} | {self.ctx.config.currency})
+        currencies = self._order({e.currency for e in totals.earnings}) or (self.ctx.config.currency,)
         chosen = currency if currency in currencies else currencies[0]
         ids = r.ranked(chosen, page * TOP_PAGE, TOP_PAGE + 1)
         by_id = {s.user.id: self._sorted(s) for s in r.summaries(ids[:TOP_PAGE])}

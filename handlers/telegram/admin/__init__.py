@@ -14,6 +14,7 @@ from handlers.telegram.admin import (
     audit,
     broadcast,
     buyers,
+    distributors,
     editor,
     keys,
     menu,
@@ -47,6 +48,7 @@ def build() -> Router:
         reports.build(),
         audit.build(),
         broadcast.build(),
+        distributors.build(),
         refusals.beyond_role_router(),
     )
     return router

@@ -52,6 +52,7 @@ ADMIN_COMMAND_POWERS: dict[str, Power | None] = {
     "broadcast": Power.BROADCAST,
     "stats": Power.REPORTS,
     "audit": Power.AUDIT,
+    "distributors": Power.DISTRIBUTORS,
 }
 ADMIN_COMMANDS = tuple(ADMIN_COMMAND_POWERS)
 ADMIN_BUTTON = When(F.data.regexp(rf"^{ADMIN_PREFIX}[a-z]*:"))
