@@ -46,7 +46,7 @@ def test_pending_available_and_paid_out_always_show_and_the_others_when_not_zero
         (
             "zh_CN",
             "💰 <b>Telegram 星星</b>：累计佣金 7 ⭐ · ⏳ 待结算 0 ⭐ · ✅ 可提现 -2 ⭐ · 💸 已打款 9 ⭐",
-        ),  # noqa: E501
+        ),
     ],
 )
 def test_a_currencys_line_reads_in_the_readers_language(locale: str, expected: str) -> None:
