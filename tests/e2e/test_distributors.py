@@ -13,7 +13,7 @@ from core.models import CommissionStatus
 from sandbox.telegram import Sent
 from tests.e2e.conftest import ADMIN, Shop
 
-DIST, FRIEND, OWNER, OPERATOR = 801, 802, 900_002, 900_010
+DIST, FRIEND, STRANGER, OWNER, OPERATOR = 801, 802, 803, 900_002, 900_010
 
 WORDS = {
     "en": {
@@ -25,6 +25,7 @@ WORDS = {
         "state-pending": "pending",
         "state-available": "available",
         "refresh": "Refresh",
+        "stale": "out of date",
         "title": "Distributors",
         "totals": "Distributors: 1 · Buyers they brought: 1",
         "rates": "Set rates",
@@ -49,6 +50,7 @@ WORDS = {
         "state-pending": "待结算",
         "state-available": "可提现",
         "refresh": "刷新",
+        "stale": "按钮已失效",
         "title": "分销员",
         "totals": "分销员：1 · 推广来的下单用户：1",
         "rates": "设置佣金比例",
@@ -117,6 +119,13 @@ async def test_a_distributor_sees_the_funnel_and_the_commission_pending_then_ava
     assert words["line"].format(masked, words["state-available"]) in settled.text
     (c,) = await shop.services.ledger.commissions((await shop.services.orders.get(ref)).id)
     assert (c.amount, c.status) == (5, CommissionStatus.AVAILABLE)
+
+    # forged pages, and a dashboard button from someone the shop has never met: the stale-button alert
+    shop.emu.user(STRANGER, "Sam", lang)
+    for who, data in ((DIST, "i:-1"), (DIST, "i:99999999"), (DIST, "i:1:x"), (STRANGER, "i:0")):
+        answer = await shop.answer_to(await shop.tap_data(who, settled, data))
+        assert answer["show_alert"] and words["stale"] in str(answer["text"]), data
+    assert await shop.services.users.find("telegram", str(STRANGER)) is None
 
 
 async def test_an_owner_sets_a_distributors_rates_and_blocks_them_from_distributors(

@@ -11,6 +11,7 @@ A blocked distributor earns no commission from then on; it takes back nothing, a
 
 from __future__ import annotations
 
+import logging
 import re
 
 from aiogram import F, Router
@@ -32,6 +33,8 @@ from handlers.telegram.filters import When
 from handlers.telegram.ui.callbacks import MAX_PAGE, AdminCb, DistributorCb, DistributorsCb
 from handlers.telegram.ui.earnings import funnel_line, money_line
 from handlers.telegram.ui.text import BUTTON_TEXT_MAX, acknowledge, redraw, refusal, show, tr, tr_plain
+
+log = logging.getLogger(__name__)
 
 # What an admin types to go back to the shop's rates, in any of the shop's languages.
 _DEFAULT = re.compile(r"default|默认|默认值", re.IGNORECASE)
@@ -225,6 +228,7 @@ async def rates_typed(message: Message, state: FSMContext, services: Services) -
     try:
         await services.distributors.set_rates(uid, rates, actor=actor(message))
     except InvalidRates as e:
+        log.info("rates for distributor %s refused: %s", uid, e.key)
         shop = format_rates(services.ctx.config.commission_rates)
         await message.answer(refusal(e, plain=False) + "\n" + tr("admin-distributor-rates-usage", shop=shop))
         return
