@@ -369,3 +369,31 @@ class PayoutTextInvalid(InvalidInput):
 
     key = "payout-text-invalid"
     template = "type 1 to {max} characters"
+
+
+# ---------------------------------------------------------------- distributors
+
+
+class InvalidRates(InvalidInput):
+    """Commission rates typed as percent per level (``COMMISSION_RATES``, a distributor's override) that
+    ``core.rates.parse_rates`` refuses. Each subclass says what is wrong."""
+
+    key = "error-rates-format"
+    template = "must be one or two percentages separated by a comma, such as 10,5"
+
+
+class RateNotAPercentage(InvalidRates):
+    key = "error-rates-value"
+    template = "{value!r}: a percentage from 0 to 100 with at most 2 decimals"
+
+
+class RatesOverWhole(InvalidRates):
+    key = "error-rates-total"
+    template = "the levels add up to more than 100 %"
+
+
+class DistributorNotFound(NotFound):
+    """No user with this shop id (a distributor's card, a stale button)."""
+
+    key = "admin-distributor-not-found"
+    template = "no user {user_id}"

@@ -6,8 +6,9 @@ back) and carries a unique key, so a replayed event posts nothing twice. Balance
 no balance is ever read in Python, changed and written back.
 
 A commission is posted when an order is delivered (a reaction to ``OrderDelivered``, in the delivery's
-transaction): per level, the rate of ``COMMISSION_RATES`` times the amount the order's payments actually
-brought in, rounded down to the currency's minor unit (Stars whole); the shop keeps what rounding leaves.
+transaction): per level, the earner's rate (``COMMISSION_RATES``, or the admins' override for that
+distributor: ``core.rates``) times the amount the order's payments actually brought in, rounded down to the
+currency's minor unit (Stars whole); the shop keeps what rounding leaves. A blocked distributor earns none.
 It waits in the distributor's ``pending`` account for the holding period, then ``settle`` moves it to
 ``available``. A refund before that reverses it; after, a clawback takes it back from ``available``
 (which may go negative and is netted against later commissions).
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from core.events import OrderDelivered, OrderRefundRequested
 from core.models import AccountKind, Commission, CommissionStatus, PaymentStatus, commission_amounts
+from core.rates import MAX_COMMISSION_LEVELS, commission_rate
 
 if TYPE_CHECKING:
     from core.uow import UnitOfWork
@@ -81,9 +83,10 @@ class CommissionRules:
     hold: timedelta = DEFAULT_HOLD
 
     def post_commissions(self, uow: UnitOfWork, e: OrderDelivered) -> None:
-        """Commission per level on what the order's payments brought in, to the buyer's referrer chain:
-        none on an order an admin marked paid, none to a blocklisted distributor, to the buyer themself
-        or twice to one person; never twice for one order and level."""
+        """Commission per level on what the order's payments brought in, to the buyer's referrer chain, at
+        each earner's rate (``core.rates.commission_rate``): none on an order an admin marked paid, none to
+        a blocklisted or blocked distributor (the level above them still earns), to the buyer themself or
+        twice to one person; never twice for one order and level, never more in all than was paid."""
         r = uow.repo
         order = e.order
         user = r.users.get(order.user_id)
@@ -93,17 +96,22 @@ class CommissionRules:
         if not payments or any(p.provider == MANUAL for p in payments):
             return
         base = sum(p.amount for p in payments if p.currency == order.currency)
-        amounts = commission_amounts(base, self.rates_bp)
+        left = base  # overrides of different distributors could add up to more than the whole
         seen = {order.user_id}
-        for level, (rate, amount) in enumerate(zip(self.rates_bp, amounts, strict=True), start=1):
+        for level in range(1, MAX_COMMISSION_LEVELS + 1):
             if user is None or user.referrer_id is None or user.referrer_id in seen:
                 return  # the chain ends (or loops back: no commission to anyone already in it)
             user = r.users.get(user.referrer_id)
             if user is None:
                 return
             seen.add(user.id)
-            if user.blocklisted or amount <= 0:
+            terms = r.distributors.terms(user.id)
+            if user.blocklisted or (terms is not None and terms.blocked):
                 continue  # their share stays the shop's; the chain goes on above them
+            rate = commission_rate(level, self.rates_bp, distributor=terms.rates if terms else None)
+            amount = min(commission_amounts(base, (rate,))[0], left)
+            if amount <= 0:
+                continue
             added = r.ledger.add_commission(
                 order_id=order.id,
                 level=level,
@@ -116,6 +124,7 @@ class CommissionRules:
                 due_at=e.at + self.hold,
                 created_at=e.at,
             )
+            left -= amount
             if added is None:
                 continue  # posted before (a replay)
             legs: list[Leg] = [

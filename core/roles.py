@@ -4,7 +4,7 @@
 - **admin**: everything but managing staff, exporting keys and reading the audit trail.
 - **operator**: the stock and the orders of the products in their scope (products listed by id, or every
   product of the categories listed); with nothing listed, of every product. Never prices, refunds, buyers,
-  broadcasts or reports: an operator is trusted with goods, not with money.
+  broadcasts, reports or distributors: an operator is trusted with goods, not with money.
 
 Pure rules: the channels ask a ``Grant`` before every admin command, button and upload, and services that
 take an admin's request re-check the scope against the product they touch."""
@@ -34,6 +34,7 @@ class Power(StrEnum):
     BROADCAST = "broadcast"
     REPORTS = "reports"
     AUDIT = "audit"
+    DISTRIBUTORS = "distributors"  # distributors' earnings, their commission rates, blocking them
 
 
 _POWERS: dict[Role, frozenset[Power]] = {

@@ -110,6 +110,7 @@ users = Table(
     Column("username", String(32)),
     UniqueConstraint("channel", "external_id", name="uq_users_channel_external_id"),
     Index("ix_users_channel_username", "channel", "username"),
+    Index("ix_users_referrer", "referrer_id"),  # a distributor's referred users (their funnel)
 )
 
 categories = Table(
@@ -511,4 +512,19 @@ payout_requests = Table(
     ),
     Index("ix_payout_requests_status_id", "status", "id"),
     Index("ix_payout_requests_user", "user_id", "id"),
+)
+
+
+# What the admins set for one distributor (``/distributors``): ``commission_rates``, basis points per level
+# as "1200,600", replaces COMMISSION_RATES level by level for the commissions they earn (NULL: the shop's);
+# ``blocked``: they earn no commission (their share stays the shop's; the level above them still earns).
+# No row: the shop's rates, not blocked.
+distributor_settings = Table(
+    "distributor_settings",
+    metadata,
+    Column("user_id", Id, ForeignKey("users.id"), primary_key=True),
+    Column("commission_rates", String(32)),
+    Column("blocked", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(64), nullable=False),
 )

@@ -17,6 +17,7 @@ from core.repositories.broadcasts import BroadcastRepo
 from core.repositories.catalog import CatalogRepo
 from core.repositories.cursors import CursorRepo
 from core.repositories.desk import DeskRepo
+from core.repositories.distributors import DistributorRepo
 from core.repositories.imports import ImportRepo
 from core.repositories.keys import KeyRepo
 from core.repositories.ledger import LedgerRepo
@@ -36,6 +37,7 @@ __all__ = [
     "CatalogRepo",
     "CursorRepo",
     "DeskRepo",
+    "DistributorRepo",
     "ImportRepo",
     "KeyRepo",
     "LedgerRepo",
@@ -77,6 +79,7 @@ class Repositories:
     referrals: ReferralRepo
     ledger: LedgerRepo
     payouts: PayoutRepo
+    distributors: DistributorRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

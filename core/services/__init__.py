@@ -16,6 +16,7 @@ class Services:
         from core.services.catalog import CatalogService
         from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
+        from core.services.distributors import DistributorService
         from core.services.drafts import DraftService
         from core.services.keys import KeysService
         from core.services.ledger import LedgerService
@@ -55,3 +56,4 @@ class Services:
         self.balance = BalancePaymentService(ctx)
         self.sharing = SharingService(ctx, self.catalog, self.users, self.referrals)
         self.payouts = PayoutService(ctx)
+        self.distributors = DistributorService(ctx)

@@ -16,6 +16,8 @@ from handlers.telegram.ui.callbacks import (
     AuditPageCb,
     BroadcastAudienceCb,
     BroadcastCb,
+    DistributorCb,
+    DistributorsCb,
     EditCategoryCb,
     EditorCb,
     EditorChoiceCb,
@@ -51,7 +53,18 @@ ORDER_PAGES = [
 ]
 ADMIN_BUTTONS = [
     AdminCb(screen=s).pack()
-    for s in ("menu", "staff", "stock", "products", "orders", "buyers", "stats", "audit", "broadcast")
+    for s in (
+        "menu",
+        "staff",
+        "stock",
+        "products",
+        "orders",
+        "buyers",
+        "stats",
+        "audit",
+        "broadcast",
+        "distributors",
+    )
 ] + [
     StaffRemoveCb(tg_id=OPERATOR).pack(),
     StockImportCb(product_id=OTHER).pack(),
@@ -89,6 +102,18 @@ ADMIN_BUTTONS = [
     EditorFieldCb(field="price").pack(),
     EditProductCb(product_id=1).pack(),
     EditCategoryCb(category_id=1).pack(),
+    DistributorsCb(currency="USD").pack(),
+    DistributorsCb(currency="XTR", page=2).pack(),
+    *(
+        DistributorCb(user_id=1, act=a, sure=sure).pack()  # type: ignore[arg-type]
+        for a in ("show", "rates", "block", "unblock")
+        for sure in (False, True)
+    ),
+    "adi:usd:0",
+    "adi:USD:-1",
+    "adic:0:show:0",
+    "adic:99999999999999999999999:show:0",
+    "adic:1:nuke:1",
     "aep:99999999999999999999999",
     "aev:<b>",
     "aef:nonsense",
@@ -177,6 +202,7 @@ async def test_an_owner_runs_stock_products_and_staff_and_a_scoped_operator_sees
         "📊 Reports",
         "📜 Audit log",
         "📣 Broadcast",
+        "🤝 Distributors",
     ]
     stock = await shop.tap(OWNER, menu, "Stock")
     assert "Netflix 1M" in stock.text and "Steam 10" in stock.text

@@ -1,5 +1,6 @@
-"""/invite and invite links through the real bot, in English and Chinese: the link and its QR code, a new
-user attributed for good, and every refusal silent (a plain welcome) and changing nothing."""
+"""/invite and invite links through the real bot, in English and Chinese: the link and its QR code (the
+dashboard with the link's counts follows it), a new user attributed for good, and every refusal silent (a
+plain welcome) and changing nothing."""
 
 from __future__ import annotations
 
@@ -35,8 +36,12 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 
 async def _invite(shop: Shop, user: int) -> tuple[Sent, str]:
+    """/invite: the QR code photo with the link, then the dashboard (returned, with the link's payload)."""
+    before = len(shop.emu.messages(user))
     sent = await shop.say(user, "/invite")
     assert sent.method == "sendPhoto"
+    dashboard = await shop.emu.wait_for(user, after=before + 1)
+    assert dashboard.method == "sendMessage"
     largest = sent.message["photo"][-1]
     png = shop.emu.files[largest["file_id"]][1]
     assert (largest["width"], largest["height"]) == _png_size(png)
@@ -44,7 +49,7 @@ async def _invite(shop: Shop, user: int) -> tuple[Sent, str]:
     link, payload = _link(sent)
     assert link == f"https://t.me/{shop.emu.bot_username}?start={payload}"
     assert len(payload) <= 64 and str(user) not in payload
-    return sent, payload
+    return dashboard, payload
 
 
 async def _referrer(shop: Shop, tg_id: int) -> int | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import stat
 import subprocess
@@ -203,8 +204,20 @@ def test_the_commands_are_the_documented_ones_and_a_group_without_an_action_show
         "stock": [],
         "vault": ["new-key", "rotate"],
         "audit": [],
+        "distributors": [],
     }
-    assert list(groups) == ["run", "sandbox", "db", "product", "category", "keys", "stock", "vault", "audit"]
+    assert list(groups) == [
+        "run",
+        "sandbox",
+        "db",
+        "product",
+        "category",
+        "keys",
+        "stock",
+        "vault",
+        "audit",
+        "distributors",
+    ]
     for group in ("db", "product", "category", "keys", "vault"):
         code, out, _ = run(capsys, group)
         assert code == 2 and out.startswith("usage: keyshop")
@@ -266,3 +279,68 @@ def test_keys_export_never_overwrites_a_file_and_then_reveals_nothing(
     assert "keys_exported" not in run(capsys, "audit", "--json")[1]
     code, _, err = run(capsys, "keys", "export", "9", "new.txt", "--yes")
     assert code == 1 and err.startswith("error:") and not (shop_dir / "new.txt").exists()
+
+
+def _seed_distributors() -> tuple[int, int]:
+    """Through the services: A brings B, B brings C; C buys a $9.90 key and a 50-Star key; A's rates are
+    overridden, B is blocked afterwards. (A's id, B's id)"""
+    from sqlalchemy import update
+
+    from bot.runtime import close_shop, open_shop
+    from bot.settings import load_settings
+    from core import tables as t
+    from tests.conftest import in_write, pay, stocked
+
+    async def go() -> tuple[int, int]:
+        s = await open_shop(load_settings())
+        try:
+            ids = [(await s.users.ensure("telegram", ext)).id for ext in ("701", "702", "703")]
+            for uid, referrer in ((ids[1], ids[0]), (ids[2], ids[1])):
+                stmt = update(t.users).where(t.users.c.id == uid).values(referrer_id=referrer)
+                await in_write(s, lambda uow, stmt=stmt: uow.repo.conn.execute(stmt))
+            await s.distributors.set_rates(ids[0], "0,8", actor="cli")
+            pid = await stocked(s, 2)
+            for n, currency in enumerate(("USD", "XTR")):
+                order = await s.checkout.checkout(ids[2], pid, 1, currency)
+                await pay(s, order, charge=f"ch-{n}")
+            await s.distributors.set_blocked(ids[1], True, actor="cli")
+            return ids[0], ids[1]
+        finally:
+            await close_shop(s)
+
+    return asyncio.run(go())
+
+
+def test_distributors_lists_each_distributor_and_currency_as_a_table_or_json_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(capsys, "distributors")[:2] == (0, "no distributors yet\n")
+    assert run(capsys, "distributors", "--json")[:2] == (0, "")
+    a, b = _seed_distributors()
+    code, out, _ = run(capsys, "distributors", "--json")
+    rows = {(r["user_id"], r["currency"]): r for r in map(json.loads, out.splitlines())}
+    assert code == 0 and set(rows) == {(a, "USD"), (a, "XTR"), (b, "USD"), (b, "XTR")}
+    assert rows[(b, "USD")] | {"spent": 0} == rows[(b, "USD")]  # every kind a distributor holds
+    assert {k: rows[(b, "USD")][k] for k in ("earned", "pending", "available", "paid_out")} == {
+        "earned": 99,
+        "pending": 99,
+        "available": 0,
+        "paid_out": 0,
+    }
+    assert rows[(b, "USD")]["blocked"] is True and rows[(b, "USD")]["rates"] is None
+    assert (rows[(b, "XTR")]["earned"], rows[(b, "XTR")]["buyers"], rows[(b, "XTR")]["orders"]) == (5, 1, 2)
+    # A earns at level 2 at their own 8 % (the shop's is 5 %)
+    assert (rows[(a, "USD")]["earned"], rows[(a, "USD")]["rates"], rows[(a, "USD")]["rates_bp"]) == (
+        79,
+        "0,8",
+        [0, 800],
+    )
+    assert rows[(a, "XTR")]["external_id"] == "701" and rows[(a, "XTR")]["earned"] == 4
+    code, out, _ = run(capsys, "distributors")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == [
+        "user", "who", "cur", "earned", "pending", "available", "paid_out", "rates", "blocked"
+    ]  # fmt: skip
+    a_usd = [ln for ln in lines if ln.split()[:3] == [str(a), "telegram:701", "USD"]]
+    assert len(a_usd) == 1 and "$0.79" in a_usd[0] and "0,8" in a_usd[0]
+    assert any(ln.split()[:3] == [str(b), "telegram:702", "XTR"] and ln.endswith("yes") for ln in lines)

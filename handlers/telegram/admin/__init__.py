@@ -14,6 +14,7 @@ from handlers.telegram.admin import (
     audit,
     broadcast,
     buyers,
+    distributors,
     editor,
     keys,
     menu,
@@ -49,6 +50,7 @@ def build() -> Router:
         audit.build(),
         broadcast.build(),
         payouts.build(),
+        distributors.build(),
         refusals.beyond_role_router(),
     )
     return router

@@ -20,6 +20,7 @@ SCREENS = (
     ("stats", Power.REPORTS, "admin-btn-stats"),
     ("audit", Power.AUDIT, "admin-btn-audit"),
     ("broadcast", Power.BROADCAST, "admin-btn-broadcast"),
+    ("distributors", Power.DISTRIBUTORS, "admin-btn-distributors"),
 )
 
 

@@ -53,6 +53,7 @@ ADMIN_COMMAND_POWERS: dict[str, Power | None] = {
     "stats": Power.REPORTS,
     "audit": Power.AUDIT,
     "payouts": Power.MONEY,
+    "distributors": Power.DISTRIBUTORS,
 }
 ADMIN_COMMANDS = tuple(ADMIN_COMMAND_POWERS)
 ADMIN_BUTTON = When(F.data.regexp(rf"^{ADMIN_PREFIX}[a-z]*:"))

@@ -104,6 +104,12 @@ class WithdrawCb(CallbackData, prefix="w"):
         return self
 
 
+class InviteCb(CallbackData, prefix="i"):
+    """The /invite dashboard again (Refresh), showing page ``page`` of the distributor's commissions."""
+
+    page: Page = 0
+
+
 # ---------------------------------------------------------------- admin screens (prefixes start with "a")
 
 ADMIN_PREFIX = "a"  # every admin button's data starts with it, so a forged one is recognised as such
@@ -112,7 +118,18 @@ ADMIN_PREFIX = "a"  # every admin button's data starts with it, so a forged one 
 class AdminCb(CallbackData, prefix="am"):
     """A screen of the /admin menu."""
 
-    screen: Literal["menu", "staff", "stock", "products", "orders", "buyers", "stats", "audit", "broadcast"]
+    screen: Literal[
+        "menu",
+        "staff",
+        "stock",
+        "products",
+        "orders",
+        "buyers",
+        "stats",
+        "audit",
+        "broadcast",
+        "distributors",
+    ]
 
 
 class StaffRemoveCb(CallbackData, prefix="asr"):
@@ -305,3 +322,23 @@ class PayoutCb(CallbackData, prefix="apo"):
         if (self.action == "list") != (self.payout_id == 0):
             raise ValueError("a page names no request; an action names one")
         return self
+
+
+# Distributors (handlers.telegram.admin.distributors): prefixes "adi…".
+CURRENCY = r"^[A-Z]{3}$"  # ISO 4217, or XTR for Stars
+
+
+class DistributorsCb(CallbackData, prefix="adi"):
+    """A page of /distributors, ranked by what was earned in ``currency``."""
+
+    currency: Annotated[str, Field(pattern=CURRENCY)]
+    page: Page = 0
+
+
+class DistributorCb(CallbackData, prefix="adic"):
+    """One distributor's card (``act`` "show"), or an action on it: set their rates (asked next), block or
+    unblock (``sure`` False: asked first)."""
+
+    user_id: Id
+    act: Literal["show", "rates", "block", "unblock"] = "show"
+    sure: bool = False
