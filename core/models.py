@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from core.errors import InvalidOrderState
@@ -46,6 +47,9 @@ class PaymentStatus(StrEnum):
     REFUND_DUE = "refund_due"  # money taken that the shop must give back
     REFUNDED = "refunded"
 
+
+# The reason of a charge for an order that was paid already: owed back from the start, never accepted.
+ALREADY_PAID = "already_paid"
 
 # The order state machine. Every UPDATE of orders.status is guarded by the old status and checks the
 # row count, so a transition that lost a race changes nothing.
@@ -134,6 +138,9 @@ class Product:
     daily_limit: int | None  # units per product per shop-local calendar day
     requires_phone: bool
     created_at: datetime
+    # Basis points per commission level for this product, overriding COMMISSION_RATES (``rates_for``);
+    # None: the shop's rates.
+    commission_rates: tuple[int, ...] | None = None
 
     def unit_price(self, currency: str, shop_currency: str) -> int | None:
         """The price of one unit in ``currency`` (Stars, or the shop's currency), or None when the product
@@ -183,6 +190,9 @@ class Order:
     delivered_at: datetime | None
     revealed_at: datetime | None
     membership_expires_at: datetime | None
+    # The commission rate per level (basis points) its delivery applied, 0 where nobody earned (a blocked
+    # distributor, a rate of 0); None: no referrer chain, or delivered before rates were recorded.
+    commission_rates: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +206,7 @@ class Charge:
     amount: int
     currency: str
     payer_id: int | None
+    earns_commission: bool = False  # an admin's "mark paid" they chose to pay commission on
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +278,9 @@ class Payment:
     reason: str | None
     created_at: datetime
     refunded_at: datetime | None
+    # A manual payment ("mark paid") whose order earns commission, as the admin chose; other providers'
+    # payments always do.
+    earns_commission: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,3 +374,50 @@ def commission_amounts(base: int, rates_bp: tuple[int, ...]) -> tuple[int, ...]:
     if base < 0:
         raise ValueError("a commission base cannot be negative")
     return tuple(base * rate // 10_000 for rate in rates_bp)
+
+
+MAX_COMMISSION_LEVELS = 2  # the buyer's referrer, and theirs
+FULL_RATE_BP = 10_000  # 100 %
+
+
+def commission_rates_bp(text: str) -> tuple[int, ...]:
+    """``"10,5"`` -> ``(1000, 500)``: percent per level as basis points (COMMISSION_RATES, a product's
+    rates). Refuses more than two levels, more than two decimals, negatives, and rates adding up to more
+    than 100 % (``ValueError``, in words fit for a settings error)."""
+    parts = [p.strip() for p in text.split(",")] if text.strip() else []
+    if not 1 <= len(parts) <= MAX_COMMISSION_LEVELS:
+        raise ValueError("must be one or two percentages separated by a comma, such as 10,5")
+    out: list[int] = []
+    for part in parts:
+        try:
+            value = Decimal(part)
+        except InvalidOperation:
+            raise ValueError(f"{part!r} is not a percentage") from None
+        bp = value * 100
+        if not value.is_finite() or bp != bp.to_integral_value() or not 0 <= value <= 100:
+            raise ValueError(f"{part!r}: a percentage from 0 to 100 with at most 2 decimals")
+        out.append(int(bp))
+    return checked_rates(out)
+
+
+def checked_rates(rates_bp: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """Basis points per level as a tuple, if they are rates a shop can pay: one or two levels, each a
+    whole number from 0 to 10000, together at most 100 % (else ``ValueError``)."""
+    out = tuple(rates_bp)
+    if not 1 <= len(out) <= MAX_COMMISSION_LEVELS:
+        raise ValueError("must be one or two percentages separated by a comma, such as 10,5")
+    if any(type(r) is not int or not 0 <= r <= FULL_RATE_BP for r in out):
+        raise ValueError("each level is a percentage from 0 to 100 with at most 2 decimals")
+    if sum(out) > FULL_RATE_BP:
+        raise ValueError("the levels add up to more than 100 %")
+    return out
+
+
+def rates_percent(rates_bp: tuple[int, ...]) -> str:
+    """``(1000, 250)`` -> ``"10,2.5"``: the rates as an admin types them (``commission_rates_bp``)."""
+    return ",".join(_percent(bp) for bp in rates_bp)
+
+
+def _percent(bp: int) -> str:
+    whole, cents = divmod(bp, 100)
+    return f"{whole}.{cents:02d}".rstrip("0").rstrip(".") if cents else str(whole)

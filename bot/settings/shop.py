@@ -3,13 +3,15 @@ COMMISSION_HOLD_DAYS."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import list_currencies
 from pydantic import Field, field_validator
 
 from bot.settings.base import ConcernSettings
+from core.models import commission_rates_bp
+
+__all__ = ["ShopSettings", "commission_rates_bp"]
 
 
 class ShopSettings(ConcernSettings):
@@ -52,27 +54,3 @@ class ShopSettings(ConcernSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("must be an IANA time zone such as UTC or Asia/Shanghai") from None
         return v
-
-
-MAX_COMMISSION_LEVELS = 2
-
-
-def commission_rates_bp(text: str) -> tuple[int, ...]:
-    """``"10,5"`` -> ``(1000, 500)``: percent per level as basis points. Refuses more than two levels,
-    more than two decimals, negatives, and rates adding up to more than 100 %."""
-    parts = [p.strip() for p in text.split(",")] if text.strip() else []
-    if not 1 <= len(parts) <= MAX_COMMISSION_LEVELS:
-        raise ValueError("must be one or two percentages separated by a comma, such as 10,5")
-    out: list[int] = []
-    for part in parts:
-        try:
-            value = Decimal(part)
-        except InvalidOperation:
-            raise ValueError(f"{part!r} is not a percentage") from None
-        bp = value * 100
-        if not value.is_finite() or bp != bp.to_integral_value() or not 0 <= value <= 100:
-            raise ValueError(f"{part!r}: a percentage from 0 to 100 with at most 2 decimals")
-        out.append(int(bp))
-    if sum(out) > 10_000:
-        raise ValueError("the levels add up to more than 100 %")
-    return tuple(out)
