@@ -230,6 +230,7 @@ EDITOR_FIELDS = Literal[
     "daily_limit",
     "requires_phone",
     "low_stock_threshold",
+    "commission",
     "active",
     "position",
 ]
