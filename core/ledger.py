@@ -152,8 +152,10 @@ class CommissionRules:
             return  # most buyers came by themselves: one read, nothing more on the purchase path
         accepted = [p for p in r.payments.for_order(order.id) if p.status == PaymentStatus.ACCEPTED]
         base = commission_base(order, accepted)
+        if base is None:
+            return
         chain = referrer_chain(r.users.get, user)
-        if base is None or not chain:
+        if not chain:
             return
         # A blocklisted distributor's share stays the shop's; the chain goes on above them. (The None is
         # the distributor's own rates, which distributors do not have yet.)
