@@ -164,13 +164,13 @@ users.blocklisted, users.bot_blocked, users.referrer_id, users.created_at"
 _PRODUCT = "products.id, products.category_id, products.name, products.description, products.price, \
 products.price_stars, products.active, products.delivery_kind, products.validity_days, products.min_qty, \
 products.max_qty, products.low_stock_threshold, products.user_limit, products.user_limit_hours, \
-products.daily_limit, products.requires_phone, products.created_at"
+products.daily_limit, products.requires_phone, products.created_at, products.commission_rates"
 _ORDER = "orders.id, orders.ref, orders.user_id, orders.product_id, orders.quantity, orders.currency, \
 orders.amount, orders.status, orders.created_at, orders.expires_at, orders.paid_at, orders.delivered_at, \
-orders.revealed_at, orders.membership_expires_at"
+orders.revealed_at, orders.membership_expires_at, orders.commission_rates"
 _PAYMENT = "payments.id, payments.provider, payments.charge_id, payments.order_id, payments.order_ref, \
 payments.payer_id, payments.amount, payments.currency, payments.status, payments.reason, \
-payments.created_at, payments.refunded_at"
+payments.created_at, payments.refunded_at, payments.earns_commission"
 _ORDER_RET = _ORDER.replace("orders.", "")
 # Positions in the rows above.
 U_BLOCKLISTED, U_PHONE = 6, 5
@@ -239,7 +239,8 @@ def _dialect(sqlite: bool) -> Dialect:
         payment=f"SELECT {_PAYMENT} FROM payments WHERE payments.provider = {p} AND payments.charge_id = {p}",
         user=f"SELECT {_USER} FROM users WHERE users.id = {p}",
         insert_payment="INSERT INTO payments (provider, charge_id, order_id, order_ref, payer_id, amount, "
-        f"currency, status, reason, created_at) VALUES ({ps(10)}) ON CONFLICT (provider, charge_id) DO NOTHING "
+        f"currency, status, reason, created_at, earns_commission) VALUES ({ps(11)}) "
+        "ON CONFLICT (provider, charge_id) DO NOTHING "
         "RETURNING id",
         sell=f"UPDATE keys SET status={p}, sold_at={p} WHERE keys.order_id = {p} AND keys.status = {p} RETURNING id",
         deliver=f"UPDATE orders SET status={p}, paid_at={p}, delivered_at={p}, membership_expires_at={p} "
@@ -328,7 +329,7 @@ def payment_tx(c: Any, q: Dialect, charge_id: str, ref: str, amount: int) -> boo
         _x(
             c,
             q.insert_payment,
-            ("telegram", charge_id, oid, ref, order[O_USER], amount, STARS, "accepted", None, stamp),
+            ("telegram", charge_id, oid, ref, order[O_USER], amount, STARS, "accepted", None, stamp, False),
         ).fetchone()
         is None
     ):

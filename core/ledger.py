@@ -6,10 +6,13 @@ back) and carries a unique key, so a replayed event posts nothing twice. Balance
 no balance is ever read in Python, changed and written back.
 
 A commission is posted when an order is delivered (a reaction to ``OrderDelivered``, in the delivery's
-transaction): per level, the earner's rate (``COMMISSION_RATES``, or the admins' override for that
-distributor: ``core.rates``) times the amount the order's payments actually brought in, rounded down to the
-currency's minor unit (Stars whole); the shop keeps what rounding leaves. A blocked distributor earns none.
-It waits in the distributor's ``pending`` account for the holding period, then ``settle`` moves it to
+transaction): per level, the level's rate (``rates_for``: the product's own rates, else the earning
+distributor's override, else ``COMMISSION_RATES``) times the amount the order's payments actually brought
+in, rounded down to the currency's minor unit (Stars whole); the shop keeps what rounding leaves. A
+blocklisted or blocked distributor earns none (the level above them still does). None is paid on an order
+an admin marked paid unless they chose "with commission" (``commission_base``). The rates applied are kept
+on the order, so ``keyshop ledger check`` can tell a missing commission from one nobody earned. A commission
+waits in the distributor's ``pending`` account for the holding period, then ``settle`` moves it to
 ``available``. A refund before that reverses it; after, a clawback takes it back from ``available``
 (which may go negative and is netted against later commissions).
 """
@@ -17,20 +20,30 @@ It waits in the distributor's ``pending`` account for the holding period, then `
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from core.events import OrderDelivered, OrderRefundRequested
-from core.models import AccountKind, Commission, CommissionStatus, PaymentStatus, commission_amounts
-from core.rates import MAX_COMMISSION_LEVELS, commission_rate
+from core.models import (
+    MAX_COMMISSION_LEVELS,
+    AccountKind,
+    Commission,
+    CommissionStatus,
+    Order,
+    Payment,
+    PaymentStatus,
+    User,
+    commission_amounts,
+)
+from core.rates import WHOLE_BP
 
 if TYPE_CHECKING:
     from core.uow import UnitOfWork
 
 # The provider of an admin's "mark paid" (core.services.manual_payments.MANUAL, which imports the services
-# package and so cannot be imported here): such an order earns no commission.
+# package and so cannot be imported here): such an order earns no commission unless the admin chose so.
 MANUAL = "manual"
 DEFAULT_RATES_BP = (1000, 500)  # 10 % to the buyer's referrer, 5 % to theirs
 DEFAULT_HOLD = timedelta(days=7)
@@ -65,6 +78,12 @@ def post(
     return r.add_posting(key, kind, order_id, actor, at, entries)
 
 
+def posting_key(c: Commission, kind: str) -> str:
+    """The unique key of a commission's posting of ``kind`` (commission, reversal, settlement, clawback):
+    the commission's is per order and level, the later ones per commission."""
+    return f"commission:{c.order_id}:{c.level}" if kind == "commission" else f"{kind}:{c.id}"
+
+
 def _move(
     c: Commission, source: tuple[int | None, AccountKind], target: tuple[int | None, AccountKind]
 ) -> list[Leg]:
@@ -72,6 +91,56 @@ def _move(
 
 
 SHOP_EXPENSE = (None, AccountKind.COMMISSION_EXPENSE)
+
+
+def rates_for(
+    product: tuple[int, ...] | None,
+    distributor: tuple[int, ...] | None,
+    defaults: tuple[int, ...],
+    level: int,
+) -> int:
+    """The commission rate (basis points) at ``level`` (1: the buyer's referrer): the product's own rates
+    if it has them, else the distributor's (the one who earns at that level), else ``COMMISSION_RATES``.
+    The first of these that is set decides the level, and a level it names no rate for earns nothing: a
+    product's ``0`` means no commission on it at all."""
+    rates = product if product is not None else distributor if distributor is not None else defaults
+    return rates[level - 1] if 1 <= level <= len(rates) else 0
+
+
+def capped(rates: Iterable[int]) -> tuple[int, ...]:
+    """The levels' rates cut so that together they never pass 100 %: two distributors' overrides (one
+    earning at level 1, the other at level 2) could add up to more than the order brought in."""
+    out: list[int] = []
+    for rate in rates:
+        out.append(max(0, min(rate, WHOLE_BP - sum(out))))
+    return tuple(out)
+
+
+def referrer_chain(
+    get: Callable[[int], User | None], buyer: User, levels: int = MAX_COMMISSION_LEVELS
+) -> list[User]:
+    """Who earns at each level of ``buyer``'s purchase: their referrer, that one's referrer, up to
+    ``levels``. It ends at an unknown user or one already in it (a loop: nobody earns on their own purchase
+    or twice on one order)."""
+    chain: list[User] = []
+    seen, user = {buyer.id}, buyer
+    while len(chain) < levels and user.referrer_id is not None and user.referrer_id not in seen:
+        found = get(user.referrer_id)
+        if found is None:
+            break
+        chain.append(found)
+        seen.add(found.id)
+        user = found
+    return chain
+
+
+def commission_base(order: Order, accepted: Sequence[Payment]) -> int | None:
+    """What ``accepted`` (the payments the order was delivered on) brought in, in the order's currency:
+    what its commissions are computed on. None when the order earns none: nothing was paid, or an admin
+    marked it paid without choosing "with commission"."""
+    if not accepted or any(p.provider == MANUAL and not p.earns_commission for p in accepted):
+        return None
+    return sum(p.amount for p in accepted if p.currency == order.currency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,38 +153,39 @@ class CommissionRules:
 
     def post_commissions(self, uow: UnitOfWork, e: OrderDelivered) -> None:
         """Commission per level on what the order's payments brought in, to the buyer's referrer chain, at
-        each earner's rate (``core.rates.commission_rate``): none on an order an admin marked paid, none to
+        each level's rate (``rates_for``): none on an order an admin marked paid without commission, none to
         a blocklisted or blocked distributor (the level above them still earns), to the buyer themself or
-        twice to one person; never twice for one order and level, never more in all than was paid."""
+        twice to one person; never twice for one order and level, never more in all than was paid. The
+        rates applied (0 where nobody earned) are kept on the order."""
         r = uow.repo
         order = e.order
         user = r.users.get(order.user_id)
         if user is None or user.referrer_id is None:
             return  # most buyers came by themselves: one read, nothing more on the purchase path
-        payments = [p for p in r.payments.for_order(order.id) if p.status == PaymentStatus.ACCEPTED]
-        if not payments or any(p.provider == MANUAL for p in payments):
+        accepted = [p for p in r.payments.for_order(order.id) if p.status == PaymentStatus.ACCEPTED]
+        base = commission_base(order, accepted)
+        if base is None:
             return
-        base = sum(p.amount for p in payments if p.currency == order.currency)
-        left = base  # overrides of different distributors could add up to more than the whole
-        seen = {order.user_id}
-        for level in range(1, MAX_COMMISSION_LEVELS + 1):
-            if user is None or user.referrer_id is None or user.referrer_id in seen:
-                return  # the chain ends (or loops back: no commission to anyone already in it)
-            user = r.users.get(user.referrer_id)
-            if user is None:
-                return
-            seen.add(user.id)
-            terms = r.distributors.terms(user.id)
-            if user.blocklisted or (terms is not None and terms.blocked):
-                continue  # their share stays the shop's; the chain goes on above them
-            rate = commission_rate(level, self.rates_bp, distributor=terms.rates if terms else None)
-            amount = min(commission_amounts(base, (rate,))[0], left)
+        chain = referrer_chain(r.users.get, user)
+        if not chain:
+            return
+        # A blocklisted or blocked distributor's share stays the shop's; the chain goes on above them.
+        terms = [r.distributors.terms(b.id) for b in chain]
+        rates = capped(
+            0
+            if b.blocklisted or (t is not None and t.blocked)
+            else rates_for(e.product.commission_rates, t.rates if t else None, self.rates_bp, level)
+            for level, (b, t) in enumerate(zip(chain, terms, strict=True), start=1)
+        )
+        r.orders.set_commission_rates(order.id, rates)
+        for level, (b, rate) in enumerate(zip(chain, rates, strict=True), start=1):
+            (amount,) = commission_amounts(base, (rate,))
             if amount <= 0:
                 continue
             added = r.ledger.add_commission(
                 order_id=order.id,
                 level=level,
-                beneficiary_id=user.id,
+                beneficiary_id=b.id,
                 base=base,
                 rate_bp=rate,
                 amount=amount,
@@ -124,12 +194,11 @@ class CommissionRules:
                 due_at=e.at + self.hold,
                 created_at=e.at,
             )
-            left -= amount
             if added is None:
                 continue  # posted before (a replay)
             legs: list[Leg] = [
                 (None, AccountKind.COMMISSION_EXPENSE, -amount, order.currency),
-                (user.id, AccountKind.PENDING, amount, order.currency),
+                (b.id, AccountKind.PENDING, amount, order.currency),
             ]
             post(
                 uow,
@@ -148,10 +217,10 @@ class CommissionRules:
         oid = e.order.id
         for c in r.move_order_commissions(oid, CommissionStatus.PENDING, CommissionStatus.REVERSED):
             legs = _move(c, (c.beneficiary_id, AccountKind.PENDING), SHOP_EXPENSE)
-            post(uow, f"reversal:{c.id}", "reversal", legs, e.at, order_id=oid, actor=e.actor)
+            post(uow, posting_key(c, "reversal"), "reversal", legs, e.at, order_id=oid, actor=e.actor)
         for c in r.move_order_commissions(oid, CommissionStatus.AVAILABLE, CommissionStatus.CLAWED_BACK):
             legs = _move(c, (c.beneficiary_id, AccountKind.AVAILABLE), SHOP_EXPENSE)
-            post(uow, f"clawback:{c.id}", "clawback", legs, e.at, order_id=oid, actor=e.actor)
+            post(uow, posting_key(c, "clawback"), "clawback", legs, e.at, order_id=oid, actor=e.actor)
 
 
 def settle_due(uow: UnitOfWork, now: datetime, limit: int) -> list[Commission]:
@@ -160,7 +229,7 @@ def settle_due(uow: UnitOfWork, now: datetime, limit: int) -> list[Commission]:
     claimed = uow.repo.ledger.claim_due(now, limit)
     for c in claimed:
         legs = _move(c, (c.beneficiary_id, AccountKind.PENDING), (c.beneficiary_id, AccountKind.AVAILABLE))
-        post(uow, f"settlement:{c.id}", "settlement", legs, now, order_id=c.order_id)
+        post(uow, posting_key(c, "settlement"), "settlement", legs, now, order_id=c.order_id)
     return claimed
 
 

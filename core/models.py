@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from core.errors import InvalidOrderState
+from core.errors import InvalidOrderState, InvalidRates
+from core.rates import MAX_COMMISSION_LEVELS, WHOLE_BP, format_rates, parse_rates
 
 STARS = "XTR"  # Telegram Stars: the ISO-4217-style code Telegram uses
 
@@ -46,6 +47,9 @@ class PaymentStatus(StrEnum):
     REFUND_DUE = "refund_due"  # money taken that the shop must give back
     REFUNDED = "refunded"
 
+
+# The reason of a charge for an order that was paid already: owed back from the start, never accepted.
+ALREADY_PAID = "already_paid"
 
 # The order state machine. Every UPDATE of orders.status is guarded by the old status and checks the
 # row count, so a transition that lost a race changes nothing.
@@ -134,6 +138,9 @@ class Product:
     daily_limit: int | None  # units per product per shop-local calendar day
     requires_phone: bool
     created_at: datetime
+    # Basis points per commission level for this product, overriding COMMISSION_RATES (``rates_for``);
+    # None: the shop's rates.
+    commission_rates: tuple[int, ...] | None = None
 
     def unit_price(self, currency: str, shop_currency: str) -> int | None:
         """The price of one unit in ``currency`` (Stars, or the shop's currency), or None when the product
@@ -183,6 +190,9 @@ class Order:
     delivered_at: datetime | None
     revealed_at: datetime | None
     membership_expires_at: datetime | None
+    # The commission rate per level (basis points) its delivery applied, 0 where nobody earned (a blocked
+    # distributor, a rate of 0); None: no referrer chain, or delivered before rates were recorded.
+    commission_rates: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +206,7 @@ class Charge:
     amount: int
     currency: str
     payer_id: int | None
+    earns_commission: bool = False  # an admin's "mark paid" they chose to pay commission on
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +278,9 @@ class Payment:
     reason: str | None
     created_at: datetime
     refunded_at: datetime | None
+    # A manual payment ("mark paid") whose order earns commission, as the admin chose; other providers'
+    # payments always do.
+    earns_commission: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,3 +426,31 @@ def payout_value(amount: int, currency: str, shop_currency: str, stars_rate: int
     if currency == STARS and stars_rate > 0:
         return amount * stars_rate
     return None
+
+
+def commission_rates_bp(text: str) -> tuple[int, ...]:
+    """``"10,5"`` -> ``(1000, 500)``: percent per level as basis points (COMMISSION_RATES, a product's
+    rates) by ``core.rates.parse_rates`` (which a distributor's override goes through too), refused with a
+    ``ValueError`` in words fit for a settings error."""
+    try:
+        return parse_rates(text)
+    except InvalidRates as e:
+        raise ValueError(str(e)) from None
+
+
+def checked_rates(rates_bp: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """Basis points per level as a tuple, if they are rates a shop can pay: one or two levels, each a
+    whole number from 0 to 10000, together at most 100 % (else ``ValueError``)."""
+    out = tuple(rates_bp)
+    if not 1 <= len(out) <= MAX_COMMISSION_LEVELS:
+        raise ValueError("must be one or two percentages separated by a comma, such as 10,5")
+    if any(type(r) is not int or not 0 <= r <= WHOLE_BP for r in out):
+        raise ValueError("each level is a percentage from 0 to 100 with at most 2 decimals")
+    if sum(out) > WHOLE_BP:
+        raise ValueError("the levels add up to more than 100 %")
+    return out
+
+
+def rates_percent(rates_bp: tuple[int, ...]) -> str:
+    """``(1000, 250)`` -> ``"10,2.5"``: the rates as an admin types them (``commission_rates_bp``)."""
+    return format_rates(rates_bp)

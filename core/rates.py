@@ -3,10 +3,10 @@ one distributor) read into basis points, shown back, and which rate a commission
 
 Rates are basis points per level (``1000`` = 10 %), level 1 first (the buyer's referrer), never floats.
 
-Which rate applies (``commission_rate``): for the level a distributor earns at, the first of these that
-lists that level: the product's override, the earning distributor's override, ``COMMISSION_RATES``; a level
-none lists pays nothing. An override replaces the shop's rates level by level: ``15`` raises level 1 and
-leaves level 2 as ``COMMISSION_RATES`` says (``15,0`` to pay nothing at level 2)."""
+Which rate applies is ``core.ledger.rates_for``: the product's own rates if it has them, else the earning
+distributor's override, else ``COMMISSION_RATES``; the first that is set decides every level, and a level it
+lists no rate for pays nothing (a product's ``0``: no commission on it; a distributor's ``15``: 15 % when
+they earn at level 1, nothing at level 2)."""
 
 from __future__ import annotations
 
@@ -50,15 +50,3 @@ def format_rates(rates: Sequence[int]) -> str:
 def _percent(bp: int) -> str:
     text = f"{Decimal(bp) / 100:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def commission_rate(
-    level: int, default: Rates, *, distributor: Rates | None = None, product: Rates | None = None
-) -> int:
-    """The rate (basis points) of a level-``level`` commission: the product's override, else the earning
-    distributor's, else ``default`` (``COMMISSION_RATES``), whichever first lists that level; 0 if none
-    does. None: no override."""
-    for rates in (product, distributor, default):
-        if rates is not None and 1 <= level <= len(rates):
-            return rates[level - 1]
-    return 0

@@ -90,6 +90,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 _SQLITE_STAMP = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
+class Rates(TypeDecorator[tuple[int, ...]]):
+    """Commission rates, basis points per level (``(1000, 500)``: 10 %, then 5 %), stored as the text
+    ``1000,500``: whole numbers only, never a float."""
+
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: tuple[int, ...] | None, dialect: Dialect) -> str | None:
+        return None if value is None else ",".join(str(int(v)) for v in value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> tuple[int, ...] | None:
+        return None if value is None else tuple(int(v) for v in value.split(",") if v)
+
+
 users = Table(
     "users",
     metadata,
@@ -143,6 +157,7 @@ products = Table(
     Column("daily_limit", Integer),
     Column("requires_phone", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("commission_rates", Rates),  # NULL: COMMISSION_RATES (or a distributor's own rates)
 )
 
 stock_imports = Table(
@@ -193,6 +208,9 @@ orders = Table(
     Column("delivered_at", UTCDateTime),
     Column("revealed_at", UTCDateTime),
     Column("membership_expires_at", UTCDateTime),
+    # What its delivery's commissions applied per level (0: nobody earned there), for ``keyshop ledger
+    # check``; NULL when the buyer had no referrer chain.
+    Column("commission_rates", Rates),
     Index("ix_orders_user_product_created", "user_id", "product_id", "created_at"),
     Index("ix_orders_product_created", "product_id", "created_at"),
     Index("ix_orders_status_expires", "status", "expires_at"),
@@ -251,6 +269,8 @@ payments = Table(
     Column("reason", String(64)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("refunded_at", UTCDateTime),
+    # An admin's "mark paid" earns commission only when they chose so (other providers' always do).
+    Column("earns_commission", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("provider", "charge_id", name="uq_payments_provider_charge"),
     Index("ix_payments_order", "order_id"),
 )

@@ -7,7 +7,7 @@ import json
 
 from bot.cli.common import Subparsers, out, with_shop
 from bot.settings import Settings
-from core.models import DeliveryKind
+from core.models import DeliveryKind, commission_rates_bp, rates_percent
 from core.services import Services
 from core.services.catalog import ProductDraft
 from handlers.money import format_amount, parse_amount
@@ -30,6 +30,7 @@ async def cmd_product_add(args: argparse.Namespace, settings: Settings) -> int:
         user_limit_hours=args.user_limit_hours,
         daily_limit=args.daily_limit,
         requires_phone=args.requires_phone,
+        commission_rates=args.commission_rates,
     )
 
     async def go(s: Services) -> int:
@@ -61,6 +62,7 @@ async def cmd_product_list(args: argparse.Namespace, settings: Settings) -> int:
                     "validity_days": p.validity_days,
                     "min_qty": p.min_qty,
                     "max_qty": p.max_qty,
+                    "commission_rates": _percent(p.commission_rates),
                     "available": levels[p.id].available,
                 }
                 for p in products
@@ -88,6 +90,28 @@ async def cmd_product_set_kind(args: argparse.Namespace, settings: Settings) -> 
         return 0
 
     return await with_shop(settings, go)
+
+
+async def cmd_product_set_commission(args: argparse.Namespace, settings: Settings) -> int:
+    async def go(s: Services) -> int:
+        await s.catalog.update_product(args.product, actor="cli", commission_rates=args.rates)
+        return 0
+
+    return await with_shop(settings, go)
+
+
+def _percent(rates_bp: tuple[int, ...] | None) -> str | None:
+    return None if rates_bp is None else rates_percent(rates_bp)
+
+
+def _rates(text: str) -> tuple[int, ...] | None:
+    """``10,5`` (percent per level) or ``none`` (the shop's COMMISSION_RATES)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return commission_rates_bp(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 async def cmd_category_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -130,6 +154,12 @@ def register(sub: Subparsers) -> None:
     add.add_argument("--daily-limit", type=int, help="units sold per day (SHOP_TIMEZONE) at most")
     add.add_argument("--requires-phone", action="store_true", help="buyers must share a phone number")
     add.add_argument("--inactive", action="store_true", help="create switched off")
+    add.add_argument(
+        "--commission-rates",
+        type=_rates,
+        metavar="RATES",
+        help="its own commission percent per level, e.g. 10,5 (0: none on it); default: COMMISSION_RATES",
+    )
     add.set_defaults(handler=cmd_product_add)
     ls = prod.add_parser("list", help="list products")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
@@ -140,6 +170,14 @@ def register(sub: Subparsers) -> None:
     kind.add_argument("product", type=int, help="product id")
     kind.add_argument("kind", choices=[k.value for k in DeliveryKind])
     kind.set_defaults(handler=cmd_product_set_kind)
+    com = prod.add_parser("set-commission", help="set a product's own commission rates, or none")
+    com.add_argument("product", type=int, help="product id")
+    com.add_argument(
+        "rates",
+        type=_rates,
+        help="percent per level, e.g. 10,5 (0: no commission on it), or none: COMMISSION_RATES",
+    )
+    com.set_defaults(handler=cmd_product_set_commission)
 
     cat = sub.add_parser("category", help="categories").add_subparsers(
         dest="category_command", metavar="ACTION"

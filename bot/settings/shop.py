@@ -9,8 +9,9 @@ from babel.numbers import list_currencies
 from pydantic import Field, field_validator
 
 from bot.settings.base import ConcernSettings
-from core.errors import InvalidRates
-from core.rates import parse_rates
+from core.models import commission_rates_bp
+
+__all__ = ["ShopSettings", "commission_rates_bp"]
 
 
 class ShopSettings(ConcernSettings):
@@ -65,12 +66,3 @@ class ShopSettings(ConcernSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("must be an IANA time zone such as UTC or Asia/Shanghai") from None
         return v
-
-
-def commission_rates_bp(text: str) -> tuple[int, ...]:
-    """``"10,5"`` -> ``(1000, 500)``: percent per level as basis points (``core.rates.parse_rates``, which
-    an admin's per-distributor override goes through too), refused with a ``ValueError``."""
-    try:
-        return parse_rates(text)
-    except InvalidRates as e:
-        raise ValueError(str(e)) from None

@@ -37,6 +37,19 @@ class MisfiledEntry:
     account_currency: str
 
 
+@dataclass(frozen=True, slots=True)
+class PostingLeg:
+    """One entry of a posting about an order, with the posting and the account it moves."""
+
+    key: str
+    kind: str
+    order_id: int
+    owner_id: int | None
+    account: AccountKind
+    amount: int
+    currency: str
+
+
 def _commission(r: Any) -> Commission:
     return to_dataclass(Commission, r, status=CommissionStatus)
 
@@ -130,6 +143,32 @@ class LedgerRepo:
         c = t.commissions
         rows = self.conn.execute(select(c).where(c.c.order_id == order_id).order_by(c.c.level)).all()
         return [_commission(r) for r in rows]
+
+    def commissions_for_orders(self, order_ids: Iterable[int]) -> list[Commission]:
+        c = t.commissions
+        q = select(c).where(c.c.order_id.in_(list(order_ids))).order_by(c.c.order_id, c.c.level)
+        return [_commission(r) for r in self.conn.execute(q).all()]
+
+    def legs_for_orders(self, order_ids: Iterable[int]) -> list[PostingLeg]:
+        """Every entry of the postings made about these orders."""
+        p, e, a = t.ledger_postings, t.ledger_entries, t.ledger_accounts
+        q = (
+            select(p.c.key, p.c.kind, p.c.order_id, a.c.owner_id, a.c.kind, e.c.amount, e.c.currency)
+            .select_from(p.join(e, e.c.posting_id == p.c.id).join(a, a.c.id == e.c.account_id))
+            .where(p.c.order_id.in_(list(order_ids)))
+            .order_by(p.c.id, e.c.id)
+        )
+        return [
+            PostingLeg(r[0], r[1], r[2], r[3], AccountKind(r[4]), int(r[5]), r[6])
+            for r in self.conn.execute(q).all()
+        ]
+
+    def snapshot(self) -> None:
+        """The rest of this read transaction sees the database as it was at its first statement (this one
+        must come first): what a check compares was all there at once. SQLite's read transactions always
+        do; PostgreSQL needs REPEATABLE READ."""
+        if self.dialect == "postgresql":
+            self.conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
     def move_order_commissions(
         self, order_id: int, old: CommissionStatus, new: CommissionStatus

@@ -89,6 +89,21 @@ class OrderRepo:
         r = (run(self.conn, self._Q_ORDER_TRANSITION, params)).first()
         return to_order(r) if r else None
 
+    _Q_ORDER_RATES = Prebuilt(update(_o).where(_o.c.id == bindparam("b_id")))
+
+    def set_commission_rates(self, order_id: int, rates: tuple[int, ...]) -> None:
+        """Keep the commission rate per level the order's delivery applied (``core.ledger``)."""
+        run(self.conn, self._Q_ORDER_RATES, {"b_id": order_id, "commission_rates": rates})
+
+    def page(self, after_id: int, limit: int) -> list[Order]:
+        """Up to ``limit`` orders after ``after_id``, by id: every order, a page at a time (the ledger
+        check)."""
+        q = select(_o).where(_o.c.id > after_id).order_by(_o.c.id).limit(limit)
+        return [to_order(r) for r in self.conn.execute(q).all()]
+
+    def count(self) -> int:
+        return int(self.conn.execute(select(func.count()).select_from(_o)).scalar_one())
+
     _Q_ORDER_REVEALED = Prebuilt(update(_o).where(_o.c.id == bindparam("b_id"), _o.c.revealed_at.is_(None)))
 
     def mark_revealed(self, order_id: int, now: datetime) -> None:

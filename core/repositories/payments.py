@@ -64,6 +64,11 @@ class PaymentRepo:
         rows = (self.conn.execute(select(p).where(p.c.order_id == order_id))).all()
         return [_payment(r) for r in rows]
 
+    def for_orders(self, order_ids: Iterable[int]) -> list[Payment]:
+        p = t.payments
+        q = select(p).where(p.c.order_id.in_(list(order_ids))).order_by(p.c.id)
+        return [_payment(r) for r in self.conn.execute(q).all()]
+
     def mark_order_refund_due(self, order_id: int, reason: str) -> list[OwedPayment]:
         """Accepted payments of the order become refund_due; returns what paying each back needs."""
         p = t.payments

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -23,6 +24,10 @@ class UserRepo:
     def get(self, user_id: int, *, lock: bool = False) -> User | None:
         r = (run(self.conn, self._Q_USER_LOCK if lock else self._Q_USER, {"b_id": user_id})).first()
         return to_user(r) if r else None
+
+    def many(self, user_ids: Iterable[int]) -> list[User]:
+        q = select(t.users).where(t.users.c.id.in_(list(user_ids)))
+        return [to_user(r) for r in self.conn.execute(q).all()]
 
     # Checkout: the buyer (locked, so one buyer's checkouts queue behind each other) and the product, in
     # one trip.

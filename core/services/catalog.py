@@ -16,7 +16,7 @@ from core.errors import (
     InvalidInput,
     ProductNotFound,
 )
-from core.models import Category, DeliveryKind, Product
+from core.models import Category, DeliveryKind, Product, checked_rates
 
 MAX_QTY_PER_ORDER = 1000  # an order larger than this is a typo or an attack, whatever the product says
 MAX_PRICE = 10**12  # minor units
@@ -69,6 +69,7 @@ class ProductDraft:
     user_limit_hours: int | None = None
     daily_limit: int | None = None
     requires_phone: bool = False
+    commission_rates: tuple[int, ...] | None = None  # basis points per level; None: the shop's rates
 
     @classmethod
     def of(cls, product: Product) -> ProductDraft:
@@ -114,7 +115,13 @@ class ProductDraft:
             raise InvalidInput("per-user limit must be >= 1 within 1 hour to 366 days", field="user_limit")
         if self.daily_limit is not None and self.daily_limit < 1:
             raise InvalidInput("daily limit must be at least 1", field="daily_limit")
-        return dataclasses.replace(self, name=name, delivery_kind=kind)
+        rates = self.commission_rates
+        if rates is not None:
+            try:
+                rates = checked_rates(rates)  # a list, when the draft went through JSON
+            except (TypeError, ValueError) as e:
+                raise InvalidInput(f"commission rates {e}", field="commission_rates") from None
+        return dataclasses.replace(self, name=name, delivery_kind=kind, commission_rates=rates)
 
 
 class CatalogService:

@@ -17,7 +17,7 @@ from datetime import datetime
 from core.context import ShopConfig
 from core.errors import InvalidInput
 from core.events import PaymentRejected, RefundOwed
-from core.models import Charge, Order, OrderStatus, PaymentResult, PaymentStatus, Product
+from core.models import ALREADY_PAID, Charge, Order, OrderStatus, PaymentResult, PaymentStatus, Product
 from core.repositories import Repositories
 from core.services.checkout import refusal_late, refusal_on_time
 from core.services.fulfilment import fulfil, transition
@@ -123,6 +123,7 @@ def _record(
         status=status,
         reason=reason,
         created_at=now,
+        earns_commission=c.earns_commission,
     )
     if not inserted:
         raise LostRace()
@@ -137,7 +138,7 @@ def _judge(
     elif order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
         reason = refusal_late(uow, config, order, product, now)  # takes stock again
     else:  # already paid (or being refunded): a second charge is given back
-        reason = "already_paid"
+        reason = ALREADY_PAID
     return (PaymentStatus.ACCEPTED, None) if reason is None else (PaymentStatus.REFUND_DUE, reason)
 
 
@@ -164,7 +165,7 @@ def _give_back(uow: UnitOfWork, c: Charge, order: Order, reason: str | None, now
     """A payment the purchase rules refuse, or a second charge: the money is owed back. A refused
     payment's order gives its stock back and waits for the refund; a paid order stays as it is."""
     updated = order
-    if reason != "already_paid":
+    if reason != ALREADY_PAID:
         if order.status is OrderStatus.PENDING:
             uow.repo.keys.release_for_orders([order.id])  # reserved for it: back to stock
             uow.stock_moved = True

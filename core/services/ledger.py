@@ -1,12 +1,17 @@
 """The ledger's use cases: settling commissions whose holding period ended, reading balances, checking
-that the ledger keeps its rules. Each public method is one transaction (settlement: one per batch)."""
+that the ledger and every order's commissions keep their rules. Each public method is one transaction
+(settlement: one per batch)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Connection
+
 from core.context import Context, UnitOfWork
-from core.ledger import Drift, check, settle_due
+from core.db import Database
+from core.ledger import Drift, settle_due
+from core.ledger_check import Progress, check_all
 from core.models import Balance, Commission
 
 SETTLE_BATCH = 500  # commissions per settlement transaction (short write locks on SQLite)
@@ -41,6 +46,19 @@ class LedgerService:
     async def commissions(self, order_id: int) -> list[Commission]:
         return await self.ctx.read(lambda uow: uow.repo.ledger.commissions_for_order(order_id))
 
-    async def check(self) -> list[Drift]:
-        """What breaks the ledger's rules (``core.ledger.check``); empty when clean."""
-        return await self.ctx.read(check)
+    async def check(self, progress: Progress | None = None) -> list[Drift]:
+        """What breaks the ledger's rules or the commission rules (``core.ledger_check.check_all``), one
+        line each; empty when clean."""
+        return await self.ctx.read(check_all, self.ctx.config.commission_rates, progress)
+
+
+async def check_database(
+    db: Database, rates_bp: tuple[int, ...], progress: Progress | None = None
+) -> list[Drift]:
+    """``LedgerService.check`` on a database alone (``rates_bp``: COMMISSION_RATES): it reads no card key,
+    so it needs no vault, and it never migrates (``keyshop ledger check`` reads any copy as it is)."""
+    return await db.read(_check_connection, rates_bp, progress)
+
+
+def _check_connection(conn: Connection, rates_bp: tuple[int, ...], progress: Progress | None) -> list[Drift]:
+    return check_all(UnitOfWork(conn, write=False), rates_bp, progress)

@@ -2,7 +2,9 @@
 charge of the ``manual`` provider, and confirmed through the one idempotent confirmation (``charges``).
 
 One charge per order (``manual:<order ref>``), so a replayed "mark paid" changes nothing; the admin and
-their note are audited. Runs on a database thread; ``PaymentService.confirm_manual`` owns the transaction.
+their note are audited. Such an order earns the distributors no commission unless the admin chose "with
+commission" (``earns_commission`` on the payment, audited too; ``core.ledger.commission_base``). Runs on
+a database thread; ``PaymentService.confirm_manual`` owns the transaction.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ def confirm_manual(
     note: str,
     actor: str,
     guard: Guard | None,
+    with_commission: bool = False,
 ) -> PaymentResult:
-    """Confirm ``amount`` received for ``order_ref`` by ``actor``; ``guard(order, product)``, run with the
-    order locked, may refuse. An amount that is not the order's records nothing."""
+    """Confirm ``amount`` received for ``order_ref`` by ``actor`` (``with_commission``: the order earns
+    commission like a paid one); ``guard(order, product)``, run with the order locked, may refuse. An
+    amount that is not the order's records nothing."""
     r = uow.repo
     found = r.orders.with_product(order_ref[:128])  # the order locked, as confirm takes it
     if found is None:
@@ -42,7 +46,9 @@ def confirm_manual(
         guard(order, product)
     if amount != order.amount:
         raise ManualAmountMismatch(expected=order.amount, currency=order.currency)
-    charge = Charge(MANUAL, f"{MANUAL}:{order.ref}", order.ref, amount, order.currency, order.user_id)
+    charge = Charge(
+        MANUAL, f"{MANUAL}:{order.ref}", order.ref, amount, order.currency, order.user_id, with_commission
+    )
     result = confirm(uow, config, now, charge)
     if not result.replay:
         r.audit.add(
@@ -55,6 +61,7 @@ def confirm_manual(
             amount=amount,
             currency=order.currency,
             note=note,
+            commission=with_commission,
             outcome=str(result.outcome),
         )
     return result

@@ -198,15 +198,20 @@ class OrderDesk:
         order, _ = _locked(uow.repo, ref, grant, Power.MONEY)
         return self._refunds._refund_by_hand(uow, order, note, actor, now)
 
-    async def mark_paid(self, ref: str, amount: int, note: str, *, grant: Grant, actor: str) -> PaymentResult:
+    async def mark_paid(
+        self, ref: str, amount: int, note: str, *, grant: Grant, actor: str, with_commission: bool = False
+    ) -> PaymentResult:
         """Record a payment received outside the chat (``PaymentService.confirm_manual``), with a
-        mandatory note. Needs Power.MONEY."""
+        mandatory note; ``with_commission``: the buyer's referrers earn commission on it (by default they
+        do not). Needs Power.MONEY."""
         note = _note(note)
 
         def guard(order: Order, product: Product) -> None:
             reach(grant, order, product, ref, Power.MONEY)
 
-        return await self._payments.confirm_manual(ref, amount, note=note, actor=actor, guard=guard)
+        return await self._payments.confirm_manual(
+            ref, amount, note=note, actor=actor, guard=guard, with_commission=with_commission
+        )
 
 
 # ---------------------------------------------------------------- transactions (on the database thread)

@@ -125,6 +125,7 @@ class PaymentService:
         note: str,
         actor: str,
         guard: Guard | None = None,
+        with_commission: bool = False,
     ) -> PaymentResult:
         """A payment an admin received outside the chat ("mark paid"), confirmed like any provider's in one
         transaction: provider ``manual``, charge id ``manual:<order ref>`` (one per order, so a replayed
@@ -132,10 +133,13 @@ class PaymentService:
         admin), or, when it was paid meanwhile, this payment is owed back like any second charge.
 
         ``amount`` must be the order's (else nothing is recorded); ``guard(order, product)``, run with the
-        order locked, may refuse (an admin's scope); the admin and their note are audited."""
+        order locked, may refuse (an admin's scope); the admin, their note and ``with_commission`` (the
+        distributors earn commission on it; by default they do not) are audited."""
         if type(amount) is not int or amount <= 0:
             raise InvalidInput("amount must be a positive whole number of minor units", field="amount")
-        return await self._transaction(confirm_manual, self.ctx.config, order_ref, amount, note, actor, guard)
+        return await self._transaction(
+            confirm_manual, self.ctx.config, order_ref, amount, note, actor, guard, with_commission is True
+        )
 
     def _confirm(self, uow: UnitOfWork, now: datetime, c: Charge) -> PaymentResult:
         return confirm(uow, self.ctx.config, now, c)

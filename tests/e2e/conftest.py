@@ -1,9 +1,16 @@
-"""The real aiogram bot, long-polling the project's Bot API emulator over HTTP, against a fresh shop."""
+"""The real aiogram bot, long-polling the project's Bot API emulator over HTTP, against a fresh shop.
+
+With ``KEYSHOP_E2E_DB_DIR`` set, each test's shop keeps its SQLite database in a directory of its own
+there (named after the test) instead of the test's temporary directory, so that CI can run ``keyshop
+ledger check`` on every database the tests leave behind (``.ci/run``). Unset, nothing is kept."""
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import re
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,11 +132,26 @@ def logged_errors() -> Iterator[_Errors]:
         root.removeHandler(handler)
 
 
+KEEP_DB_DIR = "KEYSHOP_E2E_DB_DIR"
+
+
+def database_dir(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """Where a test's shop keeps its SQLite file: its temporary directory, or with ``KEYSHOP_E2E_DB_DIR``
+    set, a fresh directory there named after the test, left behind for ``keyshop ledger check``."""
+    keep = os.environ.get(KEEP_DB_DIR)
+    if not keep:
+        return tmp_path
+    where = Path(keep) / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid).strip("_")[-200:]
+    shutil.rmtree(where, ignore_errors=True)  # a database of an earlier run would be checked as this one
+    where.mkdir(parents=True)
+    return where
+
+
 @pytest.fixture
 async def shop(tmp_path: Path, request: pytest.FixtureRequest, logged_errors: _Errors) -> AsyncIterator[Shop]:
     """The shop, with Telegram's flood limits on (the emulator's defaults). The test fails if the bot
     logged an error or alerted the admins, unless it is marked ``expect_errors``."""
-    db = await make_db("sqlite", tmp_path)
+    db = await make_db("sqlite", database_dir(tmp_path, request))
     clock = ShiftedClock()
     services = Services(Context(db, Vault.from_spec(new_key_spec()), ShopConfig(currency="USD"), clock))
     emu = Emulator(token=TOKEN)

@@ -63,11 +63,11 @@ async def _create_category_and_product(shop: Shop) -> Product:
 
     # a product, every field
     step = await shop.say(OWNER, "/newproduct")
-    assert "New product" in step.text and "step 1 of 14" in step.text
+    assert "New product" in step.text and "step 1 of 15" in step.text
     step = await shop.say(OWNER, "x" * 65)
-    assert "1 to 64 characters" in step.text and "step 1 of 14" in step.text
+    assert "1 to 64 characters" in step.text and "step 1 of 15" in step.text
     step = await shop.say(OWNER, "  Netflix   <Premium>  ")
-    assert "step 2 of 14" in step.text
+    assert "step 2 of 15" in step.text
     step = await shop.say(OWNER, "One month & a <b>bonus</b>")
     assert "category" in step.text
     step = await _tap(shop, step, "Gift <cards>")
@@ -79,26 +79,34 @@ async def _create_category_and_product(shop: Shop) -> Product:
     step = await shop.say(OWNER, "500")
     assert "delivered" in step.text
     step = await _tap(shop, step, "Shared key")
-    assert "step 7 of 15" in step.text and "shared key" in step.text
+    assert "step 7 of 16" in step.text and "shared key" in step.text
     step = await shop.say(OWNER, SECRET)
-    assert "step 8 of 15" in step.text
+    assert "step 8 of 16" in step.text
     step = await shop.say(OWNER, "30")  # validity days
     step = await _tap(shop, step, "Keep: 1")  # min quantity
     step = await shop.say(OWNER, "0")  # max quantity below the min: refused
-    assert "from the smallest quantity" in step.text and "step 10 of 15" in step.text
+    assert "from the smallest quantity" in step.text and "step 10 of 16" in step.text
     step = await _tap(shop, step, "Back")
-    assert "smallest quantity" in step.text and "step 9 of 15" in step.text
+    assert "smallest quantity" in step.text and "step 9 of 16" in step.text
     step = await shop.say(OWNER, "2")
     step = await shop.say(OWNER, "5")
     step = await shop.say(OWNER, "3 24")  # per-buyer limit
     step = await shop.say(OWNER, "100")  # daily limit
     step = await _tap(shop, step, "Yes")  # phone required
     step = await shop.say(OWNER, "2")  # low-stock mark
+    assert (
+        "commission" in step.text and "shop default (10%, 5%)" in step.text and "step 15 of 16" in step.text
+    )
+    step = await shop.say(OWNER, "60,50")  # more than 100 % together
+    assert "one or two percentages" in step.text and "step 15 of 16" in step.text
+    step = await shop.say(OWNER, "12.5, 5")
     preview = await _tap(shop, step, "Yes")  # on sale
     text = preview.text
     assert "Preview" in text and "Netflix <Premium>" in text and "One month & a <b>bonus</b>" in text
     assert "500 ⭐" in text and "Price: $9.90" in text and "Category: Gift <cards> & more" in text
     assert "Shared key: SHAR" in text and "Valid for 30 days" in text
+    staff = text[text.index("Only staff see") :]
+    assert "Commission: 12.5%, 5%" in staff and "12.5%" not in text[: text.index("Only staff see")]
     # the fields list, one field changed, then the preview again (not the next step)
     fields = await _tap(shop, preview, "Edit a field")
     step = await _tap(shop, fields, "Daily limit")
@@ -127,6 +135,7 @@ async def test_an_owner_creates_a_category_and_a_product_with_every_field_then_e
     assert (p.price, p.price_stars, p.delivery_kind, p.validity_days) == (990, 500, DeliveryKind.SHARED, 30)
     assert (p.min_qty, p.max_qty, p.user_limit, p.user_limit_hours, p.daily_limit) == (2, 5, 3, 24, 50)
     assert (p.requires_phone, p.low_stock_threshold, p.active) == (True, 2, True)
+    assert p.commission_rates == (1250, 500)
     k = t.keys
     keys = await query(shop.services, select(k.c.status).where(k.c.product_id == p.id))
     assert [r[0] for r in keys] == [KeyStatus.SHARED.value]
@@ -134,7 +143,8 @@ async def test_an_owner_creates_a_category_and_a_product_with_every_field_then_e
 
     # a buyer sees the card the preview showed
     card = await shop.tap(BUYER, await shop.say(BUYER, "/catalog"), "Gift <cards>")
-    assert "Netflix <Premium>" in (await shop.tap(BUYER, card, "Netflix")).text
+    seen = (await shop.tap(BUYER, card, "Netflix")).text
+    assert "Netflix <Premium>" in seen and "12.5" not in seen and "ommission" not in seen
 
     # edit one field from /edit
     fields = await shop.say(OWNER, f"/edit {p.id}")
@@ -165,12 +175,12 @@ async def test_cancel_back_and_free_text_stay_in_the_conversation_and_out_of_the
     await _setup(shop)
     step = await shop.say(OWNER, "/newproduct")
     step = await shop.say(OWNER, "Temporary")
-    assert "step 2 of 14" in step.text
+    assert "step 2 of 15" in step.text
     # a buyer's free text meanwhile gets the buyer's answer, and the owner's draft is untouched
     buyer_reply = await shop.say(BUYER, "hello")
     assert "step" not in buyer_reply.text
     step = await _tap(shop, step, "Back")
-    assert "step 1 of 14" in step.text and "Now: Temporary" in step.text
+    assert "step 1 of 15" in step.text and "Now: Temporary" in step.text
     back_out = await _tap(shop, step, "Back")  # Back at the first step leaves
     assert "nothing was saved" in back_out.text
     step = await shop.say(OWNER, "/newproduct")
@@ -251,12 +261,26 @@ async def test_the_editor_speaks_chinese(shop: Shop) -> None:
     step = await _tap(shop, step, "无")  # daily limit
     step = await _tap(shop, step, "否")  # phone
     step = await _tap(shop, step, "保持")  # low-stock mark
+    assert "佣金" in step.text and "店铺默认（10%, 5%）" in step.text
+    step = await shop.say(OWNER, "百分之十")
+    assert "请发送一个或两个百分比" in step.text
+    step = await shop.say(OWNER, "0")  # none on this product
     preview = await _tap(shop, step, "是")  # on sale
+    assert "佣金：此商品不计佣金" in preview.text
     assert "预览" in preview.text and "会员月卡" in preview.text and "已售罄" in preview.text
     saved = await _tap(shop, preview, "保存")
     assert "已保存：商品 #1" in saved.text
     p = await _product(shop, "会员月卡")
     assert (p.price, p.price_stars, p.category_id, p.delivery_kind) == (0, 100, 1, DeliveryKind.UNIQUE)
+    assert p.commission_rates == (0,)
+    # the field list: Commission, then None gives the shop's rates back
+    fields = await shop.say(OWNER, f"/edit {p.id}")
+    step = await _tap(shop, fields, "佣金")
+    assert "当前：此商品不计佣金" in step.text
+    preview = await _tap(shop, step, "无")
+    assert "佣金：店铺默认（10%, 5%）" in preview.text
+    assert "已保存" in (await _tap(shop, preview, "保存")).text
+    assert (await _product(shop, "会员月卡")).commission_rates is None
 
 
 @pytest.mark.skipif(

@@ -58,6 +58,7 @@ async def test_an_owner_goes_from_an_empty_shop_to_a_sale_and_a_refund_while_ano
     step = await _tap(shop, OWNER, step, "None")  # daily limit
     step = await _tap(shop, OWNER, step, "No")  # phone
     step = await shop.say(OWNER, "2")  # low stock
+    step = await _tap(shop, OWNER, step, "Keep")  # commission: the shop's rates
     preview = await _tap(shop, OWNER, step, "Yes")  # on sale
     assert "Preview" in preview.text
     assert "Saved: product" in (await _tap(shop, OWNER, preview, "Save")).text
@@ -86,6 +87,7 @@ async def test_an_owner_goes_from_an_empty_shop_to_a_sale_and_a_refund_while_ano
     step = await _tap(shop, OWNER, step, "None")
     step = await _tap(shop, OWNER, step, "No")
     step = await shop.say(OWNER, "1")
+    step = await _tap(shop, OWNER, step, "None")  # commission: the shop's rates
     preview = await _tap(shop, OWNER, step, "Yes")
     assert "Netflix 1 month" in preview.text and "Premium, 4K" in preview.text and "50 ⭐" in preview.text
     assert "Saved: product" in (await _tap(shop, OWNER, preview, "Save")).text

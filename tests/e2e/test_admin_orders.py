@@ -1,6 +1,7 @@
 """Orders and buyers in the back office, end to end through the emulator, in English and Simplified
 Chinese: /order with each of its buttons, /orders_pending, /user, /ban (and the banned buyer at checkout),
-/unban; an operator outside their scope finds no such order, forged buttons included.
+/unban; "mark paid" with commission or, by default, without; an operator outside their scope finds no
+such order, forged buttons included.
 
 The owners here are OWNER only (not the fixture's ADMIN): a paid manual order alerts the owners, and the
 fixture fails a test in which ADMIN got a message."""
@@ -10,9 +11,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import update
 
+from core import tables
 from core.models import DeliveryKind, OrderStatus
 from core.roles import Grant, Role
+from tests.conftest import sql
 from tests.e2e.conftest import Shop
 
 OWNER, OPERATOR, BUYER, OTHER_BUYER = 900_002, 900_010, 601, 602
@@ -32,6 +36,9 @@ T = {
         "cancel_sure": "Yes, cancel",
         "paid": "Mark paid",
         "paid_sure": "Yes, record",
+        "paid_commission": "with commission to referrers",
+        "no_commission": "earn no commission on it unless",
+        "with_commission": ", with commission",
         "deliver": "Deliver by hand",
         "delivered": "delivered",
         "refunding": "refund in progress",
@@ -64,6 +71,9 @@ T = {
         "cancel_sure": "确认取消",
         "paid": "标记已支付",
         "paid_sure": "确认记录",
+        "paid_commission": "并给推广员计佣金",
+        "no_commission": "推广员不会因此获得佣金",
+        "with_commission": "，计佣金",
         "deliver": "人工发货",
         "delivered": "已发货",
         "refunding": "退款中",
@@ -196,6 +206,39 @@ async def test_an_owner_cancels_a_pending_order_and_marks_another_paid(shop: Sho
 
 
 @LANGS
+async def test_an_owner_marks_a_referred_buyers_order_paid_with_commission_or_by_default_without(
+    shop: Shop, lang: str
+) -> None:
+    t = T[lang]
+    await _setup(shop, lang)
+    plain, _ = await _bought(shop, "Steam", pay=False)
+    chosen, _ = await _bought(shop, "Netflix", pay=False)
+    buyer = await shop.services.users.find("telegram", str(BUYER))
+    referrer = await shop.services.users.ensure("telegram", str(OTHER_BUYER), language="en")
+    assert buyer is not None
+    await sql(
+        shop.services,
+        update(tables.users).where(tables.users.c.id == buyer.id).values(referrer_id=referrer.id),
+    )
+    for ref, button in ((plain, t["paid_sure"]), (chosen, t["paid_commission"])):
+        screen = await shop.say(OWNER, f"/order {ref}")
+        await shop.tap(OWNER, screen, t["paid"])
+        confirm = await shop.say(OWNER, "50 cash")
+        assert t["no_commission"] in confirm.text and await _status(shop, ref) is OrderStatus.PENDING
+        done = await shop.tap(OWNER, confirm, button)
+        assert t["delivered"] in done.text
+        assert (t["with_commission"] in done.text) is (ref == chosen)
+    ledger = shop.services.ledger
+    plain_order, chosen_order = [await shop.services.orders.get(r) for r in (plain, chosen)]
+    assert await ledger.commissions(plain_order.id) == []
+    commissions = await ledger.commissions(chosen_order.id)
+    assert [(c.level, c.beneficiary_id, c.amount, c.currency) for c in commissions] == [
+        (1, referrer.id, 5, "XTR")
+    ]
+    assert await ledger.check() == []
+
+
+@LANGS
 async def test_a_manual_order_waits_in_pending_until_an_admin_delivers_it_by_hand(
     shop: Shop, lang: str
 ) -> None:
@@ -246,6 +289,7 @@ async def test_an_operator_outside_the_scope_finds_no_such_order_and_cannot_act_
         f"aoa:{other_ref}:refund:1",
         f"aoa:{other_ref}:resend:0",
         f"aoi:{other_ref}:paid",
+        f"aoi:{other_ref}:paid_commission",
         f"aoa:{other_ref}:paid:0",
     ):
         answer = await shop.answer_to(await shop.tap_data(OPERATOR, screen, data))

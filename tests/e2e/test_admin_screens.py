@@ -79,6 +79,7 @@ ADMIN_BUTTONS = [
         for sure in (False, True)
     ),
     OrderInputCb(ref=NO_ORDER, act="paid").pack(),
+    OrderInputCb(ref=NO_ORDER, act="paid_commission").pack(),
     OrderInputCb(ref=NO_ORDER, act="stop").pack(),
     *ORDER_PAGES,
     "aol:p:7:0:0:0",  # pending has no key

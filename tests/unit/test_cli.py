@@ -182,6 +182,31 @@ def test_product_set_kind_is_refused_while_the_product_has_open_orders(
     assert json.loads(run(capsys, "product", "list", "--json")[1])[1]["delivery_kind"] == "shared"
 
 
+def test_a_products_own_commission_rates_are_set_when_added_then_changed_or_given_back_to_the_shops(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    add = ("product", "add", "--name", "VPN", "--stars", "20", "--commission-rates", "12.5, 2")
+    assert run(capsys, *add)[:2] == (0, "1\n")
+    assert run(capsys, "product", "add", "--name", "Plain", "--stars", "5")[0] == 0
+
+    def rates() -> list[object]:
+        return [row["commission_rates"] for row in json.loads(run(capsys, "product", "list", "--json")[1])]
+
+    assert rates() == ["12.5,2", None]
+    assert run(capsys, "product", "set-commission", "2", "0")[:2] == (0, "")
+    assert run(capsys, "product", "set-commission", "1", "none")[0] == 0
+    assert rates() == [None, "0"]
+    for bad in ("60,50", "10,5,1", "-1", "ten"):
+        with pytest.raises(SystemExit):
+            run(capsys, "product", "set-commission", "1", bad)
+    assert rates() == [None, "0"]
+    code, _, err = run(capsys, "product", "set-commission", "9", "10")
+    assert code == 1 and err.startswith("error:")
+    audit = [json.loads(line) for line in run(capsys, "audit", "--json")[1].splitlines()]
+    updated = [r["detail"] for r in audit if r["action"] == "product_updated"]
+    assert updated == [{"fields": ["commission_rates"]}] * 2
+
+
 def test_the_commands_are_the_documented_ones_and_a_group_without_an_action_shows_help(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -198,13 +223,14 @@ def test_the_commands_are_the_documented_ones_and_a_group_without_an_action_show
         "run": [],
         "sandbox": [],
         "db": ["upgrade"],
-        "product": ["add", "list", "set-kind"],
+        "product": ["add", "list", "set-commission", "set-kind"],
         "category": ["add", "list"],
         "keys": ["export", "import"],
         "stock": [],
         "vault": ["new-key", "rotate"],
         "audit": [],
         "distributors": [],
+        "ledger": ["check"],
     }
     assert list(groups) == [
         "run",
@@ -217,8 +243,9 @@ def test_the_commands_are_the_documented_ones_and_a_group_without_an_action_show
         "vault",
         "audit",
         "distributors",
+        "ledger",
     ]
-    for group in ("db", "product", "category", "keys", "vault"):
+    for group in ("db", "product", "category", "keys", "vault", "ledger"):
         code, out, _ = run(capsys, group)
         assert code == 2 and out.startswith("usage: keyshop")
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "keyshop"]

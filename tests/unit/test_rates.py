@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from core.errors import InvalidRates, RateNotAPercentage, RatesOverWhole
-from core.rates import commission_rate, format_rates, parse_rates
+from core.ledger import capped, rates_for
+from core.rates import format_rates, parse_rates
 
 SHOP = (1000, 500)
 
@@ -61,26 +62,24 @@ def test_rates_read_as_people_write_them() -> None:
 
 
 def test_without_overrides_the_shops_rates_apply_and_a_level_they_lack_pays_nothing() -> None:
-    assert [commission_rate(level, SHOP) for level in (1, 2, 3)] == [1000, 500, 0]
-    assert commission_rate(2, (1000,)) == 0
+    assert [rates_for(None, None, SHOP, level) for level in (1, 2, 3)] == [1000, 500, 0]
+    assert rates_for(None, None, (1000,), 2) == 0
 
 
-def test_a_distributors_override_replaces_the_shops_rates_level_by_level() -> None:
-    assert commission_rate(1, SHOP, distributor=(1200, 600)) == 1200
-    assert commission_rate(2, SHOP, distributor=(1200, 600)) == 600
-    # a level the override does not list follows the shop's
-    assert commission_rate(2, SHOP, distributor=(1500,)) == 500
-    assert commission_rate(2, SHOP, distributor=(1500, 0)) == 0
+def test_a_distributors_override_replaces_the_shops_rates_at_every_level() -> None:
+    assert [rates_for(None, (1200, 600), SHOP, level) for level in (1, 2)] == [1200, 600]
+    # the override is the whole list: a level it does not name pays nothing
+    assert rates_for(None, (1500,), SHOP, 2) == 0
     # it also reaches a level the shop does not pay
-    assert commission_rate(2, (1000,), distributor=(1000, 300)) == 300
+    assert rates_for(None, (1000, 300), (1000,), 2) == 300
 
 
-def test_a_products_override_comes_before_the_distributors() -> None:
-    assert commission_rate(1, SHOP, distributor=(1200, 600), product=(2000, 100)) == 2000
-    assert commission_rate(2, SHOP, distributor=(1200, 600), product=(2000,)) == 600
-    assert commission_rate(2, SHOP, product=(2000,)) == 500
-    assert commission_rate(1, SHOP, product=(0,)) == 0
+def test_a_products_rates_come_before_the_distributors() -> None:
+    assert rates_for((2000, 100), (1200, 600), SHOP, 1) == 2000
+    assert rates_for((2000,), (1200, 600), SHOP, 2) == 0
 
 
-def test_no_level_below_one_is_paid() -> None:
-    assert commission_rate(0, SHOP, distributor=(1200,)) == 0
+def test_levels_together_never_pay_more_than_the_whole_order() -> None:
+    assert capped([8000, 5000]) == (8000, 2000)
+    assert capped([10_000, 500]) == (10_000, 0)
+    assert capped([1000, 500]) == (1000, 500)

@@ -81,6 +81,7 @@ def order_text(d: OrderDetail, tz: tzinfo) -> str:
             amount=format_amount(p.amount, p.currency),
             status=p.status.value,
         )
+        + (tr("admin-order-payment-commission") if p.earns_commission else "")
         for p in d.payments
     ] or [tr("admin-order-none")]
     lines.append(tr("admin-order-trail"))

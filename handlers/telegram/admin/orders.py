@@ -15,7 +15,9 @@ and the role in the transaction that acts: an order outside an operator's scope 
 
 Deliver by hand, mark paid and "refunded by hand" wait for the admin's next message (an FSM state): the
 item to deliver (sent at once, never kept in the FSM storage: it is a key), the amount received and a
-note, or the note of a refund the admin made outside the chat (both confirmed first). "Refunded by hand"
+note, or the note of a refund the admin made outside the chat (both confirmed first). A payment marked
+paid earns the buyer's referrers no commission unless the admin confirms it "with commission" (the
+second button of the confirmation). "Refunded by hand"
 shows on an order with a charge owed back that the channel cannot pay back (fiat, a payment marked paid);
 confirmed, the core records it as returned and the order leaves /orders_pending."""
 
@@ -256,10 +258,14 @@ async def payment_typed(message: Message, services: Services, grant: Grant, stat
     sure = InlineKeyboardButton(
         text=tr_plain("admin-btn-order-paid-sure"), callback_data=OrderInputCb(ref=ref, act="paid").pack()
     )
+    with_commission = InlineKeyboardButton(
+        text=tr_plain("admin-btn-order-paid-commission"),
+        callback_data=OrderInputCb(ref=ref, act="paid_commission").pack(),
+    )
     stop = _stop_markup(ref).inline_keyboard[0]
     await message.answer(
         tr("admin-order-paid-confirm", ref=ref, amount=amount(order), note=note),
-        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[sure], stop]),
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[sure], [with_commission], stop]),
     )
 
 
@@ -288,7 +294,8 @@ async def refund_note_typed(message: Message, services: Services, grant: Grant, 
 async def input_button(
     query: CallbackQuery, callback_data: OrderInputCb, services: Services, grant: Grant, state: FSMContext
 ) -> None:
-    """Receives: Confirm on a typed payment, and Stop while the bot waits for an admin's input."""
+    """Receives: Confirm (or Confirm with commission) on a typed payment, and Stop while the bot waits for
+    an admin's input."""
     ref = callback_data.ref
     await services.order_desk.detail(ref, grant=grant)  # not found outside the scope
     data = await state.get_data()
@@ -304,7 +311,14 @@ async def input_button(
         )
         return
     try:
-        result = await services.order_desk.mark_paid(ref, received, note, grant=grant, actor=actor(query))
+        result = await services.order_desk.mark_paid(
+            ref,
+            received,
+            note,
+            grant=grant,
+            actor=actor(query),
+            with_commission=callback_data.act == "paid_commission",
+        )
     except NotPermitted:
         await not_permitted(query, services, query.data or "")
         return

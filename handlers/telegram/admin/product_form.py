@@ -1,5 +1,6 @@
 """The product form of the editor: every field the CLI's ``product add`` takes, how it is asked and read,
-and the preview, which is the buyer's card of the draft (``ui.cards``) plus what only staff see."""
+and the preview, which is the buyer's card of the draft (``ui.cards``) plus what only staff see (among
+them the product's own commission rates, which buyers never see)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from core.errors import InvalidInput, ShopError
-from core.models import STARS, DeliveryKind, Product
+from core.models import STARS, DeliveryKind, Product, commission_rates_bp, rates_percent
 from core.services import Services
 from core.services.catalog import MAX_QTY_PER_ORDER, MAX_VALIDITY_DAYS, ProductDraft, invoice_max
 from core.services.drafts import new_token
@@ -35,9 +36,14 @@ _FIELD_STEP = {
     "low_stock_threshold": "low_stock_threshold",
     "user_limit": "user_limit",
     "daily_limit": "daily_limit",
+    "commission_rates": "commission",
 }
 # What a field the admin set changes in ``update_product`` (the shared key is saved apart).
-_STEP_FIELDS = {"category": ("category_id",), "user_limit": ("user_limit", "user_limit_hours")}
+_STEP_FIELDS = {
+    "category": ("category_id",),
+    "user_limit": ("user_limit", "user_limit_hours"),
+    "commission": ("commission_rates",),
+}
 
 
 def _draft(values: Data) -> ProductDraft:
@@ -50,6 +56,11 @@ def _values(draft: ProductDraft) -> Data:
 
 def _yes_no(value: bool) -> str:
     return tr_plain("ae-yes" if value else "ae-no")
+
+
+def _percentages(rates_bp: tuple[int, ...] | list[int]) -> str:
+    """``(1000, 250)`` -> ``10%, 2.5%``."""
+    return ", ".join(f"{p}%" for p in rates_percent(tuple(rates_bp)).split(","))
 
 
 class ProductForm(Form):
@@ -69,9 +80,12 @@ class ProductForm(Form):
         "daily_limit",
         "requires_phone",
         "low_stock_threshold",
+        "commission",
         "active",
     )
-    nullable = frozenset({"description", "category", "validity_days", "user_limit", "daily_limit"})
+    nullable = frozenset(
+        {"description", "category", "validity_days", "user_limit", "daily_limit", "commission"}
+    )
     secret = frozenset({"shared_key"})
 
     @staticmethod
@@ -116,6 +130,7 @@ class ProductForm(Form):
             "max_qty": MAX_QTY_PER_ORDER,
             "max_days": MAX_VALIDITY_DAYS,
             "max_hours": MAX_LIMIT_HOURS,
+            "rates": _percentages(cfg.commission_rates),
         }
 
     async def choices(self, services: Services, data: Data, step: str) -> list[tuple[str, str]]:
@@ -147,6 +162,8 @@ class ProductForm(Form):
             d["category_id"] = None
         elif step == "user_limit":
             d["user_limit"] = d["user_limit_hours"] = None
+        elif step == "commission":
+            d["commission_rates"] = None  # the shop's rates
         else:
             d[step] = None
 
@@ -201,6 +218,11 @@ class ProductForm(Form):
             d["daily_limit"] = whole(text, 1, MAX_INT, "ae-bad-daily_limit")
         elif step == "low_stock_threshold":
             d["low_stock_threshold"] = whole(text, 0, MAX_INT, "ae-bad-low_stock_threshold")
+        elif step == "commission":
+            try:
+                d["commission_rates"] = list(commission_rates_bp(text.strip()[:64]))
+            except ValueError:
+                raise Bad("ae-bad-commission") from None
         else:  # a step with buttons only
             raise Bad("ae-bad-choice")
 
@@ -241,6 +263,11 @@ class ProductForm(Form):
             return tr_plain("ae-user-limit-value", limit=d["user_limit"], hours=d["user_limit_hours"])
         if step in ("requires_phone", "active"):
             return _yes_no(d[step])
+        if step == "commission":
+            rates = d["commission_rates"]
+            if rates is None:
+                return tr_plain("ae-commission-default", rates=_percentages(cfg.commission_rates))
+            return _percentages(rates) if any(rates) else tr_plain("ae-commission-none")
         value = d[step]
         return NONE if value is None or value == "" else str(value)
 
@@ -277,7 +304,7 @@ class ProductForm(Form):
         stock: int | None = None
         if draft.delivery_kind is DeliveryKind.UNIQUE:
             stock = (await services.catalog.card(pid))[1] if pid else 0
-        staff_only = ["category", "price", "delivery_kind", "low_stock_threshold", "active"]
+        staff_only = ["category", "price", "delivery_kind", "low_stock_threshold", "commission", "active"]
         if draft.delivery_kind is DeliveryKind.SHARED:
             staff_only.insert(3, "shared_key")
         lines = [tr("ae-preview-title"), "", card_text(product, stock), "", tr("ae-preview-staff")]

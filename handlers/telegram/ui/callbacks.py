@@ -156,10 +156,11 @@ class OrderActCb(CallbackData, prefix="aoa"):
 
 
 class OrderInputCb(CallbackData, prefix="aoi"):
-    """Confirm the payment typed for "mark paid" (``paid``), or stop waiting for the admin's input."""
+    """Confirm the payment typed for "mark paid" (``paid``; ``paid_commission``: and the buyer's referrers
+    earn commission on it), or stop waiting for the admin's input."""
 
     ref: Ref
-    act: Literal["paid", "stop"]
+    act: Literal["paid", "paid_commission", "stop"]
 
 
 class OrderListCb(CallbackData, prefix="aol"):
@@ -272,6 +273,7 @@ EDITOR_FIELDS = Literal[
     "daily_limit",
     "requires_phone",
     "low_stock_threshold",
+    "commission",
     "active",
     "position",
 ]
