@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, text, update
 
+from core import tables as t
 from core.clock import FrozenClock
 from core.context import Context, ShopConfig
 from core.db import Database
@@ -186,3 +187,28 @@ async def outbox_rows(shop: Services) -> list[tuple[int, str, dict[str, Any]]]:
 
 async def payment_row(shop: Services, charge: str) -> Any:
     return await in_read(shop, lambda uow: uow.repo.payments.get("telegram", charge))
+
+
+async def refer(shop: Services, uid: int, referrer: int) -> None:
+    """Record ``referrer`` as ``uid``'s referrer directly (the attribution rules are test_referrals.py's)."""
+    await sql(shop, update(t.users).where(t.users.c.id == uid).values(referrer_id=referrer))
+
+
+async def referral_chain(shop: Services) -> tuple[int, int, int]:
+    """top refers mid, mid refers the buyer: (buyer, mid, top)."""
+    top = await buyer(shop, "9001")
+    mid = await buyer(shop, "9002")
+    await refer(shop, mid, top)
+    uid = await buyer(shop, "9003")
+    await refer(shop, uid, mid)
+    return uid, mid, top
+
+
+async def bought(
+    shop: Services, uid: int, *, currency: str = "USD", charge: str = "ch-1", **kw: object
+) -> Order:
+    """``uid`` buys one key of a fresh product (``kw``: its draft's fields) and pays: the order."""
+    pid = await stocked(shop, 3, **kw)
+    order = await shop.checkout.checkout(uid, pid, 1, currency)
+    await pay(shop, order, charge=charge)
+    return order

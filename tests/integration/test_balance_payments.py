@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from core import tables as t
 from core.clock import FrozenClock
@@ -18,18 +18,9 @@ from core.errors import InsufficientBalance, InvalidOrderState, NotOrderOwner, R
 from core.messages import BalanceReturned, KeysDelivered, RefundDue
 from core.models import STARS, AccountKind, CommissionStatus, Order, OrderStatus, PaymentStatus
 from core.services import Services
-from tests.conftest import buyer, in_read, in_write, outbox_rows, pay, stocked
+from tests.conftest import buyer, in_read, outbox_rows, pay, refer, stocked
 
 EARNED = 1000  # 10 % of the referred buyer's 100.00 USD order: the distributor's available balance
-
-
-async def _refer(shop: Services, uid: int, referrer: int) -> None:
-    await in_write(
-        shop,
-        lambda uow: uow.repo.conn.execute(
-            update(t.users).where(t.users.c.id == uid).values(referrer_id=referrer)
-        ),
-    )
 
 
 async def _distributor(
@@ -39,9 +30,9 @@ async def _distributor(
     (1,000 Stars) available."""
     dist = await buyer(shop, f"d-{name}")
     if referrer is not None:
-        await _refer(shop, dist, referrer)
+        await refer(shop, dist, referrer)
     friend = await buyer(shop, f"f-{name}")
-    await _refer(shop, friend, dist)
+    await refer(shop, friend, dist)
     pid = await stocked(shop, 1, price=10_000, price_stars=10_000, max_qty=1)
     order = await shop.checkout.checkout(friend, pid, 1, currency)
     await pay(shop, order, charge=f"friend-{name}")

@@ -6,35 +6,16 @@ order, and the ledger check stays clean."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from core import tables as t
 from core.errors import InvalidInput
 from core.models import CommissionStatus, Order
 from core.roles import Grant, Role
 from core.services import Services
-from tests.conftest import buyer, in_write, pay, query, stocked
+from tests.conftest import pay, query, referral_chain, stocked
 
 ADMIN = Grant(Role.ADMIN)
-
-
-async def _refer(shop: Services, uid: int, referrer: int) -> None:
-    await in_write(
-        shop,
-        lambda uow: uow.repo.conn.execute(
-            update(t.users).where(t.users.c.id == uid).values(referrer_id=referrer)
-        ),
-    )
-
-
-async def _chain(shop: Services) -> tuple[int, int, int]:
-    """top refers mid, mid refers the buyer: (buyer, mid, top)."""
-    top = await buyer(shop, "9001")
-    mid = await buyer(shop, "9002")
-    await _refer(shop, mid, top)
-    uid = await buyer(shop, "9003")
-    await _refer(shop, uid, mid)
-    return uid, mid, top
 
 
 async def _commissions(shop: Services, order: Order) -> list[tuple[int, int, int, int]]:
@@ -50,7 +31,7 @@ async def _bought(shop: Services, uid: int, pid: int, charge: str) -> Order:
 
 async def test_a_products_own_rates_replace_the_shops_for_every_level(any_shop: Services) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
+    uid, mid, top = await referral_chain(shop)
     own = await stocked(shop, 3, price=1000, commission_rates=(2000, 250))
     one_level = await stocked(shop, 3, price=1000, commission_rates=(1500,))
     shops = await stocked(shop, 3, price=1000)
@@ -69,7 +50,7 @@ async def test_a_product_rate_of_zero_means_no_commission_and_none_gives_the_sho
     any_shop: Services,
 ) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
+    uid, mid, top = await referral_chain(shop)
     pid = await stocked(shop, 3, price=1000, commission_rates=(0,))
     first = await _bought(shop, uid, pid, "ch-1")
     assert await _commissions(shop, first) == []
@@ -84,7 +65,7 @@ async def test_a_product_rate_of_zero_means_no_commission_and_none_gives_the_sho
 
 async def test_a_blocklisted_distributors_level_is_kept_as_a_rate_of_zero(any_shop: Services) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
+    uid, mid, top = await referral_chain(shop)
     await shop.users.set_blocklisted(mid, True)
     order = await _bought(shop, uid, await stocked(shop, 3, price=1000), "ch-1")
     assert await _commissions(shop, order) == [(2, top, 500, 50)]
@@ -131,7 +112,7 @@ async def test_mark_paid_earns_no_commission_unless_the_admin_chooses_so_and_the
     any_shop: Services,
 ) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
+    uid, mid, top = await referral_chain(shop)
     plain = await _marked(shop, uid, with_commission=None)  # the default
     without = await _marked(shop, uid, with_commission=False)
     with_ = await _marked(shop, uid, with_commission=True)
@@ -147,7 +128,7 @@ async def test_mark_paid_earns_no_commission_unless_the_admin_chooses_so_and_the
 
 async def test_a_replayed_mark_paid_keeps_the_first_choice(any_shop: Services) -> None:
     shop = any_shop
-    uid, _mid, _top = await _chain(shop)
+    uid, _mid, _top = await referral_chain(shop)
     pid = await stocked(shop, 2, price=1000)
     order = await shop.checkout.checkout(uid, pid, 1, "USD")
     first = await shop.order_desk.mark_paid(order.ref, order.amount, "cash", grant=ADMIN, actor="a")
@@ -161,7 +142,7 @@ async def test_a_replayed_mark_paid_keeps_the_first_choice(any_shop: Services) -
 
 async def test_commission_chosen_on_a_manual_order_follows_it_through_a_refund(any_shop: Services) -> None:
     shop = any_shop
-    uid, _mid, _top = await _chain(shop)
+    uid, _mid, _top = await referral_chain(shop)
     order = await _marked(shop, uid, with_commission=True)
     await shop.refunds.request_refund(order.ref, actor="a")
     statuses = {c.status for c in await shop.ledger.commissions(order.id)}

@@ -14,40 +14,11 @@ from core import tables as t
 from core.clock import FrozenClock
 from core.context import UnitOfWork
 from core.events import OrderDelivered
-from core.models import STARS, AccountKind, Commission, CommissionStatus, Order
+from core.models import STARS, AccountKind, Commission, CommissionStatus
 from core.services import Services
-from tests.conftest import buyer, in_read, in_write, pay, stocked
+from tests.conftest import bought, buyer, in_read, in_write, pay, referral_chain, stocked
 
 HOLD = timedelta(days=7)
-
-
-async def _refer(shop: Services, uid: int, referrer: int) -> None:
-    """Record ``referrer`` as ``uid``'s (the attribution rules are test_referrals.py's)."""
-    await in_write(
-        shop,
-        lambda uow: uow.repo.conn.execute(
-            update(t.users).where(t.users.c.id == uid).values(referrer_id=referrer)
-        ),
-    )
-
-
-async def _chain(shop: Services) -> tuple[int, int, int]:
-    """top refers mid, mid refers the buyer: (buyer, mid, top)."""
-    top = await buyer(shop, "9001")
-    mid = await buyer(shop, "9002")
-    await _refer(shop, mid, top)
-    uid = await buyer(shop, "9003")
-    await _refer(shop, uid, mid)
-    return uid, mid, top
-
-
-async def _bought(
-    shop: Services, uid: int, *, currency: str = "USD", charge: str = "ch-1", **kw: object
-) -> Order:
-    pid = await stocked(shop, 3, **kw)
-    order = await shop.checkout.checkout(uid, pid, 1, currency)
-    await pay(shop, order, charge=charge)
-    return order
 
 
 def _amounts(cs: list[Commission]) -> list[tuple[int, int, str, CommissionStatus]]:
@@ -76,8 +47,8 @@ async def test_two_levels_are_paid_on_what_was_paid_rounded_down_per_level_in_fi
     any_shop: Services,
 ) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
-    order = await _bought(shop, uid, price=1999)
+    uid, mid, top = await referral_chain(shop)
+    order = await bought(shop, uid, price=1999)
     assert _amounts(await shop.ledger.commissions(order.id)) == [
         (1, 199, "USD", CommissionStatus.PENDING),  # 199.9 cents, rounded down
         (2, 99, "USD", CommissionStatus.PENDING),  # 99.95 cents, rounded down
@@ -92,12 +63,12 @@ async def test_two_levels_are_paid_on_what_was_paid_rounded_down_per_level_in_fi
 
 async def test_a_stars_order_earns_whole_stars_rounded_down(any_shop: Services) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
-    order = await _bought(shop, uid, currency=STARS, price_stars=15)
+    uid, mid, top = await referral_chain(shop)
+    order = await bought(shop, uid, currency=STARS, price_stars=15)
     assert _amounts(await shop.ledger.commissions(order.id)) == [(1, 1, STARS, CommissionStatus.PENDING)]
     assert await _balance(shop, mid, AccountKind.PENDING, STARS) == 1
     assert await _balance(shop, top, AccountKind.PENDING, STARS) == 0  # 0.75 Star: the shop's
-    order2 = await _bought(shop, uid, currency=STARS, charge="ch-2", price_stars=40)
+    order2 = await bought(shop, uid, currency=STARS, charge="ch-2", price_stars=40)
     assert _amounts(await shop.ledger.commissions(order2.id)) == [
         (1, 4, STARS, CommissionStatus.PENDING),
         (2, 2, STARS, CommissionStatus.PENDING),
@@ -113,7 +84,7 @@ async def test_nobody_earns_on_their_own_purchase_or_twice_in_a_loop(any_shop: S
         shop,
         lambda uow: uow.repo.conn.execute(update(t.users).where(t.users.c.id == uid).values(referrer_id=uid)),
     )
-    order = await _bought(shop, uid)
+    order = await bought(shop, uid)
     assert await shop.ledger.commissions(order.id) == []
     # A→B→A: B earns level 1 on A's order; level 2 would be A itself.
     other = await buyer(shop, "9101")
@@ -129,15 +100,15 @@ async def test_nobody_earns_on_their_own_purchase_or_twice_in_a_loop(any_shop: S
             update(t.users).where(t.users.c.id == uid).values(referrer_id=other)
         ),
     )
-    order2 = await _bought(shop, uid, charge="ch-2")
+    order2 = await bought(shop, uid, charge="ch-2")
     cs = await shop.ledger.commissions(order2.id)
     assert [(c.level, c.beneficiary_id) for c in cs] == [(1, other)]
 
 
 async def test_a_replayed_payment_or_delivery_posts_one_commission_per_level(any_shop: Services) -> None:
     shop = any_shop
-    uid, mid, _top = await _chain(shop)
-    order = await _bought(shop, uid)
+    uid, mid, _top = await referral_chain(shop)
+    order = await bought(shop, uid)
     again = await pay(shop, order, charge="ch-1")
     assert again.replay
     delivered = await shop.orders.get(order.ref)
@@ -156,7 +127,7 @@ async def test_a_replayed_payment_or_delivery_posts_one_commission_per_level(any
 
 async def test_an_order_an_admin_marked_paid_earns_no_commission(any_shop: Services) -> None:
     shop = any_shop
-    uid, _mid, _top = await _chain(shop)
+    uid, _mid, _top = await referral_chain(shop)
     pid = await stocked(shop, 2)
     order = await shop.checkout.checkout(uid, pid, 1, "USD")
     await shop.payments.confirm_manual(order.ref, order.amount, note="cash", actor="telegram:7")
@@ -168,9 +139,9 @@ async def test_a_blocklisted_distributor_earns_nothing_and_the_level_above_still
     any_shop: Services,
 ) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
+    uid, mid, top = await referral_chain(shop)
     await shop.users.set_blocklisted(mid, True)
-    order = await _bought(shop, uid)
+    order = await bought(shop, uid)
     cs = await shop.ledger.commissions(order.id)
     assert [(c.level, c.beneficiary_id, c.amount) for c in cs] == [(2, top, 49)]
     assert await _balance(shop, mid, AccountKind.PENDING, "USD") == 0
@@ -180,8 +151,8 @@ async def test_a_refund_in_the_holding_period_reverses_the_pending_commissions(
     any_shop: Services, clock: FrozenClock
 ) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
-    order = await _bought(shop, uid)
+    uid, mid, top = await referral_chain(shop)
+    order = await bought(shop, uid)
     clock.advance(days=6)
     await shop.refunds.request_refund(order.ref, actor="telegram:7")
     assert {c.status for c in await shop.ledger.commissions(order.id)} == {CommissionStatus.REVERSED}
@@ -198,8 +169,8 @@ async def test_a_refund_after_settlement_claws_back_from_available_which_may_go_
     any_shop: Services, clock: FrozenClock
 ) -> None:
     shop = any_shop
-    uid, mid, _top = await _chain(shop)
-    order = await _bought(shop, uid)
+    uid, mid, _top = await referral_chain(shop)
+    order = await bought(shop, uid)
     clock.advance(days=6, hours=23)
     assert await shop.ledger.settle() == 0  # not due yet
     clock.advance(hours=1)
@@ -207,7 +178,7 @@ async def test_a_refund_after_settlement_claws_back_from_available_which_may_go_
     assert await _balance(shop, mid, AccountKind.PENDING, "USD") == 0
     assert await _balance(shop, mid, AccountKind.AVAILABLE, "USD") == 99
     # a second order, still pending, then the first is refunded: available goes back to 0
-    order2 = await _bought(shop, uid, charge="ch-2")
+    order2 = await bought(shop, uid, charge="ch-2")
     await shop.refunds.request_refund(order.ref, actor="telegram:7")
     assert {c.status for c in await shop.ledger.commissions(order.id)} == {CommissionStatus.CLAWED_BACK}
     assert await _balance(shop, mid, AccountKind.AVAILABLE, "USD") == 0
@@ -237,8 +208,8 @@ async def test_a_refund_after_settlement_claws_back_from_available_which_may_go_
 
 async def test_the_check_reports_a_posting_that_does_not_sum_to_zero(any_shop: Services) -> None:
     shop = any_shop
-    uid, _mid, _top = await _chain(shop)
-    order = await _bought(shop, uid)
+    uid, _mid, _top = await referral_chain(shop)
+    order = await bought(shop, uid)
     assert await shop.ledger.check() == []
 
     def tamper(uow: UnitOfWork) -> None:
@@ -255,9 +226,9 @@ async def test_two_concurrent_settlements_move_each_commission_once(
     any_shop: Services, clock: FrozenClock
 ) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
+    uid, mid, top = await referral_chain(shop)
     for i in range(6):
-        await _bought(shop, uid, charge=f"ch-{i}")
+        await bought(shop, uid, charge=f"ch-{i}")
     clock.advance(days=7)
     counts = await asyncio.gather(shop.ledger.settle(), shop.ledger.settle(), shop.ledger.settle())
     assert sum(counts) == 12

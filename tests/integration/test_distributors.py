@@ -6,46 +6,16 @@ still does; every change is audited."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
 
-from core import tables as t
 from core.clock import FrozenClock
 from core.errors import DistributorNotFound, InvalidRates, RateNotAPercentage, RatesOverWhole
 from core.ledger import post
 from core.models import STARS, AccountKind, CommissionStatus, Order
 from core.repositories.distributors import DistributorSummary
 from core.services import Services
-from tests.conftest import buyer, in_read, in_write, pay, stocked
+from tests.conftest import bought, buyer, in_read, in_write, refer, referral_chain
 
 ACTOR = "telegram:7"
-
-
-async def _refer(shop: Services, uid: int, referrer: int) -> None:
-    await in_write(
-        shop,
-        lambda uow: uow.repo.conn.execute(
-            update(t.users).where(t.users.c.id == uid).values(referrer_id=referrer)
-        ),
-    )
-
-
-async def _chain(shop: Services) -> tuple[int, int, int]:
-    """top refers mid, mid refers the buyer: (buyer, mid, top)."""
-    top = await buyer(shop, "9001")
-    mid = await buyer(shop, "9002")
-    await _refer(shop, mid, top)
-    uid = await buyer(shop, "9003")
-    await _refer(shop, uid, mid)
-    return uid, mid, top
-
-
-async def _bought(
-    shop: Services, uid: int, *, currency: str = "USD", charge: str = "ch-1", **kw: object
-) -> Order:
-    pid = await stocked(shop, 3, **kw)
-    order = await shop.checkout.checkout(uid, pid, 1, currency)
-    await pay(shop, order, charge=charge)
-    return order
 
 
 def _money(s: DistributorSummary) -> dict[str, tuple[int, int, int, int]]:
@@ -69,12 +39,12 @@ async def test_summaries_follow_purchases_refunds_and_settlement(
     any_shop: Services, clock: FrozenClock
 ) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
+    uid, mid, top = await referral_chain(shop)
     other = await buyer(shop, "9004")  # brought by mid, never buys
-    await _refer(shop, other, mid)
-    first = await _bought(shop, uid, price=1999)
-    await _bought(shop, uid, charge="ch-2", price=1000)
-    await _bought(shop, uid, currency=STARS, charge="ch-3", price_stars=40)
+    await refer(shop, other, mid)
+    first = await bought(shop, uid, price=1999)
+    await bought(shop, uid, charge="ch-2", price=1000)
+    await bought(shop, uid, currency=STARS, charge="ch-3", price_stars=40)
 
     card = await shop.distributors.card(mid)
     assert (card.funnel.buyers, card.funnel.orders) == (1, 3)
@@ -84,7 +54,7 @@ async def test_summaries_follow_purchases_refunds_and_settlement(
     clock.advance(days=7)
     assert await shop.ledger.settle() == 6
     await shop.refunds.request_refund(first.ref, actor=ACTOR)  # after settlement: clawed back
-    late = await _bought(shop, uid, charge="ch-4", price=500)  # pending
+    late = await bought(shop, uid, charge="ch-4", price=500)  # pending
     await shop.refunds.request_refund(late.ref, actor=ACTOR)  # reversed
     now = clock.now()
     await in_write(  # a payout of 50 cents, by hand here (the payout queue is another screen's)
@@ -121,10 +91,10 @@ async def test_the_dashboard_pages_a_distributors_commissions_newest_first_with_
     any_shop: Services, clock: FrozenClock
 ) -> None:
     shop = any_shop
-    uid, mid, _top = await _chain(shop)
+    uid, mid, _top = await referral_chain(shop)
     orders = []
     for i in range(12):
-        orders.append(await _bought(shop, uid, charge=f"ch-{i}"))
+        orders.append(await bought(shop, uid, charge=f"ch-{i}"))
         clock.advance(minutes=1)
     page = await shop.distributors.dashboard(mid)
     assert len(page.commissions) == 10 and page.has_more
@@ -145,11 +115,11 @@ async def test_the_overview_ranks_by_what_was_earned_in_the_chosen_currency(any_
     shop = any_shop
     a, b = await buyer(shop, "8001"), await buyer(shop, "8002")
     ba, bb = await buyer(shop, "8003"), await buyer(shop, "8004")
-    await _refer(shop, ba, a)
-    await _refer(shop, bb, b)
-    await _bought(shop, ba, price=1000)  # a: 100 cents
-    await _bought(shop, bb, charge="ch-2", price=2000)  # b: 200 cents
-    await _bought(shop, ba, currency=STARS, charge="ch-3", price_stars=100)  # a: 10 Stars
+    await refer(shop, ba, a)
+    await refer(shop, bb, b)
+    await bought(shop, ba, price=1000)  # a: 100 cents
+    await bought(shop, bb, charge="ch-2", price=2000)  # b: 200 cents
+    await bought(shop, ba, currency=STARS, charge="ch-3", price_stars=100)  # a: 10 Stars
     assert [s.user.id for s in (await shop.distributors.overview()).top] == [b, a]
     assert [s.user.id for s in (await shop.distributors.overview(STARS)).top] == [a, b]
     assert (await shop.distributors.overview("EUR")).currency == "USD"  # none earned in it: the shop's
@@ -157,20 +127,20 @@ async def test_the_overview_ranks_by_what_was_earned_in_the_chosen_currency(any_
 
 async def test_an_override_changes_only_later_commissions_of_that_distributor(any_shop: Services) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
-    before = await _bought(shop, uid, price=1000)
+    uid, mid, top = await referral_chain(shop)
+    before = await bought(shop, uid, price=1000)
     terms = await shop.distributors.set_rates(mid, "12,6", actor=ACTOR)
     assert terms.rates == (1200, 600)
-    after = await _bought(shop, uid, charge="ch-2", price=1000)
+    after = await bought(shop, uid, charge="ch-2", price=1000)
     assert await _levels(shop, before) == [(1, mid, 1000, 100), (2, top, 500, 50)]
     assert await _levels(shop, after) == [(1, mid, 1200, 120), (2, top, 500, 50)]  # top keeps the shop's
     # top's own override: they earn at level 2 here, so its second figure applies
     await shop.distributors.set_rates(top, "10,8", actor=ACTOR)
-    third = await _bought(shop, uid, charge="ch-3", price=1000)
+    third = await bought(shop, uid, charge="ch-3", price=1000)
     assert await _levels(shop, third) == [(1, mid, 1200, 120), (2, top, 800, 80)]
     # back to the shop's rates
     await shop.distributors.set_rates(mid, None, actor=ACTOR)
-    fourth = await _bought(shop, uid, charge="ch-4", price=1000)
+    fourth = await bought(shop, uid, charge="ch-4", price=1000)
     assert (await _levels(shop, fourth))[0] == (1, mid, 1000, 100)
     assert (await shop.distributors.card(mid)).rates is None
     assert await shop.ledger.check() == []
@@ -180,38 +150,40 @@ async def test_overrides_of_several_distributors_never_pay_more_than_the_order_b
     any_shop: Services,
 ) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
+    uid, mid, top = await referral_chain(shop)
     await shop.distributors.set_rates(mid, "80", actor=ACTOR)
     await shop.distributors.set_rates(top, "0,70", actor=ACTOR)
-    order = await _bought(shop, uid, price=1000)
-    assert await _levels(shop, order) == [(1, mid, 8000, 800), (2, top, 7000, 200)]
+    order = await bought(shop, uid, price=1000)
+    # level 2's 70 % is cut to the 20 % level 1 left: the rate it was paid at is the one recorded
+    assert await _levels(shop, order) == [(1, mid, 8000, 800), (2, top, 2000, 200)]
+    assert await shop.ledger.check() == []
 
 
 async def test_a_blocked_distributor_earns_nothing_the_level_above_does_and_past_commissions_stay(
     any_shop: Services, clock: FrozenClock
 ) -> None:
     shop = any_shop
-    uid, mid, top = await _chain(shop)
-    before = await _bought(shop, uid, price=1000)
+    uid, mid, top = await referral_chain(shop)
+    before = await bought(shop, uid, price=1000)
     assert await shop.distributors.set_blocked(mid, True, actor=ACTOR)
     assert not await shop.distributors.set_blocked(mid, True, actor=ACTOR)  # already: nothing written
-    during = await _bought(shop, uid, charge="ch-2", price=1000)
+    during = await bought(shop, uid, charge="ch-2", price=1000)
     assert await _levels(shop, during) == [(2, top, 500, 50)]
     assert [c.status for c in await shop.ledger.commissions(before.id)] == [CommissionStatus.PENDING] * 2
     blocked = await shop.distributors.card(mid)
     assert blocked.blocked and _money(blocked)["USD"][:2] == (100, 100)
     # blocking is not a ban: they still buy
-    bought = await _bought(shop, mid, charge="ch-3", price=1000)
-    assert (await shop.orders.get(bought.ref)).status.value == "delivered"
+    own = await bought(shop, mid, charge="ch-3", price=1000)
+    assert (await shop.orders.get(own.ref)).status.value == "delivered"
     assert await shop.distributors.set_blocked(mid, False, actor=ACTOR)
-    later = await _bought(shop, uid, charge="ch-4", price=1000)
+    later = await bought(shop, uid, charge="ch-4", price=1000)
     assert [lv[:2] for lv in await _levels(shop, later)] == [(1, mid), (2, top)]
     assert await shop.ledger.check() == []
 
 
 async def test_changes_are_audited_and_bad_rates_or_users_change_nothing(any_shop: Services) -> None:
     shop = any_shop
-    _uid, mid, _top = await _chain(shop)
+    _uid, mid, _top = await referral_chain(shop)
     for text, error in [
         ("12,6,3", InvalidRates),
         ("", InvalidRates),

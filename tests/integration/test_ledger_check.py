@@ -18,7 +18,7 @@ from core.clock import FrozenClock
 from core.models import Order
 from core.roles import Grant, Role
 from core.services import Services
-from tests.conftest import buyer, in_write, pay, sql, stocked
+from tests.conftest import buyer, in_write, pay, refer, sql, stocked
 
 Tamper = Callable[[Services, Order], Any]
 
@@ -41,17 +41,13 @@ async def _check(shop: Services, capsys: pytest.CaptureFixture[str], *extra: str
     return code, out.splitlines()
 
 
-async def _refer(shop: Services, uid: int, referrer: int) -> None:
-    await sql(shop, update(t.users).where(t.users.c.id == uid).values(referrer_id=referrer))
-
-
 async def _referred_order(shop: Services, charge: str = "ch-1") -> Order:
     """A buyer two levels below distributors buys for 10.00: 1.00 and 0.50 in commission."""
     top = await buyer(shop, "9001")
     mid = await buyer(shop, "9002")
     uid = await buyer(shop, "9003")
-    await _refer(shop, mid, top)
-    await _refer(shop, uid, mid)
+    await refer(shop, mid, top)
+    await refer(shop, uid, mid)
     order = await shop.checkout.checkout(uid, await stocked(shop, 3, price=1000), 1, "USD")
     await pay(shop, order, charge=charge)
     return await shop.orders.get(order.ref)
