@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 
 from core.events import OrderDelivered, OrderRefundRequested
 from core.models import (
-    MAX_COMMISSION_LEVELS,
     AccountKind,
     Commission,
     CommissionStatus,
@@ -37,7 +36,7 @@ from core.models import (
     User,
     commission_amounts,
 )
-from core.rates import WHOLE_BP
+from core.rates import MAX_COMMISSION_LEVELS, WHOLE_BP
 
 if TYPE_CHECKING:
     from core.uow import UnitOfWork

@@ -31,8 +31,6 @@ from typing import TYPE_CHECKING, TypeVar
 from core.ledger import Drift, check, commission_base, posting_key, rates_for, referrer_chain
 from core.models import (
     ALREADY_PAID,
-    MAX_COMMISSION_LEVELS,
-    WHOLE_BP,
     AccountKind,
     Commission,
     CommissionStatus,
@@ -44,6 +42,7 @@ from core.models import (
     User,
     commission_amounts,
 )
+from core.rates import MAX_COMMISSION_LEVELS, WHOLE_BP
 from core.repositories.ledger import PostingLeg
 
 if TYPE_CHECKING:

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from core.errors import InvalidOrderState, InvalidRates
-from core.rates import MAX_COMMISSION_LEVELS, WHOLE_BP, format_rates, parse_rates
+from core.errors import InvalidOrderState
 
 STARS = "XTR"  # Telegram Stars: the ISO-4217-style code Telegram uses
 
@@ -426,31 +425,3 @@ def payout_value(amount: int, currency: str, shop_currency: str, stars_rate: int
     if currency == STARS and stars_rate > 0:
         return amount * stars_rate
     return None
-
-
-def commission_rates_bp(text: str) -> tuple[int, ...]:
-    """``"10,5"`` -> ``(1000, 500)``: percent per level as basis points (COMMISSION_RATES, a product's
-    rates) by ``core.rates.parse_rates`` (which a distributor's override goes through too), refused with a
-    ``ValueError`` in words fit for a settings error."""
-    try:
-        return parse_rates(text)
-    except InvalidRates as e:
-        raise ValueError(str(e)) from None
-
-
-def checked_rates(rates_bp: tuple[int, ...] | list[int]) -> tuple[int, ...]:
-    """Basis points per level as a tuple, if they are rates a shop can pay: one or two levels, each a
-    whole number from 0 to 10000, together at most 100 % (else ``ValueError``)."""
-    out = tuple(rates_bp)
-    if not 1 <= len(out) <= MAX_COMMISSION_LEVELS:
-        raise ValueError("must be one or two percentages separated by a comma, such as 10,5")
-    if any(type(r) is not int or not 0 <= r <= WHOLE_BP for r in out):
-        raise ValueError("each level is a percentage from 0 to 100 with at most 2 decimals")
-    if sum(out) > WHOLE_BP:
-        raise ValueError("the levels add up to more than 100 %")
-    return out
-
-
-def rates_percent(rates_bp: tuple[int, ...]) -> str:
-    """``(1000, 250)`` -> ``"10,2.5"``: the rates as an admin types them (``commission_rates_bp``)."""
-    return format_rates(rates_bp)

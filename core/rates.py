@@ -50,3 +50,26 @@ def format_rates(rates: Sequence[int]) -> str:
 def _percent(bp: int) -> str:
     text = f"{Decimal(bp) / 100:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def commission_rates_bp(text: str) -> tuple[int, ...]:
+    """``"10,5"`` -> ``(1000, 500)``: percent per level as basis points (COMMISSION_RATES, a product's
+    rates) by ``core.rates.parse_rates`` (which a distributor's override goes through too), refused with a
+    ``ValueError`` in words fit for a settings error."""
+    try:
+        return parse_rates(text)
+    except InvalidRates as e:
+        raise ValueError(str(e)) from None
+
+
+def checked_rates(rates_bp: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """Basis points per level as a tuple, if they are rates a shop can pay: one or two levels, each a
+    whole number from 0 to 10000, together at most 100 % (else ``ValueError``)."""
+    out = tuple(rates_bp)
+    if not 1 <= len(out) <= MAX_COMMISSION_LEVELS:
+        raise ValueError("must be one or two percentages separated by a comma, such as 10,5")
+    if any(type(r) is not int or not 0 <= r <= WHOLE_BP for r in out):
+        raise ValueError("each level is a percentage from 0 to 100 with at most 2 decimals")
+    if sum(out) > WHOLE_BP:
+        raise ValueError("the levels add up to more than 100 %")
+    return out

@@ -7,7 +7,8 @@ import json
 
 from bot.cli.common import Subparsers, out, with_shop
 from bot.settings import Settings
-from core.models import DeliveryKind, commission_rates_bp, rates_percent
+from core.models import DeliveryKind
+from core.rates import commission_rates_bp, format_rates
 from core.services import Services
 from core.services.catalog import ProductDraft
 from handlers.money import format_amount, parse_amount
@@ -101,7 +102,7 @@ async def cmd_product_set_commission(args: argparse.Namespace, settings: Setting
 
 
 def _percent(rates_bp: tuple[int, ...] | None) -> str | None:
-    return None if rates_bp is None else rates_percent(rates_bp)
+    return None if rates_bp is None else format_rates(rates_bp)
 
 
 def _rates(text: str) -> tuple[int, ...] | None:

@@ -9,7 +9,7 @@ from babel.numbers import list_currencies
 from pydantic import Field, field_validator
 
 from bot.settings.base import ConcernSettings
-from core.models import commission_rates_bp
+from core.rates import commission_rates_bp
 
 __all__ = ["ShopSettings", "commission_rates_bp"]
 

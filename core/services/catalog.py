@@ -16,7 +16,8 @@ from core.errors import (
     InvalidInput,
     ProductNotFound,
 )
-from core.models import Category, DeliveryKind, Product, checked_rates
+from core.models import Category, DeliveryKind, Product
+from core.rates import checked_rates
 
 MAX_QTY_PER_ORDER = 1000  # an order larger than this is a typo or an attack, whatever the product says
 MAX_PRICE = 10**12  # minor units

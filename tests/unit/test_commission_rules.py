@@ -14,11 +14,9 @@ from core.models import (
     Payment,
     PaymentStatus,
     User,
-    checked_rates,
     commission_amounts,
-    commission_rates_bp,
-    rates_percent,
 )
+from core.rates import checked_rates, commission_rates_bp, format_rates
 
 
 def test_each_level_is_rounded_down_to_the_minor_unit_on_its_own_and_the_rest_is_the_shops() -> None:
@@ -60,8 +58,8 @@ def test_the_rates_that_decide_decide_every_level_and_a_level_they_do_not_name_e
 
 def test_rates_are_typed_in_percent_kept_in_basis_points_and_shown_as_typed() -> None:
     assert commission_rates_bp("10, 2.5") == (1000, 250)
-    assert rates_percent((1000, 250)) == "10,2.5"
-    assert rates_percent((0,)) == "0" and rates_percent((1234, 5)) == "12.34,0.05"
+    assert format_rates((1000, 250)) == "10,2.5"
+    assert format_rates((0,)) == "0" and format_rates((1234, 5)) == "12.34,0.05"
     for bad in ("", "10,5,1", "-1", "10.001", "60,50", "NaN", "1e3", "abc"):
         with pytest.raises(ValueError):
             commission_rates_bp(bad)

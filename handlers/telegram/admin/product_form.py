@@ -11,7 +11,8 @@ from typing import Any
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from core.errors import InvalidInput, ShopError
-from core.models import STARS, DeliveryKind, Product, commission_rates_bp, rates_percent
+from core.models import STARS, DeliveryKind, Product
+from core.rates import commission_rates_bp, format_rates
 from core.services import Services
 from core.services.catalog import MAX_QTY_PER_ORDER, MAX_VALIDITY_DAYS, ProductDraft, invoice_max
 from core.services.drafts import new_token
@@ -60,7 +61,7 @@ def _yes_no(value: bool) -> str:
 
 def _percentages(rates_bp: tuple[int, ...] | list[int]) -> str:
     """``(1000, 250)`` -> ``10%, 2.5%``."""
-    return ", ".join(f"{p}%" for p in rates_percent(tuple(rates_bp)).split(","))
+    return ", ".join(f"{p}%" for p in format_rates(tuple(rates_bp)).split(","))
 
 
 class ProductForm(Form):
