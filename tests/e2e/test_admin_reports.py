@@ -161,7 +161,7 @@ async def test_each_staff_member_gets_the_command_menu_of_their_role_in_their_la
     await _setup(shop)
     buyer_menu = ["start", "catalog", "orders", "invite", "share", "withdraw", "language", "help"]
     owner = shop.emu.menu(OWNER, "en")  # set at start
-    assert owner[:7] == buyer_menu and {"admin", "staff", "stats", "audit", "price"} <= set(owner)
+    assert owner[: len(buyer_menu)] == buyer_menu and {"admin", "staff", "stats", "audit", "price"} <= set(owner)
     assert shop.emu.menu(BUYER, "en") == buyer_menu
 
     pid = await shop.product(keys=1)
@@ -172,7 +172,7 @@ async def test_each_staff_member_gets_the_command_menu_of_their_role_in_their_la
     operator_menu = [*buyer_menu, "admin", "stock", "order", "orders_pending", "import", "void"]
     assert shop.emu.menu(OPERATOR, "en") == operator_menu
     zh = shop.emu.scoped_commands[(f"chat:{OPERATOR}", "zh")]
-    assert [c["description"] for c in zh][8] == "库存"
+    assert [c["description"] for c in zh][len(buyer_menu) + 1] == "库存"
 
     await shop.say(OWNER, f"/staff remove {OPERATOR}")
     assert shop.emu.menu(OPERATOR, "en") == buyer_menu and shop.emu.menu(OPERATOR, "zh") == buyer_menu
