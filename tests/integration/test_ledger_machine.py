@@ -205,7 +205,7 @@ class DistributorMoney(RuleBasedStateMachine):
 
 
 DistributorMoney.TestCase.settings = settings(
-    max_examples=40,
+    max_examples=30,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
