@@ -12,9 +12,11 @@ import pytest
 
 from core.models import AccountKind, PayoutStatus
 from sandbox.telegram import Sent
+from tests.e2e import test_distributors as distributors_e2e
 from tests.e2e.conftest import Shop
-from tests.e2e.test_withdraw import DIST, OWNER, T, _balance, _clean, _setup
+from tests.e2e.test_withdraw import DIST, OWNER, T, _balance, _clean, _setup, _user_id
 
+BUYER_OF_FRIEND = 805
 HANGUL_FILLER, HALFWIDTH_FILLER, CGJ, VS16 = "\u3164", "\uffa0", "\u034f", "\ufe0f"  # invisible, not Cf
 
 W = {
@@ -64,4 +66,38 @@ async def test_payout_text_blank_to_the_eye_or_not_text_is_refused_and_markup_is
     assert words["paid_sure"] in str(sure.buttons)
     assert (await shop.services.payouts.line(payout.id)).payout.status is PayoutStatus.APPROVED
     assert await _balance(shop, dist, AccountKind.WITHDRAWING) == 1200
+    await _clean(shop)
+
+
+RATES = {
+    "en": {"left_out": "A level you leave out earns nothing", "saved": "15 %, their own"},
+    "zh": {"left_out": "未填写的级别没有佣金", "saved": "15 %，单独设置"},
+}
+
+
+async def test_the_rates_prompt_says_what_a_level_left_out_earns_and_the_ledger_agrees(
+    shop: Shop, lang: str
+) -> None:
+    """An owner types one rate for a distributor: level 2 then earns them nothing (``core.ledger.rates_for``),
+    as the prompt says, never the shop's rate for that level."""
+    words = RATES[lang]
+    shop.emu.user(OWNER, "Owen", T[lang]["lang"])
+    await shop.rebuild(admin_ids=[OWNER])
+    await distributors_e2e._referred_purchase(shop, T[lang]["lang"])
+    dist = await _user_id(shop, DIST)
+    card = await shop.tap(OWNER, await shop.say(OWNER, "/distributors"), f"#{dist} ")
+    ask = await shop.tap(OWNER, card, "✏️")
+    assert words["left_out"] in ask.text
+    assert words["saved"] in (await shop.say(OWNER, "15")).text
+
+    # DIST's friend brings a buyer of their own: DIST is that buyer's level 2, at 15 % for level 1 only
+    _, payload = await distributors_e2e._dashboard(shop, distributors_e2e.FRIEND)
+    shop.emu.user(BUYER_OF_FRIEND, "Bea")
+    await shop.say(BUYER_OF_FRIEND, f"/start {payload}")
+    invoice = await shop.buy_one(BUYER_OF_FRIEND)
+    assert (await shop.emu.pay(BUYER_OF_FRIEND, invoice))["paid"]
+    await shop.emu.wait_for(BUYER_OF_FRIEND, lambda s: "KEY-" in s.text)
+    order = await shop.services.orders.get(str(invoice.message["_payload"]))
+    earned = {c.level: c.amount for c in await shop.services.ledger.commissions(order.id) if c.amount}
+    assert earned == {1: 5}  # the friend's 10 % of 50 ⭐; nothing for DIST at level 2
     await _clean(shop)
