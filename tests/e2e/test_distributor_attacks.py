@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from core.models import AccountKind, PayoutStatus
+from handlers.telegram.ui.callbacks import DistributorCb
 from sandbox.telegram import Sent
 from tests.e2e import test_distributors as distributors_e2e
 from tests.e2e.conftest import Shop
@@ -101,3 +102,50 @@ async def test_the_rates_prompt_says_what_a_level_left_out_earns_and_the_ledger_
     earned = {c.level: c.amount for c in await shop.services.ledger.commissions(order.id) if c.amount}
     assert earned == {1: 5}  # the friend's 10 % of 50 ⭐; nothing for DIST at level 2
     await _clean(shop)
+
+
+STAFF_ADMIN = 900_003
+TERMS = {
+    "en": {"own": "your own commission terms", "owners": "Only an owner changes an owner's"},
+    "zh": {"own": "不能修改自己的佣金设置", "owners": "只有店主可以修改店主的佣金设置"},
+}
+
+
+async def _alert(shop: Shop, user: int, on: Sent, data: str) -> str:
+    answer = await shop.answer_to(await shop.tap_data(user, on, data))
+    assert answer["show_alert"], (data, answer)
+    return str(answer["text"])
+
+
+async def test_nobody_sets_their_own_commission_terms_and_only_owners_set_an_owners(
+    shop: Shop, lang: str
+) -> None:
+    """An admin with the distributors' power must not raise their own rates (to 100 %, say), block their
+    own commissions, or touch an owner's: each is refused, logged, and changes nothing."""
+    words, code = TERMS[lang], T[lang]["lang"]
+    for who, name in ((OWNER, "Owen"), (STAFF_ADMIN, "Adam")):
+        shop.emu.user(who, name, code)
+    await shop.rebuild(admin_ids=[OWNER], tap_rate=100)
+    await shop.say(OWNER, f"/staff admin {STAFF_ADMIN}")
+    owner = (await shop.services.users.ensure("telegram", str(OWNER))).id
+    staff = (await shop.services.users.ensure("telegram", str(STAFF_ADMIN))).id
+    menu = await shop.say(STAFF_ADMIN, "/distributors")
+    for target, told in ((staff, words["own"]), (owner, words["owners"])):
+        for act, sure in (("rates", False), ("block", False), ("block", True)):
+            data = DistributorCb(user_id=target, act=act, sure=sure).pack()  # type: ignore[arg-type]
+            assert told in await _alert(shop, STAFF_ADMIN, menu, data), data
+    owner_menu = await shop.say(OWNER, "/distributors")
+    for act, sure in (("rates", False), ("block", True)):
+        data = DistributorCb(user_id=owner, act=act, sure=sure).pack()  # type: ignore[arg-type]
+        assert words["own"] in await _alert(shop, OWNER, owner_menu, data), data
+    for uid in (owner, staff):
+        card = await shop.services.distributors.card(uid)
+        assert card.rates is None and not card.blocked
+    # an owner still sets a staff member's rates: the rule is about whose terms, not about staff
+    before = len(shop.emu.messages(OWNER))
+    await shop.tap_data(OWNER, owner_menu, DistributorCb(user_id=staff, act="rates").pack())
+    await shop.emu.wait_for(OWNER, after=before)
+    await shop.say(OWNER, "12")
+    assert (await shop.services.distributors.card(staff)).rates == (1200,)
+    trail = await shop.services.audit.recent(actor=f"telegram:{STAFF_ADMIN}")
+    assert not [e for e in trail.entries if e.action.startswith("distributor_")]
