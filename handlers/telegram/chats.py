@@ -101,7 +101,11 @@ async def open_in_private(message: Message, bot: Bot, group_pacer: GroupPacer) -
         log.info("chat %s: the minute's allowance is used, no reply", message.chat.id)
         return
     await asyncio.sleep(wait)
-    await message.reply(tr("group-open-private"), reply_markup=await deep_link(bot))
+    # Groups often run a moderation bot that deletes every command at once: without a message to reply
+    # to, Telegram would refuse a reply, so the answer then goes out as a plain message.
+    reply_to = message.as_reply_parameters(allow_sending_without_reply=True)
+    markup = await deep_link(bot)
+    await message.answer(tr("group-open-private"), reply_markup=markup, reply_parameters=reply_to)
 
 
 async def group_button(query: CallbackQuery) -> None:

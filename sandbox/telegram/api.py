@@ -234,8 +234,9 @@ class BotApi(FileMethods, PaymentMethods, InlineMethods):
         shown, entities = formatted(text, p.get("parse_mode"))
         check_text(shown)
         kind = check_markup(p.get("reply_markup"), private=is_private(chat))
+        replied = self._replied(chat_id, p)
         self._flood(chat_id)
-        msg = self._bot_message(chat_id, chat, text=shown, entities=entities)
+        msg = self._bot_message(chat_id, chat, text=shown, entities=entities, reply_to_message=replied)
         keyboard = self._apply_markup(chat_id, msg, p.get("reply_markup"), kind)
         msg["_html"] = text
         return await self._notify(self._record(chat_id, "sendMessage", msg, keyboard))

@@ -149,3 +149,35 @@ async def test_nobody_sets_their_own_commission_terms_and_only_owners_set_an_own
     assert (await shop.services.distributors.card(staff)).rates == (1200,)
     trail = await shop.services.audit.recent(actor=f"telegram:{STAFF_ADMIN}")
     assert not [e for e in trail.entries if e.action.startswith("distributor_")]
+
+
+GROUP = -100_810
+PRIVATE_ONLY = {"en": "please open me in a private chat", "zh": "请在私聊中打开我"}
+
+
+async def test_a_command_deleted_before_the_reply_in_a_group_alerts_nobody_and_group_taps_do_nothing(
+    shop: Shop, lang: str
+) -> None:
+    """Groups often run a moderation bot that deletes every command at once: the bot's "open me in private"
+    goes out all the same (not as a reply to a message that is gone), with no error and no alert. The new
+    screens' buttons tapped on a group message, by a member or an owner, only say to open the private chat."""
+    code, told = T[lang]["lang"], PRIVATE_ONLY[lang]
+    for who, name in ((OWNER, "Owen"), (DIST, "Dora")):
+        shop.emu.user(who, name, code)
+    await shop.rebuild(admin_ids=[OWNER])
+    group = shop.emu.group(GROUP, "Gamers", members=[OWNER, DIST])
+    kept = (await shop.emu.send_text(DIST, "/withdraw", chat=group))["message"]
+    reply = await shop.emu.wait_for(GROUP)
+    assert told in reply.text and reply.message["reply_to_message"]["message_id"] == kept["message_id"]
+    commands = ((DIST, "/withdraw"), (DIST, "/invite"), (OWNER, "/payouts"), (OWNER, "/distributors"))
+    for user, command in commands:
+        before = len(shop.emu.messages(GROUP))
+        await shop.emu.send_text(user, command, chat=group, deleted=True)
+        reply = await shop.emu.wait_for(GROUP, after=before)
+        assert told in reply.text and "reply_to_message" not in reply.message, command
+    on = shop.emu.messages(GROUP)[-1]
+    taps = ("w:open", "w:pick:USD", "i:0", "pb:ABCDEF12:go", "apo:list:0:0", "adi:USD:0", "adic:1:block:1")
+    for data in taps:
+        for user in (DIST, OWNER):
+            assert told in await _alert(shop, user, on, data), (data, user)
+    assert await shop.services.users.find("telegram", str(DIST)) is None  # nothing stored for them
