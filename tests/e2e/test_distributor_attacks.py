@@ -8,8 +8,13 @@ The owner here is OWNER (not the fixture's ADMIN): the fixture fails a test in w
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from sqlalchemy import select
+
+from core import tables as t
+from core.context import UnitOfWork
 from core.models import AccountKind, PayoutStatus
 from handlers.telegram.ui.callbacks import DistributorCb
 from sandbox.telegram import Sent
@@ -181,3 +186,55 @@ async def test_a_command_deleted_before_the_reply_in_a_group_alerts_nobody_and_g
         for user in (DIST, OWNER):
             assert told in await _alert(shop, user, on, data), (data, user)
     assert await shop.services.users.find("telegram", str(DIST)) is None  # nothing stored for them
+
+
+async def _together(shop: Shop, user: int, on: Sent, data: str) -> list[dict[str, object]]:
+    """Two taps on the same button in flight at once; both answers."""
+    qids = await asyncio.gather(shop.emu.tap(user, on, data), shop.emu.tap(user, on, data))
+    return [await shop.answer_to(q) for q in qids]
+
+
+async def _outbox_of(shop: Shop, uid: int) -> list[tuple[str, str]]:
+    def read(uow: UnitOfWork) -> list[tuple[str, str]]:
+        o = t.outbox
+        rows = uow.repo.conn.execute(select(o.c.kind, o.c.status).where(o.c.user_id == uid).order_by(o.c.id))
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    return await shop.services.ctx.read(read)
+
+
+async def test_two_taps_in_flight_decide_once_and_a_distributor_who_blocked_the_bot_is_not_retried(
+    shop: Shop, lang: str
+) -> None:
+    words = T[lang]
+    dist = await _setup(shop, words, tap_rate=100)
+    ask = await shop.tap(DIST, await shop.say(DIST, "/withdraw"), words["pick"])
+    assert words["ask"] in ask.text
+    confirm = await shop.say(DIST, "Alipay 138 0000 0000")
+    await _together(shop, DIST, confirm, confirm.button(words["go"])["callback_data"])
+    (payout,) = await shop.services.payouts.mine(dist)  # one request, however many taps
+    assert await _balance(shop, dist, AccountKind.WITHDRAWING) == 1200
+    assert await _balance(shop, dist, AccountKind.AVAILABLE) == 0
+
+    queue = await shop.say(OWNER, "/payouts")
+    approve = queue.button(words["approve"].format(payout.id))["callback_data"]
+    answers = await _together(shop, OWNER, queue, approve)
+    assert sum(words["decided"] in str(a["text"]) for a in answers) == 1, answers
+    approved = await shop.emu.wait_for(OWNER, lambda s: words["paid"].format(payout.id) in str(s.buttons))
+    await shop.tap(OWNER, approved, words["paid"].format(payout.id))
+    sure = await shop.say(OWNER, "TX-2026-0002")
+    shop.emu.block(DIST)  # the distributor blocked the bot meanwhile: the news cannot reach them
+    answers = await _together(shop, OWNER, sure, sure.button(words["paid_sure"])["callback_data"])
+    refused = [a for a in answers if a.get("show_alert")]
+    assert len(refused) == 1  # already decided, or no longer waiting: the first tap cleared the input
+    assert any(w in str(refused[0]["text"]) for w in (words["decided"], words["input_stale"]))
+    for _ in range(250):
+        if ("payout_paid", "failed") in await _outbox_of(shop, dist):
+            break
+        await asyncio.sleep(0.02)
+    assert [k for k in await _outbox_of(shop, dist) if k[0] == "payout_paid"] == [("payout_paid", "failed")]
+    found = await shop.services.users.find("telegram", str(DIST))
+    assert found is not None and found.bot_blocked  # marked, as the outbox marks anyone who blocked the bot
+    assert (await shop.services.payouts.line(payout.id)).payout.status is PayoutStatus.PAID
+    assert await _balance(shop, dist, AccountKind.PAID_OUT) == 1200
+    await _clean(shop)
