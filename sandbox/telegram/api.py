@@ -228,6 +228,9 @@ class BotApi(FileMethods, PaymentMethods, InlineMethods):
 
     async def m_sendmessage(self, p: dict[str, Any]) -> dict[str, Any]:
         chat_id, chat = self._target(p)
+        group = self.chats.get(chat_id)
+        if group is not None and not group.bot_can_post:
+            raise bad("not enough rights to send text messages to the chat")
         text = str(p.get("text") or "")
         if not text:
             raise bad("message text is empty")

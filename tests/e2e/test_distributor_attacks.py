@@ -238,3 +238,32 @@ async def test_two_taps_in_flight_decide_once_and_a_distributor_who_blocked_the_
     assert (await shop.services.payouts.line(payout.id)).payout.status is PayoutStatus.PAID
     assert await _balance(shop, dist, AccountKind.PAID_OUT) == 1200
     await _clean(shop)
+
+
+NIGHT_GROUP = -100_811
+RESTRICTED = {"en": "I may not post in that group", "zh": "我在该群没有发言权限"}
+
+
+async def test_a_group_where_the_bot_may_not_post_refuses_quietly_and_the_sharer_hears_why(
+    shop: Shop, lang: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The group's admins restricted the bot (or every member, in a read-only hour) but a command still
+    reaches it: Telegram refuses the post with 400. That is the group's choice, not a fault of the shop:
+    no error, no alert to the owners; the sharer is told in private why their card is not there."""
+    caplog.set_level("INFO", logger="handlers.telegram")
+    code = T[lang]["lang"]
+    shop.emu.user(DIST, "Dora", code)
+    group = shop.emu.group(NIGHT_GROUP, "Night mode", members=[DIST], admins=[DIST])
+    group.bot_can_post = False
+    pid = await shop.product(keys=1, name="Steam 10")
+    before = len(shop.emu.messages(DIST))
+    await shop.emu.send_text(DIST, f"/share {pid}", chat=group)
+    told = await shop.emu.wait_for(DIST, after=before)
+    assert RESTRICTED[lang] in told.text
+    await shop.emu.send_text(DIST, "/withdraw", chat=group)
+    for _ in range(250):
+        if sum("may not post" in r.getMessage() for r in caplog.records) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert sum("may not post" in r.getMessage() for r in caplog.records) == 2
+    assert shop.emu.messages(NIGHT_GROUP) == []

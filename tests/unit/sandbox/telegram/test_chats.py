@@ -226,3 +226,14 @@ async def test_a_reply_to_a_message_that_is_gone_is_refused_unless_sent_without_
     plain = await call(emu, "sendMessage", chat_id=GROUP, text="c", reply_parameters=without)
     assert "reply_to_message" not in plain
     assert [s.text for s in emu.messages(GROUP)] == ["a", "c"]
+
+
+async def test_a_bot_restricted_in_a_group_gets_its_messages_but_may_not_send_text(emu: Emulator) -> None:
+    group = emu.group(GROUP, "Night mode", members=[USER])
+    group.bot_can_post = False
+    await emu.send_text(USER, "/start", chat=group)
+    assert emu._updates[-1]["message"]["chat"]["id"] == GROUP
+    e = await refused(emu, "sendMessage", chat_id=GROUP, text="hi")
+    assert e.code == 400
+    assert e.description == "Bad Request: not enough rights to send text messages to the chat"
+    assert emu.messages(GROUP) == []
