@@ -267,3 +267,26 @@ async def test_a_group_where_the_bot_may_not_post_refuses_quietly_and_the_sharer
         await asyncio.sleep(0.02)
     assert sum("may not post" in r.getMessage() for r in caplog.records) == 2
     assert shop.emu.messages(NIGHT_GROUP) == []
+
+
+async def test_an_owners_malformed_button_is_out_of_date_not_beyond_their_role(shop: Shop, lang: str) -> None:
+    """An owner may do everything: a button of /payouts or /distributors that no screen can read (an old
+    version's, or forged) is out of date for them, never "not part of your role" nor an audited refusal."""
+    words = T[lang]
+    shop.emu.user(OWNER, "Owen", words["lang"])
+    await shop.rebuild(admin_ids=[OWNER], tap_rate=100)
+    menu = await shop.say(OWNER, "/payouts")
+    for data in (
+        "apo:list:1:0",  # a page names no request
+        "apo:approve:0:0",  # an action names one
+        "apo:approve:" + "9" * 30 + ":0",
+        "apo:nuke:1:0",
+        "adi:usd:0",
+        "adi:USD:-1",
+        "adic:0:show:0",
+        "adic:1:nuke:1",
+        "a:",
+    ):
+        assert words["out_of_date"] in await _alert(shop, OWNER, menu, data), data
+    trail = await shop.services.audit.recent(actor=f"telegram:{OWNER}")
+    assert [e.action for e in trail.entries] == []
