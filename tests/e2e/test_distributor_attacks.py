@@ -290,3 +290,31 @@ async def test_an_owners_malformed_button_is_out_of_date_not_beyond_their_role(s
         assert words["out_of_date"] in await _alert(shop, OWNER, menu, data), data
     trail = await shop.services.audit.recent(actor=f"telegram:{OWNER}")
     assert [e.action for e in trail.entries] == []
+
+
+async def test_inline_queries_at_the_limit_with_markup_or_garbage_offsets_and_odd_share_ids(
+    shop: Shop, lang: str
+) -> None:
+    """What a hostile client can put in an inline query (256 characters, markup, any offset: the offset is
+    the one we gave, but nothing stops a client) and after /share (other scripts' digits, exponents, huge
+    numbers): the first page or nothing, the usage, never an error."""
+    code = T[lang]["lang"]
+    shop.emu.user(DIST, "Dora", code)
+    shop.emu.inline_mode = True
+    await shop.rebuild(tap_rate=100)  # a burst of queries, not a test of the throttle
+    pid = await shop.product(keys=1, name="Steam <b>10</b> & co")
+    for query, offset, titles in (
+        ("s" * 256, "", []),
+        ("<b>steam</b>", "", []),
+        ("<b>10</b> &", "", ["Steam <b>10</b> & co"]),
+        ("steam", "-1", ["Steam <b>10</b> & co"]),
+        ("steam", "99999999999999999999", ["Steam <b>10</b> & co"]),
+        ("steam", "abc", ["Steam <b>10</b> & co"]),
+        ("steam", "999999", []),  # past the end: nothing more
+    ):
+        answer = await shop.emu.inline_answer(await shop.emu.inline_query(DIST, query, offset=offset))
+        assert [r["title"] for r in answer["results"]] == titles, (query[:20], offset)
+        assert answer["next_offset"] == ""
+    usage = (await shop.say(DIST, "/share")).text.split("\n\n")[0]
+    for args in ("1e3", "١٢", str(10**30), "+1", f"{pid}.0"):
+        assert (await shop.say(DIST, f"/share {args}")).text.startswith(usage), args
