@@ -1,8 +1,12 @@
 """Issue 10's screens attacked through the real bot, in English and Chinese: payout text that is blank to the
-eye, markup or not text at all; a distributor who blocked the bot before their payout is paid; two taps in
-flight at once on Confirm, Approve and Mark paid. Each attack gets a clear answer and changes nothing; what
-the neighbouring files already attack (forged buttons, someone else's order or request, hostile /share and
-inline queries, deep links) is not repeated here.
+eye, markup or not text at all; an admin setting their own commission terms or an owner's; the rates prompt
+against the rule it describes; commands in groups that delete them at once or do not let the bot post, and
+the new screens' buttons tapped there; an owner's unreadable admin buttons; a distributor who blocked the
+bot before their payout is paid; two taps in flight at once on Confirm, Approve and Mark paid; inline
+queries and /share arguments at and past their limits. Each attack gets a clear answer (or, in a group
+that silences the bot, nothing) and changes nothing, with no error logged and no alert to the owners; what
+the neighbouring files already attack (forged buttons, someone else's order or request, deep links) is not
+repeated here.
 
 The owner here is OWNER (not the fixture's ADMIN): the fixture fails a test in which ADMIN got a message."""
 
