@@ -397,3 +397,18 @@ class DistributorNotFound(NotFound):
 
     key = "admin-distributor-not-found"
     template = "no user {user_id}"
+
+
+class OwnTermsRefused(ShopError):
+    """Nobody sets their own commission rates or blocks their own commissions (an admin would raise their
+    own rates to 100 %): another admin or an owner does."""
+
+    key = "admin-distributor-own-terms"
+    template = "user {user_id} is the one asking: nobody sets their own commission terms"
+
+
+class OwnerTermsRefused(ShopError):
+    """An owner's commission rates and block are set by an owner, never by staff."""
+
+    key = "admin-distributor-owner-terms"
+    template = "user {user_id} is an owner: only an owner sets an owner's commission terms"

@@ -5,16 +5,18 @@ commission rates (replacing ``COMMISSION_RATES`` level by level, ``core.rates``)
 
 A blocked distributor earns no commission on orders delivered from then on (their share stays the shop's;
 the level above them still earns). Blocking takes back nothing already posted, and it is not a ban: a
-blocked distributor still buys (banning is ``BuyerDesk.ban``). Every change is audited."""
+blocked distributor still buys (banning is ``BuyerDesk.ban``). Nobody sets their own rates or block, and an
+owner's are set by an owner only (``check_may_set_terms``). Every change is audited."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from core.context import Context, UnitOfWork
-from core.errors import DistributorNotFound
-from core.models import STARS, CommissionStatus
+from core.errors import DistributorNotFound, OwnerTermsRefused, OwnTermsRefused
+from core.models import STARS, CommissionStatus, User
 from core.rates import Rates, format_rates, parse_rates
 from core.repositories.distributors import (
     CommissionLine,
@@ -26,6 +28,17 @@ from core.repositories.distributors import (
 
 COMMISSIONS_PAGE = 10  # a dashboard's last commissions
 TOP_PAGE = 10  # distributors per page of the admins' overview
+
+
+def check_may_set_terms(user: User, actor: str, owners: Collection[str]) -> None:
+    """Whether ``actor`` may set ``user``'s commission rates or block: never their own (``OwnTermsRefused``:
+    an admin raising their own rates), and an owner's only as an owner (``OwnerTermsRefused``). ``actor``
+    and ``owners`` name people as the audit trail does, ``<channel>:<external id>``."""
+    who = f"{user.channel}:{user.external_id}"
+    if who == actor:
+        raise OwnTermsRefused(user_id=user.id)
+    if who in owners and actor not in owners:
+        raise OwnerTermsRefused(user_id=user.id)
 
 
 def mask_ref(ref: str) -> str:
@@ -119,16 +132,24 @@ class DistributorService:
         found = await self.ctx.read(lambda uow: uow.repo.distributors.summaries(None))
         return [self._sorted(s) for s in found]
 
-    async def set_rates(self, user_id: int, text: str | None, *, actor: str) -> DistributorTerms:
+    async def set_rates(
+        self, user_id: int, text: str | None, *, actor: str, owners: Collection[str] = ()
+    ) -> DistributorTerms:
         """Override the commission rates this distributor earns at (``text`` as ``COMMISSION_RATES``
         reads, refused with ``InvalidRates``), or with None go back to the shop's. Applies to commissions
-        posted from now on. Audited with the old and new rates."""
+        posted from now on. Audited with the old and new rates. ``owners``: the shop's owners, as
+        ``actor`` names people (``check_may_set_terms``)."""
         rates = parse_rates(text) if text is not None else None
-        return await self.ctx.write(_set_rates, user_id, rates, actor, self.ctx.clock.now())
+        now = self.ctx.clock.now()
+        return await self.ctx.write(_set_rates, user_id, rates, actor, frozenset(owners), now)
 
-    async def set_blocked(self, user_id: int, blocked: bool, *, actor: str) -> bool:
-        """Block (or unblock) a distributor's commissions from now on. False: they already were. Audited."""
-        return await self.ctx.write(_set_blocked, user_id, blocked, actor, self.ctx.clock.now())
+    async def set_blocked(
+        self, user_id: int, blocked: bool, *, actor: str, owners: Collection[str] = ()
+    ) -> bool:
+        """Block (or unblock) a distributor's commissions from now on. False: they already were. Audited.
+        ``owners`` as for ``set_rates``."""
+        now = self.ctx.clock.now()
+        return await self.ctx.write(_set_blocked, user_id, blocked, actor, frozenset(owners), now)
 
 
 # ---------------------------------------------------------------- transactions (on the database thread)
@@ -156,10 +177,15 @@ def _dashboard(uow: UnitOfWork, user_id: int, page: int) -> Dashboard:
     return Dashboard(summary, shown, page, len(lines) > COMMISSIONS_PAGE)
 
 
-def _locked_terms(uow: UnitOfWork, user_id: int) -> DistributorTerms | None:
-    """The distributor's settings, their user row locked: one admin's change at a time per distributor."""
-    if uow.repo.users.get(user_id, lock=True) is None:
+def _locked_terms(
+    uow: UnitOfWork, user_id: int, actor: str, owners: frozenset[str]
+) -> DistributorTerms | None:
+    """The distributor's settings, their user row locked (one admin's change at a time per distributor),
+    if ``actor`` may change them."""
+    user = uow.repo.users.get(user_id, lock=True)
+    if user is None:
         raise DistributorNotFound(user_id=user_id)
+    check_may_set_terms(user, actor, owners)
     return uow.repo.distributors.terms(user_id)
 
 
@@ -168,10 +194,10 @@ def _shown(rates: Rates | None) -> str:
 
 
 def _set_rates(
-    uow: UnitOfWork, user_id: int, rates: Rates | None, actor: str, now: datetime
+    uow: UnitOfWork, user_id: int, rates: Rates | None, actor: str, owners: frozenset[str], now: datetime
 ) -> DistributorTerms:
     r = uow.repo
-    old = _locked_terms(uow, user_id)
+    old = _locked_terms(uow, user_id, actor, owners)
     before = old.rates if old is not None else None
     if before != rates:
         r.distributors.put_terms(user_id, now=now, actor=actor, rates=rates)
@@ -183,9 +209,11 @@ def _set_rates(
     return terms or DistributorTerms(user_id, None, False, now, actor)
 
 
-def _set_blocked(uow: UnitOfWork, user_id: int, blocked: bool, actor: str, now: datetime) -> bool:
+def _set_blocked(
+    uow: UnitOfWork, user_id: int, blocked: bool, actor: str, owners: frozenset[str], now: datetime
+) -> bool:
     r = uow.repo
-    old = _locked_terms(uow, user_id)
+    old = _locked_terms(uow, user_id, actor, owners)
     if (old is not None and old.blocked) is blocked:
         return False
     r.distributors.put_terms(user_id, now=now, actor=actor, blocked=blocked)

@@ -45,6 +45,7 @@ from core.messages import PayoutPaid, PayoutRejected
 from core.models import AccountKind, Payout, PayoutStatus, payout_value
 from core.reactions import write_message
 from core.repositories.payouts import PayoutLine
+from core.vault import fold_key
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,12 @@ RECENT = 5
 
 
 def typed_text(text: str, limit: int) -> str:
-    """Text a person typed, as it is stored and shown: invisible, control and bidirectional formatting
-    characters removed (they could make what an admin reads differ from what was typed), NFC, whitespace
-    runs folded to one space. Refused (``PayoutTextInvalid``) when nothing is left or more than ``limit``
-    characters are."""
-    kept = "".join(ch for ch in unicodedata.normalize("NFC", text) if _shown(ch))
-    folded = " ".join(kept.split())
+    """Text a person typed, as it is stored and shown: control, format and bidirectional characters
+    removed (they could make what an admin reads differ from what was typed), and so are the invisible
+    characters a card key loses (``core.vault.INVISIBLE_RANGES``: Hangul fillers, variation selectors...,
+    letters and marks to Unicode but blank to the eye); NFC, whitespace runs folded to one space. Refused
+    (``PayoutTextInvalid``) when nothing is left or more than ``limit`` characters are."""
+    folded = fold_key("".join(ch for ch in unicodedata.normalize("NFC", text) if _shown(ch)))
     if not 1 <= len(folded) <= limit:
         raise PayoutTextInvalid(f"type 1 to {limit} characters", max=limit)
     return folded

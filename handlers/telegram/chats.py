@@ -18,6 +18,7 @@ from typing import Any
 
 from aiogram import BaseMiddleware, Bot, F, Router
 from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
@@ -48,6 +49,20 @@ def private_router(name: str) -> Router:
 
 GROUPS = When(F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP}))
 DEEP_LINK_PAYLOAD = "group"
+# Telegram refusing the bot's post in a group it is in: the group's admins restricted the bot (or every
+# member, in a read-only hour), the topic is closed. The group's choice, not a fault of the shop: no alert.
+_MAY_NOT_POST = (
+    "not enough rights",
+    "have no rights",
+    "chat_write_forbidden",
+    "chat_restricted",
+    "topic_closed",
+)
+
+
+def may_not_post(e: TelegramBadRequest) -> bool:
+    """Whether Telegram refused a post in a group because the bot may not post there (see above)."""
+    return any(s in e.message.lower() for s in _MAY_NOT_POST)
 
 
 def _from_a_person(message: Message) -> bool:
@@ -101,7 +116,16 @@ async def open_in_private(message: Message, bot: Bot, group_pacer: GroupPacer) -
         log.info("chat %s: the minute's allowance is used, no reply", message.chat.id)
         return
     await asyncio.sleep(wait)
-    await message.reply(tr("group-open-private"), reply_markup=await deep_link(bot))
+    # Groups often run a moderation bot that deletes every command at once: without a message to reply
+    # to, Telegram would refuse a reply, so the answer then goes out as a plain message.
+    reply_to = message.as_reply_parameters(allow_sending_without_reply=True)
+    markup = await deep_link(bot)
+    try:
+        await message.answer(tr("group-open-private"), reply_markup=markup, reply_parameters=reply_to)
+    except TelegramBadRequest as e:
+        if not may_not_post(e):
+            raise
+        log.info("chat %s: may not post there (%s), no answer", message.chat.id, e.message)
 
 
 async def group_button(query: CallbackQuery) -> None:

@@ -228,14 +228,18 @@ class BotApi(FileMethods, PaymentMethods, InlineMethods):
 
     async def m_sendmessage(self, p: dict[str, Any]) -> dict[str, Any]:
         chat_id, chat = self._target(p)
+        group = self.chats.get(chat_id)
+        if group is not None and not group.bot_can_post:
+            raise bad("not enough rights to send text messages to the chat")
         text = str(p.get("text") or "")
         if not text:
             raise bad("message text is empty")
         shown, entities = formatted(text, p.get("parse_mode"))
         check_text(shown)
         kind = check_markup(p.get("reply_markup"), private=is_private(chat))
+        replied = self._replied(chat_id, p)
         self._flood(chat_id)
-        msg = self._bot_message(chat_id, chat, text=shown, entities=entities)
+        msg = self._bot_message(chat_id, chat, text=shown, entities=entities, reply_to_message=replied)
         keyboard = self._apply_markup(chat_id, msg, p.get("reply_markup"), kind)
         msg["_html"] = text
         return await self._notify(self._record(chat_id, "sendMessage", msg, keyboard))

@@ -45,7 +45,9 @@ class EmuUser:
 
 @dataclass
 class EmuChat:
-    """A group, supergroup or channel. ``members`` are user ids; ``admins`` may post anonymously."""
+    """A group, supergroup or channel. ``members`` are user ids; ``admins`` may post anonymously.
+    ``bot_can_post`` False: the bot is a member that may not send text there (its admins restricted it, or
+    every member, in a read-only hour): it still gets the messages, and its sendMessage is refused (400)."""
 
     id: int
     type: str
@@ -54,6 +56,7 @@ class EmuChat:
     admins: set[int] = field(default_factory=set)
     bot_is_member: bool = True
     username: str | None = None
+    bot_can_post: bool = True
 
     def chat(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "type": self.type, "title": self.title}

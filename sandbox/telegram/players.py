@@ -63,16 +63,22 @@ class Players(InlinePlayers):
         self._messages[(chat_id, int(msg["message_id"]))] = msg
         return msg
 
-    async def send_text(self, user_id: int, text: str, *, chat: EmuChat | None = None) -> dict[str, Any]:
+    async def send_text(
+        self, user_id: int, text: str, *, chat: EmuChat | None = None, deleted: bool = False
+    ) -> dict[str, Any]:
         """The user writes ``text`` to the bot, or in ``chat`` (a group the user is a member of; a group
-        the bot is not in keeps the message, and the bot hears nothing)."""
+        the bot is not in keeps the message, and the bot hears nothing). ``deleted``: the message is gone
+        before the bot answers it (its author deleted it, or a group's moderation bot that removes every
+        command): the bot still gets the update, but a reply to it is refused unless sent without one."""
         content: dict[str, Any] = {"text": text}
         if entities := _command_entities(text):
             content["entities"] = entities
         message = self._user_message(self.user(user_id), chat, **content)
         if chat is not None and not chat.bot_is_member:
             return {"message": message}
-        return await self._push(message=message)
+        if deleted:
+            message["_deleted"] = True
+        return await self._push(message=_public(message))
 
     async def send_anonymous(self, chat: EmuChat, text: str) -> dict[str, Any]:
         """An anonymous admin writes in ``chat``: ``from`` is GroupAnonymousBot, ``sender_chat`` the group."""

@@ -271,6 +271,26 @@ class EmulatorState:
         """A key for the private chat of two users (the bot is in neither): its message ids."""
         return min(a, b) * 10**12 + max(a, b)
 
+    def _replied(self, chat_id: int, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The message a send replies to (``reply_parameters``, or the older ``reply_to_message_id``) as the
+        sent message carries it. One that is gone (deleted, or never there) refuses the send, as Telegram
+        does, unless ``allow_sending_without_reply``: then the message goes out as no reply."""
+        rp = params.get("reply_parameters")
+        rp = rp if isinstance(rp, dict) else params
+        raw = rp.get("message_id") if rp is not params else params.get("reply_to_message_id")
+        if raw is None or raw == "":
+            return None
+        try:
+            key = (int(rp.get("chat_id") or chat_id), int(raw))
+        except (TypeError, ValueError):
+            raise bad("message to be replied not found") from None
+        msg = self._messages.get(key)
+        if msg is None or msg.get("_deleted"):
+            if rp.get("allow_sending_without_reply") in (True, "true", "True", 1):
+                return None
+            raise bad("message to be replied not found")
+        return {k: v for k, v in msg.items() if not k.startswith("_")}
+
     def _bot_message(self, chat_id: int, chat: dict[str, Any], **content: Any) -> dict[str, Any]:
         msg: dict[str, Any] = {
             "message_id": next(self._message_ids[chat_id]),

@@ -8,7 +8,14 @@ from __future__ import annotations
 import pytest
 
 from core.clock import FrozenClock
-from core.errors import DistributorNotFound, InvalidRates, RateNotAPercentage, RatesOverWhole
+from core.errors import (
+    DistributorNotFound,
+    InvalidRates,
+    OwnerTermsRefused,
+    OwnTermsRefused,
+    RateNotAPercentage,
+    RatesOverWhole,
+)
 from core.ledger import post
 from core.models import STARS, AccountKind, CommissionStatus, Order
 from core.repositories.distributors import DistributorSummary
@@ -216,3 +223,31 @@ async def test_changes_are_audited_and_bad_rates_or_users_change_nothing(any_sho
         ("distributor_unblocked", {"user_id": mid}),
     ]
     assert all(e.actor == ACTOR for e in trail)
+
+
+async def test_nobody_sets_their_own_terms_and_only_an_owner_sets_an_owners(any_shop: Services) -> None:
+    shop = any_shop
+    _uid, mid, top = await referral_chain(shop)  # mid is telegram:9002, top telegram:9001
+    owners = ["telegram:9001", "telegram:1"]
+    for change in (
+        lambda: shop.distributors.set_rates(mid, "100", actor="telegram:9002", owners=owners),
+        lambda: shop.distributors.set_blocked(mid, True, actor="telegram:9002", owners=owners),
+        lambda: shop.distributors.set_rates(top, "0", actor="telegram:9001", owners=owners),
+    ):
+        with pytest.raises(OwnTermsRefused):
+            await change()
+    for change in (
+        lambda: shop.distributors.set_rates(top, "0", actor="telegram:9002", owners=owners),
+        lambda: shop.distributors.set_blocked(top, True, actor="telegram:9002", owners=owners),
+    ):
+        with pytest.raises(OwnerTermsRefused):
+            await change()
+    assert (await shop.distributors.card(mid)).terms is None
+    assert (await shop.distributors.card(top)).terms is None
+    recent = await in_read(shop, lambda uow: uow.repo.audit.recent(limit=50))
+    assert not [e for e in recent if e.action.startswith("distributor_")]
+    # an owner sets another owner's and a staff member's; anyone with the power a distributor's
+    assert await shop.distributors.set_blocked(top, True, actor="telegram:1", owners=owners)
+    await shop.distributors.set_rates(mid, "12", actor="telegram:1", owners=owners)
+    await shop.distributors.set_rates(mid, "15", actor="telegram:77", owners=owners)
+    assert (await shop.distributors.card(mid)).rates == (1500,)

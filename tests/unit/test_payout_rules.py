@@ -30,9 +30,22 @@ def test_typed_text_loses_invisible_control_and_bidi_characters_and_folds_whites
     assert typed_text(text, MAX_DETAILS) == "PayPal: ann@example.com x"
     assert typed_text("支付宝 13800000000", MAX_DETAILS) == "支付宝 13800000000"
     assert typed_text("e\u0301", 10) == "\u00e9"  # NFC
+    assert typed_text("Ann\u3164 Lee\ufe0f\u034f", 10) == "Ann Lee"  # blank to the eye, as in a key
 
 
-@pytest.mark.parametrize("text", ["", " \n ", "\u200b\u200c\u200d\ufeff", "\x00\x07\x1b", "x" * 201])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " \n ",
+        "\u200b\u200c\u200d\ufeff",
+        "\x00\x07\x1b",
+        "x" * 201,
+        "\u3164\u3164",  # Hangul filler: a letter to Unicode, blank to the eye
+        "\u115f\u1160 \uffa0",  # the other Hangul fillers
+        "\u034f\ufe0f\U000e0041",  # combining grapheme joiner, a variation selector, a tag
+    ],
+)
 def test_typed_text_that_is_empty_once_cleaned_or_too_long_is_refused(text: str) -> None:
     with pytest.raises(PayoutTextInvalid) as e:
         typed_text(text, MAX_DETAILS)

@@ -6,6 +6,7 @@
 - A distributor's card (tap one): who, their funnel, their money per currency, their commission rates (the
   shop's or an override) and whether they are blocked; Set rates (typed next: ``12,6``, or ``default`` for
   the shop's), Block / Unblock (asked first), Back. Every change is audited and the card redrawn at once.
+  Nobody changes their own rates or block, and only an owner an owner's (refused at the first tap).
 
 A blocked distributor earns no commission from then on; it takes back nothing, and it is no ban (/ban)."""
 
@@ -25,10 +26,10 @@ from core.rates import format_rates
 from core.repositories.distributors import DistributorSummary
 from core.roles import Power
 from core.services import Services
-from core.services.distributors import TOP_PAGE, Overview
+from core.services.distributors import TOP_PAGE, Overview, check_may_set_terms
 from handlers.money import format_amount
 from handlers.telegram.admin.common import actor, back_to_menu
-from handlers.telegram.admin.filters import Has
+from handlers.telegram.admin.filters import CHANNEL, Has
 from handlers.telegram.filters import When
 from handlers.telegram.ui.callbacks import MAX_PAGE, AdminCb, DistributorCb, DistributorsCb, PayoutCb
 from handlers.telegram.ui.earnings import funnel_line, money_line
@@ -171,6 +172,11 @@ def card_rows(s: DistributorSummary, services: Services) -> list[list[InlineKeyb
     ]
 
 
+def _owners(admin_ids: list[int]) -> list[str]:
+    """The shop's owners as the audit trail names people (``core.services.distributors``)."""
+    return [f"{CHANNEL}:{i}" for i in admin_ids]
+
+
 async def _card(event: Message | CallbackQuery, services: Services, user_id: int, note: str = "") -> None:
     s = await services.distributors.card(user_id)
     text = (note + "\n\n" if note else "") + card_text(s, services)
@@ -178,7 +184,11 @@ async def _card(event: Message | CallbackQuery, services: Services, user_id: int
 
 
 async def card_button(
-    query: CallbackQuery, callback_data: DistributorCb, state: FSMContext, services: Services
+    query: CallbackQuery,
+    callback_data: DistributorCb,
+    state: FSMContext,
+    services: Services,
+    admin_ids: list[int],
 ) -> None:
     """Receives: a distributor's button (their card), and every button on the card: Set rates, Block /
     Unblock and their confirmations, Cancel."""
@@ -186,8 +196,10 @@ async def card_button(
     await state.clear()
     if cb.act == "show":
         await _card(query, services, uid)
-    elif cb.act == "rates":
-        s = await services.distributors.card(uid)
+        return
+    s = await services.distributors.card(uid)
+    check_may_set_terms(s.user, actor(query), _owners(admin_ids))  # refused: the error handler says why
+    if cb.act == "rates":
         await state.set_state(SettingRates.rates)
         await state.update_data(user_id=uid)
         shop = format_rates(services.ctx.config.commission_rates)
@@ -199,7 +211,6 @@ async def card_button(
             InlineKeyboardMarkup(inline_keyboard=[[cancel]]),
         )
     elif not cb.sure:
-        s = await services.distributors.card(uid)
         blocking = cb.act == "block"
         yes = _button(
             tr_plain("admin-btn-distributor-yes-block" if blocking else "admin-btn-distributor-yes-unblock"),
@@ -210,7 +221,9 @@ async def card_button(
         await show(query, tr(key, who=who(s)), InlineKeyboardMarkup(inline_keyboard=[[yes, cancel]]))
     else:
         blocking = cb.act == "block"
-        changed = await services.distributors.set_blocked(uid, blocking, actor=actor(query))
+        changed = await services.distributors.set_blocked(
+            uid, blocking, actor=actor(query), owners=_owners(admin_ids)
+        )
         if blocking:
             note = "admin-distributor-now-blocked" if changed else "admin-distributor-was-blocked"
         else:
@@ -221,13 +234,13 @@ async def card_button(
         await redraw(query, text, InlineKeyboardMarkup(inline_keyboard=card_rows(s, services)))
 
 
-async def rates_typed(message: Message, state: FSMContext, services: Services) -> None:
+async def rates_typed(message: Message, state: FSMContext, services: Services, admin_ids: list[int]) -> None:
     """Receives: the rates typed after Set rates (``12,6`` or ``default``); asked again while refused."""
     uid = int((await state.get_data()).get("user_id", 0))
     text = (message.text or "").strip()
     rates = None if _DEFAULT.fullmatch(text) else text
     try:
-        await services.distributors.set_rates(uid, rates, actor=actor(message))
+        await services.distributors.set_rates(uid, rates, actor=actor(message), owners=_owners(admin_ids))
     except InvalidRates as e:
         log.info("rates for distributor %s refused: %s", uid, e.key)
         shop = format_rates(services.ctx.config.commission_rates)

@@ -1,7 +1,8 @@
 """Admin commands and buttons that reach no admin screen.
 
 - ``beyond_role()``, last inside the staff's router: a staff member asking for something their role does
-  not include is told so (logged and audited).
+  not include is told so (logged and audited). An owner's role includes everything: an admin button that
+  reached no screen of theirs is one no screen reads (an old version's, or forged), out of date.
 - ``refusals()``, after the staff's router, for everyone else in a private chat: a buyer who types an admin
   command gets exactly what any unknown command gets, and a forged admin button what any unparseable
   button gets, so nothing tells them the command exists; the attempt is logged and audited (no alert: a
@@ -15,7 +16,7 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
-from core.roles import Power
+from core.roles import Grant, Power, Role
 from core.services import Services
 from handlers.telegram.admin.common import not_permitted, redacted
 from handlers.telegram.admin.filters import CHANNEL, sender_in_private
@@ -59,9 +60,14 @@ ADMIN_COMMANDS = tuple(ADMIN_COMMAND_POWERS)
 ADMIN_BUTTON = When(F.data.regexp(rf"^{ADMIN_PREFIX}[a-z]*:"))
 
 
-async def beyond_role(event: Message | CallbackQuery, services: Services) -> None:
-    """Receives: an admin command or button of a staff member whose role does not include it."""
+async def beyond_role(event: Message | CallbackQuery, services: Services, grant: Grant) -> None:
+    """Receives: an admin command or button of a staff member whose role does not include it; an owner's
+    button that no screen reads."""
     what = event.text if isinstance(event, Message) else event.data
+    if isinstance(event, CallbackQuery) and grant.role is Role.OWNER:
+        log.info("unreadable admin button from owner %s: %r", event.from_user.id, (what or "")[:64])
+        await acknowledge(event, tr_plain("error-stale-button", limit=CALLBACK_ANSWER_MAX), show_alert=True)
+        return
     await not_permitted(event, services, what or "")
 
 

@@ -14,7 +14,8 @@ bot's other posts in groups), and one person's /share gets at most ``SHARES_PER_
 and minute, so a flood of /share (or of garbage after it) can neither spam the group nor use up its
 allowance for everyone else. What does not fit is dropped, not queued: a card posted minutes late behind a
 pile of others sells nothing and annoys the group. The sharer is told once, in private, to try again in a
-minute.
+minute. A group where the bot may not post (restricted by its admins) drops the card too, and the sharer is
+told why, in private; nobody else is bothered.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import re
 
 from aiogram import Bot, Router
 from aiogram.enums import ChatType
-from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from aiogram.filters import Command, CommandObject
 from aiogram.types import ChosenInlineResult, InlineKeyboardMarkup, InlineQuery, Message
 
 from core.models import User, UserIdentity
 from core.services import Services
+from handlers.telegram.chats import may_not_post
 from handlers.telegram.middlewares import CHANNEL, UserCache
 from handlers.telegram.pacing import GroupPacer
 from handlers.telegram.ui import sharing
@@ -145,26 +147,32 @@ async def _post(
     wait = pacer.slot(chat) if pacer.allow(("sharer", chat, sender), SHARES_PER_SHARER) else None
     if wait is None:
         log.info("chat %s: /share by %s dropped, the minute's allowance is used", chat, sender)
-        await _tell_busy(bot, pacer, chat, sender)
+        await _tell(bot, pacer, chat, sender, "share-group-busy")
         return False
     await asyncio.sleep(wait)
     try:
         await message.answer(text, reply_markup=markup)
     except TelegramRetryAfter as e:  # another instance posted there too: Telegram's count is the truth
         log.info("chat %s: flood limit met (retry after %s s), /share dropped", chat, e.retry_after)
-        await _tell_busy(bot, pacer, chat, sender)
+        await _tell(bot, pacer, chat, sender, "share-group-busy")
+        return False
+    except TelegramBadRequest as e:
+        if not may_not_post(e):
+            raise
+        log.info("chat %s: may not post there (%s), /share by %s dropped", chat, e.message, sender)
+        await _tell(bot, pacer, chat, sender, "share-group-refused")
         return False
     return True
 
 
-async def _tell_busy(bot: Bot, pacer: GroupPacer, chat: int, sender: int) -> None:
-    """Tell the sharer in private, once a minute per group, that their card was not posted."""
+async def _tell(bot: Bot, pacer: GroupPacer, chat: int, sender: int, key: str) -> None:
+    """Tell the sharer in private, once a minute per group, why their card was not posted (``key``)."""
     if not pacer.allow(("told", chat, sender), 1):
         return
     try:
-        await bot.send_message(sender, tr("share-group-busy"))
+        await bot.send_message(sender, tr(key))
     except TelegramAPIError as e:  # never opened the bot, blocked it, or busy: the group stays quiet
-        log.info("could not tell user %s that the group is busy: %s", sender, e.message)
+        log.info("could not tell user %s why their card is not posted: %s", sender, e.message)
 
 
 def build() -> Router:

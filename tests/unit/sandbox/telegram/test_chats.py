@@ -210,3 +210,30 @@ async def test_the_emulator_counts_the_429s_its_flood_limits_answer() -> None:
         await call(emu, "sendMessage", chat_id=GROUP, text="hi")
     await refused(emu, "sendMessage", chat_id=GROUP, text="one too many")
     assert emu.flood_refusals == [(GROUP, 3)]
+
+
+async def test_a_reply_to_a_message_that_is_gone_is_refused_unless_sent_without_reply(emu: Emulator) -> None:
+    group = emu.group(GROUP, "Shop", members=[USER])
+    kept = (await emu.send_text(USER, "/start", chat=group))["message"]["message_id"]
+    gone = (await emu.send_text(USER, "/withdraw", chat=group, deleted=True))["message"]
+    assert "_deleted" not in gone  # the bot got the update before the message went
+    replied = await call(emu, "sendMessage", chat_id=GROUP, text="a", reply_parameters={"message_id": kept})
+    assert replied["reply_to_message"]["text"] == "/start"
+    for params in ({"reply_parameters": {"message_id": gone["message_id"]}}, {"reply_to_message_id": 999}):
+        e = await refused(emu, "sendMessage", chat_id=GROUP, text="b", **params)
+        assert e.description == "Bad Request: message to be replied not found"
+    without = {"message_id": gone["message_id"], "allow_sending_without_reply": True}
+    plain = await call(emu, "sendMessage", chat_id=GROUP, text="c", reply_parameters=without)
+    assert "reply_to_message" not in plain
+    assert [s.text for s in emu.messages(GROUP)] == ["a", "c"]
+
+
+async def test_a_bot_restricted_in_a_group_gets_its_messages_but_may_not_send_text(emu: Emulator) -> None:
+    group = emu.group(GROUP, "Night mode", members=[USER])
+    group.bot_can_post = False
+    await emu.send_text(USER, "/start", chat=group)
+    assert emu._updates[-1]["message"]["chat"]["id"] == GROUP
+    e = await refused(emu, "sendMessage", chat_id=GROUP, text="hi")
+    assert e.code == 400
+    assert e.description == "Bad Request: not enough rights to send text messages to the chat"
+    assert emu.messages(GROUP) == []
