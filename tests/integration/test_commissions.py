@@ -237,3 +237,35 @@ async def test_two_concurrent_settlements_move_each_commission_once(
     assert await _balance(shop, mid, AccountKind.PENDING, "USD") == 0
     assert await _balance(shop, top, AccountKind.AVAILABLE, "USD") == 6 * 49
     await _postings_sum_to_zero_and_the_ledger_checks_clean(shop)
+
+
+RACED = 12  # orders whose commissions a settlement and their refunds reach at once
+
+
+async def test_settlements_racing_the_refunds_of_their_orders_move_each_commission_once(
+    any_shop: Services, clock: FrozenClock
+) -> None:
+    """A refund locks the order, then its commissions; a settlement must take them in that order too (on
+    PostgreSQL it once took the commissions, then the order through its posting's foreign key: a deadlock
+    that failed the settlement or the admin's refund). Every commission ends reversed (the refund first)
+    or clawed back (the settlement first), each with exactly its postings; nothing fails."""
+    shop = any_shop
+    uid, mid, top = await referral_chain(shop)
+    pid = await stocked(shop, RACED, price=1000, max_qty=1)
+    orders = []
+    for i in range(RACED):
+        order = await shop.checkout.checkout(uid, pid, 1, "USD")
+        await pay(shop, order, charge=f"ch-{i}")
+        orders.append(order)
+    clock.advance(days=7)
+    refunds = [shop.refunds.request_refund(o.ref, actor="telegram:7") for o in orders]
+    half = RACED // 2
+    await asyncio.gather(shop.ledger.settle(), *refunds[:half], shop.ledger.settle(), *refunds[half:])
+    statuses = [c.status for o in orders for c in await shop.ledger.commissions(o.id)]
+    assert len(statuses) == 2 * RACED
+    assert set(statuses) <= {CommissionStatus.REVERSED, CommissionStatus.CLAWED_BACK}
+    for owner in (mid, top):
+        assert await _balance(shop, owner, AccountKind.PENDING, "USD") == 0
+        assert await _balance(shop, owner, AccountKind.AVAILABLE, "USD") == 0
+    assert await _balance(shop, None, AccountKind.COMMISSION_EXPENSE, "USD") == 0
+    await _postings_sum_to_zero_and_the_ledger_checks_clean(shop)
