@@ -14,6 +14,7 @@ from core import tables as t
 from core.clock import FrozenClock
 from core.context import UnitOfWork
 from core.events import OrderDelivered
+from core.ledger import settle_due
 from core.models import STARS, AccountKind, Commission, CommissionStatus
 from core.services import Services
 from tests.conftest import bought, buyer, in_read, in_write, pay, referral_chain, stocked
@@ -268,4 +269,41 @@ async def test_settlements_racing_the_refunds_of_their_orders_move_each_commissi
         assert await _balance(shop, owner, AccountKind.PENDING, "USD") == 0
         assert await _balance(shop, owner, AccountKind.AVAILABLE, "USD") == 0
     assert await _balance(shop, None, AccountKind.COMMISSION_EXPENSE, "USD") == 0
+    await _postings_sum_to_zero_and_the_ledger_checks_clean(shop)
+
+
+FIRSTS = 8  # distributors whose first commissions two settlements settle at once
+
+
+async def test_two_settlements_making_the_same_new_accounts_at_once_both_succeed(
+    any_shop: Services, clock: FrozenClock
+) -> None:
+    """A distributor's available account is made by their first settlement. Two settlements, each with a
+    batch naming the same distributors in the opposite order, once made them in that order and waited on
+    each other's (a deadlock on PostgreSQL, failing one of them)."""
+    shop = any_shop
+    pid = await stocked(shop, 2 * FIRSTS, price=1000, max_qty=1)
+    friends, distributors = [], []
+    for k in range(FIRSTS):
+        dist, friend = await buyer(shop, f"d{k}"), await buyer(shop, f"f{k}")
+        await in_write(
+            shop,
+            lambda uow, f=friend, d=dist: uow.repo.conn.execute(
+                update(t.users).where(t.users.c.id == f).values(referrer_id=d)
+            ),
+        )
+        friends.append(friend)
+        distributors.append(dist)
+    for i, who in enumerate(friends + friends[::-1]):  # the first batch names them 0..7, the second 7..0
+        order = await shop.checkout.checkout(who, pid, 1, "USD")
+        await pay(shop, order, charge=f"ch-{i}")
+    clock.advance(days=7)
+    now = clock.now()
+    batches = await asyncio.gather(
+        in_write(shop, lambda uow: settle_due(uow, now, FIRSTS)),
+        in_write(shop, lambda uow: settle_due(uow, now, FIRSTS)),
+    )
+    assert sorted(len(b) for b in batches) == [FIRSTS, FIRSTS]
+    for dist in distributors:
+        assert await _balance(shop, dist, AccountKind.AVAILABLE, "USD") == 2 * 100
     await _postings_sum_to_zero_and_the_ledger_checks_clean(shop)
