@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from bot.cli import main
 from core import tables as t
 from core.clock import FrozenClock
 from core.models import Order
+from core.repositories.ledger import LedgerRepo
 from core.roles import Grant, Role
 from core.services import Services
 from tests.conftest import buyer, in_write, pay, refer, sql, stocked
@@ -198,3 +200,31 @@ async def test_several_databases_are_checked_in_one_run_each_line_naming_its_own
     code = await asyncio.to_thread(main, ["ledger", "check", "--database-url", f"sqlite:///{missing}"])
     _, err = capsys.readouterr()
     assert code == 1 and "no such database" in err and not missing.parent.exists()
+
+
+async def test_a_check_reading_while_commissions_settle_sees_one_moment_and_reports_no_drift(
+    any_shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check compares what the commissions say with what the accounts hold, in two reads. A settlement
+    committed between them (here, deterministically: the check waits there until it did) must not show as
+    drift: both reads see the snapshot the check began in (PostgreSQL: REPEATABLE READ)."""
+    shop = any_shop
+    await _referred_order(shop)
+    clock.advance(days=7)
+    reached, go = threading.Event(), threading.Event()
+    totals = LedgerRepo.commission_totals
+
+    def paused(repo: LedgerRepo) -> Any:
+        out = totals(repo)
+        reached.set()
+        assert go.wait(10)
+        return out
+
+    monkeypatch.setattr(LedgerRepo, "commission_totals", paused)
+    checking = asyncio.ensure_future(shop.ledger.check())
+    assert await asyncio.to_thread(reached.wait, 10)
+    assert await shop.ledger.settle() == 2  # committed while the check is between its two reads
+    go.set()
+    assert await checking == []
+    monkeypatch.undo()
+    assert await shop.ledger.check() == []  # and the settled ledger is clean as well
