@@ -228,3 +228,45 @@ async def test_a_check_reading_while_commissions_settle_sees_one_moment_and_repo
     assert await checking == []
     monkeypatch.undo()
     assert await shop.ledger.check() == []  # and the settled ledger is clean as well
+
+
+async def test_rates_changed_after_delivery_are_no_drift_but_a_commission_rewritten_to_them_is(
+    any_shop: Services,
+    clock: FrozenClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Everything that decides a rate changes after the delivery: the product's own rates, both
+    distributors' overrides, a block, a ban, and COMMISSION_RATES itself. The check judges the order by the
+    rates its delivery applied, so it stays clean (pending and settled alike); a commission rewritten to
+    today's rates (rate, amount and posting agreeing with each other) is drift."""
+    shop = any_shop
+    order = await _referred_order(shop)  # 10 % and 5 % of 10.00
+    settled = await shop.checkout.checkout(order.user_id, order.product_id, 1, "USD")
+    await pay(shop, settled, charge="ch-2")
+    clock.advance(days=7)
+    assert await shop.ledger.settle() == 4
+    later = await shop.checkout.checkout(order.user_id, order.product_id, 1, "USD")
+    await pay(shop, later, charge="ch-3")  # still pending
+    mid, top = [c.beneficiary_id for c in await shop.ledger.commissions(order.id)]
+    await shop.catalog.update_product(order.product_id, actor="cli", commission_rates=(2500, 1500))
+    await shop.distributors.set_rates(mid, "30,20", actor="cli")
+    await shop.distributors.set_rates(top, "40,25", actor="cli")
+    await shop.distributors.set_blocked(top, True, actor="cli")
+    await shop.users.set_blocklisted(mid, True)
+    monkeypatch.setenv("COMMISSION_RATES", "20,10")
+    assert await _check(shop, capsys) == (0, ["ledger clean"])
+
+    def rewritten(uow: Any) -> None:  # level 1 of the pending order as if paid at today's product rate
+        c, p, e = t.commissions, t.ledger_postings, t.ledger_entries
+        conn = uow.repo.conn
+        level_1 = (c.c.order_id == later.id) & (c.c.level == 1)
+        conn.execute(update(c).where(level_1).values(rate_bp=2500, amount=250))
+        posting = select(p.c.id).where(p.c.key == f"commission:{later.id}:1").scalar_subquery()
+        conn.execute(update(e).where(e.c.posting_id == posting, e.c.amount > 0).values(amount=250))
+        conn.execute(update(e).where(e.c.posting_id == posting, e.c.amount < 0).values(amount=-250))
+
+    await in_write(shop, rewritten)
+    code, lines = await _check(shop, capsys)
+    assert code == 1
+    assert f"order {later.ref} level 1: rate 2500 bp, but its delivery applied 1000 bp" in lines
