@@ -180,6 +180,38 @@ async def test_two_concurrent_requests_withdraw_the_money_once(
     await _clean(shop)
 
 
+async def test_requests_racing_the_settlement_of_more_commission_withdraw_what_settled_before_them(
+    any_shop: Services, clock: FrozenClock
+) -> None:
+    """Each request takes the available balance as the settlement left it or found it, never part of a
+    settlement; what it did not take stays available."""
+    shop = any_shop
+    dists = [await _distributor(shop, clock, n) for n in range(1, 5)]  # 12.00 available each
+    for n, dist in enumerate(dists, start=1):  # and 12.00 more each, pending
+        friend = await buyer(shop, f"8{n:03d}3")
+        await in_write(
+            shop,
+            lambda uow, f=friend, d=dist: uow.repo.conn.execute(
+                update(t.users).where(t.users.c.id == f).values(referrer_id=d)
+            ),
+        )
+        order = await shop.checkout.checkout(friend, await stocked(shop, 1, price=12_000), 1, USD)
+        await pay(shop, order, charge=f"more-{n}")
+    clock.advance(days=7)
+    requests = [shop.payouts.request(d, USD, "Alipay 1380000", key=f"k{d}") for d in dists]
+    done = await asyncio.gather(*requests[:2], shop.ledger.settle(), *requests[2:])
+    assert done[2] == len(dists)
+    for dist, made in zip(dists, [*done[:2], *done[3:]], strict=True):
+        assert isinstance(made, Requested) and made.payout.amount in (1200, 2400)
+        assert await _balances(shop, dist) == {
+            "available": 2400 - made.payout.amount,
+            "withdrawing": made.payout.amount,
+            "paid_out": 0,
+            "spent": 0,
+        }
+    await _clean(shop)
+
+
 async def test_a_request_and_a_balance_payment_at_once_never_overdraw(
     any_shop: Services, clock: FrozenClock
 ) -> None:
