@@ -270,3 +270,23 @@ async def test_rates_changed_after_delivery_are_no_drift_but_a_commission_rewrit
     code, lines = await _check(shop, capsys)
     assert code == 1
     assert f"order {later.ref} level 1: rate 2500 bp, but its delivery applied 1000 bp" in lines
+
+
+async def test_a_charge_refused_as_someone_elses_and_paid_back_is_not_counted_in_a_refunded_orders_base(
+    any_shop: Services, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forwarded invoice paid by someone else is refused and paid back to them (``refunded``, like the
+    order's own charge once the order is refunded): it never paid for the order, so the commissions'
+    base is still what the buyer's own charge brought in."""
+    shop = any_shop
+    order = await _referred_order(shop)
+    stranger = await buyer(shop, "9004")
+    refused = await shop.payments.confirm_payment(
+        "telegram", "ch-stranger", order.ref, order.amount, "USD", payer_id=stranger
+    )
+    assert refused.reason == "not_owner"
+    await shop.refunds.complete_refund("telegram", "ch-stranger", actor="telegram")  # paid back to them
+    assert await _check(shop, capsys) == (0, ["ledger clean"])
+    await shop.refunds.request_refund(order.ref, actor="a")
+    await shop.refunds.complete_refund("telegram", "ch-1", actor="telegram")
+    assert await _check(shop, capsys) == (0, ["ledger clean"])
