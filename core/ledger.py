@@ -176,7 +176,8 @@ class CommissionRules:
             else rates_for(e.product.commission_rates, t.rates if t else None, self.rates_bp, level)
             for level, (b, t) in enumerate(zip(chain, terms, strict=True), start=1)
         )
-        r.orders.set_commission_rates(order.id, rates)
+        if not r.orders.set_commission_rates(order.id, rates):
+            return  # a replayed delivery: its rates (and commissions) were kept the first time
         for level, (b, rate) in enumerate(zip(chain, rates, strict=True), start=1):
             (amount,) = commission_amounts(base, (rate,))
             if amount <= 0:

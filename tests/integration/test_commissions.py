@@ -126,6 +126,33 @@ async def test_a_replayed_payment_or_delivery_posts_one_commission_per_level(any
     await _postings_sum_to_zero_and_the_ledger_checks_clean(shop)
 
 
+async def test_a_delivery_replayed_after_the_terms_changed_posts_nothing_and_keeps_its_rates(
+    any_shop: Services,
+) -> None:
+    """The rates a delivery applied are its own: replayed after the level-1 distributor was unblocked, it
+    neither pays them now (money the first delivery never owed) nor rewrites the rates kept on the order."""
+    shop = any_shop
+    uid, mid, top = await referral_chain(shop)
+    await shop.distributors.set_blocked(mid, True, actor="telegram:7")
+    order = await bought(shop, uid)
+    delivered = await shop.orders.get(order.ref)
+    assert delivered.commission_rates == (0, 500)
+    await shop.distributors.set_blocked(mid, False, actor="telegram:7")
+
+    def replay_delivery(uow: UnitOfWork) -> None:
+        product = uow.repo.catalog.product(order.product_id)
+        assert product is not None and delivered.delivered_at is not None
+        at = delivered.delivered_at
+        uow.emit(OrderDelivered(at=at, actor="test", order=delivered, product=product, key_ids=()))
+
+    await in_write(shop, replay_delivery)
+    cs = await shop.ledger.commissions(order.id)
+    assert [(c.level, c.beneficiary_id, c.amount) for c in cs] == [(2, top, 49)]
+    assert await _balance(shop, mid, AccountKind.PENDING, "USD") == 0
+    assert (await shop.orders.get(order.ref)).commission_rates == (0, 500)
+    await _postings_sum_to_zero_and_the_ledger_checks_clean(shop)
+
+
 async def test_an_order_an_admin_marked_paid_earns_no_commission(any_shop: Services) -> None:
     shop = any_shop
     uid, _mid, _top = await referral_chain(shop)
