@@ -364,6 +364,15 @@ class PayoutAlreadyDecided(ShopError):
     template = "withdrawal request {payout_id} was already decided"
 
 
+class PayoutUncovered(ShopError):
+    """Approving a request a refund took commission back from since it was made (the distributor's
+    available balance in its currency is below zero, ``owed`` under it): it would pay out commission the
+    shop took back. Rejecting it nets the clawback."""
+
+    key = "payout-uncovered"
+    template = "withdrawal request {payout_id}: a refund took back {owed} {currency} of commission since"
+
+
 class PayoutTextInvalid(InvalidInput):
     """Payout details, a payment reference or a rejection reason: empty once cleaned, or too long."""
 

@@ -176,7 +176,8 @@ class CommissionRules:
             else rates_for(e.product.commission_rates, t.rates if t else None, self.rates_bp, level)
             for level, (b, t) in enumerate(zip(chain, terms, strict=True), start=1)
         )
-        r.orders.set_commission_rates(order.id, rates)
+        if not r.orders.set_commission_rates(order.id, rates):
+            return  # a replayed delivery: its rates (and commissions) were kept the first time
         for level, (b, rate) in enumerate(zip(chain, rates, strict=True), start=1):
             (amount,) = commission_amounts(base, (rate,))
             if amount <= 0:
@@ -225,7 +226,13 @@ class CommissionRules:
 def settle_due(uow: UnitOfWork, now: datetime, limit: int) -> list[Commission]:
     """Claim up to ``limit`` commissions whose holding period ended and move each from pending to
     available, in this transaction. Returns those settled now."""
-    claimed = uow.repo.ledger.claim_due(now, limit)
+    r = uow.repo.ledger
+    claimed = r.claim_due(now, limit)
+    # A distributor's available account is made by their first settlement. Two settlements making the
+    # same new accounts in different orders would wait on each other's (a deadlock on PostgreSQL): made
+    # here in one order first.
+    for owner, currency in sorted({(c.beneficiary_id, c.currency) for c in claimed}):
+        r.account(owner, AccountKind.AVAILABLE, currency, now)
     for c in claimed:
         legs = _move(c, (c.beneficiary_id, AccountKind.PENDING), (c.beneficiary_id, AccountKind.AVAILABLE))
         post(uow, posting_key(c, "settlement"), "settlement", legs, now, order_id=c.order_id)

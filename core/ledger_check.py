@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from core.ledger import Drift, check, commission_base, posting_key, rates_for, referrer_chain
 from core.models import (
-    ALREADY_PAID,
+    NEVER_KEPT,
     AccountKind,
     Commission,
     CommissionStatus,
@@ -86,11 +86,12 @@ class OrderFacts:
 
 def paid_for(order: Order, payments: Sequence[Payment]) -> int | None:
     """``commission_base`` of the payments the order was delivered on: its accepted ones, or, once it is
-    being refunded, those the refund owes back (a charge on an order already paid was owed back from the
-    start and never counted)."""
+    being refunded, those the refund owes back (a charge owed back from its confirmation on, on an order
+    already paid or refused as paying for something else, someone else's, was never counted; paid back,
+    it is ``refunded`` as well)."""
     if order.status in _REFUNDING:
         owed = (PaymentStatus.REFUND_DUE, PaymentStatus.REFUNDED)
-        kept = [p for p in payments if p.status in owed and p.reason != ALREADY_PAID]
+        kept = [p for p in payments if p.status in owed and p.reason not in NEVER_KEPT]
     else:
         kept = [p for p in payments if p.status == PaymentStatus.ACCEPTED]
     return commission_base(order, kept)

@@ -49,6 +49,12 @@ class PaymentStatus(StrEnum):
 
 # The reason of a charge for an order that was paid already: owed back from the start, never accepted.
 ALREADY_PAID = "already_paid"
+# The reasons of a charge that pays for nothing the shop sells, rejected and owed back from the start: no
+# such order, a payer who does not own it (a forwarded invoice), another amount or currency.
+UNKNOWN_ORDER, NOT_OWNER, AMOUNT_MISMATCH = "unknown_order", "not_owner", "amount_mismatch"
+# A charge with one of these reasons never paid for its order, whatever its status became since (a charge
+# paid back ends ``refunded`` like an order's own charge after the order's refund).
+NEVER_KEPT = frozenset({ALREADY_PAID, UNKNOWN_ORDER, NOT_OWNER, AMOUNT_MISMATCH})
 
 # The order state machine. Every UPDATE of orders.status is guarded by the old status and checks the
 # row count, so a transition that lost a race changes nothing.

@@ -186,8 +186,13 @@ class LedgerRepo:
     def claim_due(self, now: datetime, limit: int) -> list[Commission]:
         """Up to ``limit`` pending commissions whose holding period ended by ``now`` become available;
         returns those this transaction claimed. On PostgreSQL rows another settlement holds are skipped
-        (it settles them); the status guard makes a row that was moved meanwhile count for nobody else."""
-        c = t.commissions
+        (it settles them); the status guard makes a row that was moved meanwhile count for nobody else.
+
+        Locks come in the order a refund takes them, the order before its commissions: a commission whose
+        order another transaction holds (a refund, a payment) is skipped, and its order is held (``KEY
+        SHARE``, what the settlement's posting needs) from the claim on. Claiming the commissions first
+        and reaching the order through the posting's foreign key after was a deadlock with a refund."""
+        c, o = t.commissions, t.orders
         due = (
             select(c.c.id)
             .where(c.c.status == CommissionStatus.PENDING.value, c.c.due_at <= now)
@@ -195,7 +200,13 @@ class LedgerRepo:
             .limit(limit)
         )
         if self.dialect == "postgresql":
-            due = due.with_for_update(skip_locked=True)
+            # Two locking clauses, which SQLAlchemy cannot write: the commission claimed (a twin
+            # settlement skips it), its order kept from a refund until COMMIT (skipped if one holds it).
+            due = (
+                due.join_from(c, o, o.c.id == c.c.order_id)
+                .with_for_update(of=c, skip_locked=True)
+                .suffix_with("FOR KEY SHARE OF orders SKIP LOCKED")
+            )
         res = self.conn.execute(
             update(c)
             .where(c.c.id.in_(due.scalar_subquery()), c.c.status == CommissionStatus.PENDING.value)

@@ -89,11 +89,13 @@ class OrderRepo:
         r = (run(self.conn, self._Q_ORDER_TRANSITION, params)).first()
         return to_order(r) if r else None
 
-    _Q_ORDER_RATES = Prebuilt(update(_o).where(_o.c.id == bindparam("b_id")))
+    _Q_ORDER_RATES = Prebuilt(update(_o).where(_o.c.id == bindparam("b_id"), _o.c.commission_rates.is_(None)))
 
-    def set_commission_rates(self, order_id: int, rates: tuple[int, ...]) -> None:
-        """Keep the commission rate per level the order's delivery applied (``core.ledger``)."""
-        run(self.conn, self._Q_ORDER_RATES, {"b_id": order_id, "commission_rates": rates})
+    def set_commission_rates(self, order_id: int, rates: tuple[int, ...]) -> bool:
+        """Keep the commission rate per level the order's delivery applied (``core.ledger``), once: False
+        when the order has its rates already (its delivery is replayed), and they stay as they were."""
+        done = run(self.conn, self._Q_ORDER_RATES, {"b_id": order_id, "commission_rates": rates})
+        return done.rowcount == 1
 
     def page(self, after_id: int, limit: int) -> list[Order]:
         """Up to ``limit`` orders after ``after_id``, by id: every order, a page at a time (the ledger

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, func, select, update
 
 from core import tables as t
-from core.models import OPEN_PAYOUT, Payout, PayoutStatus
+from core.models import OPEN_PAYOUT, AccountKind, Payout, PayoutStatus
 from core.repositories._rows import dialect_insert, to_dataclass
 
 _OPEN = [s.value for s in OPEN_PAYOUT]
@@ -18,12 +18,15 @@ _OPEN = [s.value for s in OPEN_PAYOUT]
 
 @dataclass(frozen=True, slots=True)
 class PayoutLine:
-    """A request as the admins' queue shows it: with who asked (their channel id and handle)."""
+    """A request as the admins' queue shows it: with who asked (their channel id and handle) and their
+    available balance in its currency now (below zero: a refund took back more commission since the request
+    than was left; an open request then pays out commission the shop took back)."""
 
     payout: Payout
     channel: str
     external_id: str
     username: str | None
+    available: int
 
 
 def _payout(r: Any) -> Payout:
@@ -31,12 +34,24 @@ def _payout(r: Any) -> Payout:
 
 
 def _lines() -> Select[Any]:
-    p, u = t.payout_requests, t.users
-    return select(p, u.c.channel, u.c.external_id, u.c.username).select_from(p.join(u, u.c.id == p.c.user_id))
+    p, u, a, e = t.payout_requests, t.users, t.ledger_accounts, t.ledger_entries
+    available = (
+        select(func.coalesce(func.sum(e.c.amount), 0))
+        .select_from(e.join(a, a.c.id == e.c.account_id))
+        .where(
+            a.c.owner_id == p.c.user_id,
+            a.c.kind == AccountKind.AVAILABLE.value,
+            a.c.currency == p.c.currency,
+        )
+        .scalar_subquery()
+    )
+    return select(p, u.c.channel, u.c.external_id, u.c.username, available.label("available")).select_from(
+        p.join(u, u.c.id == p.c.user_id)
+    )
 
 
 def _line(r: Any) -> PayoutLine:
-    return PayoutLine(_payout(r), r.channel, r.external_id, r.username)
+    return PayoutLine(_payout(r), r.channel, r.external_id, r.username, int(r.available))
 
 
 class PayoutRepo:

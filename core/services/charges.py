@@ -17,7 +17,18 @@ from datetime import datetime
 from core.context import ShopConfig
 from core.errors import InvalidInput
 from core.events import PaymentRejected, RefundOwed
-from core.models import ALREADY_PAID, Charge, Order, OrderStatus, PaymentResult, PaymentStatus, Product
+from core.models import (
+    ALREADY_PAID,
+    AMOUNT_MISMATCH,
+    NOT_OWNER,
+    UNKNOWN_ORDER,
+    Charge,
+    Order,
+    OrderStatus,
+    PaymentResult,
+    PaymentStatus,
+    Product,
+)
 from core.repositories import Repositories
 from core.services.checkout import refusal_late, refusal_on_time
 from core.services.fulfilment import fulfil, transition
@@ -100,11 +111,11 @@ def _actor(c: Charge) -> str:
 def _mismatch(c: Charge, order: Order | None) -> str | None:
     """Why a charge pays for nothing the shop sells, or None."""
     if order is None:
-        return "unknown_order"
+        return UNKNOWN_ORDER
     if c.payer_id != order.user_id:
-        return "not_owner"  # a forwarded invoice paid by someone else: never delivered to anybody
+        return NOT_OWNER  # a forwarded invoice paid by someone else: never delivered to anybody
     if c.amount != order.amount or c.currency != order.currency:
-        return "amount_mismatch"
+        return AMOUNT_MISMATCH
     return None
 
 

@@ -11,6 +11,13 @@ Money (``core.ledger.post``, one posting per step, keyed by the request, so noth
 Approving moves no money: it was set aside when the distributor asked; approval only says an admin took
 it on (the queue shows it, and only an approved request can be marked paid).
 
+A refund after settlement claws commission back from ``available`` (``core.ledger``), which may then go
+below zero while a request still holds money in ``withdrawing``: that request would pay out commission the
+shop took back. Such a request is not approved (``PayoutUncovered``); rejecting it returns its money to
+``available``, netting the clawback, and the distributor may ask again for what is left. One already
+approved may have been paid outside the chat, so marking it paid is never refused; the queue shows the
+admins what the distributor owes.
+
 A request is allowed when the balance pays at least ``PAYOUT_MINIMUM`` in the shop currency
 (``core.models.payout_value``: the shop currency as it is, Stars at ``STARS_PAYOUT_RATE``; a currency with
 no value is spent, never withdrawn) and no other request of the user in that currency is open. The balance
@@ -39,6 +46,7 @@ from core.errors import (
     PayoutNotFound,
     PayoutNotWithdrawable,
     PayoutTextInvalid,
+    PayoutUncovered,
 )
 from core.ledger import Leg, post
 from core.messages import PayoutPaid, PayoutRejected
@@ -149,7 +157,9 @@ class PayoutService:
 
     async def approve(self, payout_id: int, *, actor: str) -> Payout:
         """An admin takes a requested withdrawal on (no money moves). ``PayoutAlreadyDecided`` when it is
-        no longer requested."""
+        no longer requested; ``PayoutUncovered`` when a refund took commission back from the distributor
+        since they asked (their available balance in its currency is below zero): paying it would pay out
+        commission the shop took back, and rejecting it nets that."""
         return await self.ctx.write(_approve, payout_id, actor[:64], self.ctx.clock.now())
 
     async def mark_paid(self, payout_id: int, reference: str, *, actor: str) -> Payout:
@@ -286,11 +296,17 @@ def _money(p: Payout) -> dict[str, Any]:
 
 
 def _approve(uow: UnitOfWork, payout_id: int, actor: str, now: datetime) -> Payout:
-    moved = uow.repo.payouts.move(
+    r = uow.repo
+    moved = r.payouts.move(
         payout_id, [PayoutStatus.REQUESTED], PayoutStatus.APPROVED, decided_by=actor, decided_at=now
     )
     p = _decided(uow, payout_id, moved)
-    uow.repo.audit.add(now, actor, "payout_approved", **_money(p))
+    # After the request's row (the order a rejection takes them in), the lock a clawback's posting waits
+    # on: a refund taking commission back now comes after this approval, which the queue then shows.
+    available = r.ledger.locked_balance(p.user_id, AccountKind.AVAILABLE, p.currency, now)
+    if available < 0:  # raising rolls the approval back
+        raise PayoutUncovered(payout_id=p.id, owed=-available, currency=p.currency)
+    r.audit.add(now, actor, "payout_approved", **_money(p))
     uow.commit()
     return p
 

@@ -50,6 +50,8 @@ T = {
         "none": "no commission to withdraw yet",
         "not_role": "not part of your role",
         "unknown": "I don't know that command",
+        "owes": "A refund took back $12.00 of commission since the request",
+        "uncovered": "Request #{} is no longer covered: a refund took back $12.00",
     },
     "zh": {
         "lang": "zh-hans",
@@ -80,6 +82,8 @@ T = {
         "none": "你还没有可提现的佣金",
         "not_role": "不在您的角色权限",
         "unknown": "无法识别该指令",
+        "owes": "申请后因退款追回了 $12.00 佣金",
+        "uncovered": "申请 #{} 已不足额：申请后因退款追回了 $12.00 佣金",
     },
 }
 
@@ -211,6 +215,35 @@ async def test_a_rejected_request_gives_the_money_back_and_the_distributor_reads
     await _clean(shop)
     screen = await shop.say(DIST, "/withdraw")  # the money can be asked for again
     assert words["ready"] in screen.text and screen.button(words["pick"])
+
+
+async def test_a_request_a_refund_took_the_commission_back_from_is_not_approved_but_rejected(
+    shop: Shop, words: dict[str, str]
+) -> None:
+    """The referral's order is refunded after DIST asked for the 12.00 it earned: the queue says so, Approve
+    is refused with why, and rejecting it nets the clawback (nothing left to withdraw, nothing owed)."""
+    dist = await _setup(shop, words)
+    pid, _ = await _request(shop, words, "PayPal dora@example.com")
+    bought = await shop.services.ctx.read(lambda uow: uow.repo.payments.get("telegram", "ch-1"))
+    assert bought is not None
+    await shop.services.refunds.request_refund(bought.order_ref, actor="telegram:7")
+    assert await _balance(shop, dist, AccountKind.AVAILABLE) == -1200
+    queue = await shop.say(OWNER, "/payouts")
+    assert words["owes"] in queue.text, queue.text
+    qid = await shop.tap_data(OWNER, queue, PayoutCb(action="approve", payout_id=pid).pack())
+    answer = await shop.answer_to(qid)
+    assert answer["show_alert"] and words["uncovered"].format(pid) in str(answer["text"]), answer
+    assert (await shop.services.payouts.line(pid)).payout.status is PayoutStatus.REQUESTED
+    ask = await shop.tap(OWNER, queue, words["reject"].format(pid))
+    assert words["reason"].format(pid) in ask.text and words["owes"] in ask.text
+    sure = await shop.say(OWNER, "wrong account")
+    done = await shop.tap(OWNER, sure, words["reject_sure"])
+    assert words["empty"] in done.text
+    assert await _balance(shop, dist, AccountKind.AVAILABLE) == 0
+    assert await _balance(shop, dist, AccountKind.WITHDRAWING) == 0
+    await _clean(shop)
+    screen = await shop.say(DIST, "/withdraw")
+    assert not [b for b in screen.buttons if words["pick"] in b["text"]], screen.buttons
 
 
 async def test_hostile_withdrawal_input_gets_a_clear_answer_and_changes_nothing(

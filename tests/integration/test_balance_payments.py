@@ -1,6 +1,7 @@
 """Paying with the shop balance, on both databases: the available commission pays an order through the one
 payment confirmation (delivered, commission to the payer's own referrer, the spending posted in the same
-transaction); refusals change nothing; a replay spends nothing; a refund returns the money to the balance;
+transaction); refusals change nothing (a balance never pays an order in another currency); a replay spends
+nothing; a refund returns the money to the balance, once however many refunds race;
 concurrent payments never spend the same money; a Stars payment racing a balance payment for one order
 leaves one of them paid and the other refused or owed back. The ledger checks clean after every step."""
 
@@ -268,3 +269,59 @@ async def test_quote_refuses_what_pay_would_refuse(any_shop: Services, clock: Fr
     clock.advance(minutes=16)
     with pytest.raises(ReservationExpired):
         await shop.balance.quote(order.ref, dist)
+
+
+async def test_a_balance_never_pays_an_order_in_another_currency_nor_one_with_no_balance_at_all(
+    any_shop: Services, clock: FrozenClock
+) -> None:
+    shop = any_shop
+    dist = await _distributor(shop, clock, "cur")  # 1,000 USD cents available, no Stars
+    stars = await _order(shop, dist, 100, currency=STARS)
+    for attempt in (shop.balance.quote, shop.balance.pay):
+        with pytest.raises(InsufficientBalance):
+            await attempt(stars.ref, dist)
+    stranger = await buyer(shop, "cur-stranger")  # no ledger account of any kind
+    theirs = await _order(shop, stranger, 100)
+    with pytest.raises(InsufficientBalance):
+        await shop.balance.pay(theirs.ref, stranger)
+    assert await _balance(shop, dist, AccountKind.AVAILABLE) == EARNED
+    assert {(b.kind, b.currency) for b in await shop.ledger.balances(dist)} == {
+        (AccountKind.PENDING, "USD"),
+        (AccountKind.AVAILABLE, "USD"),
+    }  # the refused payments' reads under lock made no account that outlived them
+    assert await shop.ledger.balances(stranger) == []
+    assert await _postings(shop, "balance-") == 0
+    for o in (stars, theirs):
+        assert (await shop.orders.get(o.ref)).status is OrderStatus.PENDING
+    await _clean(shop)
+
+
+async def test_refunds_of_a_distributors_own_balance_paid_order_at_once_return_it_once_and_claw_back(
+    any_shop: Services, clock: FrozenClock
+) -> None:
+    """The buyer is a distributor who paid with their own balance; their referrer's commission on the
+    order has settled. Three refunds at once: one refunds, the others find it refunded; the money is back
+    in the buyer's balance once, the referrer's commission is clawed back once."""
+    shop = any_shop
+    top = await buyer(shop, "top")
+    dist = await _distributor(shop, clock, "own", referrer=top)
+    order = await _order(shop, dist, 600)
+    await shop.balance.pay(order.ref, dist)
+    clock.advance(days=7)
+    assert await shop.ledger.settle() == 1  # top's level 1 on this order
+    top_before = await _balance(shop, top, AccountKind.AVAILABLE)
+
+    refunds = await asyncio.gather(
+        *(shop.refunds.request_refund(order.ref, actor=f"telegram:{i}") for i in range(3)),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in refunds) == ["InvalidOrderState", "InvalidOrderState", "Order"]
+    assert (await shop.orders.get(order.ref)).status is OrderStatus.REFUNDED
+    assert await _balance(shop, dist, AccountKind.AVAILABLE) == EARNED
+    assert await _balance(shop, dist, AccountKind.SPENT) == 0
+    assert await _postings(shop, "balance-return:") == 1
+    cs = await shop.ledger.commissions(order.id)
+    assert [(c.beneficiary_id, c.amount, c.status) for c in cs] == [(top, 60, CommissionStatus.CLAWED_BACK)]
+    assert await _balance(shop, top, AccountKind.AVAILABLE) == top_before - 60
+    assert await _postings(shop, "clawback:") == 1
+    await _clean(shop)

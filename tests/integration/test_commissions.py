@@ -14,6 +14,7 @@ from core import tables as t
 from core.clock import FrozenClock
 from core.context import UnitOfWork
 from core.events import OrderDelivered
+from core.ledger import settle_due
 from core.models import STARS, AccountKind, Commission, CommissionStatus
 from core.services import Services
 from tests.conftest import bought, buyer, in_read, in_write, pay, referral_chain, stocked
@@ -122,6 +123,33 @@ async def test_a_replayed_payment_or_delivery_posts_one_commission_per_level(any
     await in_write(shop, replay_delivery)
     assert len(await shop.ledger.commissions(order.id)) == 2
     assert await _balance(shop, mid, AccountKind.PENDING, "USD") == 99
+    await _postings_sum_to_zero_and_the_ledger_checks_clean(shop)
+
+
+async def test_a_delivery_replayed_after_the_terms_changed_posts_nothing_and_keeps_its_rates(
+    any_shop: Services,
+) -> None:
+    """The rates a delivery applied are its own: replayed after the level-1 distributor was unblocked, it
+    neither pays them now (money the first delivery never owed) nor rewrites the rates kept on the order."""
+    shop = any_shop
+    uid, mid, top = await referral_chain(shop)
+    await shop.distributors.set_blocked(mid, True, actor="telegram:7")
+    order = await bought(shop, uid)
+    delivered = await shop.orders.get(order.ref)
+    assert delivered.commission_rates == (0, 500)
+    await shop.distributors.set_blocked(mid, False, actor="telegram:7")
+
+    def replay_delivery(uow: UnitOfWork) -> None:
+        product = uow.repo.catalog.product(order.product_id)
+        assert product is not None and delivered.delivered_at is not None
+        at = delivered.delivered_at
+        uow.emit(OrderDelivered(at=at, actor="test", order=delivered, product=product, key_ids=()))
+
+    await in_write(shop, replay_delivery)
+    cs = await shop.ledger.commissions(order.id)
+    assert [(c.level, c.beneficiary_id, c.amount) for c in cs] == [(2, top, 49)]
+    assert await _balance(shop, mid, AccountKind.PENDING, "USD") == 0
+    assert (await shop.orders.get(order.ref)).commission_rates == (0, 500)
     await _postings_sum_to_zero_and_the_ledger_checks_clean(shop)
 
 
@@ -236,4 +264,73 @@ async def test_two_concurrent_settlements_move_each_commission_once(
     assert await _balance(shop, mid, AccountKind.AVAILABLE, "USD") == 6 * 99
     assert await _balance(shop, mid, AccountKind.PENDING, "USD") == 0
     assert await _balance(shop, top, AccountKind.AVAILABLE, "USD") == 6 * 49
+    await _postings_sum_to_zero_and_the_ledger_checks_clean(shop)
+
+
+RACED = 12  # orders whose commissions a settlement and their refunds reach at once
+
+
+async def test_settlements_racing_the_refunds_of_their_orders_move_each_commission_once(
+    any_shop: Services, clock: FrozenClock
+) -> None:
+    """A refund locks the order, then its commissions; a settlement must take them in that order too (on
+    PostgreSQL it once took the commissions, then the order through its posting's foreign key: a deadlock
+    that failed the settlement or the admin's refund). Every commission ends reversed (the refund first)
+    or clawed back (the settlement first), each with exactly its postings; nothing fails."""
+    shop = any_shop
+    uid, mid, top = await referral_chain(shop)
+    pid = await stocked(shop, RACED, price=1000, max_qty=1)
+    orders = []
+    for i in range(RACED):
+        order = await shop.checkout.checkout(uid, pid, 1, "USD")
+        await pay(shop, order, charge=f"ch-{i}")
+        orders.append(order)
+    clock.advance(days=7)
+    refunds = [shop.refunds.request_refund(o.ref, actor="telegram:7") for o in orders]
+    half = RACED // 2
+    await asyncio.gather(shop.ledger.settle(), *refunds[:half], shop.ledger.settle(), *refunds[half:])
+    statuses = [c.status for o in orders for c in await shop.ledger.commissions(o.id)]
+    assert len(statuses) == 2 * RACED
+    assert set(statuses) <= {CommissionStatus.REVERSED, CommissionStatus.CLAWED_BACK}
+    for owner in (mid, top):
+        assert await _balance(shop, owner, AccountKind.PENDING, "USD") == 0
+        assert await _balance(shop, owner, AccountKind.AVAILABLE, "USD") == 0
+    assert await _balance(shop, None, AccountKind.COMMISSION_EXPENSE, "USD") == 0
+    await _postings_sum_to_zero_and_the_ledger_checks_clean(shop)
+
+
+FIRSTS = 8  # distributors whose first commissions two settlements settle at once
+
+
+async def test_two_settlements_making_the_same_new_accounts_at_once_both_succeed(
+    any_shop: Services, clock: FrozenClock
+) -> None:
+    """A distributor's available account is made by their first settlement. Two settlements, each with a
+    batch naming the same distributors in the opposite order, once made them in that order and waited on
+    each other's (a deadlock on PostgreSQL, failing one of them)."""
+    shop = any_shop
+    pid = await stocked(shop, 2 * FIRSTS, price=1000, max_qty=1)
+    friends, distributors = [], []
+    for k in range(FIRSTS):
+        dist, friend = await buyer(shop, f"d{k}"), await buyer(shop, f"f{k}")
+        await in_write(
+            shop,
+            lambda uow, f=friend, d=dist: uow.repo.conn.execute(
+                update(t.users).where(t.users.c.id == f).values(referrer_id=d)
+            ),
+        )
+        friends.append(friend)
+        distributors.append(dist)
+    for i, who in enumerate(friends + friends[::-1]):  # the first batch names them 0..7, the second 7..0
+        order = await shop.checkout.checkout(who, pid, 1, "USD")
+        await pay(shop, order, charge=f"ch-{i}")
+    clock.advance(days=7)
+    now = clock.now()
+    batches = await asyncio.gather(
+        in_write(shop, lambda uow: settle_due(uow, now, FIRSTS)),
+        in_write(shop, lambda uow: settle_due(uow, now, FIRSTS)),
+    )
+    assert sorted(len(b) for b in batches) == [FIRSTS, FIRSTS]
+    for dist in distributors:
+        assert await _balance(shop, dist, AccountKind.AVAILABLE, "USD") == 2 * 100
     await _postings_sum_to_zero_and_the_ledger_checks_clean(shop)

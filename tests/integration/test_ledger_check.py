@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from bot.cli import main
 from core import tables as t
 from core.clock import FrozenClock
 from core.models import Order
+from core.repositories.ledger import LedgerRepo
 from core.roles import Grant, Role
 from core.services import Services
 from tests.conftest import buyer, in_write, pay, refer, sql, stocked
@@ -198,3 +200,93 @@ async def test_several_databases_are_checked_in_one_run_each_line_naming_its_own
     code = await asyncio.to_thread(main, ["ledger", "check", "--database-url", f"sqlite:///{missing}"])
     _, err = capsys.readouterr()
     assert code == 1 and "no such database" in err and not missing.parent.exists()
+
+
+async def test_a_check_reading_while_commissions_settle_sees_one_moment_and_reports_no_drift(
+    any_shop: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check compares what the commissions say with what the accounts hold, in two reads. A settlement
+    committed between them (here, deterministically: the check waits there until it did) must not show as
+    drift: both reads see the snapshot the check began in (PostgreSQL: REPEATABLE READ)."""
+    shop = any_shop
+    await _referred_order(shop)
+    clock.advance(days=7)
+    reached, go = threading.Event(), threading.Event()
+    totals = LedgerRepo.commission_totals
+
+    def paused(repo: LedgerRepo) -> Any:
+        out = totals(repo)
+        reached.set()
+        assert go.wait(10)
+        return out
+
+    monkeypatch.setattr(LedgerRepo, "commission_totals", paused)
+    checking = asyncio.ensure_future(shop.ledger.check())
+    assert await asyncio.to_thread(reached.wait, 10)
+    assert await shop.ledger.settle() == 2  # committed while the check is between its two reads
+    go.set()
+    assert await checking == []
+    monkeypatch.undo()
+    assert await shop.ledger.check() == []  # and the settled ledger is clean as well
+
+
+async def test_rates_changed_after_delivery_are_no_drift_but_a_commission_rewritten_to_them_is(
+    any_shop: Services,
+    clock: FrozenClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Everything that decides a rate changes after the delivery: the product's own rates, both
+    distributors' overrides, a block, a ban, and COMMISSION_RATES itself. The check judges the order by the
+    rates its delivery applied, so it stays clean (pending and settled alike); a commission rewritten to
+    today's rates (rate, amount and posting agreeing with each other) is drift."""
+    shop = any_shop
+    order = await _referred_order(shop)  # 10 % and 5 % of 10.00
+    settled = await shop.checkout.checkout(order.user_id, order.product_id, 1, "USD")
+    await pay(shop, settled, charge="ch-2")
+    clock.advance(days=7)
+    assert await shop.ledger.settle() == 4
+    later = await shop.checkout.checkout(order.user_id, order.product_id, 1, "USD")
+    await pay(shop, later, charge="ch-3")  # still pending
+    mid, top = [c.beneficiary_id for c in await shop.ledger.commissions(order.id)]
+    await shop.catalog.update_product(order.product_id, actor="cli", commission_rates=(2500, 1500))
+    await shop.distributors.set_rates(mid, "30,20", actor="cli")
+    await shop.distributors.set_rates(top, "40,25", actor="cli")
+    await shop.distributors.set_blocked(top, True, actor="cli")
+    await shop.users.set_blocklisted(mid, True)
+    monkeypatch.setenv("COMMISSION_RATES", "20,10")
+    assert await _check(shop, capsys) == (0, ["ledger clean"])
+
+    def rewritten(uow: Any) -> None:  # level 1 of the pending order as if paid at today's product rate
+        c, p, e = t.commissions, t.ledger_postings, t.ledger_entries
+        conn = uow.repo.conn
+        level_1 = (c.c.order_id == later.id) & (c.c.level == 1)
+        conn.execute(update(c).where(level_1).values(rate_bp=2500, amount=250))
+        posting = select(p.c.id).where(p.c.key == f"commission:{later.id}:1").scalar_subquery()
+        conn.execute(update(e).where(e.c.posting_id == posting, e.c.amount > 0).values(amount=250))
+        conn.execute(update(e).where(e.c.posting_id == posting, e.c.amount < 0).values(amount=-250))
+
+    await in_write(shop, rewritten)
+    code, lines = await _check(shop, capsys)
+    assert code == 1
+    assert f"order {later.ref} level 1: rate 2500 bp, but its delivery applied 1000 bp" in lines
+
+
+async def test_a_charge_refused_as_someone_elses_and_paid_back_is_not_counted_in_a_refunded_orders_base(
+    any_shop: Services, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forwarded invoice paid by someone else is refused and paid back to them (``refunded``, like the
+    order's own charge once the order is refunded): it never paid for the order, so the commissions'
+    base is still what the buyer's own charge brought in."""
+    shop = any_shop
+    order = await _referred_order(shop)
+    stranger = await buyer(shop, "9004")
+    refused = await shop.payments.confirm_payment(
+        "telegram", "ch-stranger", order.ref, order.amount, "USD", payer_id=stranger
+    )
+    assert refused.reason == "not_owner"
+    await shop.refunds.complete_refund("telegram", "ch-stranger", actor="telegram")  # paid back to them
+    assert await _check(shop, capsys) == (0, ["ledger clean"])
+    await shop.refunds.request_refund(order.ref, actor="a")
+    await shop.refunds.complete_refund("telegram", "ch-1", actor="telegram")
+    assert await _check(shop, capsys) == (0, ["ledger clean"])

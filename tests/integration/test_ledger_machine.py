@@ -1,8 +1,16 @@
 """Random sequences of everything that moves a distributor's money — referred purchases in USD and Stars,
-refunds, settlements after the holding period, paying with the balance, withdrawal requests and an admin's
-approve / reject / mark paid — with the ledger's rules checked after every step: every posting sums to
-zero per currency (``core.ledger.check`` clean), no account but ``available`` ever goes below zero, and
-``available`` only through clawbacks (spending and withdrawing never take more than there is)."""
+orders an admin marks paid (with or without commission), refunds, settlements after the holding period,
+paying with the balance, withdrawal requests and an admin's approve / reject / mark paid, and the admins'
+changes to the rates (a product's own, a distributor's override) and to blocking — with the ledger's rules
+checked after every step: ``keyshop ledger check`` clean (every posting sums to zero per currency, every
+order's commissions are what the rules said when it was delivered, whatever changed since), no account but
+``available`` ever goes below zero, and ``available`` only through clawbacks (spending and withdrawing
+never take more than there is); a withdrawal is approved only while no clawback left ``available`` below
+zero beside it.
+
+SQLite only: the steps run one at a time, so what they exercise is the rules, which are the same on both
+databases; what differs between them (locks, SKIP LOCKED, ON CONFLICT) is raced in the integration tests
+of each service on both."""
 
 from __future__ import annotations
 
@@ -16,7 +24,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import select, update
 
 from core import tables as t
@@ -28,8 +36,10 @@ from core.errors import (
     PayoutAlreadyDecided,
     PayoutAlreadyOpen,
     PayoutBelowMinimum,
+    PayoutUncovered,
 )
 from core.models import AccountKind, CommissionStatus, PayoutStatus
+from core.roles import Grant, Role
 from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
@@ -38,6 +48,23 @@ from tests.conftest import create_schema, in_read, in_write, pay
 USD = "USD"
 PRICE, PRICE_STARS = 1000, 200  # level 1 earns 100 cents or 20 Stars, level 2 50 or 10
 CHEAP, CHEAP_STARS = 120, 25
+ADMIN = Grant(Role.ADMIN)
+# What an admin changes that decides later commissions (90 % and 60 % overrides together pay the cap).
+CHANGES: list[tuple[str, Any]] = [
+    ("product", None),
+    ("product", (0,)),
+    ("product", (2000, 1000)),
+    ("product", (1500,)),
+    ("rates-mid", "90"),
+    ("rates-top", "0,60"),
+    ("rates-mid", "0"),
+    ("rates-mid", None),
+    ("rates-top", None),
+    ("blocked-mid", True),
+    ("blocked-mid", False),
+    ("blocked-top", True),
+    ("blocked-top", False),
+]
 KINDS_NEVER_NEGATIVE = (AccountKind.PENDING, AccountKind.SPENT, AccountKind.WITHDRAWING, AccountKind.PAID_OUT)
 
 
@@ -98,12 +125,54 @@ class DistributorMoney(RuleBasedStateMachine):
 
     # -------------------------------------------------------------- rules
 
-    @rule(who=st.sampled_from(["b0", "b1", "mid"]), stars=st.booleans())
-    def referred_purchase(self, who: str, stars: bool) -> None:
+    @initialize()
+    def distributors_start_with_settled_commission(self) -> None:
+        """Referred purchases in both currencies, settled: withdrawing and spending have money to move
+        from the first step on."""
+        for uid in self.buyers:
+            for currency in (USD, STARS):
+                order = self.run(self.shop.checkout.checkout(uid, self.pid, 1, currency))
+                self.run(pay(self.shop, order, charge=self._next("ch")))
+                self.delivered.append(order.ref)
+        self.clock.advance(days=8)
+        assert self.run(self.shop.ledger.settle()) == 8
+
+    @rule(
+        who=st.sampled_from(["b0", "b1", "mid"]),
+        stars=st.booleans(),
+        how=st.sampled_from(["charge", "charge", "marked paid", "marked paid with commission"]),
+    )
+    def referred_purchase(self, who: str, stars: bool, how: str) -> None:
         uid = {"b0": self.buyers[0], "b1": self.buyers[1], "mid": self.mid}[who]
         order = self.run(self.shop.checkout.checkout(uid, self.pid, 1, STARS if stars else USD))
-        self.run(pay(self.shop, order, charge=self._next("ch")))
+        if how == "charge":
+            self.run(pay(self.shop, order, charge=self._next("ch")))
+        else:  # an admin received the money outside the chat
+            earns = how == "marked paid with commission"
+            desk = self.shop.order_desk
+            self.run(
+                desk.mark_paid(order.ref, order.amount, "cash", grant=ADMIN, actor="a", with_commission=earns)
+            )
+            assert earns or not self.run(self.shop.ledger.commissions(order.id))  # none unless chosen
+            event(how)
         self.delivered.append(order.ref)
+
+    @rule(change=st.sampled_from(CHANGES))
+    def admin_changes_terms(self, change: tuple[str, Any]) -> None:
+        """A product's own rates, a distributor's override or block: for orders delivered from now on."""
+        what, value = change
+        if what == "product":
+            self.run(self.shop.catalog.update_product(self.pid, actor="admin", commission_rates=value))
+            return
+        action, who = what.split("-")
+        uid = self.top if who == "top" else self.mid
+        d = self.shop.distributors
+        self.run(
+            d.set_rates(uid, value, actor="admin")
+            if action == "rates"
+            else d.set_blocked(uid, value, actor="admin")
+        )
+        event(f"{what} {value}")
 
     @rule(who=st.sampled_from(["top", "mid"]), stars=st.booleans())
     def pay_with_balance(self, who: str, stars: bool) -> None:
@@ -158,13 +227,21 @@ class DistributorMoney(RuleBasedStateMachine):
         p = self.shop.payouts
         try:
             if decision == "approve":
-                self.run(p.approve(pid, actor="admin"))
+                done = self.run(p.approve(pid, actor="admin"))
+                # approved only while no refund took more back since than the balance beside it held
+                assert self.run(self._available(done.user_id, done.currency)) >= 0
             elif decision == "reject":
                 self.run(p.reject(pid, "wrong account", actor="admin"))
             else:
                 self.run(p.mark_paid(pid, "TX-1", actor="admin"))
         except PayoutAlreadyDecided:
             event("already decided")
+            return
+        except PayoutUncovered as e:
+            line = self.run(p.line(pid))
+            assert line.available < 0 and e.params["owed"] == -line.available
+            assert line.payout.status is PayoutStatus.REQUESTED
+            event("approval refused: a refund took the commission back")
             return
         event(f"payout {decision}")
 

@@ -23,12 +23,13 @@ from core.errors import (
     PayoutNotFound,
     PayoutNotWithdrawable,
     PayoutTextInvalid,
+    PayoutUncovered,
 )
 from core.ledger import post
 from core.models import STARS, AccountKind, PayoutStatus
 from core.services import Services
 from core.services.payouts import Blocked, Requested
-from tests.conftest import buyer, in_read, in_write, outbox_rows, pay, stocked
+from tests.conftest import buyer, in_read, in_write, outbox_rows, pay, payment_row, stocked
 
 USD = "USD"
 
@@ -180,6 +181,38 @@ async def test_two_concurrent_requests_withdraw_the_money_once(
     await _clean(shop)
 
 
+async def test_requests_racing_the_settlement_of_more_commission_withdraw_what_settled_before_them(
+    any_shop: Services, clock: FrozenClock
+) -> None:
+    """Each request takes the available balance as the settlement left it or found it, never part of a
+    settlement; what it did not take stays available."""
+    shop = any_shop
+    dists = [await _distributor(shop, clock, n) for n in range(1, 5)]  # 12.00 available each
+    for n, dist in enumerate(dists, start=1):  # and 12.00 more each, pending
+        friend = await buyer(shop, f"8{n:03d}3")
+        await in_write(
+            shop,
+            lambda uow, f=friend, d=dist: uow.repo.conn.execute(
+                update(t.users).where(t.users.c.id == f).values(referrer_id=d)
+            ),
+        )
+        order = await shop.checkout.checkout(friend, await stocked(shop, 1, price=12_000), 1, USD)
+        await pay(shop, order, charge=f"more-{n}")
+    clock.advance(days=7)
+    requests = [shop.payouts.request(d, USD, "Alipay 1380000", key=f"k{d}") for d in dists]
+    done = await asyncio.gather(*requests[:2], shop.ledger.settle(), *requests[2:])
+    assert done[2] == len(dists)
+    for dist, made in zip(dists, [*done[:2], *done[3:]], strict=True):
+        assert isinstance(made, Requested) and made.payout.amount in (1200, 2400)
+        assert await _balances(shop, dist) == {
+            "available": 2400 - made.payout.amount,
+            "withdrawing": made.payout.amount,
+            "paid_out": 0,
+            "spent": 0,
+        }
+    await _clean(shop)
+
+
 async def test_a_request_and_a_balance_payment_at_once_never_overdraw(
     any_shop: Services, clock: FrozenClock
 ) -> None:
@@ -298,6 +331,41 @@ async def test_the_audit_trail_never_holds_the_payout_details(any_shop: Services
         shop, lambda uow: [str(r[0]) for r in uow.repo.conn.execute(select(t.audit_log.c.detail)).all()]
     )
     assert details and not any("DE89" in d for d in details)
+
+
+async def test_a_request_a_refund_took_commission_back_from_is_not_approved_and_rejecting_it_nets_that(
+    any_shop: Services, clock: FrozenClock
+) -> None:
+    """The referral's order is refunded after the distributor asked for their 12.00: its commission is
+    clawed back while the money is still the shop's, being withdrawn. Approving would pay out commission
+    the shop took back: refused, and the queue says why. Rejecting it nets the clawback (available back
+    to 0). Once approved (the admin may have paid already), marking it paid is never refused; the queue
+    shows what the distributor owes."""
+    shop = any_shop
+    dist = await _distributor(shop, clock, 1)
+    p = (await shop.payouts.request(dist, USD, "Alipay 1380000", key="k1")).payout
+    friends_order = (await payment_row(shop, "ch-1")).order_ref
+    await shop.refunds.request_refund(friends_order, actor="telegram:7")
+    assert await _balances(shop, dist) == {"available": -1200, "withdrawing": 1200, "paid_out": 0, "spent": 0}
+    assert (await shop.payouts.line(p.id)).available == -1200
+    assert [line.available for line in (await shop.payouts.queue()).lines] == [-1200]
+    with pytest.raises(PayoutUncovered) as refused:
+        await shop.payouts.approve(p.id, actor="telegram:7")
+    assert refused.value.params == {"payout_id": p.id, "owed": 1200, "currency": USD}
+    assert (await shop.payouts.line(p.id)).payout.status is PayoutStatus.REQUESTED
+    await shop.payouts.reject(p.id, "a refund took the commission back", actor="telegram:7")
+    assert await _balances(shop, dist) == {"available": 0, "withdrawing": 0, "paid_out": 0, "spent": 0}
+    await _clean(shop)
+
+    other = await _distributor(shop, clock, 2)
+    q = (await shop.payouts.request(other, USD, "Alipay 1390000", key="k2")).payout
+    await shop.payouts.approve(q.id, actor="telegram:7")  # and paid outside the chat
+    await shop.refunds.request_refund((await payment_row(shop, "ch-2")).order_ref, actor="telegram:7")
+    assert (await shop.payouts.line(q.id)).available == -1200
+    await shop.payouts.mark_paid(q.id, "TX-1", actor="telegram:7")
+    owed = {"available": -1200, "withdrawing": 0, "paid_out": 1200, "spent": 0}
+    assert await _balances(shop, other) == owed  # netted against their later commissions
+    await _clean(shop)
 
 
 async def test_two_admins_deciding_at_once_make_one_decision(any_shop: Services, clock: FrozenClock) -> None:

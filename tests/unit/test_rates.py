@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.errors import InvalidRates, RateNotAPercentage, RatesOverWhole
 from core.ledger import capped, rates_for
@@ -83,3 +85,17 @@ def test_levels_together_never_pay_more_than_the_whole_order() -> None:
     assert capped([8000, 5000]) == (8000, 2000)
     assert capped([10_000, 500]) == (10_000, 0)
     assert capped([1000, 500]) == (1000, 500)
+
+
+@given(st.lists(st.integers(-20_000, 20_000), max_size=4))
+def test_capped_rates_are_never_negative_never_add_up_past_100_and_change_only_what_passes_it(
+    rates: list[int],
+) -> None:
+    out = capped(rates)
+    assert len(out) == len(rates) and all(r >= 0 for r in out) and sum(out) <= 10_000
+    for i, (asked, kept) in enumerate(zip(rates, out, strict=True)):
+        left = 10_000 - sum(out[:i])  # what the levels before it left
+        if 0 <= asked <= left:
+            assert kept == asked
+        elif asked > left:
+            assert kept == left

@@ -5,7 +5,9 @@ pay in the shop currency and the payout details the distributor typed (personal 
 logged). A requested one has **Approve** and **Reject**; an approved one **Mark paid** and **Reject**.
 Reject waits for the reason and Mark paid for the payment's reference (an FSM state, Stop leaves), both
 confirmed before anything happens. Every decision is one status-guarded transaction in the core: of two
-admins tapping at once one decides, the other is told it was decided and sees the queue as it is now."""
+admins tapping at once one decides, the other is told it was decided and sees the queue as it is now. A
+request a refund took commission back from since it was made says so (pay it and the shop pays that out),
+and is not approved: rejecting it nets the clawback."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from core.errors import PayoutAlreadyDecided, PayoutTextInvalid
+from core.errors import PayoutAlreadyDecided, PayoutTextInvalid, PayoutUncovered
 from core.models import PayoutStatus
 from core.repositories.payouts import PayoutLine
 from core.roles import Power
@@ -83,6 +85,8 @@ def entry_text(line: PayoutLine, services: Services) -> str:
     ]
     if p.status is PayoutStatus.APPROVED and p.decided_by:
         lines.append(tr("admin-payout-approved-by", who=p.decided_by))
+    if p.open and line.available < 0:  # a refund took commission back since: paying it pays that out
+        lines.append(tr("admin-payout-uncovered", owed=format_amount(-line.available, p.currency)))
     return "\n".join(lines)
 
 
@@ -150,6 +154,11 @@ async def approve(query: CallbackQuery, callback_data: PayoutCb, services: Servi
         p = await services.payouts.approve(callback_data.payout_id, actor=actor(query))
     except PayoutAlreadyDecided as e:
         await _decided_first(query, services, e, callback_data.page)
+        return
+    except PayoutUncovered as e:
+        owed = format_amount(e.params["owed"], e.params["currency"])
+        await acknowledge(query, tr_plain(e.key, payout_id=e.params["payout_id"], owed=owed), show_alert=True)
+        await redraw(query, *await _queue(services, callback_data.page))
         return
     await acknowledge(query, tr_plain("admin-payout-approved", id=p.id, limit=CALLBACK_ANSWER_MAX))
     await redraw(query, *await _queue(services, callback_data.page))
