@@ -40,21 +40,32 @@ class Shop:
     url: str
 
     async def rebuild(
-        self, *, tap_rate: float | None = None, sender: dict[str, object] | None = None, **settings: object
+        self,
+        *,
+        tap_rate: float | None = None,
+        brisk: bool = False,
+        sender: dict[str, object] | None = None,
+        **settings: object,
     ) -> None:
         """Replace the bot with one built from other settings (the fixture stops whichever runs last).
         ``tap_rate``: button taps a person may make per second (the bot's default is 2, bursts of 8), for
-        a test that walks many buttons and is not about the throttle; ``sender``: the outbox sender's
-        options (e.g. a slower broadcast pace)."""
+        a test that walks many buttons and is not about the throttle; ``brisk``: a test that types and taps
+        far faster than a person and is about neither the bot's throttle nor Telegram's per-chat pace (their
+        own tests are): both raised to 100 a second, so a long walk does not wait a second per message;
+        ``sender``: the outbox sender's options (e.g. a slower broadcast pace)."""
         await self.front.stop()
         values: dict[str, object] = {"admin_ids": [ADMIN], **settings}
         config = Settings.load(_env_file=None, **values)
         throttle = None
+        if brisk:
+            tap_rate = 100.0
+            self.emu.per_chat_rate = self.emu.per_chat_burst = 100.0
         if tap_rate is not None:
             from bot.i18n import build_i18n
             from handlers.telegram.middlewares import ThrottleMiddleware
 
-            throttle = ThrottleMiddleware(build_i18n(), rate=tap_rate, burst=tap_rate * 4)
+            rates = {"message_rate": tap_rate, "message_burst": tap_rate * 4} if brisk else {}
+            throttle = ThrottleMiddleware(build_i18n(), rate=tap_rate, burst=tap_rate * 4, **rates)
         self.front = Storefront.build(
             self.services,
             config,

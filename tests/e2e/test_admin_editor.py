@@ -26,7 +26,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL")
 async def _setup(shop: Shop, language: str = "en", **settings: object) -> None:
     shop.emu.user(OWNER, "Owen", language)
     shop.emu.user(BUYER, "Ann")
-    await shop.rebuild(**{"admin_ids": [ADMIN, OWNER], **settings})
+    await shop.rebuild(**{"admin_ids": [ADMIN, OWNER], "brisk": True, **settings})  # long walks, not the pace
 
 
 async def _tap(shop: Shop, sent: Sent, label: str) -> Sent:

@@ -39,7 +39,7 @@ async def test_an_owner_goes_from_an_empty_shop_to_a_sale_and_a_refund_while_ano
     shop.emu.user(OWNER, "Owen")
     shop.emu.user(OPERATOR, "Olga")
     shop.emu.user(BUYER, "Ann")
-    await shop.rebuild(admin_ids=[ADMIN, OWNER])
+    await shop.rebuild(admin_ids=[ADMIN, OWNER], brisk=True)  # a long walk, not a test of the pace
     assert await shop.services.catalog.products() == []
 
     # the operator's product, and their role (scoped to it)

@@ -101,7 +101,7 @@ async def _setup(shop: Shop, lang: str) -> tuple[int, int]:
     shop.emu.user(OPERATOR, "Olga", T[lang]["lang"])
     shop.emu.user(BUYER, "Ann", username="Ann_Buys")
     shop.emu.user(OTHER_BUYER, "Bo", T[lang]["lang"])
-    await shop.rebuild(admin_ids=[OWNER])
+    await shop.rebuild(admin_ids=[OWNER], brisk=True)  # not a test of the pace
     theirs = await shop.product(keys=3, name="Netflix 1M")
     other = await shop.product(keys=5, name="Steam 10")
     await shop.say(OWNER, f"/staff operator {OPERATOR} p:{theirs}")

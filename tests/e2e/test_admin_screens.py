@@ -179,7 +179,7 @@ async def _setup(shop: Shop, tap_rate: float | None = None) -> tuple[int, int]:
     shop.emu.user(OWNER, "Owen")
     shop.emu.user(OPERATOR, "Olga")
     shop.emu.user(BUYER, "Ann")
-    await shop.rebuild(admin_ids=[ADMIN, OWNER], tap_rate=tap_rate)
+    await shop.rebuild(admin_ids=[ADMIN, OWNER], tap_rate=tap_rate, brisk=tap_rate is not None)
     theirs = await shop.product(keys=3, name="Netflix 1M", low_stock_threshold=5)
     other = await shop.product(keys=20, name="Steam 10")
     assert (theirs, other) == (THEIRS, OTHER)

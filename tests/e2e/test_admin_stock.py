@@ -41,7 +41,7 @@ async def _setup(shop: Shop, *, operator_language: str = "en") -> tuple[int, int
     shop.emu.user(ADMIN2, "Ada")
     shop.emu.user(OPERATOR, "Olga", operator_language)
     shop.emu.user(BUYER, "Ann")
-    await shop.rebuild(admin_ids=[ADMIN, OWNER])
+    await shop.rebuild(admin_ids=[ADMIN, OWNER], brisk=True)  # not a test of the pace
     theirs = await shop.product(keys=2, name="Netflix 1M")
     other = await shop.product(keys=3, name="Steam 10")
     staff = shop.services.staff

@@ -98,7 +98,7 @@ async def test_share_buy_earn_settle_spend_and_withdraw_with_a_clean_ledger_at_e
     emu.user(OWNER, "Owen", lang)
     emu.user(DIST, "Dora", lang)
     emu.user(FRIEND, "Finn", lang, started=False)
-    await shop.rebuild(admin_ids=[OWNER], tap_rate=100)
+    await shop.rebuild(admin_ids=[OWNER], brisk=True)  # a long walk, not a test of the pace
     emu.inline_mode = emu.inline_feedback = True
     group = emu.group(GROUP, "Gamers", members=[DIST, FRIEND], admins=[DIST])
     game = await shop.product(keys=2, name="Steam 500", price_stars=PRICE)
