@@ -47,6 +47,18 @@ async def _quote(callback_data: PayBalanceCb, shop_user: User | None, services: 
     return await services.balance.quote(callback_data.ref, shop_user.id)
 
 
+async def _unpaid(
+    query: CallbackQuery, callback_data: PayBalanceCb, shop_user: User | None, services: Services, locale: str
+) -> BalanceQuote | None:
+    """The tap's quote once acknowledged; None when the order is paid already (the message then says so)."""
+    q = await _quote(callback_data, shop_user, services)
+    await acknowledge(query)
+    if q.paid:
+        await redraw(query, _paid_text(q.order, locale))
+        return None
+    return q
+
+
 def _paid_text(order: Order, locale: str) -> str:
     return tr("balance-paid", ref=order.ref, amount=format_amount(order.amount, order.currency, locale))
 
@@ -55,10 +67,8 @@ async def ask(
     query: CallbackQuery, callback_data: PayBalanceCb, shop_user: User | None, services: Services, locale: str
 ) -> None:
     """Receives: "Pay with balance" under an invoice: the confirmation, on the same message."""
-    q = await _quote(callback_data, shop_user, services)
-    await acknowledge(query)
-    if q.paid:
-        await redraw(query, _paid_text(q.order, locale))
+    q = await _unpaid(query, callback_data, shop_user, services, locale)
+    if q is None:
         return
     o = q.order
     text = tr(
@@ -96,12 +106,9 @@ async def back(
     query: CallbackQuery, callback_data: PayBalanceCb, shop_user: User | None, services: Services, locale: str
 ) -> None:
     """Receives: Cancel on the confirmation: the offer again (the invoice above is still there)."""
-    q = await _quote(callback_data, shop_user, services)
-    await acknowledge(query)
-    if q.paid:
-        await redraw(query, _paid_text(q.order, locale))
-        return
-    await redraw(query, *_offer(q.order, q.available, locale))
+    q = await _unpaid(query, callback_data, shop_user, services, locale)
+    if q is not None:
+        await redraw(query, *_offer(q.order, q.available, locale))
 
 
 def build() -> Router:
