@@ -214,6 +214,13 @@ orders = Table(
     Index("ix_orders_user_product_created", "user_id", "product_id", "created_at"),
     Index("ix_orders_product_created", "product_id", "created_at"),
     Index("ix_orders_status_expires", "status", "expires_at"),
+    # Memberships the reminder job scans (only rows with an end date are indexed).
+    Index(
+        "ix_orders_membership_expires",
+        "membership_expires_at",
+        postgresql_where=text("membership_expires_at IS NOT NULL"),
+        sqlite_where=text("membership_expires_at IS NOT NULL"),
+    ),
 )
 
 keys = Table(
@@ -547,4 +554,54 @@ distributor_settings = Table(
     Column("blocked", Boolean, nullable=False, server_default=text("false")),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("updated_by", String(64), nullable=False),
+)
+
+# The scheduler's own bookkeeping (``keyshop jobs list``): one row per job, updated by whichever scheduler
+# process ran it. Due dates never live here (they are the shop's rows: orders, commissions, …).
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("runs", Integer, nullable=False, server_default=text("0")),
+    Column("failures", Integer, nullable=False, server_default=text("0")),
+    Column("last_started_at", UTCDateTime),
+    Column("last_finished_at", UTCDateTime),
+    Column("last_ok", Boolean),
+    Column("last_error", String(500)),
+    Column("last_result", Integer),
+)
+
+# A periodic run that must happen once per period whichever scheduler fires first: the daily summary of
+# a date, the payout run of a scheduled slot. Inserted once (the primary key): the process whose insert
+# went through does the work, any other skips.
+job_claims = Table(
+    "job_claims",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("period", String(64), primary_key=True),
+    Column("claimed_at", UTCDateTime, nullable=False),
+)
+
+# What a reminder job sent, one row per order and stage (``d3``, ``d1``, ``expired`` for memberships,
+# ``invoice`` for an invoice about to expire): inserted in the transaction that writes the outbox message,
+# so a stage is sent once per order whatever number of schedulers run. ``skipped``: a stage passed while
+# the shop was down, recorded so that only the latest applicable stage is sent.
+reminders = Table(
+    "reminders",
+    metadata,
+    Column("order_id", Id, ForeignKey("orders.id"), primary_key=True),
+    Column("stage", String(16), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("skipped", Boolean, nullable=False, server_default=text("false")),
+)
+
+# The last stock level an alert was sent for, per product: ``low`` (at or below its threshold) or ``out``
+# (none left). No row: above the threshold. An alert is sent when the level gets worse than the row says;
+# a restock above the threshold deletes the row, so the next crossing alerts again.
+stock_alerts = Table(
+    "stock_alerts",
+    metadata,
+    Column("product_id", Id, ForeignKey("products.id"), primary_key=True),
+    Column("level", String(8), nullable=False),
+    Column("alerted_at", UTCDateTime, nullable=False),
 )
