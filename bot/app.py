@@ -28,7 +28,8 @@ from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import ThrottleMiddleware
 from handlers.telegram.workers.outbox import OutboxSender
 from handlers.telegram.workers.reconcile import NoticeReporter, StarLedger
-from scheduler.jobs import build_scheduler
+from scheduler.runner import build_scheduler
+from scheduler.spec import JobContext
 
 log = logging.getLogger("keyshop")
 
@@ -115,7 +116,9 @@ class Storefront:
             throttle=throttle,
         )
         ledger = StarLedger(bot, services, outbox, alerts)
-        scheduler = build_scheduler(services, notice_report=NoticeReporter(outbox, alerts), reconciler=ledger)
+        scheduler = build_scheduler(
+            JobContext(services, notice_report=NoticeReporter(outbox, alerts), reconciler=ledger)
+        )
         return cls(services, bot, dp, outbox, scheduler, i18n, ledger)
 
     async def start_background(self) -> None:

@@ -16,6 +16,7 @@ from core.models import OrderStatus
 from core.repositories import OrderRepo, PaymentRepo
 from sandbox.telegram import Sent
 from scheduler.jobs import process_payment_notices
+from scheduler.spec import JobContext
 from tests.conftest import query
 from tests.e2e.conftest import ADMIN, Shop
 
@@ -58,7 +59,7 @@ async def test_a_fiat_payment_whose_processing_fails_twice_is_delivered_by_the_r
     told = await shop.emu.wait_for(BUYER, lambda s: "being processed" in s.text)
     assert "received" in told.text
     shop.clock.advance(minutes=5)
-    assert await process_payment_notices(shop.services) == 1
+    assert await process_payment_notices(JobContext(shop.services)) == 1
     keys = await shop.emu.wait_for(BUYER, lambda s: "delivered" in s.text)
     assert "KEY-" in keys.text
 
