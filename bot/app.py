@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.heap import settle_heap
 from bot.i18n import build_i18n
+from bot.runtime import job_schedule
 from bot.settings import Settings, generate_webhook_secret
 from core.services import Services
 from handlers.telegram import build_dispatcher, set_commands, set_staff_menus
@@ -85,6 +86,7 @@ class Storefront:
     scheduler: AsyncIOScheduler
     i18n: I18n
     ledger: StarLedger
+    runs_jobs: bool = True  # SCHEDULER: the scheduled jobs run in this process
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -116,18 +118,24 @@ class Storefront:
             throttle=throttle,
         )
         ledger = StarLedger(bot, services, outbox, alerts)
-        scheduler = build_scheduler(
-            JobContext(services, notice_report=NoticeReporter(outbox, alerts), reconciler=ledger)
+        jobs = JobContext(
+            services,
+            schedule=job_schedule(settings),
+            notice_report=NoticeReporter(outbox, alerts),
+            reconciler=ledger,
         )
-        return cls(services, bot, dp, outbox, scheduler, i18n, ledger)
+        return cls(
+            services, bot, dp, outbox, build_scheduler(jobs), i18n, ledger, settings.scheduler.scheduler
+        )
 
     async def start_background(self) -> None:
-        """Outbox sender and sweeper jobs; the command menus (everyone's, each staff member's); stale
-        imports cleared."""
+        """Outbox sender and the scheduled jobs (unless SCHEDULER is off); the command menus (everyone's,
+        each staff member's); stale imports cleared."""
         await set_commands(self.bot, self.i18n)
         await set_staff_menus(self.bot, self.i18n, self.services, self.dp.workflow_data["admin_ids"])
         await self.services.stock.abandon_stale_imports()
-        self.scheduler.start()
+        if self.runs_jobs:
+            self.scheduler.start()
         self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
 
     async def start_polling(self) -> None:
@@ -154,6 +162,27 @@ class Storefront:
         self._tasks.clear()
         await self.dp.storage.close()
         await self.bot.session.close()
+
+
+def job_context(services: Services, settings: Settings) -> tuple[JobContext, Bot | None]:
+    """The jobs' context for a scheduler running without the storefront (``keyshop scheduler``, ``keyshop
+    jobs run``): with BOT_TOKEN, the Stars ledger to reconcile and admins to alert (the bot, returned, is
+    the caller's to close); without, every job but the reconciliation."""
+    schedule = job_schedule(settings)
+    tg = settings.telegram
+    if tg.bot_token is None:
+        return JobContext(services, schedule=schedule), None
+    bot = make_bot(tg.bot_token.get_secret_value(), tg.telegram_api_url)
+    alerts = AdminAlerts(bot, tg.admin_ids)
+    # Never run: the ledger and the notices job only wake it; the storefronts' senders deliver.
+    outbox = OutboxSender(bot, services, build_i18n(), admin_ids=tg.admin_ids, alerts=alerts)
+    ctx = JobContext(
+        services,
+        schedule=schedule,
+        notice_report=NoticeReporter(outbox, alerts),
+        reconciler=StarLedger(bot, services, outbox, alerts),
+    )
+    return ctx, bot
 
 
 async def run_polling(front: Storefront) -> None:

@@ -18,6 +18,7 @@ from core.services import Services
 from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec, parse_keys
 from handlers.money import exponent
+from scheduler.spec import Schedule
 
 log = logging.getLogger("keyshop")
 
@@ -76,6 +77,14 @@ async def load_vault(settings: Settings, db: Database) -> Vault:
         _BANNER,
     )
     return Vault(parse_keys(path.read_text()))
+
+
+def job_schedule(settings: Settings) -> Schedule:
+    """What the scheduled jobs are configured with."""
+    return Schedule(
+        timezone=ZoneInfo(settings.shop.shop_timezone),
+        outbox_retention_days=settings.scheduler.outbox_retention_days,
+    )
 
 
 async def open_shop(settings: Settings, *, upgrade: bool = True) -> Services:

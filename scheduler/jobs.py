@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -82,6 +83,17 @@ async def reconcile_payments(ctx: JobContext) -> int:
         return 0
 
 
+async def purge_sent_messages(ctx: JobContext) -> int:
+    """Sent outbox rows older than OUTBOX_RETENTION_DAYS are deleted (0: kept for ever)."""
+    days = ctx.schedule.outbox_retention_days
+    if days <= 0:
+        return 0
+    n = await ctx.services.outbox.purge_sent(timedelta(days=days))
+    if n:
+        log.info("deleted %d sent outbox messages older than %d days", n, days)
+    return n
+
+
 JOBS: list[Job] = [
     Job(
         "process_payment_notices",
@@ -115,5 +127,11 @@ JOBS: list[Job] = [
         "confirm Stars payments the bot never heard about",
         needs="reconciler",
         at_start=True,
+    ),
+    Job(
+        "purge_sent_messages",
+        purge_sent_messages,
+        every(hours=6),
+        "delete sent outbox messages older than OUTBOX_RETENTION_DAYS",
     ),
 ]

@@ -38,6 +38,7 @@ class Schedule:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # SHOP_TIMEZONE
     summary_time: time = time(9, 0)  # SUMMARY_TIME, in ``timezone``
     payout_schedule: str = "0 10 * * mon"  # PAYOUT_SCHEDULE, a crontab line in ``timezone``
+    outbox_retention_days: int = 30  # OUTBOX_RETENTION_DAYS: sent outbox rows older than this are deleted
 
 
 @dataclass(frozen=True, slots=True)

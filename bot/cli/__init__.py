@@ -2,8 +2,9 @@
 
 One module per command group, each adding its commands to the parser with ``register``: ``run`` (run,
 sandbox), ``db``, ``catalog`` (product, category), ``stock`` (keys, stock), ``vault``, ``audit``,
-``distributors``, ``ledger``. A command is an ``async def cmd_…(args, settings) -> int`` (the exit code) set
-as its parser's ``handler``.
+``distributors``, ``ledger``,
+``jobs`` (scheduler, jobs list, jobs run). A command is an ``async def cmd_…(args, settings) -> int``
+(the exit code) set as its parser's ``handler``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import sys
 
-from bot.cli import audit, catalog, db, distributors, ledger, run, stock, vault
+from bot.cli import audit, catalog, db, distributors, jobs, ledger, run, stock, vault
 from bot.cli.common import Handler
 from bot.settings import SettingsError, load_settings
 from core.errors import ShopError
@@ -29,7 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (run, db, catalog, stock, vault, audit, distributors, ledger):  # in this order in --help
+    for group in (
+        run,
+        jobs,
+        db,
+        catalog,
+        stock,
+        vault,
+        audit,
+        distributors,
+        ledger,
+    ):  # in this order in --help
         group.register(sub)
     return p
 

@@ -19,6 +19,7 @@ from core.repositories.cursors import CursorRepo
 from core.repositories.desk import DeskRepo
 from core.repositories.distributors import DistributorRepo
 from core.repositories.imports import ImportRepo
+from core.repositories.jobs import JobRunRepo
 from core.repositories.keys import KeyRepo
 from core.repositories.ledger import LedgerRepo
 from core.repositories.notices import PaymentNoticeRepo
@@ -39,6 +40,7 @@ __all__ = [
     "DeskRepo",
     "DistributorRepo",
     "ImportRepo",
+    "JobRunRepo",
     "KeyRepo",
     "LedgerRepo",
     "OrderRepo",
@@ -80,6 +82,7 @@ class Repositories:
     ledger: LedgerRepo
     payouts: PayoutRepo
     distributors: DistributorRepo
+    jobs: JobRunRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

@@ -15,7 +15,9 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
+    delete,
     insert,
+    or_,
     select,
     update,
 )
@@ -152,3 +154,20 @@ class OutboxRepo:
             .returning(o.c.attempts)
         )
         return int(res.scalar_one())
+
+    def purge_sent(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` messages sent before ``before``; returns how many. A running broadcast's
+        rows stay: its counts are read from them until it ends (then they are kept on the broadcast)."""
+        o, b = t.outbox, t.broadcasts
+        ended = select(b.c.id).where(b.c.status.in_(("done", "cancelled")))
+        ids = (
+            select(o.c.id)
+            .where(
+                o.c.status == "sent",
+                o.c.sent_at < before,
+                or_(o.c.broadcast_id.is_(None), o.c.broadcast_id.in_(ended)),
+            )
+            .order_by(o.c.id)
+            .limit(limit)
+        )
+        return int(self.conn.execute(delete(o).where(o.c.id.in_(ids))).rowcount)

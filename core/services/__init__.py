@@ -18,6 +18,7 @@ class Services:
         from core.services.cursors import CursorService
         from core.services.distributors import DistributorService
         from core.services.drafts import DraftService
+        from core.services.jobs import JobRunService
         from core.services.keys import KeysService
         from core.services.ledger import LedgerService
         from core.services.order_desk import OrderDesk
@@ -57,3 +58,4 @@ class Services:
         self.sharing = SharingService(ctx, self.catalog, self.users, self.referrals)
         self.payouts = PayoutService(ctx)
         self.distributors = DistributorService(ctx)
+        self.jobs = JobRunService(ctx)

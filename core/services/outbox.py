@@ -72,6 +72,18 @@ class OutboxService:
         """Send again later. Returns False (and gives up) after MAX_ATTEMPTS."""
         return await self.ctx.write(_retry, message_id, self.ctx.clock.now(), after, error)
 
+    async def purge_sent(self, older_than: timedelta, *, batch: int = 5000) -> int:
+        """Delete messages sent more than ``older_than`` ago (OUTBOX_RETENTION_DAYS), a batch per short
+        transaction so senders never wait long; returns how many. What was delivered stays in the orders,
+        the keys and the audit log: an old outbox row only says that a message went out."""
+        before = self.ctx.clock.now() - older_than
+        total = 0
+        while True:
+            n = await self.ctx.write(_purge_sent, before, batch)
+            total += n
+            if n < batch:
+                return total
+
     async def _finish(self, message_id: int, status: str, error: str | None) -> None:
         await self.ctx.write(_finish, message_id, status, error, self.ctx.clock.now())
 
@@ -117,3 +129,9 @@ def _retry(uow: UnitOfWork, message_id: int, now: datetime, after: timedelta, er
 def _finish(uow: UnitOfWork, message_id: int, status: str, error: str | None, now: datetime) -> None:
     uow.repo.outbox.finish(message_id, status, now, error)
     uow.commit()
+
+
+def _purge_sent(uow: UnitOfWork, before: datetime, limit: int) -> int:
+    n = uow.repo.outbox.purge_sent(before, limit)
+    uow.commit()
+    return n

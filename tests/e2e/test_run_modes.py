@@ -165,3 +165,11 @@ async def test_keyshop_run_serves_buyers_through_any_bot_api_server_and_stops_cl
         await runner.cleanup()
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"Traceback" not in err
+
+
+async def test_with_scheduler_off_the_bot_serves_buyers_but_runs_no_jobs(shop: Shop) -> None:
+    assert shop.front.scheduler.running  # the default: the jobs run inside `keyshop run`
+    await shop.rebuild(scheduler=False)
+    assert not shop.front.scheduler.running
+    shop.emu.user(4242, "Ann")
+    assert "Welcome" in (await shop.say(4242, "/start")).text

@@ -222,6 +222,8 @@ def test_the_commands_are_the_documented_ones_and_a_group_without_an_action_show
     assert groups == {
         "run": [],
         "sandbox": [],
+        "scheduler": [],
+        "jobs": ["list", "run"],
         "db": ["upgrade"],
         "product": ["add", "list", "set-commission", "set-kind"],
         "category": ["add", "list"],
@@ -235,6 +237,8 @@ def test_the_commands_are_the_documented_ones_and_a_group_without_an_action_show
     assert list(groups) == [
         "run",
         "sandbox",
+        "scheduler",
+        "jobs",
         "db",
         "product",
         "category",
