@@ -53,16 +53,22 @@ class Runs:
     async def run(self, job: Job) -> int | None:
         """Run ``job`` once; its count, or None when it failed (logged and recorded, never raised: the
         scheduler runs it again at its next tick)."""
-        jobs = self.ctx.services.jobs
         try:
-            await _quiet(jobs.started(job.name))
-            result = await job.run(self.ctx)
+            return await self._run(job)
         except asyncio.CancelledError:
             # Stopped mid-run (shutdown): each job's steps are their own transactions, so nothing is
             # half-done, and its next run (in this process or another) picks up what is left. Ending quietly
             # keeps a clean stop clean (the scheduler would report a cancelled job as an error).
             log.info("job %s interrupted by shutdown", job.name)
             return None
+
+    async def _run(self, job: Job) -> int | None:
+        jobs = self.ctx.services.jobs
+        try:
+            await _quiet(jobs.started(job.name))
+            result = await job.run(self.ctx)
+        except asyncio.CancelledError:
+            raise
         except Exception as e:
             error = f"{type(e).__name__}: {e}"
             if job.name not in self.failing:
