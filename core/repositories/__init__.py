@@ -27,6 +27,7 @@ from core.repositories.outbox import OutboxRepo
 from core.repositories.payments import PaymentRepo
 from core.repositories.payouts import PayoutRepo
 from core.repositories.referrals import ReferralRepo
+from core.repositories.reminders import ReminderRepo
 from core.repositories.reports import ReportRepo
 from core.repositories.staff import StaffRepo
 from core.repositories.users import UserRepo
@@ -47,6 +48,7 @@ __all__ = [
     "PaymentRepo",
     "PayoutRepo",
     "ReferralRepo",
+    "ReminderRepo",
     "ReportRepo",
     "Repositories",
     "StaffRepo",
@@ -80,6 +82,7 @@ class Repositories:
     ledger: LedgerRepo
     payouts: PayoutRepo
     distributors: DistributorRepo
+    reminders: ReminderRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

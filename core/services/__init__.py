@@ -27,6 +27,7 @@ class Services:
         from core.services.payouts import PayoutService
         from core.services.referrals import ReferralService
         from core.services.refunds import RefundService
+        from core.services.reminders import ReminderService
         from core.services.reports import ReportService
         from core.services.sharing import SharingService
         from core.services.staff import StaffService
@@ -57,3 +58,4 @@ class Services:
         self.sharing = SharingService(ctx, self.catalog, self.users, self.referrals)
         self.payouts = PayoutService(ctx)
         self.distributors = DistributorService(ctx)
+        self.reminders = ReminderService(ctx)
