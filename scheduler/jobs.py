@@ -132,7 +132,6 @@ JOBS: list[Job] = [
         remind_memberships,
         every(seconds=REMIND_MEMBERSHIPS_EVERY_SECONDS),
         "remind buyers before their membership ends, and once it has (REMINDER_DAYS)",
-        at_start=True,
     ),
     Job(
         "remind_invoices",
