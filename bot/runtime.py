@@ -15,6 +15,7 @@ from core import migrate
 from core.context import Context, ShopConfig
 from core.db import Database
 from core.services import Services
+from core.services.reminders import invoice_reminders_on
 from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec, parse_keys
 from handlers.money import exponent
@@ -26,7 +27,7 @@ _BANNER = "!" * 78
 
 
 def shop_config(settings: Settings) -> ShopConfig:
-    return ShopConfig(
+    config = ShopConfig(
         currency=settings.shop.shop_currency,
         currency_exponent=exponent(settings.shop.shop_currency),
         reservation_ttl=timedelta(minutes=settings.shop.reservation_ttl_minutes),
@@ -35,7 +36,17 @@ def shop_config(settings: Settings) -> ShopConfig:
         commission_hold=timedelta(days=settings.shop.commission_hold_days),
         payout_minimum=settings.shop.payout_minimum,
         stars_payout_rate=settings.shop.stars_payout_rate,
+        reminder_days=settings.shop.reminder_days_tuple,
+        invoice_reminder=timedelta(minutes=settings.shop.invoice_reminder_minutes),
     )
+    if not invoice_reminders_on(config) and settings.shop.invoice_reminder_minutes:
+        log.warning(
+            "INVOICE_REMINDER_MINUTES=%d is not shorter than RESERVATION_TTL_MINUTES=%d: "
+            "no invoice reminders are sent",
+            settings.shop.invoice_reminder_minutes,
+            settings.shop.reservation_ttl_minutes,
+        )
+    return config
 
 
 def _holds_keys(conn: Connection) -> bool:

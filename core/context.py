@@ -29,11 +29,17 @@ class ShopConfig:
     currency: str = "USD"  # SHOP_CURRENCY: prices are integer minor units of this
     currency_exponent: int = 2  # one minor unit is 10^-exponent of the currency (USD, CNY: 2; JPY: 0)
     reservation_ttl: timedelta = timedelta(minutes=15)
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # for "per day" limits
+    # SHOP_TIMEZONE: the day "per day" limits count, and the time buyers read (a membership's end)
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     commission_rates: tuple[int, ...] = DEFAULT_RATES_BP  # COMMISSION_RATES, basis points per level
     commission_hold: timedelta = DEFAULT_HOLD  # COMMISSION_HOLD_DAYS
     payout_minimum: int = 1000  # PAYOUT_MINIMUM: the smallest withdrawal, in minor units of ``currency``
     stars_payout_rate: int = 0  # STARS_PAYOUT_RATE: ``currency`` minor units per Star; 0: Stars only spent
+    # REMINDER_DAYS: membership reminders, days before the end (then an "expired" notice); (): none at all
+    reminder_days: tuple[int, ...] = (3, 1)
+    # INVOICE_REMINDER_MINUTES: remind an unpaid order's buyer this long before its reservation runs out;
+    # zero, or not shorter than ``reservation_ttl``: no invoice reminders (core.services.reminders)
+    invoice_reminder: timedelta = timedelta(minutes=5)
 
     @property
     def commissions(self) -> CommissionRules:

@@ -153,6 +153,26 @@ class PayoutRejected(Message):
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class MembershipReminder(Message):
+    """Remind a buyer that the membership of their delivered order ends soon (``stage`` ``d3``: three days
+    before, ``d1``...) or has ended (``expired``), with a way to renew it. The end date, the product and
+    whether the buyer renewed meanwhile are read when it is sent."""
+
+    KIND: ClassVar[str] = "membership_reminder"
+    order_ref: str
+    stage: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceReminder(Message):
+    """Remind a buyer that the reservation of their unpaid order runs out soon (not sent if the order was
+    paid, cancelled or expired by then)."""
+
+    KIND: ClassVar[str] = "invoice_reminder"
+    order_ref: str
+
+
 def _registry(*types: type[Message]) -> dict[str, type[Message]]:
     kinds = [cls.KIND for cls in types]
     if "" in kinds or len(set(kinds)) != len(kinds):
@@ -170,6 +190,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = _registry(
     BalanceReturned,
     PayoutPaid,
     PayoutRejected,
+    MembershipReminder,
+    InvoiceReminder,
 )
 
 

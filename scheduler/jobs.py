@@ -22,6 +22,8 @@ STALE_IMPORTS_EVERY_SECONDS = 300
 PAYMENT_NOTICES_EVERY_SECONDS = 30
 RECONCILE_EVERY_MINUTES = 5
 SETTLE_EVERY_MINUTES = 60
+REMIND_MEMBERSHIPS_EVERY_SECONDS = 60
+REMIND_INVOICES_EVERY_SECONDS = 30
 
 
 def every(**interval: int) -> Callable[[Schedule], BaseTrigger]:
@@ -68,6 +70,23 @@ async def settle_commissions(ctx: JobContext) -> int:
     n = await ctx.services.ledger.settle()
     if n:
         log.info("settled %d commissions", n)
+    return n
+
+
+async def remind_memberships(ctx: JobContext) -> int:
+    """Membership reminders due now (REMINDER_DAYS before the end, then the expired notice), each stage
+    once per order; after downtime only the latest stage due."""
+    n = await ctx.services.reminders.remind_memberships()
+    if n:
+        log.info("queued %d membership reminders", n)
+    return n
+
+
+async def remind_invoices(ctx: JobContext) -> int:
+    """Invoice reminders for unpaid orders whose reservation runs out within INVOICE_REMINDER_MINUTES."""
+    n = await ctx.services.reminders.remind_invoices()
+    if n:
+        log.info("queued %d invoice reminders", n)
     return n
 
 
@@ -119,6 +138,19 @@ JOBS: list[Job] = [
         settle_commissions,
         every(minutes=SETTLE_EVERY_MINUTES),
         "commissions past the holding period become available",
+    ),
+    Job(
+        "remind_memberships",
+        remind_memberships,
+        every(seconds=REMIND_MEMBERSHIPS_EVERY_SECONDS),
+        "remind buyers before their membership ends, and once it has (REMINDER_DAYS)",
+        at_start=True,
+    ),
+    Job(
+        "remind_invoices",
+        remind_invoices,
+        every(seconds=REMIND_INVOICES_EVERY_SECONDS),
+        "remind buyers whose unpaid order's reservation runs out soon (INVOICE_REMINDER_MINUTES)",
     ),
     Job(
         "reconcile_stars",

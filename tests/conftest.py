@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Connection, text, update
+from sqlalchemy import Connection, insert, text, update
 
 from core import tables as t
 from core.clock import FrozenClock
 from core.context import Context, ShopConfig
 from core.db import Database
-from core.models import Order, PaymentResult
+from core.models import STARS, DeliveryKind, Order, OrderStatus, PaymentResult
 from core.services import Services
 from core.services.catalog import ProductDraft
 from core.tables import metadata
@@ -212,3 +213,49 @@ async def bought(
     order = await shop.checkout.checkout(uid, pid, 1, currency)
     await pay(shop, order, charge=charge)
     return order
+
+
+async def seed_memberships(
+    shop: Services,
+    n: int,
+    *,
+    ends_at: datetime,
+    first_chat: int = 700_000,
+    language: str = "en",
+    validity_days: int = 30,
+) -> list[str]:
+    """``n`` Telegram buyers (chats ``first_chat``, ``first_chat + 1``, …), each holding one delivered order
+    of one new membership product (manual delivery, ``validity_days``) whose membership ends at
+    ``ends_at``: with ``ends_at`` up to 3 days ahead of the shop's clock (or up to 7 days past), ``n``
+    membership reminders are due. Bulk INSERTs, no checkout (10,000 orders take about a second); the
+    orders hold no keys, which no reminder reads. Returns the order references, by chat."""
+    pid = await shop.catalog.add_product(
+        draft(name="VIP", price_stars=100, delivery_kind=DeliveryKind.MANUAL, validity_days=validity_days)
+    )
+    delivered = ends_at - timedelta(days=validity_days)
+    created = delivered - timedelta(minutes=1)
+    chats = [str(first_chat + i) for i in range(n)]
+    users = [
+        {"channel": "telegram", "external_id": c, "language": language, "created_at": created} for c in chats
+    ]
+    ids = await sql(shop, insert(t.users).returning(t.users.c.id, sort_by_parameter_order=True), users)
+    refs = [f"M{c}" for c in chats]
+    orders = [
+        {
+            "ref": ref,
+            "user_id": uid,
+            "product_id": pid,
+            "quantity": 1,
+            "currency": STARS,
+            "amount": 100,
+            "status": OrderStatus.DELIVERED.value,
+            "created_at": created,
+            "expires_at": created + timedelta(minutes=15),
+            "paid_at": delivered,
+            "delivered_at": delivered,
+            "membership_expires_at": ends_at,
+        }
+        for ref, (uid,) in zip(refs, ids, strict=True)
+    ]
+    await sql(shop, insert(t.orders), orders)
+    return refs

@@ -28,6 +28,7 @@ from core.repositories.outbox import OutboxRepo
 from core.repositories.payments import PaymentRepo
 from core.repositories.payouts import PayoutRepo
 from core.repositories.referrals import ReferralRepo
+from core.repositories.reminders import ReminderRepo
 from core.repositories.reports import ReportRepo
 from core.repositories.staff import StaffRepo
 from core.repositories.users import UserRepo
@@ -49,6 +50,7 @@ __all__ = [
     "PaymentRepo",
     "PayoutRepo",
     "ReferralRepo",
+    "ReminderRepo",
     "ReportRepo",
     "Repositories",
     "StaffRepo",
@@ -83,6 +85,7 @@ class Repositories:
     payouts: PayoutRepo
     distributors: DistributorRepo
     jobs: JobRunRepo
+    reminders: ReminderRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

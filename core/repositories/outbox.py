@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from core import tables as t
 from core.repositories._rows import to_dataclass
-from core.sql import Prebuilt, run
+from core.sql import Prebuilt, run, run_many
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,24 @@ class OutboxRepo:
     def add(self, user_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:
         values = {"user_id": user_id, "kind": kind, "payload": payload, "status": "pending"}
         run(self.conn, self._Q_OUTBOX_INSERT, {**values, "next_attempt_at": now, "created_at": now})
+
+    def add_many(self, messages: Sequence[tuple[int, str, dict[str, Any]]], now: datetime) -> None:
+        """``add`` for many ``(user_id, kind, payload)`` in one driver call (a reminder job's batch)."""
+        run_many(
+            self.conn,
+            self._Q_OUTBOX_INSERT,
+            [
+                {
+                    "user_id": user_id,
+                    "kind": kind,
+                    "payload": payload,
+                    "status": "pending",
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for user_id, kind, payload in messages
+            ],
+        )
 
     def pending(self, limit: int = 100) -> list[OutboxRow]:
         q = select(t.outbox).where(t.outbox.c.status == "pending").order_by(t.outbox.c.id).limit(limit)

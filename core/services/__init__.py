@@ -28,6 +28,7 @@ class Services:
         from core.services.payouts import PayoutService
         from core.services.referrals import ReferralService
         from core.services.refunds import RefundService
+        from core.services.reminders import ReminderService
         from core.services.reports import ReportService
         from core.services.sharing import SharingService
         from core.services.staff import StaffService
@@ -59,3 +60,4 @@ class Services:
         self.payouts = PayoutService(ctx)
         self.distributors = DistributorService(ctx)
         self.jobs = JobRunService(ctx)
+        self.reminders = ReminderService(ctx)

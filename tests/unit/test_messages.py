@@ -12,7 +12,9 @@ from core.messages import (
     AwaitingManual,
     BalanceReturned,
     Broadcast,
+    InvoiceReminder,
     KeysDelivered,
+    MembershipReminder,
     PayoutPaid,
     PayoutRejected,
     RefundDue,
@@ -35,6 +37,8 @@ SAMPLES = [
         payout_id=3, amount=1250, currency="USD", payout_amount=1250, payout_currency="USD", reference="TX-1"
     ),
     PayoutRejected(payout_id=4, amount=40, currency="XTR", reason="wrong account"),
+    MembershipReminder(order_ref="REF6", stage="d3"),
+    InvoiceReminder(order_ref="REF7"),
 ]
 
 
@@ -58,6 +62,8 @@ def test_message_kinds_are_the_names_stored_in_existing_outbox_rows() -> None:
         "payment_returned_to_balance",
         "payout_paid",
         "payout_rejected",
+        "membership_reminder",
+        "invoice_reminder",
     }
 
 

@@ -124,6 +124,8 @@ VARIABLES = [
     ("COMMISSION_HOLD_DAYS", "shop", "commission_hold_days", "14", 14),
     ("PAYOUT_MINIMUM", "shop", "payout_minimum", "5000", 5000),
     ("STARS_PAYOUT_RATE", "shop", "stars_payout_rate", "2", 2),
+    ("REMINDER_DAYS", "shop", "reminder_days", " 7, 3,1 ", "7, 3,1"),
+    ("INVOICE_REMINDER_MINUTES", "shop", "invoice_reminder_minutes", "3", 3),
     ("SCHEDULER", "scheduler", "scheduler", "false", False),
     ("OUTBOX_RETENTION_DAYS", "scheduler", "outbox_retention_days", "90", 90),
     ("LOG_LEVEL", "log", "log_level", "debug", "DEBUG"),

@@ -50,7 +50,8 @@ async def reveal(
         callback_data.ref, user_id=shop_user.id, actor=f"user:{shop_user.id}", reason="my_orders"
     )
     await acknowledge(query)
-    await send_keys(bot, query.from_user.id, shown.order, shown.product, shown.keys)
+    timezone = services.ctx.config.timezone
+    await send_keys(bot, query.from_user.id, shown.order, shown.product, shown.keys, timezone)
 
 
 async def cancel(

@@ -155,6 +155,18 @@ def orders(items: list[Order]) -> InlineKeyboardMarkup | None:
     return _markup(_grid(buttons, 1)) if buttons else None
 
 
+def renew(product_id: int, quantity: int, *, fiat: bool) -> InlineKeyboardMarkup:
+    """Under a membership reminder: buy the same product again with one tap. The storefront's own Buy
+    button (same quantity, same way of paying), so checkout's rules apply as to any purchase."""
+    buy = BuyCb(product_id=product_id, qty=quantity, fiat=fiat)
+    return _markup([[_button(tr_plain("button-renew"), buy)]])
+
+
+def my_orders() -> InlineKeyboardMarkup:
+    """Under an invoice reminder: the buyer's orders (the invoice itself is in the chat above)."""
+    return _markup([[_button(tr_plain("menu-orders"), MenuCb(action="orders"))]])
+
+
 def balance_offer(ref: str, available: str) -> InlineKeyboardMarkup:
     """Under the invoice, when the shop balance covers the order: pay from it instead."""
     label = tr_plain("button-balance-pay", available=available)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import html
 import logging
 import re
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -85,6 +87,12 @@ def price(
         if fiat
         else format_amount(product.price_stars * qty, "XTR")
     )
+
+
+def shop_time(at: datetime, timezone: ZoneInfo) -> str:
+    """A moment as buyers read it: in the shop's time zone (SHOP_TIMEZONE), which is named, since a buyer
+    may live in another (``2026-11-25 14:00 (Asia/Shanghai)``)."""
+    return f"{at.astimezone(timezone):%Y-%m-%d %H:%M} ({timezone.key})"
 
 
 def order_status(order: Order) -> str:

@@ -19,20 +19,24 @@ from core.messages import (
     AwaitingManual,
     BalanceReturned,
     Broadcast,
+    InvoiceReminder,
     KeysDelivered,
+    MembershipReminder,
     Message,
     PayoutPaid,
     PayoutRejected,
     RefundDue,
     RefundMade,
 )
-from core.models import RevealedKeys
+from core.models import STARS, RevealedKeys
 from core.services import Services
 from core.services.outbox import OutboxMessage
+from core.services.reminders import EXPIRED, days_left
 from handlers.money import format_amount
 from handlers.telegram.alerts import AdminAlerts
+from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.delivery import send_keys
-from handlers.telegram.ui.text import tr
+from handlers.telegram.ui.text import shop_time, tr
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,8 @@ async def keys_delivered(out: Outgoing, m: KeysDelivered) -> None:
         shown = await out.services.orders.reveal(
             m.order_ref, user_id=out.item.user_id, actor="outbox", reason="delivery"
         )
-    await send_keys(out.bot, out.chat, shown.order, shown.product, shown.keys)
+    timezone = out.services.ctx.config.timezone
+    await send_keys(out.bot, out.chat, shown.order, shown.product, shown.keys, timezone)
 
 
 async def awaiting_manual(out: Outgoing, m: AwaitingManual) -> None:
@@ -149,6 +154,47 @@ async def payout_rejected(out: Outgoing, m: PayoutRejected) -> None:
     await out.bot.send_message(out.chat, text)
 
 
+async def membership_reminder(out: Outgoing, m: MembershipReminder) -> None:
+    """A membership's end coming (days left, the end in SHOP_TIMEZONE), or come: with Renew, the
+    storefront's Buy button for the same product. Read as it is now: an order refunded, or renewed, since
+    the reminder was written gets nothing (the outbox counts it as done)."""
+    services = out.services
+    due = await services.reminders.membership(m.order_ref, user_id=out.item.user_id)
+    if due is None:
+        return
+    days = days_left(due.ends_at, services.ctx.clock.now())
+    params = {
+        "name": due.product_name,
+        "ref": due.order_ref,
+        "date": shop_time(due.ends_at, services.ctx.config.timezone),
+        "days": days,
+    }
+    if m.stage == EXPIRED or days == 0:
+        text = tr("reminder-expired", **params)
+    else:
+        text = tr("reminder-last-day" if days == 1 else "reminder-days", **params)
+    markup = keyboards.renew(due.product_id, due.quantity, fiat=due.currency != STARS)
+    await out.bot.send_message(out.chat, text, reply_markup=markup)
+
+
+async def invoice_reminder(out: Outgoing, m: InvoiceReminder) -> None:
+    """An unpaid order's reservation running out: pay the invoice above before it does. Nothing once the
+    order is paid, cancelled or expired."""
+    services = out.services
+    inv = await services.reminders.open_invoice(m.order_ref, user_id=out.item.user_id)
+    if inv is None:
+        return
+    text = tr(
+        "reminder-invoice",
+        ref=inv.order_ref,
+        name=inv.product_name,
+        qty=inv.quantity,
+        amount=format_amount(inv.amount, inv.currency),
+        time=shop_time(inv.expires_at, services.ctx.config.timezone),
+    )
+    await out.bot.send_message(out.chat, text, reply_markup=keyboards.my_orders())
+
+
 Deliverer = Callable[[Outgoing, Any], Awaitable[None]]
 
 DELIVERERS: dict[type[Message], Deliverer] = {
@@ -160,6 +206,8 @@ DELIVERERS: dict[type[Message], Deliverer] = {
     Broadcast: broadcast,
     PayoutPaid: payout_paid,
     PayoutRejected: payout_rejected,
+    MembershipReminder: membership_reminder,
+    InvoiceReminder: invoice_reminder,
 }
 
 
