@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot, Dispatcher, methods
 from aiogram.client.default import DefaultBotProperties
@@ -31,6 +31,9 @@ from handlers.telegram.workers.outbox import OutboxSender
 from handlers.telegram.workers.reconcile import NoticeReporter, StarLedger
 from scheduler.runner import build_scheduler
 from scheduler.spec import JobContext
+
+if TYPE_CHECKING:
+    from handlers.telegram.shared import RedisShared
 
 log = logging.getLogger("keyshop")
 
@@ -77,6 +80,16 @@ def make_storage(settings: Settings) -> BaseStorage | None:
     return RedisStorage.from_url(settings.redis.redis_url)
 
 
+def make_shared(settings: Settings, bot: Bot) -> RedisShared | None:
+    """With REDIS_URL, what the instances of one bot share besides FSM state: the throttle, the user cache
+    and the send pace (``handlers.telegram.shared``); without it, each stays in this process's memory."""
+    if not settings.redis.redis_url:
+        return None
+    from handlers.telegram.shared import RedisShared
+
+    return RedisShared.from_url(settings.redis.redis_url, bot.id)
+
+
 @dataclass
 class Storefront:
     services: Services
@@ -87,6 +100,7 @@ class Storefront:
     i18n: I18n
     ledger: StarLedger
     runs_jobs: bool = True  # SCHEDULER: the scheduled jobs run in this process
+    shared: RedisShared | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -101,8 +115,15 @@ class Storefront:
     ) -> Storefront:
         i18n = build_i18n()
         alerts = AdminAlerts(bot, settings.telegram.admin_ids)
+        shared = make_shared(settings, bot)
         outbox = OutboxSender(
-            bot, services, i18n, admin_ids=settings.telegram.admin_ids, alerts=alerts, **(sender or {})
+            bot,
+            services,
+            i18n,
+            admin_ids=settings.telegram.admin_ids,
+            alerts=alerts,
+            shared=shared,
+            **(sender or {}),
         )
         token = settings.telegram.payment_provider_token
         dp = build_dispatcher(
@@ -115,7 +136,7 @@ class Storefront:
             fiat_currency=settings.shop.shop_currency,
             payment_provider_token=token.get_secret_value() if token else None,
             storage=make_storage(settings),
-            throttle=throttle,
+            throttle=throttle or ThrottleMiddleware(i18n, shared=shared),
         )
         ledger = StarLedger(bot, services, outbox, alerts)
         jobs = JobContext(
@@ -124,9 +145,8 @@ class Storefront:
             notice_report=NoticeReporter(outbox, alerts),
             reconciler=ledger,
         )
-        return cls(
-            services, bot, dp, outbox, build_scheduler(jobs), i18n, ledger, settings.scheduler.scheduler
-        )
+        scheduler = build_scheduler(jobs)
+        return cls(services, bot, dp, outbox, scheduler, i18n, ledger, settings.scheduler.scheduler, shared)
 
     async def start_background(self) -> None:
         """Outbox sender and the scheduled jobs (unless SCHEDULER is off); the command menus (everyone's,
@@ -161,6 +181,8 @@ class Storefront:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.dp.storage.close()
+        if self.shared is not None:
+            await self.shared.close()
         await self.bot.session.close()
 
 

@@ -1,4 +1,4 @@
-"""Shared conversation state for several bot instances: REDIS_URL."""
+"""What several bot instances share (conversation state, throttle, user cache, send pace): REDIS_URL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from bot.settings.base import ConcernSettings
 
 
 class RedisSettings(ConcernSettings):
-    redis_url: str | None = Field(None, description="redis:// URL; unset: state in memory.")
+    redis_url: str | None = Field(
+        None,
+        description="redis:// URL shared by the bot's instances (conversation state, throttle, user cache, "
+        "send pace); unset: each process keeps them in memory.",
+    )
 
     @field_validator("redis_url")
     @classmethod

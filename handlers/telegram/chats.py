@@ -111,7 +111,7 @@ async def deep_link(bot: Bot) -> InlineKeyboardMarkup:
 async def open_in_private(message: Message, bot: Bot, group_pacer: GroupPacer) -> None:
     """Receives: a command addressed to the bot in a group or supergroup. Within the group's allowance
     of Telegram's 20 messages a minute (shared with the cards posted there); beyond it, nothing."""
-    wait = group_pacer.slot(message.chat.id)
+    wait = await group_pacer.slot(message.chat.id)
     if wait is None:
         log.info("chat %s: the minute's allowance is used, no reply", message.chat.id)
         return

@@ -93,7 +93,7 @@ async def _forbidden(
         user = await services.users.find(CHANNEL, str(chat_id))
     if user is not None and user.external_id == str(chat_id):
         await services.users.set_bot_blocked(user.id, True)
-        cache.forget(user.external_id)
+        await cache.forget(user.external_id)
         log.info("update %s: user %s blocked the bot", update_id, user.id)
     else:
         log.info("update %s: Telegram refused: %s", update_id, exc.message)

@@ -5,7 +5,11 @@ One ``SendPacer`` per bot is shared by everything that sends a message: the outb
 and the handlers' own replies and invoices (``session.BotRequests``). In a flash sale hundreds of invoices
 are due at once; sent as fast as the handlers produce them, most would meet 429 and the reservations they
 were made for would be released. Paced, each waits its turn (the tap was answered long before) and
-Telegram takes them all."""
+Telegram takes them all.
+
+With ``REDIS_URL`` several ``keyshop run`` processes serve one bot, and Telegram counts the bot's messages,
+not a process's: ``shared.SharedSendPacer`` and ``shared.SharedGroupPacer`` keep these same limits in Redis,
+for all of them together."""
 
 from __future__ import annotations
 
@@ -29,11 +33,14 @@ class SendPacer:
         """Wait for the next slot."""
         if self._lock is None:
             self._lock = asyncio.Lock()
-        async with self._lock:
-            wait = self._next - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._next = time.monotonic() + self.interval
+        async with self._lock:  # one waiter at a time: slots go in the order they were asked for
+            await self._take()
+
+    async def _take(self) -> None:
+        wait = self._next - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._next = time.monotonic() + self.interval
 
 
 class GroupPacer:
@@ -61,7 +68,7 @@ class GroupPacer:
         self.max_keys = max_keys
         self._slots: dict[Hashable, deque[float]] = {}
 
-    def slot(self, key: Hashable) -> float | None:
+    async def slot(self, key: Hashable) -> float | None:
         """Seconds to wait before sending (0: now), the message counted; None when ``key``'s window is
         full (nothing counted)."""
         now = self.clock()
@@ -72,7 +79,7 @@ class GroupPacer:
         slots.append(at)
         return at - now
 
-    def allow(self, key: Hashable, limit: int) -> bool:
+    async def allow(self, key: Hashable, limit: int) -> bool:
         """One more use of ``key``'s own allowance of ``limit`` per window (counted, not paced); False
         when it is used up (nothing counted)."""
         now = self.clock()

@@ -146,7 +146,8 @@ class BotApi(FileMethods, PaymentMethods, InlineMethods):
         return self._webhook.info(len(self._pending()), self._allowed_updates)
 
     async def _deliver(self, hook: webhook.Webhook) -> None:
-        """POST pending updates to the webhook in order, each until it is answered with 2xx."""
+        """POST pending updates to the webhook in order, each until it is answered with 2xx (through the
+        balancer, when there is one: ``balance_webhook``)."""
         failures = 0
         async with aiohttp.ClientSession() as session:
             while not self._closing:
@@ -155,20 +156,21 @@ class BotApi(FileMethods, PaymentMethods, InlineMethods):
                     if self._closing:
                         return
                     update = self._pending()[0]
-                ok, reply = await hook.post(session, update, self.webhook_timeout)
-                if not ok:
+                answer = await hook.post(session, update, self.webhook_timeout, self._balancer)
+                if not answer.delivered:
                     delays = self.webhook_retry_delays
                     await asyncio.sleep(delays[min(failures, len(delays) - 1)])
                     failures += 1
                     continue
                 failures = 0
+                self.webhook_deliveries.append((update["update_id"], answer.taken_by or hook.url))
                 async with self._changed:
                     self._updates = [u for u in self._updates if u["update_id"] != update["update_id"]]
                     self._changed.notify_all()
-                if reply is not None:
-                    params = {k: v for k, v in reply.items() if k != "method"}
+                if answer.call is not None:
+                    params = {k: v for k, v in answer.call.items() if k != "method"}
                     with contextlib.suppress(ApiError):  # Telegram drops a failing reply-call silently
-                        await self.call(hook.token, str(reply["method"]), params)
+                        await self.call(hook.token, str(answer.call["method"]), params)
 
     # ------------------------------------------------------------------ sending and editing
 

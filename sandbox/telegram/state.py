@@ -15,7 +15,7 @@ from sandbox.telegram.chats import CHAT_TYPES, EmuChat, EmuUser, Sent
 from sandbox.telegram.errors import bad, forbidden
 from sandbox.telegram.limits import Bucket, too_many
 from sandbox.telegram.payments import STARS_MAX, Payment
-from sandbox.telegram.webhook import Webhook
+from sandbox.telegram.webhook import Balancer, Webhook
 
 if TYPE_CHECKING:
     from sandbox.telegram.inline import InlineQuery
@@ -50,6 +50,10 @@ class EmulatorState:
     stars_max: int = STARS_MAX
     webhook_retry_delays: tuple[float, ...] = (0.05, 0.2, 0.5, 1.0, 2.0)
     webhook_timeout: float = 10.0
+    # Backends (``http://127.0.0.1:PORT``) of a load balancer in front of several bot instances, which
+    # takes Telegram's calls to the webhook URL and passes each to one of them (``webhook.Balancer``);
+    # None: the URL itself is called. Changed while running with ``balance_webhook``.
+    webhook_backends: list[str] | None = None
     bot_id: int = 7_000_000_001
     bot_username: str = "keyshop_sandbox_bot"
     users: dict[int, EmuUser] = field(default_factory=dict)
@@ -71,6 +75,8 @@ class EmulatorState:
     # Every 429 the flood limits answered, as (chat id, retry_after): a bot that keeps Telegram's limits
     # leaves this empty (injected faults, ``fail_next``, are not counted).
     flood_refusals: list[tuple[int, int]] = field(default_factory=list)
+    # Every update the webhook took, as (update id, the URL that answered 2xx: a backend's, if balanced).
+    webhook_deliveries: list[tuple[int, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -89,6 +95,8 @@ class EmulatorState:
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._allowed_updates: list[str] | None = None
         self._webhook: Webhook | None = None
+        self._balancer: Balancer | None = None
+        self.balance_webhook(self.webhook_backends)
         self._webhook_task: asyncio.Task[None] | None = None
         self._last_token = self.token or ""
         self._closing = False
@@ -99,6 +107,12 @@ class EmulatorState:
         async with self._changed:
             self._changed.notify_all()
         await self._stop_webhook()
+
+    def balance_webhook(self, backends: list[str] | None) -> None:
+        """Put a load balancer with these backends in front of the webhook (None or []: none), from the
+        next delivery on: a test may send a conversation's next update to another instance this way."""
+        self._balancer = Balancer(list(backends)) if backends else None
+        self.webhook_backends = self._balancer.backends if self._balancer else None
 
     async def _stop_webhook(self) -> None:
         task, self._webhook_task = self._webhook_task, None

@@ -35,26 +35,26 @@ class _Clock:
         return self.now
 
 
-def test_a_group_gets_at_most_its_allowance_in_any_window_each_send_a_gap_after_the_last() -> None:
+async def test_a_group_gets_at_most_its_allowance_in_any_window_each_send_a_gap_after_the_last() -> None:
     clock = _Clock()
     groups = GroupPacer(20, gap=1.0, window=61.0, clock=clock)
-    waits = [groups.slot(-100) for _ in range(20)]
+    waits = [await groups.slot(-100) for _ in range(20)]
     assert waits == [float(i) for i in range(20)]  # the 20th goes 19 s from now, one a second
-    assert groups.slot(-100) is None  # the 21st in the minute is not queued
-    assert groups.slot(-200) == 0.0  # another group has its own allowance
+    assert await groups.slot(-100) is None  # the 21st in the minute is not queued
+    assert await groups.slot(-200) == 0.0  # another group has its own allowance
     clock.now += 60.9  # the first send is 60.9 s old: still inside the window
-    assert groups.slot(-100) is None
+    assert await groups.slot(-100) is None
     clock.now += 0.2
-    assert groups.slot(-100) == 0.0  # 61.1 s: it left the window, one more may go
+    assert await groups.slot(-100) == 0.0  # 61.1 s: it left the window, one more may go
 
 
-def test_sends_a_group_allows_never_exceed_20_in_any_minute_whatever_their_timing() -> None:
+async def test_sends_a_group_allows_never_exceed_20_in_any_minute_whatever_their_timing() -> None:
     clock = _Clock()
     groups = GroupPacer(20, gap=1.0, window=61.0, clock=clock)
     sent: list[float] = []
     for step in [0.1, 0.5, 3.0, 0.0, 7.0, 0.2] * 60:
         clock.now += step
-        wait = groups.slot(-1)
+        wait = await groups.slot(-1)
         if wait is not None:
             sent.append(clock.now + wait)
     assert len(sent) > 60
@@ -62,20 +62,20 @@ def test_sends_a_group_allows_never_exceed_20_in_any_minute_whatever_their_timin
     assert max(sum(1 for t in sent if s <= t < s + 60.0) for s in sent) <= 20
 
 
-def test_a_keyed_allowance_counts_without_pacing_and_refuses_beyond_its_limit() -> None:
+async def test_a_keyed_allowance_counts_without_pacing_and_refuses_beyond_its_limit() -> None:
     clock = _Clock()
     groups = GroupPacer(clock=clock)
-    assert [groups.allow(("sharer", -1, 7), 5) for _ in range(6)] == [True] * 5 + [False]
-    assert groups.allow(("sharer", -1, 8), 5)  # someone else
+    assert [await groups.allow(("sharer", -1, 7), 5) for _ in range(6)] == [True] * 5 + [False]
+    assert await groups.allow(("sharer", -1, 8), 5)  # someone else
     clock.now += 61.5
-    assert groups.allow(("sharer", -1, 7), 5)
+    assert await groups.allow(("sharer", -1, 7), 5)
 
 
-def test_a_pacer_of_many_groups_forgets_the_idle_ones() -> None:
+async def test_a_pacer_of_many_groups_forgets_the_idle_ones() -> None:
     clock = _Clock()
     groups = GroupPacer(clock=clock, max_keys=10)
     for chat in range(10):
-        groups.slot(-chat - 1)
+        await groups.slot(-chat - 1)
     clock.now += 100
-    groups.slot(-99)
+    await groups.slot(-99)
     assert len(groups._slots) == 1

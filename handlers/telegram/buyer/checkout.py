@@ -81,7 +81,7 @@ async def buy(
             currency,
         )
         if shop_user is None:  # a newcomer no more: their row was made with the order
-            user_cache.newcomer_stored(query.from_user.id, buyer)
+            await user_cache.newcomer_stored(query.from_user.id, buyer)
     except PhoneRequired:
         await bot.send_message(query.from_user.id, tr("phone-ask"), reply_markup=keyboards.share_phone())
         return
@@ -228,7 +228,7 @@ async def paid(
     try:
         payer = await services.users.stored(shop_user or identity)  # whoever paid is owed the money back
         if shop_user is None:
-            user_cache.forget(int(identity.external_id))
+            await user_cache.forget(int(identity.external_id))
         charge = Charge(
             PROVIDER,
             sp.telegram_payment_charge_id,
@@ -267,7 +267,7 @@ async def contact(
         return
     user = await services.users.stored(shop_user or identity)
     await services.users.set_phone(user.id, c.phone_number)
-    user_cache.forget(message.from_user.id)
+    await user_cache.forget(message.from_user.id)
     await message.answer(tr("phone-saved"), reply_markup=keyboards.main_menu())
 
 

@@ -93,7 +93,7 @@ async def invite(
     """Receives: /invite (the code is made at the first one, and the user's row with it)."""
     user = await services.users.stored(shop_user or identity)
     if shop_user is None:
-        user_cache.forget(int(identity.external_id))
+        await user_cache.forget(int(identity.external_id))
     code = await services.referrals.invite(user.id)
     me = await bot.me()
     link = deep_link(me.username or "", StartLink(code.code))

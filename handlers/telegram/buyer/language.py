@@ -37,7 +37,7 @@ async def chosen(
         return
     user = await services.users.stored(shop_user or identity)
     await services.users.set_language(user.id, code)
-    user_cache.forget(query.from_user.id)
+    await user_cache.forget(query.from_user.id)
     with i18n.use_locale(code):
         await acknowledge(query)
         if query.message is not None:

@@ -74,7 +74,7 @@ async def inline_query(
         await query.answer([], cache_time=CACHE_SECONDS, is_personal=True)
         return
     if shop_user is None:
-        user_cache.forget(query.from_user.id)  # their row was made with their code
+        await user_cache.forget(query.from_user.id)  # their row was made with their code
     username = (await bot.me()).username or ""
     await query.answer(
         [sharing.inline_result(username, s, code) for s in found.items],
@@ -121,7 +121,7 @@ async def share(
             await message.answer(tr("share-refused"))
         return
     if shop_user is None:
-        user_cache.forget(sender.id)  # their row was made with their code
+        await user_cache.forget(sender.id)  # their row was made with their code
     markup = sharing.buy_button(username, shared, code)
     if await _post(message, bot, group_pacer, sharing.card_text(shared), markup):
         log.info("user %s shared product %s in chat %s", sender.id, shared.product.id, message.chat.id)
@@ -144,7 +144,8 @@ async def _post(
         await message.answer(text, reply_markup=markup)
         return True
     chat, sender = message.chat.id, message.from_user.id if message.from_user else 0
-    wait = pacer.slot(chat) if pacer.allow(("sharer", chat, sender), SHARES_PER_SHARER) else None
+    allowed = await pacer.allow(("sharer", chat, sender), SHARES_PER_SHARER)
+    wait = await pacer.slot(chat) if allowed else None
     if wait is None:
         log.info("chat %s: /share by %s dropped, the minute's allowance is used", chat, sender)
         await _tell(bot, pacer, chat, sender, "share-group-busy")
@@ -167,7 +168,7 @@ async def _post(
 
 async def _tell(bot: Bot, pacer: GroupPacer, chat: int, sender: int, key: str) -> None:
     """Tell the sharer in private, once a minute per group, why their card was not posted (``key``)."""
-    if not pacer.allow(("told", chat, sender), 1):
+    if not await pacer.allow(("told", chat, sender), 1):
         return
     try:
         await bot.send_message(sender, tr(key))

@@ -38,7 +38,7 @@ async def start(
     if link is not None:
         arrival = await services.referrals.arrive(shop_user or identity, link.code)
         if arrival.attributed:  # the newcomer's row was made for it
-            user_cache.forget(int(identity.external_id))
+            await user_cache.forget(int(identity.external_id))
     name = message.from_user.first_name if message.from_user else ""
     await message.answer(tr("start-welcome", name=name), reply_markup=keyboards.main_menu())
     if link is not None and link.product_id is not None:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -34,6 +35,9 @@ from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.pacing import GroupPacer, SendPacer
 from handlers.telegram.workers.messages import Outgoing, deliver, gave_up
+
+if TYPE_CHECKING:
+    from handlers.telegram.shared import RedisShared
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
@@ -64,18 +68,25 @@ class OutboxSender:
         bulk_per_round: int = 20,
         user_cache: UserCache | None = None,
         alerts: AdminAlerts | None = None,
+        shared: RedisShared | None = None,
     ) -> None:
         self.bot, self.services, self.i18n = bot, services, i18n
-        self.user_cache = user_cache or UserCache()
         self.admin_ids = admin_ids or []
         self.alerts = alerts or AdminAlerts(bot, self.admin_ids)
-        self.pacer = SendPacer(per_second)  # shared with the handlers' own sends (session.BotRequests)
+        # With ``shared`` (several instances), the user cache and the paces below are kept in Redis for all.
+        self.user_cache = user_cache or (shared.user_cache() if shared else UserCache())
+        # shared with the handlers' own sends (session.BotRequests)
+        self.pacer = shared.send_pacer("send", per_second) if shared else SendPacer(per_second)
         # What the handlers post in groups (shared cards, replies there) keeps each group's allowance.
-        self.groups = GroupPacer(group_per_minute, gap=group_gap)
+        self.groups = (
+            shared.group_pacer(group_per_minute, gap=group_gap)
+            if shared
+            else GroupPacer(group_per_minute, gap=group_gap)
+        )
         # Broadcasts take at most ``bulk_per_second`` of that (the rest stays for replies and invoices), in
         # rounds of at most ``bulk_per_round`` messages, claimed only after every due message of the shop's
         # own: a key delivery written while a broadcast runs waits one short round at most.
-        self.bulk_pacer = SendPacer(bulk_per_second)
+        self.bulk_pacer = shared.send_pacer("bulk", bulk_per_second) if shared else SendPacer(bulk_per_second)
         self.bulk_per_round = bulk_per_round
         self.private_interval, self.group_interval = private_interval, group_interval
         self.idle_poll = idle_poll
@@ -188,7 +199,7 @@ class OutboxSender:
         except TelegramForbiddenError as e:
             log.info("outbox %s: user %s blocked the bot", m.id, m.user_id)
             await self.services.users.set_bot_blocked(m.user_id, True)
-            self.user_cache.forget(m.external_id)
+            await self.user_cache.forget(m.external_id)
             await outbox.undeliverable(m.id, f"403 {e.message}")
         except TelegramBadRequest as e:
             log.warning("outbox %s (%s) refused by Telegram: %s", m.id, m.kind, e.message)

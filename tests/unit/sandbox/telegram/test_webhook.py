@@ -180,3 +180,86 @@ async def test_setting_a_webhook_ends_a_long_poll_under_way_with_a_conflict(hook
     with pytest.raises(ApiError) as e:
         await asyncio.wait_for(poll, 1)
     assert e.value.code == 409 and "terminated by setWebhook request" in e.value.description
+
+
+# ------------------------------------------------------------------ a load balancer in front of instances
+
+
+@pytest.fixture
+async def backends() -> AsyncIterator[list[Receiver]]:
+    """Two bot instances behind a load balancer, each serving the webhook URL's path (``/hook``)."""
+    receivers, servers = [Receiver(), Receiver()], []
+    for r in receivers:
+        app = web.Application()
+        app.router.add_post("/hook", r.handle)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        r.url = str(server.make_url("")).rstrip("/")
+        servers.append(server)
+    try:
+        yield receivers
+    finally:
+        for server in servers:
+            await server.close()
+
+
+def _texts(r: Receiver) -> list[str]:
+    return [u["message"]["text"] for u, _ in r.got]
+
+
+async def test_a_balanced_webhook_spreads_updates_over_the_backends_each_delivered_once(
+    hooked: Emulator, backends: list[Receiver]
+) -> None:
+    """The URL given to setWebhook is the balancer's (https, where TLS ends); each call goes to the next
+    instance with the URL's path and the secret token."""
+    hooked.balance_webhook([r.url for r in backends])
+    await call(hooked, "setWebhook", url="https://shop.example.com/hook", secret_token="s3cret")
+    for text in ("one", "two", "three", "four"):
+        await hooked.send_text(USER, text)
+    await until(lambda: not hooked._updates)
+    a, b = backends
+    assert (_texts(a), _texts(b)) == (["one", "three"], ["two", "four"])
+    assert {secret for r in backends for _, secret in r.got} == {"s3cret"}
+    assert [url for _, url in hooked.webhook_deliveries] == [f"{r.url}/hook" for r in (a, b, a, b)]
+
+
+async def test_a_backend_that_is_down_is_passed_over_and_when_all_are_telegram_retries_later(
+    hooked: Emulator, backends: list[Receiver]
+) -> None:
+    up = backends[0]
+    hooked.balance_webhook(["http://127.0.0.1:9", up.url])  # port 9 (discard): nobody listens
+    await call(hooked, "setWebhook", url="https://shop.example.com/hook")
+    for text in ("one", "two", "three"):
+        await hooked.send_text(USER, text)
+    await until(lambda: not hooked._updates)
+    assert _texts(up) == ["one", "two", "three"]  # none lost, none twice
+    hooked.balance_webhook(["http://127.0.0.1:9"])
+    await hooked.send_text(USER, "four")
+    await until(lambda: hooked._webhook is not None and hooked._webhook.deliveries >= 6)
+    info = await call(hooked, "getWebhookInfo")
+    assert info["pending_update_count"] == 1 and "502 Bad Gateway" in info["last_error_message"]
+    hooked.balance_webhook([up.url])  # back: the update Telegram kept is delivered
+    await until(lambda: not hooked._updates)
+    assert _texts(up) == ["one", "two", "three", "four"]
+
+
+async def test_a_backends_failure_goes_back_to_telegram_which_retries_on_the_next_backend(
+    hooked: Emulator, backends: list[Receiver]
+) -> None:
+    a, b = backends
+    a.statuses = [500]
+    hooked.balance_webhook([a.url, b.url])
+    await call(hooked, "setWebhook", url="https://shop.example.com/hook")
+    await hooked.send_text(USER, "one")
+    await until(lambda: not hooked._updates)
+    assert (_texts(a), _texts(b)) == (["one"], ["one"])  # a refused it; the retry went to b
+    assert hooked.webhook_deliveries[-1][1] == f"{b.url}/hook"
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["http://10.0.0.5:8080", "https://shop.example.com", "http://127.0.0.1:8080/hook", "ftp://127.0.0.1:21"],
+)
+def test_a_backend_is_a_loopback_host_and_port_without_a_path(backend: str) -> None:
+    with pytest.raises(ValueError, match="backend"):
+        Emulator(webhook_backends=[backend])
