@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from core.db import Database
@@ -21,7 +22,15 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+# Any constant: the PostgreSQL advisory lock that several instances starting at once take in turn.
+_MIGRATION_LOCK = 0x6B657973686F70  # "keyshop"
+
+
 def _go(connection: Connection, fn: str, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        # Several instances starting at the same moment would otherwise each create the same tables (and
+        # all but one fail). Held until this transaction ends; the next one then finds nothing to do.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     getattr(command, fn)(cfg, revision)

@@ -121,3 +121,21 @@ async def test_keys_in_stock_are_not_in_the_order_index(backend: str, tmp_path: 
         assert where is not None and "order_id is not null" in str(where).lower().replace("(", "")
     finally:
         await db.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_instances_starting_at_once_migrate_one_after_the_other(backend: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from core.db import Database
+
+    first = await make_db(backend, tmp_path, create=False)
+    others = [Database(first.url.render_as_string(hide_password=False)) for _ in range(3)]
+    try:
+        # Without a lock they deadlock or fail creating the same tables (bounded, so a regression fails).
+        await asyncio.wait_for(asyncio.gather(*(migrate.upgrade(db) for db in [first, *others])), 60)
+        head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+        assert await migrate.current_revision(first) == head
+    finally:
+        for db in [first, *others]:
+            await db.dispose()
