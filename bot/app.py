@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.heap import settle_heap
 from bot.i18n import build_i18n
+from bot.runtime import job_schedule
 from bot.settings import Settings, generate_webhook_secret
 from core.services import Services
 from handlers.telegram import build_dispatcher, set_commands, set_staff_menus
@@ -117,7 +118,12 @@ class Storefront:
         )
         ledger = StarLedger(bot, services, outbox, alerts)
         scheduler = build_scheduler(
-            JobContext(services, notice_report=NoticeReporter(outbox, alerts), reconciler=ledger)
+            JobContext(
+                services,
+                schedule=job_schedule(settings),
+                notice_report=NoticeReporter(outbox, alerts),
+                reconciler=ledger,
+            )
         )
         return cls(services, bot, dp, outbox, scheduler, i18n, ledger)
 

@@ -18,6 +18,7 @@ from core.services import Services
 from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec, parse_keys
 from handlers.money import exponent
+from scheduler.spec import Schedule
 
 log = logging.getLogger("keyshop")
 
@@ -34,6 +35,16 @@ def shop_config(settings: Settings) -> ShopConfig:
         commission_hold=timedelta(days=settings.shop.commission_hold_days),
         payout_minimum=settings.shop.payout_minimum,
         stars_payout_rate=settings.shop.stars_payout_rate,
+        owner_ids=tuple(str(i) for i in settings.telegram.admin_ids),
+    )
+
+
+def job_schedule(settings: Settings) -> Schedule:
+    """When the calendar jobs run: SUMMARY_TIME and PAYOUT_SCHEDULE, in SHOP_TIMEZONE."""
+    return Schedule(
+        timezone=ZoneInfo(settings.shop.shop_timezone),
+        summary_time=settings.scheduler.summary_time,
+        payout_schedule=settings.scheduler.payout_schedule,
     )
 
 

@@ -34,6 +34,8 @@ class ShopConfig:
     commission_hold: timedelta = DEFAULT_HOLD  # COMMISSION_HOLD_DAYS
     payout_minimum: int = 1000  # PAYOUT_MINIMUM: the smallest withdrawal, in minor units of ``currency``
     stars_payout_rate: int = 0  # STARS_PAYOUT_RATE: ``currency`` minor units per Star; 0: Stars only spent
+    # ADMIN_IDS: the owners' Telegram user ids (owners are not stored; ``core.admins`` addresses them)
+    owner_ids: tuple[str, ...] = ()
 
     @property
     def commissions(self) -> CommissionRules:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.services.notices import NOTICE_ALERT_AFTER
+from scheduler.slots import last_slot, payout_trigger, slot_name, summary_trigger
 from scheduler.spec import Job, JobContext, Schedule
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,11 @@ STALE_IMPORTS_EVERY_SECONDS = 300
 PAYMENT_NOTICES_EVERY_SECONDS = 30
 RECONCILE_EVERY_MINUTES = 5
 SETTLE_EVERY_MINUTES = 60
+STOCK_ALERTS_EVERY_MINUTES = 1
+# A payout slot missed while the shop was down runs at start if it is at most this old. An older one is
+# not run: the run only reminds (no money moves), what it would say the next slot says anyway, and a
+# reminder days late would ask distributors for what they may have asked since.
+PAYOUT_CATCH_UP = timedelta(hours=24)
 
 
 def every(**interval: int) -> Callable[[Schedule], BaseTrigger]:
@@ -82,6 +89,27 @@ async def reconcile_payments(ctx: JobContext) -> int:
         return 0
 
 
+async def payout_run(ctx: JobContext) -> int:
+    """The payout run of the last ``PAYOUT_SCHEDULE`` slot, if it came within ``PAYOUT_CATCH_UP`` and has
+    not run: distributors who can withdraw are told how, the admins who pay are told what waits."""
+    now = ctx.services.ctx.clock.now()
+    slot = last_slot(payout_trigger(ctx.schedule), now, PAYOUT_CATCH_UP)
+    if slot is None:
+        log.info("no payout slot in the last %s: nothing to run", PAYOUT_CATCH_UP)
+        return 0
+    return (await ctx.services.payout_run.run(slot_name(slot))).messages
+
+
+async def stock_alerts(ctx: JobContext) -> int:
+    """Alert the stock admins about products that went low or ran out; re-arm those restocked."""
+    return await ctx.services.stock_alerts.check()
+
+
+async def daily_summary(ctx: JobContext) -> int:
+    """Yesterday's summary to the owners and report admins, once, from ``SUMMARY_TIME`` on."""
+    return await ctx.services.daily_summary.send_due(ctx.schedule.summary_time)
+
+
 JOBS: list[Job] = [
     Job(
         "process_payment_notices",
@@ -115,5 +143,25 @@ JOBS: list[Job] = [
         "confirm Stars payments the bot never heard about",
         needs="reconciler",
         at_start=True,
+    ),
+    Job(
+        "payout_run",
+        payout_run,
+        payout_trigger,
+        "tell distributors who can withdraw, and the admins the payout queue (PAYOUT_SCHEDULE)",
+        at_start=True,  # a slot missed within PAYOUT_CATCH_UP
+    ),
+    Job(
+        "stock_alerts",
+        stock_alerts,
+        every(minutes=STOCK_ALERTS_EVERY_MINUTES),
+        "alert the stock admins once when a product goes low or runs out",
+    ),
+    Job(
+        "daily_summary",
+        daily_summary,
+        summary_trigger,
+        "yesterday's figures and chart to the owners and report admins (SUMMARY_TIME)",
+        at_start=True,  # yesterday's, if SUMMARY_TIME passed today and it was not sent
     ),
 ]

@@ -8,9 +8,10 @@ turns a bad value into a ``SettingsError`` of one line naming the variable
 Each concern is a module here with one ``ConcernSettings`` subclass, an attribute of ``Settings``:
 ``settings.database`` (DATA_DIR, DATABASE_URL), ``settings.vault`` (VAULT_KEYS), ``settings.telegram``
 (BOT_TOKEN, TELEGRAM_API_URL, ADMIN_IDS, PAYMENT_PROVIDER_TOKEN), ``settings.webhook`` (WEBHOOK_*),
-``settings.redis`` (REDIS_URL), ``settings.shop`` (SHOP_CURRENCY, SHOP_TIMEZONE, RESERVATION_TTL_MINUTES)
-and ``settings.log`` (LOG_LEVEL). A field is named after its variable without the concern's prefix;
-these concerns predate prefixes and have none, so ``settings.telegram.bot_token`` is ``BOT_TOKEN``.
+``settings.redis`` (REDIS_URL), ``settings.shop`` (SHOP_CURRENCY, SHOP_TIMEZONE, RESERVATION_TTL_MINUTES),
+``settings.scheduler`` (SUMMARY_TIME, PAYOUT_SCHEDULE) and ``settings.log`` (LOG_LEVEL). A field is named
+after its variable without the concern's prefix; these concerns predate prefixes (the scheduler's variables
+were named by their issue) and have none, so ``settings.telegram.bot_token`` is ``BOT_TOKEN``.
 
 Adding a concern (WeChat, WeChat Pay, commissions, …) is one new module and one field here::
 
@@ -38,6 +39,7 @@ from bot.settings.base import ConcernSettings, SettingsError
 from bot.settings.database import DatabaseSettings
 from bot.settings.log import LogSettings
 from bot.settings.redis import RedisSettings
+from bot.settings.scheduler import SchedulerSettings
 from bot.settings.shop import ShopSettings
 from bot.settings.telegram import TelegramSettings
 from bot.settings.vault import VaultSettings
@@ -49,6 +51,7 @@ __all__ = [
     "DatabaseSettings",
     "LogSettings",
     "RedisSettings",
+    "SchedulerSettings",
     "Settings",
     "SettingsError",
     "ShopSettings",
@@ -70,6 +73,7 @@ class Settings(BaseModel):
     webhook: WebhookSettings
     redis: RedisSettings
     shop: ShopSettings
+    scheduler: SchedulerSettings
     log: LogSettings
 
     @classmethod

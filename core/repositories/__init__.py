@@ -19,6 +19,7 @@ from core.repositories.cursors import CursorRepo
 from core.repositories.desk import DeskRepo
 from core.repositories.distributors import DistributorRepo
 from core.repositories.imports import ImportRepo
+from core.repositories.job_claims import JobClaimRepo
 from core.repositories.keys import KeyRepo
 from core.repositories.ledger import LedgerRepo
 from core.repositories.notices import PaymentNoticeRepo
@@ -29,6 +30,7 @@ from core.repositories.payouts import PayoutRepo
 from core.repositories.referrals import ReferralRepo
 from core.repositories.reports import ReportRepo
 from core.repositories.staff import StaffRepo
+from core.repositories.stock_alerts import StockAlertRepo
 from core.repositories.users import UserRepo
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "DeskRepo",
     "DistributorRepo",
     "ImportRepo",
+    "JobClaimRepo",
     "KeyRepo",
     "LedgerRepo",
     "OrderRepo",
@@ -50,6 +53,7 @@ __all__ = [
     "ReportRepo",
     "Repositories",
     "StaffRepo",
+    "StockAlertRepo",
     "UserRepo",
 ]
 
@@ -80,6 +84,8 @@ class Repositories:
     ledger: LedgerRepo
     payouts: PayoutRepo
     distributors: DistributorRepo
+    claims: JobClaimRepo
+    stock_alerts: StockAlertRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

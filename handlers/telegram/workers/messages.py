@@ -19,12 +19,16 @@ from core.messages import (
     AwaitingManual,
     BalanceReturned,
     Broadcast,
+    DailySummary,
     KeysDelivered,
     Message,
     PayoutPaid,
+    PayoutQueueDue,
+    PayoutReady,
     PayoutRejected,
     RefundDue,
     RefundMade,
+    StockAlert,
 )
 from core.models import RevealedKeys
 from core.services import Services
@@ -33,6 +37,7 @@ from handlers.money import format_amount
 from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.ui.delivery import send_keys
 from handlers.telegram.ui.text import tr
+from handlers.telegram.workers import digests
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +165,10 @@ DELIVERERS: dict[type[Message], Deliverer] = {
     Broadcast: broadcast,
     PayoutPaid: payout_paid,
     PayoutRejected: payout_rejected,
+    PayoutReady: digests.payout_ready,
+    PayoutQueueDue: digests.payout_queue,
+    StockAlert: digests.stock_alert,
+    DailySummary: digests.daily_summary,
 }
 
 
