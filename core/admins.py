@@ -2,10 +2,11 @@
 ``ShopConfig.owner_ids``) and the staff (``staff`` table) holding a given power.
 
 Run inside the transaction that writes the messages: each admin gets their own outbox row, addressed to
-their ``users`` row (made here when they never wrote to the bot: an owner set in the settings, staff added
-by id), so the channel renders it in their language. An admin who blocked the bot is left out, as a buyer
-would be (the channel marks them again when they write). An owner who is also on the staff (``ADMIN_IDS``
-changed since) is one recipient, with the owner's grant."""
+their ``users`` row, so the channel renders it in their language. The row is made here when they have
+none (an owner set in the settings, staff added by id, who never did anything that needed one); its
+language is then unknown (the channel's default) until they next write to the bot. An admin who blocked
+the bot is left out, as a buyer would be (the channel marks them again when they write). An owner who is
+also on the staff (``ADMIN_IDS`` changed since) is one recipient, with the owner's grant."""
 
 from __future__ import annotations
 

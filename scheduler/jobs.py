@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from apscheduler.triggers.base import BaseTrigger
@@ -47,9 +47,21 @@ async def expire_reservations(ctx: JobContext) -> int:
     return n
 
 
+async def until_shutdown(work: Awaitable[int], what: str) -> int:
+    """``work``'s result, or 0 when shutdown cuts it short: APScheduler's executor cancels the jobs still
+    running when the scheduler shuts down, and would log that as a failure. Nothing is half-done (a job's
+    work is whole transactions) and the next start does what is left, so a clean stop stays quiet. A job
+    that runs at start is the likeliest to be running at an early stop."""
+    try:
+        return await work
+    except asyncio.CancelledError:
+        log.info("%s interrupted by shutdown", what)
+        return 0
+
+
 async def clear_abandoned_imports(ctx: JobContext) -> int:
     """Remove keys staged by imports whose process died."""
-    n = await ctx.services.stock.abandon_stale_imports()
+    n = await until_shutdown(ctx.services.stock.abandon_stale_imports(), "clearing abandoned imports")
     if n:
         log.warning("removed the staged keys of %d abandoned imports", n)
     return n
@@ -97,7 +109,12 @@ async def payout_run(ctx: JobContext) -> int:
     if slot is None:
         log.info("no payout slot in the last %s: nothing to run", PAYOUT_CATCH_UP)
         return 0
-    return (await ctx.services.payout_run.run(slot_name(slot))).messages
+    name = slot_name(slot)
+
+    async def run() -> int:
+        return (await ctx.services.payout_run.run(name)).messages
+
+    return await until_shutdown(run(), f"the payout run of {name}")
 
 
 async def stock_alerts(ctx: JobContext) -> int:
@@ -107,7 +124,8 @@ async def stock_alerts(ctx: JobContext) -> int:
 
 async def daily_summary(ctx: JobContext) -> int:
     """Yesterday's summary to the owners and report admins, once, from ``SUMMARY_TIME`` on."""
-    return await ctx.services.daily_summary.send_due(ctx.schedule.summary_time)
+    summary = ctx.services.daily_summary.send_due(ctx.schedule.summary_time)
+    return await until_shutdown(summary, "the daily summary")
 
 
 JOBS: list[Job] = [

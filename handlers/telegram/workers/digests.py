@@ -3,7 +3,7 @@ reach a Telegram user: a distributor told they can withdraw, an admin told what 
 that a product runs low or out, and the daily summary with its chart. Each is sent in the recipient's
 language (the outbox sender sets it); every name interpolated into HTML is escaped by ``tr``.
 
-Each message leads on with a button: /withdraw's flow, the /payouts queue, the /stock screen, /stats."""
+The texts lead on with a button: /withdraw's flow, the /payouts queue, the /stock screen."""
 
 from __future__ import annotations
 
@@ -91,13 +91,13 @@ async def stock_alert(out: Outgoing, m: StockAlert) -> None:
 
 
 async def daily_summary(out: Outgoing, m: DailySummary) -> None:
-    """Yesterday's figures as the caption of the week's sales chart, with a button to /stats."""
+    """Yesterday's figures as the caption of the week's sales chart. No button: /stats edits the message
+    its button belongs to, and a photo's text cannot be edited."""
     summary = await out.services.reports.day_summary(date.fromisoformat(m.day))
     caption = summary_caption(summary, _locale(), out.services.ctx.config.timezone.key)
     chart = await asyncio.to_thread(render_sales_chart, summary.week, chart_labels(summary.week), major)
     photo = BufferedInputFile(chart.png, filename=f"summary-{m.day}.png")
-    markup = _one_button(tr_plain("admin-summary-btn"), AdminCb(screen="stats").pack())
-    await out.bot.send_photo(out.chat, photo, caption=caption, reply_markup=markup)
+    await out.bot.send_photo(out.chat, photo, caption=caption)
 
 
 def summary_caption(s: DaySummary, locale: str, timezone: str) -> str:
