@@ -122,7 +122,7 @@ async def test_a_distributor_is_told_at_the_payout_run_and_taps_through_to_withd
     shop.clock.advance(minutes=1)  # the next slot: DIST asked already; the owner hears of the queue
     assert await payout_run(ctx) == 1
     queue = await shop.emu.wait_for(OWNER_EN, lambda m: "Payout queue" in m.text)
-    assert "1 withdrawal requests waiting" in queue.text and "To pay: $12.00" in queue.text
+    assert "Withdrawal requests waiting: 1" in queue.text and "To pay: $12.00" in queue.text
     opened = await shop.tap(OWNER_EN, queue, "Open the payout queue")
     assert "Withdrawal requests" in opened.text and "PayPal dora@example.com" in opened.text
     assert await shop.services.ledger.check() == []
