@@ -38,6 +38,7 @@ def shop_config(settings: Settings) -> ShopConfig:
         stars_payout_rate=settings.shop.stars_payout_rate,
         reminder_days=settings.shop.reminder_days_tuple,
         invoice_reminder=timedelta(minutes=settings.shop.invoice_reminder_minutes),
+        owner_ids=tuple(str(i) for i in settings.telegram.admin_ids),
     )
     if not invoice_reminders_on(config) and settings.shop.invoice_reminder_minutes:
         log.warning(
@@ -94,6 +95,8 @@ def job_schedule(settings: Settings) -> Schedule:
     """What the scheduled jobs are configured with."""
     return Schedule(
         timezone=ZoneInfo(settings.shop.shop_timezone),
+        summary_time=settings.scheduler.summary_time,
+        payout_schedule=settings.scheduler.payout_schedule,
         outbox_retention_days=settings.scheduler.outbox_retention_days,
     )
 

@@ -40,6 +40,8 @@ class ShopConfig:
     # INVOICE_REMINDER_MINUTES: remind an unpaid order's buyer this long before its reservation runs out;
     # zero, or not shorter than ``reservation_ttl``: no invoice reminders (core.services.reminders)
     invoice_reminder: timedelta = timedelta(minutes=5)
+    # ADMIN_IDS: the owners' Telegram user ids (owners are not stored; ``core.admins`` addresses them)
+    owner_ids: tuple[str, ...] = ()
 
     @property
     def commissions(self) -> CommissionRules:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, ClassVar, Self
 
 
@@ -173,6 +174,63 @@ class InvoiceReminder(Message):
     order_ref: str
 
 
+@dataclass(frozen=True, slots=True)
+class PayoutReady(Message):
+    """Tell a distributor that their available commission in ``currency`` can be withdrawn (the payout run,
+    ``core.services.payout_run``): ``amount`` pays ``payout_amount`` of ``payout_currency``. The channel
+    offers the way to ask for it (/withdraw)."""
+
+    KIND: ClassVar[str] = "payout_ready"
+    currency: str
+    amount: int
+    payout_amount: int
+    payout_currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutQueueDue(Message):
+    """Tell an admin with ``Power.MONEY`` that withdrawal requests wait (the payout run of ``slot``). The
+    queue is read when the message is sent: the admin sees it as it is then, not as it was."""
+
+    KIND: ClassVar[str] = "payout_queue"
+    slot: str
+
+
+STOCK_LOW = "low"  # at or under the product's low-stock threshold, some left
+STOCK_OUT = "out"  # none left
+STOCK_LEVELS = (STOCK_LOW, STOCK_OUT)
+
+
+@dataclass(frozen=True, slots=True)
+class StockAlert(Message):
+    """Tell an admin with ``Power.STOCK`` that a product's stock crossed its low-stock threshold (``low``)
+    or ran out (``out``): ``available`` keys were left then, against ``threshold``. The product's name is
+    read when the message is sent."""
+
+    KIND: ClassVar[str] = "stock_alert"
+    product_id: int
+    level: str
+    available: int
+    threshold: int
+
+    def __post_init__(self) -> None:
+        if self.level not in STOCK_LEVELS:
+            raise ValueError(f"a stock alert's level is one of {STOCK_LEVELS}, not {self.level!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class DailySummary(Message):
+    """Give an owner (or an admin with ``Power.REPORTS``) the summary of the shop's day ``day``
+    (``YYYY-MM-DD`` in ``SHOP_TIMEZONE``), with its chart. The figures are read when it is sent (those of a
+    past day do not change; the "now" ones are then current)."""
+
+    KIND: ClassVar[str] = "daily_summary"
+    day: str
+
+    def __post_init__(self) -> None:
+        date.fromisoformat(self.day)  # a ValueError for anything but a date
+
+
 def _registry(*types: type[Message]) -> dict[str, type[Message]]:
     kinds = [cls.KIND for cls in types]
     if "" in kinds or len(set(kinds)) != len(kinds):
@@ -192,6 +250,10 @@ MESSAGE_TYPES: dict[str, type[Message]] = _registry(
     PayoutRejected,
     MembershipReminder,
     InvoiceReminder,
+    PayoutReady,
+    PayoutQueueDue,
+    StockAlert,
+    DailySummary,
 )
 
 

@@ -4,7 +4,6 @@ ledger, reached through the ``Reconciler`` protocol, so no bot framework is impo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,6 +12,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.services.notices import NOTICE_ALERT_AFTER
+from scheduler.slots import last_slot, payout_trigger, slot_name, summary_trigger
 from scheduler.spec import Job, JobContext, Schedule
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,11 @@ RECONCILE_EVERY_MINUTES = 5
 SETTLE_EVERY_MINUTES = 60
 REMIND_MEMBERSHIPS_EVERY_SECONDS = 60
 REMIND_INVOICES_EVERY_SECONDS = 30
+STOCK_ALERTS_EVERY_MINUTES = 1
+# A payout slot missed while the shop was down runs at start if it is at most this old. An older one is
+# not run: the run only reminds (no money moves), what it would say the next slot says anyway, and a
+# reminder days late would ask distributors for what they may have asked since.
+PAYOUT_CATCH_UP = timedelta(hours=24)
 
 
 def every(**interval: int) -> Callable[[Schedule], BaseTrigger]:
@@ -93,13 +98,9 @@ async def remind_invoices(ctx: JobContext) -> int:
 async def reconcile_payments(ctx: JobContext) -> int:
     """Find payments the channel took but never reported (the process was down, an update was lost)."""
     assert ctx.reconciler is not None  # the job is scheduled only with one (Job.needs)
-    try:
-        return await ctx.reconciler.reconcile()
-    except asyncio.CancelledError:
-        # Shutting down mid-run: nothing is half-done (each payment is its own transaction) and the next
-        # start reconciles again from the stored cursor. Ending quietly keeps a clean stop clean.
-        log.info("Stars reconciliation interrupted by shutdown")
-        return 0
+    # Stopped mid-run, nothing is half-done (each payment is its own transaction): the next start
+    # reconciles again from the stored cursor (scheduler.runner ends an interrupted job quietly).
+    return await ctx.reconciler.reconcile()
 
 
 async def purge_sent_messages(ctx: JobContext) -> int:
@@ -111,6 +112,27 @@ async def purge_sent_messages(ctx: JobContext) -> int:
     if n:
         log.info("deleted %d sent outbox messages older than %d days", n, days)
     return n
+
+
+async def payout_run(ctx: JobContext) -> int:
+    """The payout run of the last ``PAYOUT_SCHEDULE`` slot, if it came within ``PAYOUT_CATCH_UP`` and has
+    not run: distributors who can withdraw are told how, the admins who pay are told what waits."""
+    now = ctx.services.ctx.clock.now()
+    slot = last_slot(payout_trigger(ctx.schedule), now, PAYOUT_CATCH_UP)
+    if slot is None:
+        log.info("no payout slot in the last %s: nothing to run", PAYOUT_CATCH_UP)
+        return 0
+    return (await ctx.services.payout_run.run(slot_name(slot))).messages
+
+
+async def stock_alerts(ctx: JobContext) -> int:
+    """Alert the stock admins about products that went low or ran out; re-arm those restocked."""
+    return await ctx.services.stock_alerts.check()
+
+
+async def daily_summary(ctx: JobContext) -> int:
+    """Yesterday's summary to the owners and report admins, once, from ``SUMMARY_TIME`` on."""
+    return await ctx.services.daily_summary.send_due(ctx.schedule.summary_time)
 
 
 JOBS: list[Job] = [
@@ -165,5 +187,25 @@ JOBS: list[Job] = [
         purge_sent_messages,
         every(hours=6),
         "delete sent outbox messages older than OUTBOX_RETENTION_DAYS",
+    ),
+    Job(
+        "payout_run",
+        payout_run,
+        payout_trigger,
+        "tell distributors who can withdraw, and the admins the payout queue (PAYOUT_SCHEDULE)",
+        at_start=True,  # a slot missed within PAYOUT_CATCH_UP
+    ),
+    Job(
+        "stock_alerts",
+        stock_alerts,
+        every(minutes=STOCK_ALERTS_EVERY_MINUTES),
+        "alert the stock admins once when a product goes low or runs out",
+    ),
+    Job(
+        "daily_summary",
+        daily_summary,
+        summary_trigger,
+        "yesterday's figures and chart to the owners and report admins (SUMMARY_TIME)",
+        at_start=True,  # yesterday's, if SUMMARY_TIME passed today and it was not sent
     ),
 ]

@@ -9,9 +9,10 @@ Each concern is a module here with one ``ConcernSettings`` subclass, an attribut
 ``settings.database`` (DATA_DIR, DATABASE_URL), ``settings.vault`` (VAULT_KEYS), ``settings.telegram``
 (BOT_TOKEN, TELEGRAM_API_URL, ADMIN_IDS, PAYMENT_PROVIDER_TOKEN), ``settings.webhook`` (WEBHOOK_*),
 ``settings.redis`` (REDIS_URL), ``settings.shop`` (SHOP_CURRENCY, SHOP_TIMEZONE, RESERVATION_TTL_MINUTES),
-``settings.scheduler`` (SCHEDULER, OUTBOX_RETENTION_DAYS, …) and ``settings.log`` (LOG_LEVEL). A
-field is named after its variable without the concern's prefix;
-these concerns predate prefixes and have none, so ``settings.telegram.bot_token`` is ``BOT_TOKEN``.
+``settings.scheduler`` (SCHEDULER, SUMMARY_TIME, PAYOUT_SCHEDULE, OUTBOX_RETENTION_DAYS) and ``settings.log``
+(LOG_LEVEL). A field is named after its variable without the concern's prefix; these concerns predate
+prefixes (the scheduler's variables were named by their issue) and have none, so
+``settings.telegram.bot_token`` is ``BOT_TOKEN``.
 
 Adding a concern (WeChat, WeChat Pay, commissions, …) is one new module and one field here::
 

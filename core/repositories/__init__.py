@@ -19,6 +19,7 @@ from core.repositories.cursors import CursorRepo
 from core.repositories.desk import DeskRepo
 from core.repositories.distributors import DistributorRepo
 from core.repositories.imports import ImportRepo
+from core.repositories.job_claims import JobClaimRepo
 from core.repositories.jobs import JobRunRepo
 from core.repositories.keys import KeyRepo
 from core.repositories.ledger import LedgerRepo
@@ -31,6 +32,7 @@ from core.repositories.referrals import ReferralRepo
 from core.repositories.reminders import ReminderRepo
 from core.repositories.reports import ReportRepo
 from core.repositories.staff import StaffRepo
+from core.repositories.stock_alerts import StockAlertRepo
 from core.repositories.users import UserRepo
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "DeskRepo",
     "DistributorRepo",
     "ImportRepo",
+    "JobClaimRepo",
     "JobRunRepo",
     "KeyRepo",
     "LedgerRepo",
@@ -54,6 +57,7 @@ __all__ = [
     "ReportRepo",
     "Repositories",
     "StaffRepo",
+    "StockAlertRepo",
     "UserRepo",
 ]
 
@@ -86,6 +90,8 @@ class Repositories:
     distributors: DistributorRepo
     jobs: JobRunRepo
     reminders: ReminderRepo
+    claims: JobClaimRepo
+    stock_alerts: StockAlertRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

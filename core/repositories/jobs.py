@@ -54,10 +54,3 @@ class JobRunRepo:
     def all(self) -> list[JobRun]:
         j = t.job_runs
         return [to_dataclass(JobRun, r) for r in self.conn.execute(select(j).order_by(j.c.name)).all()]
-
-    def claim(self, name: str, period: str, now: datetime) -> bool:
-        """Claim ``name``'s run for ``period`` (a date, a scheduled slot): True for the one transaction
-        whose insert went through; every other, now or later, gets False and does nothing."""
-        jc = t.job_claims
-        stmt = dialect_insert(self.dialect, jc).values(name=name, period=period, claimed_at=now)
-        return self.conn.execute(stmt.on_conflict_do_nothing()).rowcount == 1

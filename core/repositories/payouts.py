@@ -10,10 +10,19 @@ from typing import Any
 from sqlalchemy import Connection, Select, func, select, update
 
 from core import tables as t
-from core.models import OPEN_PAYOUT, AccountKind, Payout, PayoutStatus
+from core.models import OPEN_PAYOUT, AccountKind, Balance, Payout, PayoutStatus
 from core.repositories._rows import dialect_insert, to_dataclass
 
 _OPEN = [s.value for s in OPEN_PAYOUT]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTotal:
+    """The open requests paying in one currency: how many, and what they pay in all."""
+
+    payout_currency: str
+    requests: int
+    payout_amount: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +127,34 @@ class PayoutRepo:
         p = t.payout_requests
         q = select(p).where(p.c.user_id == user_id).order_by(p.c.id.desc()).limit(limit)
         return [_payout(r) for r in self.conn.execute(q).all()]
+
+    def open_totals(self) -> list[OpenTotal]:
+        """The open requests per currency they pay in, by currency."""
+        p = t.payout_requests
+        q = (
+            select(p.c.payout_currency, func.count(), func.coalesce(func.sum(p.c.payout_amount), 0))
+            .where(p.c.status.in_(_OPEN))
+            .group_by(p.c.payout_currency)
+            .order_by(p.c.payout_currency)
+        )
+        return [OpenTotal(r[0], int(r[1]), int(r[2])) for r in self.conn.execute(q).all()]
+
+    def unrequested_balances(self) -> list[Balance]:
+        """Available balances above zero, per user and currency, where the user has no open request in
+        that currency and has not blocked the bot: who could ask for a payout now (the minimum aside)."""
+        a, e, u, p = t.ledger_accounts, t.ledger_entries, t.users, t.payout_requests
+        opened = (
+            select(p.c.id)
+            .where(p.c.user_id == a.c.owner_id, p.c.currency == a.c.currency, p.c.status.in_(_OPEN))
+            .exists()
+        )
+        total = func.sum(e.c.amount)
+        q = (
+            select(a.c.owner_id, a.c.currency, total)
+            .select_from(a.join(e, e.c.account_id == a.c.id).join(u, u.c.id == a.c.owner_id))
+            .where(a.c.kind == AccountKind.AVAILABLE.value, u.c.bot_blocked.is_(False), ~opened)
+            .group_by(a.c.id, a.c.owner_id, a.c.currency)
+            .having(total > 0)
+            .order_by(a.c.owner_id, a.c.currency)
+        )
+        return [Balance(r[0], AccountKind.AVAILABLE, r[1], int(r[2])) for r in self.conn.execute(q).all()]

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, literal, select
 
 from core import tables as t
-from core.models import OrderStatus
+from core.models import DeliveryKind, OrderStatus
 
 # Orders that were paid, whatever happened to them since (a refund is counted apart).
 PAID_STATES = (OrderStatus.PAID, OrderStatus.DELIVERED, OrderStatus.REFUND_DUE, OrderStatus.REFUNDED)
@@ -92,3 +92,13 @@ class ReportRepo:
             o.c.paid_at >= start, o.c.paid_at < end, o.c.status.in_(paid), ~earlier
         )
         return int(self.conn.execute(q).scalar() or 0)
+
+    def awaiting_manual(self) -> int:
+        """Paid orders of manual-delivery products, waiting for an admin to deliver them."""
+        o, p = t.orders, t.products
+        q = (
+            select(func.count())
+            .select_from(o.join(p, p.c.id == o.c.product_id))
+            .where(o.c.status == OrderStatus.PAID.value, p.c.delivery_kind == DeliveryKind.MANUAL.value)
+        )
+        return int(self.conn.execute(q).scalar_one())

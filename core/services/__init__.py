@@ -16,6 +16,7 @@ class Services:
         from core.services.catalog import CatalogService
         from core.services.checkout import CheckoutService
         from core.services.cursors import CursorService
+        from core.services.daily_summary import DailySummaryService
         from core.services.distributors import DistributorService
         from core.services.drafts import DraftService
         from core.services.jobs import JobRunService
@@ -25,6 +26,7 @@ class Services:
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
         from core.services.payments import PaymentService
+        from core.services.payout_run import PayoutRunService
         from core.services.payouts import PayoutService
         from core.services.referrals import ReferralService
         from core.services.refunds import RefundService
@@ -33,6 +35,7 @@ class Services:
         from core.services.sharing import SharingService
         from core.services.staff import StaffService
         from core.services.stock import StockService
+        from core.services.stock_alerts import StockAlertService
         from core.services.users import UserService
 
         self.ctx = ctx
@@ -61,3 +64,7 @@ class Services:
         self.distributors = DistributorService(ctx)
         self.jobs = JobRunService(ctx)
         self.reminders = ReminderService(ctx)
+        # The admins' periodic jobs (scheduler.jobs): payout run, stock alerts, daily summary.
+        self.payout_run = PayoutRunService(ctx)
+        self.stock_alerts = StockAlertService(ctx)
+        self.daily_summary = DailySummaryService(ctx)

@@ -209,6 +209,12 @@ def _blocked(available: int, value: int | None, opened: Payout | None, cfg: Shop
     return None
 
 
+def withdraw_block(available: int, currency: str, opened: Payout | None, cfg: ShopConfig) -> Blocked | None:
+    """Why ``available`` of ``currency`` cannot be withdrawn now (``opened``: the user's open request in
+    it), or None when it can: the rule ``request`` applies, for the screens and the payout run."""
+    return _blocked(available, _value(available, currency, cfg), opened, cfg)
+
+
 def _overview(uow: UnitOfWork, user_id: int, cfg: ShopConfig) -> WithdrawOverview:
     r = uow.repo
     available = {

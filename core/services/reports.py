@@ -13,6 +13,10 @@ The rules, as the owner reads them:
 - **New buyers** are people whose first paid order falls in the period.
 - Money stays integers per currency (the shop currency's minor units, Stars): never summed across
   currencies, never converted.
+
+The daily summary (``day_summary``) gives one past day by these rules, the seven days ending with it for
+its chart, and what needs a hand now: paid manual orders waiting for an admin, products low or out of stock
+(``core.services.stock_alerts.stock_level``, active unique-key products).
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ from zoneinfo import ZoneInfo
 
 from core.context import Context, UnitOfWork
 from core.errors import InvalidInput
-from core.models import KeyStatus, StockLevel
+from core.messages import STOCK_LOW, STOCK_OUT
+from core.models import DeliveryKind, KeyStatus, StockLevel
+from core.services.stock_alerts import stock_level
 
 PERIODS = (1, 7, 30)  # the days a report may cover
+SUMMARY_CHART_DAYS = 7  # the daily summary's chart: the week ending with its day
 TOP_PRODUCTS = 10
 
 
@@ -71,6 +78,18 @@ class SalesReport:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class DaySummary:
+    """One shop day's figures for the daily summary, and what needs a hand now."""
+
+    day: date
+    figures: SalesReport  # that day alone
+    week: SalesReport  # the SUMMARY_CHART_DAYS days ending with it (its chart)
+    manual_waiting: int  # paid manual-delivery orders waiting for an admin, now
+    low: tuple[StockLevel, ...]  # active unique-key products at or under their threshold, some left, now
+    out: tuple[StockLevel, ...]  # active unique-key products with none left, now
+
+
 def day_starts(today: date, days: int, tz: ZoneInfo) -> list[datetime]:
     """The instants (aware, in ``tz``) at which each of the last ``days`` days up to ``today`` began, and
     the next day's start: ``days + 1`` boundaries."""
@@ -90,6 +109,28 @@ class ReportService:
         now = self.ctx.clock.now()
         bounds = day_starts(now.astimezone(tz).date(), days, tz)
         return await self.ctx.read(_sales, bounds)
+
+    async def day_summary(self, day: date) -> DaySummary:
+        """The daily summary of the shop day ``day`` (in ``SHOP_TIMEZONE``), read in one transaction."""
+        tz = self.ctx.config.timezone
+        return await self.ctx.read(
+            _day_summary, day, day_starts(day, 1, tz), day_starts(day, SUMMARY_CHART_DAYS, tz)
+        )
+
+
+def _day_summary(uow: UnitOfWork, day: date, one: list[datetime], week: list[datetime]) -> DaySummary:
+    figures, chart = _sales(uow, one), _sales(uow, week)
+    active = {p.id for p in uow.repo.catalog.products(active_only=True)}
+    watched = [s for s in figures.stock if s.product_id in active and s.delivery_kind is DeliveryKind.UNIQUE]
+    levels = [(stock_level(s.available, s.low_stock_threshold), s) for s in watched]
+    return DaySummary(
+        day=day,
+        figures=figures,
+        week=chart,
+        manual_waiting=uow.repo.reports.awaiting_manual(),
+        low=tuple(s for level, s in levels if level == STOCK_LOW),
+        out=tuple(s for level, s in levels if level == STOCK_OUT),
+    )
 
 
 def _sales(uow: UnitOfWork, bounds: list[datetime]) -> SalesReport:

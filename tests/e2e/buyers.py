@@ -43,7 +43,7 @@ from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec
 from sandbox.telegram import GROUP_ANONYMOUS_BOT, EmuChat, Emulator, Sent, serve
 from tests.conftest import in_read, make_db, query
-from tests.e2e.conftest import ADMIN, TOKEN, Shop
+from tests.e2e.conftest import ADMIN, TOKEN, Shop, without_calendar_jobs
 
 # Buyers: one per language situation, and one whose display name is itself hostile.
 USERS: dict[int, tuple[str, str | None]] = {
@@ -178,7 +178,9 @@ async def open_shop() -> AsyncIterator[tuple[Shop, Tracker]]:
         emu.group(BASIC_GROUP, "Old group", members=list(USERS), admins=[min(USERS)], type="group")
         emu.channel(CHANNEL, "Shop news")
         settings = Settings.load(_env_file=None, admin_ids=[ADMIN], data_dir=tmp_path)
-        front = Storefront.build(services, settings, make_bot(TOKEN, url), sender={"private_interval": 0.05})
+        front = without_calendar_jobs(
+            Storefront.build(services, settings, make_bot(TOKEN, url), sender={"private_interval": 0.05})
+        )
         tracker = Tracker()
         _track(front, emu, tracker)
         await front.start_background()

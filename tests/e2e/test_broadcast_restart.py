@@ -13,7 +13,7 @@ from bot.app import Storefront, make_bot
 from bot.settings import Settings
 from handlers.telegram.ui.callbacks import BroadcastCb
 from sandbox.telegram import Sent
-from tests.e2e.conftest import ADMIN, TOKEN, Shop
+from tests.e2e.conftest import ADMIN, TOKEN, Shop, without_calendar_jobs
 from tests.e2e.test_broadcast import OWNER, STAFF_ADMIN, _buyer, _compose, _until
 
 PACED = {"bulk_per_second": 5.0, "bulk_per_round": 2}  # slow enough to stop mid-way
@@ -106,8 +106,10 @@ async def test_two_bots_on_one_database_send_a_broadcast_once_and_edit_its_progr
     buyers = list(range(681, 701))
     await _setup(shop, buyers)
     settings = Settings.load(_env_file=None, admin_ids=[ADMIN, OWNER])
-    second = Storefront.build(
-        shop.services, settings, make_bot(TOKEN, shop.url), sender={"private_interval": 0.05, **PACED}
+    second = without_calendar_jobs(
+        Storefront.build(
+            shop.services, settings, make_bot(TOKEN, shop.url), sender={"private_interval": 0.05, **PACED}
+        )
     )
     second.dp.workflow_data["broadcaster"].every = 0.3
     await second.start_background()  # a second process: its own sender and broadcast runner

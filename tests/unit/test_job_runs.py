@@ -61,7 +61,7 @@ async def test_a_failing_job_logs_when_it_starts_failing_and_when_it_recovers_no
 async def test_a_period_is_claimed_once_whoever_asks(shop: Services, clock: FrozenClock) -> None:
     def claim(period: str) -> object:
         def fn(uow: object) -> bool:
-            return uow.repo.jobs.claim("daily_summary", period, clock.now())  # type: ignore[attr-defined]
+            return uow.repo.claims.claim("daily_summary", period, clock.now())  # type: ignore[attr-defined]
 
         return fn
 

@@ -12,13 +12,17 @@ from core.messages import (
     AwaitingManual,
     BalanceReturned,
     Broadcast,
+    DailySummary,
     InvoiceReminder,
     KeysDelivered,
     MembershipReminder,
     PayoutPaid,
+    PayoutQueueDue,
+    PayoutReady,
     PayoutRejected,
     RefundDue,
     RefundMade,
+    StockAlert,
     UnknownMessage,
     decode,
 )
@@ -37,6 +41,10 @@ SAMPLES = [
         payout_id=3, amount=1250, currency="USD", payout_amount=1250, payout_currency="USD", reference="TX-1"
     ),
     PayoutRejected(payout_id=4, amount=40, currency="XTR", reason="wrong account"),
+    PayoutReady(currency="XTR", amount=500, payout_amount=1000, payout_currency="USD"),
+    PayoutQueueDue(slot="2026-01-05T10:00Z"),
+    StockAlert(product_id=3, level="low", available=2, threshold=5),
+    DailySummary(day="2026-01-04"),
     MembershipReminder(order_ref="REF6", stage="d3"),
     InvoiceReminder(order_ref="REF7"),
 ]
@@ -62,6 +70,10 @@ def test_message_kinds_are_the_names_stored_in_existing_outbox_rows() -> None:
         "payment_returned_to_balance",
         "payout_paid",
         "payout_rejected",
+        "payout_ready",
+        "payout_queue",
+        "stock_alert",
+        "daily_summary",
         "membership_reminder",
         "invoice_reminder",
     }
@@ -69,7 +81,14 @@ def test_message_kinds_are_the_names_stored_in_existing_outbox_rows() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "fields"),
-    [("mystery", {}), ("order_delivered", {}), ("order_delivered", ["x"]), ("payment_refund", {"amount": 1})],
+    [
+        ("mystery", {}),
+        ("order_delivered", {}),
+        ("order_delivered", ["x"]),
+        ("payment_refund", {"amount": 1}),
+        ("stock_alert", {"product_id": 1, "level": "empty", "available": 0, "threshold": 0}),
+        ("daily_summary", {"day": "yesterday"}),
+    ],
 )
 def test_a_message_no_code_can_read_is_refused(kind: str, fields: object) -> None:
     with pytest.raises(UnknownMessage):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "WEBHOOK_LISTEN",
         "REDIS_URL",
         "PAYMENT_PROVIDER_TOKEN",
+        "SUMMARY_TIME",
+        "PAYOUT_SCHEDULE",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
@@ -91,6 +94,12 @@ def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
         ("COMMISSION_RATES", "60,50"),
         ("COMMISSION_RATES", "ten"),
         ("COMMISSION_HOLD_DAYS", "-1"),
+        ("SUMMARY_TIME", "9"),
+        ("SUMMARY_TIME", "24:00"),
+        ("SUMMARY_TIME", "9:00 pm"),
+        ("PAYOUT_SCHEDULE", "weekly"),
+        ("PAYOUT_SCHEDULE", "0 10 * * 1"),  # APScheduler's 1 is Tuesday, cron's Monday: refused
+        ("PAYOUT_SCHEDULE", "0 25 * * mon"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_setting(
@@ -124,6 +133,8 @@ VARIABLES = [
     ("COMMISSION_HOLD_DAYS", "shop", "commission_hold_days", "14", 14),
     ("PAYOUT_MINIMUM", "shop", "payout_minimum", "5000", 5000),
     ("STARS_PAYOUT_RATE", "shop", "stars_payout_rate", "2", 2),
+    ("SUMMARY_TIME", "scheduler", "summary_time", "21:30", time(21, 30)),
+    ("PAYOUT_SCHEDULE", "scheduler", "payout_schedule", "30  8 1 * *", "30 8 1 * *"),
     ("REMINDER_DAYS", "shop", "reminder_days", " 7, 3,1 ", "7, 3,1"),
     ("INVOICE_REMINDER_MINUTES", "shop", "invoice_reminder_minutes", "3", 3),
     ("SCHEDULER", "scheduler", "scheduler", "false", False),

@@ -31,7 +31,8 @@ STOCK_LINES = 15
 _PERIOD_KEYS = {1: "admin-stats-today", 7: "admin-stats-7d", 30: "admin-stats-30d"}
 
 
-def _money(amounts: dict[str, int], locale: str, *, sign: str = "") -> str:
+def money_text(amounts: dict[str, int], locale: str, *, sign: str = "") -> str:
+    """Amounts per currency on one line, the shop currency first and Stars last (never summed)."""
     if not any(amounts.values()):
         return format_amount(0, next(iter(amounts), STARS), locale) if amounts else "0"
     parts = sorted(amounts.items(), key=lambda kv: (kv[0] == STARS, kv[0]))
@@ -42,15 +43,15 @@ def report_text(report: SalesReport, locale: str, timezone: str) -> str:
     period = tr(_PERIOD_KEYS[report.days])
     lines = [
         tr("admin-stats-title", period=period, first=report.first_day, last=report.last_day, tz=timezone),
-        tr("admin-stats-revenue", amount=_money(report.revenue, locale)),
-        tr("admin-stats-refunds", count=report.refunds, amount=_money(report.refunded, locale)),
-        tr("admin-stats-net", amount=_money(report.net, locale)),
+        tr("admin-stats-revenue", amount=money_text(report.revenue, locale)),
+        tr("admin-stats-refunds", count=report.refunds, amount=money_text(report.refunded, locale)),
+        tr("admin-stats-net", amount=money_text(report.net, locale)),
         tr("admin-stats-counts", orders=report.orders, units=report.units, buyers=report.new_buyers),
         "",
         tr("admin-stats-top"),
     ]
     lines += [
-        tr("admin-stats-top-line", rank=i, name=p.name, units=p.units, amount=_money(p.revenue, locale))
+        tr("admin-stats-top-line", rank=i, name=p.name, units=p.units, amount=money_text(p.revenue, locale))
         for i, p in enumerate(report.top[:5], 1)
     ] or [tr("admin-stats-no-sales")]
     kept = [s for s in report.stock if s.delivery_kind is DeliveryKind.UNIQUE]
@@ -103,19 +104,7 @@ async def stats_button(query: CallbackQuery, callback_data: StatsCb, services: S
         return
     await acknowledge(query, tr_plain("admin-stats-chart-wait"))
     report = await services.reports.sales(callback_data.days)
-    labels = ChartLabels(
-        title=tr_plain(
-            "admin-stats-chart-title",
-            period=tr_plain(_PERIOD_KEYS[report.days]),
-            first=report.first_day,
-            last=report.last_day,
-        ),
-        revenue=lambda cur: tr_plain("admin-stats-chart-revenue", currency="Stars" if cur == STARS else cur),
-        orders=tr_plain("admin-stats-chart-orders"),
-        units_by_product=tr_plain("admin-stats-chart-units"),
-        no_sales=tr_plain("admin-stats-no-sales"),
-    )
-    chart = await asyncio.to_thread(render_sales_chart, report, labels, _major)
+    chart = await asyncio.to_thread(render_sales_chart, report, chart_labels(report), major)
     if query.bot is not None:
         photo = BufferedInputFile(chart.png, filename=f"stats-{report.last_day}-{report.days}d.png")
         caption = tr(
@@ -127,7 +116,24 @@ async def stats_button(query: CallbackQuery, callback_data: StatsCb, services: S
         await query.bot.send_photo(query.from_user.id, photo, caption=caption)
 
 
-def _major(amount: int, currency: str) -> float:
+def chart_labels(report: SalesReport) -> ChartLabels:
+    """The chart's words in the current user's language (its title names the report's period)."""
+    return ChartLabels(
+        title=tr_plain(
+            "admin-stats-chart-title",
+            period=tr_plain(_PERIOD_KEYS[report.days]),
+            first=report.first_day,
+            last=report.last_day,
+        ),
+        revenue=lambda cur: tr_plain("admin-stats-chart-revenue", currency="Stars" if cur == STARS else cur),
+        orders=tr_plain("admin-stats-chart-orders"),
+        units_by_product=tr_plain("admin-stats-chart-units"),
+        no_sales=tr_plain("admin-stats-no-sales"),
+    )
+
+
+def major(amount: int, currency: str) -> float:
+    """An amount in its currency's major unit, for a chart's axes only."""
     return float(amount) / 10 ** exponent(currency)
 
 

@@ -19,14 +19,18 @@ from core.messages import (
     AwaitingManual,
     BalanceReturned,
     Broadcast,
+    DailySummary,
     InvoiceReminder,
     KeysDelivered,
     MembershipReminder,
     Message,
     PayoutPaid,
+    PayoutQueueDue,
+    PayoutReady,
     PayoutRejected,
     RefundDue,
     RefundMade,
+    StockAlert,
 )
 from core.models import STARS, RevealedKeys
 from core.services import Services
@@ -37,6 +41,7 @@ from handlers.telegram.alerts import AdminAlerts
 from handlers.telegram.ui import keyboards
 from handlers.telegram.ui.delivery import send_keys
 from handlers.telegram.ui.text import shop_time, tr
+from handlers.telegram.workers import digests
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +213,10 @@ DELIVERERS: dict[type[Message], Deliverer] = {
     PayoutRejected: payout_rejected,
     MembershipReminder: membership_reminder,
     InvoiceReminder: invoice_reminder,
+    PayoutReady: digests.payout_ready,
+    PayoutQueueDue: digests.payout_queue,
+    StockAlert: digests.stock_alert,
+    DailySummary: digests.daily_summary,
 }
 
 
