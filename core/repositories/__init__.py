@@ -22,6 +22,7 @@ from core.repositories.imports import ImportRepo
 from core.repositories.jobs import JobRunRepo
 from core.repositories.keys import KeyRepo
 from core.repositories.ledger import LedgerRepo
+from core.repositories.monitoring import MonitoringRepo
 from core.repositories.notices import PaymentNoticeRepo
 from core.repositories.orders import OrderRepo
 from core.repositories.outbox import OutboxRepo
@@ -43,6 +44,7 @@ __all__ = [
     "JobRunRepo",
     "KeyRepo",
     "LedgerRepo",
+    "MonitoringRepo",
     "OrderRepo",
     "OutboxRepo",
     "PaymentNoticeRepo",
@@ -83,6 +85,7 @@ class Repositories:
     payouts: PayoutRepo
     distributors: DistributorRepo
     jobs: JobRunRepo
+    monitoring: MonitoringRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

@@ -21,6 +21,7 @@ class Services:
         from core.services.jobs import JobRunService
         from core.services.keys import KeysService
         from core.services.ledger import LedgerService
+        from core.services.monitoring import MonitoringService
         from core.services.order_desk import OrderDesk
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
@@ -59,3 +60,4 @@ class Services:
         self.payouts = PayoutService(ctx)
         self.distributors = DistributorService(ctx)
         self.jobs = JobRunService(ctx)
+        self.monitoring = MonitoringService(ctx)
