@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.logs import QUIET_LOGGERS
 from sandbox.telegram import Emulator, serve
 from tests.conftest import PG_SKIP_REASON, PG_URL, make_db
-from tests.e2e.conftest import TOKEN
+from tests.e2e.conftest import TOKEN, Shop
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 BUYER = 501
@@ -334,6 +334,8 @@ async def test_the_database_away_at_start_and_mid_run_is_waited_out_and_buyers_a
                 gate.close()  # mid-run
                 assert (await run.health_becomes(503)) == {"status": "unavailable", "database": "unreachable"}
                 await run.wait_log("database unreachable", times=2)
+                # a buyer writing meanwhile is asked to try again in a minute (no traceback, no alert)
+                await served(emu, "/catalog", lambda t: "briefly unavailable" in t)
                 gate.open = True
                 assert (await run.health_becomes(200))["database"] == "ok"
                 await run.wait_log("database reachable again", times=2)
@@ -389,3 +391,23 @@ async def test_redis_away_mid_run_buyers_are_still_served_and_health_says_so_unt
     assert code == 0, run.lines[-20:]
     assert run.count("Redis unreachable") == 1 and run.count("Redis reachable again") == 1
     assert_clean(run)
+
+
+# ---------------------------------------------------------------- the webhook server
+
+
+async def test_the_webhook_server_answers_healthz_and_metrics_beside_the_webhook(shop: Shop) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.app import webhook_app
+
+    await shop.front.dp.stop_polling()  # a bot either polls or takes webhooks, never both
+    app = webhook_app(shop.front, "s3cret-token", "/tg/hook")
+    async with TestClient(TestServer(app)) as client:
+        health = await client.get("/healthz")
+        assert health.status == 200 and await health.json() == {"status": "ok", "database": "ok"}
+        metrics = await client.get("/metrics")
+        assert metrics.status == 200 and metrics.headers["Content-Type"].startswith("text/plain")
+        names = {f.name for f in text_string_to_metric_families(await metrics.text())}
+        assert {"keyshop_orders", "keyshop_outbox_pending", "keyshop_dependency_up"} <= names
+        assert (await client.post("/tg/hook", data="{}")).status == 401  # the webhook itself: unchanged
