@@ -165,6 +165,7 @@ class Storefront:
             schedule=job_schedule(settings),
             notice_report=NoticeReporter(outbox, alerts),
             reconciler=ledger,
+            database=health.database,
         )
         return cls(
             services,

@@ -19,9 +19,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from bot.cli.common import Subparsers
-from bot.runtime import close_shop, open_shop
+from bot.runtime import close_shop, open_shop_when_up
 from bot.settings import Settings, SettingsError
-from core.resilience import Backoff, is_db_outage, retry_until_up
 
 log = logging.getLogger("keyshop")
 
@@ -47,10 +46,7 @@ async def _run(settings: Settings) -> None:
     tg = settings.telegram
     assert tg.bot_token is not None
     health = Health()
-    backoff = Backoff(first=settings.ops.retry_first_seconds, cap=settings.ops.retry_max_seconds)
-    services = await retry_until_up(
-        lambda: open_shop(settings), lambda e: health.database if is_db_outage(e) else None, backoff
-    )
+    services = await open_shop_when_up(settings, health.database)
     try:
         front = Storefront.build(
             services, settings, make_bot(tg.bot_token.get_secret_value(), tg.telegram_api_url), health=health

@@ -413,3 +413,37 @@ def test_json_log_lines_carry_time_level_logger_message_and_the_exception() -> N
     assert {"time", "level", "logger", "message", "exception"} <= line.keys()
     assert (line["level"], line["logger"], line["message"]) == ("ERROR", "keyshop", "order K-1 failed")
     assert "ValueError: boom" in line["exception"]
+
+
+# ---------------------------------------------------------------- scheduled jobs
+
+
+async def test_jobs_failing_while_the_database_is_away_log_one_line_for_all_of_them(
+    shop: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from scheduler.runner import Runs
+    from scheduler.spec import Job, JobContext
+
+    away = True
+
+    async def needs_the_database(ctx: JobContext) -> int:
+        if away:
+            raise REFUSED
+        return 0
+
+    jobs = [
+        Job(name, needs_the_database, lambda _: IntervalTrigger(seconds=30), "probe")
+        for name in ("expire_reservations", "settle_commissions", "purge_sent_messages")
+    ]
+    runs = Runs(JobContext(shop))
+    caplog.set_level(logging.INFO)
+    for _ in range(4):
+        for job in jobs:
+            assert await runs.run(job) is None
+    away = False
+    for job in jobs:
+        assert await runs.run(job) == 0
+    lines = [r.getMessage().split(" (")[0] for r in caplog.records if r.levelno >= logging.INFO]
+    assert lines == ["database unreachable", "database reachable again"]
