@@ -1,13 +1,19 @@
 """The Telegram storefront as one object: bot, dispatcher, outbox sender and scheduler, started and
-stopped together. ``keyshop run`` and ``keyshop sandbox`` both build it."""
+stopped together. ``keyshop run`` and ``keyshop sandbox`` both build it.
+
+It waits out outages instead of failing: every start-up step that needs the database or Telegram is
+retried with capped exponential backoff (``Storefront.backoff``) while its error is an outage, and each
+outage is logged once when it starts and once when it ends (``handlers.telegram.health``). A wrong setting
+(401 for the token) is raised at once."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiogram import Bot, Dispatcher, methods
 from aiogram.client.default import DefaultBotProperties
@@ -21,12 +27,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.heap import settle_heap
 from bot.i18n import build_i18n
+from bot.metrics import ShopMetrics
+from bot.ops import add_ops_routes, ops_app, serve
 from bot.runtime import job_schedule
 from bot.settings import Settings, generate_webhook_secret
+from core.resilience import Backoff, Dependency, retry_until_up
 from core.services import Services
 from handlers.telegram import build_dispatcher, set_commands, set_staff_menus
 from handlers.telegram.alerts import AdminAlerts
+from handlers.telegram.health import Health, OutageLogFilter, telegram_wait
 from handlers.telegram.middlewares import ThrottleMiddleware
+from handlers.telegram.storage import FallbackStorage
 from handlers.telegram.workers.outbox import OutboxSender
 from handlers.telegram.workers.reconcile import NoticeReporter, StarLedger
 from scheduler.runner import build_scheduler
@@ -36,6 +47,8 @@ if TYPE_CHECKING:
     from handlers.telegram.shared import RedisShared
 
 log = logging.getLogger("keyshop")
+
+_T = TypeVar("_T")
 
 
 # aiogram checks every API response as ``Response[<method's return type>]``; pydantic caches those
@@ -72,22 +85,34 @@ def make_bot(token: str, api_url: str) -> Bot:
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
-def make_storage(settings: Settings) -> BaseStorage | None:
+def make_storage(settings: Settings, redis: Dependency | None = None) -> BaseStorage | None:
+    """Redis with REDIS_URL (in memory while Redis is away, see ``FallbackStorage``); else None: aiogram's
+    in-memory storage."""
     if not settings.redis.redis_url:
-        return None  # aiogram's in-memory storage
+        return None
     from aiogram.fsm.storage.redis import RedisStorage
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
 
-    return RedisStorage.from_url(settings.redis.redis_url)
+    # Fail fast when Redis is away (redis-py's default is 10 retries): the fallback takes over and asks
+    # again after its own backoff, so an update never waits on a dead Redis for long.
+    quick = {
+        "socket_connect_timeout": 2.0,
+        "socket_timeout": 5.0,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
+    }
+    primary = RedisStorage.from_url(settings.redis.redis_url, connection_kwargs=quick)
+    return FallbackStorage(primary, redis or Dependency("Redis"))
 
 
-def make_shared(settings: Settings, bot: Bot) -> RedisShared | None:
+def make_shared(settings: Settings, bot: Bot, redis: Dependency | None = None) -> RedisShared | None:
     """With REDIS_URL, what the instances of one bot share besides FSM state: the throttle, the user cache
     and the send pace (``handlers.telegram.shared``); without it, each stays in this process's memory."""
     if not settings.redis.redis_url:
         return None
     from handlers.telegram.shared import RedisShared
 
-    return RedisShared.from_url(settings.redis.redis_url, bot.id)
+    return RedisShared.from_url(settings.redis.redis_url, bot.id, redis)
 
 
 @dataclass
@@ -99,9 +124,13 @@ class Storefront:
     scheduler: AsyncIOScheduler
     i18n: I18n
     ledger: StarLedger
+    health: Health
+    metrics: ShopMetrics
     runs_jobs: bool = True  # SCHEDULER: the scheduled jobs run in this process
+    backoff: Backoff = field(default_factory=Backoff)  # between tries while a dependency is away
     shared: RedisShared | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _outage_logs: OutageLogFilter | None = None
 
     @classmethod
     def build(
@@ -112,10 +141,15 @@ class Storefront:
         *,
         sender: dict[str, Any] | None = None,
         throttle: ThrottleMiddleware | None = None,
+        health: Health | None = None,
     ) -> Storefront:
         i18n = build_i18n()
+        health = health or Health()
+        backoff = Backoff(first=settings.ops.retry_first_seconds, cap=settings.ops.retry_max_seconds)
+        metrics = ShopMetrics(services, health)
         alerts = AdminAlerts(bot, settings.telegram.admin_ids)
-        shared = make_shared(settings, bot)
+        shared = make_shared(settings, bot, health.redis)
+        options: dict[str, Any] = {"outage_backoff": backoff, **(sender or {})}
         outbox = OutboxSender(
             bot,
             services,
@@ -123,7 +157,9 @@ class Storefront:
             admin_ids=settings.telegram.admin_ids,
             alerts=alerts,
             shared=shared,
-            **(sender or {}),
+            telemetry=metrics,
+            health=health,
+            **options,
         )
         token = settings.telegram.payment_provider_token
         dp = build_dispatcher(
@@ -135,28 +171,51 @@ class Storefront:
             reservation_minutes=settings.shop.reservation_ttl_minutes,
             fiat_currency=settings.shop.shop_currency,
             payment_provider_token=token.get_secret_value() if token else None,
-            storage=make_storage(settings),
+            storage=make_storage(settings, health.redis),
             throttle=throttle or ThrottleMiddleware(i18n, shared=shared),
         )
+        dp.workflow_data["health"] = health  # the error handler tells an outage from a bug
         ledger = StarLedger(bot, services, outbox, alerts)
         jobs = JobContext(
             services,
             schedule=job_schedule(settings),
             notice_report=NoticeReporter(outbox, alerts),
             reconciler=ledger,
+            database=health.database,
         )
-        scheduler = build_scheduler(jobs)
-        return cls(services, bot, dp, outbox, scheduler, i18n, ledger, settings.scheduler.scheduler, shared)
+        return cls(
+            services,
+            bot,
+            dp,
+            outbox,
+            build_scheduler(jobs),
+            i18n,
+            ledger,
+            health,
+            metrics,
+            settings.scheduler.scheduler,
+            backoff,
+            shared,
+        )
+
+    async def until_up(self, step: Callable[[], Awaitable[_T]]) -> _T:
+        """``step()``, retried while it fails on an outage of the database, Telegram or Redis."""
+        return await retry_until_up(step, self.health.owner, self.backoff, wait_hint=telegram_wait)
 
     async def start_background(self) -> None:
-        """Outbox sender and the scheduled jobs (unless SCHEDULER is off); the command menus (everyone's,
-        each staff member's); stale imports cleared."""
-        await set_commands(self.bot, self.i18n)
-        await set_staff_menus(self.bot, self.i18n, self.services, self.dp.workflow_data["admin_ids"])
-        await self.services.stock.abandon_stale_imports()
+        """Stale imports cleared; the scheduled jobs (unless SCHEDULER is off) and the outbox sender; then,
+        once Telegram answers, the command menus (everyone's, each staff member's). A token Telegram
+        refuses (401) is raised."""
+        self._outage_logs = OutageLogFilter(self.health)
+        self._outage_logs.install()
+        await self.until_up(self.services.stock.abandon_stale_imports)
         if self.runs_jobs:
             self.scheduler.start()
         self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+        await self.until_up(self.bot.me)  # who we are; also where a wrong token shows
+        await self.until_up(lambda: set_commands(self.bot, self.i18n))
+        admins = self.dp.workflow_data["admin_ids"]
+        await self.until_up(lambda: set_staff_menus(self.bot, self.i18n, self.services, admins))
 
     async def start_polling(self) -> None:
         """Long polling in the background (tests, sandbox)."""
@@ -169,6 +228,33 @@ class Storefront:
                 name="polling",
             )
         )
+
+    async def poll(self, polling_timeout: int = 30) -> None:
+        """Long polling until it is stopped (``stop``). aiogram retries a failing getUpdates itself; should
+        polling end on an outage anyway (the database away while its start-up ran), it starts again."""
+        attempt = 0
+        while True:
+            task = asyncio.create_task(
+                self.dp.start_polling(
+                    self.bot,
+                    handle_signals=False,  # ``keyshop run`` handles them, and stops through ``stop``
+                    polling_timeout=polling_timeout,
+                    close_bot_session=False,
+                ),
+                name="polling",
+            )
+            self._tasks.append(task)
+            await asyncio.wait([task])  # a cancelled caller leaves the task to ``stop``, which ends it
+            if task.cancelled() or task.exception() is None:
+                return
+            error = task.exception()
+            assert error is not None
+            dependency = self.health.owner(error)
+            if dependency is None:
+                raise error
+            dependency.failed(error)
+            await asyncio.sleep(self.backoff.delay(attempt))
+            attempt += 1
 
     async def stop(self) -> None:
         """Jobs first, then polling and the sender, and the HTTP session last (nothing is mid-request)."""
@@ -184,6 +270,9 @@ class Storefront:
         if self.shared is not None:
             await self.shared.close()
         await self.bot.session.close()
+        if self._outage_logs is not None:
+            self._outage_logs.uninstall()
+            self._outage_logs = None
 
 
 def job_context(services: Services, settings: Settings) -> tuple[JobContext, Bot | None]:
@@ -207,42 +296,53 @@ def job_context(services: Services, settings: Settings) -> tuple[JobContext, Bot
     return ctx, bot
 
 
-async def run_polling(front: Storefront) -> None:
-    await front.start_background()
-    settle_heap()
-    await front.bot.delete_webhook(drop_pending_updates=False)
-    log.info("polling for updates; Ctrl+C stops")
-    await front.dp.start_polling(front.bot, polling_timeout=30, close_bot_session=False)
+async def run_polling(front: Storefront, settings: Settings | None = None) -> None:
+    """Long polling until stopped, with /healthz and /metrics on OPS_LISTEN if set."""
+    listen = settings.ops.listen if settings is not None else None
+    ops = await serve(ops_app(front), listen) if listen else None
+    try:
+        await front.start_background()
+        settle_heap()
+        await front.until_up(lambda: front.bot.delete_webhook(drop_pending_updates=False))
+        log.info("polling for updates; Ctrl+C stops")
+        await front.poll(polling_timeout=30)
+    finally:
+        if ops is not None:
+            await ops.cleanup()
 
 
 def webhook_app(front: Storefront, secret: str, path: str) -> Any:
-    """The aiohttp application Telegram calls. Requests without the secret token get 401."""
+    """The aiohttp application Telegram calls. Requests without the secret token get 401. It also
+    answers /healthz and /metrics (``bot.ops``)."""
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
     from aiohttp import web
 
     app = web.Application()
     SimpleRequestHandler(dispatcher=front.dp, bot=front.bot, secret_token=secret).register(app, path=path)
     setup_application(app, front.dp, bot=front.bot)
+    add_ops_routes(app, front)
     return app
 
 
 async def run_webhook(front: Storefront, settings: Settings) -> None:
-    from aiohttp import web
-
+    """The webhook server first (health checks answer while Telegram is still being reached), then the
+    background work, then setWebhook (retried while Telegram is away)."""
     hook = settings.webhook
     assert hook.webhook_url
     secret = hook.webhook_secret.get_secret_value() if hook.webhook_secret else generate_webhook_secret()
-    path = "/" + hook.webhook_url.split("://", 1)[1].partition("/")[2]
-    app = webhook_app(front, secret, path)
-    await front.start_background()
-    settle_heap()
-    await front.bot.set_webhook(hook.webhook_url, secret_token=secret, drop_pending_updates=False)
-    host, _, port = hook.webhook_listen.rpartition(":")
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, int(port)).start()
-    log.info("webhook listening on %s for %s", hook.webhook_listen, hook.webhook_url)
+    url = hook.webhook_url
+    path = "/" + url.split("://", 1)[1].partition("/")[2]
+    runners = [await serve(webhook_app(front, secret, path), hook.webhook_listen)]
     try:
+        if settings.ops.listen and settings.ops.listen != hook.webhook_listen:
+            runners.append(await serve(ops_app(front), settings.ops.listen))
+        await front.start_background()
+        settle_heap()
+        await front.until_up(
+            lambda: front.bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
+        )
+        log.info("webhook listening on %s for %s", hook.webhook_listen, hook.webhook_url)
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()
+        for runner in reversed(runners):
+            await runner.cleanup()

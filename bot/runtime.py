@@ -14,6 +14,7 @@ from bot.settings import Settings, SettingsError
 from core import migrate
 from core.context import Context, ShopConfig
 from core.db import Database
+from core.resilience import Backoff, Dependency, is_db_outage, retry_until_up
 from core.services import Services
 from core.services.reminders import invoice_reminders_on
 from core.uow import UnitOfWork
@@ -112,6 +113,18 @@ async def open_shop(settings: Settings, *, upgrade: bool = True) -> Services:
         await db.dispose()
         raise
     return Services(Context(db=db, vault=vault, config=shop_config(settings)))
+
+
+async def open_shop_when_up(settings: Settings, database: Dependency | None = None) -> Services:
+    """``open_shop``, waiting out a database that is not reachable yet (retried with backoff,
+    OPS_RETRY_FIRST_SECONDS up to OPS_RETRY_MAX_SECONDS; logged once when it is away, once when it is back).
+    A wrong setting (a refused password, no such database, an unreadable vault key) is raised at once. For
+    the long-running commands (``keyshop run``, ``keyshop scheduler``); one-off commands fail fast."""
+    database = database or Dependency("database")
+    backoff = Backoff(first=settings.ops.retry_first_seconds, cap=settings.ops.retry_max_seconds)
+    return await retry_until_up(
+        lambda: open_shop(settings), lambda e: database if is_db_outage(e) else None, backoff
+    )
 
 
 async def close_shop(services: Services) -> None:

@@ -6,7 +6,8 @@ shop's tables and each job claims it atomically, so any number of schedulers may
 (``max_instances=1``), and runs missed while the process was busy or down are coalesced into one
 (``coalesce``; a job marked ``at_start`` also runs once right after start, for work missed while it was
 down). Every run is recorded in ``job_runs`` (``keyshop jobs list``, ``/metrics``); a failing job logs one
-line when it starts failing and one when it recovers, not one per tick."""
+line when it starts failing and one when it recovers, not one per tick. Jobs failing because the database
+is away are the database's outage, logged once for all of them (``JobContext.database``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from core.resilience import is_db_outage
 from scheduler.jobs import JOBS
 from scheduler.spec import Job, JobContext
 
@@ -71,13 +73,16 @@ class Runs:
             raise
         except Exception as e:
             error = f"{type(e).__name__}: {e}"
-            if job.name not in self.failing:
+            if is_db_outage(e):
+                self.ctx.database.failed(e)  # every job fails alike: one line for all, not one per job
+            elif job.name not in self.failing:
                 self.failing.add(job.name)
                 log.error(
                     "job %s failed (%s); it runs again at its next tick", job.name, error, exc_info=True
                 )
             await _quiet(jobs.finished(job.name, ok=False, error=error))
             return None
+        self.ctx.database.ok()
         if job.name in self.failing:
             self.failing.discard(job.name)
             log.warning("job %s runs again", job.name)

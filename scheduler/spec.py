@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
 
+from core.resilience import Dependency
 from core.services import Services
 from core.services.notices import NoticeOutcome
 
@@ -49,6 +50,9 @@ class JobContext:
     schedule: Schedule = field(default_factory=Schedule)
     reconciler: Reconciler | None = None
     notice_report: NoticeReport | None = None
+    # Whether the database answers: shared with the process's other users of it (the storefront's), so
+    # that an outage is logged once for all of them, not once per job.
+    database: Dependency = field(default_factory=lambda: Dependency("database"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import sys
 
 from bot.cli import audit, catalog, db, distributors, jobs, ledger, run, stock, vault
 from bot.cli.common import Handler
+from bot.logs import configure_logging
 from bot.settings import SettingsError, load_settings
 from core.errors import ShopError
 
@@ -54,13 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level="DEBUG" if args.verbose else settings.log.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
-        if not args.verbose:
-            logging.getLogger("alembic").setLevel(logging.WARNING)
+        configure_logging(settings.log, verbose=args.verbose)
         if handler is None:  # bare `keyshop`: the shop if there is a token, else the sandbox to try it
             if settings.telegram.bot_token is None:
                 sys.stderr.write("no BOT_TOKEN set: starting the sandbox (a local Telegram stand-in)\n")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.cli.common import Subparsers, out
-from bot.runtime import close_shop, open_shop
+from bot.runtime import close_shop, open_shop, open_shop_when_up
 from bot.settings import Settings
 from core.repositories.jobs import JobRun
 from scheduler.jobs import JOBS
@@ -30,7 +30,7 @@ from scheduler.spec import Job, Schedule
 async def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import job_context
 
-    services = await open_shop(settings)
+    services = await open_shop_when_up(settings)  # a long-running process: waits for the database
     ctx, bot = job_context(services, settings)
     sched = build_scheduler(ctx)
     stop = asyncio.Event()

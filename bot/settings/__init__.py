@@ -9,9 +9,10 @@ Each concern is a module here with one ``ConcernSettings`` subclass, an attribut
 ``settings.database`` (DATA_DIR, DATABASE_URL), ``settings.vault`` (VAULT_KEYS), ``settings.telegram``
 (BOT_TOKEN, TELEGRAM_API_URL, ADMIN_IDS, PAYMENT_PROVIDER_TOKEN), ``settings.webhook`` (WEBHOOK_*),
 ``settings.redis`` (REDIS_URL), ``settings.shop`` (SHOP_CURRENCY, SHOP_TIMEZONE, RESERVATION_TTL_MINUTES),
-``settings.scheduler`` (SCHEDULER, SUMMARY_TIME, PAYOUT_SCHEDULE, OUTBOX_RETENTION_DAYS) and ``settings.log``
-(LOG_LEVEL). A field is named after its variable without the concern's prefix; these concerns predate
-prefixes (the scheduler's variables were named by their issue) and have none, so
+``settings.scheduler`` (SCHEDULER, SUMMARY_TIME, PAYOUT_SCHEDULE, OUTBOX_RETENTION_DAYS), ``settings.log``
+(LOG_LEVEL, LOG_FORMAT) and ``settings.ops`` (OPS_LISTEN, OPS_RETRY_FIRST_SECONDS, OPS_RETRY_MAX_SECONDS). A
+field is named after its variable without the concern's prefix; every concern but ``ops`` predates prefixes
+(the scheduler's variables were named by their issue) and has none, so
 ``settings.telegram.bot_token`` is ``BOT_TOKEN``.
 
 Adding a concern (WeChat, WeChat Pay, commissions, …) is one new module and one field here::
@@ -39,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 from bot.settings.base import ConcernSettings, SettingsError
 from bot.settings.database import DatabaseSettings
 from bot.settings.log import LogSettings
+from bot.settings.ops import OpsSettings
 from bot.settings.redis import RedisSettings
 from bot.settings.scheduler import SchedulerSettings
 from bot.settings.shop import ShopSettings
@@ -51,6 +53,7 @@ __all__ = [
     "ConcernSettings",
     "DatabaseSettings",
     "LogSettings",
+    "OpsSettings",
     "RedisSettings",
     "SchedulerSettings",
     "Settings",
@@ -76,6 +79,7 @@ class Settings(BaseModel):
     shop: ShopSettings
     scheduler: SchedulerSettings
     log: LogSettings
+    ops: OpsSettings
 
     @classmethod
     def load(cls, _env_file: str | Path | None = ".env", **overrides: object) -> Self:

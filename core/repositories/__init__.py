@@ -23,6 +23,7 @@ from core.repositories.job_claims import JobClaimRepo
 from core.repositories.jobs import JobRunRepo
 from core.repositories.keys import KeyRepo
 from core.repositories.ledger import LedgerRepo
+from core.repositories.monitoring import MonitoringRepo
 from core.repositories.notices import PaymentNoticeRepo
 from core.repositories.orders import OrderRepo
 from core.repositories.outbox import OutboxRepo
@@ -47,6 +48,7 @@ __all__ = [
     "JobRunRepo",
     "KeyRepo",
     "LedgerRepo",
+    "MonitoringRepo",
     "OrderRepo",
     "OutboxRepo",
     "PaymentNoticeRepo",
@@ -92,6 +94,7 @@ class Repositories:
     reminders: ReminderRepo
     claims: JobClaimRepo
     stock_alerts: StockAlertRepo
+    monitoring: MonitoringRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

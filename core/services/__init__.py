@@ -22,6 +22,7 @@ class Services:
         from core.services.jobs import JobRunService
         from core.services.keys import KeysService
         from core.services.ledger import LedgerService
+        from core.services.monitoring import MonitoringService
         from core.services.order_desk import OrderDesk
         from core.services.orders import OrderService
         from core.services.outbox import OutboxService
@@ -68,3 +69,4 @@ class Services:
         self.payout_run = PayoutRunService(ctx)
         self.stock_alerts = StockAlertService(ctx)
         self.daily_summary = DailySummaryService(ctx)
+        self.monitoring = MonitoringService(ctx)

@@ -66,7 +66,7 @@ def build_dispatcher(
     dp = Dispatcher(storage=storage) if storage is not None else Dispatcher()
     user_cache = outbox.user_cache
     answered = AnsweredQueries()
-    requests = BotRequests(answered, pacer=outbox.pacer)
+    requests = BotRequests(answered, pacer=outbox.pacer, telemetry=outbox.telemetry)
     broadcaster = BroadcastRunner(services, outbox, i18n)
     dp.workflow_data.update(
         services=services,

@@ -1,5 +1,7 @@
 """One error handler: shop refusals become translated replies; anything else is logged, reported to the
 admins (rate-limited, without secrets) and answered with a generic apology. Never a traceback to a user.
+An outage (the database or Redis away) is no bug: the user is asked to try again in a minute, the outage is
+logged once by its dependency (``handlers.telegram.health``), and nobody is alerted.
 
 A callback query is answered exactly once: when the handler already answered it (then failed), the
 user gets a message in the private chat instead of a second answer, which Telegram would refuse."""
@@ -16,6 +18,7 @@ from core.errors import ShopError
 from core.models import User
 from core.services import Services
 from handlers.telegram.alerts import AdminAlerts
+from handlers.telegram.health import Health
 from handlers.telegram.middlewares import CHANNEL, UserCache
 from handlers.telegram.session import AnsweredQueries, replying
 from handlers.telegram.ui.text import CALLBACK_ANSWER_MAX, clip, refusal, tr, tr_plain
@@ -58,10 +61,16 @@ async def unexpected_error(
     services: Services,
     user_cache: UserCache,
     shop_user: User | None = None,
+    health: Health | None = None,
 ) -> None:
     """Receives: every other exception raised by a handler."""
     exc = event.exception
     update_id = event.update.update_id
+    owner = health.owner(exc) if health is not None else None
+    if health is not None and owner is not None and owner is not health.telegram:  # Telegram's: below
+        owner.failed(exc)
+        await _reply(event, answered, tr("error-unavailable"), tr_plain("error-unavailable"))
+        return
     if isinstance(exc, TelegramBadRequest) and any(h in exc.message.lower() for h in _HARMLESS):
         log.info("update %s: Telegram refused: %s", update_id, exc.message)
         return

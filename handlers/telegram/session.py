@@ -44,6 +44,7 @@ from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject
 
 from handlers.telegram.pacing import SendPacer
+from handlers.telegram.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,16 @@ class BotRequests(BaseRequestMiddleware):
     """The session middleware described in the module docstring."""
 
     def __init__(
-        self, answered: AnsweredQueries, *, max_wait: float = 3.0, pacer: SendPacer | None = None
+        self,
+        answered: AnsweredQueries,
+        *,
+        max_wait: float = 3.0,
+        pacer: SendPacer | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.answered, self.max_wait = answered, max_wait
         self.pacer = pacer
+        self.telemetry: Telemetry = telemetry or NoTelemetry()
 
     async def __call__(
         self,
@@ -128,7 +135,10 @@ class BotRequests(BaseRequestMiddleware):
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as e:
-                if not _IN_UPDATE.get() or e.retry_after > self.max_wait:
+                if not _IN_UPDATE.get():
+                    raise  # the outbox's (it counts its own) or a background call's
+                self.telemetry.rate_limited("replies")
+                if e.retry_after > self.max_wait:
                     raise
                 log.info("%s: flood limit, retrying in %s s", type(method).__name__, e.retry_after)
                 await asyncio.sleep(e.retry_after)

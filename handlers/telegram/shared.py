@@ -39,6 +39,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from core.models import User
+from core.resilience import Dependency
 from handlers.telegram.middlewares import MESSAGES, NEWCOMER, Kind, Newcomer, Rate, Throttle, UserCache
 from handlers.telegram.pacing import GroupPacer, SendPacer
 
@@ -60,19 +61,24 @@ class RedisShared:
     ``keyshop:<bot id>:``, so shops sharing one Redis keep apart), whether Redis answers, and the shared
     pieces made on it."""
 
-    def __init__(self, redis: Redis, bot_id: int, *, retry_every: float = 2.0) -> None:
+    def __init__(
+        self, redis: Redis, bot_id: int, *, retry_every: float = 2.0, dependency: Dependency | None = None
+    ) -> None:
         self.redis, self.bot_id, self.retry_every = redis, bot_id, retry_every
+        # Whether Redis answers, as the storefront tracks it (the FSM storage reports to the same one): an
+        # outage is logged once when it starts and once when it ends, whoever meets it first.
+        self.dependency = dependency or Dependency("Redis", logger=log)
         self.prefix = f"keyshop:{bot_id}"
         self._down = False
         self._retry_at = 0.0
 
     @classmethod
-    def from_url(cls, url: str, bot_id: int) -> RedisShared:
+    def from_url(cls, url: str, bot_id: int, dependency: Dependency | None = None) -> RedisShared:
         # No retries in the client: a failed call falls back at once and ``run`` decides when to try again.
         redis = Redis.from_url(
             url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, retry=Retry(NoBackoff(), 0)
         )
-        return cls(redis, bot_id)
+        return cls(redis, bot_id, dependency=dependency)
 
     def key(self, *parts: object) -> str:
         return ":".join((self.prefix, *(str(p) for p in parts)))
@@ -87,17 +93,13 @@ class RedisShared:
         except (RedisError, OSError) as e:
             self._retry_at = time.monotonic() + self.retry_every
             if not self._down:
+                # Until it is back this instance throttles, caches users and paces its sends on its own.
                 self._down = True
-                log.warning(
-                    "Redis unreachable (%s: %s): this instance throttles, caches users and paces its "
-                    "sends on its own until it is back",
-                    type(e).__name__,
-                    e,
-                )
+                self.dependency.failed(e)
             raise Unavailable from e
-        if self._down:
+        if self._down or self.dependency.up is not True:
             self._down = False
-            log.warning("Redis reachable again: throttle, user cache and send pace shared again")
+            self.dependency.ok()
         return result
 
     async def attempt(self, call: Callable[[], Awaitable[object]]) -> None:

@@ -111,7 +111,11 @@ async def test_with_redis_url_conversation_state_lives_in_redis(tmp_path: Path) 
         Services(Context(db, Vault.from_spec(new_key_spec()))), settings, make_bot(TOKEN, url)
     )
     try:
-        assert isinstance(front.dp.storage, RedisStorage)
+        from handlers.telegram.storage import FallbackStorage
+
+        # in Redis, and in memory only while Redis is away (tests/e2e/test_outages.py)
+        assert isinstance(front.dp.storage, FallbackStorage)
+        assert isinstance(front.dp.storage.primary, RedisStorage)
         key = StorageKey(bot_id=1, chat_id=501, user_id=501)
         await front.dp.storage.set_data(key, {"probe": "keyshop"})
         assert await front.dp.storage.get_data(key) == {"probe": "keyshop"}

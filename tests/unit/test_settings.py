@@ -140,6 +140,10 @@ VARIABLES = [
     ("SCHEDULER", "scheduler", "scheduler", "false", False),
     ("OUTBOX_RETENTION_DAYS", "scheduler", "outbox_retention_days", "90", 90),
     ("LOG_LEVEL", "log", "log_level", "debug", "DEBUG"),
+    ("LOG_FORMAT", "log", "log_format", "JSON", "json"),
+    ("OPS_LISTEN", "ops", "listen", "127.0.0.1:9090", "127.0.0.1:9090"),
+    ("OPS_RETRY_FIRST_SECONDS", "ops", "retry_first_seconds", "0.5", 0.5),
+    ("OPS_RETRY_MAX_SECONDS", "ops", "retry_max_seconds", "120", 120.0),
 ]
 
 

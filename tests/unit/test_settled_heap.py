@@ -54,8 +54,11 @@ def _front(seen: list[bool], startup_object: object) -> Any:
         seen.append(not _collected(startup_object))
         raise _Stop
 
+    async def until_up(step: Any) -> object:
+        return await step()
+
     bot = SimpleNamespace(delete_webhook=nothing, set_webhook=serving)
-    return SimpleNamespace(start_background=nothing, bot=bot, dp=SimpleNamespace(start_polling=serving))
+    return SimpleNamespace(start_background=nothing, until_up=until_up, bot=bot, poll=serving)
 
 
 async def test_long_polling_starts_with_the_heap_settled(unfrozen: None) -> None:
@@ -74,10 +77,19 @@ async def test_the_webhook_starts_with_the_heap_settled(
     settings = SimpleNamespace(
         webhook=SimpleNamespace(
             webhook_url="https://shop.example/tg/hook", webhook_secret=None, webhook_listen="127.0.0.1:0"
-        )
+        ),
+        ops=SimpleNamespace(listen=None),
     )
     front = _front(seen, startup_object)
+
+    async def serve(*args: object) -> Any:
+        async def cleanup() -> None:
+            return None
+
+        return SimpleNamespace(cleanup=cleanup)
+
     monkeypatch.setattr(app, "webhook_app", lambda *a: None)  # not under test here
+    monkeypatch.setattr(app, "serve", serve)
     with pytest.raises(_Stop):
         await app.run_webhook(front, settings)  # type: ignore[arg-type]
     assert seen == [True]

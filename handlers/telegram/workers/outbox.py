@@ -4,6 +4,10 @@ Limits kept: at most 30 messages a second overall, one a second per private chat
 A 429 is honoured (that chat waits ``retry_after``); network errors and 5xx are retried with backoff; a user
 who blocked the bot (403) is marked so and not retried. A message is marked sent only after Telegram
 accepted it, so a crash means a resend, never a loss.
+
+Outages: while Telegram cannot be reached the sender stops claiming (the messages keep their attempts) and
+asks Telegram again after a backoff; while the database is away its rounds fail and are retried after a
+backoff. Either is logged once when it starts and once when it ends (``handlers.telegram.health``).
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ from aiogram.utils.i18n import I18n
 from core.errors import BroadcastWithdrawn, ShopError
 from core.messages import Broadcast, KeysDelivered
 from core.models import RevealedKeys
+from core.resilience import Backoff
 from core.services import Services
 from core.services.outbox import OutboxMessage
 from handlers.telegram.alerts import AdminAlerts
+from handlers.telegram.health import Health
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.pacing import GroupPacer, SendPacer
+from handlers.telegram.telemetry import NoTelemetry, Telemetry
 from handlers.telegram.workers.messages import Outgoing, deliver, gave_up
 
 if TYPE_CHECKING:
@@ -69,8 +76,16 @@ class OutboxSender:
         user_cache: UserCache | None = None,
         alerts: AdminAlerts | None = None,
         shared: RedisShared | None = None,
+        telemetry: Telemetry | None = None,
+        health: Health | None = None,
+        outage_backoff: Backoff | None = None,
     ) -> None:
         self.bot, self.services, self.i18n = bot, services, i18n
+        self.telemetry: Telemetry = telemetry or NoTelemetry()
+        self.health = health or Health()
+        # between failed rounds, and between questions to a Telegram that could not be reached
+        self.outage_backoff = outage_backoff or Backoff(first=idle_poll, cap=30.0)
+        self._round_failing = False  # a round failed for a reason that is no outage (logged once)
         self.admin_ids = admin_ids or []
         self.alerts = alerts or AdminAlerts(bot, self.admin_ids)
         # With ``shared`` (several instances), the user cache and the paces below are kept in Redis for all.
@@ -98,18 +113,60 @@ class OutboxSender:
         self._wake.set()
 
     async def run(self) -> None:
+        failures = 0  # rounds failed in a row
         while True:
+            if self.health.telegram.up is False:
+                await self._until_telegram_answers()
             try:
                 sent = await self.drain()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox: a round failed; trying again")
-                sent = 0
+            except Exception as e:
+                self._round_failed(e)
+                await self._idle(self.outage_backoff.delay(failures))
+                failures += 1
+                continue
+            failures = 0
+            self.health.database.ok()  # the round claimed from it
+            if self._round_failing:
+                self._round_failing = False
+                log.info("outbox: rounds go through again")
             if not sent:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+                await self._idle(self.idle_poll)
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if a message is written meanwhile (``wake``)."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _round_failed(self, error: Exception) -> None:
+        """An outage is its dependency's to log (once); anything else is logged with its traceback when
+        rounds start failing, not on every round after."""
+        owner = self.health.owner(error)
+        if owner is not None:
+            owner.failed(error)
+        elif not self._round_failing:
+            self._round_failing = True
+            log.exception("outbox: a round failed; retrying with backoff")
+        else:
+            log.debug("outbox: a round failed again", exc_info=True)
+
+    async def _until_telegram_answers(self) -> None:
+        """Claim nothing until Telegram answers again (a cheap getMe after each backoff): messages are
+        not spent on attempts that cannot succeed."""
+        attempt = 0
+        while self.health.telegram.up is False:
+            await asyncio.sleep(self.outage_backoff.delay(attempt))
+            attempt += 1
+            try:
+                await self.bot.get_me()
+            except Exception as e:
+                if self.health.owner(e) is not self.health.telegram:
+                    return  # Telegram answered, if only to refuse: the rounds handle that per message
+                self.health.telegram.failed(e)
+            else:
+                self.health.telegram.ok()
 
     async def drain(self) -> int:
         """Send what is due now; returns how many messages were handled."""
@@ -155,6 +212,8 @@ class OutboxSender:
         sent: list[int],
     ) -> None:
         for m in msgs:
+            if self.health.telegram.up is False:
+                return  # unsent, so unmarked: offered again once the claim's lease runs out
             if isinstance(m.message, Broadcast):
                 await self.bulk_pacer.turn()
             await self._pace(chat)
@@ -193,6 +252,7 @@ class OutboxSender:
             with self.i18n.context(), self.i18n.use_locale(locale):
                 await deliver(self._outgoing(m, revealed))
         except TelegramRetryAfter as e:
+            self.telemetry.rate_limited("outbox")
             self._next_chat[m.external_id] = time.monotonic() + e.retry_after
             if not await outbox.retry(m.id, after=timedelta(seconds=e.retry_after), error="429 retry_after"):
                 await self._gave_up(m, "429 retry_after")
@@ -205,6 +265,8 @@ class OutboxSender:
             log.warning("outbox %s (%s) refused by Telegram: %s", m.id, m.kind, e.message)
             await outbox.undeliverable(m.id, f"400 {e.message}")
         except (TelegramNetworkError, TelegramServerError, OSError) as e:
+            if isinstance(e, TelegramNetworkError):  # unreachable, not one refused request: pause sending
+                self.health.telegram.failed(e)
             if not await outbox.retry(m.id, after=backoff(m.attempts), error=type(e).__name__):
                 await self._gave_up(m, type(e).__name__)
         except BroadcastWithdrawn as e:  # cancelled while this message was on its way: not sent
@@ -217,6 +279,8 @@ class OutboxSender:
             if not await outbox.retry(m.id, after=backoff(m.attempts), error=type(e).__name__):
                 await self._gave_up(m, type(e).__name__)
         else:
+            self.telemetry.delivered(m.kind)
+            self.health.telegram.ok()
             return True
         return False
 

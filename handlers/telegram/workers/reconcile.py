@@ -41,10 +41,13 @@ class StarLedger:
     async def reconcile(self) -> int:
         """Confirm every incoming Stars payment not yet recorded. Returns how many were new."""
         try:
-            return await self._reconcile()
+            found = await self._reconcile()
         except (TelegramNetworkError, TelegramServerError) as e:
-            log.warning("Stars ledger not reachable (%s); trying again at the next run", e.message)
+            # Telegram is away: logged once by its dependency, not at every run; the next run tries again.
+            self.outbox.health.telegram.failed(e)
             return 0
+        self.outbox.health.telegram.ok()
+        return found
 
     async def _reconcile(self) -> int:
         found = 0
