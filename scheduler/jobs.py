@@ -200,6 +200,7 @@ JOBS: list[Job] = [
         stock_alerts,
         every(minutes=STOCK_ALERTS_EVERY_MINUTES),
         "alert the stock admins once when a product goes low or runs out",
+        at_start=True,  # what went low while the shop was down
     ),
     Job(
         "daily_summary",

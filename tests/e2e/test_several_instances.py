@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -39,7 +40,7 @@ from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
 from sandbox.telegram import Emulator, Sent, serve
-from tests.conftest import make_db, query
+from tests.conftest import make_db, query, seed_memberships
 from tests.e2e.conftest import TOKEN
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -220,6 +221,10 @@ async def _tap(emu: Emulator, user: int, sent: Sent, label: str, within: float =
     return await emu.wait_for(user, after=before, within=within)
 
 
+def _has(sent: Sent, label: str) -> bool:
+    return any(label in b["text"] for b in sent.buttons)
+
+
 async def _settled(services: Services, emu: Emulator, within: float = 15.0) -> None:
     """Until every update was taken and every outbox message sent."""
     deadline = time.monotonic() + within
@@ -249,10 +254,17 @@ async def test_two_instances_behind_one_webhook_serve_buyers_once_share_conversa
     # successful payment comes twice in a row (Telegram may resend it): two instances handle it at once.
     async def buy(uid: int) -> None:
         emu.user(uid, f"Buyer {uid}")
-        listing = await _say(emu, uid, "/catalog")
-        card = await _tap(emu, uid, listing, "Steam")
-        invoice = await _tap(emu, uid, card, "Buy")
-        assert invoice.message.get("invoice"), invoice.text
+        # Each step waits for the message it needs: on a loaded machine an instance may answer late
+        # enough for the balancer to time out and Telegram to deliver an update again, as it does.
+        before = len(emu.messages(uid))
+        await emu.send_text(uid, "/catalog")
+        listing = await emu.wait_for(uid, lambda s: _has(s, "Steam"), after=before, within=10)
+        before = len(emu.messages(uid))
+        await emu.tap(uid, listing, listing.button("Steam")["callback_data"])
+        card = await emu.wait_for(uid, lambda s: _has(s, "Buy"), after=before, within=10)
+        before = len(emu.messages(uid))
+        await emu.tap(uid, card, card.button("Buy")["callback_data"])
+        invoice = await emu.wait_for(uid, lambda s: s.method == "sendInvoice", after=before, within=10)
         paid = await emu.pay(uid, invoice)
         assert paid["paid"], paid
         await emu.deliver_payment(uid, paid["charge_id"])
@@ -316,4 +328,30 @@ async def test_two_instances_behind_one_webhook_serve_buyers_once_share_conversa
     flood = {url for _, url in emu.webhook_deliveries[-taps:]}
     assert len(flood) == 2  # both instances took part of the flood
 
+    assert instances.errors() == []
+
+
+MEMBERS, MEMBER_CHAT = 60, 700_000
+
+
+async def test_two_instances_remind_each_member_once(instances: Instances) -> None:
+    """Both instances run the scheduler (the default) and send messages: members whose code ends within a
+    day are each reminded exactly once, whichever instance claimed and whichever sent."""
+    emu, services = instances.emu, instances.services
+    ends = datetime.now(UTC) + timedelta(hours=20)  # the processes run on the real clock
+    members = await seed_memberships(services, MEMBERS, ends_at=ends, first_chat=MEMBER_CHAT)
+    for i in range(MEMBERS):
+        emu.user(MEMBER_CHAT + i, f"Member {i}")
+    await instances.start(2)
+    deadline = time.monotonic() + 20
+    while not all(emu.messages(MEMBER_CHAT + i) for i in range(MEMBERS)):
+        assert time.monotonic() < deadline, "not every member was reminded"
+        await asyncio.sleep(0.1)
+    await _settled(services, emu)
+    await asyncio.sleep(1.0)  # time for a duplicate to show, if any were coming
+    for i, ref in enumerate(members):
+        said = [m.text for m in emu.messages(MEMBER_CHAT + i)]
+        assert len(said) == 1 and ref in said[0], said
+    ran = await query(services, select(t.job_runs.c.runs).where(t.job_runs.c.name == "remind_memberships"))
+    assert ran[0][0] >= 2  # both instances ran the job
     assert instances.errors() == []
