@@ -90,6 +90,7 @@ def make_storage(settings: Settings, redis: Dependency | None = None) -> BaseSto
     in-memory storage."""
     if not settings.redis.redis_url:
         return None
+    from aiogram.fsm.storage.base import DefaultKeyBuilder
     from aiogram.fsm.storage.redis import RedisStorage
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialWithJitterBackoff
@@ -101,7 +102,10 @@ def make_storage(settings: Settings, redis: Dependency | None = None) -> BaseSto
         "socket_timeout": 5.0,
         "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
     }
-    primary = RedisStorage.from_url(settings.redis.redis_url, connection_kwargs=quick)
+    # Keys with the bot's id (``fsm:<bot id>:…``), as every other key of ours: shops sharing one Redis
+    # must not see each other's conversations with a buyer who uses both (aiogram leaves it out by default).
+    keys = DefaultKeyBuilder(with_bot_id=True)
+    primary = RedisStorage.from_url(settings.redis.redis_url, connection_kwargs=quick, key_builder=keys)
     return FallbackStorage(primary, redis or Dependency("Redis"))
 
 

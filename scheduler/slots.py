@@ -52,10 +52,16 @@ def last_slot(trigger: BaseTrigger, now: datetime, within: timedelta) -> datetim
     at = trigger.get_next_fire_time(None, now - within)
     while at is not None and at <= now:
         last = at
-        at = trigger.get_next_fire_time(at, at + timedelta(seconds=1))
+        # A second later in UTC: in the shop's zone, a time the clocks went back over (02:30, fold=1) plus a
+        # second is the same time's first occurrence plus a second, an hour *earlier*, and the loop would
+        # find this slot again for ever.
+        at = trigger.get_next_fire_time(at, at.astimezone(UTC) + timedelta(seconds=1))
     return last
 
 
 def slot_name(at: datetime) -> str:
-    """How a slot is claimed (``job_claims.period``): its minute in UTC, e.g. ``2026-01-05T10:00Z``."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+    """How a slot is claimed (``job_claims.period``): its minute in UTC, e.g. ``2026-01-05T10:00Z``. A time
+    of the shop's zone that comes twice when the clocks go back (02:30 in Berlin on the last Sunday of
+    October) is one slot, named by its first occurrence: the crontab line meant it once, and a cron daemon
+    runs it once."""
+    return at.replace(fold=0).astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")

@@ -80,6 +80,7 @@ async def cmd_jobs_run(args: argparse.Namespace, settings: Settings) -> int:
 def _row(job: Job, run: JobRun | None, schedule: Schedule, now: datetime) -> dict[str, Any]:
     trigger = job.trigger(schedule)
     last = run.last_started_at if run else None
+    tz = schedule.timezone  # both times as the next one is reckoned: in SHOP_TIMEZONE, shown side by side
     nxt = trigger.get_next_fire_time(last, now)
     if nxt is not None and nxt < now:
         nxt = now  # overdue: any running scheduler runs it at its next tick (coalesced into one run)
@@ -90,11 +91,11 @@ def _row(job: Job, run: JobRun | None, schedule: Schedule, now: datetime) -> dic
         "needs_bot": job.needs is not None,
         "runs": run.runs if run else 0,
         "failures": run.failures if run else 0,
-        "last_run": run.last_started_at.isoformat() if run and run.last_started_at else None,
+        "last_run": last.astimezone(tz).isoformat() if last else None,
         "last_ok": run.last_ok if run else None,
         "last_result": run.last_result if run else None,
         "last_error": run.last_error if run else None,
-        "next_run": nxt.astimezone(schedule.timezone).isoformat() if nxt else None,
+        "next_run": nxt.astimezone(tz).isoformat() if nxt else None,
     }
 
 

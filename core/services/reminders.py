@@ -13,7 +13,8 @@ transactions run one at a time), in batches of ``BATCH`` orders per transaction.
 ``REMINDER_DAYS``, due N days before the membership ends, and ``expired``, due when it has ended. A run
 sends each order the latest stage due, only: the earlier ones passed while no scheduler ran (downtime) and
 are recorded as skipped, never sent in a burst. A stage due before the order was delivered (a 2-day code
-and its "3 days left") is recorded as skipped too.
+and its "3 days left") is recorded as skipped too. An order reminded at a stage closer to its end (under
+an earlier ``REMINDER_DAYS``) is past every stage due before that one: never reminded backwards.
 
 **Who is not reminded.** Orders no longer delivered (refunded), buyers who renewed (a later delivered order
 of the same product whose membership ends later), memberships that ended more than ``STALE_AFTER`` ago:
@@ -145,8 +146,7 @@ def _membership_batch(
     r = uow.repo
     stage = stages[i]
     ends_after = now + stages[i + 1].before if i + 1 < len(stages) else now - STALE_AFTER
-    later = [s.name for s in stages[i:]]
-    due = r.reminders.due_memberships(ends_after, now + stage.before, later, limit)
+    due = r.reminders.due_memberships(ends_after, now + stage.before, _this_or_later(stage), limit)
     rows: list[ReminderRow] = []
     for d in due:
         rows += [ReminderRow(d.order_id, s.name, True) for s in stages[:i]]  # passed unsent: never sent
@@ -156,6 +156,14 @@ def _membership_batch(
     _write(uow, reminders, now)
     uow.commit()
     return len(due), len(sent)
+
+
+def _this_or_later(stage: Stage) -> list[str]:
+    """The names of every stage due no earlier than ``stage``, under any ``REMINDER_DAYS``: an order with
+    one of them recorded is past ``stage``. Not only this run's stages: a buyer told "last day" (``d1``)
+    before the owner changed ``3,1`` to ``2`` is not told it again as ``d2``."""
+    days = round(stage.before / DAY)
+    return [f"d{d}" for d in range(1, days + 1)] + [EXPIRED]
 
 
 def _invoice_batch(uow: UnitOfWork, now: datetime, until: datetime, limit: int) -> tuple[int, int]:

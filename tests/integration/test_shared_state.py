@@ -195,3 +195,26 @@ async def test_redis_is_left_alone_a_while_after_it_failed_and_its_return_is_log
     said = [r.getMessage().split(" (")[0].split(":")[0] for r in caplog.records]
     assert said == ["Redis unreachable", "Redis reachable again"]
     await link.close()
+
+
+@needs_redis
+async def test_two_shops_on_one_redis_keep_apart_a_buyers_conversation_state(
+    two: tuple[RedisShared, RedisShared],
+) -> None:
+    from aiogram.fsm.storage.base import StorageKey
+
+    from bot.app import make_storage
+    from bot.settings import load_settings
+
+    assert REDIS_URL
+    storage = make_storage(load_settings(None, redis_url=REDIS_URL))
+    assert storage is not None
+    try:
+        shop_a, shop_b = (StorageKey(bot_id=bot, chat_id=501, user_id=501) for bot in (BOT, BOT + 1))
+        await storage.set_state(shop_a, "Withdraw:amount")
+        await storage.set_data(shop_a, {"currency": "USD"})
+        assert await storage.get_state(shop_b) is None  # the same buyer in another shop's bot
+        assert await storage.get_data(shop_b) == {}
+        assert await storage.get_state(shop_a) == "Withdraw:amount"
+    finally:
+        await storage.close()

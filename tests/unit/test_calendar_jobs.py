@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -45,6 +46,52 @@ def test_a_slot_is_named_by_its_minute_in_utc_whatever_the_shops_time_zone() -> 
     shanghai = crontab("30 18 * * fri", ZoneInfo("Asia/Shanghai"))
     at = last_slot(shanghai, datetime(2026, 1, 9, 12, 0, tzinfo=UTC), PAYOUT_CATCH_UP)
     assert at is not None and slot_name(at) == "2026-01-09T10:30Z"
+
+
+class Counted(BaseTrigger):
+    """A trigger that refuses to be asked more than ``limit`` times: a loop over it that never ends fails
+    the test instead of hanging it."""
+
+    def __init__(self, trigger: BaseTrigger, limit: int = 100) -> None:
+        self.trigger, self.left = trigger, limit
+
+    def get_next_fire_time(self, previous: datetime | None, now: datetime) -> datetime | None:
+        self.left -= 1
+        assert self.left >= 0, "asked for the next fire time again and again"
+        return self.trigger.get_next_fire_time(previous, now)
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+# 2026-10-25, clocks go back in Berlin: 02:30 comes twice, at 00:30 UTC (CEST) and at 01:30 UTC (CET)
+FALL_BACK_0230 = datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("minutes_after", [1, 59, 61, 23 * 60])
+def test_the_slot_due_is_found_after_a_wall_clock_time_that_came_twice(minutes_after: int) -> None:
+    trigger = Counted(crontab("30 2 * * sun", BERLIN))
+    now = FALL_BACK_0230[0] + timedelta(minutes=minutes_after)
+    at = last_slot(trigger, now, PAYOUT_CATCH_UP)
+    assert at is not None and at <= now and now - at < PAYOUT_CATCH_UP
+
+
+def test_a_wall_clock_time_that_came_twice_is_one_slot() -> None:
+    trigger = crontab("30 2 * * sun", BERLIN)
+    first, second = (
+        last_slot(Counted(trigger), at + timedelta(minutes=1), PAYOUT_CATCH_UP) for at in FALL_BACK_0230
+    )
+    assert first is not None and second is not None
+    assert slot_name(first) == slot_name(second) == "2026-10-25T00:30Z"
+
+
+async def test_the_payout_run_goes_once_on_the_night_the_clocks_go_back(
+    shop: Services, clock: FrozenClock
+) -> None:
+    await credit(shop, await buyer(shop, "62"), 900)
+    ctx = JobContext(shop, schedule=Schedule(BERLIN, payout_schedule="30 2 * * sun"))
+    clock.advance(seconds=(FALL_BACK_0230[0] - clock.now()).total_seconds() + 1)  # 02:30 CEST: it fires
+    assert await payout_run(ctx) == 1
+    clock.advance(hours=1)  # 02:30 CET: the scheduler fires again
+    assert await payout_run(ctx) == 0
 
 
 @pytest.fixture

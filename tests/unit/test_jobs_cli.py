@@ -50,6 +50,17 @@ def test_jobs_run_runs_one_job_once_and_jobs_list_shows_its_last_run(
     assert code == 0 and "expire_reservations" in out and "runs 1, failures 0" in out and "never ran" in out
 
 
+def test_jobs_list_shows_the_last_and_the_next_run_both_in_the_shops_time_zone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_TIMEZONE", "Asia/Shanghai")
+    assert run(capsys, "jobs", "run", "expire_reservations")[0] == 0
+    code, out, _ = run(capsys, "jobs", "list", "--json")
+    rows = {r["name"]: r for r in map(json.loads, out.splitlines())}
+    assert code == 0 and rows["expire_reservations"]["last_run"].endswith("+08:00")
+    assert rows["payout_run"]["next_run"].endswith("T10:00:00+08:00")  # Mondays 10:00 in Shanghai
+
+
 def test_jobs_run_refuses_an_unknown_job_and_one_that_needs_the_bot(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

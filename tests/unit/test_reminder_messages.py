@@ -78,6 +78,21 @@ async def test_a_membership_reminder_reads_in_the_buyers_language_with_the_end_i
     assert "ended on 2026-01-31 20:00 (Asia/Shanghai)" in text and _buttons(markup) == [("🔄 Renew", renew)]
 
 
+async def test_a_days_left_reminder_that_goes_out_after_the_end_leaves_the_end_to_the_expired_notice(
+    shop: Services, clock: FrozenClock
+) -> None:
+    order = await _membership(shop)
+    assert order.membership_expires_at is not None
+    clock.advance(seconds=(order.membership_expires_at - clock.now()).total_seconds() - 120)
+    assert await shop.reminders.remind_memberships() == 1  # d1, two minutes before the end
+    clock.advance(minutes=3)  # a busy outbox sends it a minute after the end
+    late = await _send(shop, order, MembershipReminder(order.ref, "d1"), "en")
+    assert await shop.reminders.remind_memberships() == 1  # the expired stage, as always
+    notice = await _send(shop, order, MembershipReminder(order.ref, "expired"), "en")
+    ended = [text for text, _ in late.sent + notice.sent if "ended on" in text]
+    assert len(ended) == 1  # told once that it ended
+
+
 async def test_a_reminder_about_an_order_refunded_since_sends_nothing(shop: Services) -> None:
     order = await _membership(shop)
     await shop.refunds.request_refund(order.ref, actor="cli")

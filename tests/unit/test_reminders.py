@@ -203,6 +203,21 @@ async def test_no_reminder_day_set_means_no_membership_reminders(shop: Services,
     assert await shop.reminders.remind_memberships() == 0
 
 
+@pytest.mark.parametrize("changed_to", [(2,), (7, 2), (3, 2)])
+async def test_a_buyer_reminded_closer_to_the_end_is_not_reminded_again_when_reminder_days_change(
+    shop: Services, clock: FrozenClock, changed_to: tuple[int, ...]
+) -> None:
+    order = await _membership(shop, await buyer(shop))
+    _at(clock, _ends(order) - timedelta(hours=12))
+    assert await shop.reminders.remind_memberships() == 1  # "last day" (d1)
+    shop.ctx.config = dataclasses.replace(shop.ctx.config, reminder_days=changed_to)  # a restart later
+    clock.advance(minutes=1)
+    assert await shop.reminders.remind_memberships() == 0  # a new d2 is due before d1: passed
+    _at(clock, _ends(order) + timedelta(minutes=1))
+    assert await shop.reminders.remind_memberships() == 1
+    assert await _reminders(shop) == [(order.ref, "d1"), (order.ref, "expired")]
+
+
 async def test_many_due_reminders_go_out_in_batches_each_once(shop: Services, clock: FrozenClock) -> None:
     await seed_memberships(shop, 1203, ends_at=clock.now() + timedelta(days=2))
     assert await shop.reminders.remind_memberships(batch=500) == 1203

@@ -162,19 +162,24 @@ async def payout_rejected(out: Outgoing, m: PayoutRejected) -> None:
 async def membership_reminder(out: Outgoing, m: MembershipReminder) -> None:
     """A membership's end coming (days left, the end in SHOP_TIMEZONE), or come: with Renew, the
     storefront's Buy button for the same product. Read as it is now: an order refunded, or renewed, since
-    the reminder was written gets nothing (the outbox counts it as done)."""
+    the reminder was written gets nothing (the outbox counts it as done), nor does a days-left stage whose
+    membership ended before it went out (the expired stage says so, once)."""
     services = out.services
     due = await services.reminders.membership(m.order_ref, user_id=out.item.user_id)
     if due is None:
         return
     days = days_left(due.ends_at, services.ctx.clock.now())
+    if m.stage != EXPIRED and days == 0:
+        # "N days left" going out after the end (a busy outbox): the end is the expired stage's to tell,
+        # written by the next run; telling it here too would tell it twice.
+        return
     params = {
         "name": due.product_name,
         "ref": due.order_ref,
         "date": shop_time(due.ends_at, services.ctx.config.timezone),
         "days": days,
     }
-    if m.stage == EXPIRED or days == 0:
+    if m.stage == EXPIRED:
         text = tr("reminder-expired", **params)
     else:
         text = tr("reminder-last-day" if days == 1 else "reminder-days", **params)
