@@ -1,6 +1,6 @@
 """How reminders read in Telegram: the buyer's language, the product's name escaped, the end in
-SHOP_TIMEZONE, days left, and Renew as the storefront's own Buy button; nothing about an order that no
-longer needs it. Keys show their validity in SHOP_TIMEZONE too."""
+SHOP_TIMEZONE, days left, and Renew buying the same product through the storefront's Buy; nothing about
+an order that no longer needs it. Keys show their validity in SHOP_TIMEZONE too."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from core.models import STARS, Order
 from core.services import Services
 from core.services.outbox import OutboxMessage
 from handlers.telegram.alerts import AdminAlerts
-from handlers.telegram.ui.callbacks import BuyCb, MenuCb
+from handlers.telegram.ui.callbacks import MenuCb, RenewCb
 from handlers.telegram.ui.delivery import send_keys
 from handlers.telegram.workers.messages import Outgoing, deliver
 from tests.conftest import buyer, pay, stocked
@@ -67,7 +67,7 @@ async def test_a_membership_reminder_reads_in_the_buyers_language_with_the_end_i
     [(text, markup)] = bot.sent
     assert "VIP &lt;gold&gt; &amp; co" in text and order.ref in text
     assert "2026-01-31 20:00 (Asia/Shanghai)" in text and "还剩 3 天" in text
-    renew = BuyCb(product_id=order.product_id, qty=1, fiat=False).pack()
+    renew = RenewCb(product_id=order.product_id, qty=1, fiat=False).pack()
     assert _buttons(markup) == [("🔄 续费", renew)]
 
     clock.advance(days=2, hours=12)  # half a day left

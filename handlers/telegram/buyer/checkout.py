@@ -25,7 +25,7 @@ from handlers.telegram.chats import PRIVATE, PRIVATE_CALLBACK
 from handlers.telegram.filters import When
 from handlers.telegram.middlewares import UserCache
 from handlers.telegram.ui import keyboards
-from handlers.telegram.ui.callbacks import BuyCb
+from handlers.telegram.ui.callbacks import BuyCb, RenewCb
 from handlers.telegram.ui.text import (
     CALLBACK_ANSWER_MAX,
     INVOICE_DESCRIPTION_MAX,
@@ -51,7 +51,7 @@ def start_parameter(order_ref: str) -> str:
 
 async def buy(
     query: CallbackQuery,
-    callback_data: BuyCb,
+    callback_data: BuyCb | RenewCb,
     bot: Bot,
     shop_user: User | None,
     identity: UserIdentity,
@@ -62,8 +62,9 @@ async def buy(
     payment_provider_token: str | None,
     locale: str,
 ) -> None:
-    """Receives: a Buy button: one key, a quantity from the list, or the shop-currency (💳) button; tapped
-    again, it sends the invoice of the same unpaid order once more. Reserves the stock and sends the
+    """Receives: a Buy button: one key, a quantity from the list, or the shop-currency (💳) button, and a
+    membership reminder's Renew (``RenewCb``); tapped again, it sends the invoice of the same unpaid order
+    once more. Reserves the stock and sends the
     invoice (payload: the order reference), then, when the buyer's shop balance covers the order, the
     offer to pay from it (``balance``).
 
@@ -88,7 +89,10 @@ async def buy(
     except ProductNotFound:
         raise  # no card left to show it on: the error handler says so in a message
     except ShopError as e:
-        await _refused(query, e, services, callback_data.product_id, fiat_currency, locale)
+        if isinstance(callback_data, RenewCb):  # under a reminder, which stays as it is: told apart
+            await bot.send_message(query.from_user.id, refusal(e, plain=False))
+        else:
+            await _refused(query, e, services, callback_data.product_id, fiat_currency, locale)
         return
     try:
         product = await services.catalog.product(order.product_id)
@@ -275,6 +279,7 @@ def build() -> Router:
     """A fresh router with this feature's handlers (one per dispatcher)."""
     router = Router(name=__name__)
     router.callback_query.register(buy, BuyCb.filter(), PRIVATE_CALLBACK)
+    router.callback_query.register(buy, RenewCb.filter(), PRIVATE_CALLBACK)
     router.pre_checkout_query.register(pre_checkout)
     router.message.register(paid, When(F.successful_payment))
     router.message.register(contact, When(F.contact), PRIVATE)

@@ -63,6 +63,16 @@ class BuyCb(CallbackData, prefix="b"):
     fiat: bool = False  # pay in SHOP_CURRENCY through the configured provider instead of Stars
 
 
+class RenewCb(CallbackData, prefix="rn"):
+    """Renew under a membership reminder: buy the same product again (quantity, way of paying), as Buy
+    does. Its own prefix because a refusal must not redraw the reminder as a product card (``BuyCb``'s
+    refusal does): the reminder, its end date and this button stay for later."""
+
+    product_id: Id
+    qty: Qty
+    fiat: bool = False
+
+
 class OrdersCb(CallbackData, prefix="o"):
     page: Page
 

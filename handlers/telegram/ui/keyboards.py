@@ -21,6 +21,7 @@ from handlers.telegram.ui.callbacks import (
     PayBalanceCb,
     ProductCb,
     QuantityCb,
+    RenewCb,
     RevealCb,
 )
 from handlers.telegram.ui.text import BUTTON_TEXT_MAX, clip, price, tr_plain
@@ -156,9 +157,9 @@ def orders(items: list[Order]) -> InlineKeyboardMarkup | None:
 
 
 def renew(product_id: int, quantity: int, *, fiat: bool) -> InlineKeyboardMarkup:
-    """Under a membership reminder: buy the same product again with one tap. The storefront's own Buy
-    button (same quantity, same way of paying), so checkout's rules apply as to any purchase."""
-    buy = BuyCb(product_id=product_id, qty=quantity, fiat=fiat)
+    """Under a membership reminder: buy the same product again with one tap (same quantity, same way of
+    paying), through the storefront's Buy, so checkout's rules apply as to any purchase."""
+    buy = RenewCb(product_id=product_id, qty=quantity, fiat=fiat)
     return _markup([[_button(tr_plain("button-renew"), buy)]])
 
 

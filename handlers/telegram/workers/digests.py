@@ -3,7 +3,11 @@ reach a Telegram user: a distributor told they can withdraw, an admin told what 
 that a product runs low or out, and the daily summary with its chart. Each is sent in the recipient's
 language (the outbox sender sets it); every name interpolated into HTML is escaped by ``tr``.
 
-The texts lead on with a button: /withdraw's flow, the /payouts queue, the /stock screen."""
+The texts lead on with a button: /withdraw's flow, the /payouts queue, the /stock screen.
+
+An admin's message is read when it is sent, so it goes only to who may read it then (``_still_told``):
+staff taken off, or an operator whose scope no longer covers the product, between the job writing it and
+the outbox sending it (a backlog, Telegram away) are told nothing."""
 
 from __future__ import annotations
 
@@ -15,8 +19,10 @@ from typing import TYPE_CHECKING
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import get_i18n
 
+from core.admins import OWNER_CHANNEL
 from core.messages import DailySummary, PayoutQueueDue, PayoutReady, StockAlert
-from core.models import StockLevel
+from core.models import Product, StockLevel
+from core.roles import Power
 from core.services.reports import DaySummary
 from handlers.charts import render_sales_chart
 from handlers.money import format_amount
@@ -43,6 +49,20 @@ def _one_button(text: str, callback_data: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
+async def _still_told(out: Outgoing, power: Power, product: Product | None = None) -> bool:
+    """Whether the recipient of an admin's message still holds ``power`` (and, for a product's message,
+    a scope covering it); logged when not."""
+    item, owners = out.item, out.services.ctx.config.owner_ids
+    owner = item.channel == OWNER_CHANNEL and item.external_id in owners
+    grant = await out.services.staff.grant_for(item.channel, item.external_id, owner=owner)
+    told = grant is not None and grant.may(power)
+    if told and grant is not None and product is not None:
+        told = grant.covers(product.id, product.category_id)
+    if not told:
+        log.info("outbox %s (%s): its recipient may no longer read it; not sent", item.id, item.kind)
+    return told
+
+
 async def payout_ready(out: Outgoing, m: PayoutReady) -> None:
     """Tell a distributor what they can withdraw, with the button that opens /withdraw."""
     locale = _locale()
@@ -57,6 +77,8 @@ async def payout_ready(out: Outgoing, m: PayoutReady) -> None:
 async def payout_queue(out: Outgoing, m: PayoutQueueDue) -> None:
     """Tell an admin what the payout queue holds now, with the button that opens it; nothing when it has
     been emptied since the run (every request decided: nothing waits)."""
+    if not await _still_told(out, Power.MONEY):
+        return
     queue = await out.services.payout_run.queue()
     if not queue.requests or queue.oldest is None:
         log.info("outbox %s: the payout queue emptied since run %s; nothing to say", out.item.id, m.slot)
@@ -79,6 +101,8 @@ async def stock_alert(out: Outgoing, m: StockAlert) -> None:
     """Tell a stock admin a product ran low or out (a product deleted since: ``ProductNotFound``, which
     the sender takes as nothing left to say)."""
     product = await out.services.catalog.product(m.product_id)
+    if not await _still_told(out, Power.STOCK, product):
+        return
     text = tr(
         f"admin-stock-alert-{m.level}",
         id=product.id,
@@ -93,6 +117,8 @@ async def stock_alert(out: Outgoing, m: StockAlert) -> None:
 async def daily_summary(out: Outgoing, m: DailySummary) -> None:
     """Yesterday's figures as the caption of the week's sales chart. No button: /stats edits the message
     its button belongs to, and a photo's text cannot be edited."""
+    if not await _still_told(out, Power.REPORTS):
+        return
     summary = await out.services.reports.day_summary(date.fromisoformat(m.day))
     caption = summary_caption(summary, _locale(), out.services.ctx.config.timezone.key)
     chart = await asyncio.to_thread(render_sales_chart, summary.week, chart_labels(summary.week), major)
