@@ -103,6 +103,15 @@ class Dependency:
         return was_down
 
 
+_SQLITE_MISTAKES = (
+    "unable to open database file",
+    "no such table",
+    "no such column",
+    "already exists",
+    "syntax error",
+)
+
+
 def is_db_outage(error: BaseException) -> bool:
     """Whether a database error is the database being away (refused or dropped connections, a server
     shutting down, a lock held past the busy timeout) rather than a wrong setting or a bug."""
@@ -110,8 +119,9 @@ def is_db_outage(error: BaseException) -> bool:
         text = str(error.orig if error.orig is not None else error).lower()
         if "fatal:" in text and any(r in text for r in _PG_REFUSALS):
             return False
-        # SQLite: a DATA_DIR it cannot write to is a setting to fix, not a file to wait for
-        return "unable to open database file" not in text
+        # SQLite: a DATA_DIR it cannot write to is a setting to fix, not a file to wait for; so is a schema
+        # that does not match the code (sqlite3 reports those as OperationalError too)
+        return not any(m in text for m in _SQLITE_MISTAKES)
     return isinstance(error, ConnectionError | TimeoutError)
 
 

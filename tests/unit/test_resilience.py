@@ -165,6 +165,12 @@ async def test_telegram_asking_to_wait_is_waited_as_long_as_it_asks() -> None:
         ),
         (OperationalError("x", {}, sqlite3.OperationalError("unable to open database file")), False),
         (ProgrammingError("SELECT nope", {}, sqlite3.ProgrammingError("no such table")), False),
+        # sqlite3 raises these as OperationalError: a schema that does not match (a missing migration, a
+        # table created by hand) is to fix, not to wait for
+        (OperationalError("SELECT nope", {}, sqlite3.OperationalError("no such table: job_runs")), False),
+        (OperationalError("SELECT x", {}, sqlite3.OperationalError("no such column: orders.x")), False),
+        (OperationalError("CREATE", {}, sqlite3.OperationalError("table audit_log already exists")), False),
+        (OperationalError("SELEC", {}, sqlite3.OperationalError('near "SELEC": syntax error')), False),
         (ConnectionRefusedError(111, "Connection refused"), True),
         (ValueError("a bug"), False),
     ],
