@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
@@ -45,8 +46,16 @@ RATE_LIMIT_SOURCES = ("outbox", "replies")
 class ShopMetrics:
     """The registry, the counters the Telegram side increments, and the figures read at scrape time."""
 
-    def __init__(self, services: Services, health: Health, *, read_timeout: float = 2.0) -> None:
+    def __init__(
+        self, services: Services, health: Health, *, read_timeout: float = 2.0, fresh_for: float = 1.0
+    ) -> None:
         self.services, self.health, self.read_timeout = services, health, read_timeout
+        # Scrapes within ``fresh_for`` of a read share it, and concurrent ones wait for the one in flight:
+        # however often /metrics is asked (several Prometheus servers, someone hammering it), the database
+        # answers at most one GROUP BY a second.
+        self.fresh_for = fresh_for
+        self._read_at = -fresh_for
+        self._reading = asyncio.Lock()
         # No ``…_created`` series beside every counter: a process-wide switch of the library, and noise
         # (the start of each counter) that no dashboard of ours reads.
         disable_created_metrics()
@@ -79,6 +88,13 @@ class ShopMetrics:
     async def render(self) -> bytes:
         """The exposition text. Without the database (away, or slower than ``read_timeout``) the figures
         read from it are left out and the rest is served."""
+        async with self._reading:
+            if time.monotonic() - self._read_at >= self.fresh_for:
+                await self._read()
+                self._read_at = time.monotonic()
+        return generate_latest(self.registry)
+
+    async def _read(self) -> None:
         try:
             figures: ShopFigures | None = await asyncio.wait_for(
                 self.services.monitoring.figures(), self.read_timeout
@@ -91,9 +107,7 @@ class ShopMetrics:
                 log.warning("metrics: reading the shop's figures failed", exc_info=True)
         else:
             self.health.database.ok()
-        # No await from here on: the figures set are the figures rendered.
         self._shop.figures = figures
-        return generate_latest(self.registry)
 
 
 class _ShopCollector(Collector):

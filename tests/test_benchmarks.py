@@ -3,9 +3,11 @@ that each still runs end to end, emulator process and all, with a handful of buy
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from benchmarks import flash_sale, import_keys, orders, storefront
+from benchmarks import flash_sale, import_keys, orders, reminders, storefront
 
 
 async def test_the_storefront_benchmark_measures_keyshop_beside_the_journeys_echo(
@@ -40,3 +42,13 @@ def test_the_import_benchmark_imports_beside_its_baseline(capsys: pytest.Capture
     assert import_keys.main(["--keys", "2000"]) == 0
     out = capsys.readouterr().out
     assert "keyshop import" in out and "plaintext, same driver (sqlite3 executemany)" in out
+
+
+async def test_the_reminders_benchmark_sends_each_reminder_once_within_telegrams_limits(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert await reminders.main(["--reminders", "40", "--schedulers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "theoretical minimum at 30/s" in out and "minimum / keyshop" in out
+    for count in ("lost", "duplicated", "unhandled 429"):
+        assert re.search(rf"{count}\s+0\s", out), out

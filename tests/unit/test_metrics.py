@@ -142,3 +142,23 @@ async def test_health_asks_redis_only_when_there_is_one(shop: Services) -> None:
 
     assert await check_health(_front(shop, SimpleNamespace(ping=ping))) == {"database": "ok", "redis": "ok"}
     assert pinged == [True]
+
+
+async def test_scrapes_at_once_or_within_a_second_share_one_read_of_the_database(shop: Services) -> None:
+    reads = 0
+    real = shop.monitoring.figures
+
+    async def counted() -> Any:
+        nonlocal reads
+        reads += 1
+        return await real()
+
+    shop.monitoring.figures = counted  # type: ignore[method-assign]
+    metrics = ShopMetrics(shop, Health(), fresh_for=3600)
+    pages = await asyncio.gather(*(metrics.render() for _ in range(20)))
+    assert reads == 1 and all(b"keyshop_orders" in p for p in pages)
+    await metrics.render()
+    assert reads == 1  # still fresh
+    metrics.fresh_for = 0
+    await metrics.render()
+    assert reads == 2
