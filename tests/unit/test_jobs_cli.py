@@ -13,22 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-
-
-@pytest.fixture(autouse=True)
-def shop_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in ("DATABASE_URL", "VAULT_KEYS", "BOT_TOKEN", "ADMIN_IDS", "SHOP_CURRENCY", "SHOP_TIMEZONE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    return tmp_path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.unit.test_cli import run, shop_dir  # noqa: F401 - shop_dir: the autouse fixture
 
 
 def test_jobs_run_runs_one_job_once_and_jobs_list_shows_its_last_run(
@@ -70,7 +55,7 @@ def test_jobs_run_refuses_an_unknown_job_and_one_that_needs_the_bot(
     assert code == 2 and "BOT_TOKEN" in out
 
 
-def test_keyshop_scheduler_runs_the_jobs_at_start_and_stops_cleanly_on_sigterm(shop_dir: Path) -> None:
+def test_keyshop_scheduler_runs_the_jobs_at_start_and_stops_cleanly_on_sigterm(shop_dir: Path) -> None:  # noqa: F811
     env = {**os.environ, "DATA_DIR": str(shop_dir / "data"), "LOG_LEVEL": "INFO"}
     env.pop("BOT_TOKEN", None)
     proc = subprocess.Popen(
