@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
 from benchmarks.common import fresh_database
 from bot.app import Storefront, make_bot
@@ -43,48 +43,17 @@ from core import tables as t
 from core.context import Context, ShopConfig
 from core.db import Database
 from core.messages import MembershipReminder
-from core.models import STARS, DeliveryKind, OrderStatus
 from core.services import Services
-from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
 from sandbox.telegram import Emulator, serve
 from scheduler.jobs import JOBS
 from scheduler.runner import Runs
 from scheduler.spec import JobContext
+from tests.conftest import seed_memberships
 
 TOKEN = "4242424242:BENCH-reminders-token-for-the-emulator"
 FIRST_CHAT = 5_000_000
 TELEGRAM_RATE = 30.0  # messages a second, overall (TELEGRAM_LIMITS.md)
-
-
-def _seed(conn: Connection, product_id: int, n: int, ends_at: datetime) -> list[str]:
-    delivered = ends_at - timedelta(days=30)
-    created = delivered - timedelta(minutes=1)
-    chats = [str(FIRST_CHAT + i) for i in range(n)]
-    users = [
-        {"channel": "telegram", "external_id": c, "language": "en", "created_at": created} for c in chats
-    ]
-    ids = conn.execute(insert(t.users).returning(t.users.c.id, sort_by_parameter_order=True), users).scalars()
-    refs = [f"R{c}" for c in chats]
-    orders = [
-        {
-            "ref": ref,
-            "user_id": uid,
-            "product_id": product_id,
-            "quantity": 1,
-            "currency": STARS,
-            "amount": 100,
-            "status": OrderStatus.DELIVERED.value,
-            "created_at": created,
-            "expires_at": created + timedelta(minutes=15),
-            "paid_at": delivered,
-            "delivered_at": delivered,
-            "membership_expires_at": ends_at,
-        }
-        for ref, uid in zip(refs, list(ids), strict=True)
-    ]
-    conn.execute(insert(t.orders), orders)
-    return refs
 
 
 def _failed_after_429(conn: Connection) -> int:
@@ -100,11 +69,10 @@ async def run(url: str | None, n: int, schedulers: int) -> int:
     db = await fresh_database(url)
     config = ShopConfig(currency="USD")
     services = Services(Context(db, Vault.from_spec(spec), config))
-    pid = await services.catalog.add_product(
-        ProductDraft(name="VIP Month", price_stars=100, delivery_kind=DeliveryKind.MANUAL, validity_days=30)
+    # n members whose code ends within a day (bulk INSERTs: checkout is not what is measured)
+    await seed_memberships(
+        services, n, ends_at=datetime.now(UTC) + timedelta(hours=20), first_chat=FIRST_CHAT
     )
-    ends = datetime.now(UTC) + timedelta(hours=20)
-    await db.run_committed(_seed, pid, n, ends)
 
     emu = Emulator(token=TOKEN)  # Telegram's flood limits on: 30/s overall, 1/s per chat, 429 beyond
     for i in range(n):
