@@ -1,0 +1,75 @@
+"""The emulator as an HTTP server: ``/cgi-bin/...`` and ``/sns/oauth2/access_token`` like api.weixin.qq.com,
+so the shop's aiohttp client talks to it by changing only the base URL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.wechat.api import OfficialAccountApi, Query
+from sandbox.wechat.errors import WeChatError
+from sandbox.wechat.players import Players
+
+Method = Callable[[Query, Any], dict[str, Any]]
+
+
+class Emulator(OfficialAccountApi, Players):
+    """A local official-account platform: WeChat's API with its rules, plus users who push to the shop."""
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        routes: list[tuple[str, str, Method]] = [
+            ("POST", "/cgi-bin/stable_token", self.stable_token),
+            ("GET", "/cgi-bin/token", self.legacy_token),
+            ("POST", "/cgi-bin/message/custom/send", self.custom_send),
+            ("POST", "/cgi-bin/message/template/send", self.template_send),
+            ("POST", "/cgi-bin/menu/create", self.menu_create),
+            ("POST", "/cgi-bin/qrcode/create", self.qrcode_create),
+            ("GET", "/sns/oauth2/access_token", self.oauth_access_token),
+        ]
+        for verb, path, method in routes:
+            app.router.add_route(verb, path, _handler(method))
+        return app
+
+
+def _handler(method: Method) -> Callable[[web.Request], Any]:
+    async def handle(request: web.Request) -> web.Response:
+        body: Any = None
+        if request.method == "POST" and request.can_read_body:
+            try:
+                body = json.loads(await request.read())
+            except ValueError:
+                return _json({"errcode": 47001, "errmsg": "data format error"})
+        try:
+            answer = method(request.query, body)
+        except WeChatError as e:
+            answer = e.body()
+        return _json(answer)
+
+    return handle
+
+
+def _json(body: dict[str, Any]) -> web.Response:
+    # WeChat answers errors with HTTP 200 too, and writes Chinese unescaped
+    return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="application/json")
+
+
+async def serve(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+    """Start the emulator's HTTP server; returns the runner (to ``cleanup()``, which also closes the pushing
+    client) and its base URL."""
+    app = emulator.app()
+
+    async def close_client(_: web.Application) -> None:
+        await emulator.close()
+
+    app.on_cleanup.append(close_client)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = getattr(site._server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, f"http://{host}:{bound}"
