@@ -27,10 +27,10 @@ ACCESS_TOKEN_MISSING = 41001
 ACCESS_TOKEN_EXPIRED = 42001
 REQUIRE_SUBSCRIBE = 43004
 CONTENT_TOO_LONG = 45002
-DAILY_QUOTA = 45009
+DAILY_QUOTA = 45009  # also the emulator's answer to a 21st force_refresh in a day (its choice)
 OUT_OF_WINDOW = 45015
 QUOTA_USED = 45047
-ARGUMENT_INVALID = 47003  # template data: "argument invalid! data.<key>.value ..."
+ARGUMENT_INVALID = 47003  # "argument invalid! data.<key>.value invalid" / "... is empty", as seen in the wild
 
 
 class WeChatError(Exception):
