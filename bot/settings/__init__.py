@@ -11,9 +11,9 @@ Each concern is a module here with one ``ConcernSettings`` subclass, an attribut
 ``settings.redis`` (REDIS_URL), ``settings.shop`` (SHOP_CURRENCY, SHOP_TIMEZONE, RESERVATION_TTL_MINUTES),
 ``settings.scheduler`` (SCHEDULER, SUMMARY_TIME, PAYOUT_SCHEDULE, OUTBOX_RETENTION_DAYS), ``settings.log``
 (LOG_LEVEL, LOG_FORMAT), ``settings.ops`` (OPS_LISTEN, OPS_RETRY_FIRST_SECONDS, OPS_RETRY_MAX_SECONDS) and
-``settings.wechat`` (WECHAT_*: the official account). A
-field is named after its variable without the concern's prefix; every concern but ``ops`` and ``wechat`` predates prefixes
-(the scheduler's variables were named by their issue) and has none, so
+``settings.wechat`` (WECHAT_*: the official account). A field is named after its variable without the
+concern's prefix; every concern but ``ops`` and ``wechat`` predates prefixes (the scheduler's variables
+were named by their issue) and has none, so
 ``settings.telegram.bot_token`` is ``BOT_TOKEN``.
 
 Adding a concern (WeChat, WeChat Pay, commissions, …) is one new module and one field here::
