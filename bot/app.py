@@ -328,6 +328,28 @@ def webhook_app(front: Storefront, secret: str, path: str) -> Any:
     return app
 
 
+def mount_wechat(app: Any, services: Services, settings: Settings) -> bool:
+    """Serve the WeChat official account's pushes on ``app`` at WECHAT_CALLBACK_PATH when WECHAT_APP_ID
+    and WECHAT_TOKEN are set; True if mounted."""
+    wx = settings.wechat
+    if not wx.configured:
+        return False
+    from bot.i18n import compile_catalogs
+    from handlers.wechat import WechatConfig, add_wechat_routes
+
+    assert wx.app_id and wx.token  # configured
+    config = WechatConfig(
+        app_id=wx.app_id,
+        token=wx.token.get_secret_value(),
+        aes_key=wx.aes_key.get_secret_value() if wx.aes_key else None,
+        locale_dir=compile_catalogs(),
+        callback_path=wx.callback_path,
+    )
+    add_wechat_routes(app, services, config)
+    log.info("wechat pushes served on %s", wx.callback_path)
+    return True
+
+
 async def run_webhook(front: Storefront, settings: Settings) -> None:
     """The webhook server first (health checks answer while Telegram is still being reached), then the
     background work, then setWebhook (retried while Telegram is away)."""
@@ -336,7 +358,9 @@ async def run_webhook(front: Storefront, settings: Settings) -> None:
     secret = hook.webhook_secret.get_secret_value() if hook.webhook_secret else generate_webhook_secret()
     url = hook.webhook_url
     path = "/" + url.split("://", 1)[1].partition("/")[2]
-    runners = [await serve(webhook_app(front, secret, path), hook.webhook_listen)]
+    app = webhook_app(front, secret, path)
+    mount_wechat(app, front.services, settings)
+    runners = [await serve(app, hook.webhook_listen)]
     try:
         if settings.ops.listen and settings.ops.listen != hook.webhook_listen:
             runners.append(await serve(ops_app(front), settings.ops.listen))

@@ -582,6 +582,17 @@ job_claims = Table(
     Column("claimed_at", UTCDateTime, nullable=False),
 )
 
+# A WeChat push already taken (its MsgId, or its sender + CreateTime + event for an event): WeChat retries a
+# push it got no answer to within 5 s, possibly to another instance. Inserted once (the primary key) before
+# the push is handled: the instance whose insert went through answers it, any other answers "success".
+wechat_inbound = Table(
+    "wechat_inbound",
+    metadata,
+    Column("dedupe_key", String(128), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_wechat_inbound_received", "received_at"),  # forgetting old ones
+)
+
 # What a reminder job sent, one row per order and stage (``d3``, ``d1``, ``expired`` for memberships,
 # ``invoice`` for an invoice about to expire): inserted in the transaction that writes the outbox message,
 # so a stage is sent once per order whatever number of schedulers run. ``skipped``: a stage passed while

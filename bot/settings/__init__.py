@@ -10,9 +10,10 @@ Each concern is a module here with one ``ConcernSettings`` subclass, an attribut
 (BOT_TOKEN, TELEGRAM_API_URL, ADMIN_IDS, PAYMENT_PROVIDER_TOKEN), ``settings.webhook`` (WEBHOOK_*),
 ``settings.redis`` (REDIS_URL), ``settings.shop`` (SHOP_CURRENCY, SHOP_TIMEZONE, RESERVATION_TTL_MINUTES),
 ``settings.scheduler`` (SCHEDULER, SUMMARY_TIME, PAYOUT_SCHEDULE, OUTBOX_RETENTION_DAYS), ``settings.log``
-(LOG_LEVEL, LOG_FORMAT) and ``settings.ops`` (OPS_LISTEN, OPS_RETRY_FIRST_SECONDS, OPS_RETRY_MAX_SECONDS). A
-field is named after its variable without the concern's prefix; every concern but ``ops`` predates prefixes
-(the scheduler's variables were named by their issue) and has none, so
+(LOG_LEVEL, LOG_FORMAT), ``settings.ops`` (OPS_LISTEN, OPS_RETRY_FIRST_SECONDS, OPS_RETRY_MAX_SECONDS) and
+``settings.wechat`` (WECHAT_*: the official account). A field is named after its variable without the
+concern's prefix; every concern but ``ops`` and ``wechat`` predates prefixes (the scheduler's variables
+were named by their issue) and has none, so
 ``settings.telegram.bot_token`` is ``BOT_TOKEN``.
 
 Adding a concern (WeChat, WeChat Pay, commissions, …) is one new module and one field here::
@@ -47,6 +48,7 @@ from bot.settings.shop import ShopSettings
 from bot.settings.telegram import TelegramSettings
 from bot.settings.vault import VaultSettings
 from bot.settings.webhook import WEBHOOK_SECRET_RE, WebhookSettings, generate_webhook_secret
+from bot.settings.wechat import WechatSettings
 
 __all__ = [
     "WEBHOOK_SECRET_RE",
@@ -62,6 +64,7 @@ __all__ = [
     "TelegramSettings",
     "VaultSettings",
     "WebhookSettings",
+    "WechatSettings",
     "generate_webhook_secret",
     "load_settings",
 ]
@@ -80,6 +83,7 @@ class Settings(BaseModel):
     scheduler: SchedulerSettings
     log: LogSettings
     ops: OpsSettings
+    wechat: WechatSettings
 
     @classmethod
     def load(cls, _env_file: str | Path | None = ".env", **overrides: object) -> Self:

@@ -35,6 +35,7 @@ from core.repositories.reports import ReportRepo
 from core.repositories.staff import StaffRepo
 from core.repositories.stock_alerts import StockAlertRepo
 from core.repositories.users import UserRepo
+from core.repositories.wechat_inbound import WechatInboundRepo
 
 __all__ = [
     "AuditRepo",
@@ -61,6 +62,7 @@ __all__ = [
     "StaffRepo",
     "StockAlertRepo",
     "UserRepo",
+    "WechatInboundRepo",
 ]
 
 
@@ -95,6 +97,7 @@ class Repositories:
     claims: JobClaimRepo
     stock_alerts: StockAlertRepo
     monitoring: MonitoringRepo
+    wechat_inbound: WechatInboundRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

@@ -38,6 +38,7 @@ class Services:
         from core.services.stock import StockService
         from core.services.stock_alerts import StockAlertService
         from core.services.users import UserService
+        from core.services.wechat_inbound import WechatInboundService
 
         self.ctx = ctx
         self.catalog = CatalogService(ctx)
@@ -70,3 +71,4 @@ class Services:
         self.stock_alerts = StockAlertService(ctx)
         self.daily_summary = DailySummaryService(ctx)
         self.monitoring = MonitoringService(ctx)
+        self.wechat_inbound = WechatInboundService(ctx)

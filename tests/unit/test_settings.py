@@ -34,6 +34,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "PAYMENT_PROVIDER_TOKEN",
         "SUMMARY_TIME",
         "PAYOUT_SCHEDULE",
+        "WECHAT_APP_ID",
+        "WECHAT_APP_SECRET",
+        "WECHAT_TOKEN",
+        "WECHAT_AES_KEY",
+        "WECHAT_CALLBACK_PATH",
+        "WECHAT_API_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
@@ -100,6 +106,11 @@ def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
         ("PAYOUT_SCHEDULE", "weekly"),
         ("PAYOUT_SCHEDULE", "0 10 * * 1"),  # APScheduler's 1 is Tuesday, cron's Monday: refused
         ("PAYOUT_SCHEDULE", "0 25 * * mon"),
+        ("WECHAT_APP_ID", "not-an-appid"),
+        ("WECHAT_TOKEN", "has space"),
+        ("WECHAT_AES_KEY", "tooshort"),
+        ("WECHAT_CALLBACK_PATH", "wechat"),
+        ("WECHAT_API_URL", "api.weixin.qq.com"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_setting(
@@ -144,6 +155,12 @@ VARIABLES = [
     ("OPS_LISTEN", "ops", "listen", "127.0.0.1:9090", "127.0.0.1:9090"),
     ("OPS_RETRY_FIRST_SECONDS", "ops", "retry_first_seconds", "0.5", 0.5),
     ("OPS_RETRY_MAX_SECONDS", "ops", "retry_max_seconds", "120", 120.0),
+    ("WECHAT_APP_ID", "wechat", "app_id", "wx0123456789abcdef", "wx0123456789abcdef"),
+    ("WECHAT_APP_SECRET", "wechat", "app_secret", None, None),  # SecretStr
+    ("WECHAT_TOKEN", "wechat", "token", None, None),  # SecretStr
+    ("WECHAT_AES_KEY", "wechat", "aes_key", None, None),  # SecretStr
+    ("WECHAT_CALLBACK_PATH", "wechat", "callback_path", "/wx/push", "/wx/push"),
+    ("WECHAT_API_URL", "wechat", "api_url", "http://127.0.0.1:8090/", "http://127.0.0.1:8090"),
 ]
 
 
@@ -189,6 +206,22 @@ def test_secret_settings_are_secret_strings(monkeypatch: pytest.MonkeyPatch) -> 
     assert s.telegram.payment_provider_token
     assert s.telegram.payment_provider_token.get_secret_value() == "284685063:TEST:abc"
     assert s.webhook.webhook_secret and s.webhook.webhook_secret.get_secret_value() == "s3cret_-"
+
+
+def test_wechat_secrets_are_secret_strings_and_the_channel_needs_an_app_id_and_a_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert not load_settings().wechat.configured
+    monkeypatch.setenv("WECHAT_TOKEN", "tok3n")
+    monkeypatch.setenv("WECHAT_APP_SECRET", "app-secret")
+    monkeypatch.setenv("WECHAT_AES_KEY", "A" * 43)
+    s = load_settings().wechat
+    assert not s.configured  # no AppID yet
+    assert s.token and s.token.get_secret_value() == "tok3n" and "tok3n" not in repr(s)
+    assert s.app_secret and s.app_secret.get_secret_value() == "app-secret"
+    assert s.aes_key and s.aes_key.get_secret_value() == "A" * 43
+    monkeypatch.setenv("WECHAT_APP_ID", "wx0123456789abcdef")
+    assert load_settings().wechat.configured
 
 
 def test_the_environment_wins_over_dot_env_and_overrides_win_over_both(

@@ -1,0 +1,78 @@
+"""The WeChat official account: WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_TOKEN, WECHAT_AES_KEY,
+WECHAT_CALLBACK_PATH and WECHAT_API_URL. The channel is on when both WECHAT_APP_ID and WECHAT_TOKEN are set
+(``configured``); the others only matter then."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, SecretStr, field_validator
+
+from bot.settings.base import ConcernSettings
+
+# What WeChat's console accepts (服务器配置): a token of 3-32 letters and digits, an EncodingAESKey of
+# exactly 43 letters and digits (base64 of 32 bytes without its "="), an AppID "wx" + 16 hex digits.
+_TOKEN_RE = re.compile(r"[A-Za-z0-9]{3,32}")
+_AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
+_APP_ID_RE = re.compile(r"wx[0-9a-f]{16}")
+_PATH_RE = re.compile(r"/[A-Za-z0-9._~/-]*")
+
+
+class WechatSettings(ConcernSettings, env_prefix="WECHAT_"):
+    app_id: str | None = Field(None, description="The official account's AppID (wx + 16 hex digits).")
+    app_secret: SecretStr | None = Field(None, description="The AppSecret, for the API's access_token.")
+    token: SecretStr | None = Field(None, description="The Token of 服务器配置, signing WeChat's pushes.")
+    aes_key: SecretStr | None = Field(
+        None, description="The EncodingAESKey (43 characters); needed for compatible and safe mode."
+    )
+    callback_path: str = Field("/wechat", description="Path WeChat posts to, on the webhook server.")
+    api_url: str = Field("https://api.weixin.qq.com", description="WeChat's API, or the emulator.")
+
+    @property
+    def configured(self) -> bool:
+        """The channel is on: WeChat can be verified against our token and told who we are."""
+        return bool(self.app_id and self.token)
+
+    @field_validator("app_id")
+    @classmethod
+    def _check_app_id(cls, v: str | None) -> str | None:
+        if v and not _APP_ID_RE.fullmatch(v):
+            raise ValueError("must be the AppID of the official account: wx and 16 hex digits")
+        return v or None
+
+    @field_validator("app_secret")
+    @classmethod
+    def _check_app_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        return v if v is not None and v.get_secret_value() else None
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        if not _TOKEN_RE.fullmatch(v.get_secret_value()):
+            raise ValueError("must be 3 to 32 letters and digits (what WeChat's console accepts)")
+        return v
+
+    @field_validator("aes_key")
+    @classmethod
+    def _check_aes_key(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        if not _AES_KEY_RE.fullmatch(v.get_secret_value()):
+            raise ValueError("must be the EncodingAESKey: exactly 43 letters and digits")
+        return v
+
+    @field_validator("callback_path")
+    @classmethod
+    def _check_path(cls, v: str) -> str:
+        if not _PATH_RE.fullmatch(v) or "//" in v:
+            raise ValueError("must be a URL path starting with /, e.g. /wechat")
+        return v
+
+    @field_validator("api_url")
+    @classmethod
+    def _check_api_url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return v.rstrip("/")

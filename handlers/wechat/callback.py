@@ -1,0 +1,156 @@
+"""WeChat's pushes to the official account (``WECHAT_CALLBACK_PATH``) as aiohttp routes.
+
+- ``GET ?signature&timestamp&nonce&echostr``: WeChat checking the server; ``echostr`` back when signed
+  with our token, 403 otherwise.
+- ``POST`` XML in plaintext, compatible or safe mode (``encrypt_type=aes`` + ``msg_signature``, body in
+  ``<Encrypt>``). A bad signature gets 403, a body that is not a push 400, each logged in one line; the
+  reply to an encrypted push is encrypted.
+- Each push is taken once across instances (``WechatInboundService``): a retry gets ``success`` and
+  changes nothing. The answer goes back as the passive reply when ready within ``REPLY_WITHIN`` seconds
+  (WeChat gives up at 5); a slower one is answered ``success`` and its text is dropped for now (sending it
+  later as a customer-service message through the outbox is the channel's next piece)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from wechatpy import create_reply, parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.utils import check_signature
+
+from core.services import Services
+from core.services.wechat_inbound import event_key, message_key
+from handlers.wechat.dialogue import Choices, Dialogue
+from handlers.wechat.texts import Texts
+
+log = logging.getLogger(__name__)
+
+REPLY_WITHIN = 4.0  # seconds: WeChat waits 5 for a passive reply, then retries and shows an error
+MAX_BODY = 64 * 1024  # a push is a few hundred bytes; anything bigger is not from WeChat
+SUCCESS = "success"  # "no passive reply", which WeChat accepts
+
+
+@dataclass(frozen=True)
+class WechatConfig:
+    """What the callback needs, filled by the composition root from WECHAT_* settings."""
+
+    app_id: str
+    token: str
+    aes_key: str | None  # None: plaintext mode only (an encrypted push is refused)
+    locale_dir: Path  # compiled gettext catalogs (bot.i18n.compile_catalogs)
+    callback_path: str = "/wechat"
+    reply_within: float = REPLY_WITHIN
+
+
+class WechatCallback:
+    def __init__(self, services: Services, config: WechatConfig, dialogue: Dialogue | None = None) -> None:
+        self.services, self.config = services, config
+        self.dialogue = dialogue or Dialogue(services, Texts(config.locale_dir), Choices())
+        self.crypto = WeChatCrypto(config.token, config.aes_key, config.app_id) if config.aes_key else None
+        self._running: set[asyncio.Task[str | None]] = set()  # answers that outlived their push
+
+    async def verify(self, request: web.Request) -> web.Response:
+        """Receives: WeChat's server check (GET)."""
+        q = request.query
+        if not self._signed(q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", "")):
+            return _refuse(request, 403, "bad signature on the server check")
+        return web.Response(text=q.get("echostr", ""))
+
+    async def push(self, request: web.Request) -> web.Response:
+        """Receives: a message or event (POST), in any of the three modes."""
+        q = request.query
+        timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+        if not self._signed(q.get("signature", ""), timestamp, nonce):
+            return _refuse(request, 403, "bad signature")
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _refuse(request, 400, "body too large")
+        body = await request.content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return _refuse(request, 400, "body too large")
+        encrypted = q.get("encrypt_type", "raw").lower() == "aes"
+        if encrypted:
+            if self.crypto is None:
+                return _refuse(request, 400, "encrypted push but WECHAT_AES_KEY is not set")
+            try:
+                body = self.crypto.decrypt_message(
+                    body, q.get("msg_signature", ""), timestamp, nonce
+                ).encode()
+            except (InvalidSignatureException, InvalidAppIdException):
+                return _refuse(request, 403, "bad msg_signature or AppID in an encrypted push")
+            except Exception:  # base64, padding, XML: any malformed envelope is the sender's fault
+                return _refuse(request, 400, "malformed encrypted push")
+        try:
+            msg = parse_message(body)
+            if msg is None or not msg.source:
+                raise ValueError("no sender")
+        except Exception:  # xmltodict's ExpatError, a missing MsgType…: not a push
+            return _refuse(request, 400, "malformed push")
+        is_event = msg.type == "event"
+        key = event_key(msg.source, msg.time, str(msg.event)) if is_event else message_key(msg.id)
+        if not await self.services.wechat_inbound.take(key):
+            log.info("wechat push %s already taken: a retry, answered success", key)
+            return web.Response(text=SUCCESS)
+        text = await self._answer_in_time(msg)
+        if text is None:
+            return web.Response(text=SUCCESS)
+        reply = create_reply(text, msg).render()
+        if encrypted:
+            assert self.crypto is not None
+            reply = self.crypto.encrypt_message(reply, nonce, str(int(time.time())))
+        return web.Response(text=reply, content_type="application/xml")
+
+    async def _answer_in_time(self, msg: Any) -> str | None:
+        """The dialogue's answer if ready within ``reply_within`` s; otherwise None and the answer goes on
+        in the background (its changes must complete; its text is dropped until the outbox carries it)."""
+        task = asyncio.create_task(self.dialogue.answer(msg))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.config.reply_within)
+        except TimeoutError:
+            log.warning(
+                "wechat answer to %s took over %.1f s: answered success", msg.source, self.config.reply_within
+            )
+            self._running.add(task)
+            task.add_done_callback(self._finished_late)
+            return None
+        except Exception:
+            log.exception("wechat push from %s failed", msg.source)
+            return None
+
+    def _finished_late(self, task: asyncio.Task[str | None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a late wechat answer failed", exc_info=task.exception())
+
+    def _signed(self, signature: str, timestamp: str, nonce: str) -> bool:
+        try:
+            check_signature(self.config.token, signature, timestamp, nonce)
+        except InvalidSignatureException:
+            return False
+        return True
+
+
+def _refuse(request: web.Request, status: int, why: str) -> web.Response:
+    log.warning("wechat %s %s refused (%d): %s", request.method, request.path, status, why)
+    return web.Response(status=status, text="")
+
+
+def add_wechat_routes(app: web.Application, services: Services, config: WechatConfig) -> WechatCallback:
+    """Serve WeChat's pushes on ``config.callback_path`` of ``app`` (the webhook server's app)."""
+    callback = WechatCallback(services, config)
+    app.router.add_get(config.callback_path, callback.verify)
+    app.router.add_post(config.callback_path, callback.push)
+    return callback
+
+
+def build_wechat_app(services: Services, config: WechatConfig) -> web.Application:
+    """An aiohttp application serving only WeChat's pushes (tests, or a server of its own)."""
+    app = web.Application()
+    add_wechat_routes(app, services, config)
+    return app

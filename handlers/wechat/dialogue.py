@@ -1,0 +1,220 @@
+"""The buyer's text dialogue in the official account: commands in Chinese or English, numbered lists where
+a number chooses, menu taps (CLICK keys ``catalog``/``orders``/``invite``) and the welcome on follow.
+
+Thin: each answer is one or two core calls rendered through ``Texts``. ``answer`` takes a parsed push
+(wechatpy's message or event) and returns the reply text, or None for pushes that get no reply (an
+unfollow, a menu VIEW). Routing is on the command words, which are the interface (like Telegram's
+``/catalog``), never on translated text shown by the shop.
+
+The numbered list a buyer saw last is kept per openid in memory for ``CHOICE_TTL`` (``Choices``): it is
+only a convenience, lost on restart, and when the number arrives at another instance (several behind one
+URL) it is read against the catalog's current order, which is the order the list was shown in; the card
+always names the product, so the buyer sees what they chose before buying."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from core.models import Product, User
+from core.services import Services
+from handlers.money import format_amount
+from handlers.wechat.texts import DEFAULT_LANGUAGE, Texts
+
+CHANNEL = "wechat"
+CHOICE_TTL = 30 * 60.0  # seconds a numbered list stays answerable by its numbers
+MAX_LISTED = 30  # products in one list: WeChat cuts a passive text at about 2048 bytes
+ORDERS_SHOWN = 10
+
+# Command words (lower-cased, stripped). The Chinese ones are the menu's words.
+COMMANDS = {
+    "商品": "catalog",
+    "catalog": "catalog",
+    "订单": "orders",
+    "我的订单": "orders",
+    "orders": "orders",
+    "帮助": "help",
+    "help": "help",
+    "推广": "invite",
+    "invite": "invite",
+    "english": "english",
+    "中文": "chinese",
+}
+MENU_KEYS = frozenset({"catalog", "orders", "invite"})  # CLICK EventKeys of `keyshop wechat menu`
+_NUMBER_RE = re.compile(r"\d{1,4}")
+_BUY_RE = re.compile(r"(?:买|buy)\s*(\d{1,4})", re.IGNORECASE)
+
+
+class Choices:
+    """The last numbered list shown to each openid (product ids in the order shown), kept ``ttl`` seconds.
+    Bounded: the least recently shown lists go first beyond ``limit`` buyers."""
+
+    def __init__(
+        self, ttl: float = CHOICE_TTL, limit: int = 10_000, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl, self._limit, self._now = ttl, limit, now
+        self._lists: OrderedDict[str, tuple[float, tuple[int, ...]]] = OrderedDict()
+
+    def remember(self, openid: str, ids: tuple[int, ...]) -> None:
+        self._lists.pop(openid, None)
+        self._lists[openid] = (self._now() + self._ttl, ids)
+        while len(self._lists) > self._limit:
+            self._lists.popitem(last=False)
+
+    def recall(self, openid: str) -> tuple[int, ...] | None:
+        found = self._lists.get(openid)
+        if found is None:
+            return None
+        if found[0] < self._now():
+            del self._lists[openid]
+            return None
+        return found[1]
+
+
+class Dialogue:
+    def __init__(self, services: Services, texts: Texts, choices: Choices | None = None) -> None:
+        self.services, self.texts = services, texts
+        self.choices = choices or Choices()
+
+    async def answer(self, msg: Any) -> str | None:
+        """The reply to one push (wechatpy's parsed message or event), or None for no reply."""
+        openid = str(msg.source)
+        if msg.type == "event":
+            return await self._event(openid, str(msg.event), str(getattr(msg, "key", "") or ""))
+        user = await self.services.users.ensure(CHANNEL, openid, language=DEFAULT_LANGUAGE)
+        if msg.type != "text":  # a picture, a voice, a location…: what we understand is text
+            return self._help(user)
+        return await self._text(user, str(msg.content or "").strip())
+
+    async def _event(self, openid: str, event: str, key: str) -> str | None:
+        if event in ("subscribe", "subscribe_scan"):
+            user = await self.services.users.ensure(CHANNEL, openid, language=DEFAULT_LANGUAGE)
+            return self._tr(user, "wx-welcome") + "\n\n" + self._help(user)
+        if event == "click" and key in MENU_KEYS:
+            user = await self.services.users.ensure(CHANNEL, openid, language=DEFAULT_LANGUAGE)
+            return await self._command(user, key)
+        if event == "scan":  # a follower scanned a QR code: the shop's greeting, never silence
+            user = await self.services.users.ensure(CHANNEL, openid, language=DEFAULT_LANGUAGE)
+            return self._help(user)
+        return None  # unsubscribe, VIEW, location reports…: WeChat shows nothing for them
+
+    async def _text(self, user: User, text: str) -> str:
+        word = text.lower()
+        if word in COMMANDS:
+            return await self._command(user, COMMANDS[word])
+        if _NUMBER_RE.fullmatch(word):
+            return await self._choose(user, int(word))
+        buy = _BUY_RE.fullmatch(word)
+        if buy:
+            return await self._quantity(user, int(buy.group(1)))
+        return self._help(user)
+
+    async def _command(self, user: User, command: str) -> str:
+        if command == "catalog":
+            return await self._catalog(user)
+        if command == "orders":
+            return await self._orders(user)
+        if command == "invite":
+            code = await self.services.referrals.invite(user.id)
+            return self._tr(user, "wx-invite", code=code.code)
+        if command in ("english", "chinese"):
+            language = "en" if command == "english" else "zh_CN"
+            await self.services.users.set_language(user.id, language)
+            user = await self.services.users.get(user.id)
+            return self._tr(user, "wx-language-set") + "\n\n" + self._help(user)
+        return self._help(user)
+
+    async def _catalog(self, user: User) -> str:
+        shelf = await self._shelf()
+        if not shelf:
+            return self._tr(user, "wx-catalog-empty")
+        self.choices.remember(str(user.external_id), tuple(p.id for p, _ in shelf))
+        lines = [self._tr(user, "wx-catalog-title")]
+        lines += [
+            self._tr(user, "wx-catalog-line", n=i, name=p.name, price=self._price(user, p.price))
+            for i, (p, _) in enumerate(shelf, 1)
+        ]
+        lines.append(self._tr(user, "wx-catalog-hint"))
+        return "\n".join(lines)
+
+    async def _shelf(self) -> list[tuple[Product, int]]:
+        """Products on sale in a stable order (the order a number is read against)."""
+        shelf = sorted(await self.services.catalog.shelf(), key=lambda pn: (pn[0].name.lower(), pn[0].id))
+        return shelf[:MAX_LISTED]
+
+    async def _choose(self, user: User, n: int) -> str:
+        ids = self.choices.recall(str(user.external_id))
+        if ids is None:
+            ids = tuple(p.id for p, _ in await self._shelf())
+        if not 1 <= n <= len(ids):
+            return self._tr(user, "wx-choice-unknown", n=n) + "\n\n" + await self._catalog(user)
+        product, available = await self.services.catalog.card(ids[n - 1])
+        if not product.active:
+            return self._tr(user, "wx-product-gone", name=product.name) + "\n\n" + await self._catalog(user)
+        card = self._tr(
+            user,
+            "wx-product-card",
+            name=product.name,
+            price=self._price(user, product.price),
+            stock=available,
+            description=product.description or "—",
+        )
+        if available <= 0:
+            return card + "\n" + self._tr(user, "wx-out-of-stock")
+        self.choices.remember(_card_of(user), (product.id,))
+        hint = self._tr(user, "wx-buy-hint", min=product.min_qty, max=min(product.max_qty, available))
+        return card + "\n" + hint
+
+    async def _quantity(self, user: User, qty: int) -> str:
+        """``买 N`` after a card: the quantity checked against the product's bounds and stock, and the total.
+        Checkout with WeChat Pay is the next step of the channel, not built yet: the reply says so."""
+        shown = self.choices.recall(_card_of(user))
+        if shown is None:
+            return self._tr(user, "wx-buy-pick-first") + "\n\n" + await self._catalog(user)
+        product, available = await self.services.catalog.card(shown[0])
+        if not product.active or available <= 0:
+            return self._tr(user, "wx-product-gone", name=product.name) + "\n\n" + await self._catalog(user)
+        most = min(product.max_qty, available)
+        if not product.min_qty <= qty <= most:
+            return self._tr(user, "wx-quantity-range", min=product.min_qty, max=most)
+        total = self._price(user, product.price * qty)
+        return self._tr(user, "wx-quantity-ok", name=product.name, qty=qty, total=total)
+
+    async def _orders(self, user: User) -> str:
+        history = await self.services.orders.history(user.id, limit=ORDERS_SHOWN)
+        if not history:
+            return self._tr(user, "wx-orders-empty")
+        lines = [self._tr(user, "wx-orders-title")]
+        lines += [
+            self._tr(
+                user,
+                "wx-order-line",
+                ref=line.order.ref,
+                name=line.product_name,
+                qty=line.order.quantity,
+                amount=self._amount(user, line.order.amount, line.order.currency),
+                status=self._tr(user, f"status-{line.order.status.value}"),
+            )
+            for line in history
+        ]
+        return "\n".join(lines)
+
+    def _help(self, user: User) -> str:
+        return self._tr(user, "wx-help")
+
+    def _price(self, user: User, minor: int) -> str:
+        return self._amount(user, minor, self.services.ctx.config.currency)
+
+    def _amount(self, user: User, minor: int, currency: str) -> str:
+        return format_amount(minor, currency, user.language or DEFAULT_LANGUAGE)
+
+    def _tr(self, user: User, key: str, /, **params: Any) -> str:
+        return self.texts.tr(user.language, key, **params)
+
+
+def _card_of(user: User) -> str:
+    """Where ``Choices`` keeps the product whose card the buyer saw last (beside their last list)."""
+    return f"{user.external_id}#card"
