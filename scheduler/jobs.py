@@ -114,6 +114,12 @@ async def purge_sent_messages(ctx: JobContext) -> int:
     return n
 
 
+async def forget_wechat_pushes(ctx: JobContext) -> int:
+    """WeChat pushes remembered for their dedupe (``wechat_inbound``) are forgotten a day later: WeChat
+    retries a push within seconds, never a day on."""
+    return await ctx.services.wechat_inbound.forget()
+
+
 async def payout_run(ctx: JobContext) -> int:
     """The payout run of the last ``PAYOUT_SCHEDULE`` slot, if it came within ``PAYOUT_CATCH_UP`` and has
     not run: distributors who can withdraw are told how, the admins who pay are told what waits."""
@@ -208,5 +214,11 @@ JOBS: list[Job] = [
         summary_trigger,
         "yesterday's figures and chart to the owners and report admins (SUMMARY_TIME)",
         at_start=True,  # yesterday's, if SUMMARY_TIME passed today and it was not sent
+    ),
+    Job(
+        "forget_wechat_pushes",
+        forget_wechat_pushes,
+        every(hours=6),
+        "forget WeChat pushes kept for their dedupe, a day after they came",
     ),
 ]

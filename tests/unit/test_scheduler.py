@@ -128,3 +128,13 @@ async def test_jobs_running_at_start_and_cut_short_by_shutdown_end_quietly(
         await asyncio.sleep(0)
     assert sorted(started) == ["imports", "payout", "summary"]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_wechat_pushes_are_forgotten_a_day_after_they_came(shop: Services, clock: FrozenClock) -> None:
+    from scheduler.jobs import forget_wechat_pushes
+
+    assert await shop.wechat_inbound.take("msg:1") is True
+    assert await forget_wechat_pushes(JobContext(shop)) == 0
+    clock.advance(days=1, seconds=1)
+    assert await forget_wechat_pushes(JobContext(shop)) == 1
+    assert await shop.wechat_inbound.take("msg:1") is True  # a day on, the key is free again

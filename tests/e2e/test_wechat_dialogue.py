@@ -1,0 +1,84 @@
+"""The WeChat official account's dialogue, end to end over HTTP: the WeChat emulator (``sandbox/wechat``)
+pushes signed XML as WeChat does, in each of its three modes, to the shop's real callback
+(``handlers/wechat``) served by aiohttp; the buyer follows, browses the numbered catalog, opens a card,
+and gets help for anything else, in Chinese by default and in English on request. A push WeChat retries
+changes nothing the second time. Payment through WeChat Pay is the next piece of issue 12."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bot.i18n import compile_catalogs
+from core.context import Context, ShopConfig
+from core.db import Database
+from core.services import Services
+from core.services.catalog import ProductDraft
+from core.vault import Vault, new_key_spec
+from handlers.wechat import WechatConfig, build_wechat_app
+from sandbox.wechat import Emulator, serve
+from tests.conftest import make_db
+
+APPID = "wx0123456789abcdef"
+TOKEN = "keyshopwxtoken"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+BUYER = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
+
+
+@pytest.fixture(params=["plain", "compat", "safe"])
+async def wechat(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Emulator, Services]]:
+    db: Database = await make_db("sqlite", tmp_path)
+    services = Services(Context(db, Vault.from_spec(new_key_spec()), ShopConfig(currency="CNY")))
+    config = WechatConfig(app_id=APPID, token=TOKEN, aes_key=AES_KEY, locale_dir=compile_catalogs())
+    runner = web.AppRunner(build_wechat_app(services, config))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    emu = Emulator(
+        appid=APPID,
+        token=TOKEN,
+        aes_key=AES_KEY,
+        mode=request.param,
+        callback_url=f"http://127.0.0.1:{port}{config.callback_path}",
+    )
+    emu_runner, _ = await serve(emu)
+    try:
+        yield emu, services
+    finally:
+        await emu_runner.cleanup()
+        await runner.cleanup()
+        await db.dispose()
+
+
+async def test_a_follower_browses_the_numbered_catalog_and_opens_a_card_in_chinese_then_english(
+    wechat: tuple[Emulator, Services],
+) -> None:
+    emu, services = wechat
+    pid = await services.catalog.add_product(
+        ProductDraft(name="腾讯视频 VIP <月卡>", price=1990, description="会员激活码")
+    )
+    await services.stock.import_keys(pid, io.BytesIO(b"VIP-1\nVIP-2\n"))
+    assert await emu.verify_server()
+
+    welcome = await emu.subscribe(BUYER)
+    assert welcome.seen and not welcome.failed
+    listing = (await emu.send_text(BUYER, "商品")).seen
+    assert listing is not None and "1" in listing and "腾讯视频 VIP <月卡>" in listing
+    card = (await emu.send_text(BUYER, "1")).seen
+    assert card is not None and "腾讯视频 VIP <月卡>" in card and "19.90" in card and "会员激活码" in card
+    lost = (await emu.send_text(BUYER, "随便说点什么")).seen  # unknown input: help, never silence
+    assert lost is not None and "商品" in lost and "帮助" in lost
+
+    await emu.send_text(BUYER, "english")
+    listing = (await emu.send_text(BUYER, "catalog")).seen
+    assert listing is not None and "腾讯视频 VIP <月卡>" in listing
+    helped = (await emu.send_text(BUYER, "help")).seen
+    assert helped is not None and helped.startswith("Reply with a word:") and "products on sale" in helped
+    user = await services.users.find("wechat", BUYER)
+    assert user is not None and user.language == "en"
+    assert all(t != "该公众号暂时无法提供服务" for t in emu.texts(BUYER))
