@@ -28,7 +28,7 @@ from wechatpy.utils import check_signature
 from core.services import Services
 from core.services.wechat_inbound import event_key, message_key
 from handlers.wechat.dialogue import Choices, Dialogue
-from handlers.wechat.texts import Texts
+from handlers.wechat.texts import Texts, fit, xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,12 @@ class WechatCallback:
             return _refuse(request, 403, "bad signature")
         if request.content_length is not None and request.content_length > MAX_BODY:
             return _refuse(request, 400, "body too large")
-        body = await request.content.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
-            return _refuse(request, 400, "body too large")
+        body = b""
+        # read() returns what has arrived so far, not the whole body: read until its end
+        while chunk := await request.content.read(MAX_BODY + 1 - len(body)):
+            body += chunk
+            if len(body) > MAX_BODY:
+                return _refuse(request, 400, "body too large")
         encrypted = q.get("encrypt_type", "raw").lower() == "aes"
         if encrypted:
             if self.crypto is None:
@@ -100,7 +103,7 @@ class WechatCallback:
         text = await self._answer_in_time(msg)
         if text is None:
             return web.Response(text=SUCCESS)
-        reply = create_reply(text, msg).render()
+        reply = create_reply(_cdata_safe(fit(xml_safe(text))), msg).render()
         if encrypted:
             assert self.crypto is not None
             reply = self.crypto.encrypt_message(reply, nonce, str(int(time.time())))
@@ -134,6 +137,12 @@ class WechatCallback:
         except InvalidSignatureException:
             return False
         return True
+
+
+def _cdata_safe(text: str) -> str:
+    """``text`` ready for wechatpy's ``<Content><![CDATA[…]]>``, which it does not escape: a "]]>" in it
+    (a product's name) would end the section early and break the reply, so the section is split there."""
+    return text.replace("]]>", "]]]]><![CDATA[>")
 
 
 def _refuse(request: web.Request, status: int, why: str) -> web.Response:

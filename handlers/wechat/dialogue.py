@@ -22,11 +22,11 @@ from typing import Any
 from core.models import Product, User
 from core.services import Services
 from handlers.money import format_amount
-from handlers.wechat.texts import DEFAULT_LANGUAGE, Texts
+from handlers.wechat.texts import DEFAULT_LANGUAGE, TEXT_MAX_BYTES, Texts, fit, fit_lines
 
 CHANNEL = "wechat"
 CHOICE_TTL = 30 * 60.0  # seconds a numbered list stays answerable by its numbers
-MAX_LISTED = 30  # products in one list: WeChat cuts a passive text at about 2048 bytes
+MAX_LISTED = 30  # products in one list, fewer when their lines pass TEXT_MAX_BYTES (fit_lines)
 ORDERS_SHOWN = 10
 
 # Command words (lower-cased, stripped). The Chinese ones are the menu's words.
@@ -131,14 +131,18 @@ class Dialogue:
         shelf = await self._shelf()
         if not shelf:
             return self._tr(user, "wx-catalog-empty")
-        self.choices.remember(str(user.external_id), tuple(p.id for p, _ in shelf))
-        lines = [self._tr(user, "wx-catalog-title")]
-        lines += [
-            self._tr(user, "wx-catalog-line", n=i, name=p.name, price=self._price(user, p.price))
-            for i, (p, _) in enumerate(shelf, 1)
-        ]
-        lines.append(self._tr(user, "wx-catalog-hint"))
-        return "\n".join(lines)
+        title, hint = self._tr(user, "wx-catalog-title"), self._tr(user, "wx-catalog-hint")
+        lines = fit_lines(
+            title,
+            [
+                self._tr(user, "wx-catalog-line", n=i, name=p.name, price=self._price(user, p.price))
+                for i, (p, _) in enumerate(shelf, 1)
+            ],
+            hint,
+        )
+        # only what was shown is answerable: a number past the cut must not open an unseen product
+        self.choices.remember(str(user.external_id), tuple(p.id for p, _ in shelf[: len(lines)]))
+        return "\n".join([title, *lines, hint])
 
     async def _shelf(self) -> list[tuple[Product, int]]:
         """Products on sale in a stable order (the order a number is read against)."""
@@ -154,19 +158,16 @@ class Dialogue:
         product, available = await self.services.catalog.card(ids[n - 1])
         if not product.active:
             return self._tr(user, "wx-product-gone", name=product.name) + "\n\n" + await self._catalog(user)
-        card = self._tr(
-            user,
-            "wx-product-card",
-            name=product.name,
-            price=self._price(user, product.price),
-            stock=available,
-            description=product.description or "—",
-        )
         if available <= 0:
-            return card + "\n" + self._tr(user, "wx-out-of-stock")
-        self.choices.remember(_card_of(user), (product.id,))
-        hint = self._tr(user, "wx-buy-hint", min=product.min_qty, max=min(product.max_qty, available))
-        return card + "\n" + hint
+            tail = self._tr(user, "wx-out-of-stock")
+        else:
+            self.choices.remember(_card_of(user), (product.id,))
+            tail = self._tr(user, "wx-buy-hint", min=product.min_qty, max=min(product.max_qty, available))
+        fields = {"name": product.name, "price": self._price(user, product.price), "stock": available}
+        bare = self._tr(user, "wx-product-card", description="", **fields) + "\n" + tail
+        # a long description is cut, never the price or how to buy: the card must fit one reply
+        description = fit(product.description or "—", TEXT_MAX_BYTES - len(bare.encode()))
+        return self._tr(user, "wx-product-card", description=description, **fields) + "\n" + tail
 
     async def _quantity(self, user: User, qty: int) -> str:
         """``买 N`` after a card: the quantity checked against the product's bounds and stock, and the total.
@@ -187,8 +188,8 @@ class Dialogue:
         history = await self.services.orders.history(user.id, limit=ORDERS_SHOWN)
         if not history:
             return self._tr(user, "wx-orders-empty")
-        lines = [self._tr(user, "wx-orders-title")]
-        lines += [
+        title = self._tr(user, "wx-orders-title")
+        lines = [
             self._tr(
                 user,
                 "wx-order-line",
@@ -200,7 +201,7 @@ class Dialogue:
             )
             for line in history
         ]
-        return "\n".join(lines)
+        return "\n".join([title, *fit_lines(title, lines, "")])
 
     def _help(self, user: User) -> str:
         return self._tr(user, "wx-help")

@@ -6,12 +6,18 @@ The channel does not use aiogram's context-bound i18n: each reply names its lang
 from __future__ import annotations
 
 import gettext
+import re
 from pathlib import Path
 from typing import Any
 
 DOMAIN = "messages"
 DEFAULT_LANGUAGE = "zh_CN"  # the official account's buyers read Chinese unless they ask for English
 LANGUAGES = ("zh_CN", "en")
+TEXT_MAX_BYTES = 2048  # WeChat cuts or refuses a text message longer than this (UTF-8 bytes)
+ELLIPSIS = "…"
+# characters XML 1.0 forbids (C0 controls but tab/LF/CR, lone surrogates, U+FFFE/U+FFFF): one in a reply
+# makes it unparsable and WeChat shows the buyer "该公众号暂时无法提供服务"
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class Texts:
@@ -35,3 +41,31 @@ class Texts:
 class _Params(dict[str, str]):
     def __missing__(self, name: str) -> str:  # a placeholder the caller did not fill: show it, never crash
         return "…"
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters an XML reply cannot carry (product data is the admins', but a
+    control character pasted into a name must not silence the shop)."""
+    return _NOT_XML.sub("", text)
+
+
+def fit(text: str, max_bytes: int = TEXT_MAX_BYTES) -> str:
+    """``text`` cut to ``max_bytes`` of UTF-8 on a character boundary, ending in "…" when cut."""
+    data = text.encode()
+    if len(data) <= max_bytes:
+        return text
+    budget = max(0, max_bytes - len(ELLIPSIS.encode()))
+    return data[:budget].decode(errors="ignore") + ELLIPSIS
+
+
+def fit_lines(head: str, lines: list[str], tail: str, max_bytes: int = TEXT_MAX_BYTES) -> list[str]:
+    """The first of ``lines`` that fit between ``head`` and ``tail`` in one message of ``max_bytes``
+    (joined by newlines); a list is cut at a whole line so its numbers keep meaning what they show."""
+    used = len(head.encode()) + (len(tail.encode()) + 1 if tail else 0)
+    kept: list[str] = []
+    for line in lines:
+        used += len(line.encode()) + 1
+        if used > max_bytes:
+            break
+        kept.append(line)
+    return kept
