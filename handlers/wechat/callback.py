@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 REPLY_WITHIN = 4.0  # seconds: WeChat waits 5 for a passive reply, then retries and shows an error
 MAX_BODY = 64 * 1024  # a push is a few hundred bytes; anything bigger is not from WeChat
+MAX_OPENID = 64  # users.external_id; WeChat's openids are 28 characters
 SUCCESS = "success"  # "no passive reply", which WeChat accepts
 
 
@@ -93,6 +94,8 @@ class WechatCallback:
             msg = parse_message(body)
             if msg is None or not msg.source:
                 raise ValueError("no sender")
+            if len(str(msg.source)) > MAX_OPENID:
+                raise ValueError("a sender no openid could be")
         except Exception:  # xmltodict's ExpatError, a missing MsgType…: not a push
             return _refuse(request, 400, "malformed push")
         is_event = msg.type == "event"

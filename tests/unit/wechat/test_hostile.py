@@ -109,3 +109,26 @@ class _Protocol:
 
     def resume_reading(self, *args: object, **kwargs: object) -> None:
         pass
+
+
+async def test_a_sender_longer_than_an_external_id_gets_400_and_no_traceback(
+    account: Account, shop: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    # users.external_id is 64 characters: PostgreSQL would fail the insert with a traceback in the log
+    status, _ = await account.post(account.text("o" * 65, "help"))
+    assert status == 400
+    assert await shop.users.find("wechat", "o" * 65) is None
+    assert not any(r.exc_info for r in caplog.records)
+    assert (await account.post(account.text("o" * 64, "help")))[0] == 200
+
+
+def test_fit_cuts_on_a_character_boundary_and_fit_lines_keeps_whole_lines() -> None:
+    from handlers.wechat.texts import fit, fit_lines
+
+    cut = fit("商" * 1000, 100)
+    assert len(cut.encode()) <= 100 and cut.endswith("…") and cut.startswith("商" * 32)
+    assert fit("short", 100) == "short"
+    lines = [f"{i}. " + "单" * 60 for i in range(10)]  # orders with long product names
+    kept = fit_lines("📦 我的订单：", lines, "")
+    assert kept == lines[: len(kept)] and 0 < len(kept) < 10
+    assert len("\n".join(["📦 我的订单：", *kept]).encode()) <= 2048
