@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 import xmltodict
 from aiohttp import streams, web
 from aiohttp.test_utils import make_mocked_request
@@ -128,7 +129,7 @@ def test_fit_cuts_on_a_character_boundary_and_fit_lines_keeps_whole_lines() -> N
     cut = fit("商" * 1000, 100)
     assert len(cut.encode()) <= 100 and cut.endswith("…") and cut.startswith("商" * 32)
     assert fit("short", 100) == "short"
-    lines = [f"{i}. " + "单" * 60 for i in range(10)]  # orders with long product names
+    lines = [f"{i}. " + "单" * 80 for i in range(10)]  # long product names and more
     kept = fit_lines("📦 我的订单：", lines, "")
     assert kept == lines[: len(kept)] and 0 < len(kept) < 10
     assert len("\n".join(["📦 我的订单：", *kept]).encode()) <= 2048
