@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 REPLY_WITHIN = 4.0  # seconds: WeChat waits 5 for a passive reply, then retries and shows an error
 MAX_BODY = 64 * 1024  # a push is a few hundred bytes; anything bigger is not from WeChat
 MAX_OPENID = 64  # users.external_id; WeChat's openids are 28 characters
+# In plaintext mode the signature covers the token, timestamp and nonce, not the body: whoever saw one signed
+# URL (a proxy's access log) could post any body with it for ever. WeChat sends a push and its retries
+# within seconds of its timestamp, so a timestamp further than this from the wall clock is refused.
+FRESH_WITHIN = 600.0
 SUCCESS = "success"  # "no passive reply", which WeChat accepts
 
 
@@ -135,6 +139,11 @@ class WechatCallback:
             log.error("a late wechat answer failed", exc_info=task.exception())
 
     def _signed(self, signature: str, timestamp: str, nonce: str) -> bool:
+        try:
+            if abs(time.time() - int(timestamp)) > FRESH_WITHIN:
+                return False
+        except ValueError:
+            return False
         try:
             check_signature(self.config.token, signature, timestamp, nonce)
         except InvalidSignatureException:

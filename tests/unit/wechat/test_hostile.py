@@ -133,3 +133,20 @@ def test_fit_cuts_on_a_character_boundary_and_fit_lines_keeps_whole_lines() -> N
     kept = fit_lines("📦 我的订单：", lines, "")
     assert kept == lines[: len(kept)] and 0 < len(kept) < 10
     assert len("\n".join(["📦 我的订单：", *kept]).encode()) <= 2048
+
+
+@pytest.mark.parametrize("age", [-3600, 3600, 86_400 * 365])
+async def test_a_signed_url_replayed_long_after_its_timestamp_is_refused(shop: Services, age: int) -> None:
+    callback = WechatCallback(shop, WechatConfig(APP_ID, TOKEN, None, compile_catalogs()))
+    ts, nonce = str(int(time.time()) - age), "n0nce"
+    query = f"timestamp={ts}&nonce={nonce}&signature={sign(TOKEN, ts, nonce)}"
+    check = await callback.verify(make_mocked_request("GET", f"/wechat?{query}&echostr=42"))
+    assert check.status == 403
+    body = b"<xml><FromUserName>o-late</FromUserName><MsgType>text</MsgType><Content>help</Content></xml>"
+    loop = asyncio.get_running_loop()
+    payload = streams.StreamReader(_Protocol(), 2**16, loop=loop)
+    payload.feed_data(body)
+    payload.feed_eof()
+    request = make_mocked_request("POST", f"/wechat?{query}", payload=payload)
+    assert (await callback.push(request)).status == 403
+    assert await shop.users.find("wechat", "o-late") is None
