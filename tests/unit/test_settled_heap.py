@@ -89,6 +89,7 @@ async def test_the_webhook_starts_with_the_heap_settled(
         return SimpleNamespace(cleanup=cleanup)
 
     monkeypatch.setattr(app, "webhook_app", lambda *a: None)  # not under test here
+    monkeypatch.setattr(app, "mount_wechat", lambda *a: False)  # nor is the WeChat channel
     monkeypatch.setattr(app, "serve", serve)
     with pytest.raises(_Stop):
         await app.run_webhook(front, settings)  # type: ignore[arg-type]
