@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from core.models import Product, User
+from core.models import Product, User, UserIdentity
 from core.services import Services
 from handlers.money import format_amount
 from handlers.wechat.texts import DEFAULT_LANGUAGE, TEXT_MAX_BYTES, Texts, fit, fit_lines
@@ -74,6 +74,9 @@ class Choices:
         return found[1]
 
 
+REFERRAL_SCENE = "ref"  # a distributor's permanent QR code: scene_str "ref:<their referral code>"
+
+
 class Dialogue:
     def __init__(self, services: Services, texts: Texts, choices: Choices | None = None) -> None:
         self.services, self.texts = services, texts
@@ -83,11 +86,26 @@ class Dialogue:
         """The reply to one push (wechatpy's parsed message or event), or None for no reply."""
         openid = str(msg.source)
         if msg.type == "event":
+            scene = str(getattr(msg, "scene_id", "") or "")
+            if scene:  # a parametric QR code: a distributor's (``ref:<code>``) attributes a newcomer
+                await self._arrived(openid, scene)
             return await self._event(openid, str(msg.event), str(getattr(msg, "key", "") or ""))
         user = await self.services.users.ensure(CHANNEL, openid, language=DEFAULT_LANGUAGE)
         if msg.type != "text":  # a picture, a voice, a location…: what we understand is text
             return self._help(user)
         return await self._text(user, str(msg.content or "").strip())
+
+    async def _arrived(self, openid: str, scene: str) -> None:
+        """Someone followed or scanned through a QR code with ``scene``: a distributor's (``ref:<code>``,
+        the same code as their Telegram link) counts the open and attributes them if they are new to the
+        shop, exactly as a Telegram invite link does (first touch only: someone the shop already knows
+        keeps their referrer, or none). Any other scene is not ours to read."""
+        kind, _, code = scene.partition(":")
+        if kind != REFERRAL_SCENE or not code:
+            return
+        found = await self.services.users.find(CHANNEL, openid)
+        who = found or UserIdentity(CHANNEL, openid, language=DEFAULT_LANGUAGE)
+        await self.services.referrals.arrive(who, code)
 
     async def _event(self, openid: str, event: str, key: str) -> str | None:
         if event in ("subscribe", "subscribe_scan"):

@@ -82,3 +82,27 @@ async def test_a_follower_browses_the_numbered_catalog_and_opens_a_card_in_chine
     user = await services.users.find("wechat", BUYER)
     assert user is not None and user.language == "en"
     assert all(t != "该公众号暂时无法提供服务" for t in emu.texts(BUYER))
+
+
+async def test_a_distributors_qr_code_attributes_a_newcomer_once_and_never_someone_known(
+    wechat: tuple[Emulator, Services],
+) -> None:
+    emu, services = wechat
+    distributor = await services.users.ensure("telegram", "424242")
+    code = (await services.referrals.invite(distributor.id)).code  # the same code as their Telegram link
+    newcomer, known = "o-newcomer-0000000000000000000", "o-known-000000000000000000000"
+
+    assert (await emu.subscribe(newcomer, scene=f"ref:{code}")).seen  # welcomed as ever
+    came = await services.users.find("wechat", newcomer)
+    assert came is not None and came.referrer_id == distributor.id
+
+    await emu.subscribe(known)
+    await emu.send_text(known, "help")
+    await emu.scan(known, f"ref:{code}")  # already a follower and a user: keeps having no referrer
+    await emu.scan(newcomer, "ref:SOMEONEELSE")  # first touch only
+    kept = await services.users.find("wechat", known)
+    assert kept is not None and kept.referrer_id is None
+    again = await services.users.find("wechat", newcomer)
+    assert again is not None and again.referrer_id == distributor.id
+    invite = await services.referrals.invite(distributor.id)
+    assert (invite.opens, invite.starts) == (2, 1)  # two opens through the code, one newcomer
