@@ -81,6 +81,7 @@ async def test_the_webhook_starts_with_the_heap_settled(
         ops=SimpleNamespace(listen=None),
     )
     front = _front(seen, startup_object)
+    front.services = None  # what the WeChat mount would serve (left out below)
 
     async def serve(*args: object) -> Any:
         async def cleanup() -> None:
