@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.http import serve_app
 from sandbox.telegram.api import BotApi
 from sandbox.telegram.errors import ApiError, bad
 from sandbox.telegram.limits import DOWNLOAD_MAX_BYTES, UPLOAD_MAX_BYTES, too_large
@@ -98,10 +99,4 @@ async def serve(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> t
         await emulator.shutdown()
 
     app.on_shutdown.append(wake_long_polls)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    sockets = getattr(site._server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
-    return runner, f"http://{host}:{bound}"
+    return await serve_app(app, host, port)

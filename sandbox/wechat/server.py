@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.http import serve_app
 from sandbox.wechat.api import OfficialAccountApi, Query
 from sandbox.wechat.errors import WeChatError
 from sandbox.wechat.players import Players
@@ -66,10 +67,4 @@ async def serve(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> t
         await emulator.close()
 
     app.on_cleanup.append(close_client)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    sockets = getattr(site._server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
-    return runner, f"http://{host}:{bound}"
+    return await serve_app(app, host, port)

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from bot.i18n import compile_catalogs
 from core.context import Context, ShopConfig
@@ -20,6 +19,7 @@ from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
 from handlers.wechat import WechatConfig, build_wechat_app
+from sandbox.http import serve_app
 from sandbox.wechat import Emulator, serve
 from tests.conftest import make_db
 
@@ -34,17 +34,13 @@ async def wechat(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     db: Database = await make_db("sqlite", tmp_path)
     services = Services(Context(db, Vault.from_spec(new_key_spec()), ShopConfig(currency="CNY")))
     config = WechatConfig(app_id=APPID, token=TOKEN, aes_key=AES_KEY, locale_dir=compile_catalogs())
-    runner = web.AppRunner(build_wechat_app(services, config))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, shop_url = await serve_app(build_wechat_app(services, config))
     emu = Emulator(
         appid=APPID,
         token=TOKEN,
         aes_key=AES_KEY,
         mode=request.param,
-        callback_url=f"http://127.0.0.1:{port}{config.callback_path}",
+        callback_url=f"{shop_url}{config.callback_path}",
     )
     emu_runner, _ = await serve(emu)
     try:
