@@ -280,6 +280,7 @@ payments = Table(
     Column("earns_commission", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("provider", "charge_id", name="uq_payments_provider_charge"),
     Index("ix_payments_order", "order_id"),
+    Index("ix_payments_status_provider", "status", "provider"),  # the charges owed back, by channel
 )
 
 # Every payment notice a channel receives (Telegram successful_payment, a Stars ledger entry, a WeChat Pay
@@ -615,4 +616,20 @@ stock_alerts = Table(
     Column("product_id", Id, ForeignKey("products.id"), primary_key=True),
     Column("level", String(8), nullable=False),
     Column("alerted_at", UTCDateTime, nullable=False),
+)
+
+# An order the shop opened at WeChat Pay (a JSAPI prepay from the pay page, or a Native QR): what the
+# reconciliation job asks WeChat Pay about (a notify is not guaranteed), and closes there once the order's
+# reservation is over. ``state``: ``open`` until WeChat Pay says it was paid (``paid``) or it was closed
+# there (``closed``); ``checked_at``: when it was last asked about (several schedulers take turns).
+wechat_pay_orders = Table(
+    "wechat_pay_orders",
+    metadata,
+    Column("order_ref", String(32), primary_key=True),
+    Column("trade_type", String(8), nullable=False),
+    Column("state", String(8), nullable=False, server_default=text("'open'")),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("checked_at", UTCDateTime),
+    Column("settled_at", UTCDateTime),
+    Index("ix_wechat_pay_orders_open", "state", "checked_at"),
 )

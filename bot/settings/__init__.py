@@ -11,9 +11,9 @@ Each concern is a module here with one ``ConcernSettings`` subclass, an attribut
 ``settings.redis`` (REDIS_URL), ``settings.shop`` (SHOP_CURRENCY, SHOP_TIMEZONE, RESERVATION_TTL_MINUTES),
 ``settings.scheduler`` (SCHEDULER, SUMMARY_TIME, PAYOUT_SCHEDULE, OUTBOX_RETENTION_DAYS), ``settings.log``
 (LOG_LEVEL, LOG_FORMAT), ``settings.ops`` (OPS_LISTEN, OPS_RETRY_FIRST_SECONDS, OPS_RETRY_MAX_SECONDS) and
-``settings.wechat`` (WECHAT_*: the official account). A field is named after its variable without the
-concern's prefix; every concern but ``ops`` and ``wechat`` predates prefixes (the scheduler's variables
-were named by their issue) and has none, so
+``settings.wechat`` (WECHAT_*: the official account), ``settings.wechatpay`` (WECHATPAY_*: WeChat Pay).
+A field is named after its variable without the concern's prefix; every concern but ``ops``, ``wechat``
+and ``wechatpay`` predates prefixes (the scheduler's variables were named by their issue) and has none, so
 ``settings.telegram.bot_token`` is ``BOT_TOKEN``.
 
 Adding a concern (WeChat, WeChat Pay, commissions, …) is one new module and one field here::
@@ -49,6 +49,7 @@ from bot.settings.telegram import TelegramSettings
 from bot.settings.vault import VaultSettings
 from bot.settings.webhook import WEBHOOK_SECRET_RE, WebhookSettings, generate_webhook_secret
 from bot.settings.wechat import WechatSettings
+from bot.settings.wechatpay import WechatPaySettings
 
 __all__ = [
     "WEBHOOK_SECRET_RE",
@@ -64,6 +65,7 @@ __all__ = [
     "TelegramSettings",
     "VaultSettings",
     "WebhookSettings",
+    "WechatPaySettings",
     "WechatSettings",
     "generate_webhook_secret",
     "load_settings",
@@ -84,6 +86,7 @@ class Settings(BaseModel):
     log: LogSettings
     ops: OpsSettings
     wechat: WechatSettings
+    wechatpay: WechatPaySettings
 
     @classmethod
     def load(cls, _env_file: str | Path | None = ".env", **overrides: object) -> Self:

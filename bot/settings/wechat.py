@@ -1,5 +1,5 @@
 """The WeChat official account: WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_TOKEN, WECHAT_AES_KEY,
-WECHAT_CALLBACK_PATH and WECHAT_API_URL. The channel is on when both WECHAT_APP_ID and WECHAT_TOKEN are set
+WECHAT_CALLBACK_PATH, WECHAT_API_URL, WECHAT_PUBLIC_URL and WECHAT_OAUTH_URL. The channel is on when both WECHAT_APP_ID and WECHAT_TOKEN are set
 (``configured``); the others only matter then."""
 
 from __future__ import annotations
@@ -27,6 +27,13 @@ class WechatSettings(ConcernSettings, env_prefix="WECHAT_"):
     )
     callback_path: str = Field("/wechat", description="Path WeChat posts to, on the webhook server.")
     api_url: str = Field("https://api.weixin.qq.com", description="WeChat's API, or the emulator.")
+    public_url: str | None = Field(
+        None,
+        description="https://… where buyers' phones reach this server: the pay and order pages and WeChat "
+        "Pay's notifies are under it, at WECHAT_CALLBACK_PATH/pay/… and /order/… (its host is the OAuth "
+        "domain registered in the official account).",
+    )
+    oauth_url: str = Field("https://open.weixin.qq.com", description="WeChat's OAuth pages, or the emulator.")
 
     @property
     def configured(self) -> bool:
@@ -70,7 +77,16 @@ class WechatSettings(ConcernSettings, env_prefix="WECHAT_"):
             raise ValueError("must be a URL path starting with /, e.g. /wechat")
         return v
 
-    @field_validator("api_url")
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if not v.startswith(("https://", "http://")) or "?" in v or "#" in v:
+            raise ValueError("must be the https:// address buyers reach this server at, e.g. https://shop.example.com")
+        return v.rstrip("/")
+
+    @field_validator("api_url", "oauth_url")
     @classmethod
     def _check_api_url(cls, v: str) -> str:
         if not v.startswith(("https://", "http://")):

@@ -59,6 +59,17 @@ class PaymentRepo:
         )
         return res.rowcount
 
+    def owed(self, provider: str, limit: int) -> list[Payment]:
+        """Payments of ``provider`` still owed back (``refund_due``), oldest first."""
+        p = t.payments
+        stmt = (
+            select(p)
+            .where(p.c.status == PaymentStatus.REFUND_DUE.value, p.c.provider == provider)
+            .order_by(p.c.id)
+            .limit(limit)
+        )
+        return [_payment(row) for row in self.conn.execute(stmt)]
+
     def for_order(self, order_id: int) -> list[Payment]:
         p = t.payments
         rows = (self.conn.execute(select(p).where(p.c.order_id == order_id))).all()

@@ -118,6 +118,11 @@ class RefundService:
             if p.status in _OWED
         ]
 
+    async def owed_by_provider(self, provider: str, *, limit: int = 100) -> list[Payment]:
+        """Charges of ``provider`` still owed back, oldest first: what a channel's reconciliation asks its
+        payment platform about (a refund asked for whose answer never came)."""
+        return await self.ctx.read(lambda uow: uow.repo.payments.owed(provider, limit))
+
     async def complete_refund(self, provider: str, charge_id: str, *, actor: str) -> PaymentResult:
         """The channel paid a payment back: mark it, and the order once nothing more is owed.
 

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from core.errors import ShopError
 from core.models import Product, User, UserIdentity
 from core.services import Services
 from handlers.money import format_amount
@@ -77,10 +78,32 @@ class Choices:
 REFERRAL_SCENE = "ref"  # a distributor's permanent QR code: scene_str "ref:<their referral code>"
 
 
+class PayPages:
+    """Where the shop's WeChat pages are, as the buyer's phone reaches them: ``public_url``
+    (WECHAT_PUBLIC_URL, https://…) + the callback path + ``/pay/<ref>`` (pay) or ``/order/<ref>`` (keys)."""
+
+    def __init__(self, public_url: str, base_path: str) -> None:
+        self.base = public_url.rstrip("/") + base_path.rstrip("/")
+
+    def pay_url(self, ref: str) -> str:
+        return f"{self.base}/pay/{ref}"
+
+    def order_url(self, ref: str) -> str:
+        return f"{self.base}/order/{ref}"
+
+
 class Dialogue:
-    def __init__(self, services: Services, texts: Texts, choices: Choices | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        texts: Texts,
+        choices: Choices | None = None,
+        pages: PayPages | None = None,
+    ) -> None:
+        """``pages`` None: WeChat Pay is not configured, so a quantity gets its total but no order."""
         self.services, self.texts = services, texts
         self.choices = choices or Choices()
+        self.pages = pages
 
     async def answer(self, msg: Any) -> str | None:
         """The reply to one push (wechatpy's parsed message or event), or None for no reply."""
@@ -188,8 +211,9 @@ class Dialogue:
         return self._tr(user, "wx-product-card", description=description, **fields) + "\n" + tail
 
     async def _quantity(self, user: User, qty: int) -> str:
-        """``买 N`` after a card: the quantity checked against the product's bounds and stock, and the total.
-        Checkout with WeChat Pay is the next step of the channel, not built yet: the reply says so."""
+        """``买 N`` after a card: the quantity checked against the product's bounds and stock, then the
+        order through the same checkout as Telegram's (limits, reservation, an unpaid twin reused) and the
+        link to pay it with WeChat Pay. Without WeChat Pay the reply gives the total and says so."""
         shown = self.choices.recall(_card_of(user))
         if shown is None:
             return self._tr(user, "wx-buy-pick-first") + "\n\n" + await self._catalog(user)
@@ -200,7 +224,33 @@ class Dialogue:
         if not product.min_qty <= qty <= most:
             return self._tr(user, "wx-quantity-range", min=product.min_qty, max=most)
         total = self._price(user, product.price * qty)
-        return self._tr(user, "wx-quantity-ok", name=product.name, qty=qty, total=total)
+        if self.pages is None:
+            return self._tr(user, "wx-quantity-ok", name=product.name, qty=qty, total=total)
+        currency = self.services.ctx.config.currency
+        try:
+            done = await self.services.checkout.checkout_or_reuse(user.id, product.id, qty, currency)
+        except ShopError as e:
+            return self._refusal(user, e)
+        order = done.order
+        minutes = max(1, int((order.expires_at - self.services.ctx.clock.now()).total_seconds() // 60))
+        return self._tr(
+            user,
+            "wx-order-created",
+            ref=order.ref,
+            name=product.name,
+            qty=order.quantity,
+            total=self._amount(user, order.amount, order.currency),
+            minutes=minutes,
+            link=self.pages.pay_url(order.ref),
+        )
+
+    def _refusal(self, user: User, e: ShopError) -> str:
+        """A refused checkout in the buyer's language (the shop's own words for it, as Telegram shows)."""
+        params = dict(e.params)
+        status = params.get("status")
+        if status:
+            params["status"] = self._tr(user, f"status-{status}")
+        return self._tr(user, e.key, **params)
 
     async def _orders(self, user: User) -> str:
         history = await self.services.orders.history(user.id, limit=ORDERS_SHOWN)

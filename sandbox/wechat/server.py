@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
@@ -33,7 +34,35 @@ class Emulator(OfficialAccountApi, Players):
         ]
         for verb, path, method in routes:
             app.router.add_route(verb, path, _handler(method))
+        app.router.add_get("/connect/oauth2/authorize", self._authorize)
         return app
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """open.weixin.qq.com's OAuth page inside WeChat: snsapi_base is silent, so ``browser_user`` is sent
+        straight back to ``redirect_uri`` with a one-use ``code`` and the ``state`` unchanged. Refused (a
+        page, as WeChat shows one) for another appid or scope, or a redirect outside ``oauth_domain``."""
+        q = request.query
+        target = q.get("redirect_uri", "")
+        host = urlsplit(target).hostname or ""
+        refusal = (
+            "appid"
+            if q.get("appid") != self.appid
+            else "scope"
+            if q.get("scope") != "snsapi_base" or q.get("response_type") != "code"
+            else "redirect_uri"
+            if not target.startswith(("http://", "https://"))
+            or (self.oauth_domain is not None and host != self.oauth_domain)
+            else "not in WeChat"
+            if self.browser_user is None
+            else None
+        )
+        if refusal is not None:
+            return web.Response(status=403, text=f"OAuth refused: {refusal}")
+        assert self.browser_user is not None
+        code = self.oauth_code(self.browser_user)
+        joiner = "&" if "?" in target else "?"
+        location = f"{target}{joiner}{urlencode({'code': code, 'state': q.get('state', '')})}"
+        raise web.HTTPFound(location)
 
 
 def _handler(method: Method) -> Callable[[web.Request], Any]:

@@ -87,6 +87,10 @@ class EmulatorState:
     qrcodes: dict[str, tuple[str, float | None]] = field(default_factory=dict)  # ticket -> (scene, expiry)
     templates: set[str] | None = None  # template ids the account has; None: any
     oauth_codes: dict[str, tuple[str, float]] = field(default_factory=dict)  # code -> (openid, expiry)
+    # The WeChat user whose phone opens the shop's pages (OAuth's authorize answers for them), and the host
+    # the account registered for OAuth (网页授权域名; None: any host, as an unconfigured emulator).
+    browser_user: str | None = None
+    oauth_domain: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

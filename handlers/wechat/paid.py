@@ -1,0 +1,189 @@
+"""What WeChat Pay tells the shop, turned into the core's payment calls — the same from a notify and from
+the reconciliation's query, so a payment is confirmed once whichever arrives first:
+
+- ``take_transaction``: a transaction WeChat Pay says is paid (``SUCCESS``) becomes a payment notice of
+  provider ``wechatpay`` (charge id: WeChat Pay's transaction_id) through ``PaymentService.receive_notice``,
+  which confirms it idempotently (a replay changes nothing), refunds it when it cannot be honoured (an
+  amount that differs, a late payment for stock sold meanwhile) and keeps it pending when confirming fails.
+- ``pay_back``: a refund the core owes (``RefundDue`` of a ``wechatpay`` charge) asked of WeChat Pay's
+  refund API; ``refund_settled``: WeChat Pay's answer (from the refund notify or a query), completing it.
+- ``WechatPayReconciler``: the job that asks WeChat Pay about the orders it opened, since notifies are
+  not guaranteed: paid ones are taken as above, unpaid ones closed once their reservation is over, and
+  refunds still owed asked about."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core.messages import RefundDue
+from core.models import Charge, PaymentStatus
+from core.services import Services
+from core.services.notices import NoticeOutcome
+from core.services.wechat_pay import CLOSED, PAID
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "wechatpay"
+CURRENCY = "CNY"  # WeChat Pay's domestic API charges in fen of CNY only
+CHANNEL = "wechat"
+
+
+class Transaction(Protocol):
+    out_trade_no: str
+    transaction_id: str | None
+    trade_state: str
+    total: int
+    currency: str
+    openid: str | None
+    appid: str
+    mchid: str
+
+
+class Refund(Protocol):
+    out_refund_no: str
+    out_trade_no: str
+    transaction_id: str
+    status: str
+    refund: int
+
+
+@dataclass(frozen=True)
+class Merchant:
+    """Who WeChat Pay's messages must be for: our official account and our merchant number."""
+
+    app_id: str
+    mch_id: str
+
+
+def refund_number(charge_id: str) -> str:
+    """The ``out_refund_no`` of the (one, full) refund of a charge: derived from the charge, so that a
+    retried request is the same refund to WeChat Pay, never a second one."""
+    return f"R{charge_id}"[:64]
+
+
+async def take_transaction(services: Services, tx: Transaction, merchant: Merchant) -> NoticeOutcome | None:
+    """A transaction WeChat Pay reported: when paid, its payment is confirmed (see the module). Returns
+    the notice's outcome, or None when there is nothing to confirm (not paid, or not ours — logged)."""
+    if tx.trade_state != "SUCCESS" or not tx.transaction_id:
+        return None
+    if (tx.appid, tx.mchid) != (merchant.app_id, merchant.mch_id):
+        log.warning("wechat pay: transaction %s is for %s/%s, not us", tx.transaction_id, tx.appid, tx.mchid)
+        return None
+    payer = await services.users.find(CHANNEL, tx.openid) if tx.openid else None
+    charge = Charge(
+        PROVIDER,
+        tx.transaction_id,
+        tx.out_trade_no,
+        tx.total,
+        tx.currency,
+        payer.id if payer is not None else None,  # None: the order's buyer paid (a QR scanned by a stranger)
+    )
+    raw: dict[str, Any] = {
+        "transaction_id": tx.transaction_id,
+        "out_trade_no": tx.out_trade_no,
+        "total": tx.total,
+        "currency": tx.currency,
+        "openid": tx.openid,
+    }
+    outcome = await services.payments.receive_notice(charge, raw=raw)
+    if outcome.result is not None:
+        await services.wechat_pay.settle(tx.out_trade_no, PAID)
+        if outcome.result.must_refund and not outcome.result.replay:
+            log.info(
+                "wechat pay: payment %s for order %s is refunded (%s)",
+                tx.transaction_id,
+                tx.out_trade_no,
+                outcome.result.reason,
+            )
+    return outcome
+
+
+class RefundClient(Protocol):
+    async def refund(
+        self, *, out_trade_no: str, out_refund_no: str, refund: int, total: int, reason: str | None = None
+    ) -> Any: ...
+
+
+async def pay_back(services: Services, pay: RefundClient, m: RefundDue) -> None:
+    """Ask WeChat Pay to refund a charge the core owes back, in full; complete it when WeChat Pay says it
+    succeeded at once (otherwise its notify, or the reconciliation, does). WeChat Pay's errors propagate:
+    the outbox sender retries them."""
+    result = await pay.refund(
+        out_trade_no=m.order_ref,
+        out_refund_no=refund_number(m.charge_id),
+        refund=m.amount,
+        total=m.amount,
+        reason=(m.reason or "refund")[:80],
+    )
+    await refund_settled(services, result)
+
+
+async def refund_settled(services: Services, r: Refund) -> None:
+    """WeChat Pay's word on a refund: ``SUCCESS`` completes it (idempotent); ``PROCESSING`` waits; an
+    ``ABNORMAL`` or ``CLOSED`` refund needs an admin (the buyer's card was closed…): logged as an error,
+    and the payment stays owed, shown on the order's admin page."""
+    if r.status == "SUCCESS":
+        result = await services.refunds.complete_refund(PROVIDER, r.transaction_id, actor=PROVIDER)
+        if not result.replay:
+            log.info("wechat pay: refund %s of order %s done", r.out_refund_no, r.out_trade_no)
+    elif r.status in ("ABNORMAL", "CLOSED"):
+        log.error(
+            "wechat pay: refund %s of order %s is %s: refund it by hand in the merchant platform",
+            r.out_refund_no,
+            r.out_trade_no,
+            r.status,
+        )
+
+
+class QueryClient(RefundClient, Protocol):
+    async def query(self, out_trade_no: str) -> Any: ...
+
+    async def close(self, out_trade_no: str) -> None: ...
+
+    async def query_refund(self, out_refund_no: str) -> Any: ...
+
+
+class WechatPayReconciler:
+    """The ``reconcile_wechatpay`` job: see the module."""
+
+    def __init__(self, services: Services, pay: QueryClient, merchant: Merchant) -> None:
+        self.services, self.pay, self.merchant = services, pay, merchant
+
+    async def run(self) -> int:
+        """One round; returns how many orders it settled (paid or closed)."""
+        settled = 0
+        now = self.services.ctx.clock.now()
+        for row in await self.services.wechat_pay.due():
+            try:
+                tx = await self.pay.query(row.order_ref)
+            except Exception as e:
+                log.warning("wechat pay: querying order %s failed: %s", row.order_ref, type(e).__name__)
+                continue
+            if tx.trade_state in ("SUCCESS", "REFUND"):
+                outcome = await take_transaction(self.services, tx, self.merchant)
+                settled += outcome is not None and outcome.result is not None
+            elif tx.trade_state == "CLOSED":
+                settled += await self.services.wechat_pay.settle(row.order_ref, CLOSED)
+            elif row.expires_at <= now and tx.trade_state in ("NOTPAY", "PAYERROR", "REVOKED"):
+                try:  # the reservation is over: nobody may pay this order at WeChat Pay any more
+                    await self.pay.close(row.order_ref)
+                except Exception as e:
+                    log.warning("wechat pay: closing order %s failed: %s", row.order_ref, type(e).__name__)
+                    continue
+                settled += await self.services.wechat_pay.settle(row.order_ref, CLOSED)
+        await self._refunds()
+        return settled
+
+    async def _refunds(self) -> None:
+        """Refunds asked of WeChat Pay whose notify never came: asked about by their number."""
+        for p in await self.services.refunds.owed_by_provider(PROVIDER):
+            if p.status is not PaymentStatus.REFUND_DUE:
+                continue
+            try:
+                r = await self.pay.query_refund(refund_number(p.charge_id))
+            except Exception as e:  # not asked yet (the outbox will), or WeChat Pay away: next round
+                log.debug("wechat pay: refund of %s not known yet: %s", p.charge_id, type(e).__name__)
+                continue
+            await refund_settled(self.services, r)
