@@ -36,6 +36,8 @@ from core.repositories.staff import StaffRepo
 from core.repositories.stock_alerts import StockAlertRepo
 from core.repositories.users import UserRepo
 from core.repositories.wechat_inbound import WechatInboundRepo
+from core.repositories.wechat_qr_codes import WechatQrRepo
+from core.repositories.wechat_tokens import WechatTokenRepo
 
 __all__ = [
     "AuditRepo",
@@ -63,6 +65,8 @@ __all__ = [
     "StockAlertRepo",
     "UserRepo",
     "WechatInboundRepo",
+    "WechatQrRepo",
+    "WechatTokenRepo",
 ]
 
 
@@ -98,6 +102,8 @@ class Repositories:
     stock_alerts: StockAlertRepo
     monitoring: MonitoringRepo
     wechat_inbound: WechatInboundRepo
+    wechat_tokens: WechatTokenRepo
+    wechat_qr_codes: WechatQrRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

@@ -39,6 +39,8 @@ class Services:
         from core.services.stock_alerts import StockAlertService
         from core.services.users import UserService
         from core.services.wechat_inbound import WechatInboundService
+        from core.services.wechat_qr_codes import WechatQrService
+        from core.services.wechat_tokens import WechatTokenService
 
         self.ctx = ctx
         self.catalog = CatalogService(ctx)
@@ -72,3 +74,5 @@ class Services:
         self.daily_summary = DailySummaryService(ctx)
         self.monitoring = MonitoringService(ctx)
         self.wechat_inbound = WechatInboundService(ctx)
+        self.wechat_tokens = WechatTokenService(ctx)
+        self.wechat_qr_codes = WechatQrService(ctx)
