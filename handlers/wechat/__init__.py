@@ -6,4 +6,11 @@ from handlers.wechat.api import WechatApi
 from handlers.wechat.callback import WechatCallback, WechatConfig, add_wechat_routes, build_wechat_app
 from handlers.wechat.tokens import TokenStore
 
-__all__ = ["TokenStore", "WechatApi", "WechatCallback", "WechatConfig", "add_wechat_routes", "build_wechat_app"]
+__all__ = [
+    "TokenStore",
+    "WechatApi",
+    "WechatCallback",
+    "WechatConfig",
+    "add_wechat_routes",
+    "build_wechat_app",
+]
