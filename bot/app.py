@@ -335,6 +335,7 @@ def mount_wechat(app: Any, services: Services, settings: Settings) -> bool:
     if not wx.configured:
         return False
     from bot.i18n import compile_catalogs
+    from bot.wechat import wechat_api
     from handlers.wechat import WechatConfig, add_wechat_routes
 
     assert wx.app_id and wx.token  # configured
@@ -345,7 +346,16 @@ def mount_wechat(app: Any, services: Services, settings: Settings) -> bool:
         locale_dir=compile_catalogs(),
         callback_path=wx.callback_path,
     )
-    add_wechat_routes(app, services, config)
+    api = wechat_api(services, settings) if wx.app_secret is not None else None
+    if api is None:
+        log.warning("WECHAT_APP_SECRET is not set: distributors get no QR code from 推广")
+    else:
+
+        async def close_api(_: Any) -> None:
+            await api.close()
+
+        app.on_cleanup.append(close_api)
+    add_wechat_routes(app, services, config, api)
     log.info("wechat pushes served on %s", wx.callback_path)
     return True
 

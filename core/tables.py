@@ -594,6 +594,35 @@ wechat_inbound = Table(
     Index("ix_wechat_inbound_received", "received_at"),  # forgetting old ones
 )
 
+# The official account's access_token, one row per AppID, shared by every instance (WeChat allows one live
+# stable token; handlers/wechat/tokens.py). ``refresh_at``: when it is due for renewal, about 5 minutes
+# before ``expires_at``. ``lease_holder``/``lease_until``: the one instance renewing it now; a crashed one's
+# lease runs out. ``token`` is NULL before the first fetch and after WeChat rejected it.
+wechat_tokens = Table(
+    "wechat_tokens",
+    metadata,
+    Column("app_id", String(64), primary_key=True),
+    Column("token", String(1024)),  # WeChat: keep room for at least 512 characters
+    Column("expires_at", UTCDateTime),
+    Column("refresh_at", UTCDateTime),
+    Column("lease_holder", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A permanent parametric QR code of the official account (a distributor's ``ref:<code>``): WeChat allows
+# 100,000 per account for ever, so each scene gets one, made once. ``url`` (the showqrcode link) is NULL
+# while the instance that claimed the scene at ``claimed_at`` is asking WeChat for it.
+wechat_qr_codes = Table(
+    "wechat_qr_codes",
+    metadata,
+    Column("app_id", String(64), primary_key=True),
+    Column("scene", String(64), primary_key=True),
+    Column("url", String(512)),
+    Column("claimed_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime),
+)
+
 # What a reminder job sent, one row per order and stage (``d3``, ``d1``, ``expired`` for memberships,
 # ``invoice`` for an invoice about to expire): inserted in the transaction that writes the outbox message,
 # so a stage is sent once per order whatever number of schedulers run. ``skipped``: a stage passed while

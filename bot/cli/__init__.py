@@ -2,9 +2,8 @@
 
 One module per command group, each adding its commands to the parser with ``register``: ``run`` (run,
 sandbox), ``db``, ``catalog`` (product, category), ``stock`` (keys, stock), ``vault``, ``audit``,
-``distributors``, ``ledger``,
-``jobs`` (scheduler, jobs list, jobs run). A command is an ``async def cmd_…(args, settings) -> int``
-(the exit code) set as its parser's ``handler``.
+``distributors``, ``ledger``, ``jobs`` (scheduler, jobs list, jobs run), ``wechat`` (wechat menu). A command
+is an ``async def cmd_…(args, settings) -> int`` (the exit code) set as its parser's ``handler``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import asyncio
 import logging
 import sys
 
-from bot.cli import audit, catalog, db, distributors, jobs, ledger, run, stock, vault
+from bot.cli import audit, catalog, db, distributors, jobs, ledger, run, stock, vault, wechat
 from bot.cli.common import Handler
 from bot.logs import configure_logging
 from bot.settings import SettingsError, load_settings
@@ -41,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         audit,
         distributors,
         ledger,
+        wechat,
     ):  # in this order in --help
         group.register(sub)
     return p

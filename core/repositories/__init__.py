@@ -37,6 +37,8 @@ from core.repositories.stock_alerts import StockAlertRepo
 from core.repositories.users import UserRepo
 from core.repositories.wechat_inbound import WechatInboundRepo
 from core.repositories.wechat_pay import WechatPayRepo
+from core.repositories.wechat_qr_codes import WechatQrRepo
+from core.repositories.wechat_tokens import WechatTokenRepo
 
 __all__ = [
     "AuditRepo",
@@ -65,6 +67,8 @@ __all__ = [
     "UserRepo",
     "WechatInboundRepo",
     "WechatPayRepo",
+    "WechatQrRepo",
+    "WechatTokenRepo",
 ]
 
 
@@ -101,6 +105,8 @@ class Repositories:
     monitoring: MonitoringRepo
     wechat_inbound: WechatInboundRepo
     wechat_pay: WechatPayRepo
+    wechat_tokens: WechatTokenRepo
+    wechat_qr_codes: WechatQrRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

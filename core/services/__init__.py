@@ -40,6 +40,8 @@ class Services:
         from core.services.users import UserService
         from core.services.wechat_inbound import WechatInboundService
         from core.services.wechat_pay import WechatPayOrderService
+        from core.services.wechat_qr_codes import WechatQrService
+        from core.services.wechat_tokens import WechatTokenService
 
         self.ctx = ctx
         self.catalog = CatalogService(ctx)
@@ -74,3 +76,5 @@ class Services:
         self.monitoring = MonitoringService(ctx)
         self.wechat_inbound = WechatInboundService(ctx)
         self.wechat_pay = WechatPayOrderService(ctx)
+        self.wechat_tokens = WechatTokenService(ctx)
+        self.wechat_qr_codes = WechatQrService(ctx)

@@ -27,6 +27,7 @@ from wechatpy.utils import check_signature
 
 from core.services import Services
 from core.services.wechat_inbound import event_key, message_key
+from handlers.wechat.api import WechatApi
 from handlers.wechat.dialogue import Choices, Dialogue
 from handlers.wechat.texts import Texts, fit, xml_safe
 
@@ -55,9 +56,15 @@ class WechatConfig:
 
 
 class WechatCallback:
-    def __init__(self, services: Services, config: WechatConfig, dialogue: Dialogue | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        config: WechatConfig,
+        dialogue: Dialogue | None = None,
+        api: WechatApi | None = None,
+    ) -> None:
         self.services, self.config = services, config
-        self.dialogue = dialogue or Dialogue(services, Texts(config.locale_dir), Choices())
+        self.dialogue = dialogue or Dialogue(services, Texts(config.locale_dir), Choices(), api)
         self.crypto = WeChatCrypto(config.token, config.aes_key, config.app_id) if config.aes_key else None
         self._running: set[asyncio.Task[str | None]] = set()  # answers that outlived their push
 
@@ -162,16 +169,21 @@ def _refuse(request: web.Request, status: int, why: str) -> web.Response:
     return web.Response(status=status, text="")
 
 
-def add_wechat_routes(app: web.Application, services: Services, config: WechatConfig) -> WechatCallback:
-    """Serve WeChat's pushes on ``config.callback_path`` of ``app`` (the webhook server's app)."""
-    callback = WechatCallback(services, config)
+def add_wechat_routes(
+    app: web.Application, services: Services, config: WechatConfig, api: WechatApi | None = None
+) -> WechatCallback:
+    """Serve WeChat's pushes on ``config.callback_path`` of ``app`` (the webhook server's app); ``api``
+    (when WECHAT_APP_SECRET is set) lets the dialogue call WeChat (distributors' QR codes)."""
+    callback = WechatCallback(services, config, api=api)
     app.router.add_get(config.callback_path, callback.verify)
     app.router.add_post(config.callback_path, callback.push)
     return callback
 
 
-def build_wechat_app(services: Services, config: WechatConfig) -> web.Application:
+def build_wechat_app(
+    services: Services, config: WechatConfig, api: WechatApi | None = None
+) -> web.Application:
     """An aiohttp application serving only WeChat's pushes (tests, or a server of its own)."""
     app = web.Application()
-    add_wechat_routes(app, services, config)
+    add_wechat_routes(app, services, config, api)
     return app

@@ -13,6 +13,7 @@ always names the product, so the buyer sees what they chose before buying."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections import OrderedDict
@@ -23,7 +24,11 @@ from core.errors import ShopError
 from core.models import Product, User, UserIdentity
 from core.services import Services
 from handlers.money import format_amount
+from handlers.wechat.api import WechatApi
+from handlers.wechat.errors import WechatApiError
 from handlers.wechat.texts import DEFAULT_LANGUAGE, TEXT_MAX_BYTES, Texts, fit, fit_lines
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "wechat"
 CHOICE_TTL = 30 * 60.0  # seconds a numbered list stays answerable by its numbers
@@ -44,9 +49,17 @@ COMMANDS = {
     "english": "english",
     "中文": "chinese",
 }
-MENU_KEYS = frozenset({"catalog", "orders", "invite"})  # CLICK EventKeys of `keyshop wechat menu`
+# The custom menu `keyshop wechat menu` creates: a CLICK button per command, named by the command's Chinese
+# word (a menu has one language for every follower; the buyer's language only changes the answers).
+MENU_BUTTONS = (("商品", "catalog"), ("我的订单", "orders"), ("推广", "invite"))
+MENU_KEYS = frozenset(key for _, key in MENU_BUTTONS)  # the CLICK EventKeys the dialogue answers
 _NUMBER_RE = re.compile(r"\d{1,4}")
 _BUY_RE = re.compile(r"(?:买|buy)\s*(\d{1,4})", re.IGNORECASE)
+
+
+def custom_menu() -> dict[str, Any]:
+    """The body of ``menu/create`` for the shop's menu (商品 / 我的订单 / 推广)."""
+    return {"button": [{"type": "click", "name": name, "key": key} for name, key in MENU_BUTTONS]}
 
 
 class Choices:
@@ -98,11 +111,15 @@ class Dialogue:
         services: Services,
         texts: Texts,
         choices: Choices | None = None,
+        api: WechatApi | None = None,
         pages: PayPages | None = None,
     ) -> None:
-        """``pages`` None: WeChat Pay is not configured, so a quantity gets its total but no order."""
+        """``api``: the official account's API, for each distributor's permanent QR code (without it, or
+        while it fails, ``推广`` answers with the referral code alone). ``pages`` None: WeChat Pay is not
+        configured, so a quantity gets its total but no order."""
         self.services, self.texts = services, texts
         self.choices = choices or Choices()
+        self.api = api
         self.pages = pages
 
     async def answer(self, msg: Any) -> str | None:
@@ -159,14 +176,34 @@ class Dialogue:
         if command == "orders":
             return await self._orders(user)
         if command == "invite":
-            code = await self.services.referrals.invite(user.id)
-            return self._tr(user, "wx-invite", code=code.code)
+            code = (await self.services.referrals.invite(user.id)).code
+            qr = await self._referral_qr(code)
+            if qr is None:
+                return self._tr(user, "wx-invite", code=code)
+            return self._tr(user, "wx-invite-qr", code=code, url=qr)
         if command in ("english", "chinese"):
             language = "en" if command == "english" else "zh_CN"
             await self.services.users.set_language(user.id, language)
             user = await self.services.users.get(user.id)
             return self._tr(user, "wx-language-set") + "\n\n" + self._help(user)
         return self._help(user)
+
+    async def _referral_qr(self, code: str) -> str | None:
+        """The link of the permanent QR code for referral ``code`` (scene ``ref:<code>``), made the first
+        time and kept; None without the API or while WeChat refuses (logged: the code alone still works)."""
+        if self.api is None:
+            return None
+        scene = f"{REFERRAL_SCENE}:{code}"
+        try:
+            url = await self.services.wechat_qr_codes.permanent_url(
+                self.api.app_id, scene, self.api.permanent_qr
+            )
+        except WechatApiError as e:
+            log.warning("no permanent QR code for %s: %s", scene, e)
+            return None
+        if url is None:
+            log.warning("no permanent QR code for %s yet: another instance is still making it", scene)
+        return url
 
     async def _catalog(self, user: User) -> str:
         shelf = await self._shelf()

@@ -10,8 +10,10 @@ What it enforces (the facts and their sources: ``../shared/WECHAT.md``, from dev
   to the user, encrypted in safe mode, correctly signed) or the user sees "该公众号暂时无法提供服务";
   ``success`` or an empty body shows nothing. The GET server check echoes ``echostr``.
 * tokens (``api``): ``stable_token`` gives every caller the same token until it expires (``token_ttl``,
-  7200 s); ``force_refresh`` invalidates it (≤ 20 a day, then 45009); the legacy ``token`` invalidates its
-  predecessors after ``legacy_overlap``; 40001 invalid, 42001 expired, 41001 missing.
+  7200 s), and a new one to calls in its last 5 minutes (the old one works until it expires, as WeChat
+  documents for normal mode); ``force_refresh`` invalidates it (≤ 20 a day, then 45009); the legacy
+  ``token`` invalidates its predecessors after ``legacy_overlap``; 40001 invalid, 42001 expired, 41001
+  missing.
 * customer-service text (``limits``): only inside the user's window — 48 h and 5 messages after a user
   message, 1 minute and 3 after a menu tap/follow/scan, 48 h without a count after a payment
   (``record_payment``) — 45015 outside it or after unfollowing, 45047 when used up, 45002 over 2048 bytes.

@@ -27,8 +27,9 @@ class OfficialAccountApi(EmulatorState):
             raise e.WeChatError(e.INVALID_APPSECRET, "invalid appsecret")
 
     def stable_token(self, query: Query, body: Any) -> dict[str, Any]:
-        """Normal mode: the same token to every caller until it expires; ``force_refresh`` issues a new one
-        and invalidates the old (at most ``force_refresh_per_day`` a day, then 45009)."""
+        """Normal mode: the same token to every caller until its last ``stable_renew_early`` seconds, when a
+        call gets a new one (the old one works until it expires); ``force_refresh`` issues a new one and
+        invalidates the old (at most ``force_refresh_per_day`` a day, then 45009)."""
         body = body if isinstance(body, dict) else {}
         if body.get("grant_type") != "client_credential":
             raise e.WeChatError(e.INVALID_ARGS, "invalid args: grant_type")
@@ -36,7 +37,7 @@ class OfficialAccountApi(EmulatorState):
         self._count("/cgi-bin/stable_token")
         now = self.now()
         current = [t for t in self.tokens.values() if t.kind == "stable" and t.revoked_at is None]
-        live = [t for t in current if t.expires_at > now]
+        live = [t for t in current if t.expires_at - now > self.stable_renew_early]
         if body.get("force_refresh"):
             day = int(now // 86400)
             if self.force_refreshes[day] >= self.force_refresh_per_day:
@@ -45,7 +46,7 @@ class OfficialAccountApi(EmulatorState):
             for t in current:
                 t.revoked_at = now
             live = []
-        token = live[0] if live else self._issue("stable")
+        token = max(live, key=lambda t: t.expires_at) if live else self._issue("stable")
         return {"access_token": token.value, "expires_in": int(token.expires_at - now)}
 
     def legacy_token(self, query: Query, body: Any) -> dict[str, Any]:

@@ -71,6 +71,7 @@ class EmulatorState:
     push_timeout: float = 5.0
     push_attempts: int = 3  # in all (WECHAT.md: whether 3 or 1+3 is unverified)
     token_ttl: float = 7200.0
+    stable_renew_early: float = 300.0  # a stable_token call this close to expiry gets the next token
     legacy_overlap: float = 300.0  # how long the legacy token's predecessor still works
     force_refresh_per_day: int = 20
     oauth_code_ttl: float = 300.0

@@ -233,6 +233,7 @@ def test_the_commands_are_the_documented_ones_and_a_group_without_an_action_show
         "audit": [],
         "distributors": [],
         "ledger": ["check"],
+        "wechat": ["menu"],
     }
     assert list(groups) == [
         "run",
@@ -248,8 +249,9 @@ def test_the_commands_are_the_documented_ones_and_a_group_without_an_action_show
         "audit",
         "distributors",
         "ledger",
+        "wechat",
     ]
-    for group in ("db", "product", "category", "keys", "vault", "ledger"):
+    for group in ("db", "product", "category", "keys", "vault", "ledger", "wechat"):
         code, out, _ = run(capsys, group)
         assert code == 2 and out.startswith("usage: keyshop")
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "keyshop"]

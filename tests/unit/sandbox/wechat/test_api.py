@@ -26,6 +26,22 @@ async def test_stable_token_is_the_same_for_every_caller_until_it_expires(api: A
     assert await api.token() != first
 
 
+async def test_stable_token_is_renewed_in_its_last_five_minutes_and_the_old_one_works_until_it_expires(
+    api: Api, emu: Emulator
+) -> None:
+    opened(emu, "payment")
+    old = await api.token()
+    emu.advance(7200 - 301)
+    assert await api.token() == old
+    emu.advance(2)  # 299 s left: the next call gets the next token, every caller the same one
+    new = await api.token()
+    assert new != old and await api.token() == new
+    assert (await api.custom(old, FAN, "x"))["errcode"] == 0
+    emu.advance(299)
+    assert (await api.custom(old, FAN, "x"))["errcode"] == 42001
+    assert (await api.custom(new, FAN, "x"))["errcode"] == 0
+
+
 async def test_a_token_lives_token_ttl_seconds(api: Api, emu: Emulator) -> None:
     emu.token_ttl = 60
     token = await api.token()
