@@ -1,6 +1,6 @@
 """The WeChat official account: WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_TOKEN, WECHAT_AES_KEY,
-WECHAT_CALLBACK_PATH, WECHAT_API_URL, WECHAT_PUBLIC_URL and WECHAT_OAUTH_URL. The channel is on when both WECHAT_APP_ID and WECHAT_TOKEN are set
-(``configured``); the others only matter then."""
+WECHAT_CALLBACK_PATH, WECHAT_API_URL, WECHAT_PUBLIC_URL and WECHAT_OAUTH_URL. The channel is on when both
+WECHAT_APP_ID and WECHAT_TOKEN are set (``configured``); the others only matter then."""
 
 from __future__ import annotations
 
@@ -83,7 +83,9 @@ class WechatSettings(ConcernSettings, env_prefix="WECHAT_"):
         if not v:
             return None
         if not v.startswith(("https://", "http://")) or "?" in v or "#" in v:
-            raise ValueError("must be the https:// address buyers reach this server at, e.g. https://shop.example.com")
+            raise ValueError(
+                "must be the https:// address buyers reach this server at, e.g. https://shop.example.com"
+            )
         return v.rstrip("/")
 
     @field_validator("api_url", "oauth_url")

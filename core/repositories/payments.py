@@ -60,14 +60,11 @@ class PaymentRepo:
         return res.rowcount
 
     def owed(self, provider: str, limit: int) -> list[Payment]:
-        """Payments of ``provider`` still owed back (``refund_due``), oldest first."""
+        """Payments of ``provider`` still owed back (``refund_due``, or ``rejected``: taken for an order
+        they could not pay), oldest first."""
         p = t.payments
-        stmt = (
-            select(p)
-            .where(p.c.status == PaymentStatus.REFUND_DUE.value, p.c.provider == provider)
-            .order_by(p.c.id)
-            .limit(limit)
-        )
+        owed = (PaymentStatus.REFUND_DUE.value, PaymentStatus.REJECTED.value)
+        stmt = select(p).where(p.c.status.in_(owed), p.c.provider == provider).order_by(p.c.id).limit(limit)
         return [_payment(row) for row in self.conn.execute(stmt)]
 
     def for_order(self, order_id: int) -> list[Payment]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.messages import RefundDue
-from core.models import Charge, PaymentStatus
+from core.models import Charge
 from core.services import Services
 from core.services.notices import NoticeOutcome
 from core.services.wechat_pay import CLOSED, PAID
@@ -179,8 +179,6 @@ class WechatPayReconciler:
     async def _refunds(self) -> None:
         """Refunds asked of WeChat Pay whose notify never came: asked about by their number."""
         for p in await self.services.refunds.owed_by_provider(PROVIDER):
-            if p.status is not PaymentStatus.REFUND_DUE:
-                continue
             try:
                 r = await self.pay.query_refund(refund_number(p.charge_id))
             except Exception as e:  # not asked yet (the outbox will), or WeChat Pay away: next round

@@ -14,10 +14,10 @@ import json
 import logging
 
 from aiohttp import web
-from handlers.wechat.pay import NotifyRejected, WechatPay
 
 from core.services import Services
 from handlers.wechat.paid import Merchant, refund_settled, take_transaction
+from handlers.wechat.pay import NotifyRejected, WechatPay
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -30,6 +30,8 @@ from core.errors import ShopError
 from core.models import Order, OrderStatus, User
 from core.services import Services
 from handlers.money import format_amount
+from handlers.wechat.paid import Merchant, take_transaction
+from handlers.wechat.pay import OrderPaid
 from handlers.wechat.texts import DEFAULT_LANGUAGE, Texts
 from handlers.wechat.web.pages import OrderView, Page, keys_page, message_page, native_page, pay_page
 from handlers.wechat.web.session import COOKIE, SESSION_TTL, Sessions
@@ -61,6 +63,8 @@ class PrepayClient(Protocol):
 
     def jsapi_params(self, prepay_id: str) -> dict[str, str]: ...
 
+    async def query(self, out_trade_no: str) -> Any: ...
+
 
 class OpenidSource(Protocol):
     """What the pages need of the official account's API (``handlers.wechat.api.WechatApi``)."""
@@ -89,9 +93,11 @@ class WechatPages:
         sessions: Sessions,
         oauth: OpenidSource,
         pay: PrepayClient | None,
+        merchant: Merchant | None = None,
     ) -> None:
         self.services, self.texts, self.config = services, texts, config
         self.sessions, self.oauth, self.pay = sessions, oauth, pay
+        self.merchant = merchant
 
     # ------------------------------------------------------------------ the pay page
 
@@ -129,6 +135,8 @@ class WechatPages:
                 openid=openid,
                 time_expire=order.expires_at,
             )
+        except OrderPaid:
+            return await self._paid_meanwhile(lang, order)
         except Exception as e:  # WeChat Pay refused or is away: the buyer is told, the admins see the log
             log.warning("wechat pay: prepay for order %s failed: %s", order.ref, _why(e))
             return self._message(lang, "wx-page-pay-unavailable", status=502)
@@ -168,6 +176,21 @@ class WechatPages:
             return self._message(lang, "wx-page-pay-unavailable", status=502)
         svg = segno.make(code_url, error="m").svg_inline(scale=4, omitsize=True)
         return _html(native_page(self.texts, lang, view, _minutes(order, now), svg))
+
+    async def _paid_meanwhile(self, lang: str, order: Order) -> web.StreamResponse:
+        """WeChat Pay says the order is paid while the shop still has it pending (its notify was lost or is
+        on its way): what WeChat Pay says is taken now, as the reconciliation would, and the buyer told."""
+        try:
+            tx = await self.pay.query(order.ref) if self.pay is not None else None
+            if tx is not None and self.merchant is not None:
+                await take_transaction(self.services, tx, self.merchant)
+        except Exception as e:  # the notify or the reconciliation will take it
+            log.warning("wechat pay: order %s paid, but taking it failed: %s", order.ref, _why(e))
+        current = await self._order_of(order.ref, None)
+        return self._settled(
+            lang,
+            current if current is not None and current.status is not OrderStatus.PENDING else _as_paid(order),
+        )
 
     # ------------------------------------------------------------------ the order page
 
@@ -214,7 +237,7 @@ class WechatPages:
                 except Exception as e:
                     log.warning("wechat page %s: OAuth code refused: %s", request.path, _why(e))
                     return self._message(DEFAULT_LANGUAGE, "wx-page-login-failed", status=502)
-                back = web.HTTPFound(self.config.public_url + request.path)
+                back = _redirect(self.config.public_url + request.path)
                 back.set_cookie(
                     COOKIE,
                     self.sessions.cookie(openid),
@@ -224,7 +247,6 @@ class WechatPages:
                     secure=self.config.secure,
                     samesite="Lax",
                 )
-                _no_store(back)
                 return back
             return self._to_oauth(request.path)
         user = await self.services.users.find(CHANNEL, openid)
@@ -239,9 +261,7 @@ class WechatPages:
             f"&redirect_uri={quote(c.public_url + path, safe='')}&response_type=code&scope=snsapi_base"
             f"&state={self.sessions.state(path)}#wechat_redirect"
         )
-        found = web.HTTPFound(url)
-        _no_store(found)
-        return found
+        return _redirect(url)
 
     # ------------------------------------------------------------------ helpers
 
@@ -274,6 +294,11 @@ class WechatPages:
         return f"{self.config.public_url}{self.config.base_path}/{kind}/{ref}"
 
 
+def _as_paid(order: Order) -> Order:
+    """The order as the buyer should see it when WeChat Pay has their money (the shop will soon agree)."""
+    return replace(order, status=OrderStatus.PAID)
+
+
 def _in_wechat(request: web.Request) -> bool:
     """WeChat's in-app browser (phone or desktop client), where OAuth and WeixinJSBridge exist."""
     return "MicroMessenger" in request.headers.get("User-Agent", "")
@@ -295,6 +320,12 @@ def _description(view: OrderView) -> str:
 
 def _why(e: Exception) -> str:
     return f"{type(e).__name__}: {str(e)[:200]}"
+
+
+def _redirect(url: str) -> web.Response:
+    response = web.Response(status=302, headers={"Location": url})
+    _no_store(response)
+    return response
 
 
 def _no_store(response: web.StreamResponse) -> None:

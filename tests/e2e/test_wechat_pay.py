@@ -1,0 +1,182 @@
+"""Buying in the WeChat official account with WeChat Pay, end to end over HTTP: the WeChat emulator pushes
+the buyer's messages to the shop's real callback, the buyer opens the pay link inside WeChat (OAuth through
+the emulator), the page's signed ``getBrandWCPayRequest`` parameters are checked and paid by the WeChat Pay
+emulator, whose signed, encrypted notify confirms the order; the order page shows the keys to their buyer
+only. Forged, stale and wrong-amount notifies change nothing; a lost notify is recovered by the
+reconciliation; an expired order is closed at WeChat Pay."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.i18n import compile_catalogs
+from bot.wechat_sandbox import WechatSandbox, start_wechat_sandbox
+from core.clock import FrozenClock
+from core.context import Context, ShopConfig
+from core.db import Database
+from core.models import OrderStatus, PaymentStatus
+from core.services import Services
+from core.services.catalog import ProductDraft
+from core.services.wechat_pay import CHECK_EVERY, FIRST_CHECK_AFTER
+from core.vault import Vault, new_key_spec
+from handlers.wechat.paid import Merchant, WechatPayReconciler
+from sandbox.wechatpay import PaymentRefused
+from tests.conftest import make_db
+
+BUYER = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
+STRANGER = "o6_bmjrPTlm6_2sgVt7hMZstrange"
+_LINK = re.compile(r"http://127\.0\.0\.1:\d+/wechat/pay/([A-Z2-7]{16})")
+
+
+@pytest.fixture(params=["safe"])
+async def wx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WechatSandbox]:
+    db: Database = await make_db("sqlite", tmp_path)
+    services = Services(Context(db, Vault.from_spec(new_key_spec()), ShopConfig(currency="CNY")))
+    sandbox = await start_wechat_sandbox(services, compile_catalogs(), mode=request.param)
+    try:
+        yield sandbox
+    finally:
+        await sandbox.close()
+        await db.dispose()
+
+
+async def _product(services: Services, keys: int = 3, price: int = 1990) -> int:
+    pid = await services.catalog.add_product(ProductDraft(name="腾讯视频 VIP 月卡", price=price, max_qty=5))
+    data = "\n".join(f"TX-VIP-{i:04d}" for i in range(keys)).encode()
+    await services.stock.import_keys(pid, io.BytesIO(data), actor="test")
+    return pid
+
+
+async def _order(wx: WechatSandbox, openid: str = BUYER, qty: int = 1) -> str:
+    """The buyer (following the account) picks the first product and asks for ``qty``: the reference in
+    the pay link."""
+    if not wx.emu.user(openid).subscribed:
+        await wx.emu.subscribe(openid)
+    await wx.emu.send_text(openid, "商品")
+    await wx.emu.send_text(openid, "1")
+    push = await wx.emu.send_text(openid, f"买 {qty}")
+    found = _LINK.search(wx.emu.texts(openid)[-1])
+    assert found, (push, wx.emu.texts(openid)[-1])
+    return found.group(1)
+
+
+async def test_a_buyer_orders_in_the_chat_pays_on_the_page_and_sees_the_keys_on_the_order_page(
+    wx: WechatSandbox,
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx, qty=2)
+    assert "39.80" in wx.emu.texts(BUYER)[-1] and "分钟" in wx.emu.texts(BUYER)[-1]
+
+    status, page = await wx.open_page(BUYER, wx.url("pay", ref))
+    assert status == 200 and "微信支付" in page and "39.80" in page
+    transaction_id = await wx.pay_page(BUYER, page)
+
+    order = await wx.services.orders.get(ref)
+    assert order.status is OrderStatus.DELIVERED
+    assert [n.delivered for n in wx.platform.notifies] == [True]
+    assert await wx.services.wechat_pay.state(ref) == "paid"
+
+    status, keys = await wx.open_page(BUYER, wx.url("order", ref))
+    assert status == 200 and len(re.findall(r"<code>TX-VIP-\d{4}</code>", keys)) == 2
+    # paying again, or the notify again, changes nothing
+    with pytest.raises(PaymentRefused):
+        await wx.pay_page(BUYER, page)
+    await wx.platform.replay(wx.platform.notifies[0])
+    payments = await wx.services.refunds.refunds_due(ref)
+    assert payments == [] and transaction_id
+
+
+async def test_someone_else_cannot_open_the_pay_page_or_the_keys_of_an_order(wx: WechatSandbox) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    await wx.emu.subscribe(STRANGER)  # a follower the shop knows, with no order of theirs
+    status, page = await wx.open_page(STRANGER, wx.url("pay", ref))
+    assert status == 404 and "不属于您" in page and "getBrandWCPayRequest" not in page
+    _, mine = await wx.open_page(BUYER, wx.url("pay", ref))
+    await wx.pay_page(BUYER, mine)
+    status, keys = await wx.open_page(STRANGER, wx.url("order", ref))
+    assert status == 404 and "TX-VIP" not in keys
+
+
+async def test_a_notify_with_a_bad_signature_changes_nothing_and_the_page_learns_of_the_payment(
+    wx: WechatSandbox,
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    _, page = await wx.open_page(BUYER, wx.url("pay", ref))
+    wx.platform.sign_next_notify_badly("wrong_key")
+    await wx.pay_page(BUYER, page)
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.PENDING
+    assert wx.platform.notifies[0].attempts[0].status == 401
+    # the buyer opens the page again: WeChat Pay has their money, so the shop asks it and delivers
+    status, again = await wx.open_page(BUYER, wx.url("pay", ref))
+    assert status == 200 and "已支付" in again and "getBrandWCPayRequest" not in again
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
+
+
+async def test_a_genuine_notify_for_another_amount_delivers_nothing_and_is_owed_back(
+    wx: WechatSandbox,
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    _, page = await wx.open_page(BUYER, wx.url("pay", ref))
+    wx.platform.change_next_notify_amount(1)  # genuinely signed, but 0.01 for a 19.90 order
+    await wx.pay_page(BUYER, page)
+    assert (await wx.services.orders.get(ref)).status is not OrderStatus.DELIVERED
+    owed = await wx.services.refunds.owed_by_provider("wechatpay")
+    assert [p.order_ref for p in owed] == [ref] and owed[0].amount == 1
+
+
+async def test_a_lost_notify_is_recovered_by_the_reconciliation(wx: WechatSandbox, tmp_path: Path) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    _, page = await wx.open_page(BUYER, wx.url("pay", ref))
+    wx.platform.drop_next_notify()
+    await wx.pay_page(BUYER, page)
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.PENDING
+    clock = FrozenClock(wx.services.ctx.clock.now() + FIRST_CHECK_AFTER + timedelta(seconds=1))
+    wx.services.ctx.clock = clock
+    reconciler = WechatPayReconciler(
+        wx.services, wx.pay, Merchant(wx.pay.config.app_id, wx.pay.config.mch_id)
+    )
+    assert await reconciler.run() == 1
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
+    clock.advance(seconds=CHECK_EVERY.total_seconds() + 1)
+    assert await reconciler.run() == 0  # settled: not asked about again
+
+
+async def test_an_expired_unpaid_order_is_closed_at_wechat_pay_and_cannot_be_paid(wx: WechatSandbox) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    _, page = await wx.open_page(BUYER, wx.url("pay", ref))
+    clock = FrozenClock(wx.services.ctx.clock.now() + timedelta(hours=1))
+    wx.services.ctx.clock = clock
+    await wx.services.orders.expire_due()
+    reconciler = WechatPayReconciler(
+        wx.services, wx.pay, Merchant(wx.pay.config.app_id, wx.pay.config.mch_id)
+    )
+    assert await reconciler.run() == 1
+    assert await wx.services.wechat_pay.state(ref) == "closed"
+    with pytest.raises(PaymentRefused):
+        await wx.pay_page(BUYER, page)
+    status, again = await wx.open_page(BUYER, wx.url("pay", ref))
+    assert status == 410 and "过期" in again
+
+
+async def test_a_desktop_browser_gets_a_native_qr_code_and_never_the_keys(wx: WechatSandbox) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    status, page = await wx.open_page("desktop", wx.url("pay", ref), in_wechat=False)
+    assert status == 200 and "<svg" in page and "扫描" in page
+    native = wx.platform.orders[ref]
+    await wx.platform.pay_native(native.code_url, openid=BUYER)
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
+    status, keys = await wx.open_page("desktop", wx.url("order", ref), in_wechat=False)
+    assert status == 403 and "TX-VIP" not in keys
+    assert PaymentStatus  # imported for the refund tests that follow
