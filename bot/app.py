@@ -44,6 +44,7 @@ from scheduler.runner import build_scheduler
 from scheduler.spec import JobContext
 
 if TYPE_CHECKING:
+    from bot.wechat import WechatChannel
     from handlers.telegram.shared import RedisShared
 
 log = logging.getLogger("keyshop")
@@ -133,6 +134,7 @@ class Storefront:
     runs_jobs: bool = True  # SCHEDULER: the scheduled jobs run in this process
     backoff: Backoff = field(default_factory=Backoff)  # between tries while a dependency is away
     shared: RedisShared | None = None
+    wechat: WechatChannel | None = None  # WECHAT_*: the official account served beside the bot
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _outage_logs: OutageLogFilter | None = None
 
@@ -146,6 +148,7 @@ class Storefront:
         sender: dict[str, Any] | None = None,
         throttle: ThrottleMiddleware | None = None,
         health: Health | None = None,
+        wechat: WechatChannel | None = None,
     ) -> Storefront:
         i18n = build_i18n()
         health = health or Health()
@@ -186,6 +189,7 @@ class Storefront:
             notice_report=NoticeReporter(outbox, alerts),
             reconciler=ledger,
             database=health.database,
+            wechatpay=wechat.reconciler if wechat is not None else None,
         )
         return cls(
             services,
@@ -200,6 +204,7 @@ class Storefront:
             settings.scheduler.scheduler,
             backoff,
             shared,
+            wechat,
         )
 
     async def until_up(self, step: Callable[[], Awaitable[_T]]) -> _T:
@@ -274,20 +279,34 @@ class Storefront:
         if self.shared is not None:
             await self.shared.close()
         await self.bot.session.close()
+        if self.wechat is not None:
+            await self.wechat.close()
         if self._outage_logs is not None:
             self._outage_logs.uninstall()
             self._outage_logs = None
 
 
-def job_context(services: Services, settings: Settings) -> tuple[JobContext, Bot | None]:
+def job_context(services: Services, settings: Settings) -> tuple[JobContext, Callable[[], Awaitable[None]]]:
     """The jobs' context for a scheduler running without the storefront (``keyshop scheduler``, ``keyshop
-    jobs run``): with BOT_TOKEN, the Stars ledger to reconcile and admins to alert (the bot, returned, is
-    the caller's to close); without, every job but the reconciliation."""
+    jobs run``), and what closes its clients. With BOT_TOKEN, the Stars ledger to reconcile and admins to
+    alert; with WECHATPAY_*, WeChat Pay's reconciliation; without either, every other job."""
+    from bot.wechat import wechat_pay
+    from handlers.wechat.paid import WechatPayReconciler
+
     schedule = job_schedule(settings)
+    paying = wechat_pay(settings)
+    wechatpay = WechatPayReconciler(services, *paying) if paying is not None else None
     tg = settings.telegram
-    if tg.bot_token is None:
-        return JobContext(services, schedule=schedule), None
-    bot = make_bot(tg.bot_token.get_secret_value(), tg.telegram_api_url)
+    bot = make_bot(tg.bot_token.get_secret_value(), tg.telegram_api_url) if tg.bot_token else None
+
+    async def close() -> None:
+        if bot is not None:
+            await bot.session.close()
+        if paying is not None:
+            await paying[0].close_session()
+
+    if bot is None:
+        return JobContext(services, schedule=schedule, wechatpay=wechatpay), close
     alerts = AdminAlerts(bot, tg.admin_ids)
     # Never run: the ledger and the notices job only wake it; the storefronts' senders deliver.
     outbox = OutboxSender(bot, services, build_i18n(), admin_ids=tg.admin_ids, alerts=alerts)
@@ -296,14 +315,23 @@ def job_context(services: Services, settings: Settings) -> tuple[JobContext, Bot
         schedule=schedule,
         notice_report=NoticeReporter(outbox, alerts),
         reconciler=StarLedger(bot, services, outbox, alerts),
+        wechatpay=wechatpay,
     )
-    return ctx, bot
+    return ctx, close
 
 
 async def run_polling(front: Storefront, settings: Settings | None = None) -> None:
-    """Long polling until stopped, with /healthz and /metrics on OPS_LISTEN if set."""
+    """Long polling until stopped, with /healthz and /metrics on OPS_LISTEN if set, and the WeChat
+    official account (when set) on WEBHOOK_LISTEN, the address a webhook would have."""
     listen = settings.ops.listen if settings is not None else None
     ops = await serve(ops_app(front), listen) if listen else None
+    wechat = None
+    if front.wechat is not None and settings is not None:
+        from aiohttp import web
+
+        app = web.Application()
+        front.wechat.mount(app)
+        wechat = await serve(app, settings.webhook.webhook_listen)
     try:
         await front.start_background()
         settle_heap()
@@ -311,6 +339,8 @@ async def run_polling(front: Storefront, settings: Settings | None = None) -> No
         log.info("polling for updates; Ctrl+C stops")
         await front.poll(polling_timeout=30)
     finally:
+        if wechat is not None:
+            await wechat.cleanup()
         if ops is not None:
             await ops.cleanup()
 
@@ -328,35 +358,25 @@ def webhook_app(front: Storefront, secret: str, path: str) -> Any:
     return app
 
 
-def mount_wechat(app: Any, services: Services, settings: Settings) -> bool:
-    """Serve the WeChat official account's pushes on ``app`` at WECHAT_CALLBACK_PATH when WECHAT_APP_ID
-    and WECHAT_TOKEN are set; True if mounted."""
-    wx = settings.wechat
-    if not wx.configured:
-        return False
-    from bot.i18n import compile_catalogs
-    from bot.wechat import wechat_api
-    from handlers.wechat import WechatConfig, add_wechat_routes
+def mount_wechat(
+    app: Any, services: Services, settings: Settings, channel: WechatChannel | None = None
+) -> bool:
+    """Serve the WeChat official account (pushes; with WeChat Pay its pages and notifies) on ``app`` at
+    WECHAT_CALLBACK_PATH when WECHAT_APP_ID and WECHAT_TOKEN are set; True if mounted. A channel built
+    here is closed with ``app``; ``channel`` (the storefront's) is its owner's to close."""
+    if channel is None:
+        from bot.wechat import WechatChannel
 
-    assert wx.app_id and wx.token  # configured
-    config = WechatConfig(
-        app_id=wx.app_id,
-        token=wx.token.get_secret_value(),
-        aes_key=wx.aes_key.get_secret_value() if wx.aes_key else None,
-        locale_dir=compile_catalogs(),
-        callback_path=wx.callback_path,
-    )
-    api = wechat_api(services, settings) if wx.app_secret is not None else None
-    if api is None:
-        log.warning("WECHAT_APP_SECRET is not set: distributors get no QR code from 推广")
-    else:
+        channel = WechatChannel.from_settings(services, settings)
+        if channel is None:
+            return False
+        built = channel
 
-        async def close_api(_: Any) -> None:
-            await api.close()
+        async def close(_: Any) -> None:
+            await built.close()
 
-        app.on_cleanup.append(close_api)
-    add_wechat_routes(app, services, config, api)
-    log.info("wechat pushes served on %s", wx.callback_path)
+        app.on_cleanup.append(close)
+    channel.mount(app)
     return True
 
 
@@ -369,7 +389,7 @@ async def run_webhook(front: Storefront, settings: Settings) -> None:
     url = hook.webhook_url
     path = "/" + url.split("://", 1)[1].partition("/")[2]
     app = webhook_app(front, secret, path)
-    mount_wechat(app, front.services, settings)
+    mount_wechat(app, front.services, settings, front.wechat)
     runners = [await serve(app, hook.webhook_listen)]
     try:
         if settings.ops.listen and settings.ops.listen != hook.webhook_listen:

@@ -95,6 +95,12 @@ async def remind_invoices(ctx: JobContext) -> int:
     return n
 
 
+async def reconcile_wechatpay(ctx: JobContext) -> int:
+    """WeChat Pay's notifies are retried for a day but not guaranteed: ask about what it has open."""
+    assert ctx.wechatpay is not None  # scheduled only with WeChat Pay (Job.needs)
+    return await ctx.wechatpay.run()
+
+
 async def reconcile_payments(ctx: JobContext) -> int:
     """Find payments the channel took but never reported (the process was down, an update was lost)."""
     assert ctx.reconciler is not None  # the job is scheduled only with one (Job.needs)
@@ -186,6 +192,14 @@ JOBS: list[Job] = [
         every(minutes=RECONCILE_EVERY_MINUTES),
         "confirm Stars payments the bot never heard about",
         needs="reconciler",
+        at_start=True,
+    ),
+    Job(
+        "reconcile_wechatpay",
+        reconcile_wechatpay,
+        every(minutes=1),
+        "ask WeChat Pay about open orders (lost notifies), close expired ones, settle refunds",
+        needs="wechatpay",
         at_start=True,
     ),
     Job(

@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.resilience import is_db_outage
 from scheduler.jobs import JOBS
-from scheduler.spec import Job, JobContext
+from scheduler.spec import NEEDS, Job, JobContext
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def find(name: str, ctx: JobContext) -> Job:
     for job in JOBS:
         if job.name == name:
             if job.needs is not None and getattr(ctx, job.needs) is None:
-                raise UnknownJob(f"job {name} needs a {job.needs} (set BOT_TOKEN)")
+                raise UnknownJob(f"job {name} needs a {job.needs} (set {NEEDS[job.needs]})")
             return job
     raise UnknownJob(f"no job named {name!r}; `keyshop jobs list` shows them")
 

@@ -25,6 +25,12 @@ from core.services.notices import NoticeOutcome
 NoticeReport = Callable[[int, list[NoticeOutcome]], Awaitable[None]]
 
 
+class WechatPayRound(Protocol):
+    async def run(self) -> int:
+        """Ask WeChat Pay about the orders it has open; how many were settled."""
+        ...
+
+
 class Reconciler(Protocol):
     """A channel's payment ledger (Telegram's Stars ledger today): ``reconcile`` confirms every payment it
     holds that the shop has not recorded yet and returns how many were new."""
@@ -50,9 +56,14 @@ class JobContext:
     schedule: Schedule = field(default_factory=Schedule)
     reconciler: Reconciler | None = None
     notice_report: NoticeReport | None = None
+    wechatpay: WechatPayRound | None = None  # with WeChat Pay: one reconciliation round (WechatPayReconciler)
     # Whether the database answers: shared with the process's other users of it (the storefront's), so
     # that an outage is logged once for all of them, not once per job.
     database: Dependency = field(default_factory=lambda: Dependency("database"))
+
+
+# The settings that give a job what it ``needs``, as ``keyshop jobs`` names them.
+NEEDS = {"reconciler": "BOT_TOKEN", "wechatpay": "WECHATPAY_*"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,14 +24,14 @@ from bot.settings import Settings
 from core.repositories.jobs import JobRun
 from scheduler.jobs import JOBS
 from scheduler.runner import Runs, UnknownJob, build_scheduler, find, scheduled
-from scheduler.spec import Job, Schedule
+from scheduler.spec import NEEDS, Job, Schedule
 
 
 async def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import job_context
 
     services = await open_shop_when_up(settings)  # a long-running process: waits for the database
-    ctx, bot = job_context(services, settings)
+    ctx, close_clients = job_context(services, settings)
     sched = build_scheduler(ctx)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -47,8 +47,7 @@ async def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
             loop.remove_signal_handler(sig)
         if sched.running:
             sched.shutdown(wait=False)
-        if bot is not None:
-            await bot.session.close()
+        await close_clients()
         await close_shop(services)
     out("scheduler stopped")
     return 0
@@ -58,7 +57,7 @@ async def cmd_jobs_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import job_context
 
     services = await open_shop(settings)
-    ctx, bot = job_context(services, settings)
+    ctx, close_clients = job_context(services, settings)
     try:
         try:
             job = find(args.name, ctx)
@@ -67,8 +66,7 @@ async def cmd_jobs_run(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         result = await Runs(ctx).run(job)
     finally:
-        if bot is not None:
-            await bot.session.close()
+        await close_clients()
         await close_shop(services)
     if result is None:
         out(f"{job.name}: failed (see the log; `keyshop jobs list` shows the error)")
@@ -88,7 +86,8 @@ def _row(job: Job, run: JobRun | None, schedule: Schedule, now: datetime) -> dic
         "name": job.name,
         "schedule": str(trigger),
         "about": job.about,
-        "needs_bot": job.needs is not None,
+        "needs_bot": job.needs == "reconciler",
+        "needs": NEEDS[job.needs] if job.needs else None,
         "runs": run.runs if run else 0,
         "failures": run.failures if run else 0,
         "last_run": last.astimezone(tz).isoformat() if last else None,
@@ -121,7 +120,7 @@ async def cmd_jobs_list(args: argparse.Namespace, settings: Settings) -> int:
             state = "ok" if r["last_ok"] else f"FAILED: {r['last_error']}"
             last = f"last {_short(r['last_run'])} {state} ({r['last_result'] or 0})"
         nxt = _short(r["next_run"]) if r["next_run"] else "-"
-        bot = " [needs BOT_TOKEN]" if r["needs_bot"] else ""
+        bot = f" [needs {r['needs']}]" if r["needs"] else ""
         out(f"{r['name']:<26} {r['schedule']}{bot}")
         out(f"{'':<26} {r['about']}")
         out(f"{'':<26} {last}; runs {r['runs']}, failures {r['failures']}; next {nxt}")

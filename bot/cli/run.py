@@ -26,21 +26,36 @@ log = logging.getLogger("keyshop")
 
 MISSING_BOT_SETTING = """no BOT_TOKEN is set, so there is no bot to run.
   - to run your shop: get a token from @BotFather and set BOT_TOKEN (in .env or the environment)
+  - to run it in a WeChat official account only: set WECHAT_APP_ID and WECHAT_TOKEN (README: WeChat)
   - to try keyshop without a token: keyshop sandbox"""
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.telegram.bot_token is None:
+        if settings.wechat.configured:  # the official account alone
+            await until_signalled(_run_wechat(settings))
+            return 0
         sys.stderr.write(MISSING_BOT_SETTING + "\n")
         return 2
     await until_signalled(_run(settings))
     return 0
 
 
+async def _run_wechat(settings: Settings) -> None:
+    from bot.wechat import run_wechat_only
+
+    services = await open_shop_when_up(settings)
+    try:
+        await run_wechat_only(services, settings)
+    finally:
+        await close_shop(services)
+
+
 async def _run(settings: Settings) -> None:
     from aiogram.exceptions import TelegramNotFound, TelegramUnauthorizedError
 
     from bot.app import Storefront, make_bot, run_polling, run_webhook
+    from bot.wechat import WechatChannel
     from handlers.telegram.health import Health
 
     tg = settings.telegram
@@ -48,9 +63,9 @@ async def _run(settings: Settings) -> None:
     health = Health()
     services = await open_shop_when_up(settings, health.database)
     try:
-        front = Storefront.build(
-            services, settings, make_bot(tg.bot_token.get_secret_value(), tg.telegram_api_url), health=health
-        )
+        bot = make_bot(tg.bot_token.get_secret_value(), tg.telegram_api_url)
+        wechat = WechatChannel.from_settings(services, settings)
+        front = Storefront.build(services, settings, bot, health=health, wechat=wechat)
         try:
             if settings.webhook.webhook_url:
                 await run_webhook(front, settings)

@@ -40,6 +40,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "WECHAT_AES_KEY",
         "WECHAT_CALLBACK_PATH",
         "WECHAT_API_URL",
+        "WECHAT_PUBLIC_URL",
+        "WECHAT_OAUTH_URL",
+        "WECHATPAY_MCH_ID",
+        "WECHATPAY_PRIVATE_KEY_FILE",
+        "WECHATPAY_CERT_SERIAL",
+        "WECHATPAY_API_V3_KEY",
+        "WECHATPAY_PUBLIC_KEY_FILE",
+        "WECHATPAY_PUBLIC_KEY_ID",
+        "WECHATPAY_PLATFORM_CERT_FILE",
+        "WECHATPAY_API_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
@@ -111,6 +121,12 @@ def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
         ("WECHAT_AES_KEY", "tooshort"),
         ("WECHAT_CALLBACK_PATH", "wechat"),
         ("WECHAT_API_URL", "api.weixin.qq.com"),
+        ("WECHAT_PUBLIC_URL", "shop.example.com"),
+        ("WECHATPAY_MCH_ID", "merchant"),
+        ("WECHATPAY_CERT_SERIAL", "not hex"),
+        ("WECHATPAY_API_V3_KEY", "short"),
+        ("WECHATPAY_PUBLIC_KEY_ID", "0114ABC"),
+        ("WECHATPAY_PRIVATE_KEY_FILE", "/nonexistent/apiclient_key.pem"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_setting(
@@ -161,6 +177,16 @@ VARIABLES = [
     ("WECHAT_AES_KEY", "wechat", "aes_key", None, None),  # SecretStr
     ("WECHAT_CALLBACK_PATH", "wechat", "callback_path", "/wx/push", "/wx/push"),
     ("WECHAT_API_URL", "wechat", "api_url", "http://127.0.0.1:8090/", "http://127.0.0.1:8090"),
+    ("WECHAT_PUBLIC_URL", "wechat", "public_url", "https://shop.example/", "https://shop.example"),
+    ("WECHAT_OAUTH_URL", "wechat", "oauth_url", "http://127.0.0.1:8090/", "http://127.0.0.1:8090"),
+    ("WECHATPAY_MCH_ID", "wechatpay", "mch_id", "1900000109", "1900000109"),
+    ("WECHATPAY_PRIVATE_KEY_FILE", "wechatpay", "private_key_file", None, None),  # must exist
+    ("WECHATPAY_CERT_SERIAL", "wechatpay", "cert_serial", "5157f09efdc096de", "5157F09EFDC096DE"),
+    ("WECHATPAY_API_V3_KEY", "wechatpay", "api_v3_key", None, None),  # SecretStr
+    ("WECHATPAY_PUBLIC_KEY_FILE", "wechatpay", "public_key_file", None, None),  # must exist
+    ("WECHATPAY_PUBLIC_KEY_ID", "wechatpay", "public_key_id", "PUB_KEY_ID_0114", "PUB_KEY_ID_0114"),
+    ("WECHATPAY_PLATFORM_CERT_FILE", "wechatpay", "platform_cert_file", None, None),  # must exist
+    ("WECHATPAY_API_URL", "wechatpay", "api_url", "http://127.0.0.1:8091/", "http://127.0.0.1:8091"),
 ]
 
 

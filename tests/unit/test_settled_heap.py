@@ -58,7 +58,7 @@ def _front(seen: list[bool], startup_object: object) -> Any:
         return await step()
 
     bot = SimpleNamespace(delete_webhook=nothing, set_webhook=serving)
-    return SimpleNamespace(start_background=nothing, until_up=until_up, bot=bot, poll=serving)
+    return SimpleNamespace(start_background=nothing, until_up=until_up, bot=bot, poll=serving, wechat=None)
 
 
 async def test_long_polling_starts_with_the_heap_settled(unfrozen: None) -> None:
