@@ -36,6 +36,7 @@ from core.repositories.staff import StaffRepo
 from core.repositories.stock_alerts import StockAlertRepo
 from core.repositories.users import UserRepo
 from core.repositories.wechat_inbound import WechatInboundRepo
+from core.repositories.wechat_windows import WechatWindowRepo
 
 __all__ = [
     "AuditRepo",
@@ -63,6 +64,7 @@ __all__ = [
     "StockAlertRepo",
     "UserRepo",
     "WechatInboundRepo",
+    "WechatWindowRepo",
 ]
 
 
@@ -98,6 +100,7 @@ class Repositories:
     stock_alerts: StockAlertRepo
     monitoring: MonitoringRepo
     wechat_inbound: WechatInboundRepo
+    wechat_windows: WechatWindowRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

@@ -39,6 +39,7 @@ class Services:
         from core.services.stock_alerts import StockAlertService
         from core.services.users import UserService
         from core.services.wechat_inbound import WechatInboundService
+        from core.services.wechat_windows import WechatWindowService
 
         self.ctx = ctx
         self.catalog = CatalogService(ctx)
@@ -72,3 +73,4 @@ class Services:
         self.daily_summary = DailySummaryService(ctx)
         self.monitoring = MonitoringService(ctx)
         self.wechat_inbound = WechatInboundService(ctx)
+        self.wechat_windows = WechatWindowService(ctx)
