@@ -75,7 +75,19 @@ class PayBack:
     message: RefundDue
 
 
-Step = str | PayBack
+@dataclass(frozen=True, slots=True)
+class AdminAlert:
+    """A step that tells the admins (``text``: HTML, ``kind``: as ``Alerts.notify`` takes them): done
+    once, recorded as soon as it is, whatever the user's window."""
+
+    text: str
+    kind: str
+
+
+Step = str | PayBack | AdminAlert
+# Types whose first step needs no window (money back, the admins told): taken even when the user's window
+# is known to be closed; their texts then wait like any other.
+ACTS_FIRST: tuple[type[Message], ...] = (RefundDue, AwaitingManual)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +175,11 @@ def _marked_any(key: str) -> bool:
 
 
 async def awaiting_manual(out: WxOutgoing, m: AwaitingManual) -> list[Step]:
-    """The buyer's paid order waits for an admin; the admins hear of it once (the first attempt)."""
-    if out.item.attempts == 0 and out.item.progress == 0:
-        await out.alert(
-            f"🧾 manual order {html.escape(m.order_ref)} is paid (WeChat)", f"manual:{m.order_ref}"
-        )
-    return [out.tr("wx-awaiting-manual", ref=m.order_ref)]
+    """The admins hear that the paid order waits for them (once: a step), then the buyer."""
+    alert = AdminAlert(
+        f"🧾 manual order {html.escape(m.order_ref)} is paid (WeChat)", f"manual:{m.order_ref}"
+    )
+    return [alert, out.tr("wx-awaiting-manual", ref=m.order_ref)]
 
 
 async def refund_due(out: WxOutgoing, m: RefundDue) -> list[Step]:
@@ -177,13 +188,13 @@ async def refund_due(out: WxOutgoing, m: RefundDue) -> list[Step]:
     back from here: the admins get the details to do it by hand, the payer hears once it is done."""
     if m.provider != WECHAT_PAY:
         amount = format_amount(m.amount, m.currency)
-        await out.alert(
+        alert = AdminAlert(
             f"↩️ Refund of {html.escape(amount)} for order {html.escape(m.order_ref[:32])}"
             f" (charge {html.escape(m.charge_id)}, {html.escape(m.provider)}, WeChat payer"
             f" {html.escape(out.item.external_id)}) must be refunded by hand.",
             f"refund:{m.charge_id}",
         )
-        return []
+        return [alert]
     text = out.tr(
         "wx-refund-on-its-way",
         amount=out.money(m.amount, m.currency),
