@@ -50,7 +50,7 @@ from core.services.reminders import EXPIRED, days_left
 from core.windows import WECHAT_PAY
 from handlers.money import format_amount
 from handlers.wechat import staff_messages
-from handlers.wechat.parts import keys_as_text, keys_in_parts, split_text
+from handlers.wechat.parts import keys_as_text, keys_in_parts, marked, split_text
 from handlers.wechat.texts import DEFAULT_LANGUAGE, LANGUAGES, Texts
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ async def keys_delivered(out: WxOutgoing, m: KeysDelivered) -> list[Step]:
     if out.public_url is not None:
         return [_keys_link(out, shown.order, shown.product, len(shown.keys))]
     hint = out.tr("wx-keys-in-parts", count=len(shown.keys))
-    if any(_marked_any(k) for k in shown.keys):
+    if any(marked(k) != k for k in shown.keys):
         hint += "\n" + out.tr("wx-keys-marked")
     return list(keys_in_parts(f"{head}\n{hint}", shown.keys))
 
@@ -165,10 +165,6 @@ def _keys_link(out: WxOutgoing, order: Order, product: Product, count: int) -> s
     assert out.public_url is not None
     url = f"{out.public_url.rstrip('/')}{ORDER_PAGE}{quote(order.ref, safe='')}"
     return _keys_head(out, order, product) + "\n" + out.tr("wx-keys-link", count=count, url=url)
-
-
-def _marked_any(key: str) -> bool:
-    return not key.isprintable() or "<" in key
 
 
 # ---------------------------------------------------------------- orders and money

@@ -243,6 +243,8 @@ class WechatSender:
         except ShopError as e:  # the order changed meanwhile (e.g. refunded): nothing left to say
             log.info("outbox %s (%s) no longer applies: %s", m.id, m.kind, e.key)
             await self.services.outbox.undeliverable(m.id, e.key)
+            if isinstance(m.message, RefundDue) and progress == 0:  # money still owed: a hand must do it
+                await gave_up(out, e.key, progress)
             return False
         except Exception as e:
             log.exception("outbox %s (%s) failed", m.id, m.kind)
@@ -267,11 +269,14 @@ class WechatSender:
             await self._out(m).alert(step.text, step.kind)
             await self.services.outbox.advance(m.id, i + 1)  # told once, however often the text waits
             return i + 1
+        text = xml_safe(step)
+        if not text.strip():  # nothing to show (a broadcast of markup only): WeChat refuses an empty text
+            return i + 1
         now = self.services.ctx.clock.now()
         if user.closed(now):
             raise await self._closed(m, user, progress, user.known_at, "window closed (known)")
         try:
-            await self.api.send_text(m.external_id, xml_safe(step))
+            await self.api.send_text(m.external_id, text)
         except (WindowClosed, QuotaUsed) as e:
             raise await self._closed(m, user, progress, now, f"{e.errcode} {e.errmsg}") from None
         except DailyQuota as e:
@@ -282,7 +287,7 @@ class WechatSender:
             raise await self._until_resumed(m, progress, "45009 daily quota") from None
         except TextTooLong as e:
             log.error(
-                "outbox %s (%s): WeChat found a %d-byte text too long", m.id, m.kind, len(step.encode())
+                "outbox %s (%s): WeChat found a %d-byte text too long", m.id, m.kind, len(text.encode())
             )
             await self.services.outbox.undeliverable(m.id, f"{e.errcode} {e.errmsg}")
             raise _Stop from None

@@ -424,3 +424,40 @@ async def test_an_unreachable_wechat_pauses_sending_instead_of_failing_every_mes
     sender.api = world.api  # WeChat is back
     await sender.send_due()
     assert [r[1] for r in await world.rows()] == ["sent"] * 3
+
+
+async def test_a_refund_wechat_pay_keeps_refusing_ends_with_the_admins_not_silently(world: World) -> None:
+    from core.errors import InvalidOrderState
+    from core.services.outbox import MAX_ATTEMPTS
+
+    await world.emu.subscribe(BUYER)
+    await world.writes(BUYER)
+    uid = await world.user()
+    await world.queue(
+        uid,
+        RefundDue("wechatpay", "4200000100", "R-1", "admin", 1990, "CNY"),
+        RefundDue("wechatpay", "4200000101", "R-2", "admin", 1990, "CNY"),
+    )
+    failures: list[BaseException] = [RuntimeError("WeChat Pay answered 500"), InvalidOrderState(status="x")]
+
+    async def refusing(m: RefundDue, item: OutboxMessage) -> None:
+        raise failures[item.id - 1]
+
+    sender = world.sender()
+    sender.pay_back = refusing
+    await sender.send_due()
+    rows = await world.rows()
+    assert rows[0] == ("payment_refund", "pending", 1, 0)  # a failure: retried with backoff
+    assert rows[1][1] == "failed" and len(world.alerts) == 1 and "R-2" in world.alerts[0]
+    await world.services.ctx.write(_set_attempts, MAX_ATTEMPTS - 1)
+    world.clock.advance(minutes=10)
+    await sender.send_due()
+    assert (await world.rows())[0][1] == "failed"
+    assert len(world.alerts) == 2 and "R-1" in world.alerts[1] and "by hand" in world.alerts[1]
+    assert world.custom() == []  # nobody was told of money that did not go back
+
+
+def _set_attempts(uow: Any, attempts: int) -> None:
+    o = t.outbox
+    uow.repo.conn.execute(o.update().where(o.c.status == "pending").values(attempts=attempts))
+    uow.commit()
