@@ -8,7 +8,10 @@ rule its emulator, ``sandbox.wechat.limits``, plays).
 
 The shop's ``WechatWindow`` is what it last knew (``wechat_windows``), kept so the sender does not spend
 calls it knows WeChat will refuse. WeChat's own answer is the truth: a refusal (45015 window closed, 45047
-quota used) closes the window here too (``closed_at``) until the user's next opening."""
+quota used) closes the window here too (``closed_at``) until the user's next opening.
+
+A WeChat Pay payment opens its payer's window in the transaction that records it: the reactions at the end
+(registered in ``core.reactions``)."""
 
 from __future__ import annotations
 

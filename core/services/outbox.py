@@ -1,5 +1,10 @@
 """The outbox: messages that must reach a user, written in the same transaction as the state change they
-report. A channel's sender claims due messages, sends them, and reports back here."""
+report. A channel's sender claims due messages, sends them, and reports back here.
+
+A message is ``pending`` (due at ``next_attempt_at``), then ``sent``, ``failed`` or ``cancelled``; or
+``parked``: a channel that may only write within a window the user opens (WeChat's 48 hours) set it aside,
+not due, no attempt counted, until the user opens one again (``core.services.wechat_windows``). A message
+sent in several steps keeps how many are done (``progress``), so one taken up again goes on from there."""
 
 from __future__ import annotations
 
