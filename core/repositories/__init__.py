@@ -38,6 +38,7 @@ from core.repositories.users import UserRepo
 from core.repositories.wechat_inbound import WechatInboundRepo
 from core.repositories.wechat_qr_codes import WechatQrRepo
 from core.repositories.wechat_tokens import WechatTokenRepo
+from core.repositories.wechat_windows import WechatWindowRepo
 
 __all__ = [
     "AuditRepo",
@@ -67,6 +68,7 @@ __all__ = [
     "WechatInboundRepo",
     "WechatQrRepo",
     "WechatTokenRepo",
+    "WechatWindowRepo",
 ]
 
 
@@ -104,6 +106,7 @@ class Repositories:
     wechat_inbound: WechatInboundRepo
     wechat_tokens: WechatTokenRepo
     wechat_qr_codes: WechatQrRepo
+    wechat_windows: WechatWindowRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

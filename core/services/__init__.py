@@ -41,6 +41,7 @@ class Services:
         from core.services.wechat_inbound import WechatInboundService
         from core.services.wechat_qr_codes import WechatQrService
         from core.services.wechat_tokens import WechatTokenService
+        from core.services.wechat_windows import WechatWindowService
 
         self.ctx = ctx
         self.catalog = CatalogService(ctx)
@@ -76,3 +77,4 @@ class Services:
         self.wechat_inbound = WechatInboundService(ctx)
         self.wechat_tokens = WechatTokenService(ctx)
         self.wechat_qr_codes = WechatQrService(ctx)
+        self.wechat_windows = WechatWindowService(ctx)
