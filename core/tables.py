@@ -632,6 +632,8 @@ wechat_qr_codes = Table(
     Column("url", String(512)),
     Column("claimed_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime),
+)
+
 # A WeChat user's customer-service window as the shop last knew it (``core.services.wechat_windows``): when
 # they last wrote (48 h, 5 messages), tapped the menu, followed or scanned (1 minute, 3 messages), paid with
 # WeChat Pay (48 h, no count), and how many messages each opening has carried. ``closed_at``: WeChat refused
