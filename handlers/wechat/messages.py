@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 KEY_MESSAGES_MAX = 3  # keys go as text when they fit in this many messages; beyond, the order page
 KEYS_AS_TEXT_MAX = 60  # an order of more keys gets the order page without its keys being decrypted here
-ORDER_PAGE = "/wechat/order/"  # {public_url}/wechat/order/<ref>: the buyer sees the keys there (OAuth)
+ORDER_PAGE = "/order/"  # {pages}/order/<ref>: the buyer sees the keys there (OAuth)
 
 
 class Alerts(Protocol):
@@ -97,7 +97,9 @@ class WxOutgoing:
     services: Services
     texts: Texts
     item: OutboxMessage
-    public_url: str | None = None  # where the shop's pages are served (https://…), for the order page
+    # where the shop's WeChat pages are (WECHAT_PUBLIC_URL + WECHAT_CALLBACK_PATH: https://…/wechat), for
+    # the order page; None: no pages (no WeChat Pay)
+    public_url: str | None = None
     alerts: Alerts | None = None
 
     @property

@@ -48,7 +48,7 @@ from handlers.wechat.texts import TEXT_MAX_BYTES, Texts
 from tests.conftest import make_db, query
 
 OPENID = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
-PUBLIC = "https://shop.example.cn"
+PUBLIC = "https://shop.example.cn/wechat"  # WECHAT_PUBLIC_URL + WECHAT_CALLBACK_PATH
 NAME = "腾讯视频 VIP <月卡> & 会员"
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -242,7 +242,7 @@ async def test_many_keys_get_the_order_page_without_being_decrypted(cny: Service
     uid = await wechat_buyer(cny)
     order = await delivered(cny, uid, [f"K-{i:05d}" for i in range(80)], max_qty=100)
     [text] = await render(outgoing(cny, texts, uid, KeysDelivered(order.ref), public_url=PUBLIC))
-    assert f"{PUBLIC}/wechat/order/{order.ref}" in str(text) and "K-00000" not in str(text)
+    assert f"{PUBLIC}/order/{order.ref}" in str(text) and "K-00000" not in str(text)
     assert await revealed(cny) == 0  # the page reveals them, to the buyer OAuth identifies
 
 
@@ -250,7 +250,7 @@ async def test_keys_too_long_for_three_texts_get_the_order_page(cny: Services, t
     uid = await wechat_buyer(cny)
     order = await delivered(cny, uid, [f"{i}" + "卡" * 500 for i in range(4)])
     [text] = await render(outgoing(cny, texts, uid, KeysDelivered(order.ref), public_url=PUBLIC + "/"))
-    assert f"{PUBLIC}/wechat/order/{order.ref}" in str(text) and "卡卡" not in str(text)
+    assert f"{PUBLIC}/order/{order.ref}" in str(text) and "卡卡" not in str(text)
 
 
 async def test_three_long_keys_still_go_as_three_texts(cny: Services, texts: Texts) -> None:
