@@ -1,0 +1,177 @@
+"""A hostile buyer against the WeChat Pay pages and notifies, over HTTP against the real application between
+the two emulators (``bot.wechat_sandbox``): someone else's order, forged or replayed sessions, markup in
+product names, hostile notify bodies, notifies replayed or arriving together, money paid or refunded
+twice, WeChat Pay away. Each test states the rule it holds the shop to."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.i18n import compile_catalogs
+from bot.wechat_sandbox import WECHAT_UA, WechatSandbox, start_wechat_sandbox
+from core.context import Context, ShopConfig
+from core.db import Database
+from core.services import Services
+from core.services.catalog import ProductDraft
+from core.vault import Vault, new_key_spec
+from tests.conftest import BACKENDS, make_db
+
+BUYER = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
+OTHER = "o6_bmjrPTlm6_2sgVt7hMZotherOne"
+_LINK = re.compile(r"http://127\.0\.0\.1:\d+/wechat/pay/([A-Z2-7]{16})")
+DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64)"
+
+
+async def _sandbox(backend: str, tmp_path: Path) -> tuple[WechatSandbox, Database]:
+    db: Database = await make_db(backend, tmp_path)
+    services = Services(Context(db, Vault.from_spec(new_key_spec()), ShopConfig(currency="CNY")))
+    return await start_wechat_sandbox(services, compile_catalogs(), mode="plain"), db
+
+
+@pytest.fixture
+async def wx(tmp_path: Path) -> AsyncIterator[WechatSandbox]:
+    sandbox, db = await _sandbox("sqlite", tmp_path)
+    try:
+        yield sandbox
+    finally:
+        await sandbox.close()
+        await db.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def any_wx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WechatSandbox]:
+    sandbox, db = await _sandbox(request.param, tmp_path)
+    try:
+        yield sandbox
+    finally:
+        await sandbox.close()
+        await db.dispose()
+
+
+async def _product(
+    services: Services, name: str = "腾讯视频 VIP 月卡", keys: int = 3, price: int = 1990
+) -> int:
+    pid = await services.catalog.add_product(ProductDraft(name=name, price=price, max_qty=5))
+    data = "\n".join(f"TX-VIP-{i:04d}" for i in range(keys)).encode()
+    await services.stock.import_keys(pid, io.BytesIO(data), actor="test")
+    return pid
+
+
+async def _order(wx: WechatSandbox, openid: str = BUYER, qty: int = 1, *, english: bool = False) -> str:
+    if not wx.emu.user(openid).subscribed:
+        await wx.emu.subscribe(openid)
+    if english:
+        await wx.emu.send_text(openid, "english")
+    await wx.emu.send_text(openid, "catalog" if english else "商品")
+    await wx.emu.send_text(openid, "1")
+    await wx.emu.send_text(openid, f"买 {qty}")
+    found = _LINK.search(wx.emu.texts(openid)[-1])
+    assert found, wx.emu.texts(openid)[-1]
+    return found.group(1)
+
+
+class Browser:
+    """A phone's browser that follows nothing by itself: each answer as it comes (status, headers, body)."""
+
+    def __init__(self, wx: WechatSandbox, ua: str = WECHAT_UA) -> None:
+        self.wx = wx
+        self.session = aiohttp.ClientSession(
+            headers={"User-Agent": ua}, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        )
+
+    async def get(
+        self, url: str, *, method: str = "GET", cookies: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], str]:
+        async with self.session.request(method, url, allow_redirects=False, cookies=cookies) as r:
+            return r.status, dict(r.headers), await r.text()
+
+    async def login(self, openid: str, url: str) -> tuple[int, dict[str, str], str]:
+        """Open ``url`` as ``openid``, through OAuth at the emulator, hop by hop; the last answer."""
+        self.wx.emu.browser_user = openid
+        status, headers, body = await self.get(url)
+        for _ in range(4):
+            if status != 302:
+                break
+            status, headers, body = await self.get(headers["Location"])
+        return status, headers, body
+
+    def cookie(self) -> str:
+        for c in self.session.cookie_jar:
+            if c.key == "ks_wx":
+                return c.value
+        raise AssertionError("no session cookie")
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+@pytest.fixture
+async def browsers(wx: WechatSandbox) -> AsyncIterator[list[Browser]]:
+    made: list[Browser] = []
+    yield made
+    for b in made:
+        await b.close()
+
+
+def _browser(wx: WechatSandbox, made: list[Browser], ua: str = WECHAT_UA) -> Browser:
+    b = Browser(wx, ua)
+    made.append(b)
+    return b
+
+
+def _no_store(headers: dict[str, str]) -> bool:
+    return "no-store" in headers.get("Cache-Control", "")
+
+
+# ---------------------------------------------------------------------------------------- whose order
+
+
+async def test_a_session_cookie_of_another_buyer_never_shows_the_order_or_pays_it(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    await _order(wx, OTHER)  # a buyer the shop knows, with an order of their own
+    other = _browser(wx, browsers)
+    status, _, page = await other.login(OTHER, wx.url("pay", ref))
+    assert status == 404 and "getBrandWCPayRequest" not in page
+    status, _, page = await other.get(wx.url("order", ref))
+    assert status == 404 and "TX-VIP" not in page
+    assert ref not in wx.platform.orders  # nothing was opened at WeChat Pay for them
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda c, o: c.replace(c.split(".")[0], o),  # another openid under the buyer's MAC
+        lambda c, o: ".".join([c.split(".")[0], str(int(c.split(".")[1]) + 86400), c.split(".")[2]]),
+        lambda c, o: c[:-1] + ("A" if c[-1] != "A" else "B"),  # the MAC altered
+        lambda c, o: f"{o}.99999999999.",  # no MAC
+        lambda c, o: f"{o}.1.{c.split('.')[2]}",  # expired, with some MAC
+        lambda c, o: f"{o}.{c.split('.')[1]}.é",  # not ASCII
+        lambda c, o: "x" * 5000,
+        lambda c, o: f"{o}.１２３.{c.split('.')[2]}",  # unicode digits
+    ],
+    ids=["other-openid", "longer-expiry", "mac-altered", "no-mac", "expired", "non-ascii", "huge", "digits"],
+)
+async def test_a_forged_or_altered_session_cookie_is_no_session(
+    wx: WechatSandbox, browsers: list[Browser], forge: object
+) -> None:
+    await _product(wx.services)
+    await _order(wx)
+    ref = await _order(wx, OTHER)
+    mine = _browser(wx, browsers)
+    status, _, _ = await mine.login(BUYER, wx.url("order", ref))
+    assert status == 404  # BUYER is logged in, the order is OTHER's
+    forged = forge(mine.cookie(), OTHER)  # type: ignore[operator]
+    attacker = _browser(wx, browsers)
+    status, headers, page = await attacker.get(wx.url("pay", ref), cookies={"ks_wx": forged})
+    # no session: the page asks WeChat who this is (OAuth), it shows nothing of the order
+    assert status == 302 and "/connect/oauth2/authorize" in headers["Location"], (status, page[:300])
+    assert _no_store(headers) and "getBrandWCPayRequest" not in page
