@@ -9,6 +9,7 @@ import io
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -175,3 +176,130 @@ async def test_a_forged_or_altered_session_cookie_is_no_session(
     # no session: the page asks WeChat who this is (OAuth), it shows nothing of the order
     assert status == 302 and "/connect/oauth2/authorize" in headers["Location"], (status, page[:300])
     assert _no_store(headers) and "getBrandWCPayRequest" not in page
+
+
+# ---------------------------------------------------------------------------------------- OAuth
+
+
+def _query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+async def _code_for(wx: WechatSandbox, b: Browser, openid: str, authorize: str) -> tuple[str, str]:
+    """What WeChat's OAuth hands back to the shop for ``openid`` (code and state), not yet used."""
+    wx.emu.browser_user = openid
+    status, headers, _ = await b.get(authorize)
+    assert status == 302, status
+    q = _query(headers["Location"])
+    return q["code"], q["state"]
+
+
+async def test_an_oauth_code_without_our_state_is_ignored_and_sets_no_session(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    b = _browser(wx, browsers)
+    wx.emu.browser_user = BUYER
+    code = wx.emu.oauth_code(BUYER)
+    for query in (f"?code={code}", f"?code={code}&state=", f"?code={code}&state={'a' * 60}"):
+        status, headers, _ = await b.get(wx.url("pay", ref) + query)
+        assert status == 302 and "/connect/oauth2/authorize" in headers["Location"]
+        assert "ks_wx" not in {c.key for c in b.session.cookie_jar}
+    assert wx.emu.oauth_codes[code][1] != -1  # never even spent at WeChat
+
+
+async def test_a_state_for_one_page_does_not_log_in_on_another(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    b = _browser(wx, browsers)
+    _, headers, _ = await b.get(wx.url("order", ref))
+    code, state = await _code_for(wx, b, BUYER, headers["Location"])
+    status, headers, _ = await b.get(wx.url("pay", ref) + f"?code={code}&state={state}")
+    assert status == 302 and "/connect/oauth2/authorize" in headers["Location"]
+    assert "ks_wx" not in {c.key for c in b.session.cookie_jar}
+
+
+async def test_a_spent_code_replayed_with_its_state_is_refused_cleanly(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    b = _browser(wx, browsers)
+    _, headers, _ = await b.get(wx.url("pay", ref))
+    code, state = await _code_for(wx, b, BUYER, headers["Location"])
+    back = wx.url("pay", ref) + f"?code={code}&state={state}"
+    status, _, _ = await b.get(back)
+    assert status == 302  # logged in
+    replay = _browser(wx, browsers)
+    status, headers, page = await replay.get(back)
+    assert status in (302, 502) and "getBrandWCPayRequest" not in page
+    assert "ks_wx" not in {c.key for c in replay.session.cookie_jar}
+    assert _no_store(headers)
+
+
+async def test_a_code_for_the_attacker_planted_in_the_buyers_browser_does_not_log_the_buyer_in_as_them(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    """Login CSRF: the attacker starts OAuth for the buyer's pay page themselves, keeps WeChat's answer
+    (a fresh code for the attacker, our genuine state) and has the buyer open it. The shop must not take a
+    state it did not hand to this browser."""
+    await _product(wx.services)
+    ref = await _order(wx)
+    await _order(wx, OTHER)
+    attacker = _browser(wx, browsers)
+    _, headers, _ = await attacker.get(wx.url("pay", ref))
+    code, state = await _code_for(wx, attacker, OTHER, headers["Location"])
+    buyer = _browser(wx, browsers)
+    wx.emu.browser_user = BUYER
+    status, headers, _ = await buyer.get(wx.url("pay", ref) + f"?code={code}&state={state}")
+    assert status == 302 and "/connect/oauth2/authorize" in headers["Location"]
+    status, _, page = await buyer.login(BUYER, headers["Location"])
+    assert status == 200 and "getBrandWCPayRequest" in page  # the buyer, as themselves
+
+
+@pytest.mark.parametrize(
+    "tail",
+    ["", "?redirect_uri=http://evil.example/", "?next=//evil.example", "?code=x&state=y&redirect_uri=//e"],
+)
+async def test_the_oauth_round_trip_only_ever_returns_to_the_shops_own_page(
+    wx: WechatSandbox, browsers: list[Browser], tail: str
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    b = _browser(wx, browsers)
+    status, headers, _ = await b.get(wx.url("pay", ref) + tail)
+    assert status == 302
+    location = headers["Location"]
+    assert urlsplit(location).path == "/connect/oauth2/authorize"
+    assert _query(location)["redirect_uri"] == wx.url("pay", ref)
+    code, state = await _code_for(wx, b, BUYER, location)
+    status, headers, _ = await b.get(wx.url("pay", ref) + f"?code={code}&state={state}")
+    assert status == 302 and headers["Location"] == wx.url("pay", ref)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "abcdefghijklmnop",  # lower case
+        "ABCDEFGHIJKLMNO",  # 15
+        "ABCDEFGHIJKLMNOPQ",  # 17
+        "ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰ",  # full-width
+        "ABCDEFGHIJKLMNO%00",
+        "ABCDEFGHIJKLMN%E2%80%AE",
+        "A" * 5000,
+        "%2F%2Fevil.example",
+        "..%2F..%2Fetc",
+        "ABCDEFGHIJKLMNOP%3Cscript%3E",
+    ],
+)
+@pytest.mark.parametrize("kind", ["pay", "order"])
+async def test_a_reference_of_the_wrong_shape_is_a_clean_uncached_not_found(
+    wx: WechatSandbox, browsers: list[Browser], ref: str, kind: str
+) -> None:
+    b = _browser(wx, browsers)
+    status, headers, page = await b.get(f"{wx.shop_url}/wechat/{kind}/{ref}")
+    assert status == 404 and _no_store(headers), (status, headers)
+    assert "<script" not in page.lower() or "nonce=" in page

@@ -34,7 +34,7 @@ from handlers.wechat.paid import Merchant, take_transaction
 from handlers.wechat.pay import OrderPaid
 from handlers.wechat.texts import DEFAULT_LANGUAGE, Texts
 from handlers.wechat.web.pages import OrderView, Page, keys_page, message_page, native_page, pay_page
-from handlers.wechat.web.session import COOKIE, SESSION_TTL, Sessions
+from handlers.wechat.web.session import COOKIE, SESSION_TTL, STATE_COOKIE, STATE_TTL, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,8 @@ class WechatPages:
         openid = self.sessions.openid(request.cookies.get(COOKIE))
         if openid is None:
             code, state = request.query.get("code", ""), request.query.get("state", "")
-            if code and self.sessions.check_state(state, request.path):
+            browser = request.cookies.get(STATE_COOKIE)
+            if code and self.sessions.check_state(state, request.path, browser):
                 try:
                     openid = await self.oauth.openid_from_code(code[:128])
                 except Exception as e:
@@ -247,6 +248,7 @@ class WechatPages:
                     secure=self.config.secure,
                     samesite="Lax",
                 )
+                back.del_cookie(STATE_COOKIE, path=self.config.base_path)
                 return back
             return self._to_oauth(request.path)
         user = await self.services.users.find(CHANNEL, openid)
@@ -255,13 +257,26 @@ class WechatPages:
         return openid, user
 
     def _to_oauth(self, path: str) -> web.StreamResponse:
+        """To WeChat's OAuth and back to ``path``, with a ``state`` this browser alone can bring back (its
+        nonce in a cookie: see ``session``)."""
         c = self.config
+        state = self.sessions.state(path)
         url = (
             f"{c.oauth_url}/connect/oauth2/authorize?appid={c.app_id}"
             f"&redirect_uri={quote(c.public_url + path, safe='')}&response_type=code&scope=snsapi_base"
-            f"&state={self.sessions.state(path)}#wechat_redirect"
+            f"&state={state}#wechat_redirect"
         )
-        return _redirect(url)
+        response = _redirect(url)
+        response.set_cookie(
+            STATE_COOKIE,
+            self.sessions.state_nonce(state),
+            max_age=STATE_TTL,
+            path=c.base_path,
+            httponly=True,
+            secure=c.secure,
+            samesite="Lax",  # sent on WeChat's redirect back (a top-level GET)
+        )
+        return response
 
     # ------------------------------------------------------------------ helpers
 

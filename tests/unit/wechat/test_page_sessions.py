@@ -39,13 +39,24 @@ def test_an_altered_or_foreign_cookie_is_no_session() -> None:
 def test_an_oauth_state_is_accepted_only_for_its_own_page_and_in_time() -> None:
     clock = Clock()
     s = Sessions("app-secret", clock)
-    state = s.state("/wechat/pay/ABCDEFGHIJKLMNOP")
+    pay = "/wechat/pay/ABCDEFGHIJKLMNOP"
+    state = s.state(pay)
+    browser = s.state_nonce(state)
     assert state.isalnum() and len(state) <= 128  # what WeChat passes back unchanged
-    assert s.check_state(state, "/wechat/pay/ABCDEFGHIJKLMNOP")
-    assert not s.check_state(state, "/wechat/order/ABCDEFGHIJKLMNOP")
-    assert not s.check_state(state[:-1] + ("A" if state[-1] != "A" else "B"), "/wechat/pay/ABCDEFGHIJKLMNOP")
-    assert not Sessions("another-secret", clock).check_state(state, "/wechat/pay/ABCDEFGHIJKLMNOP")
+    assert s.check_state(state, pay, browser)
+    assert not s.check_state(state, "/wechat/order/ABCDEFGHIJKLMNOP", browser)
+    assert not s.check_state(state[:-1] + ("A" if state[-1] != "A" else "B"), pay, browser)
+    assert not Sessions("another-secret", clock).check_state(state, pay, browser)
     clock.t += STATE_TTL + 1
-    assert not s.check_state(state, "/wechat/pay/ABCDEFGHIJKLMNOP")
+    assert not s.check_state(state, pay, browser)
     for junk in ("", "0" * 60, "state", "ä" * 60):
-        assert not s.check_state(junk, "/wechat/pay/ABCDEFGHIJKLMNOP")
+        assert not s.check_state(junk, pay, browser)
+
+
+def test_an_oauth_state_is_accepted_only_from_the_browser_it_was_made_for() -> None:
+    s = Sessions("app-secret")
+    pay = "/wechat/pay/ABCDEFGHIJKLMNOP"
+    state, other = s.state(pay), s.state(pay)
+    assert s.check_state(state, pay, s.state_nonce(state))
+    for browser in (None, "", s.state_nonce(other), "ä" * 16, s.state_nonce(state)[:-1]):
+        assert not s.check_state(state, pay, browser)
