@@ -293,6 +293,8 @@ async def test_the_oauth_round_trip_only_ever_returns_to_the_shops_own_page(
         "%2F%2Fevil.example",
         "..%2F..%2Fetc",
         "ABCDEFGHIJKLMNOP%3Cscript%3E",
+        "ABCDEFGHIJKLMNOP/extra",  # the router's own 404
+        "",
     ],
 )
 @pytest.mark.parametrize("kind", ["pay", "order"])
@@ -303,3 +305,19 @@ async def test_a_reference_of_the_wrong_shape_is_a_clean_uncached_not_found(
     status, headers, page = await b.get(f"{wx.shop_url}/wechat/{kind}/{ref}")
     assert status == 404 and _no_store(headers), (status, headers)
     assert "<script" not in page.lower() or "nonce=" in page
+
+
+@pytest.mark.parametrize("method", ["HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize("ua", [WECHAT_UA, DESKTOP_UA])
+async def test_no_method_but_get_opens_an_order_at_wechat_pay(
+    wx: WechatSandbox, browsers: list[Browser], method: str, ua: str
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    b = _browser(wx, browsers, ua)
+    for kind in ("pay", "order"):
+        status, headers, _ = await b.get(wx.url(kind, ref), method=method)
+        assert status in (302, 403, 405), (kind, status)
+        assert _no_store(headers), (kind, method, headers)
+    assert ref not in wx.platform.orders
+    assert await wx.services.wechat_pay.state(ref) is None

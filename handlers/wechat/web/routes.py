@@ -363,9 +363,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def add_page_routes(app: web.Application, pages: WechatPages) -> None:
+    """The pages on ``app``: GET only (a HEAD, which a link checker sends, would open the order at WeChat
+    Pay as a GET does: 405), and nothing under them cached, the router's own 404 and 405 included."""
     base = pages.config.base_path.rstrip("/")
-    app.router.add_get(base + "/pay/{ref}", pages.pay_page)
-    app.router.add_get(base + "/order/{ref}", pages.order_page)
+    app.router.add_get(base + "/pay/{ref}", pages.pay_page, allow_head=False)
+    app.router.add_get(base + "/order/{ref}", pages.order_page, allow_head=False)
+    prefixes = (base + "/pay/", base + "/order/")
+
+    async def no_store(request: web.Request, response: web.StreamResponse) -> None:
+        if request.path.startswith(prefixes):
+            _no_store(response)
+
+    app.on_response_prepare.append(no_store)
 
 
 __all__: list[Any] = ["PagesConfig", "WechatPages", "add_page_routes"]
