@@ -280,44 +280,43 @@ async def test_the_oauth_round_trip_only_ever_returns_to_the_shops_own_page(
     assert status == 302 and headers["Location"] == wx.url("pay", ref)
 
 
-@pytest.mark.parametrize(
-    "ref",
-    [
-        "abcdefghijklmnop",  # lower case
-        "ABCDEFGHIJKLMNO",  # 15
-        "ABCDEFGHIJKLMNOPQ",  # 17
-        "ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰ",  # full-width
-        "ABCDEFGHIJKLMNO%00",
-        "ABCDEFGHIJKLMN%E2%80%AE",
-        "A" * 5000,
-        "%2F%2Fevil.example",
-        "..%2F..%2Fetc",
-        "ABCDEFGHIJKLMNOP%3Cscript%3E",
-        "ABCDEFGHIJKLMNOP/extra",  # the router's own 404
-        "",
-    ],
-)
-@pytest.mark.parametrize("kind", ["pay", "order"])
+BAD_REFS = [
+    "abcdefghijklmnop",  # lower case
+    "ABCDEFGHIJKLMNO",  # 15
+    "ABCDEFGHIJKLMNOPQ",  # 17
+    "ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰ",  # full-width
+    "ABCDEFGHIJKLMNO%00",
+    "ABCDEFGHIJKLMN%E2%80%AE",
+    "A" * 5000,
+    "%2F%2Fevil.example",
+    "..%2F..%2Fetc",
+    "ABCDEFGHIJKLMNOP%3Cscript%3E",
+    "ABCDEFGHIJKLMNOP/extra",  # the router's own 404
+    "",
+]
+
+
 async def test_a_reference_of_the_wrong_shape_is_a_clean_uncached_not_found(
-    wx: WechatSandbox, browsers: list[Browser], ref: str, kind: str
+    wx: WechatSandbox, browsers: list[Browser]
 ) -> None:
     b = _browser(wx, browsers)
-    status, headers, page = await b.get(f"{wx.shop_url}/wechat/{kind}/{ref}")
-    assert status == 404 and _no_store(headers), (status, headers)
-    assert "<script" not in page.lower() or "nonce=" in page
+    for kind in ("pay", "order"):
+        for ref in BAD_REFS:
+            status, headers, page = await b.get(f"{wx.shop_url}/wechat/{kind}/{ref}")
+            assert status == 404 and _no_store(headers), (kind, ref[:20], status, headers)
+            assert "<script" not in page.lower()
 
 
-@pytest.mark.parametrize("method", ["HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
-@pytest.mark.parametrize("ua", [WECHAT_UA, DESKTOP_UA])
 async def test_no_method_but_get_opens_an_order_at_wechat_pay(
-    wx: WechatSandbox, browsers: list[Browser], method: str, ua: str
+    wx: WechatSandbox, browsers: list[Browser]
 ) -> None:
     await _product(wx.services)
     ref = await _order(wx)
-    b = _browser(wx, browsers, ua)
-    for kind in ("pay", "order"):
-        status, headers, _ = await b.get(wx.url(kind, ref), method=method)
-        assert status in (302, 403, 405), (kind, status)
-        assert _no_store(headers), (kind, method, headers)
+    for ua in (WECHAT_UA, DESKTOP_UA):
+        b = _browser(wx, browsers, ua)
+        for method in ("HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            for kind in ("pay", "order"):
+                status, headers, _ = await b.get(wx.url(kind, ref), method=method)
+                assert status == 405 and _no_store(headers), (ua, method, kind, status, headers)
     assert ref not in wx.platform.orders
     assert await wx.services.wechat_pay.state(ref) is None
