@@ -5,6 +5,7 @@ twice, WeChat Pay away. Each test states the rule it holds the shop to."""
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from collections.abc import AsyncIterator
@@ -320,3 +321,52 @@ async def test_no_method_but_get_opens_an_order_at_wechat_pay(
                 assert status == 405 and _no_store(headers), (ua, method, kind, status, headers)
     assert ref not in wx.platform.orders
     assert await wx.services.wechat_pay.state(ref) is None
+
+
+# ---------------------------------------------------------------------------------------- markup
+
+
+HOSTILE = "</script><img src=x onerror=alert(1)>\"'&<!--\u2028\u2029\u202eGIF.exe\u200f"
+
+
+def _csp(headers: dict[str, str]) -> bool:
+    csp = headers.get("Content-Security-Policy", "")
+    return (
+        "default-src 'none'" in csp
+        and "script-src 'nonce-" in csp
+        and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    )
+
+
+def _scripts(page: str) -> list[str]:
+    return re.findall(r"<script[^>]*>(.*?)</script>", page, re.S)
+
+
+async def test_markup_in_a_product_name_and_in_keys_is_shown_as_text_on_every_page(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    pid = await wx.services.catalog.add_product(ProductDraft(name=HOSTILE, price=1990, max_qty=5))
+    await wx.services.stock.import_keys(pid, io.BytesIO(b'<b>K1</b></script>\n"K2"&amp;\n'), actor="t")
+    ref = await _order(wx)
+    b = _browser(wx, browsers)
+    desktop = _browser(wx, browsers, DESKTOP_UA)
+    status, headers, native = await desktop.get(wx.url("pay", ref))
+    assert status == 200 and "<svg" in native
+    # a buyer in WeChat pays another order of the same product (the first is a Native QR now)
+    ref = await _order(wx, OTHER)
+    status, headers, page = await b.login(OTHER, wx.url("pay", ref))
+    assert status == 200 and "getBrandWCPayRequest" in page
+    await wx.pay_page(OTHER, page)
+    _, order_headers, keys = await b.get(wx.url("order", ref))
+    for html_page, h in ((native, headers), (page, headers), (keys, order_headers)):
+        assert "<img" not in html_page and "onerror=alert(1)>" not in html_page
+        assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;&quot;&#x27;&amp;&lt;!--" in html_page
+        assert _csp(h) and _no_store(h)
+        for script in _scripts(html_page):
+            assert "\u2028" not in script and "\u2029" not in script and "</" not in script
+        # a right-to-left override in a name cannot turn the words after it round
+        assert re.search(r"<bdi>[^<]*\u202e[^<]*</bdi>", html_page), html_page[:2000]
+    shown = re.findall(r"<code>(.*?)</code>", keys)
+    assert len(shown) == 1 and shown[0] in {html.escape(k) for k in ("<b>K1</b></script>", '"K2"&amp;')}
+    status, headers, _ = await b.get(wx.url("pay", ref))  # paid: a message page
+    assert _csp(headers) and _no_store(headers)

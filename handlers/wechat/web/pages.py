@@ -52,6 +52,12 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
+def _name(order: OrderView) -> str:
+    """A product's name, escaped and isolated (``<bdi>``): a right-to-left mark in a name an admin typed
+    or pasted must not turn the quantity after it round."""
+    return f"<bdi>{_e(order.name)}</bdi>"
+
+
 @dataclass(frozen=True)
 class OrderView:
     """What a page shows of an order (amount already formatted in the buyer's language)."""
@@ -71,7 +77,7 @@ def pay_page(
     t = texts.tr
     body = (
         f'<div class="card"><h1>{_e(t(lang, "wx-page-pay-title"))}</h1>'
-        f"<div>{_e(order.name)} × {order.quantity}</div>"
+        f"<div>{_name(order)} × {order.quantity}</div>"
         f'<div class="amount" id="amount">{_e(order.amount)}</div>'
         f'<div class="muted">{_e(t(lang, "wx-page-order", ref=order.ref))}</div>'
         f'<div class="muted">{_e(t(lang, "wx-page-held", minutes=minutes))}</div></div>'
@@ -105,7 +111,7 @@ def native_page(texts: Texts, lang: str, order: OrderView, minutes: int, qr_svg:
     t = texts.tr
     body = (
         f'<div class="card"><h1>{_e(t(lang, "wx-page-pay-title"))}</h1>'
-        f"<div>{_e(order.name)} × {order.quantity}</div>"
+        f"<div>{_name(order)} × {order.quantity}</div>"
         f'<div class="amount">{_e(order.amount)}</div>'
         f'<div class="qr" id="qr">{qr_svg}</div>'
         f"<div>{_e(t(lang, 'wx-page-scan'))}</div>"
@@ -133,7 +139,7 @@ def keys_page(texts: Texts, lang: str, order: OrderView, keys: Sequence[str]) ->
     items = "".join(f"<li><code>{_e(k)}</code></li>" for k in keys)
     body = (
         f'<div class="card"><h1>{_e(t(lang, "wx-page-keys-title"))}</h1>'
-        f"<div>{_e(order.name)} × {order.quantity}</div>"
+        f"<div>{_name(order)} × {order.quantity}</div>"
         f'<div class="muted">{_e(t(lang, "wx-page-order", ref=order.ref))}</div>'
         f'<ol class="keys" id="keys">{items}</ol>'
         f'<div class="muted">{_e(t(lang, "wx-page-keys-secret"))}</div></div>'
