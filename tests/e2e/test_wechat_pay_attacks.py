@@ -5,8 +5,11 @@ twice, WeChat Pay away. Each test states the rule it holds the shop to."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
+import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,10 +22,12 @@ from bot.i18n import compile_catalogs
 from bot.wechat_sandbox import WECHAT_UA, WechatSandbox, start_wechat_sandbox
 from core.context import Context, ShopConfig
 from core.db import Database
+from core.models import OrderStatus
 from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
-from tests.conftest import BACKENDS, make_db
+from sandbox.wechatpay import crypto
+from tests.conftest import BACKENDS, in_read, make_db
 
 BUYER = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
 OTHER = "o6_bmjrPTlm6_2sgVt7hMZotherOne"
@@ -370,3 +375,120 @@ async def test_markup_in_a_product_name_and_in_keys_is_shown_as_text_on_every_pa
     assert len(shown) == 1 and shown[0] in {html.escape(k) for k in ("<b>K1</b></script>", '"K2"&amp;')}
     status, headers, _ = await b.get(wx.url("pay", ref))  # paid: a message page
     assert _csp(headers) and _no_store(headers)
+
+
+# ---------------------------------------------------------------------------------------- notifies
+
+
+def _notify_url(wx: WechatSandbox, kind: str = "notify") -> str:
+    return f"{wx.shop_url}/wechat/pay/{kind}"
+
+
+def _envelope(
+    wx: WechatSandbox, event_type: str, resource: dict[str, object]
+) -> tuple[dict[str, str], bytes]:
+    """A notification WeChat Pay could have sent: ``resource`` sealed with the APIv3 key, signed by the
+    platform's key, fresh."""
+    kind = "refund" if event_type.startswith("REFUND.") else "transaction"
+    sealed = crypto.seal(wx.platform.api_v3_key, json.dumps(resource, ensure_ascii=False).encode(), kind)
+    envelope = {
+        "id": f"EV-{crypto.random_text(12)}",
+        "create_time": wx.platform.rfc3339(wx.platform.now()),
+        "resource_type": "encrypt-resource",
+        "event_type": event_type,
+        "summary": "支付成功",
+        "resource": {"original_type": kind, **sealed},
+    }
+    body = json.dumps(envelope, ensure_ascii=False).encode()
+    return wx.platform.sign_notify(body) | {"Content-Type": "application/json"}, body
+
+
+def _transaction(
+    wx: WechatSandbox, ref: str, *, total: int = 1990, state: str = "SUCCESS"
+) -> dict[str, object]:
+    return {
+        "appid": wx.platform.appid,
+        "mchid": wx.platform.mch_id,
+        "out_trade_no": ref,
+        "transaction_id": "4200009" + crypto.digits(21),
+        "trade_type": "JSAPI",
+        "trade_state": state,
+        "trade_state_desc": "支付成功",
+        "bank_type": "OTHERS",
+        "success_time": wx.platform.rfc3339(wx.platform.now()),
+        "payer": {"openid": BUYER},
+        "amount": {"total": total, "payer_total": total, "currency": "CNY", "payer_currency": "CNY"},
+    }
+
+
+async def _post(
+    wx: WechatSandbox, headers: dict[str, str], body: object, kind: str = "notify"
+) -> tuple[int, dict[str, str], str]:
+    async with aiohttp.ClientSession() as s, s.post(_notify_url(wx, kind), data=body, headers=headers) as r:
+        return r.status, dict(r.headers), await r.text()
+
+
+async def _payments(wx: WechatSandbox) -> list[object]:
+    return await in_read(wx.services, lambda uow: uow.repo.payments.owed("wechatpay", 100))
+
+
+def _no_errors(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or "Traceback" in r.getMessage()]
+    assert not bad, [r.getMessage()[:300] for r in bad]
+
+
+async def _dropped_payment(wx: WechatSandbox, browsers: list[Browser]) -> tuple[str, bytes]:
+    """The buyer pays an order whose notify WeChat Pay lost: its reference and the notify's body."""
+    ref = await _order(wx)
+    status, _, page = await _browser(wx, browsers).login(BUYER, wx.url("pay", ref))
+    assert status == 200
+    wx.platform.drop_next_notify()
+    await wx.pay_page(BUYER, page)
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.PENDING
+    return ref, wx.platform.notifies[-1].body
+
+
+async def test_hostile_notify_bodies_are_refused_cleanly_and_change_nothing(
+    wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    await _product(wx.services)
+    ref, body = await _dropped_payment(wx, browsers)
+    signed = wx.platform.sign_notify(body)
+    cases: list[tuple[dict[str, str], object]] = [
+        ({"Content-Type": "application/json"}, b"x" * (64 * 1024 + 1)),  # too large, with a length
+        ({"Content-Type": "application/json"}, b"{not json"),
+        (wx.platform.sign_notify(b"{not json"), b"{not json"),  # signed garbage
+        (wx.platform.sign_notify(b"[1,2]"), b"[1,2]"),
+        (wx.platform.sign_notify(b"\xff\xfe"), b"\xff\xfe"),
+        (signed | {"Content-Type": "text/plain"}, body + b" "),  # altered after signing
+        ({"Content-Type": "application/json"}, body),  # no signature at all
+        ({k: v for k, v in signed.items() if k != "Wechatpay-Timestamp"}, body),
+        (signed | {"Wechatpay-Timestamp": str(int(wx.platform.now()) - 3600)}, body),
+    ]
+    for headers, data in cases:
+        status, _, answer = await _post(wx, headers, data)
+        assert 400 <= status < 500, (status, answer)
+        assert json.loads(answer)["code"] == "FAIL"
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.PENDING
+    _no_errors(caplog)
+
+
+async def test_a_body_streamed_without_a_length_is_read_whole_or_refused_when_too_large(
+    wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    await _product(wx.services)
+    ref, body = await _dropped_payment(wx, browsers)
+
+    async def chunks(data: bytes, size: int):  # type: ignore[no-untyped-def]
+        for i in range(0, len(data), size):
+            yield data[i : i + size]
+            await asyncio.sleep(0.01)  # each chunk its own packet
+
+    endless = b"{" + b" " * (256 * 1024)
+    status, _, _ = await _post(wx, {"Content-Type": "application/json"}, chunks(endless, 16 * 1024))
+    assert status == 413
+    # a genuine notify in pieces (chunked, no Content-Length): the shop reads it all and takes it
+    status, _, answer = await _post(wx, wx.platform.sign_notify(body), chunks(body, 100))
+    assert status in (200, 204), answer
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
+    _no_errors(caplog)

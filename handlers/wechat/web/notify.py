@@ -64,7 +64,7 @@ class PayNotifies:
         if request.content_length is not None and request.content_length > MAX_BODY:
             return _refuse(request, 413, "too large")
         try:
-            body = await request.content.read(MAX_BODY + 1)
+            body = await _read(request)
         except Exception:
             return _refuse(request, 400, "unreadable body")
         if len(body) > MAX_BODY:
@@ -73,6 +73,18 @@ class PayNotifies:
             return self.pay.parse_notify(request.headers, body)
         except NotifyRejected as e:
             return _refuse(request, 401, e.reason)
+
+
+async def _read(request: web.Request) -> bytes:
+    """The body, to its end or one byte past ``MAX_BODY``. One ``read(n)`` returns what has arrived so far
+    (a chunk, a packet), not n bytes: a notify in pieces would be cut and fail its signature."""
+    body = bytearray()
+    while len(body) <= MAX_BODY:
+        chunk = await request.content.read(MAX_BODY + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
 def _refuse(request: web.Request, status: int, why: str) -> web.Response:
