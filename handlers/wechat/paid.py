@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from core.errors import InvalidInput, InvalidOrderState
 from core.messages import RefundDue
 from core.models import Charge
 from core.services import Services
@@ -121,11 +122,23 @@ async def pay_back(services: Services, pay: RefundClient, m: RefundDue) -> None:
 
 
 async def refund_settled(services: Services, r: Refund) -> None:
-    """WeChat Pay's word on a refund: ``SUCCESS`` completes it (idempotent); ``PROCESSING`` waits; an
-    ``ABNORMAL`` or ``CLOSED`` refund needs an admin (the buyer's card was closed…): logged as an error,
-    and the payment stays owed, shown on the order's admin page."""
+    """WeChat Pay's word on a refund: ``SUCCESS`` completes it (idempotent; a refund of a charge the shop
+    does not have or did not owe back changes nothing and is logged, as retrying cannot change it);
+    ``PROCESSING`` waits; an ``ABNORMAL`` or ``CLOSED`` refund needs an admin (the buyer's card was
+    closed…): logged as an error, and the payment stays owed, shown on the order's admin page."""
     if r.status == "SUCCESS":
-        result = await services.refunds.complete_refund(PROVIDER, r.transaction_id, actor=PROVIDER)
+        try:
+            result = await services.refunds.complete_refund(PROVIDER, r.transaction_id, actor=PROVIDER)
+        except InvalidInput:  # no such charge here: nothing of ours to complete (WeChat Pay need not retry)
+            log.warning("wechat pay: refund %s of order %s: the shop has no charge %s", *_refund_ids(r))
+            return
+        except InvalidOrderState:  # the shop kept this charge: someone refunded it outside the shop
+            log.error(
+                "wechat pay: refund %s of order %s: WeChat Pay refunded charge %s, which the shop did not"
+                " owe back: refunded in the merchant platform? The order is unchanged; check it",
+                *_refund_ids(r),
+            )
+            return
         if not result.replay:
             log.info("wechat pay: refund %s of order %s done", r.out_refund_no, r.out_trade_no)
     elif r.status in ("ABNORMAL", "CLOSED"):
@@ -135,6 +148,10 @@ async def refund_settled(services: Services, r: Refund) -> None:
             r.out_trade_no,
             r.status,
         )
+
+
+def _refund_ids(r: Refund) -> tuple[str, str, str]:
+    return r.out_refund_no, r.out_trade_no, r.transaction_id
 
 
 class QueryClient(RefundClient, Protocol):

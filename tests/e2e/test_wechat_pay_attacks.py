@@ -22,7 +22,7 @@ from bot.i18n import compile_catalogs
 from bot.wechat_sandbox import WECHAT_UA, WechatSandbox, start_wechat_sandbox
 from core.context import Context, ShopConfig
 from core.db import Database
-from core.models import OrderStatus
+from core.models import OrderStatus, PaymentStatus
 from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
@@ -492,3 +492,69 @@ async def test_a_body_streamed_without_a_length_is_read_whole_or_refused_when_to
     assert status in (200, 204), answer
     assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
     _no_errors(caplog)
+
+
+async def test_genuine_notifies_that_pay_for_nothing_of_ours_deliver_nothing(
+    wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    # another merchant's / AppID's transaction, sealed and signed for us
+    foreign = _transaction(wx, ref) | {"mchid": "1900000000", "appid": "wx0000000000foreign"}
+    status, _, _ = await _post(wx, *_envelope(wx, "TRANSACTION.SUCCESS", foreign))
+    assert status == 401
+    # a TRANSACTION.SUCCESS whose transaction is not paid
+    status, _, _ = await _post(
+        wx, *_envelope(wx, "TRANSACTION.SUCCESS", _transaction(wx, ref, state="NOTPAY"))
+    )
+    assert 400 <= status < 500
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.PENDING
+    # paid, for an order the shop never had: recorded and owed back, never delivered
+    stranger = _transaction(wx, "NOSUCHORDER0000000000")
+    status, _, _ = await _post(wx, *_envelope(wx, "TRANSACTION.SUCCESS", stranger))
+    assert status == 204
+    status, _, _ = await _post(wx, *_envelope(wx, "TRANSACTION.SUCCESS", stranger))  # and again
+    assert status == 204
+    (owed,) = await _payments(wx)
+    assert (owed.charge_id, owed.status) == (stranger["transaction_id"], PaymentStatus.REJECTED)  # type: ignore[attr-defined]
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.PENDING
+    _no_errors(caplog)
+
+
+async def test_a_refund_notify_for_a_charge_the_shop_never_had_is_acknowledged_and_changes_nothing(
+    wx: WechatSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    refund = {
+        "mchid": wx.platform.mch_id,
+        "out_trade_no": ref,
+        "transaction_id": "4200009" + crypto.digits(21),
+        "out_refund_no": "R4200009" + crypto.digits(21),
+        "refund_id": "50300" + crypto.digits(24),
+        "refund_status": "SUCCESS",
+        "success_time": wx.platform.rfc3339(wx.platform.now()),
+        "amount": {"total": 1990, "refund": 1990, "payer_total": 1990, "payer_refund": 1990},
+    }
+    for _ in range(2):
+        status, _, answer = await _post(wx, *_envelope(wx, "REFUND.SUCCESS", refund), kind="refund-notify")
+        assert status == 204, answer  # nothing to do: WeChat Pay must not retry it for a day
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.PENDING
+    _no_errors(caplog)
+
+
+async def test_a_refund_made_outside_the_shop_is_acknowledged_and_logged_for_the_admins(
+    wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    _, _, page = await _browser(wx, browsers).login(BUYER, wx.url("pay", ref))
+    await wx.pay_page(BUYER, page)
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
+    # the merchant refunds it in WeChat Pay's merchant platform, not through the shop
+    await wx.pay.refund(out_trade_no=ref, out_refund_no="BYHAND1", refund=1990, total=1990)
+    await wx.platform.drain()
+    (notice,) = [n for n in wx.platform.notifies if n.event_type.startswith("REFUND.")]
+    assert notice.delivered and [a.status for a in notice.attempts] == [204]
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
+    assert any(r.levelno == logging.ERROR and "did not owe back" in r.getMessage() for r in caplog.records)
