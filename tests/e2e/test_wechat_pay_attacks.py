@@ -119,7 +119,7 @@ class Browser:
 
 
 @pytest.fixture
-async def browsers(wx: WechatSandbox) -> AsyncIterator[list[Browser]]:
+async def browsers() -> AsyncIterator[list[Browser]]:
     made: list[Browser] = []
     yield made
     for b in made:
@@ -558,3 +558,22 @@ async def test_a_refund_made_outside_the_shop_is_acknowledged_and_logged_for_the
     assert notice.delivered and [a.status for a in notice.attempts] == [204]
     assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
     assert any(r.levelno == logging.ERROR and "did not owe back" in r.getMessage() for r in caplog.records)
+
+
+async def test_ten_copies_of_a_notify_arriving_together_deliver_once(
+    any_wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    wx = any_wx
+    await _product(wx.services)
+    ref, body = await _dropped_payment(wx, browsers)
+    answers = await asyncio.gather(*(_post(wx, wx.platform.sign_notify(body), body) for _ in range(10)))
+    assert [status for status, _, _ in answers] == [204] * 10, [a[2] for a in answers]
+    order = await wx.services.orders.get(ref)
+    assert order.status is OrderStatus.DELIVERED
+    payments = await in_read(wx.services, lambda uow: uow.repo.payments.for_order(order.id))
+    assert [(p.provider, p.status) for p in payments] == [("wechatpay", PaymentStatus.ACCEPTED)]
+    kinds = [r.kind for r in await in_read(wx.services, lambda uow: uow.repo.outbox.pending())]
+    assert kinds == ["order_delivered"], kinds
+    assert await wx.services.ledger.check() == []
+    _no_errors(caplog)
+    assert not [r for r in caplog.records if "IntegrityError" in r.getMessage() or r.exc_info]
