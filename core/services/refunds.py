@@ -26,16 +26,19 @@ from core.models import (
 )
 from core.reactions import write_message
 from core.services.fulfilment import transition
+from core.windows import WECHAT_PAY
 
 _OWED = (PaymentStatus.REFUND_DUE, PaymentStatus.REJECTED)
 TELEGRAM = "telegram"  # the provider of Telegram's charges (Stars, and fiat through a provider token)
 
 
 def paid_back_by_channel(p: Payment) -> bool:
-    """Whether the channel pays this charge back by itself: Telegram Stars (``refundStarPayment``). A
-    payment from the shop balance returns to it in the transaction that owes it (``core.balance``); any
-    other owed charge (fiat, a payment marked paid) an admin returns by hand, then records it."""
-    return p.provider == TELEGRAM and p.currency == STARS
+    """Whether the channel pays this charge back by itself: Telegram Stars (``refundStarPayment``), WeChat
+    Pay (its refund API, from the WeChat outbox). A payment from the shop balance returns to it in the
+    transaction that owes it (``core.balance``); any other owed charge (fiat, a payment marked paid) an
+    admin returns by hand, then records it. A charge the channel pays back is never offered by hand: the
+    payer would be refunded twice."""
+    return (p.provider == TELEGRAM and p.currency == STARS) or p.provider == WECHAT_PAY
 
 
 def owed_by_hand(payments: list[Payment]) -> list[Payment]:

@@ -577,3 +577,33 @@ async def test_ten_copies_of_a_notify_arriving_together_deliver_once(
     assert await wx.services.ledger.check() == []
     _no_errors(caplog)
     assert not [r for r in caplog.records if "IntegrityError" in r.getMessage() or r.exc_info]
+
+
+# ---------------------------------------------------------------------------------------- money
+
+
+async def _paid(wx: WechatSandbox, browsers: list[Browser], openid: str = BUYER) -> str:
+    ref = await _order(wx, openid)
+    _, _, page = await _browser(wx, browsers).login(openid, wx.url("pay", ref))
+    await wx.pay_page(openid, page)
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
+    return ref
+
+
+async def test_a_wechat_pay_charge_is_never_recorded_as_refunded_by_hand_while_wechat_pay_refunds_it(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    """The channel pays a WeChat Pay charge back itself: an admin must not be offered (nor be able) to
+    record it returned by hand, or the buyer is refunded twice."""
+    await _product(wx.services)
+    ref = await _paid(wx, browsers)
+    await wx.services.refunds.request_refund(ref, actor="admin:1", reason="admin")
+    detail = await wx.services.refunds.refunds_due(ref)
+    assert [p.provider for p in detail] == ["wechatpay"]
+    done = await wx.services.refunds.refund_by_hand(ref, "paid back by hand", actor="admin:1")
+    assert done.payments == [] and done.order.status is OrderStatus.REFUND_DUE
+    await wx.deliver()  # the sender asks WeChat Pay to refund it
+    await wx.platform.drain()
+    assert len(wx.platform.refunds) == 1
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.REFUNDED
+    assert await wx.services.ledger.check() == []

@@ -55,6 +55,12 @@ def test_a_balance_payment_is_neither_paid_back_by_a_channel_nor_by_hand() -> No
     assert owed_by_hand([_payment("manual", "USD")]) != []  # what an admin still returns by hand
 
 
+def test_a_wechat_pay_charge_is_paid_back_by_its_channel_never_by_hand() -> None:
+    owed = _payment("wechatpay", "CNY")
+    assert paid_back_by_channel(owed)
+    assert owed_by_hand([owed]) == []
+
+
 @pytest.mark.parametrize(
     "data",
     [
