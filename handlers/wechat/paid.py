@@ -8,8 +8,8 @@ the reconciliation's query, so a payment is confirmed once whichever arrives fir
 - ``pay_back``: a refund the core owes (``RefundDue`` of a ``wechatpay`` charge) asked of WeChat Pay's
   refund API; ``refund_settled``: WeChat Pay's answer (from the refund notify or a query), completing it.
 - ``WechatPayReconciler``: the job that asks WeChat Pay about the orders it opened, since notifies are
-  not guaranteed: paid ones are taken as above, unpaid ones closed once their reservation is over, and
-  refunds still owed asked about."""
+  not guaranteed: paid ones are taken as above, unpaid ones closed once their reservation is over (and
+  those WeChat Pay never had, whose prepay failed, then settled), and refunds still owed asked about."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from core.models import Charge
 from core.services import Services
 from core.services.notices import NoticeOutcome
 from core.services.wechat_pay import CLOSED, PAID
+from handlers.wechat.pay import OrderNotFound
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,10 @@ class WechatPayReconciler:
         for row in await self.services.wechat_pay.due():
             try:
                 tx = await self.pay.query(row.order_ref)
+            except OrderNotFound:  # its prepay never reached WeChat Pay (refused, or it was away)
+                if row.expires_at <= now:  # and none can any more: nothing to pay, nothing to ask about
+                    settled += await self.services.wechat_pay.settle(row.order_ref, CLOSED)
+                continue
             except Exception as e:
                 log.warning("wechat pay: querying order %s failed: %s", row.order_ref, type(e).__name__)
                 continue

@@ -6,26 +6,33 @@ twice, WeChat Pay away. Each test states the rule it holds the shop to."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import io
 import json
 import logging
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.i18n import compile_catalogs
 from bot.wechat_sandbox import WECHAT_UA, WechatSandbox, start_wechat_sandbox
+from core.clock import FrozenClock
 from core.context import Context, ShopConfig
 from core.db import Database
 from core.models import OrderStatus, PaymentStatus
 from core.services import Services
 from core.services.catalog import ProductDraft
+from core.services.wechat_pay import CHECK_EVERY
 from core.vault import Vault, new_key_spec
+from handlers.wechat.paid import Merchant, WechatPayReconciler
+from sandbox.http import serve_app
 from sandbox.wechatpay import crypto
 from tests.conftest import BACKENDS, in_read, make_db
 
@@ -81,6 +88,10 @@ async def _order(wx: WechatSandbox, openid: str = BUYER, qty: int = 1, *, englis
     found = _LINK.search(wx.emu.texts(openid)[-1])
     assert found, wx.emu.texts(openid)[-1]
     return found.group(1)
+
+
+def _reconciler(wx: WechatSandbox) -> WechatPayReconciler:
+    return WechatPayReconciler(wx.services, wx.pay, Merchant(wx.pay.config.app_id, wx.pay.config.mch_id))
 
 
 class Browser:
@@ -607,3 +618,91 @@ async def test_a_wechat_pay_charge_is_never_recorded_as_refunded_by_hand_while_w
     assert len(wx.platform.refunds) == 1
     assert (await wx.services.orders.get(ref)).status is OrderStatus.REFUNDED
     assert await wx.services.ledger.check() == []
+
+
+# ---------------------------------------------------------------------------------------- WeChat Pay away
+
+
+class Away:
+    """A WeChat Pay that answers every call with ``status`` and ``code`` (or, ``hang``, not at all)."""
+
+    def __init__(self, status: int = 500, code: str = "SYSTEM_ERROR", hang: bool = False) -> None:
+        self.status, self.code, self.hang = status, code, hang
+        self.calls = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        if self.hang:
+            await asyncio.sleep(5)
+        body = json.dumps({"code": self.code, "message": "系统繁忙，请稍后再试"}, ensure_ascii=False)
+        return web.Response(status=self.status, text=body, content_type="application/json")
+
+
+@pytest.fixture
+async def away(wx: WechatSandbox) -> AsyncIterator[Away]:
+    """WeChat Pay replaced by ``Away`` for the shop's client (answers, then restored)."""
+    fake = Away()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    runner, url = await serve_app(app)
+    config, timeout = wx.pay.config, wx.pay._timeout
+
+    def back() -> None:
+        wx.pay.config, wx.pay._timeout = config, timeout
+
+    fake.back = back  # type: ignore[attr-defined]
+    wx.pay.config = dataclasses.replace(config, api_url=url)
+    wx.pay._timeout = aiohttp.ClientTimeout(total=0.3)
+    try:
+        yield fake
+    finally:
+        back()
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "hang"),
+    [(500, "SYSTEM_ERROR", False), (503, "", False), (429, "FREQUENCY_LIMITED", False), (200, "", True)],
+    ids=["500", "503", "429", "timeout"],
+)
+async def test_the_pay_page_when_wechat_pay_is_away_says_so_in_the_buyers_language_and_writes_nothing(
+    wx: WechatSandbox,
+    away: Away,
+    browsers: list[Browser],
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    code: str,
+    hang: bool,
+) -> None:
+    away.status, away.code, away.hang = status, code, hang
+    await _product(wx.services)
+    ref = await _order(wx, english=True)
+    answer, headers, page = await _browser(wx, browsers).login(BUYER, wx.url("pay", ref))
+    assert answer == 502 and away.calls == 1
+    assert "WeChat Pay cannot be reached right now" in page and 'lang="en"' in page
+    assert _no_store(headers) and _csp(headers) and "Traceback" not in page
+    assert any("prepay for order" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    _no_errors(caplog)
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.PENDING
+
+
+async def test_an_order_whose_prepay_never_reached_wechat_pay_is_not_asked_about_forever(
+    wx: WechatSandbox, away: Away, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    status, _, _ = await _browser(wx, browsers).login(BUYER, wx.url("pay", ref))
+    assert status == 502
+    away.back()  # type: ignore[attr-defined]
+    clock = FrozenClock(wx.services.ctx.clock.now() + timedelta(hours=1))
+    wx.services.ctx.clock = clock
+    await wx.services.orders.expire_due()
+    reconciler = WechatPayReconciler(
+        wx.services, wx.pay, Merchant(wx.pay.config.app_id, wx.pay.config.mch_id)
+    )
+    assert await reconciler.run() == 1  # WeChat Pay never had it: nothing can be paid, it is settled
+    assert await wx.services.wechat_pay.state(ref) == "closed"
+    asked = len(wx.platform.requests)
+    clock.advance(seconds=CHECK_EVERY.total_seconds() + 1)
+    assert await reconciler.run() == 0 and len(wx.platform.requests) == asked
+    _no_errors(caplog)
