@@ -706,3 +706,22 @@ async def test_an_order_whose_prepay_never_reached_wechat_pay_is_not_asked_about
     clock.advance(seconds=CHECK_EVERY.total_seconds() + 1)
     assert await reconciler.run() == 0 and len(wx.platform.requests) == asked
     _no_errors(caplog)
+
+
+async def test_a_desktop_reloading_the_qr_of_an_order_paid_meanwhile_learns_it_is_paid(
+    wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx, english=True)
+    desktop = _browser(wx, browsers, DESKTOP_UA)
+    status, _, page = await desktop.get(wx.url("pay", ref))
+    assert status == 200 and "<svg" in page
+    wx.platform.drop_next_notify()  # WeChat Pay's notify is lost
+    code_url = wx.platform.orders[ref].code_url
+    assert code_url is not None
+    await wx.platform.pay_native(code_url, openid=BUYER)
+    status, headers, page = await desktop.get(wx.url("pay", ref))  # WeChat Pay: ORDERPAID
+    assert status == 200 and "<svg" not in page, page[-600:]
+    assert "Open this link in WeChat to see your order" in page and _no_store(headers)
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
+    _no_errors(caplog)

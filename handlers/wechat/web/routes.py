@@ -171,6 +171,9 @@ class WechatPages:
                 total=order.amount,
                 time_expire=order.expires_at,
             )
+        except OrderPaid:  # scanned and paid, its notify not here yet: taken now, the keys are in WeChat
+            await self._take_paid(order)
+            return self._message(lang, "wx-page-open-in-wechat-keys")
         except Exception as e:
             log.warning("wechat pay: native prepay for order %s failed: %s", order.ref, _why(e))
             return self._message(lang, "wx-page-pay-unavailable", status=502)
@@ -180,17 +183,21 @@ class WechatPages:
     async def _paid_meanwhile(self, lang: str, order: Order) -> web.StreamResponse:
         """WeChat Pay says the order is paid while the shop still has it pending (its notify was lost or is
         on its way): what WeChat Pay says is taken now, as the reconciliation would, and the buyer told."""
+        current = await self._take_paid(order)
+        return self._settled(
+            lang,
+            current if current is not None and current.status is not OrderStatus.PENDING else _as_paid(order),
+        )
+
+    async def _take_paid(self, order: Order) -> Order | None:
+        """Ask WeChat Pay about an order it says is paid and take the payment; the order as it is now."""
         try:
             tx = await self.pay.query(order.ref) if self.pay is not None else None
             if tx is not None and self.merchant is not None:
                 await take_transaction(self.services, tx, self.merchant)
         except Exception as e:  # the notify or the reconciliation will take it
             log.warning("wechat pay: order %s paid, but taking it failed: %s", order.ref, _why(e))
-        current = await self._order_of(order.ref, None)
-        return self._settled(
-            lang,
-            current if current is not None and current.status is not OrderStatus.PENDING else _as_paid(order),
-        )
+        return await self._order_of(order.ref, None)
 
     # ------------------------------------------------------------------ the order page
 
