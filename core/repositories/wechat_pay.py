@@ -42,6 +42,12 @@ class WechatPayRepo:
         )
         return str(self.conn.execute(select(w.c.trade_type).where(w.c.order_ref == order_ref)).scalar_one())
 
+    def trade_type(self, order_ref: str) -> str | None:
+        w = t.wechat_pay_orders
+        return self.conn.execute(
+            select(w.c.trade_type).where(w.c.order_ref == order_ref)
+        ).scalar_one_or_none()
+
     def state(self, order_ref: str) -> str | None:
         w = t.wechat_pay_orders
         return self.conn.execute(select(w.c.state).where(w.c.order_ref == order_ref)).scalar_one_or_none()

@@ -35,6 +35,11 @@ class WechatPayOrderService:
             raise InvalidInput("unknown WeChat Pay trade type", field="trade_type")
         return await self.ctx.write(_open, order_ref[:32], trade_type, self.ctx.clock.now())
 
+    async def trade_type(self, order_ref: str) -> str | None:
+        """``JSAPI`` or ``NATIVE``: how the order was first opened at WeChat Pay (the only way it can be
+        paid there); None for an order never opened."""
+        return await self.ctx.read(lambda uow: uow.repo.wechat_pay.trade_type(order_ref[:32]))
+
     async def state(self, order_ref: str) -> str | None:
         """``open``, ``paid``, ``closed``, or None for an order never opened at WeChat Pay."""
         return await self.ctx.read(lambda uow: uow.repo.wechat_pay.state(order_ref[:32]))

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.errors import ShopError
-from core.models import Product, User, UserIdentity
+from core.models import Order, Product, User, UserIdentity
 from core.services import Services
 from handlers.money import format_amount
 from handlers.wechat.api import WechatApi
@@ -263,12 +263,10 @@ class Dialogue:
         total = self._price(user, product.price * qty)
         if self.pages is None:
             return self._tr(user, "wx-quantity-ok", name=product.name, qty=qty, total=total)
-        currency = self.services.ctx.config.currency
         try:
-            done = await self.services.checkout.checkout_or_reuse(user.id, product.id, qty, currency)
+            order = await self._checkout(user, product.id, qty)
         except ShopError as e:
             return self._refusal(user, e)
-        order = done.order
         minutes = max(1, int((order.expires_at - self.services.ctx.clock.now()).total_seconds() // 60))
         return self._tr(
             user,
@@ -280,6 +278,23 @@ class Dialogue:
             minutes=minutes,
             link=self.pages.pay_url(order.ref),
         )
+
+    async def _checkout(self, user: User, product_id: int, qty: int) -> Order:
+        """The order to pay: the buyer's unpaid twin when there is one, unless it was opened at WeChat Pay
+        as a Native QR (a desktop browser had the link), which the phone cannot pay: WeChat Pay keeps one
+        trade type per order, so that one is cancelled (its keys back on sale) and a new one made."""
+        currency = self.services.ctx.config.currency
+        done = await self.services.checkout.checkout_or_reuse(user.id, product_id, qty, currency)
+        if done.created or await self.services.wechat_pay.trade_type(done.order.ref) != "NATIVE":
+            return done.order
+        try:
+            await self.services.orders.cancel(
+                done.order.ref, user_id=user.id, actor=f"wechat:{user.external_id}"
+            )
+        except ShopError as e:  # paid meanwhile: the new order is what the buyer asks for now
+            log.info("wechat: order %s not cancelled for a new one: %s", done.order.ref, e.key)
+        again = await self.services.checkout.checkout_or_reuse(user.id, product_id, qty, currency)
+        return again.order
 
     def _refusal(self, user: User, e: ShopError) -> str:
         """A refused checkout in the buyer's language (the shop's own words for it, as Telegram shows)."""

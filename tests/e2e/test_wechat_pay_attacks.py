@@ -725,3 +725,50 @@ async def test_a_desktop_reloading_the_qr_of_an_order_paid_meanwhile_learns_it_i
     assert "Open this link in WeChat to see your order" in page and _no_store(headers)
     assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
     _no_errors(caplog)
+
+
+# ---------------------------------------------------------------------------------------- one trade per order
+
+
+async def test_a_buyer_whose_order_became_a_desktop_qr_can_order_again_in_the_chat_and_pay_in_wechat(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    """WeChat Pay keeps one trade type per out_trade_no: once the link was opened in a desktop browser (a
+    Native QR), the phone cannot pay that order. The page says to order again in the chat; doing so must
+    give an order the phone can pay, not the same one again."""
+    await _product(wx.services)
+    ref = await _order(wx)
+    status, _, _ = await _browser(wx, browsers, DESKTOP_UA).get(wx.url("pay", ref))
+    assert status == 200 and wx.platform.orders[ref].trade_type == "NATIVE"
+    phone = _browser(wx, browsers)
+    status, _, page = await phone.login(BUYER, wx.url("pay", ref))
+    assert status == 409 and "重新下单" in page
+    again = await _order(wx)
+    assert again != ref
+    status, _, page = await phone.get(wx.url("pay", again))
+    assert status == 200 and "getBrandWCPayRequest" in page
+    await wx.pay_page(BUYER, page)
+    assert (await wx.services.orders.get(again)).status is OrderStatus.DELIVERED
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.CANCELLED  # its keys back on sale
+    assert await wx.services.ledger.check() == []
+
+
+async def test_an_order_wechat_pay_no_longer_accepts_as_it_was_opened_is_cancelled_and_the_buyer_told(
+    wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The product was renamed after the order was opened at WeChat Pay: placing it again with another
+    description is OUT_TRADE_NO_USED, for good. The buyer is told to order again (in English), and can."""
+    pid = await _product(wx.services)
+    ref = await _order(wx, english=True)
+    phone = _browser(wx, browsers)
+    status, _, _ = await phone.login(BUYER, wx.url("pay", ref))
+    assert status == 200
+    await wx.services.catalog.update_product(pid, name="腾讯视频 VIP 月卡（新）", actor="admin:1")
+    status, headers, page = await phone.get(wx.url("pay", ref))
+    assert status == 409 and "Order again in the chat" in page and _no_store(headers)
+    assert "cannot be reached" not in page
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.CANCELLED
+    again = await _order(wx, english=True)
+    status, _, page = await phone.get(wx.url("pay", again))
+    assert status == 200 and "getBrandWCPayRequest" in page
+    _no_errors(caplog)

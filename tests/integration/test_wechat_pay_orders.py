@@ -24,8 +24,10 @@ async def _order(shop: Services, external_id: str = "o1") -> str:
 async def test_an_order_keeps_the_trade_type_it_was_first_opened_as(any_shop: Services) -> None:
     ref = await _order(any_shop)
     assert await any_shop.wechat_pay.state(ref) is None
+    assert await any_shop.wechat_pay.trade_type(ref) is None
     assert await any_shop.wechat_pay.opened(ref, "NATIVE") == "NATIVE"
     assert await any_shop.wechat_pay.opened(ref, "JSAPI") == "NATIVE"
+    assert await any_shop.wechat_pay.trade_type(ref) == "NATIVE"
     assert await any_shop.wechat_pay.state(ref) == "open"
     with pytest.raises(InvalidInput):
         await any_shop.wechat_pay.opened(ref, "MWEB")

@@ -31,7 +31,7 @@ from core.models import Order, OrderStatus, User
 from core.services import Services
 from handlers.money import format_amount
 from handlers.wechat.paid import Merchant, take_transaction
-from handlers.wechat.pay import OrderPaid
+from handlers.wechat.pay import OrderPaid, OutTradeNoUsed
 from handlers.wechat.texts import DEFAULT_LANGUAGE, Texts
 from handlers.wechat.web.pages import OrderView, Page, keys_page, message_page, native_page, pay_page
 from handlers.wechat.web.session import COOKIE, SESSION_TTL, STATE_COOKIE, STATE_TTL, Sessions
@@ -137,6 +137,8 @@ class WechatPages:
             )
         except OrderPaid:
             return await self._paid_meanwhile(lang, order)
+        except OutTradeNoUsed as e:  # opened before with what has changed since (the product's name)
+            return await self._cannot_pay(lang, order, user, e)
         except Exception as e:  # WeChat Pay refused or is away: the buyer is told, the admins see the log
             log.warning("wechat pay: prepay for order %s failed: %s", order.ref, _why(e))
             return self._message(lang, "wx-page-pay-unavailable", status=502)
@@ -188,6 +190,20 @@ class WechatPages:
             lang,
             current if current is not None and current.status is not OrderStatus.PENDING else _as_paid(order),
         )
+
+    async def _cannot_pay(self, lang: str, order: Order, user: User, e: Exception) -> web.StreamResponse:
+        """WeChat Pay will never take this order as it is now (OUT_TRADE_NO_USED: placed before with a
+        description that has changed since). It is cancelled, its keys back on sale, so that ordering again
+        in the chat makes a new one rather than reusing it; the buyer is told so."""
+        log.warning("wechat pay: order %s can no longer be placed: %s; cancelled", order.ref, _why(e))
+        try:
+            await self.services.orders.cancel(order.ref, user_id=user.id, actor="wechat:pay page")
+        except ShopError as refused:  # paid or expired meanwhile: say what it is now
+            log.info("wechat pay: order %s not cancelled: %s", order.ref, refused.key)
+            current = await self._order_of(order.ref, None)
+            if current is not None and current.status is not OrderStatus.PENDING:
+                return self._settled(lang, current)
+        return self._message(lang, "wx-page-pay-changed", status=409)
 
     async def _take_paid(self, order: Order) -> Order | None:
         """Ask WeChat Pay about an order it says is paid and take the payment; the order as it is now."""
