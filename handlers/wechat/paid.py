@@ -8,21 +8,23 @@ the reconciliation's query, so a payment is confirmed once whichever arrives fir
 - ``pay_back``: a refund the core owes (``RefundDue`` of a ``wechatpay`` charge) asked of WeChat Pay's
   refund API; ``refund_settled``: WeChat Pay's answer (from the refund notify or a query), completing it.
 - ``WechatPayReconciler``: the job that asks WeChat Pay about the orders it opened, since notifies are
-  not guaranteed: paid ones are taken as above, unpaid ones closed once their reservation is over (and
-  those WeChat Pay never had, whose prepay failed, then settled), and refunds still owed asked about."""
+  not guaranteed: paid ones are taken as above, unpaid ones closed once the shop will not take them (the
+  reservation over, or the order cancelled; those WeChat Pay never had, whose prepay failed, then just
+  settled), and refunds still owed asked about."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from core.errors import InvalidInput, InvalidOrderState
 from core.messages import RefundDue
-from core.models import Charge
+from core.models import Charge, OrderStatus
 from core.services import Services
 from core.services.notices import NoticeOutcome
-from core.services.wechat_pay import CLOSED, PAID
+from core.services.wechat_pay import CLOSED, PAID, OpenPayOrder
 from handlers.wechat.pay import OrderNotFound
 
 log = logging.getLogger(__name__)
@@ -151,6 +153,13 @@ async def refund_settled(services: Services, r: Refund) -> None:
         )
 
 
+def _over(row: OpenPayOrder, now: datetime) -> bool:
+    """The shop will not take a payment for this order at WeChat Pay any more: its reservation is over,
+    or it is no longer pending (cancelled, or ordered again in its stead) — a payment now would only be
+    a late one, taken or given back."""
+    return row.expires_at <= now or row.order_status != OrderStatus.PENDING.value
+
+
 def _refund_ids(r: Refund) -> tuple[str, str, str]:
     return r.out_refund_no, r.out_trade_no, r.transaction_id
 
@@ -177,7 +186,7 @@ class WechatPayReconciler:
             try:
                 tx = await self.pay.query(row.order_ref)
             except OrderNotFound:  # its prepay never reached WeChat Pay (refused, or it was away)
-                if row.expires_at <= now:  # and none can any more: nothing to pay, nothing to ask about
+                if _over(row, now):  # and none will any more: nothing to pay, nothing to ask about
                     settled += await self.services.wechat_pay.settle(row.order_ref, CLOSED)
                 continue
             except Exception as e:
@@ -188,8 +197,8 @@ class WechatPayReconciler:
                 settled += outcome is not None and outcome.result is not None
             elif tx.trade_state == "CLOSED":
                 settled += await self.services.wechat_pay.settle(row.order_ref, CLOSED)
-            elif row.expires_at <= now and tx.trade_state in ("NOTPAY", "PAYERROR", "REVOKED"):
-                try:  # the reservation is over: nobody may pay this order at WeChat Pay any more
+            elif _over(row, now) and tx.trade_state in ("NOTPAY", "PAYERROR", "REVOKED"):
+                try:  # nobody may pay this order at WeChat Pay any more
                     await self.pay.close(row.order_ref)
                 except Exception as e:
                     log.warning("wechat pay: closing order %s failed: %s", row.order_ref, type(e).__name__)

@@ -772,3 +772,29 @@ async def test_an_order_wechat_pay_no_longer_accepts_as_it_was_opened_is_cancell
     status, _, page = await phone.get(wx.url("pay", again))
     assert status == 200 and "getBrandWCPayRequest" in page
     _no_errors(caplog)
+
+
+async def _qr_then_again(wx: WechatSandbox, browsers: list[Browser]) -> tuple[str, str]:
+    """The buyer's first order became a desktop QR; they order again in the chat and pay the new one in
+    WeChat (the first is cancelled). Both references."""
+    first = await _order(wx)
+    status, _, _ = await _browser(wx, browsers, DESKTOP_UA).get(wx.url("pay", first))
+    assert status == 200
+    second = await _order(wx)
+    _, _, page = await _browser(wx, browsers).login(BUYER, wx.url("pay", second))
+    await wx.pay_page(BUYER, page)
+    assert (await wx.services.orders.get(second)).status is OrderStatus.DELIVERED
+    assert (await wx.services.orders.get(first)).status is OrderStatus.CANCELLED
+    return first, second
+
+
+async def test_the_reconciliation_closes_the_trade_of_a_cancelled_order_without_waiting_for_its_expiry(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    await _product(wx.services)
+    first, _ = await _qr_then_again(wx, browsers)
+    clock = FrozenClock(wx.services.ctx.clock.now() + timedelta(minutes=2))  # long before it would expire
+    wx.services.ctx.clock = clock
+    assert await _reconciler(wx).run() >= 1
+    assert wx.platform.orders[first].trade_state == "CLOSED"
+    assert await wx.services.wechat_pay.state(first) == "closed"
