@@ -255,13 +255,17 @@ class Dialogue:
         if shown is None:
             return self._tr(user, "wx-buy-pick-first") + "\n\n" + await self._catalog(user)
         product, available = await self.services.catalog.card(shown[0])
-        if not product.active or available <= 0:
+        if not product.active:
             return self._tr(user, "wx-product-gone", name=product.name) + "\n\n" + await self._catalog(user)
-        most = min(product.max_qty, available)
+        # None left on sale may still be the buyer's own unpaid order of the last keys, asked for again:
+        # the checkout reuses it (or says the stock is out)
+        most = min(product.max_qty, available) if available > 0 else product.max_qty
         if not product.min_qty <= qty <= most:
             return self._tr(user, "wx-quantity-range", min=product.min_qty, max=most)
         total = self._price(user, product.price * qty)
         if self.pages is None:
+            if available <= 0:
+                return self._tr(user, "wx-out-of-stock")
             return self._tr(user, "wx-quantity-ok", name=product.name, qty=qty, total=total)
         try:
             order = await self._checkout(user, product.id, qty)

@@ -788,6 +788,24 @@ async def _qr_then_again(wx: WechatSandbox, browsers: list[Browser]) -> tuple[st
     return first, second
 
 
+async def test_a_payment_for_an_order_cancelled_meanwhile_whose_stock_is_sold_goes_back_to_the_payer(
+    wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    await _product(wx.services, keys=1)
+    first, _ = await _qr_then_again(wx, browsers)
+    code_url = wx.platform.orders[first].code_url
+    assert code_url is not None
+    await wx.platform.pay_native(code_url, openid=BUYER)  # the old QR, still on the desktop
+    assert (await wx.services.orders.get(first)).status is OrderStatus.REFUND_DUE
+    await wx.deliver()  # the sender asks WeChat Pay to refund it
+    await wx.platform.drain()
+    assert [r.out_trade_no for r in wx.platform.refunds.values()] == [first]
+    assert (await wx.services.orders.get(first)).status is OrderStatus.REFUNDED
+    assert await wx.services.refunds.owed_by_provider("wechatpay") == []
+    assert await wx.services.ledger.check() == []
+    _no_errors(caplog)
+
+
 async def test_the_reconciliation_closes_the_trade_of_a_cancelled_order_without_waiting_for_its_expiry(
     wx: WechatSandbox, browsers: list[Browser]
 ) -> None:
@@ -798,3 +816,16 @@ async def test_the_reconciliation_closes_the_trade_of_a_cancelled_order_without_
     assert await _reconciler(wx).run() >= 1
     assert wx.platform.orders[first].trade_state == "CLOSED"
     assert await wx.services.wechat_pay.state(first) == "closed"
+
+
+async def test_a_buyer_asking_again_for_an_unpaid_order_of_the_last_keys_gets_its_pay_link_back(
+    wx: WechatSandbox,
+) -> None:
+    await _product(wx.services, keys=1)
+    ref = await _order(wx)
+    assert await _order(wx) == ref  # the same order (its key held for it), not "taken off sale"
+    await wx.emu.subscribe(OTHER)
+    for text in ("商品", "1", "买 1"):
+        await wx.emu.send_text(OTHER, text)
+    texts = wx.emu.texts(OTHER)
+    assert not any("/wechat/pay/" in t for t in texts) and any("暂时已售罄" in t for t in texts), texts
