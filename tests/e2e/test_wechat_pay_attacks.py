@@ -26,6 +26,7 @@ from bot.wechat_sandbox import WECHAT_UA, WechatSandbox, start_wechat_sandbox
 from core.clock import FrozenClock
 from core.context import Context, ShopConfig
 from core.db import Database
+from core.errors import ShopError
 from core.models import OrderStatus, PaymentStatus
 from core.services import Services
 from core.services.catalog import ProductDraft
@@ -829,3 +830,73 @@ async def test_a_buyer_asking_again_for_an_unpaid_order_of_the_last_keys_gets_it
         await wx.emu.send_text(OTHER, text)
     texts = wx.emu.texts(OTHER)
     assert not any("/wechat/pay/" in t for t in texts) and any("暂时已售罄" in t for t in texts), texts
+
+
+async def test_a_payment_whose_notify_comes_after_the_order_expired_is_delivered_from_stock_again(
+    wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    await _product(wx.services)
+    ref, body = await _dropped_payment(wx, browsers)
+    wx.services.ctx.clock = FrozenClock(wx.services.ctx.clock.now() + timedelta(hours=1))
+    await wx.services.orders.expire_due()
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.EXPIRED
+    status, _, _ = await _post(wx, wx.platform.sign_notify(body), body)  # WeChat Pay's late retry
+    assert status == 204
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
+    assert await wx.services.ledger.check() == []
+    _no_errors(caplog)
+
+
+async def test_a_refund_asked_twice_goes_back_once(wx: WechatSandbox, browsers: list[Browser]) -> None:
+    await _product(wx.services)
+    ref = await _paid(wx, browsers)
+    await wx.services.refunds.request_refund(ref, actor="admin:1", reason="admin")
+    with pytest.raises(ShopError):
+        await wx.services.refunds.request_refund(ref, actor="admin:2", reason="admin")
+    await wx.deliver()
+    await wx.platform.drain()
+    await wx.deliver()
+    assert len(wx.platform.refunds) == 1
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.REFUNDED
+    assert await wx.services.ledger.check() == []
+
+
+async def test_a_refund_notify_before_the_refund_apis_answer_completes_it_once(
+    wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    """WeChat Pay made the refund and notified it, but its answer to the refund call never reached the
+    shop (here: not verifiable). The notify completes it; the sender's retry asks for the same refund
+    (same out_refund_no), which WeChat Pay answers as made: nothing more goes back."""
+    await _product(wx.services)
+    ref = await _paid(wx, browsers)
+    await wx.services.refunds.request_refund(ref, actor="admin:1", reason="admin")
+    wx.platform.refund_delay = 0.0
+    wx.platform.break_next_answer("signature")
+    await wx.deliver()  # the refund call's answer is refused: the outbox retries later
+    await wx.platform.drain()  # the refund settles and its notify arrives
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.REFUNDED
+    outbox = await in_read(wx.services, lambda uow: uow.repo.outbox.pending())
+    assert [m.kind for m in outbox] != []  # the pay-back step is still to be retried
+    wx.services.ctx.clock = FrozenClock(wx.services.ctx.clock.now() + timedelta(hours=1))
+    await wx.deliver()
+    assert len(wx.platform.refunds) == 1
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.REFUNDED
+    assert await wx.services.refunds.owed_by_provider("wechatpay") == []
+    assert await wx.services.ledger.check() == []
+
+
+async def test_two_reconciliation_rounds_at_once_take_a_lost_payment_once(
+    any_wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    wx = any_wx
+    await _product(wx.services)
+    ref, _ = await _dropped_payment(wx, browsers)
+    wx.services.ctx.clock = FrozenClock(wx.services.ctx.clock.now() + timedelta(minutes=5))
+    rounds = await asyncio.gather(_reconciler(wx).run(), _reconciler(wx).run())
+    assert sorted(rounds) == [0, 1]
+    order = await wx.services.orders.get(ref)
+    assert order.status is OrderStatus.DELIVERED
+    payments = await in_read(wx.services, lambda uow: uow.repo.payments.for_order(order.id))
+    assert len(payments) == 1 and await wx.services.wechat_pay.state(ref) == "paid"
+    assert await wx.services.ledger.check() == []
+    _no_errors(caplog)
