@@ -900,3 +900,20 @@ async def test_two_reconciliation_rounds_at_once_take_a_lost_payment_once(
     assert len(payments) == 1 and await wx.services.wechat_pay.state(ref) == "paid"
     assert await wx.services.ledger.check() == []
     _no_errors(caplog)
+
+
+async def test_the_description_wechat_pay_gets_fits_127_bytes_whatever_the_products_name(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    """WeChat Pay's ``description`` is string(127); whether it counts characters or UTF-8 bytes is not
+    settled in its documentation, so a long Chinese name is cut to 127 bytes, which satisfies both."""
+    await _product(wx.services, name="腾讯视频VIP会员月卡官方直充秒到账" * 3)
+    ref = await _order(wx)
+    status, _, _ = await _browser(wx, browsers).login(BUYER, wx.url("pay", ref))
+    assert status == 200
+    description = wx.platform.orders[ref].description
+    assert (
+        len(description.encode()) <= 127
+        and description.startswith("腾讯视频VIP")
+        and description.endswith("…")
+    )

@@ -32,7 +32,7 @@ from core.services import Services
 from handlers.money import format_amount
 from handlers.wechat.paid import Merchant, take_transaction
 from handlers.wechat.pay import OrderPaid, OutTradeNoUsed
-from handlers.wechat.texts import DEFAULT_LANGUAGE, Texts
+from handlers.wechat.texts import DEFAULT_LANGUAGE, Texts, fit
 from handlers.wechat.web.pages import OrderView, Page, keys_page, message_page, native_page, pay_page
 from handlers.wechat.web.session import COOKIE, SESSION_TTL, STATE_COOKIE, STATE_TTL, Sessions
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "wechat"
 _REF = re.compile(r"[A-Z2-7]{16}")  # core.services.checkout.new_order_ref
-DESCRIPTION_MAX = 127  # WeChat Pay's ``description`` (characters)
+DESCRIPTION_MAX = 127  # WeChat Pay's ``description``: string(127)
 
 
 class PrepayClient(Protocol):
@@ -351,9 +351,9 @@ def _minutes(order: Order, now: datetime) -> int:
 
 
 def _description(view: OrderView) -> str:
-    """WeChat Pay's ``description`` (shown in the buyer's bill): the product and quantity, ≤ 127 chars."""
-    text = f"{view.name} × {view.quantity}"
-    return text if len(text) <= DESCRIPTION_MAX else text[: DESCRIPTION_MAX - 1] + "…"
+    """WeChat Pay's ``description`` (shown in the buyer's bill): the product and quantity, cut to 127 UTF-8
+    bytes (string(127): whether WeChat Pay counts characters or bytes is not settled; bytes fit both)."""
+    return fit(f"{view.name} × {view.quantity}", DESCRIPTION_MAX)
 
 
 def _why(e: Exception) -> str:
