@@ -917,3 +917,79 @@ async def test_the_description_wechat_pay_gets_fits_127_bytes_whatever_the_produ
         and description.startswith("腾讯视频VIP")
         and description.endswith("…")
     )
+
+
+# ---------------------------------------------------------------------------------------- time, language
+
+
+async def test_time_expire_is_the_reservations_end_in_beijing_time(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    await _browser(wx, browsers).login(BUYER, wx.url("pay", ref))
+    order = await wx.services.orders.get(ref)
+    assert wx.platform.orders[ref].time_expire == int(order.expires_at.timestamp())
+    assert wx.platform.orders[ref].params["expire"] == int(order.expires_at.timestamp())
+
+
+async def test_an_english_buyer_reads_every_page_in_english(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx, english=True)
+    phone = _browser(wx, browsers)
+    status, _, page = await phone.login(BUYER, wx.url("pay", ref))
+    assert status == 200 and 'lang="en"' in page
+    for text in ("Pay for your order", "Pay with WeChat Pay", "¥19.90", f"Order {ref}", "more min"):
+        assert text in page, text
+    script = _scripts(page)[0]
+    assert "Paid. Your keys are on their way" in script and "Open this page in WeChat to pay." in script
+    status, _, unpaid = await phone.get(wx.url("order", ref))
+    assert "This order is not paid yet." in unpaid
+    await wx.pay_page(BUYER, page)
+    status, _, keys = await phone.get(wx.url("order", ref))
+    assert status == 200 and "Your keys" in keys and "Keep your keys to yourself" in keys
+    status, _, paid = await phone.get(wx.url("pay", ref))
+    assert "This order is paid." in paid and "See the keys" in paid
+    status, _, qr = await _browser(wx, browsers, DESKTOP_UA).get(wx.url("order", ref))
+    assert status == 403 and "Open this link in WeChat to see your order." in qr
+    await wx.services.refunds.request_refund(ref, actor="admin:1")
+    await wx.deliver()
+    await wx.platform.drain()
+    status, _, refunded = await phone.get(wx.url("pay", ref))
+    assert "This order was refunded." in refunded
+    assert all("微信" not in p and "订单" not in p for p in (unpaid, keys, paid, qr, refunded))
+
+
+async def test_the_reconciliation_closing_an_order_the_buyer_pays_that_moment_takes_the_payment_next_round(
+    wx: WechatSandbox, browsers: list[Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    _, _, page = await _browser(wx, browsers).login(BUYER, wx.url("pay", ref))
+    clock = FrozenClock(wx.services.ctx.clock.now() + timedelta(hours=1))
+    wx.services.ctx.clock = clock
+    await wx.services.orders.expire_due()
+
+    class PaidWhileClosing:
+        """The buyer taps pay between the reconciliation's query (NOTPAY) and its close."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(wx.pay, name)
+
+        async def close(self, out_trade_no: str) -> None:
+            wx.platform.drop_next_notify()
+            await wx.pay_page(BUYER, page)
+            await wx.pay.close(out_trade_no)
+
+    racing = WechatPayReconciler(
+        wx.services, PaidWhileClosing(), Merchant(wx.pay.config.app_id, wx.pay.config.mch_id)
+    )  # type: ignore[arg-type]
+    assert await racing.run() == 0  # WeChat Pay refused to close a paid order: nothing settled
+    assert await wx.services.wechat_pay.state(ref) == "open"
+    clock.advance(seconds=CHECK_EVERY.total_seconds() + 1)
+    assert await _reconciler(wx).run() == 1
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED  # a late payment, stock free
+    assert await wx.services.wechat_pay.state(ref) == "paid"
+    _no_errors(caplog)

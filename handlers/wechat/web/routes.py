@@ -222,8 +222,8 @@ class WechatPages:
         ref = request.match_info.get("ref", "")
         if not _REF.fullmatch(ref):
             return self._message(DEFAULT_LANGUAGE, "wx-page-not-found", status=404)
-        if not _in_wechat(request):
-            return self._message(DEFAULT_LANGUAGE, "wx-page-open-in-wechat-keys", status=403)
+        if not _in_wechat(request):  # in the buyer's language, as the QR page of the same link is
+            return self._message(await self._buyers_language(ref), "wx-page-open-in-wechat-keys", status=403)
         who = await self._who(request)
         if isinstance(who, web.StreamResponse):
             return who
@@ -308,6 +308,13 @@ class WechatPages:
             return await self.services.orders.get(ref, user_id=user.id if user is not None else None)
         except ShopError:
             return None
+
+    async def _buyers_language(self, ref: str) -> str:
+        order = await self._order_of(ref, None)
+        if order is None:
+            return DEFAULT_LANGUAGE
+        buyer = await self.services.users.get(order.user_id)
+        return _lang(buyer) if buyer.channel == CHANNEL else DEFAULT_LANGUAGE
 
     async def _view(self, order: Order, lang: str) -> OrderView:
         product = await self.services.catalog.product(order.product_id)
