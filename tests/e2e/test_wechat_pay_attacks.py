@@ -12,7 +12,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -27,12 +27,13 @@ from core.clock import FrozenClock
 from core.context import Context, ShopConfig
 from core.db import Database
 from core.errors import ShopError
-from core.models import OrderStatus, PaymentStatus
+from core.models import OrderStatus, Payment, PaymentStatus
 from core.services import Services
 from core.services.catalog import ProductDraft
 from core.services.wechat_pay import CHECK_EVERY
 from core.vault import Vault, new_key_spec
 from handlers.wechat.paid import Merchant, WechatPayReconciler
+from handlers.wechat.pay import WechatPay
 from sandbox.http import serve_app
 from sandbox.wechatpay import crypto
 from tests.conftest import BACKENDS, in_read, make_db
@@ -440,7 +441,7 @@ async def _post(
         return r.status, dict(r.headers), await r.text()
 
 
-async def _payments(wx: WechatSandbox) -> list[object]:
+async def _payments(wx: WechatSandbox) -> list[Payment]:
     return await in_read(wx.services, lambda uow: uow.repo.payments.owed("wechatpay", 100))
 
 
@@ -528,7 +529,7 @@ async def test_genuine_notifies_that_pay_for_nothing_of_ours_deliver_nothing(
     status, _, _ = await _post(wx, *_envelope(wx, "TRANSACTION.SUCCESS", stranger))  # and again
     assert status == 204
     (owed,) = await _payments(wx)
-    assert (owed.charge_id, owed.status) == (stranger["transaction_id"], PaymentStatus.REJECTED)  # type: ignore[attr-defined]
+    assert (owed.charge_id, owed.status) == (stranger["transaction_id"], PaymentStatus.REJECTED)
     assert (await wx.services.orders.get(ref)).status is OrderStatus.PENDING
     _no_errors(caplog)
 
@@ -538,7 +539,7 @@ async def test_a_refund_notify_for_a_charge_the_shop_never_had_is_acknowledged_a
 ) -> None:
     await _product(wx.services)
     ref = await _order(wx)
-    refund = {
+    refund: dict[str, object] = {
         "mchid": wx.platform.mch_id,
         "out_trade_no": ref,
         "transaction_id": "4200009" + crypto.digits(21),
@@ -630,6 +631,7 @@ class Away:
     def __init__(self, status: int = 500, code: str = "SYSTEM_ERROR", hang: bool = False) -> None:
         self.status, self.code, self.hang = status, code, hang
         self.calls = 0
+        self.back: Callable[[], None] = lambda: None  # WeChat Pay back for the shop's client
 
     async def handle(self, request: web.Request) -> web.Response:
         self.calls += 1
@@ -651,7 +653,7 @@ async def away(wx: WechatSandbox) -> AsyncIterator[Away]:
     def back() -> None:
         wx.pay.config, wx.pay._timeout = config, timeout
 
-    fake.back = back  # type: ignore[attr-defined]
+    fake.back = back
     wx.pay.config = dataclasses.replace(config, api_url=url)
     wx.pay._timeout = aiohttp.ClientTimeout(total=0.3)
     try:
@@ -694,7 +696,7 @@ async def test_an_order_whose_prepay_never_reached_wechat_pay_is_not_asked_about
     ref = await _order(wx)
     status, _, _ = await _browser(wx, browsers).login(BUYER, wx.url("pay", ref))
     assert status == 502
-    away.back()  # type: ignore[attr-defined]
+    away.back()
     clock = FrozenClock(wx.services.ctx.clock.now() + timedelta(hours=1))
     wx.services.ctx.clock = clock
     await wx.services.orders.expire_due()
@@ -972,21 +974,20 @@ async def test_the_reconciliation_closing_an_order_the_buyer_pays_that_moment_ta
     wx.services.ctx.clock = clock
     await wx.services.orders.expire_due()
 
-    class PaidWhileClosing:
+    class PaidWhileClosing(WechatPay):
         """The buyer taps pay between the reconciliation's query (NOTPAY) and its close."""
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(wx.pay, name)
 
         async def close(self, out_trade_no: str) -> None:
             wx.platform.drop_next_notify()
             await wx.pay_page(BUYER, page)
             await wx.pay.close(out_trade_no)
 
-    racing = WechatPayReconciler(
-        wx.services, PaidWhileClosing(), Merchant(wx.pay.config.app_id, wx.pay.config.mch_id)
-    )  # type: ignore[arg-type]
-    assert await racing.run() == 0  # WeChat Pay refused to close a paid order: nothing settled
+    paying = PaidWhileClosing(wx.pay.config)
+    racing = WechatPayReconciler(wx.services, paying, Merchant(wx.pay.config.app_id, wx.pay.config.mch_id))
+    try:
+        assert await racing.run() == 0  # WeChat Pay refused to close a paid order: nothing settled
+    finally:
+        await paying.close_session()
     assert await wx.services.wechat_pay.state(ref) == "open"
     clock.advance(seconds=CHECK_EVERY.total_seconds() + 1)
     assert await _reconciler(wx).run() == 1
