@@ -184,28 +184,38 @@ class WechatPayReconciler:
         now = self.services.ctx.clock.now()
         for row in await self.services.wechat_pay.due():
             try:
-                tx = await self.pay.query(row.order_ref)
-            except OrderNotFound:  # its prepay never reached WeChat Pay (refused, or it was away)
-                if _over(row, now):  # and none will any more: nothing to pay, nothing to ask about
-                    settled += await self.services.wechat_pay.settle(row.order_ref, CLOSED)
-                continue
-            except Exception as e:
-                log.warning("wechat pay: querying order %s failed: %s", row.order_ref, type(e).__name__)
-                continue
-            if tx.trade_state in ("SUCCESS", "REFUND"):
-                outcome = await take_transaction(self.services, tx, self.merchant)
-                settled += outcome is not None and outcome.result is not None
-            elif tx.trade_state == "CLOSED":
-                settled += await self.services.wechat_pay.settle(row.order_ref, CLOSED)
-            elif _over(row, now) and tx.trade_state in ("NOTPAY", "PAYERROR", "REVOKED"):
-                try:  # nobody may pay this order at WeChat Pay any more
-                    await self.pay.close(row.order_ref)
-                except Exception as e:
-                    log.warning("wechat pay: closing order %s failed: %s", row.order_ref, type(e).__name__)
-                    continue
-                settled += await self.services.wechat_pay.settle(row.order_ref, CLOSED)
+                settled += await self._reconcile(row, now)
+            except Exception:  # one order's trouble (the database…) must not hold up the others, or refunds
+                log.exception(
+                    "wechat pay: reconciling order %s failed; it is asked about again", row.order_ref
+                )
         await self._refunds()
         return settled
+
+    async def _reconcile(self, row: OpenPayOrder, now: datetime) -> int:
+        """Ask WeChat Pay about one open order and act on it; 1 when it is settled now, else 0."""
+        try:
+            tx = await self.pay.query(row.order_ref)
+        except OrderNotFound:  # its prepay never reached WeChat Pay (refused, or it was away)
+            if _over(row, now):  # and none will any more: nothing to pay, nothing to ask about
+                return int(await self.services.wechat_pay.settle(row.order_ref, CLOSED))
+            return 0
+        except Exception as e:
+            log.warning("wechat pay: querying order %s failed: %s", row.order_ref, type(e).__name__)
+            return 0
+        if tx.trade_state in ("SUCCESS", "REFUND"):
+            outcome = await take_transaction(self.services, tx, self.merchant)
+            return int(outcome is not None and outcome.result is not None)
+        if tx.trade_state == "CLOSED":
+            return int(await self.services.wechat_pay.settle(row.order_ref, CLOSED))
+        if _over(row, now) and tx.trade_state in ("NOTPAY", "PAYERROR", "REVOKED"):
+            try:  # nobody may pay this order at WeChat Pay any more
+                await self.pay.close(row.order_ref)
+            except Exception as e:
+                log.warning("wechat pay: closing order %s failed: %s", row.order_ref, type(e).__name__)
+                return 0
+            return int(await self.services.wechat_pay.settle(row.order_ref, CLOSED))
+        return 0
 
     async def _refunds(self) -> None:
         """Refunds asked of WeChat Pay whose notify never came: asked about by their number."""
@@ -215,4 +225,7 @@ class WechatPayReconciler:
             except Exception as e:  # not asked yet (the outbox will), or WeChat Pay away: next round
                 log.debug("wechat pay: refund of %s not known yet: %s", p.charge_id, type(e).__name__)
                 continue
-            await refund_settled(self.services, r)
+            try:
+                await refund_settled(self.services, r)
+            except Exception:  # the next round asks again
+                log.exception("wechat pay: completing the refund of %s failed", p.charge_id)

@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -27,7 +28,7 @@ from core.clock import FrozenClock
 from core.context import Context, ShopConfig
 from core.db import Database
 from core.errors import ShopError
-from core.models import OrderStatus, Payment, PaymentStatus
+from core.models import Charge, OrderStatus, Payment, PaymentStatus
 from core.services import Services
 from core.services.catalog import ProductDraft
 from core.services.wechat_pay import CHECK_EVERY
@@ -994,3 +995,32 @@ async def test_the_reconciliation_closing_an_order_the_buyer_pays_that_moment_ta
     assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED  # a late payment, stock free
     assert await wx.services.wechat_pay.state(ref) == "paid"
     _no_errors(caplog)
+
+
+async def test_one_order_the_reconciliation_cannot_record_does_not_hold_up_the_others(
+    wx: WechatSandbox, browsers: list[Browser], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _product(wx.services)
+    first, _ = await _dropped_payment(wx, browsers)
+    await _order(wx, OTHER)
+    other = await _order(wx, OTHER)
+    _, _, page = await _browser(wx, browsers).login(OTHER, wx.url("pay", other))
+    wx.platform.drop_next_notify()
+    await wx.pay_page(OTHER, page)
+    receive = wx.services.payments.receive_notice
+
+    async def database_gone_for_the_first(charge: Charge, *, raw: dict[str, Any]) -> Any:
+        if charge.order_ref == first:
+            raise RuntimeError("database gone")
+        return await receive(charge, raw=raw)
+
+    monkeypatch.setattr(wx.services.payments, "receive_notice", database_gone_for_the_first)
+    clock = FrozenClock(wx.services.ctx.clock.now() + timedelta(minutes=5))
+    wx.services.ctx.clock = clock
+    assert await _reconciler(wx).run() == 1
+    assert (await wx.services.orders.get(other)).status is OrderStatus.DELIVERED
+    assert (await wx.services.orders.get(first)).status is OrderStatus.PENDING
+    monkeypatch.undo()
+    clock.advance(seconds=CHECK_EVERY.total_seconds() + 1)
+    assert await _reconciler(wx).run() == 1
+    assert (await wx.services.orders.get(first)).status is OrderStatus.DELIVERED
