@@ -291,13 +291,13 @@ async def test_the_oauth_round_trip_only_ever_returns_to_the_shops_own_page(
     ref = await _order(wx)
     b = _browser(wx, browsers)
     status, headers, _ = await b.get(wx.url("pay", ref) + tail)
-    assert status == 302
+    assert status == 302 and _no_store(headers)
     location = headers["Location"]
     assert urlsplit(location).path == "/connect/oauth2/authorize"
     assert _query(location)["redirect_uri"] == wx.url("pay", ref)
     code, state = await _code_for(wx, b, BUYER, location)
     status, headers, _ = await b.get(wx.url("pay", ref) + f"?code={code}&state={state}")
-    assert status == 302 and headers["Location"] == wx.url("pay", ref)
+    assert status == 302 and headers["Location"] == wx.url("pay", ref) and _no_store(headers)
 
 
 BAD_REFS = [
