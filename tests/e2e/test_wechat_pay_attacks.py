@@ -633,11 +633,12 @@ class Away:
         self.status, self.code, self.hang = status, code, hang
         self.calls = 0
         self.back: Callable[[], None] = lambda: None  # WeChat Pay back for the shop's client
+        self.released = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.calls += 1
         if self.hang:
-            await asyncio.sleep(5)
+            await self.released.wait()  # past the client's timeout: until the test is over
         body = json.dumps({"code": self.code, "message": "系统繁忙，请稍后再试"}, ensure_ascii=False)
         return web.Response(status=self.status, text=body, content_type="application/json")
 
@@ -661,6 +662,7 @@ async def away(wx: WechatSandbox) -> AsyncIterator[Away]:
         yield fake
     finally:
         back()
+        fake.released.set()
         await runner.cleanup()
 
 
