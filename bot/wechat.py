@@ -96,7 +96,10 @@ def _certificate_serial(path: Path) -> str:
         raise SettingsError(
             "setting WECHATPAY_PLATFORM_CERT_FILE: not a PEM certificate (wechatpay_….pem)"
         ) from None
-    return format(cert.serial_number, "X")
+    # byte by byte, as WeChat Pay writes it in Wechatpay-Serial: a first byte below 0x10 keeps its 0
+    # (format(n, "X") dropped it, and then no notify from that certificate verified)
+    serial = cert.serial_number
+    return serial.to_bytes(max(1, (serial.bit_length() + 7) // 8), "big").hex().upper()
 
 
 class WechatChannel:

@@ -3,11 +3,14 @@ when it could not work (no official account, prices not in CNY, no public addres
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from bot.settings import SettingsError, load_settings
 from bot.wechat import wechat_pay
@@ -88,3 +91,30 @@ def test_a_key_file_that_is_no_key_is_refused_without_showing_it(tmp_path: Path)
     with pytest.raises(SettingsError) as e:
         wechat_pay(settings)
     assert str(e.value).startswith("setting WECHATPAY_PRIVATE_KEY_FILE:") and "c2VjcmV0" not in str(e.value)
+
+
+async def test_a_platform_certificate_is_known_by_its_serial_as_wechat_pay_writes_it_leading_zero_included(
+    tmp_path: Path,
+) -> None:
+    """``Wechatpay-Serial`` is the certificate's serial in hex, byte by byte: a serial whose first digit
+    is 0 keeps it (wechatpay-go fixed exactly this in its PR #46). Dropped, no notify would verify."""
+    platform = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(platform.public_key())
+        .serial_number(0x0A5157F09EFDC096DE15EBE81A47057A7232F1B8)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=365))
+        .sign(platform, hashes.SHA256())
+    )
+    pem = tmp_path / "wechatpay_cert.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files = _files(tmp_path) | {"wechatpay_platform_cert_file": pem}
+    made = wechat_pay(load_settings(_env_file=None, **ACCOUNT, **files))
+    assert made is not None
+    assert "0A5157F09EFDC096DE15EBE81A47057A7232F1B8" in made[0].config.platform_keys
+    await made[0].close_session()
