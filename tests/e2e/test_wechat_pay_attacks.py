@@ -803,6 +803,8 @@ async def test_a_payment_for_an_order_cancelled_meanwhile_whose_stock_is_sold_go
     assert code_url is not None
     await wx.platform.pay_native(code_url, openid=BUYER)  # the old QR, still on the desktop
     assert (await wx.services.orders.get(first)).status is OrderStatus.REFUND_DUE
+    status, _, page = await _browser(wx, browsers).login(BUYER, wx.url("pay", first))
+    assert status == 200 and "正在退回" in page and "过期" not in page  # not "expired"
     await wx.deliver()  # the sender asks WeChat Pay to refund it
     await wx.platform.drain()
     assert [r.out_trade_no for r in wx.platform.refunds.values()] == [first]

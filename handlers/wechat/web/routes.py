@@ -328,6 +328,8 @@ class WechatPages:
             )
         if order.status is OrderStatus.REFUNDED:
             return self._message(lang, "wx-page-refunded")
+        if order.status is OrderStatus.REFUND_DUE:  # a payment the shop could not keep, on its way back
+            return self._message(lang, "wx-page-refund-due")
         return self._message(lang, "wx-page-expired", status=410)
 
     def _message(
