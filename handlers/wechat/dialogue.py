@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.errors import ShopError
-from core.models import Order, Product, User, UserIdentity
+from core.models import DeliveryKind, Order, Product, User, UserIdentity
 from core.services import Services
 from handlers.money import format_amount
 from handlers.wechat.api import WechatApi
@@ -236,12 +236,15 @@ class Dialogue:
         product, available = await self.services.catalog.card(ids[n - 1])
         if not product.active:
             return self._tr(user, "wx-product-gone", name=product.name) + "\n\n" + await self._catalog(user)
-        if available <= 0:
+        stock = _stock(product, available)
+        if stock is not None and stock <= 0:
             tail = self._tr(user, "wx-out-of-stock")
         else:
             self.choices.remember(_card_of(user), (product.id,))
-            tail = self._tr(user, "wx-buy-hint", min=product.min_qty, max=min(product.max_qty, available))
-        fields = {"name": product.name, "price": self._price(user, product.price), "stock": available}
+            most = product.max_qty if stock is None else min(product.max_qty, stock)
+            tail = self._tr(user, "wx-buy-hint", min=product.min_qty, max=most)
+        shown = self._tr(user, "wx-stock-always") if stock is None else stock
+        fields = {"name": product.name, "price": self._price(user, product.price), "stock": shown}
         bare = self._tr(user, "wx-product-card", description="", **fields) + "\n" + tail
         # a long description is cut, never the price or how to buy: the card must fit one reply
         description = fit(product.description or "—", TEXT_MAX_BYTES - len(bare.encode()))
@@ -257,14 +260,15 @@ class Dialogue:
         product, available = await self.services.catalog.card(shown[0])
         if not product.active:
             return self._tr(user, "wx-product-gone", name=product.name) + "\n\n" + await self._catalog(user)
+        stock = _stock(product, available)
         # None left on sale may still be the buyer's own unpaid order of the last keys, asked for again:
         # the checkout reuses it (or says the stock is out)
-        most = min(product.max_qty, available) if available > 0 else product.max_qty
+        most = min(product.max_qty, stock) if stock is not None and stock > 0 else product.max_qty
         if not product.min_qty <= qty <= most:
             return self._tr(user, "wx-quantity-range", min=product.min_qty, max=most)
         total = self._price(user, product.price * qty)
         if self.pages is None:
-            if available <= 0:
+            if stock is not None and stock <= 0:
                 return self._tr(user, "wx-out-of-stock")
             return self._tr(user, "wx-quantity-ok", name=product.name, qty=qty, total=total)
         try:
@@ -338,6 +342,12 @@ class Dialogue:
 
     def _tr(self, user: User, key: str, /, **params: Any) -> str:
         return self.texts.tr(user.language, key, **params)
+
+
+def _stock(product: Product, available: int) -> int | None:
+    """How many a buyer may be offered: the unique keys on sale; None (no count) for a shared key, which
+    every buyer gets, and for a product an admin delivers by hand — as Telegram's card shows them."""
+    return available if product.delivery_kind is DeliveryKind.UNIQUE else None
 
 
 def _card_of(user: User) -> str:

@@ -28,7 +28,7 @@ from core.clock import FrozenClock
 from core.context import Context, ShopConfig
 from core.db import Database
 from core.errors import ShopError
-from core.models import Charge, OrderStatus, Payment, PaymentStatus
+from core.models import Charge, DeliveryKind, OrderStatus, Payment, PaymentStatus
 from core.services import Services
 from core.services.catalog import ProductDraft
 from core.services.wechat_pay import CHECK_EVERY
@@ -1028,3 +1028,36 @@ async def test_one_order_the_reconciliation_cannot_record_does_not_hold_up_the_o
     clock.advance(seconds=CHECK_EVERY.total_seconds() + 1)
     assert await _reconciler(wx).run() == 1
     assert (await wx.services.orders.get(first)).status is OrderStatus.DELIVERED
+
+
+async def test_shared_key_and_hand_delivered_products_are_sold_in_wechat_too(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    """Their stock is no count of unique keys (a shared key is everyone's; an admin delivers by hand):
+    the chat offers them and takes the order, as Telegram does."""
+    shared = await wx.services.catalog.add_product(
+        ProductDraft(name="A 通用卡密", price=990, max_qty=5, delivery_kind=DeliveryKind.SHARED)
+    )
+    await wx.services.stock.set_shared_key(shared, "SHARED-KEY-2026", actor="admin:1")
+    await wx.services.catalog.add_product(
+        ProductDraft(name="B 代充 QQ 会员", price=1990, max_qty=5, delivery_kind=DeliveryKind.MANUAL)
+    )
+    phone = _browser(wx, browsers)
+    await wx.emu.subscribe(BUYER)
+    await wx.emu.send_text(BUYER, "商品")
+    for n, (kind, settled) in enumerate((("shared", OrderStatus.DELIVERED), ("manual", OrderStatus.PAID)), 1):
+        await wx.emu.send_text(BUYER, str(n))
+        assert "售罄" not in wx.emu.texts(BUYER)[-1] and "有货" in wx.emu.texts(BUYER)[-1], kind
+        await wx.emu.send_text(BUYER, "买 2")
+        found = _LINK.search(wx.emu.texts(BUYER)[-1])
+        assert found, (kind, wx.emu.texts(BUYER)[-1])
+        ref = found.group(1)
+        _, _, page = await phone.login(BUYER, wx.url("pay", ref))
+        await wx.pay_page(BUYER, page)
+        assert (await wx.services.orders.get(ref)).status is settled, kind
+        status, _, page = await phone.get(wx.url("order", ref))
+        if kind == "shared":
+            assert status == 200 and "SHARED-KEY-2026" in page
+        else:  # paid, an admin delivers it: said so, with no "see the keys" link back to this very page
+            assert status == 200 and "人工" in page and wx.url("order", ref) not in page
+        await wx.emu.send_text(BUYER, "商品")

@@ -234,6 +234,8 @@ class WechatPages:
             return self._message(lang, "wx-page-not-yours", status=404)
         if order.status is OrderStatus.PENDING:
             return self._message(lang, "wx-page-unpaid", link=(self._url("pay", ref), "wx-page-pay-button"))
+        if order.status is OrderStatus.PAID:  # an admin delivers it by hand: nothing to show yet
+            return self._message(lang, "wx-page-awaiting-manual")
         if order.status is not OrderStatus.DELIVERED:
             return self._settled(lang, order)
         try:
