@@ -115,7 +115,12 @@ class WechatCallback:
         except Exception:  # xmltodict's ExpatError, a missing MsgType…: not a push
             return _refuse(request, 400, "malformed push")
         is_event = msg.type == "event"
-        key = event_key(msg.source, msg.time, str(msg.event)) if is_event else message_key(msg.id)
+        # an event's key names its EventKey too: two menu taps within one second are two pushes
+        key = (
+            event_key(msg.source, msg.time, f"{msg.event}:{getattr(msg, 'key', '') or ''}")
+            if is_event
+            else message_key(msg.id)
+        )
         if not await self.services.wechat_inbound.take(key):
             log.info("wechat push %s already taken: a retry, answered success", key)
             return web.Response(text=SUCCESS)

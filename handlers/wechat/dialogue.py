@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.errors import ShopError
-from core.models import Product, User, UserIdentity
+from core.models import DeliveryKind, Product, User, UserIdentity
 from core.services import Services
 from handlers.money import format_amount
 from handlers.wechat.api import WechatApi
@@ -233,7 +233,8 @@ class Dialogue:
             ids = tuple(p.id for p, _ in await self._shelf())
         if not 1 <= n <= len(ids):
             return self._tr(user, "wx-choice-unknown", n=n) + "\n\n" + await self._catalog(user)
-        product, available = await self.services.catalog.card(ids[n - 1])
+        product, count = await self.services.catalog.card(ids[n - 1])
+        available = _sellable(product, count)
         if not product.active:
             return self._tr(user, "wx-product-gone", name=product.name) + "\n\n" + await self._catalog(user)
         if available <= 0:
@@ -241,7 +242,10 @@ class Dialogue:
         else:
             self.choices.remember(_card_of(user), (product.id,))
             tail = self._tr(user, "wx-buy-hint", min=product.min_qty, max=min(product.max_qty, available))
-        fields = {"name": product.name, "price": self._price(user, product.price), "stock": available}
+        stock = (
+            count if product.delivery_kind is DeliveryKind.UNIQUE else self._tr(user, "wx-stock-available")
+        )
+        fields = {"name": product.name, "price": self._price(user, product.price), "stock": stock}
         bare = self._tr(user, "wx-product-card", description="", **fields) + "\n" + tail
         # a long description is cut, never the price or how to buy: the card must fit one reply
         description = fit(product.description or "—", TEXT_MAX_BYTES - len(bare.encode()))
@@ -254,7 +258,8 @@ class Dialogue:
         shown = self.choices.recall(_card_of(user))
         if shown is None:
             return self._tr(user, "wx-buy-pick-first") + "\n\n" + await self._catalog(user)
-        product, available = await self.services.catalog.card(shown[0])
+        product, count = await self.services.catalog.card(shown[0])
+        available = _sellable(product, count)
         if not product.active or available <= 0:
             return self._tr(user, "wx-product-gone", name=product.name) + "\n\n" + await self._catalog(user)
         most = min(product.max_qty, available)
@@ -319,6 +324,12 @@ class Dialogue:
 
     def _tr(self, user: User, key: str, /, **params: Any) -> str:
         return self.texts.tr(user.language, key, **params)
+
+
+def _sellable(product: Product, unique_keys: int) -> int:
+    """How many a buyer may ask for now: the unique keys in stock; a shared key or a product an admin
+    delivers by hand is never out of stock (the product's own maximum bounds it)."""
+    return unique_keys if product.delivery_kind is DeliveryKind.UNIQUE else product.max_qty
 
 
 def _card_of(user: User) -> str:

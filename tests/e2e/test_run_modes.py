@@ -177,3 +177,17 @@ async def test_with_scheduler_off_the_bot_serves_buyers_but_runs_no_jobs(shop: S
     assert not shop.front.scheduler.running
     shop.emu.user(4242, "Ann")
     assert "Welcome" in (await shop.say(4242, "/start")).text
+
+
+def test_the_wechat_sandbox_buys_through_a_distributors_qr_and_wechat_pay_in_the_terminal(
+    tmp_path: Path,
+) -> None:
+    # followed through the demo distributor's QR for you; then: catalog, product 2 (Steam), 买 1, pay, keys.
+    proc = _cli(tmp_path, "sandbox", "--channel", "wechat", stdin="商品\n2\n买 1\npay\nkeys\n订单\nquit\n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "欢迎" in out and "Steam Wallet 10 USD" in out and "¥9.90" in out
+    assert "paid with WeChat Pay / 已支付" in out and "推广员佣金: pending ¥0.99" in out  # 10 % of 9.90
+    delivered = [line for line in out.splitlines() if "STEAM-DEMO-" in line]
+    assert len(delivered) >= 2  # in the chat (a customer-service message) and on the order page
+    assert "attributed to user" in proc.stderr and "Traceback" not in proc.stderr
