@@ -163,7 +163,8 @@ async def run_wechat_sandbox(settings: Settings) -> int:
         await seed_demo(services)
         code = await _distributor_code(services)
         print(
-            f"keyshop WeChat sandbox — the official account and WeChat Pay emulated locally, data in {sandbox_dir}"
+            "keyshop WeChat sandbox — the official account and WeChat Pay emulated locally, "
+            f"data in {sandbox_dir}"
         )
         print(HELP)
         print(f"(you follow the account through the demo distributor's QR code ref:{code})")
