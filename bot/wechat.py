@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -204,7 +205,7 @@ async def run_wechat_only(services: Services, settings: Settings) -> None:
     channel = WechatChannel(services, settings)
     app = web.Application()
     channel.mount(app)
-    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/healthz", _healthz(services))
     runner = await serve(app, settings.webhook.webhook_listen)
     ctx = JobContext(services, schedule=job_schedule(settings), wechatpay=channel.reconciler)
     scheduler = build_scheduler(ctx)
@@ -221,5 +222,17 @@ async def run_wechat_only(services: Services, settings: Settings) -> None:
         await channel.close()
 
 
-async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+def _healthz(services: Services) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /healthz`` of the WeChat-only server: 200 when the database answers a trivial query within
+    ``HEALTH_TIMEOUT`` seconds, else 503 (as the Telegram server's ``bot.ops``, without Redis)."""
+    from bot.ops import HEALTH_TIMEOUT
+
+    async def healthz(_: web.Request) -> web.Response:
+        try:
+            await asyncio.wait_for(services.monitoring.ping(), HEALTH_TIMEOUT)
+        except Exception as e:
+            state = "timeout" if isinstance(e, TimeoutError) else "unreachable"
+            return web.json_response({"status": "unavailable", "database": state}, status=503)
+        return web.json_response({"status": "ok", "database": "ok"})
+
+    return healthz
