@@ -30,6 +30,7 @@ from core.messages import (
     AwaitingManual,
     BalanceReturned,
     Broadcast,
+    ChatReply,
     DailySummary,
     InvoiceReminder,
     KeysDelivered,
@@ -51,7 +52,7 @@ from core.windows import WECHAT_PAY
 from handlers.money import format_amount
 from handlers.wechat import staff_messages
 from handlers.wechat.parts import keys_as_text, keys_in_parts, marked, split_text
-from handlers.wechat.texts import DEFAULT_LANGUAGE, LANGUAGES, Texts
+from handlers.wechat.texts import DEFAULT_LANGUAGE, LANGUAGES, Texts, fit
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,12 @@ def html_to_text(text: str) -> str:
     return html.unescape(_TAG.sub("", text)).strip()
 
 
+async def chat_reply(out: WxOutgoing, m: ChatReply) -> list[Step]:
+    """The dialogue's answer that came after WeChat stopped waiting for it (``handlers.wechat.callback``):
+    the text the passive reply would have carried, as it is."""
+    return [fit(m.text)]
+
+
 # ---------------------------------------------------------------- distributors
 
 
@@ -315,6 +322,7 @@ RENDERERS: dict[type[Message], Renderer] = {
     PayoutQueueDue: staff_messages.payout_queue,
     StockAlert: staff_messages.stock_alert,
     DailySummary: staff_messages.daily_summary,
+    ChatReply: chat_reply,
 }
 
 
