@@ -24,6 +24,7 @@ from handlers.wechat.outbox import Alerts, PayBackCall, WechatSender
 from handlers.wechat.paid import CURRENCY, Merchant, WechatPayReconciler
 from handlers.wechat.paid import pay_back as pay_back_charge
 from handlers.wechat.pay import PayConfig, WechatPay
+from handlers.wechat.templates import ReminderTemplate, TemplateApi, Templates
 from handlers.wechat.texts import Texts
 from handlers.wechat.tokens import TokenStore
 from handlers.wechat.web.routes import PagesConfig
@@ -88,6 +89,15 @@ def wechat_pay(settings: Settings) -> tuple[WechatPay, Merchant] | None:
     except ValueError as e:
         raise SettingsError(f"setting WECHATPAY_PRIVATE_KEY_FILE: {e}") from None
     return WechatPay(config), Merchant(wx.app_id, wp.mch_id)
+
+
+def reminder_templates(api: TemplateApi, settings: Settings) -> Templates | None:
+    """Membership reminders as WECHAT_TEMPLATE_REMINDER's template messages when the buyer's window is
+    closed; None without the setting (they wait for the window)."""
+    wx = settings.wechat
+    if not wx.template_reminder:
+        return None
+    return Templates(api, ReminderTemplate.with_keys(wx.template_reminder, wx.template_reminder_keys))
 
 
 def _certificate_serial(path: Path) -> str:
@@ -159,7 +169,8 @@ class WechatChannel:
         )
 
     def start(self, alerts: Alerts | None = None) -> None:
-        """Deliver the outbox's WeChat messages (customer-service texts; WeChat Pay refunds) in the
+        """Deliver the outbox's WeChat messages (customer-service texts; WeChat Pay refunds; with
+        WECHAT_TEMPLATE_REMINDER, membership reminders outside the window as template messages) in the
         background. Without WECHAT_APP_SECRET nothing can be sent: they wait, and the log says so."""
         if self.api is None:
             log.warning("WECHAT_APP_SECRET is not set: messages to WeChat buyers wait in the outbox")
@@ -178,7 +189,10 @@ class WechatChannel:
             f"{wx.public_url}{wx.callback_path.rstrip('/')}" if wx.public_url and pay is not None else None
         )
         texts = Texts(self.config.locale_dir)
-        self.sender = WechatSender(services, self.api, texts, pages, pay_back, alerts=alerts)
+        templates = reminder_templates(self.api, self.settings)
+        self.sender = WechatSender(
+            services, self.api, texts, pages, pay_back, alerts=alerts, templates=templates
+        )
         self._stop.clear()
         self._task = asyncio.create_task(self.sender.run(self._stop), name="wechat-outbox")
 

@@ -1,5 +1,6 @@
 """WeChat Pay from settings: on only when complete, and refused at start, in one line naming the setting,
-when it could not work (no official account, prices not in CNY, no public address, a key that is not one)."""
+when it could not work (no official account, prices not in CNY, no public address, a key that is not one).
+Reminder templates from WECHAT_TEMPLATE_REMINDER."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.settings import SettingsError, load_settings
-from bot.wechat import wechat_pay
+from bot.wechat import reminder_templates, wechat_pay
 from bot.wechat_sandbox import merchant_key
+from handlers.wechat.api import WechatApi
+from handlers.wechat.templates import ReminderTemplate
 
 API_V3_KEY = "0123456789abcdefghijklmnopqrstuv"
 
@@ -88,3 +91,16 @@ def test_a_key_file_that_is_no_key_is_refused_without_showing_it(tmp_path: Path)
     with pytest.raises(SettingsError) as e:
         wechat_pay(settings)
     assert str(e.value).startswith("setting WECHATPAY_PRIVATE_KEY_FILE:") and "c2VjcmV0" not in str(e.value)
+
+
+def test_reminder_templates_are_on_only_with_wechat_template_reminder_and_take_its_fields() -> None:
+    api = object.__new__(WechatApi)  # never called here
+    assert reminder_templates(api, load_settings(_env_file=None, **ACCOUNT)) is None
+    on = load_settings(_env_file=None, **ACCOUNT, wechat_template_reminder="ngqIpbwh8bUf-cs_E")
+    templates = reminder_templates(api, on)
+    assert templates is not None and templates.reminder == ReminderTemplate("ngqIpbwh8bUf-cs_E")
+    keys = {"wechat_template_reminder": "T1", "wechat_template_reminder_fields": "keyword1,keyword2"}
+    templates = reminder_templates(api, load_settings(_env_file=None, **ACCOUNT, **keys))
+    assert templates is not None and templates.reminder == ReminderTemplate(
+        "T1", "keyword1", "keyword2", None
+    )
