@@ -116,8 +116,10 @@ async def start_wechat_sandbox(
     mode: str = "safe",
     clock: Callable[[], float] | None = None,
     emulator_options: dict[str, Any] | None = None,
+    backlog: int = 128,
 ) -> WechatSandbox:
-    """Both emulators and the shop's WeChat application, served and wired to each other."""
+    """Both emulators and the shop's WeChat application, served and wired to each other (the shop's
+    listener with ``backlog``: see ``sandbox.http.serve_app``)."""
     emu = Emulator(
         appid=APP_ID, secret=APP_SECRET, token=TOKEN, aes_key=AES_KEY, mode=mode, **(emulator_options or {})
     )
@@ -153,7 +155,7 @@ async def start_wechat_sandbox(
     app = web.Application()
     wx = WechatConfig(app_id=APP_ID, token=TOKEN, aes_key=AES_KEY, locale_dir=locale_dir, callback_path=PATH)
     callback = add_channel_routes(app, services, wx, api, paying)
-    shop_runner, _ = await serve_app(app, port=port)
+    shop_runner, _ = await serve_app(app, port=port, backlog=backlog)
     runners.append(shop_runner)
     emu.callback_url = f"{shop_url}{PATH}"
     return WechatSandbox(services, emu, platform, api, pay, callback, shop_url, runners)
