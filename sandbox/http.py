@@ -11,7 +11,7 @@ async def serve_app(
 ) -> tuple[web.AppRunner, str]:
     """Start ``app``; the runner (to ``cleanup()``) and its base URL, with the port it was bound to.
     ``backlog``: connections the kernel holds until the loop accepts them (aiohttp's default; a burst
-    beyond it has its SYNs dropped and retried a second later — the WeChat benchmark raises it)."""
+    beyond it has its SYNs dropped and retried a second later: the WeChat benchmark raises it)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=backlog)
