@@ -221,6 +221,8 @@ class Storefront:
         if self.runs_jobs:
             self.scheduler.start()
         self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+        if self.wechat is not None:  # the WeChat buyers' messages, beside Telegram's
+            self.wechat.start(self.outbox.alerts)
         await self.until_up(self.bot.me)  # who we are; also where a wrong token shows
         await self.until_up(lambda: set_commands(self.bot, self.i18n))
         admins = self.dp.workflow_data["admin_ids"]

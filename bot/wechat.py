@@ -13,12 +13,17 @@ from cryptography import x509
 
 from bot.i18n import compile_catalogs
 from bot.settings import Settings, SettingsError
+from core.messages import RefundDue
 from core.services import Services
+from core.services.outbox import OutboxMessage
 from handlers.wechat.api import WechatApi
 from handlers.wechat.callback import WechatConfig
 from handlers.wechat.channel import PayWiring, add_channel_routes
+from handlers.wechat.outbox import Alerts, PayBackCall, WechatSender
 from handlers.wechat.paid import CURRENCY, Merchant, WechatPayReconciler
+from handlers.wechat.paid import pay_back as pay_back_charge
 from handlers.wechat.pay import PayConfig, WechatPay
+from handlers.wechat.texts import Texts
 from handlers.wechat.tokens import TokenStore
 from handlers.wechat.web.routes import PagesConfig
 
@@ -119,6 +124,9 @@ class WechatChannel:
             locale_dir=compile_catalogs(),
             callback_path=wx.callback_path,
         )
+        self.sender: WechatSender | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, services: Services, settings: Settings) -> WechatChannel | None:
@@ -149,7 +157,36 @@ class WechatChannel:
             " with WeChat Pay" if paying else " (no WeChat Pay)",
         )
 
+    def start(self, alerts: Alerts | None = None) -> None:
+        """Deliver the outbox's WeChat messages (customer-service texts; WeChat Pay refunds) in the
+        background. Without WECHAT_APP_SECRET nothing can be sent: they wait, and the log says so."""
+        if self.api is None:
+            log.warning("WECHAT_APP_SECRET is not set: messages to WeChat buyers wait in the outbox")
+            return
+        wx = self.settings.wechat
+        pay, services = self.pay, self.services
+        pay_back: PayBackCall | None = None
+        if pay is not None:
+
+            async def refund(m: RefundDue, _: OutboxMessage) -> None:
+                await pay_back_charge(services, pay, m)
+
+            pay_back = refund
+        # the order page, where keys too long or too many for the chat are shown, comes with WeChat Pay
+        pages = (
+            f"{wx.public_url}{wx.callback_path.rstrip('/')}" if wx.public_url and pay is not None else None
+        )
+        texts = Texts(self.config.locale_dir)
+        self.sender = WechatSender(services, self.api, texts, pages, pay_back, alerts=alerts)
+        self._stop.clear()
+        self._task = asyncio.create_task(self.sender.run(self._stop), name="wechat-outbox")
+
     async def close(self) -> None:
+        if self._task is not None:
+            self._stop.set()
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
         if self.api is not None:
             await self.api.close()
         if self.pay is not None:
@@ -171,6 +208,7 @@ async def run_wechat_only(services: Services, settings: Settings) -> None:
     runner = await serve(app, settings.webhook.webhook_listen)
     ctx = JobContext(services, schedule=job_schedule(settings), wechatpay=channel.reconciler)
     scheduler = build_scheduler(ctx)
+    channel.start()
     try:
         if settings.scheduler.scheduler:
             scheduler.start()

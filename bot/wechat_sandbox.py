@@ -10,6 +10,7 @@ to WeChat Pay, which checks them as the WeChat client would and pays."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -25,12 +26,16 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+from core.messages import RefundDue
 from core.services import Services
+from core.services.outbox import OutboxMessage
 from handlers.wechat.api import WechatApi
 from handlers.wechat.callback import WechatCallback, WechatConfig
 from handlers.wechat.channel import PayWiring, add_channel_routes
-from handlers.wechat.paid import Merchant
+from handlers.wechat.outbox import WechatSender
+from handlers.wechat.paid import Merchant, pay_back
 from handlers.wechat.pay import PayConfig, WechatPay
+from handlers.wechat.texts import Texts
 from handlers.wechat.tokens import TokenStore
 from handlers.wechat.web.routes import PagesConfig
 from sandbox.http import serve_app
@@ -71,9 +76,23 @@ class WechatSandbox:
     api: WechatApi
     pay: WechatPay
     callback: WechatCallback
+    sender: WechatSender
     shop_url: str
     _runners: list[web.AppRunner] = field(default_factory=list)
+    _sending: asyncio.Task[None] | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _browsers: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
+
+    async def deliver(self) -> int:
+        """Send what the outbox holds for WeChat users now (as the running sender would); how many."""
+        sent = 0
+        while handled := await self.sender.send_due():
+            sent += handled
+        return sent
+
+    def start_sending(self) -> None:
+        """Run the sender in the background, as ``keyshop run`` does."""
+        self._sending = asyncio.create_task(self.sender.run(self._stop))
 
     def url(self, kind: str, ref: str) -> str:
         return f"{self.shop_url}{PATH}/{kind}/{ref}"
@@ -100,6 +119,10 @@ class WechatSandbox:
         return await self.platform.pay_js(params, openid=openid)
 
     async def close(self) -> None:
+        if self._sending is not None:
+            self._stop.set()
+            self._sending.cancel()
+            await asyncio.gather(self._sending, return_exceptions=True)
         for browser in self._browsers.values():
             await browser.close()
         for runner in reversed(self._runners):
@@ -125,7 +148,10 @@ async def start_wechat_sandbox(
     )
     key = merchant_key()
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
-    platform = PayPlatform(MCH_ID, APP_ID, API_V3_KEY, key.public_key(), SERIAL, **extra)
+    # a payment opens the payer's customer-service window for 48 h, as WeChat does
+    platform = PayPlatform(
+        MCH_ID, APP_ID, API_V3_KEY, key.public_key(), SERIAL, on_paid=emu.record_payment, **extra
+    )
     runners: list[web.AppRunner] = []
     emu_runner, emu_url = await serve_wechat(emu)
     runners.append(emu_runner)
@@ -158,4 +184,9 @@ async def start_wechat_sandbox(
     shop_runner, _ = await serve_app(app, port=port, backlog=backlog)
     runners.append(shop_runner)
     emu.callback_url = f"{shop_url}{PATH}"
-    return WechatSandbox(services, emu, platform, api, pay, callback, shop_url, runners)
+
+    async def refund(m: RefundDue, _: OutboxMessage) -> None:
+        await pay_back(services, pay, m)
+
+    sender = WechatSender(services, api, Texts(locale_dir), f"{shop_url}{PATH}", refund, idle_poll=0.2)
+    return WechatSandbox(services, emu, platform, api, pay, callback, sender, shop_url, runners)

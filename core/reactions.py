@@ -30,6 +30,11 @@ from core.messages import (
 )
 from core.models import Charge, OrderStatus
 from core.uow import UnitOfWork
+from core.windows import (
+    open_window_on_rejected_wechat_payment,
+    open_window_on_wechat_payment,
+    open_window_on_wechat_payment_owed_back,
+)
 
 
 def write_message(uow: UnitOfWork, user_id: int, message: Message, at: datetime) -> None:
@@ -95,4 +100,8 @@ def shop_reactions(commissions: CommissionRules | None = None) -> EventHandlers:
     h.register(RefundOwed, return_to_balance)
     h.register(OrderDelivered, rules.post_commissions)
     h.register(OrderRefundRequested, rules.take_back_commissions)
+    # WeChat Pay payments open the payer's customer-service window (48 h, no count): keys can go out
+    h.register(OrderPaid, open_window_on_wechat_payment)
+    h.register(PaymentRejected, open_window_on_rejected_wechat_payment)
+    h.register(RefundOwed, open_window_on_wechat_payment_owed_back)
     return h

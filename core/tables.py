@@ -328,6 +328,7 @@ outbox = Table(
     Column("user_id", Id, ForeignKey("users.id"), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("payload", JSON, nullable=False),  # never a key: messages with keys are rendered at send time
+    # pending | sent | failed | cancelled | parked (waits for the user to write: see ix_outbox_parked_user)
     Column("status", String(16), nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", UTCDateTime, nullable=False),
@@ -337,7 +338,18 @@ outbox = Table(
     # Set on a broadcast's messages (no foreign key: a bulk insert pays no per-row check). Sent in their own
     # lane, after every due message of the shop's own (keys, refunds), so a broadcast never delays a buyer.
     Column("broadcast_id", Id),
+    # Steps of the message already done, for one sent in several (WeChat: a refund paid back, then its text;
+    # keys in several ≤ 2 KB texts): a message taken up again after a retry or a park goes on from there.
+    Column("progress", Integer, nullable=False, server_default=text("0")),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    # status ``parked``: a channel that may only write within a window the user opens (WeChat's 48 hours)
+    # was refused; the user's parked messages are released when they next write, found through this.
+    Index(
+        "ix_outbox_parked_user",
+        "user_id",
+        sqlite_where=text("status = 'parked'"),
+        postgresql_where=text("status = 'parked'"),
+    ),
     # Each lane's due messages (the shop's: broadcast_id IS NULL; a broadcast's), a broadcast's counts by
     # status, and its cancel
     Index("ix_outbox_broadcast_status_next", "broadcast_id", "status", "next_attempt_at"),
@@ -621,6 +633,23 @@ wechat_qr_codes = Table(
     Column("url", String(512)),
     Column("claimed_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime),
+)
+
+# A WeChat user's customer-service window as the shop last knew it (``core.services.wechat_windows``): when
+# they last wrote (48 h, 5 messages), tapped the menu, followed or scanned (1 minute, 3 messages), paid with
+# WeChat Pay (48 h, no count), and how many messages each opening has carried. ``closed_at``: WeChat refused
+# a message (45015/45047) or the window had run out, after the latest opening; the user's messages are
+# parked until the next. WeChat's answer is the truth; this only saves calls known to fail.
+wechat_windows = Table(
+    "wechat_windows",
+    metadata,
+    Column("user_id", Id, ForeignKey("users.id"), primary_key=True),
+    Column("message_at", UTCDateTime),
+    Column("message_used", Integer, nullable=False, server_default=text("0")),
+    Column("event_at", UTCDateTime),
+    Column("event_used", Integer, nullable=False, server_default=text("0")),
+    Column("paid_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
 )
 
 # What a reminder job sent, one row per order and stage (``d3``, ``d1``, ``expired`` for memberships,

@@ -39,6 +39,7 @@ from core.repositories.wechat_inbound import WechatInboundRepo
 from core.repositories.wechat_pay import WechatPayRepo
 from core.repositories.wechat_qr_codes import WechatQrRepo
 from core.repositories.wechat_tokens import WechatTokenRepo
+from core.repositories.wechat_windows import WechatWindowRepo
 
 __all__ = [
     "AuditRepo",
@@ -69,6 +70,7 @@ __all__ = [
     "WechatPayRepo",
     "WechatQrRepo",
     "WechatTokenRepo",
+    "WechatWindowRepo",
 ]
 
 
@@ -107,6 +109,7 @@ class Repositories:
     wechat_pay: WechatPayRepo
     wechat_tokens: WechatTokenRepo
     wechat_qr_codes: WechatQrRepo
+    wechat_windows: WechatWindowRepo
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self._dialect = conn, dialect

@@ -33,12 +33,13 @@ class OutboxRow:
     user_id: int
     kind: str
     payload: dict[str, Any]
-    status: str  # pending | sent | failed
+    status: str  # pending | sent | failed | cancelled | parked
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    progress: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class ClaimedOutboxRow:
     channel: str
     external_id: str  # the chat to send to
     language: str | None
+    progress: int = 0  # steps already done (a message sent in several: see ``reschedule``)
 
 
 class OutboxRepo:
@@ -145,6 +147,7 @@ class OutboxRepo:
                 u.c.channel,
                 u.c.external_id,
                 u.c.language,
+                o.c.progress,
             )
             .join_from(o, u, u.c.id == o.c.user_id)
             .where(o.c.id.in_(ids))
@@ -162,16 +165,53 @@ class OutboxRepo:
             values["sent_at"] = now
         run(self.conn, self._Q_OUTBOX_FINISH, values)
 
-    def reschedule(self, message_id: int, at: datetime, error: str) -> int:
-        """Try again at ``at``; returns the number of attempts so far."""
+    def reschedule(self, message_id: int, at: datetime, error: str, progress: int | None = None) -> int:
+        """Try again at ``at``; returns the number of attempts so far. ``progress``: the steps of a message
+        sent in several that are done (a refund paid back, the first parts of a long text), so the next
+        attempt goes on from there instead of doing them twice."""
         o = t.outbox
+        values: dict[str, Any] = {
+            "attempts": o.c.attempts + 1,
+            "next_attempt_at": at,
+            "last_error": error[:255],
+        }
+        if progress is not None:
+            values["progress"] = progress
         res = self.conn.execute(
-            update(o)
-            .where(o.c.id == message_id)
-            .values(attempts=o.c.attempts + 1, next_attempt_at=at, last_error=error[:255])
-            .returning(o.c.attempts)
+            update(o).where(o.c.id == message_id).values(**values).returning(o.c.attempts)
         )
         return int(res.scalar_one())
+
+    def postpone(self, message_id: int, at: datetime, why: str, progress: int | None = None) -> None:
+        """Due again at ``at`` without counting an attempt: nothing failed (a daily quota used up, a
+        refund nobody can make yet)."""
+        o = t.outbox
+        values: dict[str, Any] = {"next_attempt_at": at, "last_error": why[:255]}
+        if progress is not None:
+            values["progress"] = progress
+        self.conn.execute(update(o).where(o.c.id == message_id, o.c.status == "pending").values(**values))
+
+    def set_progress(self, message_id: int, progress: int) -> None:
+        o = t.outbox
+        self.conn.execute(update(o).where(o.c.id == message_id).values(progress=progress))
+
+    def park(self, message_id: int, why: str, progress: int) -> None:
+        """Set a message aside until its user writes again (``release_parked``): not a failure, no
+        attempt counted, not due (so neither claimed nor counted in the backlog)."""
+        o = t.outbox
+        q = update(o).where(o.c.id == message_id, o.c.status == "pending")
+        self.conn.execute(q.values(status="parked", last_error=why[:255], progress=progress))
+
+    def release_parked(self, user_id: int, now: datetime) -> int:
+        """Make the user's parked messages due now, in the order they were written (their ids); how
+        many. One probe of ``ix_outbox_parked_user`` when there are none."""
+        o = t.outbox
+        q = (
+            update(o)
+            .where(o.c.user_id == user_id, o.c.status == "parked")
+            .values(status="pending", next_attempt_at=now)
+        )
+        return int(self.conn.execute(q).rowcount or 0)
 
     def purge_sent(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` messages sent before ``before``; returns how many. A running broadcast's

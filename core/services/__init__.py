@@ -42,6 +42,7 @@ class Services:
         from core.services.wechat_pay import WechatPayOrderService
         from core.services.wechat_qr_codes import WechatQrService
         from core.services.wechat_tokens import WechatTokenService
+        from core.services.wechat_windows import WechatWindowService
 
         self.ctx = ctx
         self.catalog = CatalogService(ctx)
@@ -78,3 +79,4 @@ class Services:
         self.wechat_pay = WechatPayOrderService(ctx)
         self.wechat_tokens = WechatTokenService(ctx)
         self.wechat_qr_codes = WechatQrService(ctx)
+        self.wechat_windows = WechatWindowService(ctx)

@@ -1,5 +1,10 @@
 """The outbox: messages that must reach a user, written in the same transaction as the state change they
-report. A channel's sender claims due messages, sends them, and reports back here."""
+report. A channel's sender claims due messages, sends them, and reports back here.
+
+A message is ``pending`` (due at ``next_attempt_at``), then ``sent``, ``failed`` or ``cancelled``; or
+``parked``: a channel that may only write within a window the user opens (WeChat's 48 hours) set it aside,
+not due, no attempt counted, until the user opens one again (``core.services.wechat_windows``). A message
+sent in several steps keeps how many are done (``progress``), so one taken up again goes on from there."""
 
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ class OutboxMessage:
     language: str | None
     message: Message
     attempts: int
+    progress: int = 0  # steps already done, for a message sent in several (``retry``'s ``progress``)
 
     @property
     def kind(self) -> str:
@@ -68,9 +74,26 @@ class OutboxService:
         """Not to be sent any more (its broadcast was cancelled): kept for the record."""
         await self._finish(message_id, "cancelled", why)
 
-    async def retry(self, message_id: int, *, after: timedelta, error: str) -> bool:
-        """Send again later. Returns False (and gives up) after MAX_ATTEMPTS."""
-        return await self.ctx.write(_retry, message_id, self.ctx.clock.now(), after, error)
+    async def retry(
+        self, message_id: int, *, after: timedelta, error: str, progress: int | None = None
+    ) -> bool:
+        """Send again later. Returns False (and gives up) after MAX_ATTEMPTS. ``progress``: the steps of a
+        message sent in several that are done, so the next attempt does not do them again."""
+        return await self.ctx.write(_retry, message_id, self.ctx.clock.now(), after, error, progress)
+
+    async def postpone(
+        self, message_id: int, *, until: datetime, why: str, progress: int | None = None
+    ) -> None:
+        """Due again at ``until``, no attempt counted: nothing failed, the channel cannot send it yet (its
+        daily quota is used up, a refund it has no way to make yet)."""
+        await self.ctx.write(_postpone, message_id, until, why, progress)
+
+    async def advance(self, message_id: int, progress: int) -> None:
+        """Record that the first ``progress`` steps of a message are done, at once: a step that moved money
+        (a refund) is never done again, whatever happens to the rest of the message."""
+        await retry_transient(
+            lambda: self.ctx.write(_advance, message_id, progress), f"recording outbox {message_id} progress"
+        )
 
     async def purge_sent(self, older_than: timedelta, *, batch: int = 5000) -> int:
         """Delete messages sent more than ``older_than`` ago (OUTBOX_RETENTION_DAYS), a batch per short
@@ -107,7 +130,11 @@ def _claim(uow: UnitOfWork, channel: str, limit: int, bulk: int, now: datetime) 
             log.error("outbox %s (%s) cannot be read, set aside: %s", r.id, r.kind, e)
             outbox.finish(r.id, "failed", now, f"unreadable: {e}")
             continue
-        out.append(OutboxMessage(r.id, r.user_id, r.channel, r.external_id, r.language, message, r.attempts))
+        out.append(
+            OutboxMessage(
+                r.id, r.user_id, r.channel, r.external_id, r.language, message, r.attempts, r.progress
+            )
+        )
     uow.commit()
     return out
 
@@ -118,12 +145,24 @@ def _sent_many(uow: UnitOfWork, message_ids: list[int], now: datetime) -> None:
     uow.commit()
 
 
-def _retry(uow: UnitOfWork, message_id: int, now: datetime, after: timedelta, error: str) -> bool:
-    attempts = uow.repo.outbox.reschedule(message_id, now + after, error)
+def _retry(
+    uow: UnitOfWork, message_id: int, now: datetime, after: timedelta, error: str, progress: int | None
+) -> bool:
+    attempts = uow.repo.outbox.reschedule(message_id, now + after, error, progress)
     if attempts >= MAX_ATTEMPTS:
         uow.repo.outbox.finish(message_id, "failed", now, f"gave up: {error}")
     uow.commit()
     return attempts < MAX_ATTEMPTS
+
+
+def _postpone(uow: UnitOfWork, message_id: int, until: datetime, why: str, progress: int | None) -> None:
+    uow.repo.outbox.postpone(message_id, until, why, progress)
+    uow.commit()
+
+
+def _advance(uow: UnitOfWork, message_id: int, progress: int) -> None:
+    uow.repo.outbox.set_progress(message_id, progress)
+    uow.commit()
 
 
 def _finish(uow: UnitOfWork, message_id: int, status: str, error: str | None, now: datetime) -> None:

@@ -8,7 +8,10 @@
 - Each push is taken once across instances (``WechatInboundService``): a retry gets ``success`` and
   changes nothing. The answer goes back as the passive reply when ready within ``REPLY_WITHIN`` seconds
   (WeChat gives up at 5); a slower one is answered ``success`` and its text is dropped for now (sending it
-  later as a customer-service message through the outbox is the channel's next piece)."""
+  later as a customer-service message through the outbox is the channel's next piece).
+- A push that opens the user's customer-service window (a message; a menu tap, follow or scan) is recorded
+  in the background once answered (``WechatWindowService.contact``), which releases the messages parked
+  for that user: the passive reply never waits for it."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from wechatpy.utils import check_signature
 
 from core.services import Services
 from core.services.wechat_inbound import event_key, message_key
+from core.windows import EVENT, MESSAGE
 from handlers.wechat.api import WechatApi
 from handlers.wechat.dialogue import Choices, Dialogue
 from handlers.wechat.texts import Texts, fit, xml_safe
@@ -67,6 +71,7 @@ class WechatCallback:
         self.dialogue = dialogue or Dialogue(services, Texts(config.locale_dir), Choices(), api)
         self.crypto = WeChatCrypto(config.token, config.aes_key, config.app_id) if config.aes_key else None
         self._running: set[asyncio.Task[str | None]] = set()  # answers that outlived their push
+        self._background: set[asyncio.Task[None]] = set()  # windows being recorded
 
     async def verify(self, request: web.Request) -> web.Response:
         """Receives: WeChat's server check (GET)."""
@@ -114,7 +119,9 @@ class WechatCallback:
         if not await self.services.wechat_inbound.take(key):
             log.info("wechat push %s already taken: a retry, answered success", key)
             return web.Response(text=SUCCESS)
-        text = await self._answer_in_time(msg)
+        answer = asyncio.create_task(self.dialogue.answer(msg))
+        self._record_window(msg, answer)
+        text = await self._answer_in_time(msg, answer)
         if text is None:
             return web.Response(text=SUCCESS)
         reply = create_reply(_cdata_safe(fit(xml_safe(text))), msg).render()
@@ -123,10 +130,9 @@ class WechatCallback:
             reply = self.crypto.encrypt_message(reply, nonce, str(int(time.time())))
         return web.Response(text=reply, content_type="application/xml")
 
-    async def _answer_in_time(self, msg: Any) -> str | None:
+    async def _answer_in_time(self, msg: Any, task: asyncio.Task[str | None]) -> str | None:
         """The dialogue's answer if ready within ``reply_within`` s; otherwise None and the answer goes on
         in the background (its changes must complete; its text is dropped until the outbox carries it)."""
-        task = asyncio.create_task(self.dialogue.answer(msg))
         try:
             return await asyncio.wait_for(asyncio.shield(task), self.config.reply_within)
         except TimeoutError:
@@ -139,6 +145,29 @@ class WechatCallback:
         except Exception:
             log.exception("wechat push from %s failed", msg.source)
             return None
+
+    def _record_window(self, msg: Any, answer: asyncio.Task[str | None]) -> None:
+        """Record, in the background, that this push opened the user's window (releasing what waited for
+        it), once ``answer`` is done: the dialogue makes a newcomer's user row."""
+        kind = window_opened_by(msg)
+        if kind is None:
+            return
+
+        async def record() -> None:
+            await asyncio.wait([answer])
+            try:
+                await self.services.wechat_windows.contact(str(msg.source), kind)
+            except Exception:
+                log.warning("wechat: recording %s's window failed", msg.source, exc_info=True)
+
+        task = asyncio.create_task(record())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def settle(self, _app: web.Application | None = None) -> None:
+        """Wait until the windows being recorded in the background are (shutdown, tests)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     def _finished_late(self, task: asyncio.Task[str | None]) -> None:
         self._running.discard(task)
@@ -156,6 +185,20 @@ class WechatCallback:
         except InvalidSignatureException:
             return False
         return True
+
+
+# Events that open the customer-service window (1 minute, 3 messages): of the menu's buttons only those that
+# push an event do (CLICK and the two scan-code kinds), not VIEW; a follow; a scan of a parametric QR code.
+WINDOW_EVENTS = frozenset(
+    {"subscribe", "subscribe_scan", "scan", "click", "scancode_push", "scancode_waitmsg"}
+)
+
+
+def window_opened_by(msg: Any) -> str | None:
+    """``message`` or ``event``: how a push opens its sender's window; None when it opens none."""
+    if msg.type != "event":
+        return MESSAGE
+    return EVENT if str(msg.event) in WINDOW_EVENTS else None
 
 
 def _cdata_safe(text: str) -> str:
@@ -177,6 +220,7 @@ def add_wechat_routes(
     callback = WechatCallback(services, config, api=api)
     app.router.add_get(config.callback_path, callback.verify)
     app.router.add_post(config.callback_path, callback.push)
+    app.on_shutdown.append(callback.settle)
     return callback
 
 

@@ -6,6 +6,7 @@ The channel does not use aiogram's context-bound i18n: each reply names its lang
 from __future__ import annotations
 
 import gettext
+import html
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ DEFAULT_LANGUAGE = "zh_CN"  # the official account's buyers read Chinese unless 
 LANGUAGES = ("zh_CN", "en")
 TEXT_MAX_BYTES = 2048  # WeChat cuts or refuses a text message longer than this (UTF-8 bytes)
 ELLIPSIS = "…"
+_TAG = re.compile(r"<[^>]*>")  # markup of the texts written for Telegram's HTML
 # characters XML 1.0 forbids (C0 controls but tab/LF/CR, lone surrogates, U+FFFE/U+FFFF): one in a reply
 # makes it unparsable and WeChat shows the buyer "该公众号暂时无法提供服务"
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -35,6 +37,13 @@ class Texts:
         text = catalog.gettext(key)
         if "{" not in text:
             return text
+        return text.format_map(_Params({k: str(v) for k, v in params.items()}))
+
+    def tr_from_html(self, language: str | None, key: str, /, **params: Any) -> str:
+        """A text the catalogs hold in Telegram's HTML (``<b>``, ``&amp;``), as plain text: the markup is
+        taken out before the placeholders are filled, so a value such as ``<月卡>`` stays whole."""
+        catalog = self._catalogs.get(language or DEFAULT_LANGUAGE) or self._catalogs[DEFAULT_LANGUAGE]
+        text = html.unescape(_TAG.sub("", catalog.gettext(key)))
         return text.format_map(_Params({k: str(v) for k, v in params.items()}))
 
 

@@ -82,6 +82,10 @@ async def test_a_buyer_orders_in_the_chat_pays_on_the_page_and_sees_the_keys_on_
     assert [n.delivered for n in wx.platform.notifies] == [True]
     assert await wx.services.wechat_pay.state(ref) == "paid"
 
+    assert await wx.deliver() >= 1  # the keys, as a customer-service message in the chat
+    chat = wx.emu.texts(BUYER)[-1]
+    sold = re.findall(r"<code>(TX-VIP-\d{4})</code>", (await wx.open_page(BUYER, wx.url("order", ref)))[1])
+    assert len(sold) == 2 and all(k in chat for k in sold)
     status, keys = await wx.open_page(BUYER, wx.url("order", ref))
     assert status == 200 and len(re.findall(r"<code>TX-VIP-\d{4}</code>", keys)) == 2
     # paying again, or the notify again, changes nothing
@@ -90,6 +94,26 @@ async def test_a_buyer_orders_in_the_chat_pays_on_the_page_and_sees_the_keys_on_
     await wx.platform.replay(wx.platform.notifies[0])
     payments = await wx.services.refunds.refunds_due(ref)
     assert payments == [] and transaction_id
+
+
+async def test_an_admins_refund_goes_back_through_wechat_pay_and_the_buyer_is_told(wx: WechatSandbox) -> None:
+    await _product(wx.services)
+    ref = await _order(wx)
+    _, page = await wx.open_page(BUYER, wx.url("pay", ref))
+    transaction_id = await wx.pay_page(BUYER, page)
+    await wx.deliver()
+    await wx.services.refunds.request_refund(ref, actor="admin:1", reason="admin")
+    await wx.deliver()  # the sender asks WeChat Pay to refund the charge
+    (refund,) = wx.platform.refunds.values()
+    assert (refund.out_trade_no, refund.refund) == (ref, 1990)
+    await wx.platform.drain()  # WeChat Pay settles it and notifies the shop
+    order = await wx.services.orders.get(ref)
+    assert order.status is OrderStatus.REFUNDED
+    assert await wx.services.refunds.owed_by_provider("wechatpay") == []
+    assert "退款" in wx.emu.texts(BUYER)[-1] and transaction_id
+    # asked again (the outbox retried after a crash), WeChat Pay refunds nothing more
+    await wx.deliver()
+    assert len(wx.platform.refunds) == 1
 
 
 async def test_someone_else_cannot_open_the_pay_page_or_the_keys_of_an_order(wx: WechatSandbox) -> None:

@@ -86,7 +86,7 @@ def shape_problems(classes: set[type]) -> list[str]:
 def test_every_repository_is_reachable_from_the_unit_of_work() -> None:
     aggregated = {cls for name, cls in get_type_hints(Repositories).items() if name != "conn"}
     assert repository_classes() == aggregated
-    assert len(aggregated) == 27
+    assert len(aggregated) == 28
 
 
 def test_no_repository_method_returns_a_raw_row() -> None:
