@@ -141,10 +141,11 @@ async def start_wechat_sandbox(
     clock: Callable[[], float] | None = None,
     emulator_options: dict[str, Any] | None = None,
     reminder_template: ReminderTemplate | None = None,
+    backlog: int = 128,
 ) -> WechatSandbox:
     """Both emulators and the shop's WeChat application, served and wired to each other; with
     ``reminder_template`` (WECHAT_TEMPLATE_REMINDER), membership reminders outside the window go as that
-    template message."""
+    template message (the shop's listener with ``backlog``: see ``sandbox.http.serve_app``)."""
     emu = Emulator(
         appid=APP_ID, secret=APP_SECRET, token=TOKEN, aes_key=AES_KEY, mode=mode, **(emulator_options or {})
     )
@@ -183,7 +184,7 @@ async def start_wechat_sandbox(
     app = web.Application()
     wx = WechatConfig(app_id=APP_ID, token=TOKEN, aes_key=AES_KEY, locale_dir=locale_dir, callback_path=PATH)
     callback = add_channel_routes(app, services, wx, api, paying)
-    shop_runner, _ = await serve_app(app, port=port)
+    shop_runner, _ = await serve_app(app, port=port, backlog=backlog)
     runners.append(shop_runner)
     emu.callback_url = f"{shop_url}{PATH}"
 
