@@ -22,6 +22,7 @@ from core.models import Charge
 from core.services import Services
 from core.services.notices import NoticeOutcome
 from core.services.wechat_pay import CLOSED, PAID
+from handlers.wechat.pay.errors import OrderNotFound
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,10 @@ class WechatPayReconciler:
         for row in await self.services.wechat_pay.due():
             try:
                 tx = await self.pay.query(row.order_ref)
+            except OrderNotFound:  # WeChat Pay never had it (its prepay failed): nothing to pay or close
+                if row.expires_at <= now:
+                    settled += await self.services.wechat_pay.settle(row.order_ref, CLOSED)
+                continue
             except Exception as e:
                 log.warning("wechat pay: querying order %s failed: %s", row.order_ref, type(e).__name__)
                 continue

@@ -173,3 +173,19 @@ async def test_a_desktop_browser_gets_a_native_qr_code_and_never_the_keys(wx: We
     status, keys = await wx.open_page("desktop", wx.url("order", ref), in_wechat=False)
     assert status == 403 and "TX-VIP" not in keys
     assert PaymentStatus  # imported for the refund tests that follow
+
+
+async def test_an_order_wechat_pay_never_had_is_settled_once_its_reservation_is_over(
+    wx: WechatSandbox,
+) -> None:
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
+    await wx.services.wechat_pay.opened(ref, "JSAPI")  # recorded, but the prepay never reached WeChat Pay
+    reconciler = WechatPayReconciler(
+        wx.services, wx.pay, Merchant(wx.pay.config.app_id, wx.pay.config.mch_id)
+    )
+    clock = FrozenClock(wx.services.ctx.clock.now() + FIRST_CHECK_AFTER + timedelta(seconds=1))
+    wx.services.ctx.clock = clock
+    assert await reconciler.run() == 0 and await wx.services.wechat_pay.state(ref) == "open"  # still payable
+    clock.advance(hours=1)
+    assert await reconciler.run() == 1 and await wx.services.wechat_pay.state(ref) == "closed"
