@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -23,6 +24,7 @@ from handlers.wechat.outbox import Alerts, PayBackCall, WechatSender
 from handlers.wechat.paid import CURRENCY, Merchant, WechatPayReconciler
 from handlers.wechat.paid import pay_back as pay_back_charge
 from handlers.wechat.pay import PayConfig, WechatPay
+from handlers.wechat.templates import ReminderTemplate, TemplateApi, Templates
 from handlers.wechat.texts import Texts
 from handlers.wechat.tokens import TokenStore
 from handlers.wechat.web.routes import PagesConfig
@@ -87,6 +89,15 @@ def wechat_pay(settings: Settings) -> tuple[WechatPay, Merchant] | None:
     except ValueError as e:
         raise SettingsError(f"setting WECHATPAY_PRIVATE_KEY_FILE: {e}") from None
     return WechatPay(config), Merchant(wx.app_id, wp.mch_id)
+
+
+def reminder_templates(api: TemplateApi, settings: Settings) -> Templates | None:
+    """Membership reminders as WECHAT_TEMPLATE_REMINDER's template messages when the buyer's window is
+    closed; None without the setting (they wait for the window)."""
+    wx = settings.wechat
+    if not wx.template_reminder:
+        return None
+    return Templates(api, ReminderTemplate.with_keys(wx.template_reminder, wx.template_reminder_keys))
 
 
 def _certificate_serial(path: Path) -> str:
@@ -161,7 +172,8 @@ class WechatChannel:
         )
 
     def start(self, alerts: Alerts | None = None) -> None:
-        """Deliver the outbox's WeChat messages (customer-service texts; WeChat Pay refunds) in the
+        """Deliver the outbox's WeChat messages (customer-service texts; WeChat Pay refunds; with
+        WECHAT_TEMPLATE_REMINDER, membership reminders outside the window as template messages) in the
         background. Without WECHAT_APP_SECRET nothing can be sent: they wait, and the log says so."""
         if self.api is None:
             log.warning("WECHAT_APP_SECRET is not set: messages to WeChat buyers wait in the outbox")
@@ -180,7 +192,10 @@ class WechatChannel:
             f"{wx.public_url}{wx.callback_path.rstrip('/')}" if wx.public_url and pay is not None else None
         )
         texts = Texts(self.config.locale_dir)
-        self.sender = WechatSender(services, self.api, texts, pages, pay_back, alerts=alerts)
+        templates = reminder_templates(self.api, self.settings)
+        self.sender = WechatSender(
+            services, self.api, texts, pages, pay_back, alerts=alerts, templates=templates
+        )
         self._stop.clear()
         self._task = asyncio.create_task(self.sender.run(self._stop), name="wechat-outbox")
 
@@ -207,7 +222,7 @@ async def run_wechat_only(services: Services, settings: Settings) -> None:
     channel = WechatChannel(services, settings)
     app = web.Application()
     channel.mount(app)
-    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/healthz", _healthz(services))
     runner = await serve(app, settings.webhook.webhook_listen)
     ctx = JobContext(services, schedule=job_schedule(settings), wechatpay=channel.reconciler)
     scheduler = build_scheduler(ctx)
@@ -224,5 +239,17 @@ async def run_wechat_only(services: Services, settings: Settings) -> None:
         await channel.close()
 
 
-async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+def _healthz(services: Services) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /healthz`` of the WeChat-only server: 200 when the database answers a trivial query within
+    ``HEALTH_TIMEOUT`` seconds, else 503 (as the Telegram server's ``bot.ops``, without Redis)."""
+    from bot.ops import HEALTH_TIMEOUT
+
+    async def healthz(_: web.Request) -> web.Response:
+        try:
+            await asyncio.wait_for(services.monitoring.ping(), HEALTH_TIMEOUT)
+        except Exception as e:
+            state = "timeout" if isinstance(e, TimeoutError) else "unreachable"
+            return web.json_response({"status": "unavailable", "database": state}, status=503)
+        return web.json_response({"status": "ok", "database": "ok"})
+
+    return healthz

@@ -35,6 +35,7 @@ from handlers.wechat.channel import PayWiring, add_channel_routes
 from handlers.wechat.outbox import WechatSender
 from handlers.wechat.paid import Merchant, pay_back
 from handlers.wechat.pay import PayConfig, WechatPay
+from handlers.wechat.templates import ReminderTemplate, Templates
 from handlers.wechat.texts import Texts
 from handlers.wechat.tokens import TokenStore
 from handlers.wechat.web.routes import PagesConfig
@@ -139,8 +140,12 @@ async def start_wechat_sandbox(
     mode: str = "safe",
     clock: Callable[[], float] | None = None,
     emulator_options: dict[str, Any] | None = None,
+    reminder_template: ReminderTemplate | None = None,
+    backlog: int = 128,
 ) -> WechatSandbox:
-    """Both emulators and the shop's WeChat application, served and wired to each other."""
+    """Both emulators and the shop's WeChat application, served and wired to each other; with
+    ``reminder_template`` (WECHAT_TEMPLATE_REMINDER), membership reminders outside the window go as that
+    template message (the shop's listener with ``backlog``: see ``sandbox.http.serve_app``)."""
     emu = Emulator(
         appid=APP_ID, secret=APP_SECRET, token=TOKEN, aes_key=AES_KEY, mode=mode, **(emulator_options or {})
     )
@@ -179,12 +184,15 @@ async def start_wechat_sandbox(
     app = web.Application()
     wx = WechatConfig(app_id=APP_ID, token=TOKEN, aes_key=AES_KEY, locale_dir=locale_dir, callback_path=PATH)
     callback = add_channel_routes(app, services, wx, api, paying)
-    shop_runner, _ = await serve_app(app, port=port)
+    shop_runner, _ = await serve_app(app, port=port, backlog=backlog)
     runners.append(shop_runner)
     emu.callback_url = f"{shop_url}{PATH}"
 
     async def refund(m: RefundDue, _: OutboxMessage) -> None:
         await pay_back(services, pay, m)
 
-    sender = WechatSender(services, api, Texts(locale_dir), f"{shop_url}{PATH}", refund, idle_poll=0.2)
+    templates = Templates(api, reminder_template) if reminder_template is not None else None
+    sender = WechatSender(
+        services, api, Texts(locale_dir), f"{shop_url}{PATH}", refund, templates=templates, idle_poll=0.2
+    )
     return WechatSandbox(services, emu, platform, api, pay, callback, sender, shop_url, runners)

@@ -231,6 +231,23 @@ class DailySummary(Message):
         date.fromisoformat(self.day)  # a ValueError for anything but a date
 
 
+CHAT_REPLY_MAX = 4096  # characters: an answer is one chat message (WeChat's are ≤ 2048 bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply(Message):
+    """The shop's answer to something the user just wrote or tapped, already in their language, that could
+    not go back as the answer itself: WeChat stopped waiting for the passive reply (5 s) before it was
+    ready. Sent as an ordinary message instead. It carries the answer's text, which never holds a key
+    (keys reach a buyer only through ``KeysDelivered``)."""
+
+    KIND: ClassVar[str] = "chat_reply"
+    text: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", str(self.text)[:CHAT_REPLY_MAX])
+
+
 def _registry(*types: type[Message]) -> dict[str, type[Message]]:
     kinds = [cls.KIND for cls in types]
     if "" in kinds or len(set(kinds)) != len(kinds):
@@ -254,6 +271,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = _registry(
     PayoutQueueDue,
     StockAlert,
     DailySummary,
+    ChatReply,
 )
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from benchmarks import flash_sale, import_keys, orders, reminders, storefront
+from benchmarks import flash_sale, import_keys, orders, reminders, storefront, wechat
 
 
 async def test_the_storefront_benchmark_measures_keyshop_beside_the_journeys_echo(
@@ -52,3 +52,14 @@ async def test_the_reminders_benchmark_sends_each_reminder_once_within_telegrams
     assert "theoretical minimum at 30/s" in out and "minimum / keyshop" in out
     for count in ("lost", "duplicated", "unhandled 429"):
         assert re.search(rf"{count}\s+0\s", out), out
+
+
+async def test_the_wechat_benchmark_answers_every_push_in_time_and_delivers_every_notified_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert await wechat.main(["--users", "30", "--rounds", "1", "--notifies", "20"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"keyshop callback\s+30 pushes", out) and "bare aiohttp handler" in out, out
+    assert out.count("missed WeChat's 5 s: 0  (late 0, invalid 0") == 2, out
+    assert "answered passively 30, success 0" in out
+    assert "answered 204: 20 of 20   orders delivered: 20 of 20" in out and "answered 204: 20 of 20\n" in out

@@ -56,11 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings.log, verbose=args.verbose)
-        if handler is None:  # bare `keyshop`: the shop if there is a token, else the sandbox to try it
-            if settings.telegram.bot_token is None:
+        if handler is None:  # bare `keyshop`: the shop if there is a token (or an official account), else
+            # the sandbox to try it
+            runs_shop = settings.telegram.bot_token is not None or settings.wechat.configured
+            if not runs_shop:
                 sys.stderr.write("no BOT_TOKEN set: starting the sandbox (a local Telegram stand-in)\n")
-                args.language = "en"
-            handler = run.cmd_run if settings.telegram.bot_token is not None else run.cmd_sandbox
+                args.language, args.channel = "en", "telegram"
+            handler = run.cmd_run if runs_shop else run.cmd_sandbox
         return asyncio.run(handler(args, settings))
     except (SettingsError, ShopError) as e:
         sys.stderr.write(f"error: {e}\n")

@@ -115,6 +115,10 @@ async def until_signalled(work: Coroutine[Any, Any, None]) -> None:
 
 
 async def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    if args.channel == "wechat":
+        from bot.wechat_terminal import run_wechat_sandbox
+
+        return await run_wechat_sandbox(settings)
     from bot.sandbox import run_sandbox
 
     return await run_sandbox(settings, language=args.language)
@@ -125,4 +129,10 @@ def register(sub: Subparsers) -> None:
     run.set_defaults(handler=cmd_run)
     sandbox = sub.add_parser("sandbox", help="try the shop in this terminal: no token, a local Bot API")
     sandbox.add_argument("--language", default="en", help="your Telegram language_code, e.g. en or zh-hans")
+    sandbox.add_argument(
+        "--channel",
+        choices=("telegram", "wechat"),
+        default="telegram",
+        help="chat as a Telegram user (default) or as a WeChat buyer of an official account with WeChat Pay",
+    )
     sandbox.set_defaults(handler=cmd_sandbox)

@@ -1,6 +1,7 @@
 """The WeChat official account: WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_TOKEN, WECHAT_AES_KEY,
-WECHAT_CALLBACK_PATH, WECHAT_API_URL, WECHAT_PUBLIC_URL and WECHAT_OAUTH_URL. The channel is on when both
-WECHAT_APP_ID and WECHAT_TOKEN are set (``configured``); the others only matter then."""
+WECHAT_CALLBACK_PATH, WECHAT_API_URL, WECHAT_PUBLIC_URL, WECHAT_OAUTH_URL, WECHAT_TEMPLATE_REMINDER and
+WECHAT_TEMPLATE_REMINDER_FIELDS. The channel is on when both WECHAT_APP_ID and WECHAT_TOKEN are set
+(``configured``); the others only matter then."""
 
 from __future__ import annotations
 
@@ -16,6 +17,24 @@ _TOKEN_RE = re.compile(r"[A-Za-z0-9]{3,32}")
 _AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
 _APP_ID_RE = re.compile(r"wx[0-9a-f]{16}")
 _PATH_RE = re.compile(r"/[A-Za-z0-9._~/-]*")
+# A template's id (模板ID) as the console shows it, e.g. "ngqIpbwh8bUfcSsECmogfXcV14J0tQlEpBO27izEYtY": no
+# spaces, no Chinese (pasting the template's title, 会员到期提醒, is the mistake this catches).
+_TEMPLATE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A field's key in a template (thing1, time2, character_string3; keyword1 in older templates).
+_TEMPLATE_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+
+
+def template_keys(text: str) -> tuple[str, ...]:
+    """``"thing1,time2,thing3"`` -> the keys of a reminder template's fields for the product, the end and
+    the note (two: no note). Raises ValueError naming what is wrong."""
+    keys = tuple(k.strip() for k in text.split(","))
+    if not 2 <= len(keys) <= 3 or not all(_TEMPLATE_KEY_RE.fullmatch(k) for k in keys):
+        raise ValueError(
+            "must be the template's keys for the product, the end and the note, e.g. thing1,time2,thing3"
+        )
+    if len(set(keys)) != len(keys):
+        raise ValueError("each key may appear once, e.g. thing1,time2,thing3")
+    return keys
 
 
 class WechatSettings(ConcernSettings, env_prefix="WECHAT_"):
@@ -34,6 +53,16 @@ class WechatSettings(ConcernSettings, env_prefix="WECHAT_"):
         "domain registered in the official account).",
     )
     oauth_url: str = Field("https://open.weixin.qq.com", description="WeChat's OAuth pages, or the emulator.")
+    template_reminder: str | None = Field(
+        None,
+        description="The id of a membership-expiry template (会员到期提醒) of the account: a reminder due "
+        "while the buyer's window is closed goes as this template message instead of waiting.",
+    )
+    template_reminder_fields: str = Field(
+        "thing1,time2,thing3",
+        description="The keys of that template's fields for the product (≤ 20 characters), the end time and "
+        "a note, in that order; two keys: a template without a note.",
+    )
 
     @property
     def configured(self) -> bool:
@@ -87,6 +116,23 @@ class WechatSettings(ConcernSettings, env_prefix="WECHAT_"):
                 "must be the https:// address buyers reach this server at, e.g. https://shop.example.com"
             )
         return v.rstrip("/")
+
+    @field_validator("template_reminder")
+    @classmethod
+    def _check_template_id(cls, v: str | None) -> str | None:
+        v = (v or "").strip()
+        if v and not _TEMPLATE_ID_RE.fullmatch(v):
+            raise ValueError("must be the template's id (模板ID: letters, digits, - and _), not its title")
+        return v or None
+
+    @field_validator("template_reminder_fields")
+    @classmethod
+    def _check_template_keys(cls, v: str) -> str:
+        return ",".join(template_keys(v))
+
+    @property
+    def template_reminder_keys(self) -> tuple[str, ...]:
+        return template_keys(self.template_reminder_fields)
 
     @field_validator("api_url", "oauth_url")
     @classmethod

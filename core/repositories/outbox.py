@@ -202,16 +202,17 @@ class OutboxRepo:
         q = update(o).where(o.c.id == message_id, o.c.status == "pending")
         self.conn.execute(q.values(status="parked", last_error=why[:255], progress=progress))
 
+    # Built once: every WeChat push that opens a window runs it.
+    _Q_RELEASE_PARKED = Prebuilt(
+        update(t.outbox)
+        .where(t.outbox.c.user_id == bindparam("b_uid"), t.outbox.c.status == "parked")
+        .values(status="pending", next_attempt_at=bindparam("b_now"))
+    )
+
     def release_parked(self, user_id: int, now: datetime) -> int:
         """Make the user's parked messages due now, in the order they were written (their ids); how
         many. One probe of ``ix_outbox_parked_user`` when there are none."""
-        o = t.outbox
-        q = (
-            update(o)
-            .where(o.c.user_id == user_id, o.c.status == "parked")
-            .values(status="pending", next_attempt_at=now)
-        )
-        return int(self.conn.execute(q).rowcount or 0)
+        return int(run(self.conn, self._Q_RELEASE_PARKED, {"b_uid": user_id, "b_now": now}).rowcount or 0)
 
     def purge_sent(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` messages sent before ``before``; returns how many. A running broadcast's

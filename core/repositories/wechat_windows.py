@@ -14,10 +14,25 @@ from sqlalchemy import Connection, and_, or_, select, update
 
 from core import tables as t
 from core.repositories._rows import dialect_insert, to_dataclass
+from core.sql import Prebuilt, run
 from core.windows import EVENT, MESSAGE, OPENINGS, PAYMENT, WechatWindow
 
 _AT = {MESSAGE: "message_at", EVENT: "event_at", PAYMENT: "paid_at"}
 _USED = {MESSAGE: "message_used", EVENT: "event_used"}
+
+
+def _opening(dialect: str, kind: str) -> Prebuilt:
+    """The upsert of an opening of ``kind``: the row's opening time, its count back to 0 and ``closed_at``
+    cleared, whatever the row held (the values are the statement's parameters)."""
+    columns = [_AT[kind], "closed_at", *([_USED[kind]] if kind in _USED else [])]
+    stmt = dialect_insert(dialect, t.wechat_windows)
+    return Prebuilt(
+        stmt.on_conflict_do_update(index_elements=["user_id"], set_={c: stmt.excluded[c] for c in columns})
+    )
+
+
+# Built once: every push that opens a window runs one (SQLAlchemy compiled this upsert anew each time).
+_OPEN = {(d, kind): _opening(d, kind) for d in ("sqlite", "postgresql") for kind in OPENINGS}
 
 
 class WechatWindowRepo:
@@ -38,12 +53,10 @@ class WechatWindowRepo:
         and whatever was refused before is not any more."""
         if kind not in OPENINGS:
             raise ValueError(f"a window opens by one of {OPENINGS}, not {kind!r}")
-        w = t.wechat_windows
-        values: dict[str, Any] = {_AT[kind]: now, "closed_at": None}
+        values: dict[str, Any] = {"user_id": user_id, _AT[kind]: now, "closed_at": None}
         if kind in _USED:
             values[_USED[kind]] = 0
-        stmt = dialect_insert(self.dialect, w).values(user_id=user_id, **values)
-        self.conn.execute(stmt.on_conflict_do_update(index_elements=["user_id"], set_=values))
+        run(self.conn, _OPEN[self.dialect, kind], values)
 
     def close(self, user_id: int, now: datetime, *, unless_opened_after: datetime) -> bool:
         """WeChat refused a message (or the window ran out) at ``now``: closed until the next opening.

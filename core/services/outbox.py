@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from core.context import Context, UnitOfWork
 from core.messages import MESSAGE_TYPES, Message, UnknownMessage, decode
+from core.reactions import write_message
 from core.services.transient import retry_transient
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,11 @@ class OutboxService:
         a process that can read it. A row of a known type whose fields cannot be read (damaged) can never
         be sent: it is marked failed, with why, in the same transaction, and the rest are claimed."""
         return await self.ctx.write(_claim, channel, limit, bulk, self.ctx.clock.now())
+
+    async def tell(self, user_id: int, message: Message) -> None:
+        """Queue ``message`` for ``user_id`` on its own, with no state change to report beside it: a
+        channel's answer that came too late to be the reply itself (``ChatReply``)."""
+        await self.ctx.write(_tell, user_id, message, self.ctx.clock.now())
 
     async def sent(self, message_id: int) -> None:
         await self._finish(message_id, "sent", None)
@@ -137,6 +143,11 @@ def _claim(uow: UnitOfWork, channel: str, limit: int, bulk: int, now: datetime) 
         )
     uow.commit()
     return out
+
+
+def _tell(uow: UnitOfWork, user_id: int, message: Message, now: datetime) -> None:
+    write_message(uow, user_id, message, now)
+    uow.commit()
 
 
 def _sent_many(uow: UnitOfWork, message_ids: list[int], now: datetime) -> None:

@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable, Collection
 from datetime import datetime
 
+from core.admins import OWNER_CHANNEL
 from core.context import Context, UnitOfWork
 from core.errors import CategoryNotFound, InvalidInput, OwnerIsNotStaff, ProductNotFound
+from core.models import Product
 from core.repositories.staff import StaffMember
-from core.roles import GRANTABLE, Grant, Role
+from core.roles import GRANTABLE, Grant, Power, Role
 
 STAFF_VERSION = "staff_version"
 MAX_SCOPE = 50  # products plus categories in one operator's scope
@@ -32,6 +34,18 @@ class StaffService:
         self._checked_at = float("-inf")
         # Moved by every change made here: a read that began before one may hold what is no longer so.
         self._generation = 0
+
+    async def still_reads(
+        self, channel: str, external_id: str, power: Power, product: Product | None = None
+    ) -> bool:
+        """Whether the recipient of a staff message queued earlier still holds ``power`` now (and, for a
+        product's message, a scope covering that product): an owner always does; a revoked or narrowed
+        admin no longer reads what their old grant entitled them to."""
+        owner = channel == OWNER_CHANNEL and external_id in self.ctx.config.owner_ids
+        grant = await self.grant_for(channel, external_id, owner=owner)
+        if grant is None or not grant.may(power):
+            return False
+        return product is None or grant.covers(product.id, product.category_id)
 
     async def grant_for(self, channel: str, external_id: str, *, owner: bool) -> Grant | None:
         """What this person may do in the back office: an owner's grant, their staff grant, or None."""

@@ -7,8 +7,12 @@
   reply to an encrypted push is encrypted.
 - Each push is taken once across instances (``WechatInboundService``): a retry gets ``success`` and
   changes nothing. The answer goes back as the passive reply when ready within ``REPLY_WITHIN`` seconds
-  (WeChat gives up at 5); a slower one is answered ``success`` and its text is dropped for now (sending it
-  later as a customer-service message through the outbox is the channel's next piece).
+  (WeChat gives up at 5); a slower one is answered ``success`` and, once ready, goes to the outbox as a
+  ``ChatReply``, which the WeChat sender delivers as a customer-service message in the window the push
+  opened. So does an answer ready in time by our measure whose request WeChat hung up on meanwhile (the
+  push waited in a queue, or WeChat's 5 s ran out first): a passive reply written to a closed connection
+  would be lost, and the retry that follows is answered ``success``. Only an answer ready as WeChat hangs
+  up can still be lost; the buyer's ``订单`` shows what it said of an order.
 - A push that opens the user's customer-service window (a message; a menu tap, follow or scan) is recorded
   in the background once answered (``WechatWindowService.contact``), which releases the messages parked
   for that user: the passive reply never waits for it."""
@@ -28,11 +32,12 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
+from core.messages import ChatReply
 from core.services import Services
 from core.services.wechat_inbound import event_key, message_key
 from core.windows import EVENT, MESSAGE
 from handlers.wechat.api import WechatApi
-from handlers.wechat.dialogue import Choices, Dialogue
+from handlers.wechat.dialogue import CHANNEL, Choices, Dialogue
 from handlers.wechat.texts import Texts, fit, xml_safe
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,30 @@ class WechatConfig:
     reply_within: float = REPLY_WITHIN
 
 
+@dataclass
+class _Reply:
+    """The answer to one push on its way: handed to the push's request while that still waits for it
+    (the passive reply), else to the outbox."""
+
+    request: web.Request
+    ready: asyncio.Future[str | None]
+    waiting: bool = True  # False once the request stopped waiting (answered ``success``)
+
+    def offer(self, text: str) -> bool:
+        """Hand ``text`` to the waiting request; False when it is too late: the request answered
+        ``success`` already, or WeChat hung up (it waited less than we hoped, and retries or gives up)."""
+        if self.waiting and not self.ready.done() and self.request.transport is not None:
+            self.ready.set_result(text)
+            return True
+        self.nothing()  # a request WeChat hung up on stops waiting too
+        return False
+
+    def nothing(self) -> None:
+        """No reply to this push: the request answers ``success`` now."""
+        if not self.ready.done():
+            self.ready.set_result(None)
+
+
 class WechatCallback:
     def __init__(
         self,
@@ -70,8 +99,7 @@ class WechatCallback:
         self.services, self.config = services, config
         self.dialogue = dialogue or Dialogue(services, Texts(config.locale_dir), Choices(), api)
         self.crypto = WeChatCrypto(config.token, config.aes_key, config.app_id) if config.aes_key else None
-        self._running: set[asyncio.Task[str | None]] = set()  # answers that outlived their push
-        self._background: set[asyncio.Task[None]] = set()  # windows being recorded
+        self._running: set[asyncio.Task[None]] = set()  # pushes being answered (and windows recorded)
 
     async def verify(self, request: web.Request) -> web.Response:
         """Receives: WeChat's server check (GET)."""
@@ -115,64 +143,87 @@ class WechatCallback:
         except Exception:  # xmltodict's ExpatError, a missing MsgType…: not a push
             return _refuse(request, 400, "malformed push")
         is_event = msg.type == "event"
-        key = event_key(msg.source, msg.time, str(msg.event)) if is_event else message_key(msg.id)
+        # an event's key names its EventKey too: two menu taps within one second are two pushes
+        key = (
+            event_key(msg.source, msg.time, f"{msg.event}:{getattr(msg, 'key', '') or ''}")
+            if is_event
+            else message_key(msg.id)
+        )
         if not await self.services.wechat_inbound.take(key):
             log.info("wechat push %s already taken: a retry, answered success", key)
             return web.Response(text=SUCCESS)
-        answer = asyncio.create_task(self.dialogue.answer(msg))
-        self._record_window(msg, answer)
-        text = await self._answer_in_time(msg, answer)
+        reply = _Reply(request, asyncio.get_running_loop().create_future())
+        handling = asyncio.create_task(self._handle(msg, reply))
+        self._running.add(handling)
+        handling.add_done_callback(self._running.discard)
+        text = await self._in_time(msg, reply)
         if text is None:
             return web.Response(text=SUCCESS)
-        reply = create_reply(_cdata_safe(fit(xml_safe(text))), msg).render()
+        answer = create_reply(_cdata_safe(fit(xml_safe(text))), msg).render()
         if encrypted:
             assert self.crypto is not None
-            reply = self.crypto.encrypt_message(reply, nonce, str(int(time.time())))
-        return web.Response(text=reply, content_type="application/xml")
+            answer = self.crypto.encrypt_message(answer, nonce, str(int(time.time())))
+        return web.Response(text=answer, content_type="application/xml")
 
-    async def _answer_in_time(self, msg: Any, task: asyncio.Task[str | None]) -> str | None:
-        """The dialogue's answer if ready within ``reply_within`` s; otherwise None and the answer goes on
-        in the background (its changes must complete; its text is dropped until the outbox carries it)."""
+    async def _in_time(self, msg: Any, reply: _Reply) -> str | None:
+        """The answer when it is ready within ``reply_within`` s, to go back as the passive reply; None
+        otherwise (the push is answered ``success`` and the answer follows through the outbox)."""
         try:
-            return await asyncio.wait_for(asyncio.shield(task), self.config.reply_within)
+            return await asyncio.wait_for(asyncio.shield(reply.ready), self.config.reply_within)
         except TimeoutError:
+            reply.waiting = False
+            if reply.ready.done():  # ready at the very deadline: WeChat still waits for it
+                return reply.ready.result()
             log.warning(
-                "wechat answer to %s took over %.1f s: answered success", msg.source, self.config.reply_within
+                "wechat answer to %s took over %.1f s: answered success, the answer follows as a "
+                "customer-service message",
+                msg.source,
+                self.config.reply_within,
             )
-            self._running.add(task)
-            task.add_done_callback(self._finished_late)
             return None
+        except asyncio.CancelledError:  # the server let go of the request: the outbox carries the answer
+            reply.waiting = False
+            raise
+
+    async def _handle(self, msg: Any, reply: _Reply) -> None:
+        """Answer one push: the passive reply while its request waits, otherwise through the outbox;
+        then record the window the push opened (releasing what waited for it), which the reply never
+        waits for."""
+        try:
+            text = await self.dialogue.answer(msg)
         except Exception:
             log.exception("wechat push from %s failed", msg.source)
-            return None
-
-    def _record_window(self, msg: Any, answer: asyncio.Task[str | None]) -> None:
-        """Record, in the background, that this push opened the user's window (releasing what waited for
-        it), once ``answer`` is done: the dialogue makes a newcomer's user row."""
+            text = None
+        if text is None:
+            reply.nothing()
+        elif not reply.offer(text):
+            await self._answer_later(str(msg.source), text)
         kind = window_opened_by(msg)
-        if kind is None:
-            return
-
-        async def record() -> None:
-            await asyncio.wait([answer])
+        if kind is not None:
             try:
                 await self.services.wechat_windows.contact(str(msg.source), kind)
             except Exception:
                 log.warning("wechat: recording %s's window failed", msg.source, exc_info=True)
 
-        task = asyncio.create_task(record())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    async def _answer_later(self, openid: str, text: str) -> None:
+        """WeChat stopped waiting before ``text`` was ready (or hung up): the outbox's sender delivers it
+        as a customer-service message, within the window this push opened and counted in it."""
+        try:
+            user = await self.services.users.find(CHANNEL, openid)
+            if user is None:  # the dialogue makes the user's row for every push it answers
+                log.warning("wechat: a late answer to %s has no user to go to: dropped", openid)
+                return
+            await self.services.outbox.tell(user.id, ChatReply(text))
+        except Exception:
+            log.exception("wechat: a late answer to %s could not be queued: lost", openid)
+            return
+        log.info("wechat: the answer to %s came too late for a passive reply: queued", openid)
 
     async def settle(self, _app: web.Application | None = None) -> None:
-        """Wait until the windows being recorded in the background are (shutdown, tests)."""
-        while self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-
-    def _finished_late(self, task: asyncio.Task[str | None]) -> None:
-        self._running.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a late wechat answer failed", exc_info=task.exception())
+        """Wait until every push being answered is done, late answers queued and windows recorded
+        (shutdown, tests)."""
+        while self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
 
     def _signed(self, signature: str, timestamp: str, nonce: str) -> bool:
         try:

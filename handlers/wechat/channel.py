@@ -52,6 +52,7 @@ def add_channel_routes(
     callback = WechatCallback(services, config, dialogue, api)
     app.router.add_get(config.callback_path, callback.verify)
     app.router.add_post(config.callback_path, callback.push)
+    app.on_shutdown.append(callback.settle)  # answers in flight reach the chat or the outbox first
     if paying is not None:
         if api is None:
             raise ValueError("WeChat Pay's pages need the official account's API (OAuth)")

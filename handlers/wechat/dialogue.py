@@ -233,18 +233,19 @@ class Dialogue:
             ids = tuple(p.id for p, _ in await self._shelf())
         if not 1 <= n <= len(ids):
             return self._tr(user, "wx-choice-unknown", n=n) + "\n\n" + await self._catalog(user)
-        product, available = await self.services.catalog.card(ids[n - 1])
+        product, count = await self.services.catalog.card(ids[n - 1])
+        available = _sellable(product, count)
         if not product.active:
             return self._tr(user, "wx-product-gone", name=product.name) + "\n\n" + await self._catalog(user)
-        stock = _stock(product, available)
-        if stock is not None and stock <= 0:
+        if available <= 0:
             tail = self._tr(user, "wx-out-of-stock")
         else:
             self.choices.remember(_card_of(user), (product.id,))
-            most = product.max_qty if stock is None else min(product.max_qty, stock)
-            tail = self._tr(user, "wx-buy-hint", min=product.min_qty, max=most)
-        shown = self._tr(user, "wx-stock-always") if stock is None else stock
-        fields = {"name": product.name, "price": self._price(user, product.price), "stock": shown}
+            tail = self._tr(user, "wx-buy-hint", min=product.min_qty, max=min(product.max_qty, available))
+        stock = (
+            count if product.delivery_kind is DeliveryKind.UNIQUE else self._tr(user, "wx-stock-available")
+        )
+        fields = {"name": product.name, "price": self._price(user, product.price), "stock": stock}
         bare = self._tr(user, "wx-product-card", description="", **fields) + "\n" + tail
         # a long description is cut, never the price or how to buy: the card must fit one reply
         description = fit(product.description or "—", TEXT_MAX_BYTES - len(bare.encode()))
@@ -257,18 +258,18 @@ class Dialogue:
         shown = self.choices.recall(_card_of(user))
         if shown is None:
             return self._tr(user, "wx-buy-pick-first") + "\n\n" + await self._catalog(user)
-        product, available = await self.services.catalog.card(shown[0])
+        product, count = await self.services.catalog.card(shown[0])
+        available = _sellable(product, count)
         if not product.active:
             return self._tr(user, "wx-product-gone", name=product.name) + "\n\n" + await self._catalog(user)
-        stock = _stock(product, available)
         # None left on sale may still be the buyer's own unpaid order of the last keys, asked for again:
         # the checkout reuses it (or says the stock is out)
-        most = min(product.max_qty, stock) if stock is not None and stock > 0 else product.max_qty
+        most = min(product.max_qty, available) if available > 0 else product.max_qty
         if not product.min_qty <= qty <= most:
             return self._tr(user, "wx-quantity-range", min=product.min_qty, max=most)
         total = self._price(user, product.price * qty)
         if self.pages is None:
-            if stock is not None and stock <= 0:
+            if available <= 0:
                 return self._tr(user, "wx-out-of-stock")
             return self._tr(user, "wx-quantity-ok", name=product.name, qty=qty, total=total)
         try:
@@ -344,10 +345,10 @@ class Dialogue:
         return self.texts.tr(user.language, key, **params)
 
 
-def _stock(product: Product, available: int) -> int | None:
-    """How many a buyer may be offered: the unique keys on sale; None (no count) for a shared key, which
-    every buyer gets, and for a product an admin delivers by hand — as Telegram's card shows them."""
-    return available if product.delivery_kind is DeliveryKind.UNIQUE else None
+def _sellable(product: Product, unique_keys: int) -> int:
+    """How many a buyer may ask for now: the unique keys in stock; a shared key or a product an admin
+    delivers by hand is never out of stock (the product's own maximum bounds it)."""
+    return unique_keys if product.delivery_kind is DeliveryKind.UNIQUE else product.max_qty
 
 
 def _card_of(user: User) -> str:

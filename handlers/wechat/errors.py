@@ -7,11 +7,14 @@ or ``QuotaUsed`` waits (parked) until the buyer writes again, when WeChat opens 
 from __future__ import annotations
 
 INVALID_CREDENTIAL = 40001  # the access_token is unknown or was invalidated
+INVALID_TEMPLATE_ID = 40037  # the account has no template of that id
 ACCESS_TOKEN_EXPIRED = 42001
 CONTENT_TOO_LONG = 45002
 DAILY_QUOTA = 45009
 OUT_OF_WINDOW = 45015
 QUOTA_USED = 45047
+REQUIRE_SUBSCRIBE = 43004  # a template message to someone who does not follow the account
+ARGUMENT_INVALID = 47003  # a template field WeChat refuses (over 20 characters, a line break, empty)
 
 
 class WechatApiError(Exception):

@@ -30,6 +30,7 @@ from core.messages import (
     AwaitingManual,
     BalanceReturned,
     Broadcast,
+    ChatReply,
     DailySummary,
     InvoiceReminder,
     KeysDelivered,
@@ -44,6 +45,7 @@ from core.messages import (
     StockAlert,
 )
 from core.models import Order, OrderStatus, Product
+from core.repositories.reminders import Membership
 from core.services import Services
 from core.services.outbox import OutboxMessage
 from core.services.reminders import EXPIRED, days_left
@@ -51,7 +53,7 @@ from core.windows import WECHAT_PAY
 from handlers.money import format_amount
 from handlers.wechat import staff_messages
 from handlers.wechat.parts import keys_as_text, keys_in_parts, marked, split_text
-from handlers.wechat.texts import DEFAULT_LANGUAGE, LANGUAGES, Texts
+from handlers.wechat.texts import DEFAULT_LANGUAGE, LANGUAGES, Texts, fit
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +239,12 @@ def html_to_text(text: str) -> str:
     return html.unescape(_TAG.sub("", text)).strip()
 
 
+async def chat_reply(out: WxOutgoing, m: ChatReply) -> list[Step]:
+    """The dialogue's answer that came after WeChat stopped waiting for it (``handlers.wechat.callback``):
+    the text the passive reply would have carried, as it is."""
+    return [fit(m.text)]
+
+
 # ---------------------------------------------------------------- distributors
 
 
@@ -267,16 +275,24 @@ async def payout_ready(out: WxOutgoing, m: PayoutReady) -> list[Step]:
 # ---------------------------------------------------------------- reminders
 
 
+async def due_membership(out: WxOutgoing, m: MembershipReminder) -> Membership | None:
+    """What a membership reminder is about, read as it is now; None when there is nothing to remind of any
+    more: the order was refunded or renewed since, or a days-left stage goes out after the end."""
+    due = await out.services.reminders.membership(m.order_ref, user_id=out.item.user_id)
+    if due is None:
+        return None
+    if m.stage != EXPIRED and days_left(due.ends_at, out.services.ctx.clock.now()) == 0:
+        return None
+    return due
+
+
 async def membership_reminder(out: WxOutgoing, m: MembershipReminder) -> list[Step]:
-    """As Telegram's: read as it is now (nothing for an order refunded or renewed since, nor a days-left
-    stage going out after the end); renewing is buying the product again (``商品``)."""
-    services = out.services
-    due = await services.reminders.membership(m.order_ref, user_id=out.item.user_id)
+    """As Telegram's (``due_membership``); renewing is buying the product again (``商品``). Outside the
+    window it may go as a template message instead (``handlers.wechat.templates``)."""
+    due = await due_membership(out, m)
     if due is None:
         return []
-    days = days_left(due.ends_at, services.ctx.clock.now())
-    if m.stage != EXPIRED and days == 0:
-        return []
+    days = days_left(due.ends_at, out.services.ctx.clock.now())
     params = {"name": due.product_name, "ref": due.order_ref, "date": out.time(due.ends_at), "days": days}
     if m.stage == EXPIRED:
         return [out.tr("wx-reminder-expired", **params)]
@@ -315,6 +331,7 @@ RENDERERS: dict[type[Message], Renderer] = {
     PayoutQueueDue: staff_messages.payout_queue,
     StockAlert: staff_messages.stock_alert,
     DailySummary: staff_messages.daily_summary,
+    ChatReply: chat_reply,
 }
 
 

@@ -11,6 +11,12 @@ pays twice nor repeats the texts that went out.
   this user since they last wrote): the message is **parked**, not failed, no admin told, and the user's
   other messages are not tried; all are released when the user next writes, taps, follows, scans or pays
   (``WechatWindowService``). A broadcast's message is not parked: one that cannot go now is failed.
+- Except, with ``templates`` (WECHAT_TEMPLATE_REMINDER), a membership reminder: it goes as a template
+  message instead of waiting (``handlers.wechat.templates``). A buyer who unfollowed (43004) or a field
+  WeChat refuses (47003, a bug of ours: logged as an error) fails it for good; a template id WeChat does
+  not know (40037, the setting is wrong) is logged once and reminders wait for the window as without it;
+  the template quota of the day used up (45009) postpones reminders to midnight in Beijing; anything else
+  is retried as a text is.
 - Daily quota (45009): nothing is sent, for anyone, until the next midnight in Beijing (UTC+8), when
   WeChat counts again; the messages wait without an attempt counted.
 - Network errors, 5xx, a token still refused after the client fetched a new one, codes we have no answer
@@ -41,7 +47,15 @@ from core.resilience import Backoff
 from core.services import Services
 from core.services.outbox import OutboxMessage
 from core.windows import CHANNEL, Spent, WechatWindow
-from handlers.wechat.errors import DailyQuota, QuotaUsed, TextTooLong, WechatApiError, WindowClosed
+from handlers.wechat.errors import (
+    ARGUMENT_INVALID,
+    INVALID_TEMPLATE_ID,
+    DailyQuota,
+    QuotaUsed,
+    TextTooLong,
+    WechatApiError,
+    WindowClosed,
+)
 from handlers.wechat.messages import (
     ACTS_FIRST,
     AdminAlert,
@@ -52,6 +66,7 @@ from handlers.wechat.messages import (
     gave_up,
     render,
 )
+from handlers.wechat.templates import Templates
 from handlers.wechat.texts import Texts, xml_safe
 
 log = logging.getLogger(__name__)
@@ -108,6 +123,10 @@ class _Stop(Exception):
     """The message ends here for now (parked, postponed, retried or failed); nothing more to do."""
 
 
+class _Sent(_Stop):
+    """The message went another way than its texts (a template message): it is done."""
+
+
 class WechatSender:
     def __init__(
         self,
@@ -118,6 +137,7 @@ class WechatSender:
         pay_back: PayBackCall | None = None,
         *,
         alerts: Alerts | None = None,
+        templates: Templates | None = None,
         batch: int = 50,
         bulk: int = 20,
         concurrency: int = 8,
@@ -126,6 +146,8 @@ class WechatSender:
     ) -> None:
         self.services, self.api, self.texts = services, api, texts
         self.public_url, self.pay_back, self.alerts = public_url, pay_back, alerts
+        self.templates = templates  # None: nothing goes as a template message, all wait for the window
+        self.templates_paused_until: datetime | None = None  # the template quota of the day is used up
         self.batch, self.bulk, self.concurrency, self.idle_poll = batch, bulk, concurrency, idle_poll
         self.outage_backoff = outage_backoff or Backoff(first=idle_poll, cap=60.0)
         self.paused_until: datetime | None = None  # nothing is sent before (daily quota, WeChat away)
@@ -235,6 +257,8 @@ class WechatSender:
             steps = await render(out)
             for i in range(progress, len(steps)):
                 progress = await self._step(m, user, steps[i], i, progress)
+        except _Sent:
+            return True
         except _Stop:
             return False
         except BroadcastWithdrawn as e:  # cancelled while this message was on its way: not sent
@@ -313,11 +337,16 @@ class WechatSender:
     async def _closed(
         self, m: OutboxMessage, user: _User, progress: int, tried_at: datetime, why: str
     ) -> _Stop:
-        """The user's window is closed: park the message (a broadcast's fails) and every other of theirs
-        this round; an opening after ``tried_at`` makes it due again at once instead."""
+        """The user's window is closed: park the message (a broadcast's fails; one ``templates`` covers
+        goes as a template message) and every other of theirs this round; an opening after ``tried_at``
+        makes it due again at once instead."""
         if isinstance(m.message, Broadcast):
             await self.services.outbox.undeliverable(m.id, f"not sent: {why}")
             return _Stop()
+        if progress == 0 and self.templates is not None and self.templates.covers(m.message):
+            done = await self._template(m, self.templates)
+            if done is not None:
+                return done
         if await self.services.wechat_windows.park(
             m.id, m.user_id, tried_at=tried_at, why=why, progress=progress
         ):
@@ -328,6 +357,39 @@ class WechatSender:
                 "outbox %s (%s): user %s opened the window meanwhile; due again", m.id, m.kind, m.user_id
             )
         return _Stop()
+
+    async def _template(self, m: OutboxMessage, templates: Templates) -> _Stop | None:
+        """Send ``m`` as a template message (its window is closed); None: WeChat does not know the
+        template, so the message waits for the window as if there were none."""
+        now, why = self.services.ctx.clock.now(), "45009 template quota used up today"
+        if self.templates_paused_until is not None and now < self.templates_paused_until:
+            await self.services.outbox.postpone(m.id, until=self.templates_paused_until, why=why)
+            return _Stop()
+        try:
+            said = await templates.send(self._out(m))
+        except DailyQuota:
+            self.templates_paused_until = until = next_beijing_midnight(now)
+            log.warning("wechat template quota used up (45009): reminders wait until %s", until)
+            await self.services.outbox.postpone(m.id, until=until, why=why)
+            return _Stop()
+        except WechatApiError as e:
+            error = f"{e.errcode} {e.errmsg}"
+            if e.errcode == INVALID_TEMPLATE_ID:
+                log.error("WECHAT_TEMPLATE_REMINDER: WeChat has no such template (%s); reminders wait", error)
+                self.templates = None
+                return None
+            if e.errcode not in PERMANENT and e.errcode != ARGUMENT_INVALID:
+                if e.errcode in UNREACHABLE:
+                    self._outage(now)
+                await self._retry(self._out(m), 0, error)
+                return _Stop()
+            if e.errcode == ARGUMENT_INVALID:  # our fields broke WeChat's rules: a bug, not retried
+                log.error("outbox %s (%s): WeChat refused the template's fields: %s", m.id, m.kind, error)
+            await self.services.outbox.undeliverable(m.id, error)
+            return _Stop()
+        if said:
+            log.info("outbox %s (%s) went as a template message (window closed)", m.id, m.kind)
+        return _Sent()
 
     async def _until_resumed(self, m: OutboxMessage, progress: int, why: str) -> _Stop:
         """Sending is paused: the message waits, no attempt counted, until the pause ends."""

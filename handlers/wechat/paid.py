@@ -25,7 +25,7 @@ from core.models import Charge, OrderStatus
 from core.services import Services
 from core.services.notices import NoticeOutcome
 from core.services.wechat_pay import CLOSED, PAID, OpenPayOrder
-from handlers.wechat.pay import OrderNotFound
+from handlers.wechat.pay.errors import OrderNotFound
 
 log = logging.getLogger(__name__)
 

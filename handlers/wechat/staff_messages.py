@@ -9,7 +9,6 @@ import logging
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from core.admins import OWNER_CHANNEL
 from core.messages import DailySummary, PayoutQueueDue, StockAlert
 from core.models import STARS, Product, StockLevel
 from core.roles import Power
@@ -37,12 +36,10 @@ def _money(amounts: dict[str, int], locale: str) -> str:
 
 
 async def _still_told(out: WxOutgoing, power: Power, product: Product | None = None) -> bool:
-    item, owners = out.item, out.services.ctx.config.owner_ids
-    owner = item.channel == OWNER_CHANNEL and item.external_id in owners
-    grant = await out.services.staff.grant_for(item.channel, item.external_id, owner=owner)
-    told = grant is not None and grant.may(power)
-    if told and grant is not None and product is not None:
-        told = grant.covers(product.id, product.category_id)
+    """Whether the recipient of an admin's message still holds ``power`` (and, for a product's message,
+    a scope covering it); logged when not."""
+    item = out.item
+    told = await out.services.staff.still_reads(item.channel, item.external_id, power, product)
     if not told:
         log.info("outbox %s (%s): its recipient may no longer read it; not sent", item.id, item.kind)
     return told

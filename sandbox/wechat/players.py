@@ -133,7 +133,9 @@ class Players(EmulatorState):
         head = {"ToUserName": self.account_id, "FromUserName": openid, "CreateTime": str(int(self.now()))}
         return _xml({**head, **fields})
 
-    async def _push(self, openid: str, fields: dict[str, str]) -> Push:
+    def signed_push(self, openid: str, fields: dict[str, str]) -> tuple[dict[str, str], bytes]:
+        """The query string and body WeChat posts for a push of ``fields`` from ``openid``, signed (and
+        sealed) in the account's mode: what ``_push`` sends on each attempt, and what the benchmark fires."""
         plain = self._message(openid, fields)  # one message: the retries repeat its MsgId and CreateTime
         timestamp, nonce = str(int(self.now())), secrets.token_hex(8)
         query = {
@@ -152,19 +154,23 @@ class Players(EmulatorState):
                 body = plain.replace("</xml>", inner + "</xml>")
             else:
                 body = f"<xml><ToUserName>{cdata(self.account_id)}</ToUserName>{inner}</xml>"
+        return query, body.encode()
+
+    async def _push(self, openid: str, fields: dict[str, str]) -> Push:
+        query, body = self.signed_push(openid, fields)
         for attempt in range(1, self.push_attempts + 1):
             try:
                 async with self._client().post(
                     self._url(),
                     params=query,
-                    data=body.encode(),
+                    data=body,
                     headers={"Content-Type": "text/xml"},
                     timeout=self._timeout(),
                 ) as resp:
                     if resp.status != 200:
                         continue
                     answer = await resp.text()
-                seen = self._read_reply(openid, answer)
+                seen = self.read_reply(openid, answer)
             except (TimeoutError, aiohttp.ClientError, InvalidReply):
                 continue
             if seen is not None and self.user(openid).subscribed:
@@ -175,7 +181,7 @@ class Players(EmulatorState):
             return Push(self.push_attempts, NOTICE, failed=True)
         return Push(self.push_attempts, None, failed=True)
 
-    def _read_reply(self, openid: str, answer: str) -> str | None:
+    def read_reply(self, openid: str, answer: str) -> str | None:
         """The text a passive reply shows (``[type]`` for another message type), None for ``success`` or
         an empty body; ``InvalidReply`` for anything else WeChat would refuse."""
         answer = answer.strip()

@@ -177,3 +177,63 @@ async def test_with_scheduler_off_the_bot_serves_buyers_but_runs_no_jobs(shop: S
     assert not shop.front.scheduler.running
     shop.emu.user(4242, "Ann")
     assert "Welcome" in (await shop.say(4242, "/start")).text
+
+
+def test_the_wechat_sandbox_buys_through_a_distributors_qr_and_wechat_pay_in_the_terminal(
+    tmp_path: Path,
+) -> None:
+    # followed through the demo distributor's QR for you; then: catalog, product 2 (Steam), 买 1, pay, keys.
+    proc = _cli(tmp_path, "sandbox", "--channel", "wechat", stdin="商品\n2\n买 1\npay\nkeys\n订单\nquit\n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "欢迎" in out and "Steam Wallet 10 USD" in out and "¥9.90" in out
+    assert "paid with WeChat Pay / 已支付" in out and "推广员佣金: pending ¥0.99" in out  # 10 % of 9.90
+    delivered = [line for line in out.splitlines() if "STEAM-DEMO-" in line]
+    assert len(delivered) >= 2  # in the chat (a customer-service message) and on the order page
+    assert "attributed to user" in proc.stderr and "Traceback" not in proc.stderr
+
+
+async def test_keyshop_run_without_a_bot_serves_the_wechat_official_account_alone(tmp_path: Path) -> None:
+    import asyncio
+    import signal
+
+    import aiohttp
+
+    from bot.wechat_sandbox import free_port
+    from sandbox.wechat import Emulator
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("BOT_TOKEN", "DATABASE_URL", "VAULT_KEYS")}
+    env |= {
+        "DATA_DIR": str(tmp_path / "data"),
+        "WECHAT_APP_ID": "wx0123456789abcdef",
+        "WECHAT_TOKEN": "keyshopwxtoken",
+        "WEBHOOK_LISTEN": f"127.0.0.1:{port}",
+        "SCHEDULER": "false",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(600):  # a loaded 2-core machine takes its time to import and migrate
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                        health = (r.status, await r.json())
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("keyshop run never served /healthz")
+        assert health == (200, {"status": "ok", "database": "ok"})
+        emu = Emulator(appid="wx0123456789abcdef", token="keyshopwxtoken", mode="plain")
+        emu.callback_url = f"http://127.0.0.1:{port}/wechat"
+        try:
+            welcome = await emu.subscribe("o_only_wechat_buyer_000000001")
+            assert welcome.seen is not None and "欢迎" in welcome.seen
+        finally:
+            await emu.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0 and b"Traceback" not in err, err[-2000:]

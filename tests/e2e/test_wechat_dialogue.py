@@ -102,3 +102,28 @@ async def test_a_distributors_qr_code_attributes_a_newcomer_once_and_never_someo
     assert again is not None and again.referrer_id == distributor.id
     invite = await services.referrals.invite(distributor.id)
     assert (invite.opens, invite.starts) == (2, 1)  # two opens through the code, one newcomer
+
+
+async def test_two_menu_taps_within_one_second_are_both_answered(wechat: tuple[Emulator, Services]) -> None:
+    emu, _ = wechat
+    await emu.subscribe(BUYER)
+    first, second = await emu.click(BUYER, "orders"), await emu.click(BUYER, "catalog")
+    assert first.seen is not None and "订单" in first.seen
+    assert second.seen is not None and second.seen != "success" and "商品" in second.seen
+    # (the same button twice in one second cannot be told from WeChat retrying the push: answered once)
+
+
+async def test_a_shared_key_product_is_never_shown_sold_out(wechat: tuple[Emulator, Services]) -> None:
+    from core.models import DeliveryKind
+
+    emu, services = wechat
+    pid = await services.catalog.add_product(
+        ProductDraft(name="Lounge Wi-Fi", price=100, delivery_kind=DeliveryKind.SHARED, max_qty=2)
+    )
+    await services.stock.set_shared_key(pid, "lounge-2026")
+    await emu.subscribe(BUYER)
+    await emu.send_text(BUYER, "商品")
+    card = (await emu.send_text(BUYER, "1")).seen
+    assert card is not None and "有货" in card and "售罄" not in card and "买 N" in card
+    total = (await emu.send_text(BUYER, "买 2")).seen
+    assert total is not None and "2 × Lounge Wi-Fi" in total and "2.00" in total

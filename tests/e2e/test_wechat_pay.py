@@ -1,13 +1,13 @@
-"""Buying in the WeChat official account with WeChat Pay, end to end over HTTP: the WeChat emulator pushes
-the buyer's messages to the shop's real callback, the buyer opens the pay link inside WeChat (OAuth through
-the emulator), the page's signed ``getBrandWCPayRequest`` parameters are checked and paid by the WeChat Pay
-emulator, whose signed, encrypted notify confirms the order; the order page shows the keys to their buyer
-only. Forged, stale and wrong-amount notifies change nothing; a lost notify is recovered by the
-reconciliation; an expired order is closed at WeChat Pay."""
+"""Buying in the WeChat official account with WeChat Pay, end to end over HTTP, in each of the callback's
+three encryption modes (the other tests in safe mode): the WeChat emulator pushes the buyer's messages to
+the shop's real callback, the buyer opens the pay link inside WeChat (OAuth through the emulator), the
+page's signed ``getBrandWCPayRequest`` parameters are checked and paid by the WeChat Pay emulator, whose
+signed, encrypted notify confirms the order; the order page shows the keys to their buyer only. Forged,
+stale and wrong-amount notifies change nothing; a lost notify is recovered by the reconciliation; an
+expired order is closed at WeChat Pay. What goes wrong around a payment: ``test_wechat_pay_edges.py``."""
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -15,62 +15,31 @@ from pathlib import Path
 
 import pytest
 
-from bot.i18n import compile_catalogs
-from bot.wechat_sandbox import WechatSandbox, start_wechat_sandbox
+from bot.wechat_sandbox import WechatSandbox
 from core.clock import FrozenClock
-from core.context import Context, ShopConfig
-from core.db import Database
 from core.models import OrderStatus, PaymentStatus
-from core.services import Services
-from core.services.catalog import ProductDraft
 from core.services.wechat_pay import CHECK_EVERY, FIRST_CHECK_AFTER
-from core.vault import Vault, new_key_spec
 from handlers.wechat.paid import Merchant, WechatPayReconciler
+from sandbox.wechat.state import MODES
 from sandbox.wechatpay import PaymentRefused
-from tests.conftest import make_db
-
-BUYER = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
-STRANGER = "o6_bmjrPTlm6_2sgVt7hMZstrange"
-_LINK = re.compile(r"http://127\.0\.0\.1:\d+/wechat/pay/([A-Z2-7]{16})")
+from tests.e2e.wechat_buying import BUYER, STRANGER, new_product, order_in_chat, wechat_shop
 
 
-@pytest.fixture(params=["safe"])
+@pytest.fixture
 async def wx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WechatSandbox]:
-    db: Database = await make_db("sqlite", tmp_path)
-    services = Services(Context(db, Vault.from_spec(new_key_spec()), ShopConfig(currency="CNY")))
-    sandbox = await start_wechat_sandbox(services, compile_catalogs(), mode=request.param)
-    try:
+    """The shop in safe mode (WeChat's recommended one), or in the mode a test asks for indirectly."""
+    async with wechat_shop(tmp_path, getattr(request, "param", "safe")) as sandbox:
         yield sandbox
-    finally:
-        await sandbox.close()
-        await db.dispose()
 
 
-async def _product(services: Services, keys: int = 3, price: int = 1990) -> int:
-    pid = await services.catalog.add_product(ProductDraft(name="腾讯视频 VIP 月卡", price=price, max_qty=5))
-    data = "\n".join(f"TX-VIP-{i:04d}" for i in range(keys)).encode()
-    await services.stock.import_keys(pid, io.BytesIO(data), actor="test")
-    return pid
-
-
-async def _order(wx: WechatSandbox, openid: str = BUYER, qty: int = 1) -> str:
-    """The buyer (following the account) picks the first product and asks for ``qty``: the reference in
-    the pay link."""
-    if not wx.emu.user(openid).subscribed:
-        await wx.emu.subscribe(openid)
-    await wx.emu.send_text(openid, "商品")
-    await wx.emu.send_text(openid, "1")
-    push = await wx.emu.send_text(openid, f"买 {qty}")
-    found = _LINK.search(wx.emu.texts(openid)[-1])
-    assert found, (push, wx.emu.texts(openid)[-1])
-    return found.group(1)
-
-
+@pytest.mark.parametrize("wx", MODES, indirect=True)
 async def test_a_buyer_orders_in_the_chat_pays_on_the_page_and_sees_the_keys_on_the_order_page(
     wx: WechatSandbox,
 ) -> None:
-    await _product(wx.services)
-    ref = await _order(wx, qty=2)
+    """In each of the callback's encryption modes: the emulator accepts only replies in the account's
+    mode (encrypted in safe mode, never in plaintext mode), so a pay link in the chat means it was one."""
+    await new_product(wx.services)
+    ref = await order_in_chat(wx, qty=2)
     assert "39.80" in wx.emu.texts(BUYER)[-1] and "分钟" in wx.emu.texts(BUYER)[-1]
 
     status, page = await wx.open_page(BUYER, wx.url("pay", ref))
@@ -97,8 +66,8 @@ async def test_a_buyer_orders_in_the_chat_pays_on_the_page_and_sees_the_keys_on_
 
 
 async def test_an_admins_refund_goes_back_through_wechat_pay_and_the_buyer_is_told(wx: WechatSandbox) -> None:
-    await _product(wx.services)
-    ref = await _order(wx)
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
     _, page = await wx.open_page(BUYER, wx.url("pay", ref))
     transaction_id = await wx.pay_page(BUYER, page)
     await wx.deliver()
@@ -117,8 +86,8 @@ async def test_an_admins_refund_goes_back_through_wechat_pay_and_the_buyer_is_to
 
 
 async def test_someone_else_cannot_open_the_pay_page_or_the_keys_of_an_order(wx: WechatSandbox) -> None:
-    await _product(wx.services)
-    ref = await _order(wx)
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
     await wx.emu.subscribe(STRANGER)  # a follower the shop knows, with no order of theirs
     status, page = await wx.open_page(STRANGER, wx.url("pay", ref))
     assert status == 404 and "不属于您" in page and "getBrandWCPayRequest" not in page
@@ -131,8 +100,8 @@ async def test_someone_else_cannot_open_the_pay_page_or_the_keys_of_an_order(wx:
 async def test_a_notify_with_a_bad_signature_changes_nothing_and_the_page_learns_of_the_payment(
     wx: WechatSandbox,
 ) -> None:
-    await _product(wx.services)
-    ref = await _order(wx)
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
     _, page = await wx.open_page(BUYER, wx.url("pay", ref))
     wx.platform.sign_next_notify_badly("wrong_key")
     await wx.pay_page(BUYER, page)
@@ -147,8 +116,8 @@ async def test_a_notify_with_a_bad_signature_changes_nothing_and_the_page_learns
 async def test_a_genuine_notify_for_another_amount_delivers_nothing_and_is_owed_back(
     wx: WechatSandbox,
 ) -> None:
-    await _product(wx.services)
-    ref = await _order(wx)
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
     _, page = await wx.open_page(BUYER, wx.url("pay", ref))
     wx.platform.change_next_notify_amount(1)  # genuinely signed, but 0.01 for a 19.90 order
     await wx.pay_page(BUYER, page)
@@ -158,8 +127,8 @@ async def test_a_genuine_notify_for_another_amount_delivers_nothing_and_is_owed_
 
 
 async def test_a_lost_notify_is_recovered_by_the_reconciliation(wx: WechatSandbox, tmp_path: Path) -> None:
-    await _product(wx.services)
-    ref = await _order(wx)
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
     _, page = await wx.open_page(BUYER, wx.url("pay", ref))
     wx.platform.drop_next_notify()
     await wx.pay_page(BUYER, page)
@@ -176,8 +145,8 @@ async def test_a_lost_notify_is_recovered_by_the_reconciliation(wx: WechatSandbo
 
 
 async def test_an_expired_unpaid_order_is_closed_at_wechat_pay_and_cannot_be_paid(wx: WechatSandbox) -> None:
-    await _product(wx.services)
-    ref = await _order(wx)
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
     _, page = await wx.open_page(BUYER, wx.url("pay", ref))
     clock = FrozenClock(wx.services.ctx.clock.now() + timedelta(hours=1))
     wx.services.ctx.clock = clock
@@ -194,8 +163,8 @@ async def test_an_expired_unpaid_order_is_closed_at_wechat_pay_and_cannot_be_pai
 
 
 async def test_a_desktop_browser_gets_a_native_qr_code_and_never_the_keys(wx: WechatSandbox) -> None:
-    await _product(wx.services)
-    ref = await _order(wx)
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
     status, page = await wx.open_page("desktop", wx.url("pay", ref), in_wechat=False)
     assert status == 200 and "<svg" in page and "扫描" in page
     native = wx.platform.orders[ref]
@@ -204,3 +173,19 @@ async def test_a_desktop_browser_gets_a_native_qr_code_and_never_the_keys(wx: We
     status, keys = await wx.open_page("desktop", wx.url("order", ref), in_wechat=False)
     assert status == 403 and "TX-VIP" not in keys
     assert PaymentStatus  # imported for the refund tests that follow
+
+
+async def test_an_order_wechat_pay_never_had_is_settled_once_its_reservation_is_over(
+    wx: WechatSandbox,
+) -> None:
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
+    await wx.services.wechat_pay.opened(ref, "JSAPI")  # recorded, but the prepay never reached WeChat Pay
+    reconciler = WechatPayReconciler(
+        wx.services, wx.pay, Merchant(wx.pay.config.app_id, wx.pay.config.mch_id)
+    )
+    clock = FrozenClock(wx.services.ctx.clock.now() + FIRST_CHECK_AFTER + timedelta(seconds=1))
+    wx.services.ctx.clock = clock
+    assert await reconciler.run() == 0 and await wx.services.wechat_pay.state(ref) == "open"  # still payable
+    clock.advance(hours=1)
+    assert await reconciler.run() == 1 and await wx.services.wechat_pay.state(ref) == "closed"

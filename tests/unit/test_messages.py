@@ -8,10 +8,12 @@ import pytest
 
 from core.clock import FrozenClock
 from core.messages import (
+    CHAT_REPLY_MAX,
     MESSAGE_TYPES,
     AwaitingManual,
     BalanceReturned,
     Broadcast,
+    ChatReply,
     DailySummary,
     InvoiceReminder,
     KeysDelivered,
@@ -47,6 +49,7 @@ SAMPLES = [
     DailySummary(day="2026-01-04"),
     MembershipReminder(order_ref="REF6", stage="d3"),
     InvoiceReminder(order_ref="REF7"),
+    ChatReply(text="订单 REF8：1 × 腾讯视频 VIP 月卡"),
 ]
 
 
@@ -76,6 +79,7 @@ def test_message_kinds_are_the_names_stored_in_existing_outbox_rows() -> None:
         "daily_summary",
         "membership_reminder",
         "invoice_reminder",
+        "chat_reply",
     }
 
 
@@ -95,11 +99,12 @@ def test_a_message_no_code_can_read_is_refused(kind: str, fields: object) -> Non
         decode(kind, fields)  # type: ignore[arg-type]
 
 
-def test_a_refund_message_keeps_what_the_outbox_stores_bounded() -> None:
+def test_refunds_and_late_answers_keep_what_the_outbox_stores_bounded() -> None:
     m = RefundDue(
         provider="p", charge_id="c", order_ref="R" * 500, reason="x", amount=1, currency="LONGCURRENCY"
     )
     assert len(m.order_ref) == 128 and m.currency == "LONGCURR"
+    assert len(ChatReply("卡" * 10_000).text) == CHAT_REPLY_MAX
 
 
 async def test_a_damaged_outbox_row_is_set_aside_and_logged_and_the_rest_still_claimed(

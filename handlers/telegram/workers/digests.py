@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import get_i18n
 
-from core.admins import OWNER_CHANNEL
 from core.messages import DailySummary, PayoutQueueDue, PayoutReady, StockAlert
 from core.models import Product, StockLevel
 from core.roles import Power
@@ -52,12 +51,8 @@ def _one_button(text: str, callback_data: str) -> InlineKeyboardMarkup:
 async def _still_told(out: Outgoing, power: Power, product: Product | None = None) -> bool:
     """Whether the recipient of an admin's message still holds ``power`` (and, for a product's message,
     a scope covering it); logged when not."""
-    item, owners = out.item, out.services.ctx.config.owner_ids
-    owner = item.channel == OWNER_CHANNEL and item.external_id in owners
-    grant = await out.services.staff.grant_for(item.channel, item.external_id, owner=owner)
-    told = grant is not None and grant.may(power)
-    if told and grant is not None and product is not None:
-        told = grant.covers(product.id, product.category_id)
+    item = out.item
+    told = await out.services.staff.still_reads(item.channel, item.external_id, power, product)
     if not told:
         log.info("outbox %s (%s): its recipient may no longer read it; not sent", item.id, item.kind)
     return told

@@ -19,6 +19,7 @@ from core.messages import (
     AwaitingManual,
     BalanceReturned,
     Broadcast,
+    ChatReply,
     DailySummary,
     InvoiceReminder,
     KeysDelivered,
@@ -139,6 +140,12 @@ async def broadcast(out: Outgoing, m: Broadcast) -> None:
     await out.bot.send_message(out.chat, text)
 
 
+async def chat_reply(out: Outgoing, m: ChatReply) -> None:
+    """An answer that came too late to be the reply itself (WeChat's passive replies; Telegram's bot
+    answers as it goes, so none is written for Telegram today): its plain text, as it is."""
+    await out.bot.send_message(out.chat, html.escape(m.text))
+
+
 async def payout_paid(out: Outgoing, m: PayoutPaid) -> None:
     """Tell a distributor their withdrawal was paid, with the admin's payment reference."""
     text = tr(
@@ -222,6 +229,7 @@ DELIVERERS: dict[type[Message], Deliverer] = {
     PayoutQueueDue: digests.payout_queue,
     StockAlert: digests.stock_alert,
     DailySummary: digests.daily_summary,
+    ChatReply: chat_reply,
 }
 
 

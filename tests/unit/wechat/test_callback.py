@@ -134,7 +134,9 @@ async def test_the_webhook_server_serves_wechat_only_when_an_app_id_and_a_token_
     assert {r.resource.canonical for r in app.router.routes() if r.resource} == {"/wechat"}
 
 
-async def test_an_answer_not_ready_in_time_is_answered_success_and_still_completes(shop: Services) -> None:
+async def test_an_answer_not_ready_in_time_is_answered_success_and_goes_out_through_the_outbox(
+    shop: Services,
+) -> None:
     from typing import Any
 
     from aiohttp.test_utils import TestClient, TestServer
@@ -146,12 +148,12 @@ async def test_an_answer_not_ready_in_time_is_answered_success_and_still_complet
     from handlers.wechat.texts import Texts
     from tests.unit.wechat.conftest import APP_ID
 
-    release, done = asyncio.Event(), asyncio.Event()
+    release = asyncio.Event()
 
     class Stuck(Dialogue):
         async def answer(self, msg: Any) -> str | None:
+            await self.services.users.ensure("wechat", str(msg.source))
             await release.wait()  # a slow database: the answer comes after WeChat stopped waiting
-            done.set()
             return "late"
 
     config = WechatConfig(APP_ID, TOKEN, None, compile_catalogs(), reply_within=0.05)
@@ -163,7 +165,11 @@ async def test_an_answer_not_ready_in_time_is_answered_success_and_still_complet
     try:
         account = Account(client)
         assert await account.post(account.text("o-slow", "catalog")) == (200, "success")
+        assert await query(shop, select(t.outbox.c.kind)) == []
         release.set()
-        await asyncio.wait_for(done.wait(), 5)
+        await asyncio.wait_for(callback.settle(), 5)
     finally:
         await client.close()
+    o = t.outbox
+    rows = await query(shop, select(o.c.kind, o.c.payload, o.c.status))
+    assert [(r.kind, r.payload, r.status) for r in rows] == [("chat_reply", {"text": "late"}, "pending")]

@@ -24,6 +24,7 @@ from core.messages import (
     AwaitingManual,
     BalanceReturned,
     Broadcast,
+    ChatReply,
     DailySummary,
     InvoiceReminder,
     KeysDelivered,
@@ -150,6 +151,7 @@ async def every_message(shop: Services, uid: int, monkeypatch: pytest.MonkeyPatc
         PayoutRejected(4, 5000, "CNY", "资料不全"),
         MembershipReminder(order.ref, "d3"),
         InvoiceReminder(unpaid.ref),
+        ChatReply("🛍 在售商品 (catalog)：\n1. 腾讯视频 VIP 月卡 · ¥19.90"),
         PayoutReady("CNY", 5000, 5000, "CNY"),
         PayoutQueueDue("2026-01-01T09"),
         StockAlert(pid, "low", 1, 5),
@@ -168,7 +170,9 @@ async def test_every_message_type_renders_as_plain_text_in_chinese_and_in_englis
         en = plain(await render(outgoing(cny, texts, uid, message, "en")))
         name = type(message).__name__
         assert zh and en, f"{name} said nothing"
-        assert zh != en or isinstance(message, Broadcast), f"{name} is the same in both languages"
+        # a broadcast is in the admins' words, a late answer in the words it was answered in
+        same = isinstance(message, Broadcast | ChatReply)
+        assert zh != en or same, f"{name} is the same in both languages"
         for text in zh + en:
             assert 0 < len(text.encode()) <= TEXT_MAX_BYTES, name
             assert "<b>" not in text and "&amp;" not in text and "{" not in text, (name, text)
@@ -192,6 +196,16 @@ async def test_product_names_and_broadcasts_keep_their_characters_and_lose_the_h
     assert NAME in keys[0]  # "<月卡> &" as the admins typed it: WeChat shows text as it is
     [shown] = plain(await render(outgoing(cny, texts, uid, Broadcast(1))))
     assert shown == "新品上架 & 看看 (https://shop.example.cn/x)"
+
+
+async def test_a_late_answer_goes_as_the_text_it_would_have_been_within_wechats_limit(
+    cny: Services, texts: Texts
+) -> None:
+    uid = await wechat_buyer(cny)
+    answer = "订单 R-1：1 × 腾讯视频 <VIP> & 会员\nhttps://shop.example.cn/wechat/pay/R-1"
+    assert await render(outgoing(cny, texts, uid, ChatReply(answer))) == [answer]
+    [cut] = await render(outgoing(cny, texts, uid, ChatReply("卡" * 1000)))
+    assert isinstance(cut, str) and len(cut.encode()) <= TEXT_MAX_BYTES and cut.endswith("…")
 
 
 async def test_a_wechat_pay_refund_pays_back_first_then_says_so(cny: Services, texts: Texts) -> None:

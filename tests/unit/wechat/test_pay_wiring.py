@@ -1,5 +1,6 @@
 """WeChat Pay from settings: on only when complete, and refused at start, in one line naming the setting,
-when it could not work (no official account, prices not in CNY, no public address, a key that is not one)."""
+when it could not work (no official account, prices not in CNY, no public address, a key that is not one).
+Reminder templates from WECHAT_TEMPLATE_REMINDER."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from bot.settings import SettingsError, load_settings
-from bot.wechat import wechat_pay
+from bot.wechat import reminder_templates, wechat_pay
 from bot.wechat_sandbox import merchant_key
+from handlers.wechat.api import WechatApi
+from handlers.wechat.templates import ReminderTemplate
 
 API_V3_KEY = "0123456789abcdefghijklmnopqrstuv"
 
@@ -118,3 +121,16 @@ async def test_a_platform_certificate_is_known_by_its_serial_as_wechat_pay_write
     assert made is not None
     assert "0A5157F09EFDC096DE15EBE81A47057A7232F1B8" in made[0].config.platform_keys
     await made[0].close_session()
+
+
+def test_reminder_templates_are_on_only_with_wechat_template_reminder_and_take_its_fields() -> None:
+    api = object.__new__(WechatApi)  # never called here
+    assert reminder_templates(api, load_settings(_env_file=None, **ACCOUNT)) is None
+    on = load_settings(_env_file=None, **ACCOUNT, wechat_template_reminder="ngqIpbwh8bUf-cs_E")
+    templates = reminder_templates(api, on)
+    assert templates is not None and templates.reminder == ReminderTemplate("ngqIpbwh8bUf-cs_E")
+    keys = {"wechat_template_reminder": "T1", "wechat_template_reminder_fields": "keyword1,keyword2"}
+    templates = reminder_templates(api, load_settings(_env_file=None, **ACCOUNT, **keys))
+    assert templates is not None and templates.reminder == ReminderTemplate(
+        "T1", "keyword1", "keyword2", None
+    )
