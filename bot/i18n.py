@@ -31,10 +31,13 @@ def compile_catalogs(source: Path = SOURCE, target: Path | None = None) -> Path:
         mo.parent.mkdir(parents=True, exist_ok=True)
         with po.open("rb") as f:
             catalog = read_po(f, locale=lang, domain=DOMAIN)
-        tmp = mo.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            write_mo(f, catalog)
-        tmp.replace(mo)  # atomic: two shops starting at once never read half a file
+        # A temporary file of this writer's own, renamed into place (atomic): two shops starting at once
+        # never read half a file, nor rename the file the other is writing.
+        with tempfile.NamedTemporaryFile(
+            dir=mo.parent, prefix=f"{DOMAIN}.", suffix=".part", delete=False
+        ) as out:
+            write_mo(out, catalog)
+        Path(out.name).replace(mo)
     return target
 
 

@@ -19,8 +19,30 @@ from core.services.catalog import ProductDraft
 from core.tables import metadata
 from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec
+from tests.workers import isolate
 
 _T = TypeVar("_T")
+
+# Each xdist worker's own PostgreSQL and Redis databases, before any test module reads the variables.
+isolate()
+
+PROCESSES = pytest.mark.xdist_group("processes")
+"""The mark of a module whose tests start keyshop processes (or a browser): ``--dist loadgroup`` runs them
+all on one worker, so that two such tests never compete for the cores with each other's deadlines."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """``pytest`` alone runs on every core: ``-n auto --dist loadgroup`` unless ``-n`` was given (``-n 0``
+    runs in this process), xdist is off (``-p no:xdist``), or a debugger is asked for."""
+    if not config.pluginmanager.hasplugin("xdist") or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    opt = config.option
+    if opt.numprocesses is not None or opt.dist != "no" or opt.usepdb or opt.collectonly:
+        return
+    opt.numprocesses = "auto"
+    opt.dist = "loadgroup"
+
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 PG_SKIP_REASON = "TEST_DATABASE_URL is not set: PostgreSQL variant skipped (.ci/run sets it)"

@@ -28,8 +28,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.logs import QUIET_LOGGERS
 from sandbox.telegram import Emulator, serve
-from tests.conftest import PG_SKIP_REASON, PG_URL, make_db
+from tests.conftest import PG_SKIP_REASON, PG_URL, PROCESSES, make_db
 from tests.e2e.conftest import TOKEN, Shop
+
+pytestmark = PROCESSES
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 BUYER = 501

@@ -12,7 +12,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import webhook_app
+from tests.conftest import PROCESSES
 from tests.e2e.conftest import Shop
+
+pytestmark = PROCESSES
 
 
 async def test_the_webhook_refuses_requests_without_the_secret_token(shop: Shop) -> None:

@@ -40,12 +40,13 @@ from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
 from sandbox.telegram import Emulator, Sent, serve
-from tests.conftest import make_db, query, seed_memberships
+from tests.conftest import PROCESSES, make_db, query, seed_memberships
 from tests.e2e.conftest import TOKEN
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 pytestmark = [
+    PROCESSES,
     pytest.mark.postgres,
     pytest.mark.skipif(
         not (PG_URL and REDIS_URL),

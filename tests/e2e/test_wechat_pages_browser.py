@@ -24,7 +24,7 @@ from core.models import OrderStatus
 from core.services import Services
 from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
-from tests.conftest import make_db
+from tests.conftest import PROCESSES, make_db
 
 BUYER = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -40,10 +40,13 @@ window.WeixinJSBridge = {invoke: function (name, params, callback) {
 }};
 """
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-)
+pytestmark = [
+    PROCESSES,
+    pytest.mark.skipif(
+        CHROMIUM is None or DRIVER is None,
+        reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+    ),
+]
 
 
 @pytest.fixture

@@ -23,7 +23,9 @@ from core.context import Context, ShopConfig
 from core.messages import DailySummary, MembershipReminder, StockAlert
 from core.services import Services
 from core.vault import Vault, new_key_spec
-from tests.conftest import BACKENDS, make_db, query, seed_memberships, stocked
+from tests.conftest import BACKENDS, PROCESSES, make_db, query, seed_memberships, stocked
+
+pytestmark = PROCESSES
 
 OWNER = 900_001
 MEMBERS = 5000

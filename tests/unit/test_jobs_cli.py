@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PROCESSES
 from tests.unit.test_cli import run, shop_dir  # noqa: F401 - shop_dir: the autouse fixture
+
+pytestmark = PROCESSES
 
 
 def test_jobs_run_runs_one_job_once_and_jobs_list_shows_its_last_run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from babel.messages.pofile import read_po
@@ -97,3 +98,21 @@ def test_telegram_language_codes_map_to_our_locales() -> None:
         "en",
         "en",
     ]
+
+
+def test_shops_compiling_the_catalogs_at_once_never_trip_over_each_others_temporary_file(
+    tmp_path: Path,
+) -> None:
+    """Each writer has a temporary file of its own: a fixed name ('messages.tmp') let one process rename
+    the file another was about to rename (FileNotFoundError at start, seen with parallel test workers).
+    Here another writer's leftover stands where a shared temporary name would be, and eight threads
+    compile into one directory at once."""
+    for lang in ("en", "zh_CN"):
+        (tmp_path / lang / "LC_MESSAGES" / "messages.tmp").mkdir(parents=True)
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda _: compile_catalogs(target=tmp_path), range(8)))
+    assert outs == [tmp_path] * 8
+    for lang in ("en", "zh_CN"):
+        mo = tmp_path / lang / "LC_MESSAGES" / "messages.mo"
+        assert mo.stat().st_size > 0
+        assert not list(mo.parent.glob("*.part"))
