@@ -51,6 +51,7 @@ class Refund(Protocol):
     transaction_id: str
     status: str
     refund: int
+    total: int
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,14 @@ async def pay_back(services: Services, pay: RefundClient, m: RefundDue) -> None:
     await refund_settled(services, result)
 
 
-async def refund_settled(services: Services, r: Refund) -> None:
+async def refund_settled(services: Services, r: Refund, *, told: set[str] | None = None) -> None:
     """WeChat Pay's word on a refund: ``SUCCESS`` completes it (idempotent; a refund of a charge the shop
     does not have or did not owe back changes nothing and is logged, as retrying cannot change it);
-    ``PROCESSING`` waits; an ``ABNORMAL`` or ``CLOSED`` refund needs an admin (the buyer's card was
-    closed…): logged as an error, and the payment stays owed, shown on the order's admin page."""
+    ``PROCESSING`` waits; an ``ABNORMAL`` or ``CLOSED`` refund needs an admin (the buyer's account cannot
+    take the money…): logged as an error, and the payment stays owed, shown on the order's admin page,
+    until WeChat Pay reports the same refund done (an ABNORMAL one once the merchant handles it in the
+    merchant platform, a CLOSED one once the reconciliation has asked for it again). With ``told`` (the
+    reconciliation's, asking every minute) each refund's trouble is logged as an error once, then quietly."""
     if r.status == "SUCCESS":
         try:
             result = await services.refunds.complete_refund(PROVIDER, r.transaction_id, actor=PROVIDER)
@@ -145,12 +149,30 @@ async def refund_settled(services: Services, r: Refund) -> None:
         if not result.replay:
             log.info("wechat pay: refund %s of order %s done", r.out_refund_no, r.out_trade_no)
     elif r.status in ("ABNORMAL", "CLOSED"):
+        seen = f"{r.out_refund_no}:{r.status}"
+        if told is not None and seen in told:
+            log.info(
+                "wechat pay: refund %s of order %s is still %s", r.out_refund_no, r.out_trade_no, r.status
+            )
+            return
+        if told is not None:
+            told.add(seen)
         log.error(
-            "wechat pay: refund %s of order %s is %s: refund it by hand in the merchant platform",
+            "wechat pay: refund %s of order %s is %s: %s",
             r.out_refund_no,
             r.out_trade_no,
             r.status,
+            HANDLE_BY_HAND[r.status],
         )
+
+
+# What the merchant does about a refund WeChat Pay could not make, as the log says it.
+HANDLE_BY_HAND = {
+    "ABNORMAL": "the buyer's account cannot take the money: handle it in the merchant platform"
+    " (发起异常退款); the order is refunded when WeChat Pay reports it done",
+    "CLOSED": "it is asked for again under the same refund number; if it keeps closing, refund the buyer in"
+    " the merchant platform",
+}
 
 
 def _over(row: OpenPayOrder, now: datetime) -> bool:
@@ -177,6 +199,7 @@ class WechatPayReconciler:
 
     def __init__(self, services: Services, pay: QueryClient, merchant: Merchant) -> None:
         self.services, self.pay, self.merchant = services, pay, merchant
+        self._told: set[str] = set()  # the refunds whose trouble this process has logged as an error
 
     async def run(self) -> int:
         """One round; returns how many orders it settled (paid or closed)."""
@@ -225,7 +248,26 @@ class WechatPayReconciler:
             except Exception as e:  # not asked yet (the outbox will), or WeChat Pay away: next round
                 log.debug("wechat pay: refund of %s not known yet: %s", p.charge_id, type(e).__name__)
                 continue
+            if r.status == "CLOSED":  # WeChat Pay's rule: a failed refund is asked again under its number
+                r = await self._ask_again(r)
             try:
-                await refund_settled(self.services, r)
+                await refund_settled(self.services, r, told=self._told)
             except Exception:  # the next round asks again
                 log.exception("wechat pay: completing the refund of %s failed", p.charge_id)
+
+    async def _ask_again(self, r: Refund) -> Refund:
+        """A CLOSED refund asked for again, the same refund number and amounts; WeChat Pay's answer, or
+        ``r`` as it was when WeChat Pay refused or was away (the next round asks again)."""
+        try:
+            again: Refund = await self.pay.refund(
+                out_trade_no=r.out_trade_no, out_refund_no=r.out_refund_no, refund=r.refund, total=r.total
+            )
+        except Exception as e:
+            log.warning(
+                "wechat pay: asking again for closed refund %s failed: %s", r.out_refund_no, type(e).__name__
+            )
+            return r
+        log.warning(
+            "wechat pay: refund %s of order %s was closed: asked for again", r.out_refund_no, r.out_trade_no
+        )
+        return again

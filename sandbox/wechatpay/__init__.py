@@ -30,7 +30,10 @@ What it enforces (sources: pay.weixin.qq.com/doc/v3/merchant API pages, the offi
   ``amount.refund/total/currency`` all required, total = the order's, refunds ≤ what was paid (400
   INVALID_REQUEST), the same out_refund_no answers the same refund (other amounts: 400); PROCESSING,
   then SUCCESS/ABNORMAL/CLOSED (``settle_refund``, or on their own after ``refund_delay`` as
-  ``refund_outcome`` says) with REFUND.* to the refund's notify_url (none given: no notification).
+  ``refund_outcome`` says) with REFUND.* to the refund's notify_url (none given: no notification). A
+  CLOSED refund asked again under its own out_refund_no goes on (PROCESSING again: WeChat Pay's rule for a
+  failed refund); an ABNORMAL one goes on when the merchant handles it (``handle_abnormal_refund``, the
+  merchant platform's 发起异常退款) and ends SUCCESS.
 * notifications (``notifies``): ``{id, create_time, resource_type: "encrypt-resource", event_type,
   summary, resource: {original_type, algorithm: "AEAD_AES_256_GCM", ciphertext, nonce, associated_data}}``
   encrypted with the APIv3 key, signed like answers; success is 200/204 within ``notify_timeout`` (5 s);

@@ -78,7 +78,8 @@ class PayApi(Buyer):
 
     def create_refund(self, match: Mapping[str, str], query: Mapping[str, str], body: Any) -> Answer:
         """``POST /v3/refund/domestic/refunds``: a PROCESSING refund of a paid order, within what is left
-        to refund; the same out_refund_no with the same amounts answers the same refund."""
+        to refund; the same out_refund_no with the same amounts answers the same refund, and asks again for
+        one that was CLOSED (WeChat Pay's rule: a failed refund is submitted again under its own number)."""
         data = _object(body)
         out_refund_no = _text(data, "out_refund_no", 64)
         if not OUT_REFUND_NO.fullmatch(out_refund_no):
@@ -99,6 +100,13 @@ class PayApi(Buyer):
         if existing is not None:
             if existing.params != params:  # the docs' REFUND_FEE_MISMATCH; status the emulator's choice
                 raise e.invalid("订单金额或退款金额与之前请求不一致，请核实后再试")
+            if existing.status == "CLOSED":  # "一笔退款失败后重新提交，请不要更换退款单号": asked again
+                if order.refunded + refund > order.total:
+                    raise e.invalid("申请退款金额超过订单可退金额")
+                existing.status = "PROCESSING"
+                order.refunded += refund
+                order.trade_state = "REFUND"
+                self._refund_created(existing)
             return 200, self._refund_answer(existing)
         if total != order.total:
             raise e.invalid("您的请求参数与订单信息不一致")

@@ -108,6 +108,16 @@ class Buyer(Notifier):
                 out_refund_no,
             )
 
+    async def handle_abnormal_refund(self, out_refund_no: str) -> None:
+        """The merchant handles an ABNORMAL refund in the merchant platform (发起异常退款: to the buyer's
+        bank card, or the merchant's, as WeChat Pay allows): the same refund goes on and ends SUCCESS,
+        with its REFUND.SUCCESS notification."""
+        refund = self.refunds[out_refund_no]
+        if refund.status != "ABNORMAL":
+            raise ValueError(f"refund {out_refund_no} is {refund.status}, not ABNORMAL")
+        refund.status = "PROCESSING"
+        await self.settle_refund(out_refund_no, "SUCCESS")
+
     async def drain(self) -> None:
         """Wait until refunds being settled on their own are settled (and their notifications sent)."""
         while self._settling:

@@ -16,6 +16,7 @@ waited for."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -230,3 +231,66 @@ async def test_a_genuine_notify_for_an_order_the_shop_never_made_delivers_nothin
     await wx.deliver()
     assert len(wx.platform.refunds) == 1
     assert await wx.services.refunds.owed_by_provider("wechatpay") == []
+
+
+async def _refunded_by_admin(wx: WechatSandbox, outcome: str) -> tuple[str, Any]:
+    """The buyer pays an order, an admin refunds it, and WeChat Pay's refund ends ``outcome``."""
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
+    _, page = await wx.open_page(BUYER, wx.url("pay", ref))
+    await wx.pay_page(BUYER, page)
+    await wx.deliver()
+    wx.platform.refund_outcome = outcome
+    await wx.services.refunds.request_refund(ref, actor="admin:1", reason="admin")
+    await wx.deliver()  # the sender asks WeChat Pay to refund the charge
+    await wx.platform.drain()  # and WeChat Pay's refund ends as the test says, notified
+    (refund,) = wx.platform.refunds.values()
+    assert refund.status == outcome
+    return ref, refund
+
+
+async def test_an_abnormal_refund_is_reported_once_stays_owed_and_ends_when_the_merchant_handles_it(
+    wx: WechatSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """WeChat Pay could not pay the buyer back (their account is closed: ABNORMAL). The payment stays owed
+    and the order refund-due; the reconciliation, asking every minute, logs the trouble as an error once,
+    not every minute. When the merchant handles it in the merchant platform (发起异常退款) the same refund
+    ends SUCCESS and the order is refunded, the buyer told."""
+    ref, refund = await _refunded_by_admin(wx, "ABNORMAL")
+    caplog.clear()
+    reconciler = _reconciler(wx)
+    for _ in range(3):
+        await reconciler.run()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "ABNORMAL" in errors[0] and "发起异常退款" in errors[0], errors
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.REFUND_DUE
+    assert [p.order_ref for p in await wx.services.refunds.owed_by_provider("wechatpay")] == [ref]
+
+    await wx.platform.handle_abnormal_refund(refund.out_refund_no)  # REFUND.SUCCESS reaches the shop
+    assert refund.status == "SUCCESS"
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.REFUNDED
+    assert await wx.services.refunds.owed_by_provider("wechatpay") == []
+    await wx.deliver()
+    assert "退款" in wx.emu.texts(BUYER)[-1] and ref in wx.emu.texts(BUYER)[-1]
+    assert len(wx.platform.refunds) == 1  # one refund, never a second
+
+
+async def test_a_closed_refund_is_asked_for_again_under_its_own_number_and_completes(
+    wx: WechatSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refund WeChat Pay closed (failed) is submitted again under the same refund number, as WeChat Pay
+    asks: the reconciliation does it, the refund goes through, and the order ends refunded — no second
+    refund, the buyer paid back once."""
+    ref, refund = await _refunded_by_admin(wx, "CLOSED")
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.REFUND_DUE
+    assert wx.platform.orders[ref].refunded == 0  # WeChat Pay kept nothing back: the money is ours again
+    wx.platform.refund_outcome = "SUCCESS"
+    caplog.clear()
+    await _reconciler(wx).run()  # asks again; WeChat Pay settles it on its own and notifies
+    await wx.platform.drain()
+    assert refund.status == "SUCCESS" and len(wx.platform.refunds) == 1
+    assert wx.platform.orders[ref].refunded == 1990
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.REFUNDED
+    assert await wx.services.refunds.owed_by_provider("wechatpay") == []
+    assert any("asked for again" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -85,3 +85,37 @@ async def test_a_refund_asked_without_notify_url_is_not_notified(rig: Rig) -> No
     await rig.platform.settle_refund("R1")
     assert [n.event_type for n in rig.platform.notifies] == ["TRANSACTION.SUCCESS"]
     assert (await pay.query_refund("R1")).status == "SUCCESS"
+
+
+async def test_a_closed_refund_asked_again_under_its_own_number_goes_on(rig: Rig) -> None:
+    """WeChat Pay's rule: a failed refund is submitted again with its original out_refund_no."""
+    await paid(rig, 990)
+    await rig.pay.refund(out_trade_no=NO, out_refund_no="R1", refund=990, total=990)
+    await rig.platform.settle_refund("R1", "CLOSED")
+    again = await rig.pay.refund(out_trade_no=NO, out_refund_no="R1", refund=990, total=990)
+    assert again.status == "PROCESSING" and len(rig.platform.refunds) == 1
+    await rig.platform.settle_refund("R1")
+    assert (await rig.pay.query_refund("R1")).status == "SUCCESS"
+    with pytest.raises(WechatPayError, match="超过"):  # all of it is refunded now
+        await rig.pay.refund(out_trade_no=NO, out_refund_no="R2", refund=1, total=990)
+
+
+async def test_a_closed_refund_cannot_be_asked_again_once_another_took_its_amount(rig: Rig) -> None:
+    await paid(rig, 990)
+    await rig.pay.refund(out_trade_no=NO, out_refund_no="R1", refund=990, total=990)
+    await rig.platform.settle_refund("R1", "CLOSED")
+    await rig.pay.refund(out_trade_no=NO, out_refund_no="R2", refund=990, total=990)
+    with pytest.raises(WechatPayError, match="超过"):
+        await rig.pay.refund(out_trade_no=NO, out_refund_no="R1", refund=990, total=990)
+    assert rig.platform.refunds["R1"].status == "CLOSED"
+
+
+async def test_an_abnormal_refund_the_merchant_handles_ends_success_and_is_notified(rig: Rig) -> None:
+    await paid(rig)
+    await rig.pay.refund(out_trade_no=NO, out_refund_no="R1", refund=990, total=990)
+    await rig.platform.settle_refund("R1", "ABNORMAL")
+    await rig.platform.handle_abnormal_refund("R1")
+    assert (await rig.pay.query_refund("R1")).status == "SUCCESS"
+    assert [n.event_type for n in rig.platform.notifies][-2:] == ["REFUND.ABNORMAL", "REFUND.SUCCESS"]
+    with pytest.raises(ValueError, match="not ABNORMAL"):
+        await rig.platform.handle_abnormal_refund("R1")
