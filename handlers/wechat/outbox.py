@@ -35,8 +35,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import aiohttp
@@ -46,7 +45,7 @@ from core.messages import Broadcast, RefundDue
 from core.resilience import Backoff
 from core.services import Services
 from core.services.outbox import OutboxMessage
-from core.windows import CHANNEL, Spent, WechatWindow
+from core.windows import CHANNEL
 from handlers.wechat.errors import (
     ARGUMENT_INVALID,
     INVALID_TEMPLATE_ID,
@@ -66,12 +65,12 @@ from handlers.wechat.messages import (
     gave_up,
     render,
 )
+from handlers.wechat.quota import RoundUser, backoff, next_beijing_midnight
 from handlers.wechat.templates import Templates
 from handlers.wechat.texts import Texts, xml_safe
 
 log = logging.getLogger(__name__)
 
-BEIJING = timezone(timedelta(hours=8))  # WeChat's quotas turn at midnight there
 NO_PAY_BACK_RETRY = timedelta(minutes=15)  # a WeChat Pay refund waits this long for a way to make it
 # WeChat's codes that no retry changes: an openid unknown to the account, a user who unfollowed
 PERMANENT = frozenset({40003, 43004})
@@ -88,35 +87,6 @@ class TextApi(Protocol):
 
 
 PayBackCall = Callable[[RefundDue, OutboxMessage], Awaitable[None]]
-
-
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(300, 2 ** min(attempts, 9)))
-
-
-def next_beijing_midnight(now: datetime) -> datetime:
-    """The next midnight in Beijing after ``now``, in UTC (when a 45009 daily quota is counted again)."""
-    local = now.astimezone(BEIJING)
-    return datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=BEIJING).astimezone(UTC)
-
-
-@dataclass
-class _User:
-    """One user's share of a round: their window as known, and whether they are parked now."""
-
-    window: WechatWindow | None
-    known_at: datetime  # when the window was read: an opening after it is newer than what we know
-    parked: bool = False
-    spent: dict[Spent, int] = field(default_factory=lambda: defaultdict(int))
-
-    def closed(self, now: datetime) -> bool:
-        return self.parked or (self.window is not None and self.window.left(now) == 0)
-
-    def sent_one(self, now: datetime) -> None:
-        if self.window is not None and self.window.left(now) != 0:
-            self.window, spent = self.window.spend(now)
-            if spent is not None:
-                self.spent[spent] += 1
 
 
 class _Stop(Exception):
@@ -207,10 +177,10 @@ class WechatSender:
             return 0
         known_at = self.services.ctx.clock.now()
         windows = await self.services.wechat_windows.windows([m.user_id for m in batch])
-        users: dict[int, _User] = {}
+        users: dict[int, RoundUser] = {}
         mine: dict[int, list[OutboxMessage]] = defaultdict(list)
         for m in batch:
-            users.setdefault(m.user_id, _User(windows.get(m.user_id), known_at))
+            users.setdefault(m.user_id, RoundUser(windows.get(m.user_id), known_at))
             mine[m.user_id].append(m)
         sent: list[int] = []
         gate = asyncio.Semaphore(self.concurrency)
@@ -228,7 +198,7 @@ class WechatSender:
                 raise error
         return len(batch)
 
-    async def _count(self, users: dict[int, _User]) -> None:
+    async def _count(self, users: dict[int, RoundUser]) -> None:
         """What went out within each opening, for the next rounds to know (bookkeeping: WeChat counts)."""
         spent = [(uid, opening, n) for uid, u in users.items() for opening, n in u.spent.items()]
         try:
@@ -237,14 +207,14 @@ class WechatSender:
             log.warning("wechat outbox: counting a round's messages in their windows failed", exc_info=True)
 
     async def _user(
-        self, msgs: Sequence[OutboxMessage], user: _User, sent: list[int], gate: asyncio.Semaphore
+        self, msgs: Sequence[OutboxMessage], user: RoundUser, sent: list[int], gate: asyncio.Semaphore
     ) -> None:
         async with gate:
             for m in msgs:
                 if await self._deliver(m, user):
                     sent.append(m.id)
 
-    async def _deliver(self, m: OutboxMessage, user: _User) -> bool:
+    async def _deliver(self, m: OutboxMessage, user: RoundUser) -> bool:
         """Take one message as far as it can go now; True once all its steps are done (the caller marks
         it sent), else it was parked, postponed, rescheduled or set aside here."""
         progress = m.progress
@@ -277,7 +247,7 @@ class WechatSender:
         self._outages = 0
         return True
 
-    async def _step(self, m: OutboxMessage, user: _User, step: Step, i: int, progress: int) -> int:
+    async def _step(self, m: OutboxMessage, user: RoundUser, step: Step, i: int, progress: int) -> int:
         """Do step ``i``; returns the progress after it, or raises ``_Stop`` once the message is dealt
         with for now."""
         if isinstance(step, PayBack):
@@ -335,7 +305,7 @@ class WechatSender:
         return WxOutgoing(self.services, self.texts, m, self.public_url, self.alerts)
 
     async def _closed(
-        self, m: OutboxMessage, user: _User, progress: int, tried_at: datetime, why: str
+        self, m: OutboxMessage, user: RoundUser, progress: int, tried_at: datetime, why: str
     ) -> _Stop:
         """The user's window is closed: park the message (a broadcast's fails; one ``templates`` covers
         goes as a template message) and every other of theirs this round; an opening after ``tried_at``

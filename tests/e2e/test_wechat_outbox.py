@@ -33,7 +33,8 @@ from core.services.outbox import OutboxMessage
 from core.vault import Vault, new_key_spec
 from handlers.wechat import WechatCallback, WechatConfig, add_wechat_routes
 from handlers.wechat.errors import api_error
-from handlers.wechat.outbox import WechatSender, next_beijing_midnight
+from handlers.wechat.outbox import WechatSender
+from handlers.wechat.quota import next_beijing_midnight
 from handlers.wechat.texts import TEXT_MAX_BYTES, Texts
 from sandbox.http import serve_app
 from sandbox.wechat import Emulator, serve

@@ -31,7 +31,8 @@ from core.services.catalog import ProductDraft
 from core.vault import Vault, new_key_spec
 from handlers.wechat import WechatCallback, WechatConfig, add_wechat_routes
 from handlers.wechat.api import WechatApi
-from handlers.wechat.outbox import WechatSender, next_beijing_midnight
+from handlers.wechat.outbox import WechatSender
+from handlers.wechat.quota import next_beijing_midnight
 from handlers.wechat.templates import TEMPLATE_FIELD_MAX, ReminderTemplate, Templates
 from handlers.wechat.texts import Texts
 from handlers.wechat.tokens import TokenStore

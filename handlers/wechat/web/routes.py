@@ -33,7 +33,8 @@ from handlers.money import format_amount
 from handlers.wechat.paid import Merchant, take_transaction
 from handlers.wechat.pay import OrderPaid, OutTradeNoUsed
 from handlers.wechat.texts import DEFAULT_LANGUAGE, Texts, fit
-from handlers.wechat.web.pages import OrderView, Page, keys_page, message_page, native_page, pay_page
+from handlers.wechat.web.pages import OrderView, keys_page, message_page, native_page, pay_page
+from handlers.wechat.web.responses import html, no_store_header, redirect
 from handlers.wechat.web.session import COOKIE, SESSION_TTL, STATE_COOKIE, STATE_TTL, Sessions
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class WechatPages:
             return self._message(lang, "wx-page-pay-unavailable", status=502)
         params = self.pay.jsapi_params(prepay_id)
         page = pay_page(self.texts, lang, view, _minutes(order, now), params, self._url("order", order.ref))
-        return _html(page)
+        return html(page)
 
     async def _native(self, ref: str) -> web.StreamResponse:
         """A browser outside WeChat: the order's Native QR, to scan with WeChat on a phone. The link is the
@@ -180,7 +181,7 @@ class WechatPages:
             log.warning("wechat pay: native prepay for order %s failed: %s", order.ref, _why(e))
             return self._message(lang, "wx-page-pay-unavailable", status=502)
         svg = segno.make(code_url, error="m").svg_inline(scale=4, omitsize=True)
-        return _html(native_page(self.texts, lang, view, _minutes(order, now), svg))
+        return html(native_page(self.texts, lang, view, _minutes(order, now), svg))
 
     async def _paid_meanwhile(self, lang: str, order: Order) -> web.StreamResponse:
         """WeChat Pay says the order is paid while the shop still has it pending (its notify was lost or is
@@ -246,7 +247,7 @@ class WechatPages:
             log.info("wechat order page %s: %s", ref, type(e).__name__)
             return self._message(lang, "wx-page-keys-unavailable", status=409)
         view = await self._view(order, lang)
-        return _html(keys_page(self.texts, lang, view, revealed.keys))
+        return html(keys_page(self.texts, lang, view, revealed.keys))
 
     # ------------------------------------------------------------------ who is looking
 
@@ -263,7 +264,7 @@ class WechatPages:
                 except Exception as e:
                     log.warning("wechat page %s: OAuth code refused: %s", request.path, _why(e))
                     return self._message(DEFAULT_LANGUAGE, "wx-page-login-failed", status=502)
-                back = _redirect(self.config.public_url + request.path)
+                back = redirect(self.config.public_url + request.path)
                 back.set_cookie(
                     COOKIE,
                     self.sessions.cookie(openid),
@@ -291,7 +292,7 @@ class WechatPages:
             f"&redirect_uri={quote(c.public_url + path, safe='')}&response_type=code&scope=snsapi_base"
             f"&state={state}#wechat_redirect"
         )
-        response = _redirect(url)
+        response = redirect(url)
         response.set_cookie(
             STATE_COOKIE,
             self.sessions.state_nonce(state),
@@ -337,7 +338,7 @@ class WechatPages:
     def _message(
         self, lang: str, key: str, *, status: int = 200, link: tuple[str, str] | None = None
     ) -> web.StreamResponse:
-        return _html(message_page(self.texts, lang, key, link), status=status)
+        return html(message_page(self.texts, lang, key, link), status=status)
 
     def _url(self, kind: str, ref: str) -> str:
         return f"{self.config.public_url}{self.config.base_path}/{kind}/{ref}"
@@ -371,28 +372,6 @@ def _why(e: Exception) -> str:
     return f"{type(e).__name__}: {str(e)[:200]}"
 
 
-def _redirect(url: str) -> web.Response:
-    response = web.Response(status=302, headers={"Location": url})
-    _no_store(response)
-    return response
-
-
-def _no_store(response: web.StreamResponse) -> None:
-    response.headers["Cache-Control"] = "no-store"
-
-
-def _html(page: Page, status: int = 200) -> web.Response:
-    response = web.Response(text=page.html, status=status, content_type="text/html", charset="utf-8")
-    _no_store(response)
-    response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'nonce-{page.nonce}'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -406,7 +385,7 @@ def add_page_routes(app: web.Application, pages: WechatPages) -> None:
 
     async def no_store(request: web.Request, response: web.StreamResponse) -> None:
         if request.path.startswith(prefixes):
-            _no_store(response)
+            no_store_header(response)
 
     app.on_response_prepare.append(no_store)
 
