@@ -104,18 +104,25 @@ class Terminal:
         return True
 
 
-async def run_sandbox(settings: Settings, *, language: str = "en") -> int:
-    for noisy in ("aiogram.event", "aiogram.dispatcher", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    sandbox_dir = Path(settings.database.data_dir) / "sandbox"
-    sb = settings.replace(
-        data_dir=sandbox_dir,
+def sandbox_settings(settings: Settings, folder: str, **more: object) -> Settings:
+    """A sandbox's settings: a shop of its own under ``DATA_DIR/<folder>`` (its SQLite database and vault),
+    whatever the real shop's database, vault, webhook, Redis and payment provider are (the emulators stand
+    in for the platforms); ``more``: other settings to change."""
+    return settings.replace(
+        data_dir=Path(settings.database.data_dir) / folder,
         database_url=None,
         vault_keys=None,
         webhook_url=None,
         redis_url=None,
         payment_provider_token=None,
+        **more,
     )
+
+
+async def run_sandbox(settings: Settings, *, language: str = "en") -> int:
+    for noisy in ("aiogram.event", "aiogram.dispatcher", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    sb = sandbox_settings(settings, "sandbox")
     emulator = Emulator(token=SANDBOX_TOKEN, inline_mode=True, inline_feedback=True)
     emulator.user(YOU, "You", language_code=language)
     runner, url = await serve(emulator)
@@ -127,7 +134,7 @@ async def run_sandbox(settings: Settings, *, language: str = "en") -> int:
         await front.start_background()
         await front.start_polling()
         settle_heap()
-        print(f"keyshop sandbox — a local Bot API at {url}, data in {sandbox_dir}")
+        print(f"keyshop sandbox — a local Bot API at {url}, data in {sb.database.data_dir}")
         print(HELP)
         await term.handle("/start")
         loop = asyncio.get_running_loop()

@@ -14,10 +14,10 @@ import logging
 import re
 import sys
 from html import unescape
-from pathlib import Path
 
 from bot.i18n import compile_catalogs
 from bot.runtime import close_shop, open_shop
+from bot.sandbox import sandbox_settings
 from bot.settings import Settings
 from bot.wechat_sandbox import WechatSandbox, start_wechat_sandbox
 from core.models import UserIdentity
@@ -146,16 +146,7 @@ async def _distributor_code(services: Services) -> str:
 async def run_wechat_sandbox(settings: Settings) -> int:
     for noisy in ("aiogram.event", "aiogram.dispatcher", "apscheduler", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    sandbox_dir = Path(settings.database.data_dir) / "sandbox-wechat"
-    sb_settings = settings.replace(
-        data_dir=sandbox_dir,
-        database_url=None,
-        vault_keys=None,
-        webhook_url=None,
-        redis_url=None,
-        payment_provider_token=None,
-        shop_currency="CNY",
-    )
+    sb_settings = sandbox_settings(settings, "sandbox-wechat", shop_currency="CNY")
     services = await open_shop(sb_settings)
     sandbox = await start_wechat_sandbox(services, compile_catalogs())
     term = WechatTerminal(sandbox)
@@ -164,7 +155,7 @@ async def run_wechat_sandbox(settings: Settings) -> int:
         code = await _distributor_code(services)
         print(
             "keyshop WeChat sandbox — the official account and WeChat Pay emulated locally, "
-            f"data in {sandbox_dir}"
+            f"data in {sb_settings.database.data_dir}"
         )
         print(HELP)
         print(f"(you follow the account through the demo distributor's QR code ref:{code})")
