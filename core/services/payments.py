@@ -238,6 +238,11 @@ class PaymentService:
         due = await self.ctx.read(due_notices, self.ctx.clock.now(), limit)
         return [await self.process_notice(nid) for nid in due]
 
+    async def recorded(self, provider: str, charge_id: str) -> bool:
+        """Whether the shop has this charge: a payment, whatever became of it since, or a notice of it
+        not processed yet."""
+        return await self.ctx.read(_recorded, provider, charge_id)
+
     async def refund_unconfirmable(
         self, charge: Charge, *, reason: str, notice_id: int | None = None
     ) -> PaymentResult:
@@ -263,3 +268,8 @@ class PaymentService:
 
 def _order_and_buyer(uow: UnitOfWork, order_ref: str) -> tuple[Order, User, Product] | None:
     return uow.repo.orders.with_buyer_and_product(order_ref)
+
+
+def _recorded(uow: UnitOfWork, provider: str, charge_id: str) -> bool:
+    r = uow.repo
+    return r.payments.get(provider, charge_id) is not None or r.notices.id_of(provider, charge_id) is not None

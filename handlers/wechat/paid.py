@@ -226,9 +226,11 @@ class WechatPayReconciler:
         except Exception as e:
             log.warning("wechat pay: querying order %s failed: %s", row.order_ref, type(e).__name__)
             return 0
-        if tx.trade_state in ("SUCCESS", "REFUND"):
+        if tx.trade_state == "SUCCESS":
             outcome = await take_transaction(self.services, tx, self.merchant)
             return int(outcome is not None and outcome.result is not None)
+        if tx.trade_state == "REFUND":
+            return await self._refunded(row, tx)
         if tx.trade_state == "CLOSED":
             return int(await self.services.wechat_pay.settle(row.order_ref, CLOSED))
         if _over(row, now) and tx.trade_state in ("NOTPAY", "PAYERROR", "REVOKED"):
@@ -239,6 +241,21 @@ class WechatPayReconciler:
                 return 0
             return int(await self.services.wechat_pay.settle(row.order_ref, CLOSED))
         return 0
+
+    async def _refunded(self, row: OpenPayOrder, tx: Any) -> int:
+        """WeChat Pay took this order's money and gave some or all of it back. The shop's own charge (it
+        refunded it; its row only stayed open) settles as paid. A charge the shop never saw (its notify
+        lost, then refunded in the merchant platform) delivers nothing, as the money went back: the
+        admins are told, and the order is no longer asked about. 1 when the order settles now."""
+        if tx.transaction_id and await self.services.payments.recorded(PROVIDER, tx.transaction_id):
+            return int(await self.services.wechat_pay.settle(row.order_ref, PAID))
+        log.error(
+            "wechat pay: order %s was paid (%s) and refunded at WeChat Pay without the shop seeing the"
+            " payment: nothing was delivered; check the order in the merchant platform",
+            row.order_ref,
+            tx.transaction_id,
+        )
+        return int(await self.services.wechat_pay.settle(row.order_ref, CLOSED))
 
     async def _refunds(self) -> None:
         """Refunds asked of WeChat Pay whose notify never came: asked about by their number."""

@@ -24,15 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.wechat_sandbox import WechatSandbox, free_port
 from core import tables as t
 from core.clock import FrozenClock
 from core.models import OrderStatus
 from core.services import Services
+from core.services.wechat_pay import CHECK_EVERY, FIRST_CHECK_AFTER
 from handlers.wechat.paid import Merchant, WechatPayReconciler
-from tests.conftest import query
+from tests.conftest import query, sql
 from tests.e2e.wechat_buying import BUYER, PAY_LINK, STRANGER, new_product, order_in_chat, wechat_shop
 
 WECHAT_WAITS = 0.3  # seconds: WeChat's 5 s, compressed
@@ -99,6 +100,12 @@ async def _buyer_id(wx: WechatSandbox) -> int:
     found = await wx.services.users.find("wechat", BUYER)
     assert found is not None
     return found.id
+
+
+async def sql_reopen(services: Services, ref: str) -> None:
+    """The order's row at WeChat Pay open again, as if settling it had never been recorded."""
+    w = t.wechat_pay_orders
+    await sql(services, update(w).where(w.c.order_ref == ref).values(state="open", checked_at=None))
 
 
 def _reconciler(wx: WechatSandbox) -> WechatPayReconciler:
@@ -294,3 +301,51 @@ async def test_a_closed_refund_is_asked_for_again_under_its_own_number_and_compl
     assert await wx.services.refunds.owed_by_provider("wechatpay") == []
     assert any("asked for again" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_an_order_paid_and_refunded_at_wechat_pay_unseen_by_the_shop_is_reported_and_no_longer_asked(
+    wx: WechatSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The payment's notify was lost, and the merchant refunded the payment in the merchant platform before
+    the reconciliation asked: WeChat Pay says REFUND. The money went back, so nothing is delivered; the
+    admins learn of it (an error, once) and the order is not asked about every minute for ever."""
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
+    _, page = await wx.open_page(BUYER, wx.url("pay", ref))
+    wx.platform.drop_next_notify()
+    await wx.pay_page(BUYER, page)
+    wx.pay.config = replace(wx.pay.config, refund_notify_url=None)  # the merchant platform's own refund
+    await wx.pay.refund(out_trade_no=ref, out_refund_no="MERCHANT-1", refund=1990, total=1990)
+    await wx.platform.drain()
+    assert (await wx.pay.query(ref)).trade_state == "REFUND"
+    caplog.clear()
+    reconciler = _reconciler(wx)
+    clock = _move_shop_clock(wx, seconds=FIRST_CHECK_AFTER.total_seconds() + 1)
+    await reconciler.run()
+    assert await wx.services.wechat_pay.state(ref) == "closed"
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and ref in errors[0] and "refunded" in errors[0], errors
+    order = await wx.services.orders.get(ref)
+    assert order.status is OrderStatus.PENDING  # expires as unpaid: its keys go back on sale
+    assert await wx.services.refunds.owed_by_provider("wechatpay") == []
+    clock.advance(seconds=CHECK_EVERY.total_seconds() + 1)
+    assert await wx.services.wechat_pay.due() == []  # not asked about again
+
+
+async def test_the_shops_own_refunded_payment_whose_row_stayed_open_settles_as_paid(
+    wx: WechatSandbox,
+) -> None:
+    """The shop recorded the payment and refunded it, but the order's row at WeChat Pay stayed open (the
+    process died between the two): REFUND for a charge the shop knows settles it as paid, quietly."""
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
+    _, page = await wx.open_page(BUYER, wx.url("pay", ref))
+    await wx.pay_page(BUYER, page)
+    await wx.services.refunds.request_refund(ref, actor="admin:1", reason="admin")
+    await wx.deliver()
+    await wx.platform.drain()
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.REFUNDED
+    await sql_reopen(wx.services, ref)
+    _move_shop_clock(wx, seconds=FIRST_CHECK_AFTER.total_seconds() + 1)
+    assert await _reconciler(wx).run() == 1
+    assert await wx.services.wechat_pay.state(ref) == "paid"
