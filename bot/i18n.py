@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -32,12 +33,17 @@ def compile_catalogs(source: Path = SOURCE, target: Path | None = None) -> Path:
         with po.open("rb") as f:
             catalog = read_po(f, locale=lang, domain=DOMAIN)
         # A temporary file of this writer's own, renamed into place (atomic): two shops starting at once
-        # never read half a file, nor rename the file the other is writing.
-        with tempfile.NamedTemporaryFile(
-            dir=mo.parent, prefix=f"{DOMAIN}.", suffix=".part", delete=False
-        ) as out:
-            write_mo(out, catalog)
-        Path(out.name).replace(mo)
+        # never read half a file, nor rename the file the other is writing. Opened as a plain file (0666
+        # less the umask, not a temporary file's 0600: the default target is shared by every user's shops)
+        # and removed when writing it fails.
+        part = mo.with_name(f"{DOMAIN}.{secrets.token_hex(8)}.part")
+        try:
+            with part.open("xb") as out:
+                write_mo(out, catalog)
+            part.replace(mo)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
     return target
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import string
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from babel.messages.pofile import read_po
 
 import core.errors
@@ -116,3 +119,29 @@ def test_shops_compiling_the_catalogs_at_once_never_trip_over_each_others_tempor
         mo = tmp_path / lang / "LC_MESSAGES" / "messages.mo"
         assert mo.stat().st_size > 0
         assert not list(mo.parent.glob("*.part"))
+
+
+def test_compiled_catalogs_are_readable_by_every_user_as_before(tmp_path: Path) -> None:
+    """The default target is shared (the system's temporary directory, named after the catalogs): a shop
+    run as another user than the one that compiled them first must still read them, as with a plain
+    ``open`` (0666 less the umask), not a temporary file's private 0600."""
+    old = os.umask(0o022)
+    try:
+        compile_catalogs(target=tmp_path)
+    finally:
+        os.umask(old)
+    for lang in ("en", "zh_CN"):
+        mo = tmp_path / lang / "LC_MESSAGES" / "messages.mo"
+        assert stat.S_IMODE(mo.stat().st_mode) == 0o644
+
+
+def test_a_compile_that_fails_leaves_no_temporary_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("bot.i18n.write_mo", broken)
+    with pytest.raises(OSError, match="disk full"):
+        compile_catalogs(target=tmp_path)
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
