@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ from core.services.catalog import ProductDraft
 from core.tables import metadata
 from core.uow import UnitOfWork
 from core.vault import Vault, new_key_spec
-from tests.workers import isolate
+from tests.workers import REDIS_DATABASES, isolate
 
 _T = TypeVar("_T")
 
@@ -34,14 +34,25 @@ all on one worker, so that two such tests never compete for the cores with each 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """``pytest`` alone runs on every core: ``-n auto --dist loadgroup`` unless ``-n`` was given (``-n 0``
-    runs in this process), xdist is off (``-p no:xdist``), or a debugger is asked for."""
+    runs in this process), xdist is off (``-p no:xdist``), or a debugger is asked for (``--pdb``,
+    ``--trace``, or ``-s`` for a ``breakpoint()``: a worker's stdin is not the terminal)."""
     if not config.pluginmanager.hasplugin("xdist") or os.environ.get("PYTEST_XDIST_WORKER"):
         return
     opt = config.option
-    if opt.numprocesses is not None or opt.dist != "no" or opt.usepdb or opt.collectonly:
+    if opt.numprocesses is not None or opt.dist != "no" or opt.collectonly:
+        return
+    if opt.usepdb or opt.trace or opt.capture == "no":
         return
     opt.numprocesses = "auto"
     opt.dist = "loadgroup"
+
+
+@pytest.hookimpl(wrapper=True, optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int, int]:
+    """``-n auto`` starts at most one worker per Redis database (tests/workers.py): on more cores, a 17th
+    worker would share the first one's."""
+    cores = yield
+    return min(cores, REDIS_DATABASES)
 
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
