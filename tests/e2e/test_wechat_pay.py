@@ -166,13 +166,44 @@ async def test_a_desktop_browser_gets_a_native_qr_code_and_never_the_keys(wx: We
     await new_product(wx.services)
     ref = await order_in_chat(wx)
     status, page = await wx.open_page("desktop", wx.url("pay", ref), in_wechat=False)
+    assert status == 200 and "<svg" not in page and "?qr=1" in page  # asked for, not made on sight
+    status, page = await wx.open_page("desktop", wx.url("pay", ref) + "?qr=1", in_wechat=False)
     assert status == 200 and "<svg" in page and "扫描" in page
+    status, page = await wx.open_page("desktop", wx.url("pay", ref), in_wechat=False)  # reloaded
+    assert status == 200 and "<svg" in page
     native = wx.platform.orders[ref]
     await wx.platform.pay_native(native.code_url, openid=BUYER)
     assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
     status, keys = await wx.open_page("desktop", wx.url("order", ref), in_wechat=False)
     assert status == 403 and "TX-VIP" not in keys
     assert PaymentStatus  # imported for the refund tests that follow
+
+
+@pytest.mark.parametrize("query", ["", "?qr=0", "?qr=yes", "?qr=%3Cscript%3E", "?qr=", "?QR=1"])
+async def test_a_link_opened_outside_wechat_by_a_previewer_leaves_the_order_payable_in_wechat(
+    wx: WechatSandbox, query: str
+) -> None:
+    """Something outside WeChat fetches the pay link first (a link checker, a previewer, the buyer's
+    desktop): it sees the order and a way to ask for a QR code, and nothing is opened at WeChat Pay, whose
+    one trade per order would then be a Native QR the phone cannot pay. The buyer then pays in WeChat."""
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
+    status, page = await wx.open_page("previewer", wx.url("pay", ref) + query, in_wechat=False)
+    assert status == 200 and "<svg" not in page and "19.90" in page
+    assert "微信" in page and f"/pay/{ref}?qr=1" in page
+    assert ref not in wx.platform.orders and await wx.services.wechat_pay.trade_type(ref) is None
+    _, mine = await wx.open_page(BUYER, wx.url("pay", ref))
+    assert "getBrandWCPayRequest" in mine
+    await wx.pay_page(BUYER, mine)
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
+
+
+async def test_the_desktop_page_speaks_the_buyers_language(wx: WechatSandbox) -> None:
+    await new_product(wx.services)
+    ref = await order_in_chat(wx)
+    await wx.emu.send_text(BUYER, "english")
+    status, page = await wx.open_page("desktop", wx.url("pay", ref), in_wechat=False)
+    assert status == 200 and "Show the QR code" in page and "open this link in WeChat" in page
 
 
 async def test_an_order_wechat_pay_never_had_is_settled_once_its_reservation_is_over(

@@ -369,7 +369,7 @@ async def test_markup_in_a_product_name_and_in_keys_is_shown_as_text_on_every_pa
     ref = await _order(wx)
     b = _browser(wx, browsers)
     desktop = _browser(wx, browsers, DESKTOP_UA)
-    status, headers, native = await desktop.get(wx.url("pay", ref))
+    status, headers, native = await desktop.get(wx.url("pay", ref) + "?qr=1")
     assert status == 200 and "<svg" in native
     # a buyer in WeChat pays another order of the same product (the first is a Native QR now)
     ref = await _order(wx, OTHER)
@@ -720,7 +720,7 @@ async def test_a_desktop_reloading_the_qr_of_an_order_paid_meanwhile_learns_it_i
     await _product(wx.services)
     ref = await _order(wx, english=True)
     desktop = _browser(wx, browsers, DESKTOP_UA)
-    status, _, page = await desktop.get(wx.url("pay", ref))
+    status, _, page = await desktop.get(wx.url("pay", ref) + "?qr=1")
     assert status == 200 and "<svg" in page
     wx.platform.drop_next_notify()  # WeChat Pay's notify is lost
     code_url = wx.platform.orders[ref].code_url
@@ -744,7 +744,7 @@ async def test_a_buyer_whose_order_became_a_desktop_qr_can_order_again_in_the_ch
     give an order the phone can pay, not the same one again."""
     await _product(wx.services)
     ref = await _order(wx)
-    status, _, _ = await _browser(wx, browsers, DESKTOP_UA).get(wx.url("pay", ref))
+    status, _, _ = await _browser(wx, browsers, DESKTOP_UA).get(wx.url("pay", ref) + "?qr=1")
     assert status == 200 and wx.platform.orders[ref].trade_type == "NATIVE"
     phone = _browser(wx, browsers)
     status, _, page = await phone.login(BUYER, wx.url("pay", ref))
@@ -784,7 +784,7 @@ async def _qr_then_again(wx: WechatSandbox, browsers: list[Browser]) -> tuple[st
     """The buyer's first order became a desktop QR; they order again in the chat and pay the new one in
     WeChat (the first is cancelled). Both references."""
     first = await _order(wx)
-    status, _, _ = await _browser(wx, browsers, DESKTOP_UA).get(wx.url("pay", first))
+    status, _, _ = await _browser(wx, browsers, DESKTOP_UA).get(wx.url("pay", first) + "?qr=1")
     assert status == 200
     second = await _order(wx)
     _, _, page = await _browser(wx, browsers).login(BUYER, wx.url("pay", second))

@@ -121,6 +121,24 @@ def native_page(texts: Texts, lang: str, order: OrderView, minutes: int, qr_svg:
     return _page(lang, t(lang, "wx-page-pay-title"), body)
 
 
+def desktop_page(texts: Texts, lang: str, order: OrderView, minutes: int, qr_link: str) -> Page:
+    """A browser outside WeChat opening the pay link: the order, and a link to ask for its Native QR
+    (``qr_link``). The QR is made only when asked for: WeChat Pay keeps one trade per order, and a QR made
+    for whatever fetched the link first (a link checker, a previewer) would leave the buyer's phone unable
+    to pay it in WeChat."""
+    t = texts.tr
+    body = (
+        f'<div class="card"><h1>{_e(t(lang, "wx-page-pay-title"))}</h1>'
+        f"<div>{_name(order)} × {order.quantity}</div>"
+        f'<div class="amount">{_e(order.amount)}</div>'
+        f'<div id="message">{_e(t(lang, "wx-page-desktop"))}</div>'
+        f'<p><a id="show-qr" href="{_e(qr_link)}">{_e(t(lang, "wx-page-show-qr"))}</a></p>'
+        f'<div class="muted">{_e(t(lang, "wx-page-order", ref=order.ref))}</div>'
+        f'<div class="muted">{_e(t(lang, "wx-page-held", minutes=minutes))}</div></div>'
+    )
+    return _page(lang, t(lang, "wx-page-pay-title"), body)
+
+
 def message_page(
     texts: Texts, lang: str, key: str, link: tuple[str, str] | None = None, **params: object
 ) -> Page:

@@ -33,7 +33,7 @@ from handlers.money import format_amount
 from handlers.wechat.paid import Merchant, take_transaction
 from handlers.wechat.pay import OrderPaid, OutTradeNoUsed
 from handlers.wechat.texts import DEFAULT_LANGUAGE, Texts, fit
-from handlers.wechat.web.pages import OrderView, keys_page, message_page, native_page, pay_page
+from handlers.wechat.web.pages import OrderView, desktop_page, keys_page, message_page, native_page, pay_page
 from handlers.wechat.web.responses import html, no_store_header, redirect
 from handlers.wechat.web.session import COOKIE, SESSION_TTL, STATE_COOKIE, STATE_TTL, Sessions
 
@@ -110,7 +110,7 @@ class WechatPages:
         if self.pay is None:
             return self._message(DEFAULT_LANGUAGE, "wx-page-pay-off", status=503)
         if not _in_wechat(request):
-            return await self._native(ref)
+            return await self._native(ref, asked=request.query.get("qr") == "1")
         who = await self._who(request)
         if isinstance(who, web.StreamResponse):
             return who
@@ -147,9 +147,11 @@ class WechatPages:
         page = pay_page(self.texts, lang, view, _minutes(order, now), params, self._url("order", order.ref))
         return html(page)
 
-    async def _native(self, ref: str) -> web.StreamResponse:
-        """A browser outside WeChat: the order's Native QR, to scan with WeChat on a phone. The link is the
-        order's unguessable reference; the page shows what is to be paid, never keys."""
+    async def _native(self, ref: str, *, asked: bool) -> web.StreamResponse:
+        """A browser outside WeChat: the order's Native QR, to scan with WeChat on a phone, once ``asked``
+        for (``?qr=1``) or made before; until then the order and the link to ask for it (see
+        ``desktop_page``). The link is the order's unguessable reference; the page shows what is to be
+        paid, never keys."""
         assert self.pay is not None
         lang = DEFAULT_LANGUAGE
         order = await self._order_of(ref, None)
@@ -165,6 +167,9 @@ class WechatPages:
         if order.expires_at <= now:
             return self._message(lang, "wx-page-expired", status=410)
         view = await self._view(order, lang)
+        if not asked and await self.services.wechat_pay.trade_type(order.ref) is None:
+            link = self._url("pay", order.ref) + "?qr=1"
+            return html(desktop_page(self.texts, lang, view, _minutes(order, now), link))
         if await self.services.wechat_pay.opened(order.ref, "NATIVE") != "NATIVE":
             return self._message(lang, "wx-page-pay-elsewhere", status=409)
         try:
