@@ -20,12 +20,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from core.errors import InvalidInput, InvalidOrderState
+from core.errors import OrderNotFound as ShopOrderNotFound
 from core.messages import RefundDue
 from core.models import Charge, OrderStatus
 from core.services import Services
 from core.services.notices import NoticeOutcome
 from core.services.wechat_pay import CLOSED, PAID, OpenPayOrder
 from handlers.wechat.pay.errors import OrderNotFound
+from handlers.wechat.texts import DEFAULT_LANGUAGE
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,10 @@ async def take_transaction(services: Services, tx: Transaction, merchant: Mercha
         log.warning("wechat pay: transaction %s is for %s/%s, not us", tx.transaction_id, tx.appid, tx.mchid)
         return None
     payer = await services.users.find(CHANNEL, tx.openid) if tx.openid else None
+    if payer is None and tx.openid and not await _ours(services, tx.out_trade_no):
+        # money for no order of ours from someone the shop never saw: they become a user, so that what
+        # is owed back has someone to go to (WeChat Pay refunds by the order; the openid is of our AppID)
+        payer = await services.users.ensure(CHANNEL, tx.openid, language=DEFAULT_LANGUAGE)
     charge = Charge(
         PROVIDER,
         tx.transaction_id,
@@ -103,6 +109,14 @@ async def take_transaction(services: Services, tx: Transaction, merchant: Mercha
                 outcome.result.reason,
             )
     return outcome
+
+
+async def _ours(services: Services, order_ref: str) -> bool:
+    try:
+        await services.orders.get(order_ref)
+    except ShopOrderNotFound:
+        return False
+    return True
 
 
 class RefundClient(Protocol):

@@ -349,3 +349,24 @@ async def test_the_shops_own_refunded_payment_whose_row_stayed_open_settles_as_p
     _move_shop_clock(wx, seconds=FIRST_CHECK_AFTER.total_seconds() + 1)
     assert await _reconciler(wx).run() == 1
     assert await wx.services.wechat_pay.state(ref) == "paid"
+
+
+async def test_money_for_an_order_the_shop_never_made_from_a_payer_it_never_saw_still_goes_back(
+    wx: WechatSandbox,
+) -> None:
+    """As above, but whoever paid never wrote to the official account (a QR scanned by someone the shop
+    does not know): with no user to address the refund to, the money stayed owed for ever. The payer's
+    openid (of our AppID) is enough to make them a user, and WeChat Pay refunds by the order."""
+    expires = datetime.now(UTC) + timedelta(minutes=15)
+    await wx.pay.jsapi_prepay(
+        out_trade_no="NEVERMADE0000002", description="?", total=990, openid=STRANGER, time_expire=expires
+    )
+    await wx.platform.pay("NEVERMADE0000002", openid=STRANGER)
+    (owed,) = await wx.services.refunds.owed_by_provider("wechatpay")
+    assert (owed.order_ref, owed.amount, owed.reason) == ("NEVERMADE0000002", 990, "unknown_order")
+    assert owed.payer_id is not None
+    await wx.deliver()
+    await wx.platform.drain()
+    (refund,) = wx.platform.refunds.values()
+    assert (refund.out_trade_no, refund.refund, refund.status) == ("NEVERMADE0000002", 990, "SUCCESS")
+    assert await wx.services.refunds.owed_by_provider("wechatpay") == []
