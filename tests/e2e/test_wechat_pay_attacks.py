@@ -1061,3 +1061,28 @@ async def test_shared_key_and_hand_delivered_products_are_sold_in_wechat_too(
         else:  # paid, an admin delivers it: said so, with no "see the keys" link back to this very page
             assert status == 200 and "人工" in page and wx.url("order", ref) not in page
         await wx.emu.send_text(BUYER, "商品")
+
+
+# ---------------------------------------------------------------------------------------- outside WeChat
+
+
+async def test_a_desktop_opening_an_order_its_buyer_opened_in_wechat_is_told_to_pay_in_wechat(
+    wx: WechatSandbox, browsers: list[Browser]
+) -> None:
+    """The buyer opened the pay page in WeChat (a JSAPI trade: WeChat Pay's one trade for the order), then
+    the same link on a computer, asking for the QR or not: no QR can be made for it, and the computer is
+    told to pay in WeChat, which is true, not that a QR code elsewhere is paying it. The phone still pays."""
+    await _product(wx.services)
+    ref = await _order(wx, english=True)
+    phone = _browser(wx, browsers)
+    status, _, page = await phone.login(BUYER, wx.url("pay", ref))
+    assert status == 200 and "getBrandWCPayRequest" in page
+    desktop = _browser(wx, browsers, DESKTOP_UA)
+    for query in ("", "?qr=1"):
+        status, _, told = await desktop.get(wx.url("pay", ref) + query)
+        assert status == 409 and "<svg" not in told, (query, status)
+        assert "Open this page in WeChat to pay." in told and "QR code" not in told, (query, told)
+    assert wx.platform.orders[ref].trade_type == "JSAPI"
+    await wx.pay_page(BUYER, page)
+    assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
+

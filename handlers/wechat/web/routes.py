@@ -171,7 +171,8 @@ class WechatPages:
             link = self._url("pay", order.ref) + "?qr=1"
             return html(desktop_page(self.texts, lang, view, _minutes(order, now), link))
         if await self.services.wechat_pay.opened(order.ref, "NATIVE") != "NATIVE":
-            return self._message(lang, "wx-page-pay-elsewhere", status=409)
+            # opened in WeChat (JSAPI) first: WeChat Pay keeps that one trade, which only WeChat can pay
+            return self._message(lang, "wx-page-open-in-wechat", status=409)
         try:
             code_url = await self.pay.native_prepay(
                 out_trade_no=order.ref,
