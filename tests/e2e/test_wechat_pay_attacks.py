@@ -1086,3 +1086,31 @@ async def test_a_desktop_opening_an_order_its_buyer_opened_in_wechat_is_told_to_
     await wx.pay_page(BUYER, page)
     assert (await wx.services.orders.get(ref)).status is OrderStatus.DELIVERED
 
+
+async def test_the_show_qr_link_reaches_the_qr_when_the_callback_path_ends_in_a_slash(
+    tmp_path: Path, browsers: list[Browser], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WECHAT_CALLBACK_PATH=/wechat/ is accepted (the routes and the chat's links drop the slash): the
+    desktop page's link to the QR, and the pay page's link to the order page, must not hold "//", which
+    no route answers."""
+    import bot.wechat_sandbox
+
+    monkeypatch.setattr(bot.wechat_sandbox, "PATH", "/wechat/")
+    wx, db = await _sandbox("sqlite", tmp_path)
+    try:
+        await _product(wx.services)
+        ref = await _order(wx)
+        pay_url = f"{wx.shop_url}/wechat/pay/{ref}"
+        status, _, page = await _browser(wx, browsers, DESKTOP_UA).get(pay_url)
+        found = re.search(r'<a id="show-qr" href="([^"]+)"', page)
+        assert status == 200 and found, page
+        link = html.unescape(found.group(1))
+        assert link == pay_url + "?qr=1"
+        status, _, qr = await _browser(wx, browsers, DESKTOP_UA).get(link)
+        assert status == 200 and "<svg" in qr
+        other = await _order(wx, OTHER)
+        status, _, page = await _browser(wx, browsers).login(OTHER, f"{wx.shop_url}/wechat/pay/{other}")
+        assert status == 200 and f"{wx.shop_url}/wechat/order/{other}" in page and "//order/" not in page
+    finally:
+        await wx.close()
+        await db.dispose()

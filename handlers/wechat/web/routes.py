@@ -347,7 +347,8 @@ class WechatPages:
         return html(message_page(self.texts, lang, key, link), status=status)
 
     def _url(self, kind: str, ref: str) -> str:
-        return f"{self.config.public_url}{self.config.base_path}/{kind}/{ref}"
+        """The page's URL as the routes have it (``add_page_routes``: a callback path of /wechat/ too)."""
+        return f"{self.config.public_url}{self.config.base_path.rstrip('/')}/{kind}/{ref}"
 
 
 def _as_paid(order: Order) -> Order:
