@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 PROVIDER = "wechatpay"
 CURRENCY = "CNY"  # WeChat Pay's domestic API charges in fen of CNY only
 CHANNEL = "wechat"
+MAX_OPENID = 64  # users.external_id; WeChat's openids are 28 characters, WeChat Pay allows 128
 
 
 class Transaction(Protocol):
@@ -79,10 +80,12 @@ async def take_transaction(services: Services, tx: Transaction, merchant: Mercha
         log.warning("wechat pay: transaction %s is for %s/%s, not us", tx.transaction_id, tx.appid, tx.mchid)
         return None
     payer = await services.users.find(CHANNEL, tx.openid) if tx.openid else None
-    if payer is None and tx.openid and not await _ours(services, tx.out_trade_no):
+    openid = tx.openid if tx.openid and len(tx.openid) <= MAX_OPENID else None  # one a user can hold
+    if payer is None and openid and not await _ours(services, tx.out_trade_no):
         # money for no order of ours from someone the shop never saw: they become a user, so that what
-        # is owed back has someone to go to (WeChat Pay refunds by the order; the openid is of our AppID)
-        payer = await services.users.ensure(CHANNEL, tx.openid, language=DEFAULT_LANGUAGE)
+        # is owed back has someone to go to (WeChat Pay refunds by the order; the openid is of our AppID).
+        # An openid too long for a user: owed back by its order alone, as before
+        payer = await services.users.ensure(CHANNEL, openid, language=DEFAULT_LANGUAGE)
     charge = Charge(
         PROVIDER,
         tx.transaction_id,

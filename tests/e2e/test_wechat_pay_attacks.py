@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -1114,3 +1114,21 @@ async def test_the_show_qr_link_reaches_the_qr_when_the_callback_path_ends_in_a_
     finally:
         await wx.close()
         await db.dispose()
+
+
+async def test_a_payer_whose_openid_no_user_can_hold_is_still_recorded_and_owed_back(
+    any_wx: WechatSandbox,
+) -> None:
+    """WeChat Pay reports, for an order the shop never made, a payer openid longer than a user's identity
+    can be (64; WeChat's are 28, WeChat Pay allows 128): the payment is recorded as owed back (with no
+    payer to address it to, for the admins), not refused at every notify because no user could hold the
+    payer (PostgreSQL: value too long), which left it unrecorded."""
+    wx, payer = any_wx, "o" * 100
+    expires = datetime.now(UTC) + timedelta(minutes=15)
+    await wx.pay.jsapi_prepay(
+        out_trade_no="NEVERMADE0000003", description="?", total=990, openid=payer, time_expire=expires
+    )
+    await wx.platform.pay("NEVERMADE0000003", openid=payer)
+    (owed,) = await wx.services.refunds.owed_by_provider("wechatpay")
+    assert (owed.order_ref, owed.amount, owed.reason) == ("NEVERMADE0000003", 990, "unknown_order")
+    assert await wx.services.users.find("wechat", payer) is None
