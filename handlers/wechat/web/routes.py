@@ -5,8 +5,9 @@ Inside WeChat the buyer is identified by OAuth ``snsapi_base`` (silent: a redire
 a ``code`` the shop turns into the openid), kept in a signed cookie (``session``); a page shows an order
 only to the WeChat user who placed it. The pay page asks WeChat Pay for a JSAPI prepay (out_trade_no = the
 order reference, time_expire = the end of its reservation) and hands the signed parameters to
-``WeixinJSBridge``; a browser outside WeChat (a desktop) gets a Native QR to scan with a phone instead, as
-WeChat Pay's Native codes cannot be paid from the phone showing them. Keys are shown only inside WeChat,
+``WeixinJSBridge``; a browser outside WeChat (a desktop) gets the order and a link (``?qr=1``) to a Native
+QR to scan with a phone instead, as WeChat Pay's Native codes cannot be paid from the phone showing them
+(made only when asked for: WeChat Pay keeps one trade per order). Keys are shown only inside WeChat,
 to their buyer, each time audited as a reveal.
 
 Every page is a GET that changes nothing but the record of an order opened at WeChat Pay; answers are
