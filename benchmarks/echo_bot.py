@@ -31,6 +31,8 @@ from aiogram.enums import ParseMode
 from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import CallbackQuery, Message, PreCheckoutQuery
 
+from benchmarks.child import ROOT
+
 # The emulator's token (benchmarks.emulated.TOKEN; not imported, so that this process stays bare).
 TOKEN = "5555555555:BENCHMARK-token-for-the-emulator"
 METHODS: dict[str, type[TelegramMethod[Any]]] = {
@@ -110,8 +112,6 @@ class EchoProcess:
         self._proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> EchoProcess:
-        from benchmarks.emulated import ROOT  # the parent may import the emulator; the child does not
-
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -14,20 +14,17 @@ import contextlib
 import importlib
 import json
 import math
-import secrets
-import sys
 import traceback
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from multiprocessing.connection import Client, Connection, Listener
-from pathlib import Path
+from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any
 
+from benchmarks.child import connect, start_child, stop_child
 from sandbox.telegram import ApiError, Emulator, serve
 
 TOKEN = "5555555555:BENCHMARK-token-for-the-emulator"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class TimedEmulator(Emulator):
@@ -139,9 +136,7 @@ async def _serve(conn: Connection, emulator: dict[str, Any]) -> None:
 
 def child(address: str, authkey: str, emulator: str) -> None:
     """The emulator process's entry point (``EmulatorProcess`` starts it with ``python -c``)."""
-    host, _, port = address.rpartition(":")
-    conn = Client((host, int(port)), authkey=bytes.fromhex(authkey))
-    asyncio.run(_serve(conn, json.loads(emulator)))
+    asyncio.run(_serve(connect(address, authkey), json.loads(emulator)))
 
 
 class EmulatorProcess:
@@ -159,30 +154,9 @@ class EmulatorProcess:
         self._proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> EmulatorProcess:
-        loop = asyncio.get_running_loop()
-        authkey = secrets.token_bytes(16)
-        with Listener(("127.0.0.1", 0), authkey=authkey) as listener:
-            host, port = listener.address
-            code = "import sys; from benchmarks.emulated import child; child(*sys.argv[1:])"
-            self._proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                code,
-                f"{host}:{port}",
-                authkey.hex(),
-                json.dumps(self.emulator),
-                cwd=ROOT,
-            )
-            accepting: asyncio.Future[Connection] = loop.run_in_executor(None, listener.accept)
-            exited: asyncio.Future[Any] = asyncio.ensure_future(self._proc.wait())
-            await asyncio.wait([accepting, exited], return_when=asyncio.FIRST_COMPLETED)
-            if not accepting.done():
-                listener.close()  # the child died before it connected: stop waiting for it
-                with contextlib.suppress(OSError):
-                    await accepting
-                raise RuntimeError(f"the emulator's process exited with {self._proc.returncode}")
-            exited.cancel()
-            self._conn = accepting.result()
+        self._proc, self._conn = await start_child(
+            "benchmarks.emulated", json.dumps(self.emulator), what="the emulator"
+        )
         self.url = await self._recv()
         return self
 
@@ -201,16 +175,7 @@ class EmulatorProcess:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(OSError):
-                self._conn.send(None)
-            self._conn.close()
-        if self._proc is not None and self._proc.returncode is None:
-            try:
-                await asyncio.wait_for(self._proc.wait(), 10)
-            except TimeoutError:
-                self._proc.kill()
-                await self._proc.wait()
+        await stop_child(self._proc, self._conn)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -11,18 +11,14 @@ the bare handlers cost the server."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
-import sys
 import time
 import traceback
-from multiprocessing.connection import Client, Connection, Listener
-from pathlib import Path
+from multiprocessing.connection import Connection
 from types import TracebackType
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.child import connect, start_child, stop_child
+
 PATIENCE = 60.0  # seconds a request waits for its answer at all
 
 Request = tuple[dict[str, str], dict[str, str], bytes]  # query, headers, body
@@ -108,8 +104,7 @@ async def _serve(conn: Connection) -> None:
 
 def child(address: str, authkey: str) -> None:
     """The pusher process's entry point (``PusherProcess`` starts it with ``python -c``)."""
-    host, _, port = address.rpartition(":")
-    with Client((host, int(port)), authkey=bytes.fromhex(authkey)) as conn:
+    with connect(address, authkey) as conn:
         asyncio.run(_serve(conn))
 
 
@@ -119,24 +114,7 @@ class PusherProcess:
         self._proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> PusherProcess:
-        loop = asyncio.get_running_loop()
-        authkey = secrets.token_bytes(16)
-        with Listener(("127.0.0.1", 0), authkey=authkey) as listener:
-            host, port = listener.address
-            code = "import sys; from benchmarks.pusher import child; child(*sys.argv[1:])"
-            self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", code, f"{host}:{port}", authkey.hex(), cwd=ROOT
-            )
-            accepting: asyncio.Future[Connection] = loop.run_in_executor(None, listener.accept)
-            exited: asyncio.Future[Any] = asyncio.ensure_future(self._proc.wait())
-            await asyncio.wait([accepting, exited], return_when=asyncio.FIRST_COMPLETED)
-            if not accepting.done():
-                listener.close()  # the child died before it connected: stop waiting for it
-                with contextlib.suppress(OSError):
-                    await accepting
-                raise RuntimeError(f"the pusher's process exited with {self._proc.returncode}")
-            exited.cancel()
-            self._conn = accepting.result()
+        self._proc, self._conn = await start_child("benchmarks.pusher", what="the pusher")
         return self
 
     async def fire(
@@ -157,13 +135,4 @@ class PusherProcess:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(OSError):
-                self._conn.send(None)
-            self._conn.close()
-        if self._proc is not None:
-            try:
-                await asyncio.wait_for(self._proc.wait(), 10)
-            except TimeoutError:
-                self._proc.kill()
-                await self._proc.wait()
+        await stop_child(self._proc, self._conn)
