@@ -115,3 +115,36 @@ async def test_a_long_round_marks_what_it_sent_as_it_goes_so_a_lapsed_lease_rese
     await round_
     assert len(delivered) == 4
     assert len(again) <= 1  # at most the one not yet sent
+
+
+async def test_a_sender_stopped_while_a_message_wakes_it_stops_and_never_loops_on() -> None:
+    """The stop (cancel) and a new message's wake-up land in the same turn of the event loop. Python 3.11's
+    ``asyncio.wait_for`` then returns the wake-up and drops the cancel: the sender's loop went on for
+    ever, and the shop never finished stopping (seen as a hung test teardown)."""
+    from types import SimpleNamespace
+
+    from handlers.telegram.workers.outbox import OutboxSender
+
+    sender = SimpleNamespace(_wake=asyncio.Event())
+    idle = asyncio.create_task(OutboxSender._idle(sender, 5))  # type: ignore[arg-type]
+    for _ in range(3):
+        await asyncio.sleep(0)  # it waits now
+    sender._wake.set()
+    idle.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(idle, 2)
+
+
+async def test_the_wechat_sender_stopped_while_waiting_stops() -> None:
+    from types import SimpleNamespace
+
+    from handlers.wechat.outbox import WechatSender
+
+    sender = SimpleNamespace(_wake=asyncio.Event())
+    idle = asyncio.create_task(WechatSender._idle(sender, asyncio.Event(), 5))  # type: ignore[arg-type]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    sender._wake.set()
+    idle.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(idle, 2)

@@ -135,10 +135,13 @@ class OutboxSender:
                 await self._idle(self.idle_poll)
 
     async def _idle(self, seconds: float) -> None:
-        """Wait ``seconds``, or less if a message is written meanwhile (``wake``)."""
+        """Wait ``seconds``, or less if a message is written meanwhile (``wake``). ``asyncio.timeout``, not
+        ``wait_for``: on Python 3.11 ``wait_for`` drops a cancel that lands with the wake-up, and the
+        sender would never stop."""
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
     def _round_failed(self, error: Exception) -> None:
         """An outage is its dependency's to log (once); anything else is logged with its traceback when
